@@ -1,0 +1,129 @@
+//! ISO-8601 durations (`PT1H`, `P2D`), as `responseDeadline` and `delay` carry them.
+
+use std::fmt;
+
+use crate::Error;
+
+/// A validated, positive ISO-8601 duration. Keeps the caller's spelling, so that `PT60M` is
+/// answered back as `PT60M`, and the exact length in seconds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsoDuration {
+    text: String,
+    millis: u64,
+}
+
+impl IsoDuration {
+    /// Parses `text`; `field` names the request field in the error.
+    ///
+    /// Years and months have no fixed length, so they are refused rather than guessed.
+    pub fn parse(field: &str, text: &str) -> Result<Self, Error> {
+        let parsed = iso8601::duration(text).map_err(|_| {
+            Error::invalid(
+                field,
+                format!("`{text}` is not an ISO-8601 duration (e.g. PT1H, PT30M, P1D)"),
+            )
+        })?;
+        let millis = match parsed {
+            iso8601::Duration::Weeks(w) => u64::from(w) * 7 * 86_400_000,
+            iso8601::Duration::YMDHMS {
+                year,
+                month,
+                day,
+                hour,
+                minute,
+                second,
+                millisecond,
+            } => {
+                if year != 0 || month != 0 {
+                    return Err(Error::invalid(
+                        field,
+                        format!(
+                            "`{text}` uses years or months; use days, hours, minutes or seconds"
+                        ),
+                    ));
+                }
+                ((u64::from(day) * 24 + u64::from(hour)) * 60 + u64::from(minute)) * 60_000
+                    + u64::from(second) * 1000
+                    + u64::from(millisecond)
+            }
+        };
+        if millis == 0 {
+            return Err(Error::invalid(
+                field,
+                "the duration must be longer than zero",
+            ));
+        }
+        Ok(IsoDuration {
+            text: text.to_owned(),
+            millis,
+        })
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    pub fn as_chrono(&self) -> chrono::Duration {
+        chrono::Duration::milliseconds(i64::try_from(self.millis).unwrap_or(i64::MAX))
+    }
+
+    pub fn as_millis(&self) -> u64 {
+        self.millis
+    }
+}
+
+impl serde::Serialize for IsoDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IsoDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = <String as serde::Deserialize>::deserialize(d)?;
+        IsoDuration::parse("duration", &text).map_err(serde::de::Error::custom)
+    }
+}
+
+impl fmt::Display for IsoDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_common_deadlines() {
+        assert_eq!(
+            IsoDuration::parse("d", "PT1H").unwrap().as_millis(),
+            3_600_000
+        );
+        assert_eq!(
+            IsoDuration::parse("d", "PT30M").unwrap().as_millis(),
+            1_800_000
+        );
+        assert_eq!(
+            IsoDuration::parse("d", "P1DT2H").unwrap().as_millis(),
+            93_600_000
+        );
+        assert_eq!(
+            IsoDuration::parse("d", "P1W").unwrap().as_millis(),
+            604_800_000
+        );
+        assert_eq!(IsoDuration::parse("d", "PT60M").unwrap().as_str(), "PT60M");
+    }
+
+    #[test]
+    fn refuses_garbage_zero_and_calendar_units() {
+        for bad in ["", "1h", "PT", "P1M", "P1Y", "PT0S", "hello"] {
+            let err = IsoDuration::parse("responseDeadline", bad).unwrap_err();
+            assert!(
+                err.to_string().starts_with("responseDeadline:"),
+                "{bad}: {err}"
+            );
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! Triggerline's domain crate: everything the functions share and nothing that touches the
+//! outside world. It holds the wire model of the SailPoint Event Trigger API, the validation that
+//! turns wire requests into domain values, the built-in trigger catalog, the SailPoint collection
+//! parameter language, JSONPath filters, the ports the adapters implement, and the use cases the
+//! HTTP handlers call.
+//!
+//! Arrows point here: `functions/*` and `infra/*` depend on this crate; it depends on neither.
+#![forbid(unsafe_code)]
+
+pub mod catalog;
+pub mod duration;
+pub mod error;
+pub mod jsonpath;
+pub mod model;
+pub mod ports;
+pub mod query;
+pub mod time;
+pub mod usecases;
+pub mod wire;
+
+#[cfg(feature = "test-support")]
+pub mod contract;
+
+pub use error::{Error, Result};

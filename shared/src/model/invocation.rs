@@ -1,0 +1,106 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{DispatchMode, TriggerType};
+
+/// Whether an invocation came from the test API or from a real event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InvocationType {
+    Test,
+    RealTime,
+}
+
+/// Where an invocation is in its lifecycle. Only the store's conditional write moves it out of
+/// an open state (`PENDING`, `ACKNOWLEDGED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum InvocationState {
+    Pending,
+    Acknowledged,
+    Completed,
+    Failed,
+    TimedOut,
+}
+
+impl InvocationState {
+    pub fn is_open(self) -> bool {
+        matches!(
+            self,
+            InvocationState::Pending | InvocationState::Acknowledged
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            InvocationState::Pending => "PENDING",
+            InvocationState::Acknowledged => "ACKNOWLEDGED",
+            InvocationState::Completed => "COMPLETED",
+            InvocationState::Failed => "FAILED",
+            InvocationState::TimedOut => "TIMED_OUT",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            InvocationState::Pending,
+            InvocationState::Acknowledged,
+            InvocationState::Completed,
+            InvocationState::Failed,
+            InvocationState::TimedOut,
+        ]
+        .into_iter()
+        .find(|state| state.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for InvocationState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One delivery of one event to one subscription, and what became of it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invocation {
+    pub id: String,
+    pub trigger_id: String,
+    pub trigger_type: TriggerType,
+    pub subscription_id: String,
+    pub subscription_name: String,
+    pub invocation_type: InvocationType,
+    /// The subscription's HTTP mode at creation; `None` for EventBridge and FIRE_AND_FORGET.
+    pub response_mode: Option<DispatchMode>,
+    pub state: InvocationState,
+    #[serde(with = "crate::time::rfc3339")]
+    pub created: DateTime<Utc>,
+    #[serde(with = "crate::time::rfc3339::option")]
+    pub completed: Option<DateTime<Utc>>,
+    /// When an open REQUEST_RESPONSE invocation times out.
+    #[serde(with = "crate::time::rfc3339::option")]
+    pub deadline: Option<DateTime<Utc>>,
+    pub input: Value,
+    pub content_json: Value,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    /// Hash of the callback secret; the secret itself is never stored.
+    pub secret_hash: String,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One try at delivering an invocation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    #[serde(with = "crate::time::rfc3339")]
+    pub started_at: DateTime<Utc>,
+    /// The URL's host (never its credentials) or the event bus.
+    pub target: String,
+    pub status_code: Option<u16>,
+    pub duration_ms: u64,
+    pub outcome: String,
+    pub error: Option<String>,
+}

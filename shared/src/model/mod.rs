@@ -1,0 +1,12 @@
+//! Domain values. Once you hold one, it is valid: the wire types in [`crate::wire`] become these
+//! only through the validation in [`crate::usecases`].
+
+mod invocation;
+mod subscription;
+mod trigger;
+
+pub use invocation::{Attempt, Invocation, InvocationState, InvocationType};
+pub use subscription::{
+    DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, Subscription, SubscriptionType, Target,
+};
+pub use trigger::{Trigger, TriggerType};

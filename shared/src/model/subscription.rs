@@ -1,0 +1,103 @@
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::duration::IsoDuration;
+use crate::jsonpath::JsonPathFilter;
+
+/// SailPoint's subscription types. Only `HTTP` and `EVENTBRIDGE` are served; the others exist so
+/// that a client sending them gets a clear answer instead of a parse error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum SubscriptionType {
+    Http,
+    Eventbridge,
+    Inline,
+    Script,
+    Workflow,
+}
+
+impl SubscriptionType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubscriptionType::Http => "HTTP",
+            SubscriptionType::Eventbridge => "EVENTBRIDGE",
+            SubscriptionType::Inline => "INLINE",
+            SubscriptionType::Script => "SCRIPT",
+            SubscriptionType::Workflow => "WORKFLOW",
+        }
+    }
+}
+
+/// How an HTTP subscriber answers a REQUEST_RESPONSE invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DispatchMode {
+    Sync,
+    Async,
+    Dynamic,
+}
+
+/// A subscriber's service and how to reach it. Secrets are kept here (the dispatcher needs them)
+/// and never leave through the API: [`crate::wire::Subscription`] nulls them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub trigger_id: String,
+    pub trigger_name: String,
+    pub target: Target,
+    pub response_deadline: IsoDuration,
+    pub enabled: bool,
+    pub filter: Option<JsonPathFilter>,
+    /// Standard Webhooks signing key (`whsec_…`), shown once at creation.
+    pub signing_secret: String,
+    #[serde(with = "crate::time::rfc3339")]
+    pub created: DateTime<Utc>,
+    #[serde(with = "crate::time::rfc3339")]
+    pub modified: DateTime<Utc>,
+    /// Bumped on every write; updates are conditional on it.
+    pub version: u64,
+}
+
+impl Subscription {
+    pub fn subscription_type(&self) -> SubscriptionType {
+        match self.target {
+            Target::Http(_) => SubscriptionType::Http,
+            Target::EventBridge(_) => SubscriptionType::Eventbridge,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "type")]
+pub enum Target {
+    #[serde(rename = "HTTP")]
+    Http(HttpTarget),
+    #[serde(rename = "EVENTBRIDGE")]
+    EventBridge(EventBridgeTarget),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpTarget {
+    pub url: String,
+    pub mode: DispatchMode,
+    pub auth: HttpAuth,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", tag = "kind")]
+pub enum HttpAuth {
+    None,
+    Basic { user_name: String, password: String },
+    Bearer { token: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBridgeTarget {
+    pub aws_account: String,
+    pub aws_region: String,
+}

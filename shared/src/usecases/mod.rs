@@ -1,0 +1,10 @@
+//! The use cases, one module per resource. Each method is what one endpoint does: handlers parse,
+//! call one of these, and map the result.
+
+pub mod invocations;
+pub mod subscriptions;
+pub mod triggers;
+mod validate;
+
+pub use invocations::InvocationStatuses;
+pub use subscriptions::Subscriptions;

@@ -1,0 +1,294 @@
+//! Subscription use cases: create, list, replace (PUT), patch (JSON Patch), delete, and the
+//! stateless filter check.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::validate;
+use crate::catalog::Catalog;
+use crate::duration::IsoDuration;
+use crate::error::ResourceKind;
+use crate::jsonpath::{JsonPathFilter, check_filter};
+use crate::model::Subscription;
+use crate::ports::SubscriptionStore;
+use crate::query::{Page, SubscriptionQuery};
+use crate::time::{Clock, IdGenerator};
+use crate::wire::{
+    self, SubscriptionPatchRequest, SubscriptionPostRequest, SubscriptionPutRequest,
+    ValidateFilterInputDto, ValidateFilterOutputDto,
+};
+use crate::{Error, Result};
+
+/// The deadline SailPoint (and its SDK) applies when none is given.
+pub const DEFAULT_RESPONSE_DEADLINE: &str = "PT1H";
+
+/// Top-level fields a JSON Patch may touch (SailPoint's list, less `workflowConfig`, which has no
+/// model anywhere).
+pub const PATCHABLE: &[&str] = &[
+    "name",
+    "description",
+    "enabled",
+    "type",
+    "filter",
+    "responseDeadline",
+    "httpConfig",
+    "eventBridgeConfig",
+];
+
+/// The subscription use cases over their dependencies.
+#[derive(Debug, Clone)]
+pub struct Subscriptions {
+    store: Arc<dyn SubscriptionStore>,
+    catalog: &'static Catalog,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+impl Subscriptions {
+    pub fn new(
+        store: Arc<dyn SubscriptionStore>,
+        catalog: &'static Catalog,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        Subscriptions {
+            store,
+            catalog,
+            clock,
+            ids,
+        }
+    }
+
+    /// Validates and stores a new subscription. The result holds the signing secret, which the
+    /// caller shows once.
+    pub async fn create(&self, request: SubscriptionPostRequest) -> Result<Subscription> {
+        let entry = self.catalog.require("triggerId", &request.trigger_id)?;
+        let name = validate::name("name", request.name)?;
+        let target = validate::target(
+            request.subscription_type,
+            request.http_config,
+            request.event_bridge_config,
+            None,
+        )?;
+        let response_deadline = deadline(request.response_deadline.as_deref())?;
+        let filter = filter(request.filter.as_deref())?;
+        let now = self.clock.now();
+        let subscription = Subscription {
+            id: self.ids.id(),
+            name,
+            description: request.description,
+            trigger_id: entry.trigger.id.clone(),
+            trigger_name: entry.trigger.name.clone(),
+            target,
+            response_deadline,
+            enabled: request.enabled.unwrap_or(true),
+            filter,
+            signing_secret: format!("whsec_{}", self.ids.secret(32)),
+            created: now,
+            modified: now,
+            version: 1,
+        };
+        self.store
+            .create(
+                &subscription,
+                entry.trigger.trigger_type.max_subscriptions(),
+            )
+            .await?;
+        Ok(subscription)
+    }
+
+    pub async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>> {
+        self.store.list(query).await
+    }
+
+    /// PUT: replaces the subscription's fields. `name` and `type` left out keep their stored
+    /// values (a subscription cannot exist without them); every other field left out takes its
+    /// default (`responseDeadline` PT1H, `enabled` true, the rest none), as a replacement should.
+    pub async fn replace(&self, id: &str, request: SubscriptionPutRequest) -> Result<Subscription> {
+        let current = self.get(id).await?;
+        self.apply(current, request).await
+    }
+
+    /// PATCH: applies RFC 6902 operations to the subscription's PUT view, then validates the
+    /// result exactly as a PUT.
+    pub async fn patch(&self, id: &str, patch: SubscriptionPatchRequest) -> Result<Subscription> {
+        for (i, op) in patch.0.iter().enumerate() {
+            check_patch_path(i, op)?;
+        }
+        let current = self.get(id).await?;
+        let mut document =
+            serde_json::to_value(wire::Subscription::from_model(&current).patch_document())
+                .map_err(|e| Error::invalid("body", e.to_string()))?;
+        json_patch::patch(&mut document, &patch.0)
+            .map_err(|e| Error::invalid(format!("[{}]", e.operation), e.kind.to_string()))?;
+        coerce_boolean(&mut document, "enabled")?;
+        let request: SubscriptionPutRequest = serde_path_to_error::deserialize(document)
+            .map_err(|e| Error::invalid(e.path().to_string(), e.inner().to_string()))?;
+        self.apply(current, request).await
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        self.store.delete(id).await
+    }
+
+    async fn get(&self, id: &str) -> Result<Subscription> {
+        self.store.get(id).await?.ok_or_else(|| Error::NotFound {
+            kind: ResourceKind::Subscription,
+            id: id.to_owned(),
+        })
+    }
+
+    async fn apply(
+        &self,
+        current: Subscription,
+        request: SubscriptionPutRequest,
+    ) -> Result<Subscription> {
+        if let Some(id) = request.id.as_deref().filter(|id| *id != current.id) {
+            return Err(Error::invalid(
+                "id",
+                format!("cannot change (`{id}` ≠ `{}`)", current.id),
+            ));
+        }
+        if let Some(t) = request
+            .trigger_id
+            .as_deref()
+            .filter(|t| *t != current.trigger_id)
+        {
+            return Err(Error::invalid(
+                "triggerId",
+                format!("cannot change (`{t}` ≠ `{}`)", current.trigger_id),
+            ));
+        }
+        let kind = request
+            .subscription_type
+            .unwrap_or_else(|| current.subscription_type());
+        let name = match request.name {
+            Some(name) => validate::name("name", name)?,
+            None => current.name.clone(),
+        };
+        let target = validate::target(
+            kind,
+            request.http_config,
+            request.event_bridge_config,
+            Some(&current.target),
+        )?;
+        let updated = Subscription {
+            name,
+            description: request.description,
+            target,
+            response_deadline: deadline(request.response_deadline.as_deref())?,
+            enabled: request.enabled.unwrap_or(true),
+            filter: filter(request.filter.as_deref())?,
+            modified: self.clock.now(),
+            version: current.version + 1,
+            ..current.clone()
+        };
+        self.store.replace(&updated, current.version).await?;
+        Ok(updated)
+    }
+}
+
+/// `validate-filter`: a bad expression is an answer (`isValidJSONPath: false`), not an error.
+pub fn validate_filter(request: &ValidateFilterInputDto) -> ValidateFilterOutputDto {
+    let check = check_filter(&request.filter, &Value::Object(request.input.clone()));
+    ValidateFilterOutputDto {
+        is_valid: check.is_valid(),
+        is_valid_json_path: check.is_valid_json_path,
+        is_path_exist: check.is_path_exist,
+    }
+}
+
+fn deadline(text: Option<&str>) -> Result<IsoDuration> {
+    IsoDuration::parse(
+        "responseDeadline",
+        text.unwrap_or(DEFAULT_RESPONSE_DEADLINE),
+    )
+}
+
+fn filter(text: Option<&str>) -> Result<Option<JsonPathFilter>> {
+    text.map(|f| JsonPathFilter::parse("filter", f)).transpose()
+}
+
+fn check_patch_path(index: usize, op: &json_patch::PatchOperation) -> Result<()> {
+    use json_patch::PatchOperation as Op;
+    let mut paths = vec![op.path().to_string()];
+    match op {
+        Op::Move(m) => paths.push(m.from.to_string()),
+        Op::Copy(c) => paths.push(c.from.to_string()),
+        _ => {}
+    }
+    for path in paths {
+        let top = path.trim_start_matches('/').split('/').next().unwrap_or("");
+        if !PATCHABLE.contains(&top) {
+            return Err(Error::invalid(
+                format!("[{index}].path"),
+                format!(
+                    "`{path}` cannot be patched; patchable: {}",
+                    PATCHABLE.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The Python SDK cannot send a JSON boolean in a patch value, so for boolean fields the strings
+/// "true"/"false" and the integers 1/0 are taken as booleans.
+fn coerce_boolean(document: &mut Value, field: &str) -> Result<()> {
+    let Some(value) = document.get_mut(field) else {
+        return Ok(());
+    };
+    let coerced = match &*value {
+        Value::Bool(_) | Value::Null => return Ok(()),
+        Value::String(s) if s == "true" => true,
+        Value::String(s) if s == "false" => false,
+        Value::Number(n) if n.as_u64() == Some(1) => true,
+        Value::Number(n) if n.as_u64() == Some(0) => false,
+        other => {
+            return Err(Error::invalid(
+                field,
+                format!("`{other}` is not a boolean (true, false, \"true\", \"false\", 1 or 0)"),
+            ));
+        }
+    };
+    *value = Value::Bool(coerced);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn sdk_style_boolean_strings_and_ints_are_coerced() {
+        for (given, expected) in [(json!("false"), false), (json!(1), true), (json!(0), false)] {
+            let mut doc = json!({"enabled": given});
+            coerce_boolean(&mut doc, "enabled").unwrap();
+            assert_eq!(doc["enabled"], json!(expected));
+        }
+        let mut doc = json!({"enabled": "x"});
+        assert!(
+            coerce_boolean(&mut doc, "enabled")
+                .unwrap_err()
+                .to_string()
+                .starts_with("enabled:")
+        );
+    }
+
+    #[test]
+    fn patch_paths_outside_the_patchable_fields_are_refused() {
+        let patch: SubscriptionPatchRequest = serde_json::from_value(json!([
+            {"op": "replace", "path": "/httpConfig/url", "value": "https://x"},
+            {"op": "replace", "path": "/triggerId", "value": "idn:other"}
+        ]))
+        .unwrap();
+        assert!(check_patch_path(0, &patch.0[0]).is_ok());
+        let err = check_patch_path(1, &patch.0[1]).unwrap_err().to_string();
+        assert!(
+            err.starts_with("[1].path: `/triggerId` cannot be patched"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,356 @@
+//! The SailPoint Event Trigger API's JSON, field for field (see `design/api.md` and
+//! `design/triggers.md`). Requests deserialize into these types; responses serialize from them.
+//! Names are SailPoint's, including the `Dto` suffixes, so that a reader can hold them next to
+//! the published spec.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::catalog::CatalogEntry;
+use crate::model::{
+    self, DispatchMode, HttpAuth, InvocationState, InvocationType, SubscriptionType, Target,
+    TriggerType,
+};
+
+/// An item of `GET /triggers/v1`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Trigger<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    #[serde(rename = "type")]
+    pub trigger_type: TriggerType,
+    pub description: &'a str,
+    pub input_schema: &'a str,
+    pub example_input: &'a Value,
+    pub output_schema: Option<&'a str>,
+    pub example_output: Option<&'a Value>,
+}
+
+impl<'a> From<&'a CatalogEntry> for Trigger<'a> {
+    fn from(e: &'a CatalogEntry) -> Self {
+        Trigger {
+            id: &e.trigger.id,
+            name: &e.trigger.name,
+            trigger_type: e.trigger.trigger_type,
+            description: &e.trigger.description,
+            input_schema: &e.input_schema_text,
+            example_input: &e.trigger.example_input,
+            output_schema: e.output_schema_text.as_deref(),
+            example_output: e.trigger.example_output.as_ref(),
+        }
+    }
+}
+
+/// `httpConfig`, as sent and as answered (with secrets nulled).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HttpConfig {
+    pub url: String,
+    pub http_dispatch_mode: DispatchMode,
+    #[serde(default)]
+    pub http_authentication_type: Option<HttpAuthenticationType>,
+    #[serde(default)]
+    pub basic_auth_config: Option<BasicAuthConfig>,
+    #[serde(default)]
+    pub bearer_token_auth_config: Option<BearerTokenAuthConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum HttpAuthenticationType {
+    NoAuth,
+    BasicAuth,
+    BearerToken,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BasicAuthConfig {
+    #[serde(default)]
+    pub user_name: Option<String>,
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BearerTokenAuthConfig {
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventBridgeConfig {
+    pub aws_account: String,
+    pub aws_region: String,
+}
+
+/// Body of `POST /trigger-subscriptions/v1`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionPostRequest {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    pub trigger_id: String,
+    #[serde(rename = "type")]
+    pub subscription_type: SubscriptionType,
+    #[serde(default)]
+    pub response_deadline: Option<String>,
+    #[serde(default)]
+    pub http_config: Option<HttpConfig>,
+    #[serde(default)]
+    pub event_bridge_config: Option<EventBridgeConfig>,
+    #[serde(default)]
+    pub enabled: Option<bool>,
+    #[serde(default)]
+    pub filter: Option<String>,
+}
+
+/// Body of `PUT /trigger-subscriptions/v1/{id}`, and the document a JSON Patch is applied to.
+/// Nothing is required (SailPoint's spec); `id` and `triggerId` are accepted only to refuse a
+/// change to them.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionPutRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    pub subscription_type: Option<SubscriptionType>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_deadline: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_config: Option<HttpConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_bridge_config: Option<EventBridgeConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filter: Option<String>,
+}
+
+/// One operation of a `PATCH /trigger-subscriptions/v1/{id}` body (RFC 6902).
+pub type SubscriptionPatchRequest = json_patch::Patch;
+
+/// A subscription as every endpoint answers it. Secrets are always null, except
+/// `signingSecret` in the answer to the create that made it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Subscription {
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub trigger_id: String,
+    pub trigger_name: String,
+    #[serde(rename = "type")]
+    pub subscription_type: SubscriptionType,
+    pub response_deadline: String,
+    pub http_config: Option<HttpConfig>,
+    pub event_bridge_config: Option<EventBridgeConfig>,
+    pub enabled: bool,
+    pub filter: Option<String>,
+    /// Extension: the Standard Webhooks signing key, present only in the 201 of the create.
+    pub signing_secret: Option<String>,
+}
+
+impl Subscription {
+    /// The public view: secrets nulled.
+    pub fn from_model(s: &model::Subscription) -> Self {
+        let (http_config, event_bridge_config) = match &s.target {
+            Target::Http(h) => (Some(HttpConfig::redacted(h)), None),
+            Target::EventBridge(e) => (
+                None,
+                Some(EventBridgeConfig {
+                    aws_account: e.aws_account.clone(),
+                    aws_region: e.aws_region.clone(),
+                }),
+            ),
+        };
+        Subscription {
+            id: s.id.clone(),
+            name: s.name.clone(),
+            description: s.description.clone(),
+            trigger_id: s.trigger_id.clone(),
+            trigger_name: s.trigger_name.clone(),
+            subscription_type: s.subscription_type(),
+            response_deadline: s.response_deadline.as_str().to_owned(),
+            http_config,
+            event_bridge_config,
+            enabled: s.enabled,
+            filter: s.filter.as_ref().map(|f| f.as_str().to_owned()),
+            signing_secret: None,
+        }
+    }
+
+    /// The view a JSON Patch applies to: the fields a PUT takes.
+    pub fn patch_document(&self) -> SubscriptionPutRequest {
+        SubscriptionPutRequest {
+            id: None,
+            trigger_id: None,
+            name: Some(self.name.clone()),
+            description: self.description.clone(),
+            subscription_type: Some(self.subscription_type),
+            response_deadline: Some(self.response_deadline.clone()),
+            http_config: self.http_config.clone(),
+            event_bridge_config: self.event_bridge_config.clone(),
+            enabled: Some(self.enabled),
+            filter: self.filter.clone(),
+        }
+    }
+}
+
+impl HttpConfig {
+    fn redacted(h: &model::HttpTarget) -> Self {
+        let (auth_type, basic, bearer) = match &h.auth {
+            HttpAuth::None => (HttpAuthenticationType::NoAuth, None, None),
+            HttpAuth::Basic { user_name, .. } => (
+                HttpAuthenticationType::BasicAuth,
+                Some(BasicAuthConfig {
+                    user_name: Some(user_name.clone()),
+                    password: None,
+                }),
+                None,
+            ),
+            HttpAuth::Bearer { .. } => (
+                HttpAuthenticationType::BearerToken,
+                None,
+                Some(BearerTokenAuthConfig { bearer_token: None }),
+            ),
+        };
+        HttpConfig {
+            url: h.url.clone(),
+            http_dispatch_mode: h.mode,
+            http_authentication_type: Some(auth_type),
+            basic_auth_config: basic,
+            bearer_token_auth_config: bearer,
+        }
+    }
+}
+
+/// Body of `POST /trigger-subscriptions/v1/validate-filter`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateFilterInputDto {
+    pub input: serde_json::Map<String, Value>,
+    pub filter: String,
+}
+
+/// Answer of `validate-filter`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ValidateFilterOutputDto {
+    pub is_valid: bool,
+    #[serde(rename = "isValidJSONPath")]
+    pub is_valid_json_path: bool,
+    pub is_path_exist: bool,
+}
+
+/// `startInvocationInput` of an invocation status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartInvocationInput {
+    pub trigger_id: String,
+    pub input: Value,
+    pub content_json: Value,
+}
+
+/// `completeInvocationInput` of an invocation status.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteInvocationInput {
+    pub localized_error: Option<LocalizedMessage>,
+    pub output: Option<Value>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalizedMessage {
+    pub locale: String,
+    pub message: String,
+}
+
+impl LocalizedMessage {
+    pub fn en_us(message: impl Into<String>) -> Self {
+        LocalizedMessage {
+            locale: "en-US".into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// An item of `GET /trigger-invocations/v1/status`, and (with `attempts`) the answer of
+/// `GET /trigger-invocations/v1/{id}/status`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InvocationStatus {
+    pub id: String,
+    pub trigger_id: String,
+    pub subscription_id: String,
+    pub subscription_name: String,
+    #[serde(rename = "type")]
+    pub invocation_type: InvocationType,
+    #[serde(with = "crate::time::rfc3339")]
+    pub created: DateTime<Utc>,
+    #[serde(with = "crate::time::rfc3339::option")]
+    pub completed: Option<DateTime<Utc>>,
+    pub start_invocation_input: StartInvocationInput,
+    pub complete_invocation_input: Option<CompleteInvocationInput>,
+    /// Extension: where the invocation is in its lifecycle.
+    pub status: InvocationState,
+    /// Extension: when an open REQUEST_RESPONSE invocation times out.
+    #[serde(with = "crate::time::rfc3339::option")]
+    pub deadline: Option<DateTime<Utc>>,
+    /// Extension: `sync`, `async` or `dynamic` for HTTP REQUEST_RESPONSE invocations.
+    pub response_mode: Option<DispatchMode>,
+    /// Extension, detail only: every delivery attempt.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub attempts: Option<Vec<model::Attempt>>,
+}
+
+impl InvocationStatus {
+    /// The list view (no attempts).
+    pub fn summary(i: &model::Invocation) -> Self {
+        let complete_invocation_input = match (i.trigger_type, i.completed) {
+            (TriggerType::RequestResponse, Some(_)) => Some(CompleteInvocationInput {
+                localized_error: i.error.as_ref().map(LocalizedMessage::en_us),
+                output: i.output.clone(),
+            }),
+            _ => None,
+        };
+        InvocationStatus {
+            id: i.id.clone(),
+            trigger_id: i.trigger_id.clone(),
+            subscription_id: i.subscription_id.clone(),
+            subscription_name: i.subscription_name.clone(),
+            invocation_type: i.invocation_type,
+            created: i.created,
+            completed: i.completed,
+            start_invocation_input: StartInvocationInput {
+                trigger_id: i.trigger_id.clone(),
+                input: i.input.clone(),
+                content_json: i.content_json.clone(),
+            },
+            complete_invocation_input,
+            status: i.state,
+            deadline: i.deadline,
+            response_mode: i.response_mode,
+            attempts: None,
+        }
+    }
+
+    /// The detail view, with every attempt.
+    pub fn detail(i: &model::Invocation) -> Self {
+        InvocationStatus {
+            attempts: Some(i.attempts.clone()),
+            ..Self::summary(i)
+        }
+    }
+}
