@@ -1,0 +1,52 @@
+//! SailPoint collection parameters (`limit`, `offset`, `count`, `filters`, `sorters`) from the
+//! query string, and the list response with `X-Total-Count`.
+
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use triggerline::query::RawCollection;
+
+use crate::ApiError;
+
+/// The raw collection parameters; the endpoint's use case parses them into a typed query.
+#[derive(Debug, Clone, Default)]
+pub struct Collection(pub RawCollection);
+
+#[derive(Deserialize)]
+struct Params {
+    limit: Option<String>,
+    offset: Option<String>,
+    count: Option<String>,
+    filters: Option<String>,
+    sorters: Option<String>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Collection {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        let p: Params = serde_urlencoded::from_str(query)
+            .map_err(|e| ApiError::Http(StatusCode::BAD_REQUEST, format!("query: {e}")))?;
+        Ok(Collection(RawCollection {
+            limit: p.limit,
+            offset: p.offset,
+            count: p.count,
+            filters: p.filters,
+            sorters: p.sorters,
+        }))
+    }
+}
+
+/// 200 with the items, and `X-Total-Count` when the caller asked for `count=true`.
+pub fn listed<T: Serialize>(items: Vec<T>, total: Option<usize>) -> Response {
+    let mut response = axum::Json(items).into_response();
+    if let Some(total) = total {
+        response
+            .headers_mut()
+            .insert("X-Total-Count", HeaderValue::from(total));
+    }
+    response
+}

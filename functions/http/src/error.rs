@@ -1,0 +1,162 @@
+//! The one place errors become HTTP responses.
+
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+use triggerline::Error;
+
+/// SailPoint's error body, used for every 4xx and 5xx except 401 and 429 (whose shapes
+/// SailPoint's spec fixes as `{"error"}` and `{"message"}`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorResponseDto {
+    pub detail_code: String,
+    pub tracking_id: String,
+    pub messages: Vec<ErrorMessageDto>,
+    pub causes: Vec<ErrorMessageDto>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorMessageDto {
+    pub locale: Option<String>,
+    pub locale_origin: Option<String>,
+    pub text: String,
+}
+
+/// Everything a handler or extractor can fail with.
+#[derive(Debug)]
+pub enum ApiError {
+    /// A use case said no.
+    Domain(Error),
+    /// No token, or the wrong one.
+    Unauthorized(&'static str),
+    /// The body is over [`crate::MAX_BODY_BYTES`].
+    PayloadTooLarge,
+    /// Any other HTTP-level refusal (unknown route, wrong method, malformed path).
+    Http(StatusCode, String),
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Domain(e)
+    }
+}
+
+fn tracking_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+fn detail_code(status: StatusCode) -> String {
+    match status {
+        StatusCode::BAD_REQUEST => "400.1 Bad Request Content".into(),
+        StatusCode::NOT_FOUND => "404 Not found".into(),
+        StatusCode::INTERNAL_SERVER_ERROR => "500.0 Internal Fault".into(),
+        other => format!(
+            "{} {}",
+            other.as_u16(),
+            other.canonical_reason().unwrap_or("Error")
+        ),
+    }
+}
+
+/// Builds the `ErrorResponseDto` response for `status` with one message.
+pub fn error_response(status: StatusCode, text: String) -> Response {
+    let tracking_id = tracking_id();
+    if status.is_server_error() {
+        tracing::error!(%tracking_id, status = status.as_u16(), "{text}");
+    } else {
+        tracing::debug!(%tracking_id, status = status.as_u16(), "{text}");
+    }
+    let body = ErrorResponseDto {
+        detail_code: detail_code(status),
+        tracking_id,
+        messages: vec![ErrorMessageDto {
+            locale: Some("en-US".into()),
+            locale_origin: Some("DEFAULT".into()),
+            text,
+        }],
+        causes: vec![],
+    };
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let domain = match self {
+            ApiError::Unauthorized(why) => {
+                return (
+                    StatusCode::UNAUTHORIZED,
+                    [(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"))],
+                    axum::Json(serde_json::json!({ "error": why })),
+                )
+                    .into_response();
+            }
+            ApiError::PayloadTooLarge => {
+                return error_response(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!(
+                        "body: the request body is larger than {} bytes",
+                        crate::MAX_BODY_BYTES
+                    ),
+                );
+            }
+            ApiError::Http(status, text) => return error_response(status, text),
+            ApiError::Domain(e) => e,
+        };
+        let status = match &domain {
+            Error::Invalid { .. } | Error::SubscriptionLimit { .. } | Error::NotOpen { .. } => {
+                StatusCode::BAD_REQUEST
+            }
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::Conflict { .. } | Error::AlreadyExists { .. } => StatusCode::CONFLICT,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        if let Error::Unavailable(source) = &domain {
+            // The cause goes to the logs only, under the tracking id of the generic answer.
+            let tracking_id = tracking_id();
+            tracing::error!(%tracking_id, error = %source, cause = ?source, "store unavailable");
+            let body = ErrorResponseDto {
+                detail_code: detail_code(status),
+                tracking_id,
+                messages: vec![ErrorMessageDto {
+                    locale: Some("en-US".into()),
+                    locale_origin: Some("DEFAULT".into()),
+                    text: "The service is temporarily unavailable; retry later.".into(),
+                }],
+                causes: vec![],
+            };
+            return (status, axum::Json(body)).into_response();
+        }
+        error_response(status, domain.to_string())
+    }
+}
+
+/// Middleware: an error response that is not JSON (axum's own rejections, a 405, a panic
+/// caught upstream) is replaced by an `ErrorResponseDto`, so plain text never reaches a client.
+pub async fn json_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(bytes) if !bytes.is_empty() => String::from_utf8_lossy(&bytes).into_owned(),
+        _ => status.canonical_reason().unwrap_or("error").to_owned(),
+    };
+    let mut replaced = error_response(status, text);
+    for (name, value) in parts.headers.iter() {
+        if name == header::ALLOW || name == header::RETRY_AFTER {
+            replaced.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    replaced
+}

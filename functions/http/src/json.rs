@@ -1,0 +1,125 @@
+//! `JsonBody<T>`: the request body as `T`, or a 400 naming the field that was wrong.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde::de::DeserializeOwned;
+use triggerline::Error;
+
+use crate::ApiError;
+
+/// Deserializes the body whatever its `Content-Type` (receivers and SDKs differ: the SDK sends
+/// `application/json-patch+json` for PATCH), reporting the JSON path of the first problem.
+#[derive(Debug, Clone)]
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::PayloadTooLarge
+            } else {
+                ApiError::Http(
+                    rejection.status(),
+                    format!("body: {}", rejection.body_text()),
+                )
+            }
+        })?;
+        parse(&bytes).map(JsonBody).map_err(ApiError::Domain)
+    }
+}
+
+/// Parses `bytes` as `T`; the error's field is the JSON path (`httpConfig.url`) of the problem.
+pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    if value.is_ok() {
+        de.end().map_err(|e| {
+            let message = strip_position(&e.to_string());
+            Error::invalid("body", format!("the body is not valid JSON: {message}"))
+        })?;
+    }
+    value.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let message = strip_position(&inner.to_string());
+        if inner.is_syntax() || inner.is_eof() {
+            return Error::invalid("body", format!("the body is not valid JSON: {message}"));
+        }
+        let parent = if path == "." { String::new() } else { path };
+        // serde reports a missing field at its parent; name the field itself.
+        if let Some(field) = message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+        {
+            let full = if parent.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{parent}.{field}")
+            };
+            return Error::invalid(full, "is required");
+        }
+        let field = if parent.is_empty() {
+            "body".to_owned()
+        } else {
+            parent
+        };
+        Error::invalid(field, message)
+    })
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Outer {
+        name: String,
+        inner: Option<Inner>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    struct Inner {
+        url: String,
+        mode: Mode,
+    }
+
+    #[derive(Debug, Deserialize)]
+    enum Mode {
+        #[serde(rename = "SYNC")]
+        Sync,
+    }
+
+    fn err(body: &str) -> String {
+        parse::<Outer>(body.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        assert_eq!(err(r#"{"inner": null}"#), "name: is required");
+        assert_eq!(
+            err(r#"{"name": "n", "inner": {"mode": "SYNC"}}"#),
+            "inner.url: is required"
+        );
+        assert!(err(r#"{"name": 5}"#).starts_with("name: invalid type: integer `5`"));
+        assert!(
+            err(r#"{"name": "n", "inner": {"url": "u", "mode": "FAST"}}"#)
+                .starts_with("inner.mode: unknown variant `FAST`")
+        );
+        assert!(err(r#"{"name": "#).starts_with("body: the body is not valid JSON"));
+        assert!(err(r#"{"name": "n"} trailing"#).starts_with("body: the body is not valid JSON"));
+    }
+}
