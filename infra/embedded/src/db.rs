@@ -1,0 +1,130 @@
+//! The database handle: a pool of read connections and the writer thread.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use r2d2::Pool;
+use r2d2_sqlite::SqliteConnectionManager;
+use rusqlite::Connection;
+use tracing::Span;
+
+use crate::error::{StoreError, db};
+use crate::writer::Writer;
+
+/// Read connections. Reads are short indexed lookups and pages; a few connections keep the
+/// blocking pool from piling up behind them without holding many file handles.
+const READERS: u32 = 4;
+
+/// How long a connection waits for a lock held by another connection (another process on the
+/// same file, or a WAL checkpoint) before giving up with `SQLITE_BUSY`.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a read waits for a free pooled connection.
+const POOL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Handle to one SQLite database file; cheap to clone.
+///
+/// Reads run on a pool of read-only connections through `spawn_blocking`; writes are queued to
+/// one writer thread that commits them in groups (see the crate doc). The writer thread ends once
+/// every clone (and every store built on one) is dropped.
+#[derive(Clone)]
+pub struct Sqlite {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    path: PathBuf,
+    readers: Pool<SqliteConnectionManager>,
+    writer: Writer,
+}
+
+impl std::fmt::Debug for Sqlite {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sqlite")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sqlite {
+    /// Opens (creating if needed) the database file, sets WAL mode, `synchronous=FULL`, foreign
+    /// keys and a busy timeout, and runs the schema migrations.
+    ///
+    /// Errors: [`triggerline::Error::Unavailable`] when the file cannot be opened or migrated
+    /// (including a file written by a newer Triggerline).
+    pub async fn open(path: &Path) -> Result<Sqlite, triggerline::Error> {
+        let path = path.to_owned();
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| open_blocking(path)))
+            .await
+            .map_err(StoreError::from)?
+    }
+
+    /// Runs `read` on a pooled read-only connection, off the async runtime.
+    pub(crate) async fn read<T, F>(&self, read: F) -> Result<T, triggerline::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, triggerline::Error> + Send + 'static,
+    {
+        let pool = self.inner.readers.clone();
+        let span = Span::current();
+        tokio::task::spawn_blocking(move || {
+            span.in_scope(|| {
+                let mut conn = pool.get().map_err(StoreError::from)?;
+                read(&mut conn)
+            })
+        })
+        .await
+        .map_err(StoreError::from)?
+    }
+
+    /// Runs `write` in the writer's next group commit; resolves once it is durable.
+    pub(crate) async fn write<T, F>(&self, write: F) -> Result<T, triggerline::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, triggerline::Error> + Send + 'static,
+    {
+        self.inner.writer.write(write).await
+    }
+}
+
+fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
+    let mut conn = Connection::open(&path).map_err(db)?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
+        .map_err(db)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // Still correct, only slower: readers and the writer then take turns.
+        tracing::warn!(path = %path.display(), mode, "sqlite could not switch to WAL mode");
+    }
+    // FULL makes every commit survive a power cut, not just a crash; group commit pays for it.
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        .map_err(db)?;
+    conn.set_prepared_statement_cache_capacity(64);
+    crate::schema::migrate(&mut conn)?;
+
+    let manager = SqliteConnectionManager::file(&path).with_init(|c| {
+        c.busy_timeout(BUSY_TIMEOUT)?;
+        // Every write must go through the writer, or group commit and the single-writer
+        // reasoning of the conditional writes would silently stop holding.
+        c.execute_batch("PRAGMA query_only = ON; PRAGMA foreign_keys = ON;")
+    });
+    let readers = Pool::builder()
+        .max_size(READERS)
+        .connection_timeout(POOL_TIMEOUT)
+        // A local file connection does not go stale; a probe query per checkout is pure cost.
+        .test_on_check_out(false)
+        .build(manager)
+        .map_err(StoreError::from)?;
+    let writer = Writer::spawn(conn)?;
+    tracing::debug!(path = %path.display(), "sqlite database open");
+    Ok(Sqlite {
+        inner: Arc::new(Inner {
+            path,
+            readers,
+            writer,
+        }),
+    })
+}

@@ -1,0 +1,231 @@
+//! [`SubscriptionStore`] on the `subscriptions` table.
+
+use async_trait::async_trait;
+use rusqlite::{Connection, OptionalExtension, params};
+use triggerline::Error;
+use triggerline::catalog::Catalog;
+use triggerline::error::ResourceKind;
+use triggerline::model::{Subscription, TriggerType};
+use triggerline::ports::SubscriptionStore;
+use triggerline::query::{Page, SubscriptionField, SubscriptionQuery};
+
+use crate::Sqlite;
+use crate::error::{db, from_body, to_body, to_sql_int};
+use crate::query::{Columns, page};
+
+const WHAT: &str = "subscription";
+
+/// The SQLite [`SubscriptionStore`].
+#[derive(Clone, Debug)]
+pub struct SqliteSubscriptionStore {
+    db: Sqlite,
+}
+
+impl SqliteSubscriptionStore {
+    /// A store over `db`; any number of stores may share one database.
+    pub fn new(db: Sqlite) -> Self {
+        SqliteSubscriptionStore { db }
+    }
+}
+
+impl Columns for SubscriptionField {
+    const TABLE: &'static str = "subscriptions";
+    const DEFAULT_ORDER: Option<&'static str> = None;
+    const WHAT: &'static str = WHAT;
+
+    fn column(self) -> &'static str {
+        match self {
+            SubscriptionField::Id => "id",
+            SubscriptionField::TriggerId => "trigger_id",
+            SubscriptionField::Type => "type",
+            SubscriptionField::TriggerName => "trigger_name",
+        }
+    }
+}
+
+/// A subscription as one row: the queried columns and the JSON body. Built before the write is
+/// queued, so the writer thread spends no time serializing.
+struct Row {
+    id: String,
+    trigger_id: String,
+    trigger_name: String,
+    kind: &'static str,
+    version: i64,
+    body: String,
+}
+
+impl Row {
+    fn of(s: &Subscription) -> Result<Row, Error> {
+        Ok(Row {
+            id: s.id.clone(),
+            trigger_id: s.trigger_id.clone(),
+            trigger_name: s.trigger_name.clone(),
+            kind: s.subscription_type().as_str(),
+            version: to_sql_int("version", s.version)?,
+            body: to_body(WHAT, s)?,
+        })
+    }
+}
+
+fn not_found(id: String) -> Error {
+    Error::NotFound {
+        kind: ResourceKind::Subscription,
+        id,
+    }
+}
+
+fn insert(conn: &Connection, row: Row, max_per_trigger: usize) -> Result<(), Error> {
+    let (count, first): (i64, Option<String>) = conn
+        .prepare_cached("SELECT COUNT(*), MIN(id) FROM subscriptions WHERE trigger_id = ?1")
+        .and_then(|mut stmt| stmt.query_row([&row.trigger_id], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(db)?;
+    if usize::try_from(count).unwrap_or(usize::MAX) >= max_per_trigger {
+        let trigger_type = Catalog::builtin()
+            .get(&row.trigger_id)
+            .map_or(TriggerType::FireAndForget, |e| e.trigger.trigger_type);
+        return Err(Error::SubscriptionLimit {
+            trigger_id: row.trigger_id,
+            trigger_type,
+            limit: max_per_trigger,
+            existing: first.unwrap_or_default(),
+        });
+    }
+    let inserted = conn
+        .prepare_cached(
+            "INSERT INTO subscriptions (id, trigger_id, trigger_name, type, version, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (id) DO NOTHING",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                row.id,
+                row.trigger_id,
+                row.trigger_name,
+                row.kind,
+                row.version,
+                row.body
+            ])
+        })
+        .map_err(db)?;
+    if inserted == 0 {
+        return Err(Error::AlreadyExists {
+            kind: ResourceKind::Subscription,
+            id: row.id,
+        });
+    }
+    Ok(())
+}
+
+fn update(conn: &Connection, row: Row, expected_version: i64) -> Result<(), Error> {
+    let updated = conn
+        .prepare_cached(
+            "UPDATE subscriptions
+             SET trigger_id = ?2, trigger_name = ?3, type = ?4, version = ?5, body = ?6
+             WHERE id = ?1 AND version = ?7",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                row.id,
+                row.trigger_id,
+                row.trigger_name,
+                row.kind,
+                row.version,
+                row.body,
+                expected_version
+            ])
+        })
+        .map_err(db)?;
+    if updated > 0 {
+        return Ok(());
+    }
+    let exists = conn
+        .prepare_cached("SELECT 1 FROM subscriptions WHERE id = ?1")
+        .and_then(|mut stmt| stmt.exists([&row.id]))
+        .map_err(db)?;
+    Err(if exists {
+        Error::Conflict {
+            kind: ResourceKind::Subscription,
+            id: row.id,
+        }
+    } else {
+        not_found(row.id)
+    })
+}
+
+#[async_trait]
+impl SubscriptionStore for SqliteSubscriptionStore {
+    async fn create(
+        &self,
+        subscription: &Subscription,
+        max_per_trigger: usize,
+    ) -> Result<(), Error> {
+        let row = Row::of(subscription)?;
+        self.db
+            .write(move |conn| insert(conn, row, max_per_trigger))
+            .await
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
+        let id = id.to_owned();
+        self.db
+            .read(move |conn| {
+                let body: Option<String> = conn
+                    .prepare_cached("SELECT body FROM subscriptions WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.query_row([&id], |r| r.get(0)).optional())
+                    .map_err(db)?;
+                body.map(|b| from_body(WHAT, &b)).transpose()
+            })
+            .await
+    }
+
+    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
+        let query = query.clone();
+        self.db.read(move |conn| page(conn, &query)).await
+    }
+
+    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
+        let trigger_id = trigger_id.to_owned();
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn
+                    .prepare_cached(
+                        "SELECT body FROM subscriptions WHERE trigger_id = ?1 ORDER BY id",
+                    )
+                    .map_err(db)?;
+                let bodies = stmt
+                    .query_map([&trigger_id], |r| r.get::<_, String>(0))
+                    .map_err(db)?;
+                let mut found = Vec::new();
+                for body in bodies {
+                    found.push(from_body(WHAT, &body.map_err(db)?)?);
+                }
+                Ok(found)
+            })
+            .await
+    }
+
+    async fn replace(
+        &self,
+        subscription: &Subscription,
+        expected_version: u64,
+    ) -> Result<(), Error> {
+        let row = Row::of(subscription)?;
+        let expected = to_sql_int("version", expected_version)?;
+        self.db.write(move |conn| update(conn, row, expected)).await
+    }
+
+    async fn delete(&self, id: &str) -> Result<(), Error> {
+        let id = id.to_owned();
+        self.db
+            .write(move |conn| {
+                let deleted = conn
+                    .prepare_cached("DELETE FROM subscriptions WHERE id = ?1")
+                    .and_then(|mut stmt| stmt.execute([&id]))
+                    .map_err(db)?;
+                if deleted == 0 {
+                    return Err(not_found(id));
+                }
+                Ok(())
+            })
+            .await
+    }
+}

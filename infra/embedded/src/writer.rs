@@ -1,0 +1,310 @@
+//! The one writer thread and its group commit (see the crate doc for why).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rusqlite::Connection;
+use tokio::sync::{mpsc, oneshot};
+use tracing::Span;
+
+use crate::error::StoreError;
+
+/// The most jobs one transaction takes. Large enough to share an fsync among a burst, small
+/// enough that the first caller of a batch is not kept waiting behind thousands of others.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// Jobs waiting for the writer. Past this, `write` waits for room instead of queueing without
+/// bound, so an overloaded writer slows its callers rather than eating memory.
+const QUEUE_CAPACITY: usize = 4096;
+
+/// Where a queued job's result arrives.
+pub(crate) type Reply<T> = oneshot::Receiver<Result<T, triggerline::Error>>;
+
+trait Job: Send {
+    /// Runs the work inside the job's savepoint; returns whether its changes are to be kept.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the batch is committed (`failed` is `None`) or abandoned.
+    fn finish(self: Box<Self>, failed: Option<&Arc<StoreError>>);
+}
+
+struct Pending<T, F> {
+    work: Option<F>,
+    result: Option<Result<T, triggerline::Error>>,
+    reply: oneshot::Sender<Result<T, triggerline::Error>>,
+    span: Span,
+}
+
+impl<T, F> Job for Pending<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, triggerline::Error> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        // A panicking job must not take the writer, and every later write, down with it.
+        let result = catch_unwind(AssertUnwindSafe(|| self.span.in_scope(|| work(conn))))
+            .unwrap_or_else(|_| Err(StoreError::JobPanicked.into()));
+        let keep = result.is_ok();
+        self.result = Some(result);
+        keep
+    }
+
+    fn finish(self: Box<Self>, failed: Option<&Arc<StoreError>>) {
+        let answer = match (failed, self.result) {
+            (Some(cause), _) => Err(StoreError::Batch(Arc::clone(cause)).into()),
+            (None, Some(result)) => result,
+            (None, None) => Err(StoreError::WriterGone.into()),
+        };
+        // The caller may have stopped waiting; its write stands all the same.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Handle to the writer thread; cheap to clone. The thread ends when the last handle is dropped,
+/// after finishing what is queued.
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<Box<dyn Job>>,
+    /// Batches taken; only tests read it, to see that batches form.
+    #[cfg_attr(not(test), allow(dead_code))]
+    batches: Arc<AtomicU64>,
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`, which must be the database's only write connection.
+    pub(crate) fn spawn(conn: Connection) -> Result<Writer, StoreError> {
+        let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
+        let batches = Arc::new(AtomicU64::new(0));
+        let counter = Arc::clone(&batches);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || run(&conn, jobs, &counter))
+            .map_err(StoreError::Spawn)?;
+        Ok(Writer { queue, batches })
+    }
+
+    /// Runs `work` in the next group commit and returns its result once that is committed.
+    ///
+    /// `work` runs inside a transaction the writer owns: it must not begin, commit or roll back
+    /// by itself. Its changes are kept only if it returns `Ok`.
+    pub(crate) async fn write<T, F>(&self, work: F) -> Result<T, triggerline::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, triggerline::Error> + Send + 'static,
+    {
+        let reply = self.submit(work).await?;
+        reply.await.map_err(|_| StoreError::WriterGone)?
+    }
+
+    /// Queues `work` and returns where its result will arrive; split from [`Writer::write`] so
+    /// that tests can line up several jobs for one batch.
+    pub(crate) async fn submit<T, F>(&self, work: F) -> Result<Reply<T>, triggerline::Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, triggerline::Error> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Box::new(Pending {
+            work: Some(work),
+            result: None,
+            reply,
+            span: Span::current(),
+        });
+        self.queue
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(answer)
+    }
+
+    /// How many batches the writer has taken (committed or not).
+    #[cfg(test)]
+    pub(crate) fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+}
+
+fn run(conn: &Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, batches: &AtomicU64) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        batches.fetch_add(1, Ordering::Relaxed);
+        commit(conn, &mut batch);
+    }
+    tracing::debug!("sqlite writer stopped: every handle was dropped");
+}
+
+fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
+    let failed = match run_batch(conn, batch) {
+        Ok(()) => None,
+        Err(e) => {
+            tracing::error!(error = %e, cause = ?e, jobs = batch.len(), "sqlite group commit failed");
+            if !conn.is_autocommit() {
+                if let Err(rollback) = conn.execute_batch("ROLLBACK") {
+                    tracing::error!(error = %rollback, "sqlite rollback after a failed batch failed");
+                }
+            }
+            Some(Arc::new(e))
+        }
+    };
+    for job in batch.drain(..) {
+        job.finish(failed.as_ref());
+    }
+}
+
+fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    for job in batch.iter_mut() {
+        conn.execute_batch("SAVEPOINT job")?;
+        let keep = job.run(conn);
+        // Some failures (disk full, I/O errors) make SQLite roll back the whole transaction
+        // by itself; then the earlier jobs' changes are gone too and none may be reported kept.
+        if conn.is_autocommit() {
+            return Err(StoreError::TransactionLost);
+        }
+        if keep {
+            conn.execute_batch("RELEASE job")?;
+        } else {
+            conn.execute_batch("ROLLBACK TO job; RELEASE job")?;
+        }
+    }
+    conn.execute_batch("COMMIT")?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn writer() -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT PRIMARY KEY);")
+            .unwrap();
+        (Writer::spawn(conn).unwrap(), dir)
+    }
+
+    fn insert(k: &'static str) -> impl FnOnce(&Connection) -> triggerline::Result<()> {
+        move |c: &Connection| {
+            c.execute("INSERT INTO t (k) VALUES (?1)", [k])
+                .map(|_| ())
+                .map_err(crate::error::db)
+        }
+    }
+
+    async fn keys(w: &Writer) -> Vec<String> {
+        w.write(|c: &Connection| {
+            let mut s = c.prepare("SELECT k FROM t ORDER BY k").unwrap();
+            let rows = s.query_map([], |r| r.get(0)).unwrap();
+            Ok(rows.map(Result::unwrap).collect())
+        })
+        .await
+        .unwrap()
+    }
+
+    /// Holds the writer thread inside a job of its own batch until the returned sender is
+    /// dropped, so that the jobs queued meanwhile are all taken into the next batch.
+    async fn hold(w: &Writer) -> (std::sync::mpsc::Sender<()>, Reply<()>) {
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
+        let reply = w
+            .submit(move |_c: &Connection| {
+                let _ = started.send(());
+                let _ = wait.recv();
+                Ok(())
+            })
+            .await
+            .unwrap();
+        running.await.unwrap();
+        (release, reply)
+    }
+
+    #[tokio::test]
+    async fn queued_jobs_share_one_transaction() {
+        let (w, _dir) = writer();
+        let (release, held) = hold(&w).await;
+        let mut replies = Vec::new();
+        for k in ["a", "b", "c", "d"] {
+            replies.push(w.submit(insert(k)).await.unwrap());
+        }
+        drop(release);
+        held.await.unwrap().unwrap();
+        for reply in replies {
+            reply.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            w.batches(),
+            2,
+            "the held job, then the four queued behind it"
+        );
+        assert_eq!(keys(&w).await, ["a", "b", "c", "d"]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_is_rolled_back_alone() {
+        let (w, _dir) = writer();
+        let (release, held) = hold(&w).await;
+        let first = w.submit(insert("x")).await.unwrap();
+        let failing = w
+            .submit(|c: &Connection| -> triggerline::Result<()> {
+                c.execute("INSERT INTO t (k) VALUES ('y')", [])
+                    .map_err(crate::error::db)?;
+                Err(triggerline::Error::invalid("k", "changed my mind"))
+            })
+            .await
+            .unwrap();
+        let clash = w.submit(insert("x")).await.unwrap();
+        let last = w.submit(insert("z")).await.unwrap();
+        drop(release);
+        held.await.unwrap().unwrap();
+
+        first.await.unwrap().unwrap();
+        assert!(matches!(
+            failing.await.unwrap(),
+            Err(triggerline::Error::Invalid { .. })
+        ));
+        assert!(matches!(
+            clash.await.unwrap(),
+            Err(triggerline::Error::Unavailable(_))
+        ));
+        last.await.unwrap().unwrap();
+        assert_eq!(w.batches(), 2);
+        assert_eq!(keys(&w).await, ["x", "z"]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_fails_alone_and_the_writer_lives_on() {
+        let (w, _dir) = writer();
+        let panicked = w
+            .write(|_c: &Connection| -> triggerline::Result<()> { panic!("job bug") })
+            .await;
+        assert!(matches!(panicked, Err(triggerline::Error::Unavailable(_))));
+        w.write(insert("after")).await.unwrap();
+        assert_eq!(keys(&w).await, ["after"]);
+    }
+
+    #[tokio::test]
+    async fn a_job_that_ends_the_transaction_fails_the_whole_batch() {
+        let (w, _dir) = writer();
+        let (release, held) = hold(&w).await;
+        let innocent = w.submit(insert("kept?")).await.unwrap();
+        let rogue = w
+            .submit(|c: &Connection| c.execute_batch("ROLLBACK").map_err(crate::error::db))
+            .await
+            .unwrap();
+        drop(release);
+        held.await.unwrap().unwrap();
+        assert!(matches!(
+            innocent.await.unwrap(),
+            Err(triggerline::Error::Unavailable(_))
+        ));
+        assert!(matches!(
+            rogue.await.unwrap(),
+            Err(triggerline::Error::Unavailable(_))
+        ));
+        assert!(keys(&w).await.is_empty());
+    }
+}
