@@ -16,8 +16,9 @@ pub trait SubscriptionStore: Send + Sync + std::fmt::Debug {
     /// Inserts `subscription` unless its trigger already has `max_per_trigger` subscriptions.
     ///
     /// The count and the insert are one atomic step, so two concurrent creates cannot both pass
-    /// the limit. Errors: [`Error::SubscriptionLimit`] (naming an existing subscription) when the
-    /// trigger is full; [`Error::AlreadyExists`] when the id is taken.
+    /// the limit. Errors: [`Error::SubscriptionLimit`] (naming any one existing subscription of
+    /// the trigger) when the trigger is full, checked first; [`Error::AlreadyExists`] when the id
+    /// is taken.
     async fn create(
         &self,
         subscription: &Subscription,
@@ -31,7 +32,8 @@ pub trait SubscriptionStore: Send + Sync + std::fmt::Debug {
     /// and without sorters the order is by id, so pages never overlap.
     async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error>;
 
-    /// Every subscription of one trigger, enabled or not (the dispatcher's fan-out).
+    /// Every subscription of one trigger, enabled or not (the dispatcher's fan-out), in no
+    /// particular order.
     async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error>;
 
     /// Replaces the stored subscription if its stored `version` is still `expected_version`.
@@ -63,7 +65,8 @@ pub struct Transition {
 pub trait InvocationStore: Send + Sync + std::fmt::Debug {
     /// Inserts every invocation in one atomic, durable step (all or none).
     ///
-    /// Errors: [`Error::AlreadyExists`] when any id is taken; then none is written.
+    /// Errors: [`Error::AlreadyExists`] when any id is taken, or appears twice in the batch; then
+    /// none is written.
     async fn create_all(&self, invocations: &[Invocation]) -> Result<(), Error>;
 
     /// The invocation with this id, if any.
@@ -73,7 +76,8 @@ pub trait InvocationStore: Send + Sync + std::fmt::Debug {
     /// no sorters the newest come first.
     async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error>;
 
-    /// Moves the invocation to `transition.to` if its state is still one of `from`, and returns
+    /// Moves the invocation to `transition.to` if its state is still one of `from`, sets
+    /// `completed`, `output` and `error` to the transition's values (`None` clears), and returns
     /// it as written. Exactly one of several concurrent transitions from the same state wins.
     ///
     /// Errors: [`Error::NotFound`] when there is none; [`Error::NotOpen`] (with the current

@@ -1,1 +1,11 @@
-//! Black-box tests of the local stack.
+//! Black-box tests of the local stack: the whole `triggerline` app on 127.0.0.1 over a fresh
+//! SQLite file, driven over HTTP. One test binary; each file is a module.
+#![allow(clippy::unwrap_used)]
+
+mod bad_input;
+mod edge;
+mod helpers;
+mod restart;
+mod status;
+mod subscriptions;
+mod triggers;

@@ -120,8 +120,13 @@ impl Subscriptions {
         let mut document =
             serde_json::to_value(wire::Subscription::from_model(&current).patch_document())
                 .map_err(|e| Error::invalid("body", e.to_string()))?;
-        json_patch::patch(&mut document, &patch.0)
-            .map_err(|e| Error::invalid(format!("[{}]", e.operation), e.kind.to_string()))?;
+        json_patch::patch(&mut document, &patch.0).map_err(|e| {
+            let path = patch.0.get(e.operation).map(|op| op.path().to_string());
+            Error::invalid(
+                format!("[{}].path", e.operation),
+                format!("`{}`: {}", path.unwrap_or_default(), e.kind),
+            )
+        })?;
         coerce_boolean(&mut document, "enabled")?;
         let request: SubscriptionPutRequest = serde_path_to_error::deserialize(document)
             .map_err(|e| Error::invalid(e.path().to_string(), e.inner().to_string()))?;

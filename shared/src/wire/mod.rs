@@ -112,7 +112,8 @@ pub struct SubscriptionPostRequest {
 
 /// Body of `PUT /trigger-subscriptions/v1/{id}`, and the document a JSON Patch is applied to.
 /// Nothing is required (SailPoint's spec); `id` and `triggerId` are accepted only to refuse a
-/// change to them.
+/// change to them. Unset fields serialize as null, so that a patch may `replace` or `remove` an
+/// optional field whether or not it has a value.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionPutRequest {
@@ -120,21 +121,21 @@ pub struct SubscriptionPutRequest {
     pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_id: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub description: Option<String>,
-    #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "type", default)]
     pub subscription_type: Option<SubscriptionType>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub response_deadline: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub http_config: Option<HttpConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub event_bridge_config: Option<EventBridgeConfig>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub enabled: Option<bool>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub filter: Option<String>,
 }
 

@@ -1,0 +1,222 @@
+//! Every kind of bad input answers a 4xx `ErrorResponseDto` naming the field and changes nothing.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, expect_error, http_subscription, spawn_app};
+
+/// Posts `body` as a new subscription, expects a 400 naming `field`, and checks nothing was
+/// stored.
+async fn create_is_refused(app: &TestApp, body: &Value, field: &str) -> String {
+    let response = app.post("/trigger-subscriptions/v1", body).await;
+    let text = expect_error(response, StatusCode::BAD_REQUEST, field).await;
+    assert!(app.all_subscriptions().await.is_empty(), "state changed");
+    text
+}
+
+fn valid() -> Value {
+    http_subscription("idn:identity-created", "https://example.test/hook", "SYNC")
+}
+
+#[tokio::test]
+async fn unknown_trigger() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["triggerId"] = json!("idn:access-requested");
+    let text = create_is_refused(&app, &body, "triggerId").await;
+    assert!(text.contains("idn:access-requested"));
+}
+
+#[tokio::test]
+async fn http_subscription_without_http_config() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body.as_object_mut().unwrap().remove("httpConfig");
+    create_is_refused(&app, &body, "httpConfig").await;
+}
+
+#[tokio::test]
+async fn eventbridge_subscription_with_a_sync_mode() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["type"] = json!("EVENTBRIDGE");
+    body["eventBridgeConfig"] = json!({"awsAccount": "123456789012", "awsRegion": "us-east-1"});
+    let text = create_is_refused(&app, &body, "httpConfig").await;
+    assert!(text.contains("ASYNC only"), "{text}");
+}
+
+#[tokio::test]
+async fn eventbridge_subscription_without_its_config() {
+    let app = spawn_app().await;
+    let body = json!({"name": "n", "triggerId": "idn:identity-created", "type": "EVENTBRIDGE"});
+    create_is_refused(&app, &body, "eventBridgeConfig").await;
+}
+
+#[tokio::test]
+async fn eventbridge_account_and_region_must_be_real() {
+    let app = spawn_app().await;
+    let mut body = json!({"name": "n", "triggerId": "idn:identity-created", "type": "EVENTBRIDGE",
+        "eventBridgeConfig": {"awsAccount": "12345", "awsRegion": "us-east-1"}});
+    create_is_refused(&app, &body, "eventBridgeConfig.awsAccount").await;
+    body["eventBridgeConfig"] = json!({"awsAccount": "123456789012", "awsRegion": "us-middle-9"});
+    create_is_refused(&app, &body, "eventBridgeConfig.awsRegion").await;
+}
+
+#[tokio::test]
+async fn unsupported_subscription_type() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["type"] = json!("WORKFLOW");
+    create_is_refused(&app, &body, "type").await;
+}
+
+#[tokio::test]
+async fn malformed_json() {
+    let app = spawn_app().await;
+    let response = app
+        .request(Method::POST, "/trigger-subscriptions/v1")
+        .header("Content-Type", "application/json")
+        .body(r#"{"name": "n", "triggerId": "#)
+        .send()
+        .await
+        .unwrap();
+    expect_error(response, StatusCode::BAD_REQUEST, "body").await;
+    assert!(app.all_subscriptions().await.is_empty());
+}
+
+#[tokio::test]
+async fn missing_required_field() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body.as_object_mut().unwrap().remove("name");
+    create_is_refused(&app, &body, "name: is required").await;
+}
+
+#[tokio::test]
+async fn wrong_type() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["enabled"] = json!("yes");
+    create_is_refused(&app, &body, "enabled: invalid type").await;
+}
+
+#[tokio::test]
+async fn unknown_enum_value() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["httpConfig"]["httpDispatchMode"] = json!("EVENTUALLY");
+    let text = create_is_refused(&app, &body, "httpConfig.httpDispatchMode").await;
+    assert!(text.contains("EVENTUALLY"), "{text}");
+}
+
+#[tokio::test]
+async fn bad_url() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["httpConfig"]["url"] = json!("file:///etc/passwd");
+    create_is_refused(&app, &body, "httpConfig.url").await;
+}
+
+#[tokio::test]
+async fn bad_filter_expression() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["filter"] = json!("$[?(@.a ==");
+    create_is_refused(&app, &body, "filter").await;
+}
+
+#[tokio::test]
+async fn bad_response_deadline() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["responseDeadline"] = json!("one hour");
+    create_is_refused(&app, &body, "responseDeadline").await;
+}
+
+#[tokio::test]
+async fn basic_auth_without_a_password() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["httpConfig"]["httpAuthenticationType"] = json!("BASIC_AUTH");
+    body["httpConfig"]["basicAuthConfig"] = json!({"userName": "u"});
+    create_is_refused(&app, &body, "httpConfig.basicAuthConfig.password").await;
+}
+
+#[tokio::test]
+async fn limit_over_250() {
+    let app = spawn_app().await;
+    for path in [
+        "/triggers/v1",
+        "/trigger-subscriptions/v1",
+        "/trigger-invocations/v1/status",
+    ] {
+        let response = app.get(&format!("{path}?limit=251")).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "limit").await;
+    }
+}
+
+#[tokio::test]
+async fn unsupported_filter_field() {
+    let app = spawn_app().await;
+    let response = app
+        .get("/trigger-subscriptions/v1?filters=name%20eq%20%22x%22")
+        .await;
+    let text = expect_error(response, StatusCode::BAD_REQUEST, "filters").await;
+    assert!(text.contains("`name`"), "{text}");
+}
+
+#[tokio::test]
+async fn unsupported_filter_operator() {
+    let app = spawn_app().await;
+    let response = app
+        .get("/trigger-subscriptions/v1?filters=triggerId%20sw%20%22idn%22")
+        .await;
+    let text = expect_error(response, StatusCode::BAD_REQUEST, "filters").await;
+    assert!(text.contains("`sw`"), "{text}");
+}
+
+#[tokio::test]
+async fn unsupported_sorter() {
+    let app = spawn_app().await;
+    let response = app
+        .get("/trigger-invocations/v1/status?sorters=status")
+        .await;
+    expect_error(response, StatusCode::BAD_REQUEST, "sorters").await;
+}
+
+#[tokio::test]
+async fn body_over_the_limit() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["description"] = json!("x".repeat(1024 * 1024));
+    let response = app.post("/trigger-subscriptions/v1", &body).await;
+    expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "body").await;
+    assert!(app.all_subscriptions().await.is_empty());
+}
+
+#[tokio::test]
+async fn missing_or_wrong_token_is_401_with_an_error_field() {
+    let app = spawn_app().await;
+    let no_token = app
+        .client
+        .post(format!("{}/trigger-subscriptions/v1", app.base))
+        .json(&valid())
+        .send()
+        .await
+        .unwrap();
+    let wrong_token = app
+        .client
+        .post(format!("{}/trigger-subscriptions/v1", app.base))
+        .bearer_auth("not-the-token")
+        .json(&valid())
+        .send()
+        .await
+        .unwrap();
+
+    for response in [no_token, wrong_token] {
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        let body: Value = response.json().await.unwrap();
+        assert!(body["error"].as_str().is_some(), "{body}");
+    }
+    assert!(app.all_subscriptions().await.is_empty());
+}

@@ -1,0 +1,74 @@
+//! Durability across a hard kill: the real `triggerline` binary, SIGKILLed, then restarted on the
+//! same data dir.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+use serde_json::Value;
+
+use crate::helpers::{TOKEN, http_subscription};
+
+/// Starts the binary on a random port and returns it with its base URL (read from the line it
+/// prints once listening).
+fn start(data_dir: &std::path::Path) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_triggerline"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data_dir)
+        .env("TRIGGERLINE_API_TOKEN", TOKEN)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("triggerline exited before listening")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("triggerline listening on ") {
+            break url.to_owned();
+        }
+    };
+    (child, base)
+}
+
+#[tokio::test]
+async fn a_subscription_survives_a_sigkill() {
+    let data = tempfile::tempdir().unwrap();
+    let client = reqwest::Client::new();
+    let (mut first, base) = start(data.path());
+    let created: Value = client
+        .post(format!("{base}/trigger-subscriptions/v1"))
+        .bearer_auth(TOKEN)
+        .json(&http_subscription(
+            "idn:identity-created",
+            "https://a.test",
+            "SYNC",
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+
+    first.kill().unwrap(); // SIGKILL: no graceful shutdown, no flush.
+    first.wait().unwrap();
+    let (mut second, base) = start(data.path());
+    let response = client
+        .get(format!("{base}/trigger-subscriptions/v1"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let listed: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["id"], created["id"]);
+    assert_eq!(listed[0]["name"], created["name"]);
+    second.kill().unwrap();
+    second.wait().unwrap();
+}
