@@ -8,12 +8,14 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod delivery;
 pub mod duration;
 pub mod error;
 pub mod jsonpath;
 pub mod model;
 pub mod ports;
 pub mod query;
+pub mod secrets;
 pub mod time;
 pub mod usecases;
 pub mod wire;

@@ -88,4 +88,131 @@ pub trait InvocationStore: Send + Sync + std::fmt::Debug {
         from: &[InvocationState],
         transition: &Transition,
     ) -> Result<Invocation, Error>;
+
+    /// Open invocations (`PENDING`, `ACKNOWLEDGED`) whose deadline is before `now`, earliest
+    /// deadline first, at most `limit` (the deadline sweep).
+    async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error>;
+
+    /// Deletes up to `limit` finished invocations: `COMPLETED` ones completed before
+    /// `succeeded_before`, `FAILED` and `TIMED_OUT` ones completed before `failed_before`.
+    /// Returns how many were deleted (retention runs it in batches until it returns less than
+    /// `limit`).
+    async fn purge(
+        &self,
+        succeeded_before: DateTime<Utc>,
+        failed_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, Error>;
+}
+
+/// One unit of delivery work: deliver this invocation no earlier than `not_before`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkItem {
+    pub invocation_id: String,
+    pub not_before: DateTime<Utc>,
+    /// Attempts made so far.
+    pub attempts: u32,
+}
+
+/// What happens to a work item after an attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NextStep {
+    /// Nothing more to deliver: remove the item.
+    Done,
+    /// Try again at this time (the item's lease is released).
+    RetryAt(DateTime<Utc>),
+}
+
+/// The durable queue of delivery work, written together with the invocations it delivers.
+#[async_trait]
+pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
+    /// Writes `invocations` and one work item each in one atomic, durable step (all or none).
+    /// With `leased_until`, the items are leased to the caller, who delivers them itself (the
+    /// in-process hand-off and the synchronous fast path); [`DeliveryQueue::claim_due`] returns
+    /// them only once that lease has run out, which is how a crashed worker's items come back.
+    ///
+    /// Errors: [`Error::AlreadyExists`] when an id is taken; then nothing is written.
+    async fn accept(
+        &self,
+        invocations: &[Invocation],
+        not_before: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<WorkItem>, Error>;
+
+    /// Leases up to `limit` items that are due (`not_before <= now`) and not leased (or whose
+    /// lease ended before `now`) until `lease_until`, oldest first, and returns them.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkItem>, Error>;
+
+    /// The earliest time an unleased item becomes due, or a leased one's lease ends.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error>;
+
+    /// Records one attempt in one atomic step: appends `attempt` to the invocation, applies
+    /// `transition` when the invocation's state is one of `from` (otherwise leaves the state as
+    /// it is), and removes or reschedules the work item. Returns the invocation as written,
+    /// `None` when it no longer exists.
+    async fn settle(
+        &self,
+        invocation_id: &str,
+        attempt: &crate::model::Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+    ) -> Result<Option<Invocation>, Error>;
+
+    /// Removes a work item without an attempt (its invocation is gone or no longer open).
+    async fn discard(&self, invocation_id: &str) -> Result<(), Error>;
+
+    /// Ends every lease (a local process owns its database, so at start nothing is in flight).
+    async fn release_all(&self) -> Result<(), Error>;
+}
+
+/// Wakes the delivery worker for new work (locally: an in-process channel; on AWS the queue
+/// itself does).
+#[async_trait]
+pub trait WorkSignal: Send + Sync + std::fmt::Debug {
+    /// Hands freshly accepted items to the worker. Waits when the worker is saturated, so
+    /// producers feel backpressure instead of growing a queue in memory.
+    async fn wake(&self, items: Vec<WorkItem>);
+}
+
+/// One outbound HTTP delivery.
+#[derive(Debug, Clone)]
+pub struct WebhookRequest {
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Posts webhooks: one pooled client, a timeout per attempt, size-capped answers.
+#[async_trait]
+pub trait WebhookClient: Send + Sync + std::fmt::Debug {
+    async fn post(&self, request: WebhookRequest) -> crate::delivery::Reply;
+}
+
+/// An event for other systems (`Trigger Invocation Completed`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub source: String,
+    pub detail_type: String,
+    pub detail: Value,
+}
+
+/// Publishes events (EventBridge on AWS; an append-only JSONL file locally).
+#[async_trait]
+pub trait EventPublisher: Send + Sync + std::fmt::Debug {
+    async fn publish(&self, events: &[Event]) -> Result<(), Error>;
+}
+
+/// Lets a caller that waits on invocations learn when one of them changed.
+#[async_trait]
+pub trait InvocationWatch: Send + Sync + std::fmt::Debug {
+    /// Says that `invocation_id` changed state.
+    fn changed(&self, invocation_id: &str);
+    /// Returns when one of `ids` may have changed, or after `timeout`.
+    async fn wait(&self, ids: &[String], timeout: std::time::Duration);
 }

@@ -1,0 +1,308 @@
+//! The rules of delivery, free of I/O: what a subscriber receives, what its answer means (the
+//! table in `design/api.md`), and when a failed attempt is tried again.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Map, Value, json};
+
+use crate::catalog::CatalogEntry;
+use crate::model::{DispatchMode, Invocation, InvocationState, TriggerType};
+
+/// How long a subscriber has to answer one HTTP delivery.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Response bodies beyond this are cut off (and so fail output validation).
+pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// The body a subscriber receives: the trigger input with `_metadata` merged at the top.
+pub fn payload(invocation: &Invocation, callback_url: &str, secret: &str) -> Value {
+    let mut metadata = json!({
+        "triggerId": invocation.trigger_id,
+        "triggerType": invocation.trigger_type.metadata_name(),
+        "invocationId": invocation.id,
+    });
+    if let Some(mode) = invocation.response_mode {
+        metadata["responseMode"] = json!(match mode {
+            DispatchMode::Sync => "sync",
+            DispatchMode::Async => "async",
+            DispatchMode::Dynamic => "dynamic",
+        });
+        if mode != DispatchMode::Sync {
+            metadata["callbackURL"] = json!(callback_url);
+            metadata["secret"] = json!(secret);
+        }
+    }
+    let mut body = match &invocation.input {
+        Value::Object(input) => input.clone(),
+        other => {
+            let mut m = Map::new();
+            m.insert("input".into(), other.clone());
+            m
+        }
+    };
+    body.insert("_metadata".into(), metadata);
+    Value::Object(body)
+}
+
+/// What came back from one HTTP delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Reply {
+    /// The subscriber answered.
+    Answered {
+        status: u16,
+        body: Vec<u8>,
+        /// `Retry-After`, when the subscriber sent one.
+        retry_after: Option<Duration>,
+    },
+    /// No answer within [`ATTEMPT_TIMEOUT`].
+    TimedOut,
+    /// No connection (refused, unreachable, DNS, TLS).
+    Unreachable(String),
+    /// The target resolves to an address deliveries may not go to.
+    Blocked(String),
+}
+
+/// What an attempt means for the invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Final success: REQUEST_RESPONSE answered with a valid output, or FIRE_AND_FORGET delivered.
+    Completed { output: Option<Value> },
+    /// The subscriber took it and will complete it through the callback.
+    Acknowledged,
+    /// The attempt failed; `retry` says whether another attempt may succeed.
+    Failed {
+        error: String,
+        retry: bool,
+        retry_after: Option<Duration>,
+    },
+}
+
+/// Reads a reply by the table in `design/api.md`.
+pub fn judge(entry: &CatalogEntry, invocation: &Invocation, reply: &Reply) -> Verdict {
+    let (status, body, retry_after) = match reply {
+        Reply::Answered {
+            status,
+            body,
+            retry_after,
+        } => (*status, body, *retry_after),
+        Reply::TimedOut => {
+            return failed(
+                format!("no answer within {} s", ATTEMPT_TIMEOUT.as_secs()),
+                true,
+            );
+        }
+        Reply::Unreachable(why) => return failed(format!("connection failed: {why}"), true),
+        Reply::Blocked(why) => return failed(format!("target refused: {why}"), false),
+    };
+    if !(200..300).contains(&status) {
+        let retry = status >= 500 || status == 408 || status == 429;
+        return Verdict::Failed {
+            error: format!("subscriber answered {status}"),
+            retry,
+            retry_after,
+        };
+    }
+    if invocation.trigger_type == TriggerType::FireAndForget {
+        return Verdict::Completed { output: None };
+    }
+    let acknowledges = match invocation.response_mode {
+        Some(DispatchMode::Async) => true,
+        Some(DispatchMode::Dynamic) => status == 202,
+        Some(DispatchMode::Sync) | None => false,
+    };
+    if acknowledges {
+        return Verdict::Acknowledged;
+    }
+    if status != 200 {
+        return failed(format!("subscriber answered {status}; a response needs 200 with the output"), false);
+    }
+    let output: Value = match serde_json::from_slice(body) {
+        Ok(v) => v,
+        Err(e) => return failed(format!("the answer is not JSON: {e}"), false),
+    };
+    match entry.check_output("output", &output) {
+        Ok(()) => Verdict::Completed {
+            output: Some(output),
+        },
+        Err(e) => failed(format!("invalid output: {e}"), false),
+    }
+}
+
+fn failed(error: String, retry: bool) -> Verdict {
+    Verdict::Failed {
+        error,
+        retry,
+        retry_after: None,
+    }
+}
+
+/// Whether a mode's acknowledgements and FIRE_AND_FORGET deliveries are retried. A SYNC answer
+/// has one 10 s window: the caller is waiting on it.
+pub fn retries(invocation: &Invocation) -> bool {
+    !(invocation.trigger_type == TriggerType::RequestResponse
+        && invocation.response_mode == Some(DispatchMode::Sync))
+}
+
+/// The retry schedule: delay before attempt `n + 1` after `n` failed attempts (n ≥ 1), before
+/// jitter. After the last entry the delay stays at one hour.
+pub const BACKOFF: &[Duration] = &[
+    Duration::from_secs(5),
+    Duration::from_secs(30),
+    Duration::from_secs(120),
+    Duration::from_secs(600),
+    Duration::from_secs(1800),
+    Duration::from_secs(3600),
+];
+
+/// `Retry-After` is honoured within these bounds.
+pub const RETRY_AFTER_CLAMP: (Duration, Duration) =
+    (Duration::from_secs(1), Duration::from_secs(3600));
+
+/// When to try again after `attempts` failed attempts, or `None` when the invocation has had
+/// its last one. `jitter` in [0, 1) spreads retries ±20 % so that a recovering subscriber is not
+/// hit by all of them at once.
+pub fn next_attempt(
+    now: DateTime<Utc>,
+    attempts: u32,
+    max_attempts: u32,
+    retry_after: Option<Duration>,
+    deadline: Option<DateTime<Utc>>,
+    jitter: f64,
+) -> Option<DateTime<Utc>> {
+    if attempts >= max_attempts {
+        return None;
+    }
+    let delay = match retry_after {
+        Some(asked) => asked.clamp(RETRY_AFTER_CLAMP.0, RETRY_AFTER_CLAMP.1),
+        None => {
+            let base = BACKOFF[(attempts as usize).saturating_sub(1).min(BACKOFF.len() - 1)];
+            base.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
+        }
+    };
+    let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+    match deadline {
+        Some(d) if at >= d => None,
+        _ => Some(at),
+    }
+}
+
+/// The state an open invocation moves to for a verdict.
+pub fn state_after(verdict: &Verdict) -> InvocationState {
+    match verdict {
+        Verdict::Completed { .. } => InvocationState::Completed,
+        Verdict::Acknowledged => InvocationState::Acknowledged,
+        Verdict::Failed { .. } => InvocationState::Failed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+    use crate::model::InvocationType;
+    use chrono::TimeZone;
+
+    fn invocation(trigger: &str, mode: Option<DispatchMode>) -> Invocation {
+        let entry = Catalog::builtin().get(trigger).unwrap();
+        Invocation {
+            id: "inv".into(),
+            trigger_id: trigger.into(),
+            trigger_type: entry.trigger.trigger_type,
+            subscription_id: "s".into(),
+            subscription_name: "n".into(),
+            invocation_type: InvocationType::RealTime,
+            response_mode: mode,
+            state: InvocationState::Pending,
+            created: Utc::now(),
+            completed: None,
+            deadline: None,
+            input: entry.trigger.example_input.clone(),
+            content_json: json!({}),
+            output: None,
+            error: None,
+            secret_hash: String::new(),
+            attempts: vec![],
+        }
+    }
+
+    fn answered(status: u16, body: &str) -> Reply {
+        Reply::Answered { status, body: body.as_bytes().to_vec(), retry_after: None }
+    }
+
+    const PRE: &str = "idn:access-request-pre-approval";
+    const OUTPUT: &str = r#"{"approved": true, "comment": "ok", "approver": "bot"}"#;
+
+    #[test]
+    fn the_subscriber_table_of_api_md() {
+        let entry = Catalog::builtin().get(PRE).unwrap();
+        let sync = invocation(PRE, Some(DispatchMode::Sync));
+        let asynchronous = invocation(PRE, Some(DispatchMode::Async));
+        let dynamic = invocation(PRE, Some(DispatchMode::Dynamic));
+        let ff = invocation("idn:identity-created", None);
+        let ff_entry = Catalog::builtin().get("idn:identity-created").unwrap();
+
+        assert!(matches!(judge(entry, &sync, &answered(200, OUTPUT)), Verdict::Completed { output: Some(_) }));
+        assert_eq!(judge(entry, &asynchronous, &answered(200, "{}")), Verdict::Acknowledged);
+        assert!(matches!(judge(entry, &dynamic, &answered(200, OUTPUT)), Verdict::Completed { .. }));
+        assert_eq!(judge(entry, &dynamic, &answered(202, "{}")), Verdict::Acknowledged);
+        assert_eq!(judge(ff_entry, &ff, &answered(204, "")), Verdict::Completed { output: None });
+    }
+
+    #[test]
+    fn failures_say_why_and_whether_to_retry() {
+        let entry = Catalog::builtin().get(PRE).unwrap();
+        let sync = invocation(PRE, Some(DispatchMode::Sync));
+        let cases = [
+            (answered(200, r#"{"approved": "yes"}"#), "invalid output", false),
+            (answered(500, ""), "answered 500", true),
+            (answered(429, ""), "answered 429", true),
+            (answered(408, ""), "answered 408", true),
+            (answered(404, ""), "answered 404", false),
+            (Reply::TimedOut, "no answer within 10 s", true),
+            (Reply::Unreachable("refused".into()), "connection failed", true),
+        ];
+        for (reply, why, retry) in cases {
+            match judge(entry, &sync, &reply) {
+                Verdict::Failed { error, retry: r, .. } => {
+                    assert!(error.contains(why), "{error}");
+                    assert_eq!(r, retry, "{why}");
+                }
+                other => panic!("{why}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn payload_merges_metadata_and_hides_the_secret_from_sync_receivers() {
+        let mut asynchronous = invocation(PRE, Some(DispatchMode::Async));
+        asynchronous.id = "i-1".into();
+        let body = payload(&asynchronous, "http://tl/trigger-invocations/v1/i-1/complete", "s3");
+        assert_eq!(body["_metadata"]["triggerType"], "requestResponse");
+        assert_eq!(body["_metadata"]["responseMode"], "async");
+        assert_eq!(body["_metadata"]["secret"], "s3");
+        assert_eq!(body["_metadata"]["callbackURL"], "http://tl/trigger-invocations/v1/i-1/complete");
+        assert_eq!(body["accessRequestId"], asynchronous.input["accessRequestId"]);
+        let sync = invocation(PRE, Some(DispatchMode::Sync));
+        assert!(payload(&sync, "u", "s").get("_metadata").unwrap().get("secret").is_none());
+        let ff = invocation("idn:identity-created", None);
+        assert_eq!(payload(&ff, "u", "s")["_metadata"]["triggerType"], "fireAndForget");
+    }
+
+    #[test]
+    fn backoff_follows_the_schedule_within_deadline_and_attempt_cap() {
+        let now = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+        let at = |n, jitter| next_attempt(now, n, 8, None, None, jitter).unwrap() - now;
+        assert_eq!(at(1, 0.5), chrono::Duration::seconds(5));
+        assert_eq!(at(2, 0.5), chrono::Duration::seconds(30));
+        assert_eq!(at(7, 0.5), chrono::Duration::hours(1));
+        assert!(at(1, 0.0) >= chrono::Duration::seconds(4) && at(1, 0.99) <= chrono::Duration::seconds(6));
+        assert_eq!(next_attempt(now, 8, 8, None, None, 0.5), None);
+        let deadline = now + chrono::Duration::seconds(10);
+        assert_eq!(next_attempt(now, 2, 8, None, Some(deadline), 0.5), None);
+        let honoured = next_attempt(now, 1, 8, Some(Duration::from_secs(90)), None, 0.5).unwrap();
+        assert_eq!(honoured - now, chrono::Duration::seconds(90));
+        let clamped = next_attempt(now, 1, 8, Some(Duration::from_secs(86_400)), None, 0.5).unwrap();
+        assert_eq!(clamped - now, chrono::Duration::hours(1));
+    }
+}
