@@ -42,6 +42,15 @@ pub enum Error {
         status: crate::model::InvocationState,
     },
 
+    /// The caller did not prove who it is (a callback with an unknown id or a wrong secret:
+    /// the same answer for both, so it never tells whether an id exists).
+    #[error("the invocation id or secret is wrong")]
+    Unauthenticated,
+
+    /// The invocation's response deadline has passed.
+    #[error("invocation {id} is past its deadline ({deadline})")]
+    DeadlinePassed { id: String, deadline: String },
+
     /// A storage or transport failure the caller cannot fix; the detail goes to the logs only.
     #[error("store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

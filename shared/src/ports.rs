@@ -209,10 +209,18 @@ pub trait EventPublisher: Send + Sync + std::fmt::Debug {
 }
 
 /// Lets a caller that waits on invocations learn when one of them changed.
-#[async_trait]
 pub trait InvocationWatch: Send + Sync + std::fmt::Debug {
     /// Says that `invocation_id` changed state.
     fn changed(&self, invocation_id: &str);
-    /// Returns when one of `ids` may have changed, or after `timeout`.
-    async fn wait(&self, ids: &[String], timeout: std::time::Duration);
+    /// Starts listening. Subscribe *before* reading the state you wait on, so that a change
+    /// between the read and the wait is not missed.
+    fn subscribe(&self) -> Box<dyn WatchSubscription>;
+}
+
+/// A listener of [`InvocationWatch`].
+#[async_trait]
+pub trait WatchSubscription: Send {
+    /// Returns when one of `ids` may have changed since the subscription began or the last
+    /// return, or after `timeout`.
+    async fn wait(&mut self, ids: &[String], timeout: std::time::Duration);
 }

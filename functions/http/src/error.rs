@@ -107,8 +107,13 @@ impl IntoResponse for ApiError {
             ApiError::Domain(e) => e,
         };
         let status = match &domain {
-            Error::Invalid { .. } | Error::SubscriptionLimit { .. } | Error::NotOpen { .. } => {
-                StatusCode::BAD_REQUEST
+            Error::Invalid { .. }
+            | Error::SubscriptionLimit { .. }
+            | Error::NotOpen { .. }
+            | Error::DeadlinePassed { .. } => StatusCode::BAD_REQUEST,
+            Error::Unauthenticated => {
+                return ApiError::Unauthorized("the invocation id or secret is wrong")
+                    .into_response();
             }
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::Conflict { .. } | Error::AlreadyExists { .. } => StatusCode::CONFLICT,

@@ -355,3 +355,119 @@ impl InvocationStatus {
         }
     }
 }
+
+/// Body of `POST /trigger-invocations/v1/start` (extension): how producers raise real-time
+/// invocations.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartInvocation {
+    pub trigger_id: String,
+    pub input: Value,
+    #[serde(default)]
+    pub content_json: Option<Value>,
+    #[serde(default)]
+    pub is_synchronous: Option<bool>,
+    /// ISO-8601 duration to wait before delivering.
+    #[serde(default)]
+    pub delay: Option<String>,
+    /// Epoch milliseconds before which nothing is delivered.
+    #[serde(default)]
+    pub timestamp: Option<i64>,
+}
+
+/// Body of `POST /trigger-invocations/v1/test`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestInvocation {
+    pub trigger_id: String,
+    #[serde(default)]
+    pub input: Option<Value>,
+    #[serde(default)]
+    pub content_json: Option<Value>,
+    #[serde(default)]
+    pub subscription_ids: Option<Vec<String>>,
+}
+
+/// An item of the answer to `/test`: what a caller needs to complete a test invocation itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Invocation {
+    pub id: String,
+    pub trigger_id: String,
+    pub secret: String,
+    pub content_json: Value,
+}
+
+/// Body of `POST /trigger-invocations/v1/{id}/complete`. `output` is required by SailPoint's
+/// spec even with `error`; it is accepted when missing, since nothing depends on it then.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CompleteInvocation {
+    pub secret: String,
+    #[serde(default)]
+    pub output: Option<Value>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// An invocation as `/start` answers it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StartedInvocation {
+    pub id: String,
+    pub trigger_id: String,
+    pub subscription_id: String,
+    pub subscription_name: String,
+    pub status: InvocationState,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub output: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub error: Option<LocalizedMessage>,
+}
+
+impl StartedInvocation {
+    pub fn queued(i: &model::Invocation) -> Self {
+        StartedInvocation {
+            id: i.id.clone(),
+            trigger_id: i.trigger_id.clone(),
+            subscription_id: i.subscription_id.clone(),
+            subscription_name: i.subscription_name.clone(),
+            status: i.state,
+            output: None,
+            error: None,
+        }
+    }
+
+    pub fn finished(i: &model::Invocation) -> Self {
+        StartedInvocation {
+            output: i.output.clone(),
+            error: i.error.as_ref().map(LocalizedMessage::en_us),
+            ..Self::queued(i)
+        }
+    }
+}
+
+/// The answer to `/start`: 202 (queued), 200 (synchronous, all finished).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartResponse {
+    pub invocations: Vec<StartedInvocation>,
+}
+
+/// The 542 answer of a synchronous `/start` whose invocations outlived the wait limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StillRunning {
+    pub message: String,
+    #[serde(with = "crate::time::rfc3339")]
+    pub date_submitted: DateTime<Utc>,
+    pub trigger_id: String,
+    pub invocations: Vec<RunningInvocation>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunningInvocation {
+    pub id: String,
+    pub subscription_id: String,
+    pub status: InvocationState,
+}

@@ -1,0 +1,69 @@
+//! The callback: a subscriber completes an acknowledged invocation with its secret.
+
+use crate::model::{InvocationState, TriggerType};
+use crate::ports::Transition;
+use crate::secrets::secret_matches;
+use crate::usecases::delivery::{Delivery, open_states};
+use crate::wire::CompleteInvocation;
+use crate::{Error, Result};
+
+/// Completes invocation `id`. Exactly one completion wins, whoever else races it (another
+/// callback, the deadline sweep): the store's conditional transition decides.
+pub async fn complete(delivery: &Delivery, id: &str, request: CompleteInvocation) -> Result<()> {
+    let Some(invocation) = delivery.invocations.get(id).await? else {
+        return Err(Error::Unauthenticated);
+    };
+    if !secret_matches(&request.secret, &invocation.secret_hash) {
+        return Err(Error::Unauthenticated);
+    }
+    if invocation.trigger_type != TriggerType::RequestResponse {
+        return Err(Error::invalid(
+            "id",
+            format!(
+                "invocation {id} is FIRE_AND_FORGET; only REQUEST_RESPONSE invocations are completed"
+            ),
+        ));
+    }
+    if !invocation.state.is_open() {
+        return Err(Error::NotOpen {
+            id: id.to_owned(),
+            status: invocation.state,
+        });
+    }
+    let now = delivery.clock.now();
+    if let Some(deadline) = invocation.deadline.filter(|d| *d <= now) {
+        return Err(Error::DeadlinePassed {
+            id: id.to_owned(),
+            deadline: crate::time::format_time(&deadline),
+        });
+    }
+    let transition = match request.error {
+        Some(error) => Transition {
+            to: InvocationState::Failed,
+            completed: Some(now),
+            output: None,
+            error: Some(error),
+        },
+        None => {
+            let output = request.output.unwrap_or(serde_json::Value::Null);
+            delivery
+                .catalog
+                .require("triggerId", &invocation.trigger_id)?
+                .check_output("output", &output)?;
+            Transition {
+                to: InvocationState::Completed,
+                completed: Some(now),
+                output: Some(output),
+                error: None,
+            }
+        }
+    };
+    let finished = delivery
+        .invocations
+        .transition(id, open_states(), &transition)
+        .await?;
+    // A retry may still be queued for an acknowledgement that never arrived; it is moot now.
+    delivery.queue.discard(id).await?;
+    delivery.finished(&finished).await;
+    Ok(())
+}

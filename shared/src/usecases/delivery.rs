@@ -1,0 +1,319 @@
+//! Delivering one invocation: build the signed request, post it (or put the event on a bus),
+//! judge the answer, and settle the outcome in one write. Shared by the worker, the synchronous
+//! fast path and the SQS consumer.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use crate::Result;
+use crate::catalog::Catalog;
+use crate::delivery::{self, Reply, Verdict};
+use crate::model::{
+    Attempt, HttpAuth, Invocation, InvocationState, Subscription, Target, TriggerType,
+};
+use crate::ports::{
+    DeliveryQueue, Event, EventPublisher, InvocationStore, InvocationWatch, NextStep,
+    SubscriptionStore, Transition, WebhookClient, WebhookRequest, WorkItem,
+};
+use crate::secrets::{SecretKey, webhook_signature};
+use crate::time::Clock;
+
+/// The `detail-type` of the event published when a REQUEST_RESPONSE invocation finishes.
+pub const COMPLETED_EVENT: &str = "Trigger Invocation Completed";
+
+/// How deliveries are made and retried.
+#[derive(Debug, Clone)]
+pub struct DeliveryPolicy {
+    /// Base URL of the callback route (`{public_url}/trigger-invocations/v1/{id}/complete`).
+    pub public_url: String,
+    /// Attempts per invocation, the first included.
+    pub max_attempts: u32,
+    /// `source` of the events Triggerline publishes.
+    pub event_source: String,
+}
+
+/// Everything one delivery needs.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    pub catalog: &'static Catalog,
+    pub subscriptions: Arc<dyn SubscriptionStore>,
+    pub invocations: Arc<dyn InvocationStore>,
+    pub queue: Arc<dyn DeliveryQueue>,
+    pub client: Arc<dyn WebhookClient>,
+    pub events: Arc<dyn EventPublisher>,
+    pub watch: Arc<dyn InvocationWatch>,
+    pub clock: Arc<dyn Clock>,
+    pub key: SecretKey,
+    pub policy: DeliveryPolicy,
+}
+
+const OPEN: &[InvocationState] = &[InvocationState::Pending, InvocationState::Acknowledged];
+
+impl Delivery {
+    /// The callback URL of one invocation.
+    pub fn callback_url(&self, invocation_id: &str) -> String {
+        format!(
+            "{}/trigger-invocations/v1/{invocation_id}/complete",
+            self.policy.public_url.trim_end_matches('/')
+        )
+    }
+
+    /// Makes one attempt at a queued work item. Returns the invocation as settled, or `None`
+    /// when there was nothing (left) to deliver.
+    pub async fn deliver(&self, item: &WorkItem) -> Result<Option<Invocation>> {
+        let Some(invocation) = self.invocations.get(&item.invocation_id).await? else {
+            self.queue.discard(&item.invocation_id).await?;
+            return Ok(None);
+        };
+        // Only a PENDING invocation is delivered: an acknowledged one waits for its callback,
+        // a finished one is done (e.g. completed by a callback before the worker got here).
+        if invocation.state != InvocationState::Pending {
+            self.queue.discard(&item.invocation_id).await?;
+            return Ok(None);
+        }
+        let subscription = self.subscriptions.get(&invocation.subscription_id).await?;
+        self.attempt(invocation, subscription, item.attempts)
+            .await
+            .map(Some)
+    }
+
+    /// Makes one attempt with the invocation and subscription already in hand (the fast path).
+    pub async fn attempt(
+        &self,
+        invocation: Invocation,
+        subscription: Option<Subscription>,
+        attempts_before: u32,
+    ) -> Result<Invocation> {
+        let started_at = self.clock.now();
+        let clock_start = Instant::now();
+        let (target, reply) = match &subscription {
+            None => (
+                "(deleted)".to_owned(),
+                Reply::Blocked("the subscription was deleted".into()),
+            ),
+            Some(s) => self.send(&invocation, s).await,
+        };
+        let verdict = match self.catalog.get(&invocation.trigger_id) {
+            Some(entry) => delivery::judge(entry, &invocation, &reply),
+            None => Verdict::Failed {
+                error: format!(
+                    "trigger {} is no longer in the catalog",
+                    invocation.trigger_id
+                ),
+                retry: false,
+                retry_after: None,
+            },
+        };
+        let attempt = Attempt {
+            started_at,
+            target,
+            status_code: match &reply {
+                Reply::Answered { status, .. } => Some(*status),
+                _ => None,
+            },
+            duration_ms: u64::try_from(clock_start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            outcome: match &verdict {
+                Verdict::Completed { .. } => "completed",
+                Verdict::Acknowledged => "acknowledged",
+                Verdict::Failed { .. } => "failed",
+            }
+            .to_owned(),
+            error: match &verdict {
+                Verdict::Failed { error, .. } => Some(error.clone()),
+                _ => None,
+            },
+        };
+        let now = self.clock.now();
+        let (transition, next) = self.outcome(&invocation, &verdict, attempts_before + 1, now);
+        let settled = self
+            .queue
+            .settle(
+                &invocation.id,
+                &attempt,
+                &[InvocationState::Pending],
+                transition.as_ref(),
+                &next,
+            )
+            .await?
+            .unwrap_or(invocation);
+        if transition.is_some() {
+            self.finished(&settled).await;
+        }
+        Ok(settled)
+    }
+
+    /// What a verdict does to the invocation and its work item.
+    fn outcome(
+        &self,
+        invocation: &Invocation,
+        verdict: &Verdict,
+        attempts: u32,
+        now: DateTime<Utc>,
+    ) -> (Option<Transition>, NextStep) {
+        match verdict {
+            Verdict::Completed { output } => (
+                Some(Transition {
+                    to: InvocationState::Completed,
+                    completed: Some(now),
+                    output: output.clone(),
+                    error: None,
+                }),
+                NextStep::Done,
+            ),
+            Verdict::Acknowledged => (
+                Some(Transition {
+                    to: InvocationState::Acknowledged,
+                    completed: None,
+                    output: None,
+                    error: None,
+                }),
+                NextStep::Done,
+            ),
+            Verdict::Failed {
+                error,
+                retry,
+                retry_after,
+            } => {
+                let next = (*retry && delivery::retries(invocation))
+                    .then(|| {
+                        delivery::next_attempt(
+                            now,
+                            attempts,
+                            self.policy.max_attempts,
+                            *retry_after,
+                            invocation.deadline,
+                            rand::random::<f64>(),
+                        )
+                    })
+                    .flatten();
+                match next {
+                    Some(at) => (None, NextStep::RetryAt(at)),
+                    None => (
+                        Some(Transition {
+                            to: InvocationState::Failed,
+                            completed: Some(now),
+                            output: None,
+                            error: Some(error.clone()),
+                        }),
+                        NextStep::Done,
+                    ),
+                }
+            }
+        }
+    }
+
+    async fn send(&self, invocation: &Invocation, subscription: &Subscription) -> (String, Reply) {
+        let secret = self.key.callback_secret(&invocation.id);
+        let body = delivery::payload(invocation, &self.callback_url(&invocation.id), &secret);
+        match &subscription.target {
+            Target::Http(http) => {
+                let bytes = body.to_string().into_bytes();
+                let timestamp = self.clock.now().timestamp();
+                let mut headers = vec![
+                    ("webhook-id".to_owned(), invocation.id.clone()),
+                    ("webhook-timestamp".to_owned(), timestamp.to_string()),
+                    (
+                        "webhook-signature".to_owned(),
+                        webhook_signature(
+                            &subscription.signing_secret,
+                            &invocation.id,
+                            timestamp,
+                            &bytes,
+                        ),
+                    ),
+                ];
+                match &http.auth {
+                    HttpAuth::None => {}
+                    HttpAuth::Basic {
+                        user_name,
+                        password,
+                    } => {
+                        use base64::Engine;
+                        let token = base64::engine::general_purpose::STANDARD
+                            .encode(format!("{user_name}:{password}"));
+                        headers.push(("Authorization".into(), format!("Basic {token}")));
+                    }
+                    HttpAuth::Bearer { token } => {
+                        headers.push(("Authorization".into(), format!("Bearer {token}")));
+                    }
+                }
+                let host = url::Url::parse(&http.url)
+                    .ok()
+                    .and_then(|u| u.host_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let reply = self
+                    .client
+                    .post(WebhookRequest {
+                        url: http.url.clone(),
+                        headers,
+                        body: bytes,
+                    })
+                    .await;
+                (host, reply)
+            }
+            Target::EventBridge(bus) => {
+                let target = format!("eventbridge:{}:{}", bus.aws_region, bus.aws_account);
+                let event = Event {
+                    source: self.policy.event_source.clone(),
+                    detail_type: self
+                        .catalog
+                        .get(&invocation.trigger_id)
+                        .map(|e| e.trigger.name.clone())
+                        .unwrap_or_else(|| invocation.trigger_id.clone()),
+                    detail: body,
+                };
+                let reply = match self.events.publish(&[event]).await {
+                    // EventBridge subscriptions are ASYNC: a put event is an acknowledgement.
+                    Ok(()) => Reply::Answered {
+                        status: if invocation.trigger_type == TriggerType::RequestResponse {
+                            202
+                        } else {
+                            200
+                        },
+                        body: b"{}".to_vec(),
+                        retry_after: None,
+                    },
+                    Err(e) => Reply::Unreachable(e.to_string()),
+                };
+                (target, reply)
+            }
+        }
+    }
+
+    /// Tells waiters, and publishes `Trigger Invocation Completed` for a finished
+    /// REQUEST_RESPONSE invocation. Publishing failures are logged by the caller's adapter and
+    /// do not undo the outcome, which is already durable.
+    pub async fn finished(&self, invocation: &Invocation) {
+        self.watch.changed(&invocation.id);
+        if invocation.state.is_open() || invocation.trigger_type != TriggerType::RequestResponse {
+            return;
+        }
+        let event = completion_event(&self.policy.event_source, invocation);
+        let _ = self.events.publish(&[event]).await;
+    }
+}
+
+/// The `Trigger Invocation Completed` event of a finished invocation.
+pub fn completion_event(source: &str, invocation: &Invocation) -> Event {
+    Event {
+        source: source.to_owned(),
+        detail_type: COMPLETED_EVENT.to_owned(),
+        detail: json!({
+            "invocationId": invocation.id,
+            "triggerId": invocation.trigger_id,
+            "subscriptionId": invocation.subscription_id,
+            "status": invocation.state,
+            "completed": invocation.completed.map(|t| crate::time::format_time(&t)),
+            "output": invocation.output,
+            "error": invocation.error,
+        }),
+    }
+}
+
+/// The states an invocation may be completed from by a callback or the sweep.
+pub fn open_states() -> &'static [InvocationState] {
+    OPEN
+}

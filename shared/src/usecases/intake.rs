@@ -1,0 +1,290 @@
+//! Raising invocations: `start` (real-time, extension) and `test`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use crate::duration::IsoDuration;
+use crate::model::{
+    DispatchMode, Invocation, InvocationState, InvocationType, Subscription, Target, TriggerType,
+};
+use crate::ports::WorkSignal;
+use crate::secrets::hash_secret;
+use crate::time::IdGenerator;
+use crate::usecases::delivery::Delivery;
+use crate::wire::{StartInvocation, TestInvocation};
+use crate::{Error, Result};
+
+/// How long a freshly accepted item stays leased to the process that delivers it in memory.
+/// Past this, a crashed process's items are claimed again by the poller.
+pub const HANDOFF_LEASE: Duration = Duration::from_secs(60);
+
+/// The intake use cases.
+#[derive(Debug, Clone)]
+pub struct Intake {
+    pub delivery: Delivery,
+    pub signal: Arc<dyn WorkSignal>,
+    pub ids: Arc<dyn IdGenerator>,
+    /// How long a synchronous `start` waits before answering 542.
+    pub sync_wait: Duration,
+}
+
+/// What `start` did.
+#[derive(Debug, Clone)]
+pub enum Started {
+    /// Queued for delivery (or nothing matched, when empty).
+    Queued(Vec<Invocation>),
+    /// Synchronous, and every invocation finished in time.
+    Finished(Vec<Invocation>),
+    /// Synchronous, and some were still open at the wait limit.
+    StillRunning {
+        submitted: DateTime<Utc>,
+        invocations: Vec<Invocation>,
+    },
+}
+
+impl Intake {
+    /// Raises a real-time invocation of `request.trigger_id` for each enabled subscription whose
+    /// filter matches. Invocations and their work are durable before this returns.
+    pub async fn start(&self, request: StartInvocation) -> Result<Started> {
+        let catalog = self.delivery.catalog;
+        let entry = catalog.require("triggerId", &request.trigger_id)?;
+        entry.check_input("input", &request.input)?;
+        let now = self.delivery.clock.now();
+        let not_before = match (&request.delay, request.timestamp) {
+            (Some(_), Some(_)) => {
+                return Err(Error::invalid(
+                    "delay",
+                    "give either delay or timestamp, not both",
+                ));
+            }
+            (Some(delay), None) => now + IsoDuration::parse("delay", delay)?.as_chrono(),
+            (None, Some(ms)) => Utc.timestamp_millis_opt(ms).single().ok_or_else(|| {
+                Error::invalid(
+                    "timestamp",
+                    format!("`{ms}` is not a time in epoch milliseconds"),
+                )
+            })?,
+            (None, None) => now,
+        };
+        let subscriptions: Vec<Subscription> = self
+            .delivery
+            .subscriptions
+            .list_for_trigger(&entry.trigger.id)
+            .await?
+            .into_iter()
+            .filter(|s| s.enabled && s.filter.as_ref().is_none_or(|f| f.matches(&request.input)))
+            .collect();
+        let content = request.content_json.unwrap_or_else(|| json!({}));
+        let invocations: Vec<Invocation> = subscriptions
+            .iter()
+            .map(|s| {
+                self.invocation(
+                    s,
+                    entry.trigger.trigger_type,
+                    InvocationType::RealTime,
+                    &request.input,
+                    &content,
+                    now,
+                    not_before,
+                )
+            })
+            .collect();
+        if invocations.is_empty() {
+            return Ok(Started::Queued(invocations));
+        }
+        let due_now = not_before <= now;
+        let synchronous = request.is_synchronous.unwrap_or(false);
+        self.accept(&invocations, not_before, due_now && !synchronous)
+            .await?;
+        if !synchronous {
+            return Ok(Started::Queued(invocations));
+        }
+        if due_now {
+            self.deliver_inline(&invocations, &subscriptions).await;
+        }
+        self.wait(now, invocations).await
+    }
+
+    /// Sends a test invocation to every subscription of the trigger (enabled or not), or to
+    /// `subscriptionIds`. Returns the invocations with their callback secrets.
+    pub async fn test(&self, request: TestInvocation) -> Result<Vec<(Invocation, String)>> {
+        let catalog = self.delivery.catalog;
+        let entry = catalog.require("triggerId", &request.trigger_id)?;
+        let input = request
+            .input
+            .unwrap_or_else(|| entry.trigger.example_input.clone());
+        entry.check_input("input", &input)?;
+        let mut subscriptions = self
+            .delivery
+            .subscriptions
+            .list_for_trigger(&entry.trigger.id)
+            .await?;
+        if let Some(ids) = &request.subscription_ids {
+            if let Some(unknown) = ids
+                .iter()
+                .find(|id| !subscriptions.iter().any(|s| &s.id == *id))
+            {
+                return Err(Error::invalid(
+                    "subscriptionIds",
+                    format!("`{unknown}` is not a subscription of {}", entry.trigger.id),
+                ));
+            }
+            subscriptions.retain(|s| ids.contains(&s.id));
+        }
+        let now = self.delivery.clock.now();
+        let content = request.content_json.unwrap_or_else(|| json!({}));
+        let invocations: Vec<Invocation> = subscriptions
+            .iter()
+            .map(|s| {
+                self.invocation(
+                    s,
+                    entry.trigger.trigger_type,
+                    InvocationType::Test,
+                    &input,
+                    &content,
+                    now,
+                    now,
+                )
+            })
+            .collect();
+        if !invocations.is_empty() {
+            self.accept(&invocations, now, true).await?;
+        }
+        Ok(invocations
+            .into_iter()
+            .map(|i| {
+                let secret = self.delivery.key.callback_secret(&i.id);
+                (i, secret)
+            })
+            .collect())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn invocation(
+        &self,
+        subscription: &Subscription,
+        trigger_type: TriggerType,
+        invocation_type: InvocationType,
+        input: &Value,
+        content: &Value,
+        now: DateTime<Utc>,
+        not_before: DateTime<Utc>,
+    ) -> Invocation {
+        let id = self.ids.id();
+        let response_mode = match (trigger_type, &subscription.target) {
+            (TriggerType::FireAndForget, _) => None,
+            (TriggerType::RequestResponse, Target::Http(h)) => Some(h.mode),
+            (TriggerType::RequestResponse, Target::EventBridge(_)) => Some(DispatchMode::Async),
+        };
+        let deadline = (trigger_type == TriggerType::RequestResponse)
+            .then(|| not_before + subscription.response_deadline.as_chrono());
+        Invocation {
+            secret_hash: hash_secret(&self.delivery.key.callback_secret(&id)),
+            id,
+            trigger_id: subscription.trigger_id.clone(),
+            trigger_type,
+            subscription_id: subscription.id.clone(),
+            subscription_name: subscription.name.clone(),
+            invocation_type,
+            response_mode,
+            state: InvocationState::Pending,
+            created: now,
+            completed: None,
+            deadline,
+            input: input.clone(),
+            content_json: content.clone(),
+            output: None,
+            error: None,
+            attempts: vec![],
+        }
+    }
+
+    /// Writes the invocations and their work durably. `hand_off`: lease them to this process
+    /// and wake the worker (due now, not delivered inline). A synchronous start leases them for
+    /// its own inline delivery instead; a delayed one leaves them to the poller.
+    async fn accept(
+        &self,
+        invocations: &[Invocation],
+        not_before: DateTime<Utc>,
+        hand_off: bool,
+    ) -> Result<()> {
+        let now = self.delivery.clock.now();
+        let lease =
+            chrono::Duration::from_std(HANDOFF_LEASE).unwrap_or(chrono::Duration::minutes(1));
+        let leased_until = (not_before <= now).then_some(now + lease);
+        let items = self
+            .delivery
+            .queue
+            .accept(invocations, not_before, leased_until)
+            .await?;
+        if hand_off {
+            self.signal.wake(items).await;
+        }
+        Ok(())
+    }
+
+    /// The synchronous fast path: deliver every invocation from here, concurrently. A failure
+    /// to settle is left to the queue (the work row stays and its lease runs out).
+    async fn deliver_inline(&self, invocations: &[Invocation], subscriptions: &[Subscription]) {
+        let attempts = invocations.iter().map(|inv| {
+            let sub = subscriptions
+                .iter()
+                .find(|s| s.id == inv.subscription_id)
+                .cloned();
+            self.delivery.attempt(inv.clone(), sub, 0)
+        });
+        for result in futures_join_all(attempts).await {
+            if let Err(e) = result {
+                tracing_warn(&e);
+            }
+        }
+    }
+
+    /// Holds until every invocation is finished or the wait limit passes.
+    async fn wait(
+        &self,
+        submitted: DateTime<Utc>,
+        invocations: Vec<Invocation>,
+    ) -> Result<Started> {
+        let started = std::time::Instant::now();
+        let ids: Vec<String> = invocations.iter().map(|i| i.id.clone()).collect();
+        let mut changes = self.delivery.watch.subscribe();
+        loop {
+            let mut current = Vec::with_capacity(ids.len());
+            for id in &ids {
+                if let Some(i) = self.delivery.invocations.get(id).await? {
+                    current.push(i);
+                }
+            }
+            if current.iter().all(|i| !i.state.is_open()) {
+                return Ok(Started::Finished(current));
+            }
+            let left = self.sync_wait.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                return Ok(Started::StillRunning {
+                    submitted,
+                    invocations: current,
+                });
+            }
+            let open: Vec<String> = current
+                .iter()
+                .filter(|i| i.state.is_open())
+                .map(|i| i.id.clone())
+                .collect();
+            changes.wait(&open, left).await;
+        }
+    }
+}
+
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl IntoIterator<Item = F>,
+) -> Vec<F::Output> {
+    futures::future::join_all(futures).await
+}
+
+fn tracing_warn(e: &Error) {
+    tracing::warn!(error = %e, "inline delivery could not be settled; the queue will retry it");
+}
