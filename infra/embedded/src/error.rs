@@ -26,6 +26,14 @@ pub(crate) enum StoreError {
         source: serde_json::Error,
     },
 
+    #[error("stored {what} {value:?} is not an RFC 3339 time")]
+    BadTime {
+        what: &'static str,
+        value: String,
+        #[source]
+        source: chrono::ParseError,
+    },
+
     #[error("{what} {value} does not fit in an SQLite integer")]
     OutOfRange { what: &'static str, value: u64 },
 
@@ -83,4 +91,20 @@ pub(crate) fn to_body<T: serde::Serialize>(
 /// Converts a count or version into SQLite's signed integer.
 pub(crate) fn to_sql_int(what: &'static str, value: u64) -> Result<i64, triggerline::Error> {
     i64::try_from(value).map_err(|_| StoreError::OutOfRange { what, value }.into())
+}
+
+/// Reads a time column written with [`triggerline::time::format_time`].
+pub(crate) fn parse_time(
+    what: &'static str,
+    value: String,
+) -> Result<chrono::DateTime<chrono::Utc>, triggerline::Error> {
+    match chrono::DateTime::parse_from_rfc3339(&value) {
+        Ok(t) => Ok(t.with_timezone(&chrono::Utc)),
+        Err(source) => Err(StoreError::BadTime {
+            what,
+            value,
+            source,
+        }
+        .into()),
+    }
 }

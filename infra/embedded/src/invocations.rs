@@ -1,6 +1,7 @@
 //! [`InvocationStore`] on the `invocations` table.
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
@@ -10,7 +11,7 @@ use triggerline::query::{InvocationField, InvocationQuery, Page};
 use triggerline::time::format_time;
 
 use crate::Sqlite;
-use crate::error::{db, from_body, to_body};
+use crate::error::{db, from_body, to_body, to_sql_int};
 use crate::query::{Columns, page};
 
 const WHAT: &str = "invocation";
@@ -50,8 +51,8 @@ impl Columns for InvocationField {
 
 /// An invocation as one row. Times are stored as [`format_time`] text, which sorts in time
 /// order, so `created` and `completed` compare and sort as the wire shows them.
-struct Row {
-    id: String,
+pub(crate) struct Row {
+    pub(crate) id: String,
     trigger_id: String,
     subscription_id: String,
     subscription_name: String,
@@ -63,7 +64,8 @@ struct Row {
 }
 
 impl Row {
-    fn of(i: &Invocation) -> Result<Row, Error> {
+    /// Built before a write is queued, so the writer thread spends no time serializing.
+    pub(crate) fn of(i: &Invocation) -> Result<Row, Error> {
         Ok(Row {
             id: i.id.clone(),
             trigger_id: i.trigger_id.clone(),
@@ -78,7 +80,25 @@ impl Row {
     }
 }
 
-fn insert_all(conn: &Connection, rows: Vec<Row>) -> Result<(), Error> {
+/// The deadline sweep's query; the `state IN` term is the partial index's own condition, which
+/// is what lets SQLite use that index.
+pub(crate) const OVERDUE: &str = "SELECT body FROM invocations
+     WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND deadline < ?1
+     ORDER BY deadline LIMIT ?2";
+
+/// Retention's delete. Each half of the selection is a range of its own partial index (whose
+/// condition it repeats word for word, or SQLite would not use it); a `UNION ALL` keeps the
+/// planner from falling back to a scan, as an `OR` across both may. Foreign keys delete the
+/// invocations' work items with them.
+pub(crate) const PURGE: &str = "DELETE FROM invocations WHERE id IN (
+         SELECT id FROM invocations WHERE state = 'COMPLETED' AND completed < ?1
+         UNION ALL
+         SELECT id FROM invocations WHERE state IN ('FAILED', 'TIMED_OUT') AND completed < ?2
+         LIMIT ?3)";
+
+/// Inserts every row, or fails with [`Error::AlreadyExists`] on the first taken id; the
+/// caller's job must then be rolled back (returning the error does that), so none is kept.
+pub(crate) fn insert_all(conn: &Connection, rows: &[Row]) -> Result<(), Error> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
@@ -100,58 +120,48 @@ fn insert_all(conn: &Connection, rows: Vec<Row>) -> Result<(), Error> {
                 row.body
             ])
             .map_err(db)?;
-        // Returning an error makes the writer roll the whole job back, so none is kept.
         if inserted == 0 {
             return Err(Error::AlreadyExists {
                 kind: ResourceKind::Invocation,
-                id: row.id,
+                id: row.id.clone(),
             });
         }
     }
     Ok(())
 }
 
-fn apply(
-    conn: &Connection,
-    id: String,
-    from: &[InvocationState],
-    transition: Transition,
-) -> Result<Invocation, Error> {
+/// The invocation as the connection sees it (inside a write job: including the batch's earlier
+/// writes).
+pub(crate) fn find(conn: &Connection, id: &str) -> Result<Option<Invocation>, Error> {
     let body: Option<String> = conn
         .prepare_cached("SELECT body FROM invocations WHERE id = ?1")
-        .and_then(|mut stmt| stmt.query_row([&id], |r| r.get(0)).optional())
+        .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
         .map_err(db)?;
-    let Some(body) = body else {
-        return Err(Error::NotFound {
-            kind: ResourceKind::Invocation,
-            id,
-        });
-    };
-    let mut invocation: Invocation = from_body(WHAT, &body)?;
-    let current = invocation.state;
-    if !from.contains(&current) {
-        return Err(Error::NotOpen {
-            id,
-            status: current,
-        });
-    }
-    invocation.state = transition.to;
-    invocation.completed = transition.completed;
-    invocation.output = transition.output;
-    invocation.error = transition.error;
-    let row = Row::of(&invocation)?;
-    // The state guard is redundant while this job is the only writer, and keeps the write
-    // correct should that ever change.
+    body.map(|b| from_body(WHAT, &b)).transpose()
+}
+
+/// Writes `invocation` back over its row (the body and every column a write can change) if
+/// the row's state is still `current`.
+///
+/// The state guard is redundant while the writer thread is the only writer, and keeps the write
+/// correct should that ever change: it fails with [`Error::Conflict`].
+pub(crate) fn update(
+    conn: &Connection,
+    invocation: &Invocation,
+    current: InvocationState,
+) -> Result<(), Error> {
+    let row = Row::of(invocation)?;
     let updated = conn
         .prepare_cached(
-            "UPDATE invocations SET state = ?2, completed = ?3, body = ?4
-             WHERE id = ?1 AND state = ?5",
+            "UPDATE invocations SET state = ?2, completed = ?3, deadline = ?4, body = ?5
+             WHERE id = ?1 AND state = ?6",
         )
         .and_then(|mut stmt| {
             stmt.execute(params![
                 row.id,
                 row.state,
                 row.completed,
+                row.deadline,
                 row.body,
                 current.as_str()
             ])
@@ -160,9 +170,41 @@ fn apply(
     if updated == 0 {
         return Err(Error::Conflict {
             kind: ResourceKind::Invocation,
-            id,
+            id: row.id,
         });
     }
+    Ok(())
+}
+
+/// Sets the transition's state and outcome on `invocation` (nothing else).
+pub(crate) fn set_outcome(invocation: &mut Invocation, transition: &Transition) {
+    invocation.state = transition.to;
+    invocation.completed = transition.completed;
+    invocation.output.clone_from(&transition.output);
+    invocation.error.clone_from(&transition.error);
+}
+
+fn apply(
+    conn: &Connection,
+    id: String,
+    from: &[InvocationState],
+    transition: &Transition,
+) -> Result<Invocation, Error> {
+    let Some(mut invocation) = find(conn, &id)? else {
+        return Err(Error::NotFound {
+            kind: ResourceKind::Invocation,
+            id,
+        });
+    };
+    let current = invocation.state;
+    if !from.contains(&current) {
+        return Err(Error::NotOpen {
+            id,
+            status: current,
+        });
+    }
+    set_outcome(&mut invocation, transition);
+    update(conn, &invocation, current)?;
     Ok(invocation)
 }
 
@@ -176,20 +218,12 @@ impl InvocationStore for SqliteInvocationStore {
             .iter()
             .map(Row::of)
             .collect::<Result<Vec<_>, _>>()?;
-        self.db.write(move |conn| insert_all(conn, rows)).await
+        self.db.write(move |conn| insert_all(conn, &rows)).await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Invocation>, Error> {
         let id = id.to_owned();
-        self.db
-            .read(move |conn| {
-                let body: Option<String> = conn
-                    .prepare_cached("SELECT body FROM invocations WHERE id = ?1")
-                    .and_then(|mut stmt| stmt.query_row([&id], |r| r.get(0)).optional())
-                    .map_err(db)?;
-                body.map(|b| from_body(WHAT, &b)).transpose()
-            })
-            .await
+        self.db.read(move |conn| find(conn, &id)).await
     }
 
     async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error> {
@@ -207,7 +241,45 @@ impl InvocationStore for SqliteInvocationStore {
         let from = from.to_vec();
         let transition = transition.clone();
         self.db
-            .write(move |conn| apply(conn, id, &from, transition))
+            .write(move |conn| apply(conn, id, &from, &transition))
+            .await
+    }
+
+    async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error> {
+        let now = format_time(&now);
+        let limit = to_sql_int("limit", limit as u64)?;
+        self.db
+            .read(move |conn| {
+                let mut stmt = conn.prepare_cached(OVERDUE).map_err(db)?;
+                let bodies = stmt
+                    .query_map(params![now, limit], |r| r.get::<_, String>(0))
+                    .map_err(db)?;
+                let mut overdue = Vec::new();
+                for body in bodies {
+                    overdue.push(from_body(WHAT, &body.map_err(db)?)?);
+                }
+                Ok(overdue)
+            })
+            .await
+    }
+
+    async fn purge(
+        &self,
+        succeeded_before: DateTime<Utc>,
+        failed_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        let succeeded_before = format_time(&succeeded_before);
+        let failed_before = format_time(&failed_before);
+        let limit = to_sql_int("limit", limit as u64)?;
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(PURGE)
+                    .and_then(|mut stmt| {
+                        stmt.execute(params![succeeded_before, failed_before, limit])
+                    })
+                    .map_err(db)
+            })
             .await
     }
 }

@@ -1,5 +1,6 @@
-//! SQLite adapters for the store ports ([`triggerline::ports::SubscriptionStore`] and
-//! [`triggerline::ports::InvocationStore`]): the embedded database of the local stack, one file
+//! SQLite adapters for the store ports ([`triggerline::ports::SubscriptionStore`],
+//! [`triggerline::ports::InvocationStore`]) and for the durable delivery queue
+//! ([`triggerline::ports::DeliveryQueue`]): the embedded database of the local stack, one file
 //! in WAL mode.
 //!
 //! # Design
@@ -25,10 +26,12 @@ mod db;
 mod error;
 mod invocations;
 mod query;
+mod queue;
 mod schema;
 mod subscriptions;
 mod writer;
 
 pub use db::Sqlite;
 pub use invocations::SqliteInvocationStore;
+pub use queue::SqliteDeliveryQueue;
 pub use subscriptions::SqliteSubscriptionStore;

@@ -40,6 +40,31 @@ const MIGRATIONS: &[&str] = &[
     -- set of invocations still waiting for an answer.
     CREATE INDEX invocations_open_by_deadline ON invocations (deadline)
         WHERE state IN ('PENDING', 'ACKNOWLEDGED');",
+    // 2: the delivery queue, and retention's indexes.
+    "-- One row per invocation still to be delivered. Deleting the invocation (retention)
+    -- deletes its work with it. The key is the only lookup besides the two time indexes, so the
+    -- table is clustered on it.
+    CREATE TABLE work (
+        invocation_id TEXT PRIMARY KEY NOT NULL
+                      REFERENCES invocations (id) ON DELETE CASCADE,
+        not_before    TEXT NOT NULL,
+        leased_until  TEXT,
+        attempts      INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    -- claim_due and next_due read unleased work by due time and leased work by lease end, each
+    -- from an index holding only its half, so neither walks past the other half's rows (the
+    -- thousands of items leased to in-flight deliveries).
+    CREATE INDEX work_unleased_by_not_before ON work (not_before)
+        WHERE leased_until IS NULL;
+    CREATE INDEX work_leased_by_leased_until ON work (leased_until)
+        WHERE leased_until IS NOT NULL;
+    -- Retention deletes finished invocations by completion time, with one cutoff for the
+    -- succeeded and one for the rest. Partial indexes hold only finished invocations (an
+    -- intake's insert does not touch them) and do not compete with the sweep's index.
+    CREATE INDEX invocations_succeeded_by_completed ON invocations (completed)
+        WHERE state = 'COMPLETED';
+    CREATE INDEX invocations_failed_by_completed ON invocations (completed)
+        WHERE state IN ('FAILED', 'TIMED_OUT');",
 ];
 
 /// The schema version this build writes.

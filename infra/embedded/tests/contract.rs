@@ -1,16 +1,18 @@
-//! The SQLite stores against the port contract suites, on real database files, plus what only
-//! an embedded database has to prove: data outlives the handle, reopening is harmless, and group
-//! commit keeps up with a burst of concurrent writes.
+//! The SQLite stores and queue against the port contract suites, on real database files, plus
+//! what only an embedded database has to prove: data and work outlive the handle, reopening is
+//! harmless, and group commit keeps up with a burst of concurrent writes.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
 use std::sync::Arc;
 
-use chrono::{TimeZone, Utc};
+use chrono::{DateTime, Duration, TimeZone, Utc};
 use tokio::task::JoinSet;
 use triggerline::contract;
-use triggerline::ports::{InvocationStore, SubscriptionStore};
-use triggerline_embedded::{Sqlite, SqliteInvocationStore, SqliteSubscriptionStore};
+use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, SubscriptionStore, WorkItem};
+use triggerline_embedded::{
+    Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
+};
 
 async fn open(path: &Path) -> Sqlite {
     Sqlite::open(path)
@@ -22,6 +24,14 @@ async fn stores(dir: &tempfile::TempDir) -> (Arc<dyn SubscriptionStore>, Arc<dyn
     let db = open(&dir.path().join("triggerline.db")).await;
     (
         Arc::new(SqliteSubscriptionStore::new(db.clone())),
+        Arc::new(SqliteInvocationStore::new(db)),
+    )
+}
+
+async fn queue(dir: &tempfile::TempDir) -> (Arc<dyn DeliveryQueue>, Arc<dyn InvocationStore>) {
+    let db = open(&dir.path().join("triggerline.db")).await;
+    (
+        Arc::new(SqliteDeliveryQueue::new(db.clone())),
         Arc::new(SqliteInvocationStore::new(db)),
     )
 }
@@ -84,12 +94,22 @@ async fn invocation_store_meets_the_port_contract() {
     contract::invocation_store(invocations).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn delivery_queue_meets_the_port_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, invocations) = queue(&dir).await;
+    contract::delivery_queue(queue, invocations).await;
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn the_contract_holds_on_a_single_threaded_runtime_too() {
     let dir = tempfile::tempdir().unwrap();
     let (subscriptions, invocations) = stores(&dir).await;
     contract::subscription_store(subscriptions).await;
-    contract::invocation_store(invocations).await;
+    contract::invocation_store(Arc::clone(&invocations)).await;
+    // On the same file: the queue suite leaves the store suite's invocations alone.
+    let (queue, _) = queue(&dir).await;
+    contract::delivery_queue(queue, invocations).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -151,7 +171,7 @@ async fn opening_twice_migrates_once() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 1, "the schema version after two opens");
+    assert_eq!(version, 2, "the schema version after two opens");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
@@ -208,4 +228,178 @@ async fn group_commit_takes_500_concurrent_writes() {
             "invocation burst-{i:03} is readable"
         );
     }
+}
+
+fn minutes(n: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2025, 3, 14, 10, 0, 0).unwrap() + Duration::minutes(n)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_work_survives_a_crash_and_comes_back_after_release_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("triggerline.db");
+    {
+        // The process hands the item to its own worker and dies before settling it.
+        let db = open(&path).await;
+        SqliteDeliveryQueue::new(db)
+            .accept(&[invocation("in-flight")], minutes(0), Some(minutes(10)))
+            .await
+            .unwrap();
+    }
+
+    let db = open(&path).await;
+    let queue = SqliteDeliveryQueue::new(db.clone());
+    assert_eq!(
+        queue.claim_due(minutes(1), minutes(2), 10).await.unwrap(),
+        [],
+        "the lease is stored with the item"
+    );
+    queue.release_all().await.unwrap();
+    assert_eq!(
+        queue.claim_due(minutes(1), minutes(2), 10).await.unwrap(),
+        [WorkItem {
+            invocation_id: "in-flight".to_owned(),
+            not_before: minutes(0),
+            attempts: 0,
+        }],
+        "after a restart, release_all gives the dead process's item back at once"
+    );
+    assert_eq!(
+        SqliteInvocationStore::new(db)
+            .get("in-flight")
+            .await
+            .unwrap(),
+        Some(invocation("in-flight")),
+        "the invocation was written with its work"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_items_keep_millisecond_times_like_the_rest_of_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = queue(&dir).await;
+    let precise = minutes(0) + Duration::nanoseconds(123_456_789);
+
+    let accepted = queue
+        .accept(&[invocation("precise")], precise, None)
+        .await
+        .unwrap();
+    let claimed = queue.claim_due(precise, minutes(1), 10).await.unwrap();
+    assert_eq!(
+        accepted, claimed,
+        "accept returns the item as stored, so the two agree"
+    );
+    assert_eq!(
+        claimed[0].not_before,
+        minutes(0) + Duration::milliseconds(123)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_burst_of_deliveries_shares_the_writer() {
+    // 2,000 deliveries end to end (accept, claim, settle) from concurrent tasks: every write is
+    // a group-commit job, and all of them land.
+    const N: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, invocations) = queue(&dir).await;
+
+    let mut accepts = JoinSet::new();
+    for n in 0..N {
+        let queue = Arc::clone(&queue);
+        accepts.spawn(async move {
+            queue
+                .accept(&[invocation(&format!("d-{n:04}"))], minutes(0), None)
+                .await
+        });
+    }
+    for result in accepts.join_all().await {
+        result.unwrap();
+    }
+    let mut claimed = Vec::new();
+    loop {
+        let batch = queue.claim_due(minutes(0), minutes(1), 256).await.unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        claimed.extend(batch);
+    }
+    assert_eq!(claimed.len(), N);
+
+    let mut settles = JoinSet::new();
+    for item in claimed {
+        let queue = Arc::clone(&queue);
+        settles.spawn(async move {
+            let attempt = triggerline::model::Attempt {
+                started_at: minutes(0),
+                target: "hooks.example.com".to_owned(),
+                status_code: Some(204),
+                duration_ms: 3,
+                outcome: "DELIVERED".to_owned(),
+                error: None,
+            };
+            queue
+                .settle(&item.invocation_id, &attempt, &[], None, &NextStep::Done)
+                .await
+        });
+    }
+    for result in settles.join_all().await {
+        assert_eq!(result.unwrap().unwrap().attempts.len(), 1);
+    }
+    assert_eq!(queue.next_due().await.unwrap(), None);
+    let sample = invocations.get("d-1999").await.unwrap().unwrap();
+    assert_eq!(sample.attempts.len(), 1);
+}
+
+/// Not a check but a measurement, run by hand on a quiet machine:
+/// `cargo test --release -p triggerline-embedded --test contract -- --ignored --nocapture`.
+/// 2,000 concurrent deliveries, each an accept (with the hand-off lease) and a settle, as the
+/// local intake and worker make them; every one a durable write.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "a throughput measurement, not a check"]
+async fn measure_durable_deliveries_per_second() {
+    const N: usize = 40_000;
+    const CONCURRENT: usize = 2_000;
+    let dir = tempfile::tempdir().unwrap();
+    let (queue, _) = queue(&dir).await;
+    let open = [triggerline::model::InvocationState::Pending];
+    let delivered = triggerline::ports::Transition {
+        to: triggerline::model::InvocationState::Completed,
+        completed: Some(minutes(0)),
+        output: None,
+        error: None,
+    };
+    let attempt = triggerline::model::Attempt {
+        started_at: minutes(0),
+        target: "hooks.example.com".to_owned(),
+        status_code: Some(204),
+        duration_ms: 3,
+        outcome: "DELIVERED".to_owned(),
+        error: None,
+    };
+
+    let start = std::time::Instant::now();
+    let mut deliveries = JoinSet::new();
+    for worker in 0..CONCURRENT {
+        let (queue, delivered, attempt) = (Arc::clone(&queue), delivered.clone(), attempt.clone());
+        deliveries.spawn(async move {
+            for n in (worker..N).step_by(CONCURRENT) {
+                let id = format!("measured-{n:06}");
+                queue
+                    .accept(&[invocation(&id)], minutes(0), Some(minutes(1)))
+                    .await
+                    .unwrap();
+                queue
+                    .settle(&id, &attempt, &open, Some(&delivered), &NextStep::Done)
+                    .await
+                    .unwrap()
+                    .unwrap();
+            }
+        });
+    }
+    deliveries.join_all().await;
+    let seconds = start.elapsed().as_secs_f64();
+    eprintln!(
+        "{N} deliveries (accept + settle) in {seconds:.2} s: {:.0} per second",
+        N as f64 / seconds
+    );
 }

@@ -1,0 +1,418 @@
+//! [`DeliveryQueue`] on the `work` table: one row per invocation still to be delivered, written
+//! in the same transaction as the invocation itself.
+//!
+//! A row is due from `not_before`. A lease (`leased_until`) says that a worker holds the item;
+//! the item is claimable again once the lease has ended, which is how the items of a worker that
+//! died come back. Every write here is one job of the group-committing writer, so a burst of
+//! accepts and settles from thousands of concurrent deliveries shares its fsyncs; each job is a
+//! handful of statements on the primary key or on one of the `work` indexes.
+
+use async_trait::async_trait;
+use chrono::{DateTime, SubsecRound, Utc};
+use rusqlite::{Connection, params};
+use triggerline::Error;
+use triggerline::error::ResourceKind;
+use triggerline::model::{Attempt, Invocation, InvocationState};
+use triggerline::ports::{DeliveryQueue, NextStep, Transition, WorkItem};
+use triggerline::time::format_time;
+
+use crate::Sqlite;
+use crate::error::{db, parse_time, to_sql_int};
+use crate::invocations::{Row, find, insert_all, set_outcome, update};
+
+/// Due, unleased items, oldest first: a range of `work_unleased_by_not_before` read in order, so
+/// it stops after `limit` rows however long the backlog.
+pub(crate) const DUE_UNLEASED: &str = "SELECT invocation_id, not_before, attempts FROM work
+     WHERE leased_until IS NULL AND not_before <= ?1
+     ORDER BY not_before LIMIT ?2";
+
+/// Due items whose lease has ended: a range of `work_leased_by_leased_until`. Only the leases
+/// that ran out are read, which are few (a worker died, or a delivery overran its lease).
+pub(crate) const DUE_EXPIRED: &str = "SELECT invocation_id, not_before, attempts FROM work
+     WHERE leased_until < ?1 AND not_before <= ?1
+     ORDER BY not_before LIMIT ?2";
+
+/// The earliest due time and the earliest lease end: one step into each partial index.
+pub(crate) const NEXT_DUE: &str = "SELECT MIN(t) FROM (
+         SELECT not_before AS t FROM (
+             SELECT not_before FROM work WHERE leased_until IS NULL
+             ORDER BY not_before LIMIT 1)
+         UNION ALL
+         SELECT leased_until FROM (
+             SELECT leased_until FROM work WHERE leased_until IS NOT NULL
+             ORDER BY leased_until LIMIT 1))";
+
+/// The SQLite [`DeliveryQueue`]. It shares the database (and the transaction of each write) with
+/// [`crate::SqliteInvocationStore`], so an invocation and its work are written together.
+#[derive(Clone, Debug)]
+pub struct SqliteDeliveryQueue {
+    db: Sqlite,
+}
+
+impl SqliteDeliveryQueue {
+    /// A queue over `db`; any number of queues and stores may share one database.
+    pub fn new(db: Sqlite) -> Self {
+        SqliteDeliveryQueue { db }
+    }
+}
+
+/// A work row as read: invocation id, `not_before` text, attempts.
+type RawItem = (String, String, u32);
+
+fn raw_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawItem> {
+    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+}
+
+/// Parsed off the writer thread, after the write is committed.
+fn work_item((invocation_id, not_before, attempts): RawItem) -> Result<WorkItem, Error> {
+    Ok(WorkItem {
+        invocation_id,
+        not_before: parse_time("work not_before", not_before)?,
+        attempts,
+    })
+}
+
+/// When a new work item is due and how long it is leased, formatted for its row.
+struct Schedule {
+    not_before: String,
+    leased_until: Option<String>,
+}
+
+impl Schedule {
+    fn of(not_before: DateTime<Utc>, leased_until: Option<DateTime<Utc>>) -> Schedule {
+        Schedule {
+            not_before: format_time(&not_before),
+            // A lease that ends before the item is due changes nothing about when it can be
+            // claimed; storing none keeps `next_due` from naming a time at which nothing is due.
+            leased_until: leased_until
+                .filter(|until| *until >= not_before)
+                .map(|until| format_time(&until)),
+        }
+    }
+
+    /// The item as stored: times at the millisecond precision of the row, so that it equals
+    /// what `claim_due` returns later.
+    fn item(invocation_id: &str, not_before: DateTime<Utc>) -> WorkItem {
+        WorkItem {
+            invocation_id: invocation_id.to_owned(),
+            not_before: not_before.trunc_subsecs(3),
+            attempts: 0,
+        }
+    }
+}
+
+/// Queues a fresh item (no attempts) for the invocation, replacing any it had.
+fn schedule(conn: &Connection, id: &str, schedule: &Schedule) -> Result<(), Error> {
+    conn.prepare_cached(
+        "INSERT INTO work (invocation_id, not_before, leased_until, attempts)
+         VALUES (?1, ?2, ?3, 0)
+         ON CONFLICT (invocation_id) DO UPDATE
+         SET not_before = excluded.not_before, leased_until = excluded.leased_until,
+             attempts = 0",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, schedule.not_before, schedule.leased_until]))
+    .map(drop)
+    .map_err(db)
+}
+
+fn accept_rows(conn: &Connection, rows: &[Row], when: &Schedule) -> Result<(), Error> {
+    insert_all(conn, rows)?;
+    for row in rows {
+        schedule(conn, &row.id, when)?;
+    }
+    Ok(())
+}
+
+/// Moves a FAILED invocation back to PENDING and queues it again.
+fn reopen(
+    conn: &Connection,
+    id: String,
+    deadline: Option<DateTime<Utc>>,
+    when: &Schedule,
+) -> Result<(), Error> {
+    let Some(mut invocation) = find(conn, &id)? else {
+        return Err(Error::NotFound {
+            kind: ResourceKind::Invocation,
+            id,
+        });
+    };
+    let current = invocation.state;
+    if current != InvocationState::Failed {
+        return Err(Error::NotOpen {
+            id,
+            status: current,
+        });
+    }
+    invocation.state = InvocationState::Pending;
+    invocation.completed = None;
+    invocation.output = None;
+    invocation.error = None;
+    invocation.deadline = deadline;
+    update(conn, &invocation, current)?;
+    schedule(conn, &id, when)
+}
+
+fn claim(
+    conn: &Connection,
+    now: &str,
+    lease_until: &str,
+    limit: i64,
+) -> Result<Vec<RawItem>, Error> {
+    let mut due = Vec::new();
+    for sql in [DUE_UNLEASED, DUE_EXPIRED] {
+        let mut stmt = conn.prepare_cached(sql).map_err(db)?;
+        let rows = stmt.query_map(params![now, limit], raw_item).map_err(db)?;
+        for row in rows {
+            due.push(row.map_err(db)?);
+        }
+    }
+    // Both halves are oldest first; merged, the oldest `limit` of them are the oldest overall.
+    due.sort_unstable_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
+    due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut lease = conn
+        .prepare_cached("UPDATE work SET leased_until = ?2 WHERE invocation_id = ?1")
+        .map_err(db)?;
+    for (id, _, _) in &due {
+        lease.execute(params![id, lease_until]).map_err(db)?;
+    }
+    Ok(due)
+}
+
+/// What [`NextStep`] does to the work row, with its time already formatted.
+enum Reschedule {
+    Remove,
+    RetryAt(String),
+}
+
+fn record_attempt(
+    conn: &Connection,
+    id: &str,
+    attempt: Attempt,
+    from: &[InvocationState],
+    transition: Option<&Transition>,
+    next: &Reschedule,
+) -> Result<Option<Invocation>, Error> {
+    // Deleting an invocation deletes its work row, so without one there is nothing to settle.
+    let Some(mut invocation) = find(conn, id)? else {
+        return Ok(None);
+    };
+    let current = invocation.state;
+    invocation.attempts.push(attempt);
+    if let Some(transition) = transition.filter(|_| from.contains(&current)) {
+        set_outcome(&mut invocation, transition);
+    }
+    update(conn, &invocation, current)?;
+    match next {
+        Reschedule::Remove => conn
+            .prepare_cached("DELETE FROM work WHERE invocation_id = ?1")
+            .and_then(|mut stmt| stmt.execute([id])),
+        Reschedule::RetryAt(not_before) => conn
+            .prepare_cached(
+                "UPDATE work SET not_before = ?2, leased_until = NULL, attempts = attempts + 1
+                 WHERE invocation_id = ?1",
+            )
+            .and_then(|mut stmt| stmt.execute(params![id, not_before])),
+    }
+    .map_err(db)?;
+    Ok(Some(invocation))
+}
+
+#[async_trait]
+impl DeliveryQueue for SqliteDeliveryQueue {
+    async fn accept(
+        &self,
+        invocations: &[Invocation],
+        not_before: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<WorkItem>, Error> {
+        if invocations.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = invocations
+            .iter()
+            .map(Row::of)
+            .collect::<Result<Vec<_>, _>>()?;
+        let when = Schedule::of(not_before, leased_until);
+        self.db
+            .write(move |conn| accept_rows(conn, &rows, &when))
+            .await?;
+        Ok(invocations
+            .iter()
+            .map(|i| Schedule::item(&i.id, not_before))
+            .collect())
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkItem>, Error> {
+        let now = format_time(&now);
+        let lease_until = format_time(&lease_until);
+        let limit = to_sql_int("limit", limit as u64)?;
+        let due = self
+            .db
+            .write(move |conn| claim(conn, &now, &lease_until, limit))
+            .await?;
+        due.into_iter().map(work_item).collect()
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let next: Option<String> = self
+            .db
+            .read(|conn| {
+                conn.prepare_cached(NEXT_DUE)
+                    .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+                    .map_err(db)
+            })
+            .await?;
+        next.map(|t| parse_time("work due time", t)).transpose()
+    }
+
+    async fn settle(
+        &self,
+        invocation_id: &str,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+    ) -> Result<Option<Invocation>, Error> {
+        let id = invocation_id.to_owned();
+        let attempt = attempt.clone();
+        let from = from.to_vec();
+        let transition = transition.cloned();
+        let next = match next {
+            NextStep::Done => Reschedule::Remove,
+            NextStep::RetryAt(at) => Reschedule::RetryAt(format_time(at)),
+        };
+        self.db
+            .write(move |conn| {
+                record_attempt(conn, &id, attempt, &from, transition.as_ref(), &next)
+            })
+            .await
+    }
+
+    async fn replay(
+        &self,
+        invocation_id: &str,
+        deadline: Option<DateTime<Utc>>,
+        not_before: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> Result<WorkItem, Error> {
+        let id = invocation_id.to_owned();
+        let when = Schedule::of(not_before, leased_until);
+        self.db
+            .write(move |conn| reopen(conn, id, deadline, &when))
+            .await?;
+        // A replay starts a new round of delivery: its retry budget starts again too.
+        Ok(Schedule::item(invocation_id, not_before))
+    }
+
+    async fn discard(&self, invocation_id: &str) -> Result<(), Error> {
+        let id = invocation_id.to_owned();
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached("DELETE FROM work WHERE invocation_id = ?1")
+                    .and_then(|mut stmt| stmt.execute([id]))
+                    .map(drop)
+                    .map_err(db)
+            })
+            .await
+    }
+
+    async fn release_all(&self) -> Result<(), Error> {
+        self.db
+            .write(|conn| {
+                conn.execute(
+                    "UPDATE work SET leased_until = NULL WHERE leased_until IS NOT NULL",
+                    [],
+                )
+                .map(drop)
+                .map_err(db)
+            })
+            .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use rusqlite::Connection;
+
+    use crate::invocations::{OVERDUE, PURGE};
+
+    use super::*;
+
+    /// The query plan's lines for `sql` on a migrated, empty database.
+    fn plan(sql: &str, params: usize) -> Vec<String> {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let mut stmt = conn.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+        let values: Vec<String> = (0..params)
+            .map(|_| "2025-01-01T00:00:00.000Z".into())
+            .collect();
+        stmt.query_map(rusqlite::params_from_iter(values), |r| {
+            r.get::<_, String>(3)
+        })
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+    }
+
+    /// Asserts that `sql` reads through each of `indexes` and never walks a whole table (an
+    /// index walked in order is fine: every query here stops at a `LIMIT`).
+    fn assert_indexed(sql: &str, params: usize, indexes: &[&str]) {
+        let plan = plan(sql, params);
+        for line in &plan {
+            assert!(
+                line != "SCAN invocations" && line != "SCAN work",
+                "a full scan in the plan of {sql}: {plan:#?}"
+            );
+        }
+        for index in indexes {
+            assert!(
+                plan.iter().any(|line| line.contains(index)),
+                "{index} unused by {sql}: {plan:#?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_sweep_reads_only_open_invocations_through_the_partial_index() {
+        assert_indexed(OVERDUE, 2, &["invocations_open_by_deadline"]);
+        assert!(
+            !plan(OVERDUE, 2).iter().any(|l| l.contains("TEMP B-TREE")),
+            "the index gives the deadline order without a sort"
+        );
+    }
+
+    #[test]
+    fn retention_selects_through_the_two_finished_by_completed_indexes() {
+        assert_indexed(
+            PURGE,
+            3,
+            &[
+                "invocations_succeeded_by_completed",
+                "invocations_failed_by_completed",
+            ],
+        );
+    }
+
+    #[test]
+    fn claiming_reads_each_half_through_its_own_index() {
+        assert_indexed(DUE_UNLEASED, 2, &["work_unleased_by_not_before"]);
+        assert!(
+            !plan(DUE_UNLEASED, 2)
+                .iter()
+                .any(|l| l.contains("TEMP B-TREE")),
+            "the backlog is read in due order and stops at the limit, without a sort"
+        );
+        assert_indexed(DUE_EXPIRED, 2, &["work_leased_by_leased_until"]);
+        assert_indexed(
+            NEXT_DUE,
+            0,
+            &["work_unleased_by_not_before", "work_leased_by_leased_until"],
+        );
+    }
+}
