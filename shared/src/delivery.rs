@@ -115,7 +115,10 @@ pub fn judge(entry: &CatalogEntry, invocation: &Invocation, reply: &Reply) -> Ve
         return Verdict::Acknowledged;
     }
     if status != 200 {
-        return failed(format!("subscriber answered {status}; a response needs 200 with the output"), false);
+        return failed(
+            format!("subscriber answered {status}; a response needs 200 with the output"),
+            false,
+        );
     }
     let output: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
@@ -227,7 +230,11 @@ mod tests {
     }
 
     fn answered(status: u16, body: &str) -> Reply {
-        Reply::Answered { status, body: body.as_bytes().to_vec(), retry_after: None }
+        Reply::Answered {
+            status,
+            body: body.as_bytes().to_vec(),
+            retry_after: None,
+        }
     }
 
     const PRE: &str = "idn:access-request-pre-approval";
@@ -242,11 +249,26 @@ mod tests {
         let ff = invocation("idn:identity-created", None);
         let ff_entry = Catalog::builtin().get("idn:identity-created").unwrap();
 
-        assert!(matches!(judge(entry, &sync, &answered(200, OUTPUT)), Verdict::Completed { output: Some(_) }));
-        assert_eq!(judge(entry, &asynchronous, &answered(200, "{}")), Verdict::Acknowledged);
-        assert!(matches!(judge(entry, &dynamic, &answered(200, OUTPUT)), Verdict::Completed { .. }));
-        assert_eq!(judge(entry, &dynamic, &answered(202, "{}")), Verdict::Acknowledged);
-        assert_eq!(judge(ff_entry, &ff, &answered(204, "")), Verdict::Completed { output: None });
+        assert!(matches!(
+            judge(entry, &sync, &answered(200, OUTPUT)),
+            Verdict::Completed { output: Some(_) }
+        ));
+        assert_eq!(
+            judge(entry, &asynchronous, &answered(200, "{}")),
+            Verdict::Acknowledged
+        );
+        assert!(matches!(
+            judge(entry, &dynamic, &answered(200, OUTPUT)),
+            Verdict::Completed { .. }
+        ));
+        assert_eq!(
+            judge(entry, &dynamic, &answered(202, "{}")),
+            Verdict::Acknowledged
+        );
+        assert_eq!(
+            judge(ff_entry, &ff, &answered(204, "")),
+            Verdict::Completed { output: None }
+        );
     }
 
     #[test]
@@ -254,17 +276,27 @@ mod tests {
         let entry = Catalog::builtin().get(PRE).unwrap();
         let sync = invocation(PRE, Some(DispatchMode::Sync));
         let cases = [
-            (answered(200, r#"{"approved": "yes"}"#), "invalid output", false),
+            (
+                answered(200, r#"{"approved": "yes"}"#),
+                "invalid output",
+                false,
+            ),
             (answered(500, ""), "answered 500", true),
             (answered(429, ""), "answered 429", true),
             (answered(408, ""), "answered 408", true),
             (answered(404, ""), "answered 404", false),
             (Reply::TimedOut, "no answer within 10 s", true),
-            (Reply::Unreachable("refused".into()), "connection failed", true),
+            (
+                Reply::Unreachable("refused".into()),
+                "connection failed",
+                true,
+            ),
         ];
         for (reply, why, retry) in cases {
             match judge(entry, &sync, &reply) {
-                Verdict::Failed { error, retry: r, .. } => {
+                Verdict::Failed {
+                    error, retry: r, ..
+                } => {
                     assert!(error.contains(why), "{error}");
                     assert_eq!(r, retry, "{why}");
                 }
@@ -277,16 +309,35 @@ mod tests {
     fn payload_merges_metadata_and_hides_the_secret_from_sync_receivers() {
         let mut asynchronous = invocation(PRE, Some(DispatchMode::Async));
         asynchronous.id = "i-1".into();
-        let body = payload(&asynchronous, "http://tl/trigger-invocations/v1/i-1/complete", "s3");
+        let body = payload(
+            &asynchronous,
+            "http://tl/trigger-invocations/v1/i-1/complete",
+            "s3",
+        );
         assert_eq!(body["_metadata"]["triggerType"], "requestResponse");
         assert_eq!(body["_metadata"]["responseMode"], "async");
         assert_eq!(body["_metadata"]["secret"], "s3");
-        assert_eq!(body["_metadata"]["callbackURL"], "http://tl/trigger-invocations/v1/i-1/complete");
-        assert_eq!(body["accessRequestId"], asynchronous.input["accessRequestId"]);
+        assert_eq!(
+            body["_metadata"]["callbackURL"],
+            "http://tl/trigger-invocations/v1/i-1/complete"
+        );
+        assert_eq!(
+            body["accessRequestId"],
+            asynchronous.input["accessRequestId"]
+        );
         let sync = invocation(PRE, Some(DispatchMode::Sync));
-        assert!(payload(&sync, "u", "s").get("_metadata").unwrap().get("secret").is_none());
+        assert!(
+            payload(&sync, "u", "s")
+                .get("_metadata")
+                .unwrap()
+                .get("secret")
+                .is_none()
+        );
         let ff = invocation("idn:identity-created", None);
-        assert_eq!(payload(&ff, "u", "s")["_metadata"]["triggerType"], "fireAndForget");
+        assert_eq!(
+            payload(&ff, "u", "s")["_metadata"]["triggerType"],
+            "fireAndForget"
+        );
     }
 
     #[test]
@@ -296,13 +347,17 @@ mod tests {
         assert_eq!(at(1, 0.5), chrono::Duration::seconds(5));
         assert_eq!(at(2, 0.5), chrono::Duration::seconds(30));
         assert_eq!(at(7, 0.5), chrono::Duration::hours(1));
-        assert!(at(1, 0.0) >= chrono::Duration::seconds(4) && at(1, 0.99) <= chrono::Duration::seconds(6));
+        assert!(
+            at(1, 0.0) >= chrono::Duration::seconds(4)
+                && at(1, 0.99) <= chrono::Duration::seconds(6)
+        );
         assert_eq!(next_attempt(now, 8, 8, None, None, 0.5), None);
         let deadline = now + chrono::Duration::seconds(10);
         assert_eq!(next_attempt(now, 2, 8, None, Some(deadline), 0.5), None);
         let honoured = next_attempt(now, 1, 8, Some(Duration::from_secs(90)), None, 0.5).unwrap();
         assert_eq!(honoured - now, chrono::Duration::seconds(90));
-        let clamped = next_attempt(now, 1, 8, Some(Duration::from_secs(86_400)), None, 0.5).unwrap();
+        let clamped =
+            next_attempt(now, 1, 8, Some(Duration::from_secs(86_400)), None, 0.5).unwrap();
         assert_eq!(clamped - now, chrono::Duration::hours(1));
     }
 }

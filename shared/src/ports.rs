@@ -164,6 +164,20 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
         next: &NextStep,
     ) -> Result<Option<Invocation>, Error>;
 
+    /// Replays a FAILED invocation: in one atomic step, moves it back to PENDING (clearing
+    /// `completed`, `output` and `error`, setting `deadline`, keeping its attempts) and queues a
+    /// work item due at `not_before`, leased until `leased_until`.
+    ///
+    /// Errors: [`Error::NotFound`] when there is none; [`Error::NotOpen`] with the current state
+    /// when it is not FAILED.
+    async fn replay(
+        &self,
+        invocation_id: &str,
+        deadline: Option<DateTime<Utc>>,
+        not_before: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> Result<WorkItem, Error>;
+
     /// Removes a work item without an attempt (its invocation is gone or no longer open).
     async fn discard(&self, invocation_id: &str) -> Result<(), Error>;
 

@@ -57,7 +57,9 @@ pub fn secret_matches(presented: &str, stored_hash: &str) -> bool {
 /// The `webhook-signature` header value of Standard Webhooks: `v1,<base64 HMAC-SHA256>` over
 /// `{id}.{timestamp}.{body}`, keyed by the base64 part of a `whsec_…` secret.
 pub fn webhook_signature(signing_secret: &str, id: &str, timestamp: i64, body: &[u8]) -> String {
-    let encoded = signing_secret.strip_prefix("whsec_").unwrap_or(signing_secret);
+    let encoded = signing_secret
+        .strip_prefix("whsec_")
+        .unwrap_or(signing_secret);
     let key = STANDARD
         .decode(encoded)
         .unwrap_or_else(|_| encoded.as_bytes().to_vec());

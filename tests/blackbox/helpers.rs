@@ -1,11 +1,13 @@
 //! Spawning the app and talking to it.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
+use triggerline::time::{Clock, SystemClock};
 use triggerline_local::{App, Config, LogFormat};
 
 pub const TOKEN: &str = "test-token";
@@ -13,6 +15,7 @@ pub const TOKEN: &str = "test-token";
 /// A running local stack on a random loopback port, stopped when dropped.
 pub struct TestApp {
     pub base: String,
+    pub data_dir: std::path::PathBuf,
     pub client: reqwest::Client,
     pub app: App,
     _data: TempDir,
@@ -20,26 +23,37 @@ pub struct TestApp {
 }
 
 pub fn config(data_dir: &std::path::Path) -> Config {
-    Config {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: data_dir.to_path_buf(),
-        public_url: None,
-        api_token: Some(TOKEN.into()),
-        log_format: LogFormat::Text,
-    }
+    use clap::Parser;
+    let mut config = Config::parse_from(["triggerline"]);
+    config.listen = SocketAddr::from(([127, 0, 0, 1], 0));
+    config.data_dir = data_dir.to_path_buf();
+    config.api_token = Some(TOKEN.into());
+    config.log_format = LogFormat::Text;
+    config
 }
 
 pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}, Arc::new(SystemClock)).await
+}
+
+/// The app with a changed configuration and another clock.
+pub async fn spawn_app_with(configure: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestApp {
     let data = tempfile::tempdir().unwrap();
-    let app = App::build(&config(data.path())).await.unwrap();
+    let mut config = config(data.path());
+    configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
+    let address = listener.local_addr().unwrap();
+    let app = App::build_with_clock(&config, address, clock)
+        .await
+        .unwrap();
+    let base = format!("http://{address}");
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(app.clone().serve(listener, async {
         let _ = stopped.await;
     }));
     TestApp {
         base,
+        data_dir: data.path().to_path_buf(),
         client: reqwest::Client::new(),
         app,
         _data: data,

@@ -3,9 +3,15 @@
 #![allow(clippy::unwrap_used)]
 
 mod bad_input;
+mod callback;
+mod crash;
+mod delivery;
 mod edge;
 mod helpers;
+mod operations;
+mod receiver;
 mod restart;
 mod status;
 mod subscriptions;
+mod timing;
 mod triggers;

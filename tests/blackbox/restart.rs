@@ -11,11 +11,12 @@ use crate::helpers::{TOKEN, http_subscription};
 
 /// Starts the binary on a random port and returns it with its base URL (read from the line it
 /// prints once listening).
-fn start(data_dir: &std::path::Path) -> (Child, String) {
+pub fn start(data_dir: &std::path::Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_triggerline"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data_dir)
         .env("TRIGGERLINE_API_TOKEN", TOKEN)
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -38,7 +39,7 @@ fn start(data_dir: &std::path::Path) -> (Child, String) {
 async fn a_subscription_survives_a_sigkill() {
     let data = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
-    let (mut first, base) = start(data.path());
+    let (mut first, base) = start(data.path(), &[]);
     let created: Value = client
         .post(format!("{base}/trigger-subscriptions/v1"))
         .bearer_auth(TOKEN)
@@ -56,7 +57,7 @@ async fn a_subscription_survives_a_sigkill() {
 
     first.kill().unwrap(); // SIGKILL: no graceful shutdown, no flush.
     first.wait().unwrap();
-    let (mut second, base) = start(data.path());
+    let (mut second, base) = start(data.path(), &[]);
     let response = client
         .get(format!("{base}/trigger-subscriptions/v1"))
         .bearer_auth(TOKEN)

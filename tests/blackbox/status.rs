@@ -15,7 +15,7 @@ fn invocation(id: &str, trigger_id: &str, subscription: (&str, &str), minute: i6
     } else {
         TriggerType::FireAndForget
     };
-    let created = Utc.with_ymd_and_hms(2026, 11, 23, 12, 0, 0).unwrap() + Duration::minutes(minute);
+    let created = Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap() + Duration::minutes(minute);
     Invocation {
         id: id.into(),
         trigger_id: trigger_id.into(),
@@ -38,6 +38,7 @@ fn invocation(id: &str, trigger_id: &str, subscription: (&str, &str), minute: i6
     }
 }
 
+/// Invocations dated in the future, so that the deadline sweep leaves them open.
 async fn seeded() -> crate::helpers::TestApp {
     let app = spawn_app().await;
     app.app
@@ -61,7 +62,7 @@ async fn seeded() -> crate::helpers::TestApp {
             &[InvocationState::Pending],
             &Transition {
                 to: InvocationState::Completed,
-                completed: Some(Utc.with_ymd_and_hms(2026, 11, 23, 12, 30, 0).unwrap()),
+                completed: Some(Utc.with_ymd_and_hms(2030, 1, 1, 12, 30, 0).unwrap()),
                 output: Some(json!({"approved": true, "comment": "ok", "approver": "AI"})),
                 error: None,
             },
@@ -84,8 +85,8 @@ async fn lists_newest_first_in_sailpoints_shape() {
     assert_eq!(ids, ["i-3", "i-2", "i-1"]);
     let completed = &statuses[1];
     assert_eq!(completed["type"], "REAL_TIME");
-    assert_eq!(completed["created"], "2026-11-23T12:02:00.000Z");
-    assert_eq!(completed["completed"], "2026-11-23T12:30:00.000Z");
+    assert_eq!(completed["created"], "2030-01-01T12:02:00.000Z");
+    assert_eq!(completed["completed"], "2030-01-01T12:30:00.000Z");
     assert_eq!(completed["status"], "COMPLETED");
     assert_eq!(
         completed["startInvocationInput"]["triggerId"],
@@ -153,7 +154,7 @@ async fn detail_shows_status_deadline_and_attempts() {
     assert_eq!(response.status(), StatusCode::OK);
     let detail: Value = response.json().await.unwrap();
     assert_eq!(detail["status"], "PENDING");
-    assert_eq!(detail["deadline"], "2026-11-23T13:01:00.000Z");
+    assert_eq!(detail["deadline"], "2030-01-01T13:01:00.000Z");
     assert_eq!(detail["attempts"], json!([]));
     expect_error(
         app.get("/trigger-invocations/v1/nope/status").await,

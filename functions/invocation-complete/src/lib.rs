@@ -22,7 +22,11 @@ pub struct Context {
 /// The callback route, without bearer auth.
 pub fn router(ctx: Context) -> Router {
     let routes = Versioned::new()
-        .route("trigger-invocations", "/{id}/complete", post(complete_invocation))
+        .route(
+            "trigger-invocations",
+            "/{id}/complete",
+            post(complete_invocation),
+        )
         .into_router()
         .with_state(ctx.delivery);
     edge(routes)

@@ -12,13 +12,28 @@ use anyhow::Context as _;
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
+use dispatcher::webhook::HttpWebhookClient;
 use rand::RngCore;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
+use triggerline::catalog::Catalog;
+use triggerline::duration::IsoDuration;
 use triggerline::ports::{InvocationStore, SubscriptionStore};
-use triggerline::time::{RandomIds, SystemClock};
-use triggerline_embedded::{Sqlite, SqliteInvocationStore, SqliteSubscriptionStore};
+use triggerline::secrets::SecretKey;
+use triggerline::time::{Clock, RandomIds, SystemClock};
+use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
+use triggerline::usecases::intake::Intake;
+use triggerline::usecases::sweep::Retention;
+use triggerline_embedded::{
+    Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
+};
 use triggerline_http::ApiAuth;
+
+mod runtime;
+
+use runtime::{BroadcastWatch, JsonlEvents, Worker};
 
 /// Environment variables, named once.
 pub mod env {
@@ -27,6 +42,12 @@ pub mod env {
     pub const PUBLIC_URL: &str = "TRIGGERLINE_PUBLIC_URL";
     pub const API_TOKEN: &str = "TRIGGERLINE_API_TOKEN";
     pub const LOG_FORMAT: &str = "TRIGGERLINE_LOG_FORMAT";
+    pub const SYNC_WAIT: &str = "TRIGGERLINE_SYNC_WAIT";
+    pub const MAX_ATTEMPTS: &str = "TRIGGERLINE_MAX_ATTEMPTS";
+    pub const ALLOW_PRIVATE_TARGETS: &str = "TRIGGERLINE_ALLOW_PRIVATE_TARGETS";
+    pub const RETENTION_SUCCEEDED: &str = "TRIGGERLINE_RETENTION_SUCCEEDED";
+    pub const RETENTION_FAILED: &str = "TRIGGERLINE_RETENTION_FAILED";
+    pub const DELIVERY_CONCURRENCY: &str = "TRIGGERLINE_DELIVERY_CONCURRENCY";
 }
 
 /// The local stack's configuration, read once at the edge (`main.rs`: flags, then environment).
@@ -53,6 +74,29 @@ pub struct Config {
     /// Log format: `text` or `json`.
     #[arg(long, env = env::LOG_FORMAT, default_value = "text")]
     pub log_format: LogFormat,
+    /// How long a synchronous `start` waits before answering 542 (ISO-8601 duration).
+    #[arg(long, env = env::SYNC_WAIT, default_value = "PT25S", value_parser = duration)]
+    pub sync_wait: IsoDuration,
+    /// Delivery attempts per invocation, the first included.
+    #[arg(long, env = env::MAX_ATTEMPTS, default_value_t = 8)]
+    pub max_attempts: u32,
+    /// Whether deliveries may go to loopback, private and link-local addresses (true locally,
+    /// so that receivers on localhost work; set false when subscribers are untrusted).
+    #[arg(long, env = env::ALLOW_PRIVATE_TARGETS, default_value_t = true, action = clap::ArgAction::Set)]
+    pub allow_private_targets: bool,
+    /// How long completed invocations stay listable (ISO-8601 duration).
+    #[arg(long, env = env::RETENTION_SUCCEEDED, default_value = "PT24H", value_parser = duration)]
+    pub retention_succeeded: IsoDuration,
+    /// How long failed and timed-out invocations stay listable (ISO-8601 duration).
+    #[arg(long, env = env::RETENTION_FAILED, default_value = "PT48H", value_parser = duration)]
+    pub retention_failed: IsoDuration,
+    /// Deliveries in flight at once.
+    #[arg(long, env = env::DELIVERY_CONCURRENCY, default_value_t = 512)]
+    pub delivery_concurrency: usize,
+}
+
+fn duration(text: &str) -> Result<IsoDuration, String> {
+    IsoDuration::parse("duration", text).map_err(|e| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -61,21 +105,36 @@ pub enum LogFormat {
     Json,
 }
 
-/// A built local stack: its router and the stores behind it.
+/// A built local stack: its router, the stores behind it, and its background work.
 #[derive(Debug, Clone)]
 pub struct App {
     pub router: Router,
     pub subscriptions: Arc<dyn SubscriptionStore>,
     pub invocations: Arc<dyn InvocationStore>,
+    pub delivery: Delivery,
     /// The token the management API accepts.
     pub api_token: Arc<str>,
     /// Whether `api_token` was generated because none was configured.
     pub token_generated: bool,
+    /// Wakes the worker to look at the queue now (tests use it after moving a manual clock).
+    pub poke: Arc<Notify>,
+    retention: Retention,
+    worker: Arc<std::sync::Mutex<Option<Worker>>>,
 }
 
 impl App {
     /// Opens the database under `config.data_dir` and assembles every function's router.
-    pub async fn build(config: &Config) -> anyhow::Result<App> {
+    /// `address` is where the API is reachable (callback URLs use it unless a public URL is set).
+    pub async fn build(config: &Config, address: SocketAddr) -> anyhow::Result<App> {
+        Self::build_with_clock(config, address, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::build`] with another clock (tests move a manual one instead of waiting).
+    pub async fn build_with_clock(
+        config: &Config,
+        address: SocketAddr,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         let db_path = config.data_dir.join("triggerline.db");
@@ -84,13 +143,52 @@ impl App {
             .with_context(|| format!("cannot open {}", db_path.display()))?;
         let subscriptions: Arc<dyn SubscriptionStore> =
             Arc::new(SqliteSubscriptionStore::new(db.clone()));
-        let invocations: Arc<dyn InvocationStore> = Arc::new(SqliteInvocationStore::new(db));
+        let invocations: Arc<dyn InvocationStore> =
+            Arc::new(SqliteInvocationStore::new(db.clone()));
+        let events = JsonlEvents::open(config.data_dir.join("events.jsonl"))
+            .await
+            .context("cannot open events.jsonl")?;
+        let client = HttpWebhookClient::new(config.allow_private_targets)
+            .context("cannot build the HTTP client")?;
 
         let (api_token, token_generated) = match &config.api_token {
             Some(token) if !token.is_empty() => (Arc::<str>::from(token.as_str()), false),
             _ => (Arc::<str>::from(generate_token()), true),
         };
         let auth = ApiAuth::Token(api_token.clone());
+        let public_url = config
+            .public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{address}"));
+
+        let delivery = Delivery {
+            catalog: Catalog::builtin(),
+            subscriptions: subscriptions.clone(),
+            invocations: invocations.clone(),
+            queue: Arc::new(SqliteDeliveryQueue::new(db)),
+            client: Arc::new(client),
+            events: Arc::new(events),
+            watch: Arc::new(BroadcastWatch::default()),
+            clock: clock.clone(),
+            key: SecretKey::new(secret_key(&config.data_dir)?),
+            policy: DeliveryPolicy {
+                public_url,
+                max_attempts: config.max_attempts.max(1),
+                event_source: "triggerline".into(),
+            },
+        };
+        let poke = Arc::new(Notify::new());
+        let (worker, signal) = Worker::new(
+            delivery.clone(),
+            config.delivery_concurrency.max(1),
+            poke.clone(),
+        );
+        let intake = Intake {
+            delivery: delivery.clone(),
+            signal: Arc::new(signal),
+            ids: Arc::new(RandomIds),
+            sync_wait: std::time::Duration::from_millis(config.sync_wait.as_millis()),
+        };
 
         let router = Router::new()
             .route(
@@ -99,13 +197,17 @@ impl App {
             )
             .merge(subscription_api::router(subscription_api::Context {
                 subscriptions: subscriptions.clone(),
-                clock: Arc::new(SystemClock),
+                clock,
                 ids: Arc::new(RandomIds),
                 auth: auth.clone(),
             }))
             .merge(status_query::router(status_query::Context {
                 invocations: invocations.clone(),
-                auth,
+                auth: auth.clone(),
+            }))
+            .merge(dispatcher::router(dispatcher::Context { intake, auth }))
+            .merge(invocation_complete::router(invocation_complete::Context {
+                delivery: delivery.clone(),
             }))
             .fallback(triggerline_http::not_found)
             .layer(TraceLayer::new_for_http());
@@ -114,21 +216,70 @@ impl App {
             router,
             subscriptions,
             invocations,
+            delivery,
             api_token,
             token_generated,
+            poke,
+            retention: Retention {
+                succeeded: config.retention_succeeded.as_chrono(),
+                failed: config.retention_failed.as_chrono(),
+            },
+            worker: Arc::new(std::sync::Mutex::new(Some(worker))),
         })
     }
 
-    /// Serves the API on `listener` until `shutdown` resolves, then finishes in-flight requests.
+    /// Serves the API on `listener` and runs the worker and the sweeps until `shutdown`
+    /// resolves; then stops taking requests, and lets in-flight requests and deliveries finish.
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(listener, self.router)
+        let stop = CancellationToken::new();
+        let worker = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let worker = worker.map(|w| tokio::spawn(w.run(stop.clone())));
+        let upkeep = tokio::spawn(runtime::upkeep(
+            self.delivery.clone(),
+            self.retention,
+            std::time::Duration::from_secs(1),
+            std::time::Duration::from_secs(300),
+            stop.clone(),
+        ));
+        let served = axum::serve(listener, self.router)
             .with_graceful_shutdown(shutdown)
-            .await
+            .await;
+        stop.cancel();
+        if let Some(worker) = worker {
+            let _ = worker.await;
+        }
+        let _ = upkeep.await;
+        served
     }
+}
+
+/// The key callback secrets are derived from: `<data-dir>/secret.key`, made once. It lives
+/// beside the database, not in it, so that a copy of the database alone cannot complete
+/// invocations.
+fn secret_key(data_dir: &std::path::Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join("secret.key");
+    match std::fs::read(&path) {
+        Ok(key) if key.len() >= 32 => return Ok(key),
+        Ok(_) => anyhow::bail!("{} is shorter than 32 bytes", path.display()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+    let mut key = vec![0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::io::Write::write_all(&mut file, &key)?;
+    file.sync_all()?;
+    Ok(key)
 }
 
 fn generate_token() -> String {

@@ -10,7 +10,9 @@ async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
     init_tracing(config.log_format);
 
-    let app = App::build(&config).await?;
+    let listener = TcpListener::bind(config.listen).await?;
+    let address = listener.local_addr()?;
+    let app = App::build(&config, address).await?;
     if app.token_generated {
         // Printed once, on stdout, so a user can copy it; it is never logged.
         println!(
@@ -19,8 +21,6 @@ async fn main() -> anyhow::Result<()> {
             app.api_token
         );
     }
-    let listener = TcpListener::bind(config.listen).await?;
-    let address = listener.local_addr()?;
     println!("triggerline listening on http://{address}");
     tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
 

@@ -162,6 +162,55 @@ impl Intake {
             .collect())
     }
 
+    /// Replays a FAILED invocation (extension): back to PENDING with a fresh deadline of the same
+    /// length, delivered again at once.
+    pub async fn retry(&self, id: &str) -> Result<Invocation> {
+        let invocation =
+            self.delivery
+                .invocations
+                .get(id)
+                .await?
+                .ok_or_else(|| Error::NotFound {
+                    kind: crate::error::ResourceKind::Invocation,
+                    id: id.to_owned(),
+                })?;
+        if invocation.state != InvocationState::Failed {
+            return Err(Error::invalid(
+                "id",
+                format!(
+                    "only FAILED invocations can be retried; {id} is {}",
+                    invocation.state
+                ),
+            ));
+        }
+        let now = self.delivery.clock.now();
+        let deadline = invocation.deadline.map(|d| now + (d - invocation.created));
+        let lease =
+            chrono::Duration::from_std(HANDOFF_LEASE).unwrap_or(chrono::Duration::minutes(1));
+        let item = match self
+            .delivery
+            .queue
+            .replay(id, deadline, now, Some(now + lease))
+            .await
+        {
+            Err(Error::NotOpen { status, .. }) => {
+                return Err(Error::invalid(
+                    "id",
+                    format!("only FAILED invocations can be retried; {id} is {status}"),
+                ));
+            }
+            other => other?,
+        };
+        self.signal.wake(vec![item]).await;
+        Ok(Invocation {
+            state: InvocationState::Pending,
+            completed: None,
+            error: None,
+            deadline,
+            ..invocation
+        })
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn invocation(
         &self,

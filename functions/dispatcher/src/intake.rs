@@ -1,0 +1,93 @@
+//! The intake routes: `POST /trigger-invocations/v1/start` (extension) and `/test`.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use triggerline::usecases::intake::{Intake, Started};
+use triggerline::wire::{
+    self, RunningInvocation, StartInvocation, StartResponse, StartedInvocation, StillRunning,
+    TestInvocation,
+};
+use triggerline_http::{ApiError, JsonBody};
+
+/// SailPoint's status for "started but not finished within the wait".
+const STILL_RUNNING: u16 = 542;
+
+pub async fn start(
+    State(intake): State<Intake>,
+    JsonBody(request): JsonBody<StartInvocation>,
+) -> Result<Response, ApiError> {
+    let trigger_id = request.trigger_id.clone();
+    Ok(match intake.start(request).await? {
+        Started::Queued(invocations) => {
+            let status = if invocations.is_empty() {
+                StatusCode::OK
+            } else {
+                StatusCode::ACCEPTED
+            };
+            let body = StartResponse {
+                invocations: invocations.iter().map(StartedInvocation::queued).collect(),
+            };
+            (status, Json(body)).into_response()
+        }
+        Started::Finished(invocations) => Json(StartResponse {
+            invocations: invocations
+                .iter()
+                .map(StartedInvocation::finished)
+                .collect(),
+        })
+        .into_response(),
+        Started::StillRunning {
+            submitted,
+            invocations,
+        } => {
+            let body = StillRunning {
+                message: "Invocation has been started but has not completed.".into(),
+                date_submitted: submitted,
+                trigger_id,
+                invocations: invocations
+                    .iter()
+                    .map(|i| RunningInvocation {
+                        id: i.id.clone(),
+                        subscription_id: i.subscription_id.clone(),
+                        status: i.state,
+                    })
+                    .collect(),
+            };
+            let status = StatusCode::from_u16(STILL_RUNNING).unwrap_or(StatusCode::ACCEPTED);
+            (status, Json(body)).into_response()
+        }
+    })
+}
+
+pub async fn retry(
+    State(intake): State<Intake>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, ApiError> {
+    let invocation = intake.retry(&id).await?;
+    let body = StartResponse {
+        invocations: vec![StartedInvocation::queued(&invocation)],
+    };
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+pub async fn test(
+    State(intake): State<Intake>,
+    JsonBody(request): JsonBody<TestInvocation>,
+) -> Result<Response, ApiError> {
+    let started = intake.test(request).await?;
+    if started.is_empty() {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    let body: Vec<wire::Invocation> = started
+        .into_iter()
+        .map(|(i, secret)| wire::Invocation {
+            id: i.id,
+            trigger_id: i.trigger_id,
+            secret,
+            content_json: i.content_json,
+        })
+        .collect();
+    Ok(Json(body).into_response())
+}
