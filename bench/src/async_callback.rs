@@ -1,0 +1,172 @@
+//! Scenario 3: ASYNC completions per second through the callback, and memory with many
+//! invocations open.
+//!
+//! One ASYNC subscription on `idn:access-request-dynamic-approver`; the receiver answers 200 `{}`
+//! and records each `_metadata.invocationId` and `_metadata.secret`. K invocations are started
+//! and acknowledged; with all of them open the process's memory is read; then `producers`
+//! concurrent tasks POST the K callbacks (`/trigger-invocations/v1/{id}/complete`, expect 204).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Instant;
+
+use axum::body::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::CONTENT_TYPE;
+use serde_json::{Value, json};
+
+use crate::Plan;
+use crate::load::{Outcomes, STALL, Summary, Tally, run_concurrently, send, start_many};
+use crate::receiver::{Answer, Callback, Receiver};
+use crate::triggerline::{Api, CpuUse, Memory, ProcessInfo, Triggerline};
+
+pub const TRIGGER: &str = "idn:access-request-dynamic-approver";
+
+/// Result of the ASYNC scenario.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct AsyncCallbacks {
+    /// Invocations started in the measured part.
+    pub invocations: usize,
+    pub warmup_invocations: usize,
+    pub starts_per_s: f64,
+    pub start_outcomes: Outcomes,
+    /// Deliveries the receiver recorded (with id and secret).
+    pub delivered: u64,
+    /// Deliveries without `_metadata.invocationId` or `secret`.
+    pub malformed_deliveries: u64,
+    /// Invocations seen ACKNOWLEDGED before the callbacks began.
+    pub in_flight: usize,
+    /// Memory with `in_flight` invocations open.
+    pub memory_in_flight: Memory,
+    pub completions_per_s: f64,
+    pub callback_latency: Summary,
+    pub callback_outcomes: Outcomes,
+    /// CPU used while the callbacks ran.
+    pub cpu: CpuUse,
+    /// Invocations (warm-up included) by status after the callbacks.
+    pub statuses: BTreeMap<String, usize>,
+    pub all_completed: bool,
+    pub process: ProcessInfo,
+}
+
+pub async fn run(
+    binary: &Path,
+    client: &reqwest::Client,
+    plan: &Plan,
+) -> anyhow::Result<AsyncCallbacks> {
+    let triggerline = Triggerline::start(binary, client).await?;
+    let api = &triggerline.api;
+    let receiver = Receiver::start(Answer::AcknowledgeAndRecord).await?;
+    let subscription = [api
+        .subscribe("bench async", TRIGGER, &receiver.url, "ASYNC")
+        .await?];
+    let input = api.example_input(TRIGGER).await?;
+    let body = Bytes::from(serde_json::to_vec(
+        &json!({"triggerId": TRIGGER, "input": input, "isSynchronous": false}),
+    )?);
+    let k = plan.async_invocations;
+
+    // Warm-up: a few complete round trips.
+    let warmup_invocations = (k / 20).max(20);
+    start_many(api, &body, warmup_invocations, plan.producers).await;
+    receiver.wait_for(warmup_invocations as u64, STALL).await;
+    api.wait_for_state(&subscription, "ACKNOWLEDGED", warmup_invocations, STALL)
+        .await?;
+    complete_all(api, receiver.take_callbacks(), plan.producers).await;
+    receiver.reset();
+
+    // K invocations open at once.
+    let starts = start_many(api, &body, k, plan.producers).await;
+    receiver.wait_for(k as u64, STALL).await;
+    let acknowledged = api
+        .wait_for_state(&subscription, "ACKNOWLEDGED", k, STALL)
+        .await?;
+    let memory_in_flight = triggerline.memory()?;
+
+    // Their callbacks, `producers` at a time.
+    let callbacks = receiver.take_callbacks();
+    let cpu = triggerline.cpu_meter();
+    let completions = complete_all(api, callbacks, plan.producers).await;
+    let cpu = triggerline.cpu_since(&cpu);
+    let done = api
+        .wait_for_state(&subscription, "COMPLETED", warmup_invocations + k, STALL)
+        .await?;
+
+    Ok(AsyncCallbacks {
+        invocations: k,
+        warmup_invocations,
+        starts_per_s: starts.accepted_per_s(),
+        start_outcomes: starts.outcomes,
+        delivered: receiver.received(),
+        malformed_deliveries: receiver.malformed(),
+        in_flight: acknowledged.reached,
+        memory_in_flight,
+        completions_per_s: completions.per_s,
+        callback_latency: completions.latency,
+        callback_outcomes: completions.outcomes,
+        cpu,
+        statuses: done.counts,
+        all_completed: done.confirmed_at.is_some(),
+        process: triggerline.finish().await?,
+    })
+}
+
+/// What [`complete_all`] did.
+#[derive(Debug)]
+struct Completions {
+    /// Successful (204) completions per second.
+    per_s: f64,
+    latency: Summary,
+    outcomes: Outcomes,
+}
+
+/// POSTs every callback as a receiver written from SailPoint's docs would: the secret and the
+/// output in the body, no Authorization header.
+async fn complete_all(api: &Api, callbacks: Vec<Callback>, producers: usize) -> Completions {
+    let output =
+        json!({"id": "2c91808b6ef1d43e016efba0ce470904", "name": "Adam Admin", "type": "IDENTITY"});
+    let count = callbacks.len();
+    let callbacks = Arc::new(callbacks);
+    let tally = Arc::new(Tally::default());
+    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
+    let job = {
+        let (api, tally, latencies) = (api.clone(), tally.clone(), latencies.clone());
+        move |i: usize| {
+            let callback = &callbacks[i];
+            let body: Value = json!({"secret": callback.secret, "output": output});
+            let request = api
+                .client
+                .post(api.url(&format!(
+                    "/trigger-invocations/v1/{}/complete",
+                    callback.invocation_id
+                )))
+                .header(CONTENT_TYPE, "application/json")
+                .body(body.to_string());
+            let (tally, latencies) = (tally.clone(), latencies.clone());
+            async move {
+                let sent = Instant::now();
+                let result = send(request, StatusCode::NO_CONTENT).await;
+                let took = sent.elapsed();
+                match result {
+                    Ok(_) => tally.ok(),
+                    Err(kind) => tally.error(format!("complete: {kind}")),
+                }
+                latencies
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(took);
+            }
+        }
+    };
+    let began = Instant::now();
+    run_concurrently(count, producers, job).await;
+    let elapsed = began.elapsed();
+    let outcomes = tally.outcomes();
+    let latencies = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+    Completions {
+        per_s: outcomes.ok as f64 / elapsed.as_secs_f64().max(1e-9),
+        latency: Summary::of(&latencies),
+        outcomes,
+    }
+}

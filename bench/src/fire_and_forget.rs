@@ -1,0 +1,125 @@
+//! Scenario 1: FIRE_AND_FORGET deliveries per second.
+//!
+//! `n` SYNC-mode webhook subscriptions on `idn:identity-created`, a receiver that answers 204 at
+//! once, and `producers` concurrent tasks sending not-synchronous `start` requests with the
+//! trigger's example input. Throughput is deliveries received / time from the first `start`
+//! sent to the last delivery received. Afterwards the status list must show every invocation
+//! COMPLETED; how long after the last delivery that was first seen is reported too.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use axum::body::Bytes;
+use serde_json::json;
+
+use crate::Plan;
+use crate::load::{Outcomes, STALL, Summary, ms, start_many};
+use crate::receiver::{Answer, Receiver};
+use crate::triggerline::{CpuUse, ProcessInfo, Triggerline};
+
+pub const TRIGGER: &str = "idn:identity-created";
+
+/// Result of one fire-and-forget run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FireAndForget {
+    pub subscriptions: usize,
+    /// Measured `start` requests (each fans out to every subscription).
+    pub starts: usize,
+    pub warmup_starts: usize,
+    pub expected_deliveries: u64,
+    pub deliveries: u64,
+    /// First `start` sent to last delivery received.
+    pub elapsed_s: f64,
+    pub deliveries_per_s: f64,
+    /// Accepted (202) starts per second, producer side.
+    pub starts_per_s: f64,
+    pub start_latency: Summary,
+    pub start_outcomes: Outcomes,
+    pub warmup_failed: u64,
+    /// Every invocation of the run, warm-up included.
+    pub invocations: usize,
+    pub invocations_completed: usize,
+    /// Invocations by status at the last look.
+    pub statuses: BTreeMap<String, usize>,
+    /// From the last delivery until the status list first showed all of them COMPLETED (None:
+    /// never within the wait). Includes the time of one sweep over the list.
+    pub all_completed_after_ms: Option<f64>,
+    /// Sweeps over the status list until then, and how long the last one took.
+    pub status_sweeps: usize,
+    pub status_sweep_ms: f64,
+    /// CPU used from the first start to the last delivery.
+    pub cpu: CpuUse,
+    pub process: ProcessInfo,
+}
+
+pub async fn run(
+    binary: &Path,
+    client: &reqwest::Client,
+    plan: &Plan,
+    subscriptions: usize,
+) -> anyhow::Result<FireAndForget> {
+    let triggerline = Triggerline::start(binary, client).await?;
+    let api = &triggerline.api;
+    let receiver = Receiver::start(Answer::NoContent).await?;
+    let mut ids = Vec::new();
+    for n in 0..subscriptions {
+        let name = format!("bench fire-and-forget {n}");
+        ids.push(api.subscribe(&name, TRIGGER, &receiver.url, "SYNC").await?);
+    }
+    let input = api.example_input(TRIGGER).await?;
+    let body = Bytes::from(serde_json::to_vec(
+        &json!({"triggerId": TRIGGER, "input": input, "isSynchronous": false}),
+    )?);
+    let starts = usize::try_from(plan.deliveries)?.div_ceil(subscriptions);
+    let warmup_starts = (starts / 20).max(20);
+
+    // Warm-up (connections, SQLite pages, allocator), then a quiet service: every warm-up
+    // invocation delivered and COMPLETED before the clock starts.
+    let warmup = start_many(api, &body, warmup_starts, plan.producers).await;
+    receiver
+        .wait_for((warmup_starts * subscriptions) as u64, STALL)
+        .await;
+    api.wait_for_state(&ids, "COMPLETED", warmup_starts * subscriptions, STALL)
+        .await?;
+    receiver.reset();
+
+    let cpu = triggerline.cpu_meter();
+    let measured = start_many(api, &body, starts, plan.producers).await;
+    let expected_deliveries = (starts * subscriptions) as u64;
+    receiver.wait_for(expected_deliveries, STALL).await;
+    let cpu = triggerline.cpu_since(&cpu);
+    let deliveries = receiver.received();
+    let last_delivery = receiver
+        .first_and_last()
+        .map_or(measured.began, |(_, last)| last);
+    let elapsed = last_delivery.saturating_duration_since(measured.began);
+
+    let invocations = (warmup_starts + starts) * subscriptions;
+    let completion = api
+        .wait_for_state(&ids, "COMPLETED", invocations, STALL)
+        .await?;
+
+    Ok(FireAndForget {
+        subscriptions,
+        starts,
+        warmup_starts,
+        expected_deliveries,
+        deliveries,
+        elapsed_s: elapsed.as_secs_f64(),
+        deliveries_per_s: deliveries as f64 / elapsed.as_secs_f64().max(1e-9),
+        starts_per_s: measured.accepted_per_s(),
+        start_latency: measured.latency,
+        start_outcomes: measured.outcomes,
+        warmup_failed: warmup.outcomes.failed,
+        invocations,
+        invocations_completed: completion.reached,
+        statuses: completion.counts,
+        all_completed_after_ms: completion
+            .confirmed_at
+            .map(|at| ms(at.saturating_duration_since(last_delivery))),
+        status_sweeps: completion.sweeps,
+        status_sweep_ms: completion.last_sweep_ms,
+        cpu,
+        process: triggerline.finish().await?,
+    })
+}
