@@ -2,6 +2,8 @@
 //! (`infra/embedded` on SQLite, `infra/aws` on DynamoDB). Conditional writes are part of each
 //! contract; `crate::contract` (feature `test-support`) holds the suite every adapter must pass.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -185,13 +187,23 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     async fn release_all(&self) -> Result<(), Error>;
 }
 
+/// A freshly accepted work item with what delivering it needs, so that an in-process worker
+/// does not read back what the intake just wrote.
+#[derive(Debug, Clone)]
+pub struct Handoff {
+    pub item: WorkItem,
+    pub invocation: Invocation,
+    /// `None` when the caller does not have it at hand (the worker reads it).
+    pub subscription: Option<Arc<Subscription>>,
+}
+
 /// Wakes the delivery worker for new work (locally: an in-process channel; on AWS the queue
 /// itself does).
 #[async_trait]
 pub trait WorkSignal: Send + Sync + std::fmt::Debug {
-    /// Hands freshly accepted items to the worker. Waits when the worker is saturated, so
+    /// Hands freshly accepted work to the worker. Waits when the worker is saturated, so
     /// producers feel backpressure instead of growing a queue in memory.
-    async fn wake(&self, items: Vec<WorkItem>);
+    async fn wake(&self, work: Vec<Handoff>);
 }
 
 /// One outbound HTTP delivery.

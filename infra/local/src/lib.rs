@@ -31,7 +31,10 @@ use triggerline_embedded::{
 };
 use triggerline_http::ApiAuth;
 
+mod cache;
 mod runtime;
+
+use cache::CachedSubscriptions;
 
 use runtime::{BroadcastWatch, JsonlEvents, Worker};
 
@@ -141,12 +144,12 @@ impl App {
         let db = Sqlite::open(&db_path)
             .await
             .with_context(|| format!("cannot open {}", db_path.display()))?;
-        let subscriptions: Arc<dyn SubscriptionStore> =
-            Arc::new(SqliteSubscriptionStore::new(db.clone()));
+        let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(CachedSubscriptions::new(
+            Arc::new(SqliteSubscriptionStore::new(db.clone())),
+        ));
         let invocations: Arc<dyn InvocationStore> =
             Arc::new(SqliteInvocationStore::new(db.clone()));
         let events = JsonlEvents::open(config.data_dir.join("events.jsonl"))
-            .await
             .context("cannot open events.jsonl")?;
         let client = HttpWebhookClient::new(config.allow_private_targets)
             .context("cannot build the HTTP client")?;

@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::AsyncWriteExt;
-use tokio::sync::{Mutex, Notify, Semaphore, broadcast, mpsc};
+use std::io::Write;
+
+use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use triggerline::ports::{
-    Event, EventPublisher, InvocationWatch, WatchSubscription, WorkItem, WorkSignal,
+    Event, EventPublisher, Handoff, InvocationWatch, WatchSubscription, WorkItem, WorkSignal,
 };
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::intake::HANDOFF_LEASE;
@@ -20,13 +21,13 @@ use triggerline::usecases::sweep::{self, Retention};
 /// Hands accepted work to the worker through a bounded channel.
 #[derive(Debug, Clone)]
 pub struct ChannelSignal {
-    items: mpsc::Sender<WorkItem>,
+    items: mpsc::Sender<Handoff>,
 }
 
 #[async_trait]
 impl WorkSignal for ChannelSignal {
-    async fn wake(&self, items: Vec<WorkItem>) {
-        for item in items {
+    async fn wake(&self, work: Vec<Handoff>) {
+        for item in work {
             // A closed channel means the worker stopped; the item stays queued in SQLite and
             // is delivered after the next start.
             if self.items.send(item).await.is_err() {
@@ -84,22 +85,37 @@ impl WatchSubscription for BroadcastSubscription {
 }
 
 /// Appends events as JSON lines to `<data-dir>/events.jsonl`: the local stand-in for an
-/// EventBridge bus, which producers can tail.
-#[derive(Debug)]
+/// EventBridge bus, which producers can tail. One thread owns the file and writes whatever has
+/// queued up in one go, so publishing never blocks the runtime and bursts cost one write. Like
+/// EventBridge's `PutEvents`, publishing does not wait for the disk; an event in the channel
+/// when the process is killed is lost (the invocation's outcome itself is already durable).
+#[derive(Debug, Clone)]
 pub struct JsonlEvents {
-    file: Mutex<tokio::fs::File>,
+    lines: std::sync::mpsc::Sender<Vec<u8>>,
 }
 
 impl JsonlEvents {
-    pub async fn open(path: PathBuf) -> std::io::Result<Self> {
-        let file = tokio::fs::OpenOptions::new()
+    pub fn open(path: PathBuf) -> std::io::Result<Self> {
+        let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(path)
-            .await?;
-        Ok(JsonlEvents {
-            file: Mutex::new(file),
-        })
+            .open(path)?;
+        let (lines, queued) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::Builder::new()
+            .name("events-jsonl".into())
+            .spawn(move || {
+                let mut out = std::io::BufWriter::new(file);
+                while let Ok(first) = queued.recv() {
+                    let mut result = out.write_all(&first);
+                    while let (Ok(()), Ok(next)) = (&result, queued.try_recv()) {
+                        result = out.write_all(&next);
+                    }
+                    if let Err(e) = result.and_then(|()| out.flush()) {
+                        tracing::error!(error = %e, "cannot append to events.jsonl");
+                    }
+                }
+            })?;
+        Ok(JsonlEvents { lines })
     }
 }
 
@@ -117,11 +133,11 @@ impl EventPublisher for JsonlEvents {
             lines.extend_from_slice(line.to_string().as_bytes());
             lines.push(b'\n');
         }
-        let mut file = self.file.lock().await;
-        file.write_all(&lines)
-            .await
-            .map_err(triggerline::Error::unavailable)?;
-        file.flush().await.map_err(triggerline::Error::unavailable)
+        self.lines.send(lines).map_err(|_| {
+            triggerline::Error::unavailable(std::io::Error::other(
+                "the events.jsonl writer stopped",
+            ))
+        })
     }
 }
 
@@ -130,7 +146,7 @@ impl EventPublisher for JsonlEvents {
 #[derive(Debug)]
 pub struct Worker {
     delivery: Delivery,
-    items: mpsc::Receiver<WorkItem>,
+    items: mpsc::Receiver<Handoff>,
     permits: Arc<Semaphore>,
     concurrency: usize,
     poke: Arc<Notify>,
@@ -162,16 +178,23 @@ impl Worker {
         if let Err(e) = self.delivery.queue.release_all().await {
             tracing::error!(error = %e, "cannot release leases left by an earlier run");
         }
+        // The queue is read on the timer and when poked, never per handed-off item.
+        let mut next_poll = tokio::time::Instant::now();
         loop {
-            let pause = self.until_next_due().await;
             tokio::select! {
                 () = stop.cancelled() => break,
-                item = self.items.recv() => match item {
-                    Some(item) => self.spawn(item).await,
+                work = self.items.recv() => match work {
+                    Some(work) => self.spawn(Job::Handoff(Box::new(work))).await,
                     None => break,
                 },
-                () = tokio::time::sleep(pause) => self.claim().await,
-                () = self.poke.notified() => self.claim().await,
+                () = tokio::time::sleep_until(next_poll) => {
+                    self.claim().await;
+                    next_poll = tokio::time::Instant::now() + self.until_next_due().await;
+                }
+                () = self.poke.notified() => {
+                    self.claim().await;
+                    next_poll = tokio::time::Instant::now() + self.until_next_due().await;
+                }
             }
         }
         let all = u32::try_from(self.concurrency).unwrap_or(u32::MAX);
@@ -203,26 +226,40 @@ impl Worker {
         match self.delivery.queue.claim_due(now, now + lease, free).await {
             Ok(items) => {
                 for item in items {
-                    self.spawn(item).await;
+                    self.spawn(Job::Queued(item)).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot claim due work"),
         }
     }
 
-    async fn spawn(&self, item: WorkItem) {
+    async fn spawn(&self, job: Job) {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
         let delivery = self.delivery.clone();
         tokio::spawn(async move {
-            if let Err(e) = delivery.deliver(&item).await {
+            let (id, result) = match job {
+                Job::Handoff(work) => (
+                    work.item.invocation_id.clone(),
+                    delivery.deliver_handoff(*work).await,
+                ),
+                Job::Queued(item) => (item.invocation_id.clone(), delivery.deliver(&item).await),
+            };
+            if let Err(e) = result {
                 // The work row stays; its lease runs out and the poller tries again.
-                tracing::warn!(invocation = %item.invocation_id, error = %e, "delivery not settled");
+                tracing::warn!(invocation = %id, error = %e, "delivery not settled");
             }
             drop(permit);
         });
     }
+}
+
+/// Work for one delivery: handed off by the intake, or claimed from the queue.
+#[derive(Debug)]
+enum Job {
+    Handoff(Box<Handoff>),
+    Queued(WorkItem),
 }
 
 /// Runs the deadline sweep every `every` and retention every `purge_every`, until `stop`.

@@ -62,8 +62,11 @@ pub async fn complete(delivery: &Delivery, id: &str, request: CompleteInvocation
         .invocations
         .transition(id, open_states(), &transition)
         .await?;
-    // A retry may still be queued for an acknowledgement that never arrived; it is moot now.
-    delivery.queue.discard(id).await?;
+    // A PENDING invocation may still have a retry queued (its acknowledgement never arrived);
+    // it is moot now. An ACKNOWLEDGED one has none, so the common case costs no extra write.
+    if invocation.state == InvocationState::Pending {
+        delivery.queue.discard(id).await?;
+    }
     delivery.finished(&finished).await;
     Ok(())
 }

@@ -15,7 +15,7 @@ use crate::model::{
     Attempt, HttpAuth, Invocation, InvocationState, Subscription, Target, TriggerType,
 };
 use crate::ports::{
-    DeliveryQueue, Event, EventPublisher, InvocationStore, InvocationWatch, NextStep,
+    DeliveryQueue, Event, EventPublisher, Handoff, InvocationStore, InvocationWatch, NextStep,
     SubscriptionStore, Transition, WebhookClient, WebhookRequest, WorkItem,
 };
 use crate::secrets::{SecretKey, webhook_signature};
@@ -75,16 +75,27 @@ impl Delivery {
             return Ok(None);
         }
         let subscription = self.subscriptions.get(&invocation.subscription_id).await?;
-        self.attempt(invocation, subscription, item.attempts)
+        self.attempt(invocation, subscription.map(Arc::new), item.attempts)
             .await
             .map(Some)
+    }
+
+    /// Delivers freshly handed-off work, reading only what the hand-off lacks.
+    pub async fn deliver_handoff(&self, work: Handoff) -> Result<Option<Invocation>> {
+        match work.subscription {
+            Some(subscription) => self
+                .attempt(work.invocation, Some(subscription), work.item.attempts)
+                .await
+                .map(Some),
+            None => self.deliver(&work.item).await,
+        }
     }
 
     /// Makes one attempt with the invocation and subscription already in hand (the fast path).
     pub async fn attempt(
         &self,
         invocation: Invocation,
-        subscription: Option<Subscription>,
+        subscription: Option<Arc<Subscription>>,
         attempts_before: u32,
     ) -> Result<Invocation> {
         let started_at = self.clock.now();

@@ -10,7 +10,7 @@ use crate::duration::IsoDuration;
 use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, Subscription, Target, TriggerType,
 };
-use crate::ports::WorkSignal;
+use crate::ports::{Handoff, WorkSignal};
 use crate::secrets::hash_secret;
 use crate::time::IdGenerator;
 use crate::usecases::delivery::Delivery;
@@ -69,13 +69,14 @@ impl Intake {
             })?,
             (None, None) => now,
         };
-        let subscriptions: Vec<Subscription> = self
+        let subscriptions: Vec<Arc<Subscription>> = self
             .delivery
             .subscriptions
             .list_for_trigger(&entry.trigger.id)
             .await?
             .into_iter()
             .filter(|s| s.enabled && s.filter.as_ref().is_none_or(|f| f.matches(&request.input)))
+            .map(Arc::new)
             .collect();
         let content = request.content_json.unwrap_or_else(|| json!({}));
         let invocations: Vec<Invocation> = subscriptions
@@ -97,8 +98,13 @@ impl Intake {
         }
         let due_now = not_before <= now;
         let synchronous = request.is_synchronous.unwrap_or(false);
-        self.accept(&invocations, not_before, due_now && !synchronous)
-            .await?;
+        self.accept(
+            &invocations,
+            &subscriptions,
+            not_before,
+            due_now && !synchronous,
+        )
+        .await?;
         if !synchronous {
             return Ok(Started::Queued(invocations));
         }
@@ -117,11 +123,14 @@ impl Intake {
             .input
             .unwrap_or_else(|| entry.trigger.example_input.clone());
         entry.check_input("input", &input)?;
-        let mut subscriptions = self
+        let mut subscriptions: Vec<Arc<Subscription>> = self
             .delivery
             .subscriptions
             .list_for_trigger(&entry.trigger.id)
-            .await?;
+            .await?
+            .into_iter()
+            .map(Arc::new)
+            .collect();
         if let Some(ids) = &request.subscription_ids {
             if let Some(unknown) = ids
                 .iter()
@@ -151,7 +160,7 @@ impl Intake {
             })
             .collect();
         if !invocations.is_empty() {
-            self.accept(&invocations, now, true).await?;
+            self.accept(&invocations, &subscriptions, now, true).await?;
         }
         Ok(invocations
             .into_iter()
@@ -201,14 +210,21 @@ impl Intake {
             }
             other => other?,
         };
-        self.signal.wake(vec![item]).await;
-        Ok(Invocation {
+        let invocation = Invocation {
             state: InvocationState::Pending,
             completed: None,
+            output: None,
             error: None,
             deadline,
             ..invocation
-        })
+        };
+        let handoff = Handoff {
+            item,
+            invocation: invocation.clone(),
+            subscription: None,
+        };
+        self.signal.wake(vec![handoff]).await;
+        Ok(invocation)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -257,6 +273,7 @@ impl Intake {
     async fn accept(
         &self,
         invocations: &[Invocation],
+        subscriptions: &[Arc<Subscription>],
         not_before: DateTime<Utc>,
         hand_off: bool,
     ) -> Result<()> {
@@ -270,14 +287,30 @@ impl Intake {
             .accept(invocations, not_before, leased_until)
             .await?;
         if hand_off {
-            self.signal.wake(items).await;
+            let work = items
+                .into_iter()
+                .zip(invocations)
+                .map(|(item, invocation)| Handoff {
+                    item,
+                    invocation: invocation.clone(),
+                    subscription: subscriptions
+                        .iter()
+                        .find(|s| s.id == invocation.subscription_id)
+                        .cloned(),
+                })
+                .collect();
+            self.signal.wake(work).await;
         }
         Ok(())
     }
 
     /// The synchronous fast path: deliver every invocation from here, concurrently. A failure
     /// to settle is left to the queue (the work row stays and its lease runs out).
-    async fn deliver_inline(&self, invocations: &[Invocation], subscriptions: &[Subscription]) {
+    async fn deliver_inline(
+        &self,
+        invocations: &[Invocation],
+        subscriptions: &[Arc<Subscription>],
+    ) {
         let attempts = invocations.iter().map(|inv| {
             let sub = subscriptions
                 .iter()
