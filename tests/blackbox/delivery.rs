@@ -179,11 +179,19 @@ async fn async_acknowledgement_then_callback_completes() {
         .callback(&id, &json!({"secret": secret, "output": approval()}))
         .await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
-    let events = std::fs::read_to_string(app.data_dir.join("events.jsonl")).unwrap();
-    assert!(
-        events.contains("Trigger Invocation Completed") && events.contains(&id),
-        "{events}"
-    );
+    // Events are appended by a background writer: poll the outbox file.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let events = std::fs::read_to_string(app.data_dir.join("events.jsonl")).unwrap_or_default();
+        if events.contains("Trigger Invocation Completed") && events.contains(&id) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no completion event: {events}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test]
