@@ -364,3 +364,30 @@ async fn test_invocations_reach_disabled_subscriptions_with_the_example_input() 
         .await;
     assert_eq!(none.status(), StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn subscription_ids_narrow_a_test_invocation() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start(vec![Answer::Empty(200)]).await;
+    let first = app.subscribe(CREATED, &receiver.url, "SYNC").await;
+    app.subscribe(CREATED, &receiver.url, "SYNC").await;
+
+    let response = app
+        .post(
+            "/trigger-invocations/v1/test",
+            &json!({"triggerId": CREATED, "contentJson": {}, "subscriptionIds": [first["id"]]}),
+        )
+        .await;
+
+    let started: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(started.len(), 1);
+    let status = app.status(started[0]["id"].as_str().unwrap()).await;
+    assert_eq!(status["subscriptionId"], first["id"]);
+    let unknown = app
+        .post(
+            "/trigger-invocations/v1/test",
+            &json!({"triggerId": CREATED, "contentJson": {}, "subscriptionIds": ["nope"]}),
+        )
+        .await;
+    crate::helpers::expect_error(unknown, StatusCode::BAD_REQUEST, "subscriptionIds").await;
+}

@@ -109,7 +109,12 @@ impl Intake {
             return Ok(Started::Queued(invocations));
         }
         if due_now {
-            self.deliver_inline(&invocations, &subscriptions).await;
+            let settled = self.deliver_inline(&invocations, &subscriptions).await;
+            // The common SYNC case: every attempt settled as final, so the answer is in hand
+            // and durable; no need to read it back.
+            if let Some(finished) = settled.filter(|all| all.iter().all(|i| !i.state.is_open())) {
+                return Ok(Started::Finished(finished));
+            }
         }
         self.wait(now, invocations).await
     }
@@ -304,13 +309,14 @@ impl Intake {
         Ok(())
     }
 
-    /// The synchronous fast path: deliver every invocation from here, concurrently. A failure
-    /// to settle is left to the queue (the work row stays and its lease runs out).
+    /// The synchronous fast path: deliver every invocation from here, concurrently, and return
+    /// them as settled (`None` if any could not be settled: that one is left to the queue, whose
+    /// work row stays until its lease runs out).
     async fn deliver_inline(
         &self,
         invocations: &[Invocation],
         subscriptions: &[Arc<Subscription>],
-    ) {
+    ) -> Option<Vec<Invocation>> {
         let attempts = invocations.iter().map(|inv| {
             let sub = subscriptions
                 .iter()
@@ -318,11 +324,19 @@ impl Intake {
                 .cloned();
             self.delivery.attempt(inv.clone(), sub, 0)
         });
+        let mut settled = Some(Vec::with_capacity(invocations.len()));
         for result in futures_join_all(attempts).await {
-            if let Err(e) = result {
-                tracing_warn(&e);
+            match result {
+                Ok(invocation) => settled
+                    .iter_mut()
+                    .for_each(|all| all.push(invocation.clone())),
+                Err(e) => {
+                    tracing_warn(&e);
+                    settled = None;
+                }
             }
         }
+        settled
     }
 
     /// Holds until every invocation is finished or the wait limit passes.
