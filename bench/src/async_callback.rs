@@ -8,8 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use reqwest::StatusCode;
@@ -17,7 +16,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 
 use crate::Plan;
-use crate::load::{Outcomes, STALL, Summary, Tally, run_concurrently, send, start_many};
+use crate::load::{Outcomes, STALL, Summary, burst, start_many};
 use crate::receiver::{Answer, Callback, Receiver};
 use crate::triggerline::{Api, CpuUse, Memory, ProcessInfo, Triggerline};
 
@@ -128,45 +127,29 @@ async fn complete_all(api: &Api, callbacks: Vec<Callback>, producers: usize) -> 
         json!({"id": "2c91808b6ef1d43e016efba0ce470904", "name": "Adam Admin", "type": "IDENTITY"});
     let count = callbacks.len();
     let callbacks = Arc::new(callbacks);
-    let tally = Arc::new(Tally::default());
-    let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
-    let job = {
-        let (api, tally, latencies) = (api.clone(), tally.clone(), latencies.clone());
-        move |i: usize| {
-            let callback = &callbacks[i];
-            let body: Value = json!({"secret": callback.secret, "output": output});
-            let request = api
-                .client
-                .post(api.url(&format!(
-                    "/trigger-invocations/v1/{}/complete",
-                    callback.invocation_id
-                )))
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.to_string());
-            let (tally, latencies) = (tally.clone(), latencies.clone());
-            async move {
-                let sent = Instant::now();
-                let result = send(request, StatusCode::NO_CONTENT).await;
-                let took = sent.elapsed();
-                match result {
-                    Ok(_) => tally.ok(),
-                    Err(kind) => tally.error(format!("complete: {kind}")),
-                }
-                latencies
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .push(took);
-            }
-        }
+    let api = api.clone();
+    let request = move |i: usize| {
+        let callback = &callbacks[i];
+        let body: Value = json!({"secret": callback.secret, "output": output});
+        api.client
+            .post(api.url(&format!(
+                "/trigger-invocations/v1/{}/complete",
+                callback.invocation_id
+            )))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_string())
     };
-    let began = Instant::now();
-    run_concurrently(count, producers, job).await;
-    let elapsed = began.elapsed();
-    let outcomes = tally.outcomes();
-    let latencies = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+    let burst = burst(
+        count,
+        producers,
+        StatusCode::NO_CONTENT,
+        "complete",
+        request,
+    )
+    .await;
     Completions {
-        per_s: outcomes.ok as f64 / elapsed.as_secs_f64().max(1e-9),
-        latency: Summary::of(&latencies),
-        outcomes,
+        per_s: burst.outcomes.ok as f64 / burst.elapsed.as_secs_f64().max(1e-9),
+        latency: burst.latency,
+        outcomes: burst.outcomes,
     }
 }

@@ -71,24 +71,58 @@ impl Starts {
 /// Sends `count` not-synchronous `POST /trigger-invocations/v1/start` with `body` from
 /// `producers` concurrent tasks, and expects 202 from each.
 pub async fn start_many(api: &Api, body: &Bytes, count: usize, producers: usize) -> Starts {
+    let (api, body) = (api.clone(), body.clone());
+    let request = move |_| {
+        api.post("/trigger-invocations/v1/start")
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.clone())
+    };
+    let burst = burst(count, producers, StatusCode::ACCEPTED, "start", request).await;
+    Starts {
+        began: burst.began,
+        elapsed: burst.elapsed,
+        outcomes: burst.outcomes,
+        latency: burst.latency,
+    }
+}
+
+/// What [`burst`] did.
+#[derive(Debug)]
+pub struct Burst {
+    /// When the first request was sent.
+    pub began: Instant,
+    /// From the first request sent to the last answer received.
+    pub elapsed: Duration,
+    pub outcomes: Outcomes,
+    pub latency: Summary,
+}
+
+/// Sends `request(0)` … `request(count - 1)` from `producers` concurrent tasks, expecting
+/// `want` from each; failures are tallied under `label`.
+pub async fn burst<F>(
+    count: usize,
+    producers: usize,
+    want: StatusCode,
+    label: &'static str,
+    request: F,
+) -> Burst
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Clone + Send + Sync + 'static,
+{
     let tally = Arc::new(Tally::default());
     let latencies = Arc::new(Mutex::new(Vec::with_capacity(count)));
     let job = {
-        let (api, body, tally, latencies) =
-            (api.clone(), body.clone(), tally.clone(), latencies.clone());
-        move |_| {
-            let request = api
-                .post("/trigger-invocations/v1/start")
-                .header(CONTENT_TYPE, "application/json")
-                .body(body.clone());
+        let (tally, latencies) = (tally.clone(), latencies.clone());
+        move |i: usize| {
+            let request = request(i);
             let (tally, latencies) = (tally.clone(), latencies.clone());
             async move {
                 let sent = Instant::now();
-                let result = send(request, StatusCode::ACCEPTED).await;
+                let result = send(request, want).await;
                 let took = sent.elapsed();
                 match result {
                     Ok(_) => tally.ok(),
-                    Err(kind) => tally.error(format!("start: {kind}")),
+                    Err(kind) => tally.error(format!("{label}: {kind}")),
                 }
                 latencies
                     .lock()
@@ -101,7 +135,7 @@ pub async fn start_many(api: &Api, body: &Bytes, count: usize, producers: usize)
     run_concurrently(count, producers, job).await;
     let elapsed = began.elapsed();
     let latencies = latencies.lock().unwrap_or_else(PoisonError::into_inner);
-    Starts {
+    Burst {
         began,
         elapsed,
         outcomes: tally.outcomes(),
