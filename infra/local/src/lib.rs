@@ -51,6 +51,8 @@ pub mod env {
     pub const RETENTION_SUCCEEDED: &str = "TRIGGERLINE_RETENTION_SUCCEEDED";
     pub const RETENTION_FAILED: &str = "TRIGGERLINE_RETENTION_FAILED";
     pub const DELIVERY_CONCURRENCY: &str = "TRIGGERLINE_DELIVERY_CONCURRENCY";
+    pub const SWEEP_INTERVAL: &str = "TRIGGERLINE_SWEEP_INTERVAL";
+    pub const PURGE_INTERVAL: &str = "TRIGGERLINE_PURGE_INTERVAL";
 }
 
 /// The local stack's configuration, read once at the edge (`main.rs`: flags, then environment).
@@ -96,6 +98,12 @@ pub struct Config {
     /// Deliveries in flight at once.
     #[arg(long, env = env::DELIVERY_CONCURRENCY, default_value_t = 512)]
     pub delivery_concurrency: usize,
+    /// How often open invocations past their deadline are timed out (ISO-8601 duration).
+    #[arg(long, env = env::SWEEP_INTERVAL, default_value = "PT1S", value_parser = duration)]
+    pub sweep_interval: IsoDuration,
+    /// How often retention purges old invocations (ISO-8601 duration).
+    #[arg(long, env = env::PURGE_INTERVAL, default_value = "PT5M", value_parser = duration)]
+    pub purge_interval: IsoDuration,
 }
 
 fn duration(text: &str) -> Result<IsoDuration, String> {
@@ -122,6 +130,8 @@ pub struct App {
     /// Wakes the worker to look at the queue now (tests use it after moving a manual clock).
     pub poke: Arc<Notify>,
     retention: Retention,
+    sweep_interval: std::time::Duration,
+    purge_interval: std::time::Duration,
     worker: Arc<std::sync::Mutex<Option<Worker>>>,
 }
 
@@ -227,6 +237,8 @@ impl App {
                 succeeded: config.retention_succeeded.as_chrono(),
                 failed: config.retention_failed.as_chrono(),
             },
+            sweep_interval: std::time::Duration::from_millis(config.sweep_interval.as_millis()),
+            purge_interval: std::time::Duration::from_millis(config.purge_interval.as_millis()),
             worker: Arc::new(std::sync::Mutex::new(Some(worker))),
         })
     }
@@ -244,8 +256,8 @@ impl App {
         let upkeep = tokio::spawn(runtime::upkeep(
             self.delivery.clone(),
             self.retention,
-            std::time::Duration::from_secs(1),
-            std::time::Duration::from_secs(300),
+            self.sweep_interval,
+            self.purge_interval,
             stop.clone(),
         ));
         let served = axum::serve(listener, self.router)
