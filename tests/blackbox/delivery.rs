@@ -88,6 +88,16 @@ impl TestApp {
     }
 }
 
+/// The status codes of an invocation's attempts, in order.
+pub fn status_codes(status: &Value) -> Vec<Value> {
+    status["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["statusCode"].clone())
+        .collect()
+}
+
 pub fn is(state: &'static str) -> impl Fn(&Value) -> bool {
     move |s| s["status"] == state
 }

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use triggerline::time::ManualClock;
 use triggerline::usecases::sweep::{Retention, purge};
 
-use crate::delivery::{CREATED, is};
+use crate::delivery::{CREATED, is, status_codes};
 use crate::helpers::{expect_error, http_subscription, spawn_app, spawn_app_with};
 use crate::receiver::{Answer, Receiver};
 
@@ -124,13 +124,7 @@ async fn a_failed_invocation_can_be_replayed() {
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     receiver.next().await;
     let status = app.status_until(&id, is("COMPLETED")).await;
-    let codes: Vec<&Value> = status["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| &a["statusCode"])
-        .collect();
-    assert_eq!(codes, [&json!(404), &json!(200)]);
+    assert_eq!(status_codes(&status), [json!(404), json!(200)]);
     let again = app
         .post(&format!("/trigger-invocations/v1/{id}/retry"), &json!({}))
         .await;

@@ -7,7 +7,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use triggerline::time::ManualClock;
 
-use crate::delivery::{CREATED, PRE, approval, example, is};
+use crate::delivery::{CREATED, PRE, approval, example, is, status_codes};
 use crate::helpers::{TestApp, spawn_app_with};
 use crate::receiver::{Answer, Receiver};
 
@@ -43,18 +43,12 @@ async fn a_receiver_failing_twice_then_succeeding_gets_three_attempts_on_the_sch
     receiver.next().await;
 
     let status = app.status_until(&id, is("COMPLETED")).await;
-    let codes: Vec<&Value> = status["attempts"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| &a["statusCode"])
-        .collect();
-    assert_eq!(codes, [&json!(503), &json!(500), &json!(200)]);
-    let ids: Vec<_> = [0, 1, 2]
+    assert_eq!(status_codes(&status), [json!(503), json!(500), json!(200)]);
+    let started: Vec<_> = [0, 1, 2]
         .iter()
         .map(|i| status["attempts"][i]["startedAt"].clone())
         .collect();
-    assert!(ids[0] != ids[1] && ids[1] != ids[2]);
+    assert!(started[0] != started[1] && started[1] != started[2]);
 }
 
 #[tokio::test]

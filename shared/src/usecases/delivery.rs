@@ -295,15 +295,17 @@ impl Delivery {
     }
 
     /// Tells waiters, and publishes `Trigger Invocation Completed` for a finished
-    /// REQUEST_RESPONSE invocation. Publishing failures are logged by the caller's adapter and
-    /// do not undo the outcome, which is already durable.
+    /// REQUEST_RESPONSE invocation. A publishing failure is logged and does not undo the
+    /// outcome, which is already durable.
     pub async fn finished(&self, invocation: &Invocation) {
         self.watch.changed(&invocation.id);
         if invocation.state.is_open() || invocation.trigger_type != TriggerType::RequestResponse {
             return;
         }
         let event = completion_event(&self.policy.event_source, invocation);
-        let _ = self.events.publish(&[event]).await;
+        if let Err(e) = self.events.publish(&[event]).await {
+            tracing::warn!(invocation = %invocation.id, error = %e, "completion event not published");
+        }
     }
 }
 
