@@ -223,6 +223,9 @@ pub trait WebhookClient: Send + Sync + std::fmt::Debug {
 /// An event for other systems (`Trigger Invocation Completed`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
+    /// The bus to put it on: `None` for Triggerline's own bus, or the ARN of a subscriber's bus
+    /// (EVENTBRIDGE subscriptions).
+    pub bus: Option<String>,
     pub source: String,
     pub detail_type: String,
     pub detail: Value,

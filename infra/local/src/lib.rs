@@ -24,7 +24,7 @@ use triggerline::ports::{InvocationStore, SubscriptionStore};
 use triggerline::secrets::SecretKey;
 use triggerline::time::{Clock, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
-use triggerline::usecases::intake::Intake;
+use triggerline::usecases::intake::{Intake, SyncRecord};
 use triggerline::usecases::sweep::Retention;
 use triggerline_embedded::{
     Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
@@ -188,6 +188,7 @@ impl App {
                 public_url,
                 max_attempts: config.max_attempts.max(1),
                 event_source: "triggerline".into(),
+                subscriber_bus: "default".into(),
             },
         };
         let poke = Arc::new(Notify::new());
@@ -198,7 +199,8 @@ impl App {
         );
         let intake = Intake {
             delivery: delivery.clone(),
-            signal: Arc::new(signal),
+            signal: Some(Arc::new(signal)),
+            sync_record: SyncRecord::BeforeDelivery,
             ids: Arc::new(RandomIds),
             sync_wait: std::time::Duration::from_millis(config.sync_wait.as_millis()),
         };

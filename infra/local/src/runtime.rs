@@ -126,6 +126,7 @@ impl EventPublisher for JsonlEvents {
         for e in events {
             let line = serde_json::json!({
                 "time": triggerline::time::format_time(&chrono::Utc::now()),
+                "event-bus": e.bus.as_deref().unwrap_or("triggerline"),
                 "source": e.source,
                 "detail-type": e.detail_type,
                 "detail": e.detail,

@@ -33,6 +33,9 @@ pub struct DeliveryPolicy {
     pub max_attempts: u32,
     /// `source` of the events Triggerline publishes.
     pub event_source: String,
+    /// Name of the bus EVENTBRIDGE subscriptions deliver to, in the subscriber's account and
+    /// region.
+    pub subscriber_bus: String,
 }
 
 /// Everything one delivery needs.
@@ -268,6 +271,7 @@ impl Delivery {
             Target::EventBridge(bus) => {
                 let target = format!("eventbridge:{}:{}", bus.aws_region, bus.aws_account);
                 let event = Event {
+                    bus: Some(subscriber_bus_arn(bus, &self.policy.subscriber_bus)),
                     source: self.policy.event_source.clone(),
                     detail_type: self
                         .catalog
@@ -312,6 +316,7 @@ impl Delivery {
 /// The `Trigger Invocation Completed` event of a finished invocation.
 pub fn completion_event(source: &str, invocation: &Invocation) -> Event {
     Event {
+        bus: None,
         source: source.to_owned(),
         detail_type: COMPLETED_EVENT.to_owned(),
         detail: json!({
@@ -324,6 +329,14 @@ pub fn completion_event(source: &str, invocation: &Invocation) -> Event {
             "error": invocation.error,
         }),
     }
+}
+
+/// The ARN of the bus an EVENTBRIDGE subscription delivers to.
+pub fn subscriber_bus_arn(target: &crate::model::EventBridgeTarget, bus_name: &str) -> String {
+    format!(
+        "arn:aws:events:{}:{}:event-bus/{bus_name}",
+        target.aws_region, target.aws_account
+    )
 }
 
 /// The states an invocation may be completed from by a callback or the sweep.

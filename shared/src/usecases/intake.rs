@@ -21,14 +21,47 @@ use crate::{Error, Result};
 /// Past this, a crashed process's items are claimed again by the poller.
 pub const HANDOFF_LEASE: Duration = Duration::from_secs(60);
 
+/// Who delivers freshly accepted work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DeliveredBy {
+    /// The request itself, inline (a synchronous start).
+    Caller,
+    /// The delivery worker (in-process when there is one, else whoever consumes the queue).
+    Worker,
+}
+
+fn handoff_lease() -> chrono::Duration {
+    chrono::Duration::from_std(HANDOFF_LEASE).unwrap_or(chrono::Duration::minutes(1))
+}
+
 /// The intake use cases.
 #[derive(Debug, Clone)]
 pub struct Intake {
     pub delivery: Delivery,
-    pub signal: Arc<dyn WorkSignal>,
+    /// The in-process worker to hand fresh work to, if this process runs one (the local stack).
+    /// `None`: the queue itself delivers the work (the AWS functions: SQS → dispatcher).
+    pub signal: Option<Arc<dyn WorkSignal>>,
+    /// When a synchronous `start` writes its invocations.
+    pub sync_record: SyncRecord,
     pub ids: Arc<dyn IdGenerator>,
     /// How long a synchronous `start` waits before answering 542.
     pub sync_wait: Duration,
+}
+
+/// When a synchronous `start` makes its invocations durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncRecord {
+    /// Before the inline delivery, with a leased work item, as every other start does: a crash
+    /// mid-delivery leaves work that is delivered again. Two writes per invocation (accept,
+    /// outcome). The local stack's choice, where a write is cheap.
+    BeforeDelivery,
+    /// Once, after the inline delivery, with its outcome: one write per invocation. Only when
+    /// every matching subscription is a SYNC-mode webhook of a REQUEST_RESPONSE trigger (those
+    /// answer within the request or fail; nothing calls back), otherwise as `BeforeDelivery`.
+    /// Until the write, nothing was promised: the producer has no 2xx, so a crash mid-delivery
+    /// surfaces to it as a failed request it can repeat. The AWS functions' choice, where each
+    /// write is billed.
+    WithOutcome,
 }
 
 /// What `start` did.
@@ -98,13 +131,13 @@ impl Intake {
         }
         let due_now = not_before <= now;
         let synchronous = request.is_synchronous.unwrap_or(false);
-        self.accept(
-            &invocations,
-            &subscriptions,
-            not_before,
-            due_now && !synchronous,
-        )
-        .await?;
+        let by = if synchronous && due_now {
+            DeliveredBy::Caller
+        } else {
+            DeliveredBy::Worker
+        };
+        self.accept(&invocations, &subscriptions, not_before, by)
+            .await?;
         if !synchronous {
             return Ok(Started::Queued(invocations));
         }
@@ -165,7 +198,8 @@ impl Intake {
             })
             .collect();
         if !invocations.is_empty() {
-            self.accept(&invocations, &subscriptions, now, true).await?;
+            self.accept(&invocations, &subscriptions, now, DeliveredBy::Worker)
+                .await?;
         }
         Ok(invocations
             .into_iter()
@@ -199,12 +233,11 @@ impl Intake {
         }
         let now = self.delivery.clock.now();
         let deadline = invocation.deadline.map(|d| now + (d - invocation.created));
-        let lease =
-            chrono::Duration::from_std(HANDOFF_LEASE).unwrap_or(chrono::Duration::minutes(1));
+        let leased_until = self.signal.is_some().then(|| now + handoff_lease());
         let item = match self
             .delivery
             .queue
-            .replay(id, deadline, now, Some(now + lease))
+            .replay(id, deadline, now, leased_until)
             .await
         {
             Err(Error::NotOpen { status, .. }) => {
@@ -228,7 +261,9 @@ impl Intake {
             invocation: invocation.clone(),
             subscription: None,
         };
-        self.signal.wake(vec![handoff]).await;
+        if let Some(signal) = &self.signal {
+            signal.wake(vec![handoff]).await;
+        }
         Ok(invocation)
     }
 
@@ -272,26 +307,29 @@ impl Intake {
         }
     }
 
-    /// Writes the invocations and their work durably. `hand_off`: lease them to this process
-    /// and wake the worker (due now, not delivered inline). A synchronous start leases them for
-    /// its own inline delivery instead; a delayed one leaves them to the poller.
+    /// Writes the invocations and their work durably. Work that is due now is leased to whoever
+    /// delivers it in this process (the caller's inline delivery, or the in-process worker, which
+    /// is woken), so that the queue hands it out again only if this process dies. Without an
+    /// in-process worker, the queue delivers it unleased.
     async fn accept(
         &self,
         invocations: &[Invocation],
         subscriptions: &[Arc<Subscription>],
         not_before: DateTime<Utc>,
-        hand_off: bool,
+        by: DeliveredBy,
     ) -> Result<()> {
         let now = self.delivery.clock.now();
-        let lease =
-            chrono::Duration::from_std(HANDOFF_LEASE).unwrap_or(chrono::Duration::minutes(1));
-        let leased_until = (not_before <= now).then_some(now + lease);
+        let in_process = match by {
+            DeliveredBy::Caller => true,
+            DeliveredBy::Worker => self.signal.is_some(),
+        };
+        let leased_until = (in_process && not_before <= now).then(|| now + handoff_lease());
         let items = self
             .delivery
             .queue
             .accept(invocations, not_before, leased_until)
             .await?;
-        if hand_off {
+        if let (DeliveredBy::Worker, Some(signal), Some(_)) = (by, &self.signal, leased_until) {
             let work = items
                 .into_iter()
                 .zip(invocations)
@@ -304,7 +342,7 @@ impl Intake {
                         .cloned(),
                 })
                 .collect();
-            self.signal.wake(work).await;
+            signal.wake(work).await;
         }
         Ok(())
     }

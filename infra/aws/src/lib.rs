@@ -1,0 +1,66 @@
+//! AWS adapters for Triggerline's ports: DynamoDB stores ([`dynamo`]), the SQS delivery queue
+//! ([`sqs`]) and the EventBridge publisher ([`eventbridge`]), over SDK clients built once per
+//! process ([`Clients`]). The Lambda functions and `triggerline --backend aws` assemble them with
+//! [`AwsBackend::connect`].
+//!
+//! The DynamoDB key design, its indexes and which list queries cost a scan are written down in
+//! [`dynamo`].
+#![forbid(unsafe_code)]
+
+pub mod clients;
+pub mod dynamo;
+pub mod error;
+pub mod eventbridge;
+pub mod resources;
+pub mod settings;
+pub mod sqs;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+use std::sync::Arc;
+
+pub use clients::Clients;
+pub use settings::AwsSettings;
+use triggerline::Error;
+
+use dynamo::{DynamoInvocationStore, DynamoSubscriptionStore};
+use eventbridge::EventBridgePublisher;
+use sqs::SqsDeliveryQueue;
+
+/// Every AWS adapter, wired to one set of resources.
+#[derive(Debug, Clone)]
+pub struct AwsBackend {
+    pub subscriptions: Arc<DynamoSubscriptionStore>,
+    pub invocations: Arc<DynamoInvocationStore>,
+    pub queue: Arc<SqsDeliveryQueue>,
+    pub events: Arc<EventBridgePublisher>,
+}
+
+impl AwsBackend {
+    /// Builds the adapters. With `settings.create_resources`, first creates whatever tables,
+    /// queues and bus are missing; then resolves the work queue's URL (one `GetQueueUrl` when a
+    /// name was given).
+    pub async fn connect(clients: &Clients, settings: &AwsSettings) -> Result<AwsBackend, Error> {
+        if settings.create_resources {
+            resources::create_missing(clients, settings).await?;
+        }
+        let queue_url = sqs::resolve_queue_url(&clients.sqs, &settings.work_queue).await?;
+        let invocations = Arc::new(DynamoInvocationStore::new(
+            clients.dynamodb.clone(),
+            &settings.invocations_table,
+        ));
+        Ok(AwsBackend {
+            subscriptions: Arc::new(DynamoSubscriptionStore::new(
+                clients.dynamodb.clone(),
+                &settings.subscriptions_table,
+            )),
+            queue: Arc::new(SqsDeliveryQueue::new(
+                clients.sqs.clone(),
+                queue_url,
+                invocations.clone(),
+            )),
+            invocations,
+            events: Arc::new(EventBridgePublisher::new(clients.clone(), settings)),
+        })
+    }
+}

@@ -1,0 +1,110 @@
+//! Resource names and switches, read from the environment once, at the edge (a Lambda's `main`,
+//! or `triggerline --backend aws`). Every name has a default, so a development stack on an
+//! emulator needs no configuration beyond `AWS_ENDPOINT_URL`.
+
+/// Environment variables, named once.
+pub mod env {
+    pub const SUBSCRIPTIONS_TABLE: &str = "TRIGGERLINE_SUBSCRIPTIONS_TABLE";
+    pub const INVOCATIONS_TABLE: &str = "TRIGGERLINE_INVOCATIONS_TABLE";
+    pub const WORK_QUEUE: &str = "TRIGGERLINE_WORK_QUEUE";
+    pub const DEAD_LETTER_QUEUE: &str = "TRIGGERLINE_DEAD_LETTER_QUEUE";
+    pub const EVENT_BUS: &str = "TRIGGERLINE_EVENT_BUS";
+    pub const SUBSCRIBER_BUS: &str = "TRIGGERLINE_SUBSCRIBER_BUS";
+    pub const EVENT_SOURCE: &str = "TRIGGERLINE_EVENT_SOURCE";
+    pub const CREATE_RESOURCES: &str = "TRIGGERLINE_AWS_CREATE_RESOURCES";
+}
+
+/// Where Triggerline's state lives on AWS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsSettings {
+    /// DynamoDB table of subscriptions.
+    pub subscriptions_table: String,
+    /// DynamoDB table of invocations.
+    pub invocations_table: String,
+    /// SQS work queue: a queue URL, or a name resolved with `GetQueueUrl` at start.
+    pub work_queue: String,
+    /// SQS dead-letter queue of the work queue (only used when creating resources).
+    pub dead_letter_queue: String,
+    /// Triggerline's own EventBridge bus: completion events go here.
+    pub event_bus: String,
+    /// Name of the bus EVENTBRIDGE subscriptions deliver to, in the subscriber's account and
+    /// region (`arn:aws:events:<region>:<account>:event-bus/<name>`).
+    pub subscriber_bus: String,
+    /// `Source` of every event Triggerline puts.
+    pub event_source: String,
+    /// Create missing tables, queues and bus at start (development against an emulator; never
+    /// on by default, so a real account is only changed by its template).
+    pub create_resources: bool,
+}
+
+impl Default for AwsSettings {
+    fn default() -> Self {
+        AwsSettings {
+            subscriptions_table: "triggerline-subscriptions".into(),
+            invocations_table: "triggerline-invocations".into(),
+            work_queue: "triggerline-work".into(),
+            dead_letter_queue: "triggerline-work-dlq".into(),
+            event_bus: "triggerline".into(),
+            subscriber_bus: "default".into(),
+            event_source: "triggerline".into(),
+            create_resources: false,
+        }
+    }
+}
+
+impl AwsSettings {
+    /// Defaults overridden by whatever of [`env`] is set.
+    pub fn from_env() -> Self {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`AwsSettings::from_env`] over any lookup (tests pass a map).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let d = AwsSettings::default();
+        let text =
+            |name: &str, default: String| lookup(name).filter(|v| !v.is_empty()).unwrap_or(default);
+        AwsSettings {
+            subscriptions_table: text(env::SUBSCRIPTIONS_TABLE, d.subscriptions_table),
+            invocations_table: text(env::INVOCATIONS_TABLE, d.invocations_table),
+            work_queue: text(env::WORK_QUEUE, d.work_queue),
+            dead_letter_queue: text(env::DEAD_LETTER_QUEUE, d.dead_letter_queue),
+            event_bus: text(env::EVENT_BUS, d.event_bus),
+            subscriber_bus: text(env::SUBSCRIBER_BUS, d.subscriber_bus),
+            event_source: text(env::EVENT_SOURCE, d.event_source),
+            create_resources: lookup(env::CREATE_RESOURCES)
+                .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+        }
+    }
+
+    /// The same names with `prefix` in front (tests: one set of resources per test).
+    pub fn prefixed(&self, prefix: &str) -> Self {
+        AwsSettings {
+            subscriptions_table: format!("{prefix}{}", self.subscriptions_table),
+            invocations_table: format!("{prefix}{}", self.invocations_table),
+            work_queue: format!("{prefix}{}", self.work_queue),
+            dead_letter_queue: format!("{prefix}{}", self.dead_letter_queue),
+            event_bus: format!("{prefix}{}", self.event_bus),
+            ..self.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_overrides_defaults_and_empty_values_do_not() {
+        let settings = AwsSettings::from_lookup(|name| match name {
+            env::INVOCATIONS_TABLE => Some("prod-invocations".into()),
+            env::EVENT_BUS => Some(String::new()),
+            env::CREATE_RESOURCES => Some("TRUE".into()),
+            _ => None,
+        });
+        assert_eq!(settings.invocations_table, "prod-invocations");
+        assert_eq!(settings.event_bus, "triggerline");
+        assert_eq!(settings.subscriptions_table, "triggerline-subscriptions");
+        assert!(settings.create_resources);
+        assert!(!AwsSettings::from_lookup(|_| None).create_resources);
+    }
+}

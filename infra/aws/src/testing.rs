@@ -1,0 +1,157 @@
+//! The AWS emulator the tests run against (feature `test-support`): a real `moto_server` on
+//! loopback. `scripts/test` starts one for the whole run and exports its address as
+//! `TRIGGERLINE_MOTO_ENDPOINT`; a test run without it (`cargo test` by hand) starts a server of
+//! its own per test, from `TRIGGERLINE_MOTO_SERVER`, `.venv/bin/moto_server` or `PATH`.
+//!
+//! Every test takes fresh resource names ([`Moto::settings`]), so tests sharing one server never
+//! see each other's tables, queues or buses.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::config::Credentials;
+
+use crate::{AwsSettings, Clients};
+
+/// Where the shared emulator is, when `scripts/test` started one.
+pub const MOTO_ENDPOINT: &str = "TRIGGERLINE_MOTO_ENDPOINT";
+/// Which `moto_server` to start when there is no shared one.
+pub const MOTO_SERVER: &str = "TRIGGERLINE_MOTO_SERVER";
+/// The region every test uses.
+pub const REGION: &str = "us-east-1";
+/// The account moto answers as.
+pub const ACCOUNT: &str = "123456789012";
+
+/// A running emulator; one this value started is stopped when it drops.
+#[derive(Debug)]
+pub struct Moto {
+    pub endpoint: String,
+    child: Option<Child>,
+}
+
+impl Moto {
+    /// The shared emulator, or a new one of this test's own.
+    pub fn start() -> Moto {
+        if let Ok(endpoint) = std::env::var(MOTO_ENDPOINT) {
+            if !endpoint.is_empty() {
+                return Moto {
+                    endpoint,
+                    child: None,
+                };
+            }
+        }
+        Self::spawn()
+    }
+
+    /// A new emulator of this test's own on a free loopback port (the fault tests stop it).
+    pub fn spawn() -> Moto {
+        let port = free_port();
+        Self::spawn_on(port)
+    }
+
+    /// A new emulator on `port`.
+    pub fn spawn_on(port: u16) -> Moto {
+        let program = moto_server();
+        let child = Command::new(&program)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {} ({e}); install moto[server] (scripts/test does) or set {MOTO_ENDPOINT}",
+                    program.display()
+                )
+            });
+        let address = SocketAddr::from(([127, 0, 0, 1], port));
+        let started = Instant::now();
+        // Polls the port until moto accepts connections (it starts in about a second).
+        while TcpStream::connect_timeout(&address, Duration::from_millis(100)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "moto_server did not listen on {address} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Moto {
+            endpoint: format!("http://{address}"),
+            child: Some(child),
+        }
+    }
+
+    /// The port this emulator listens on.
+    pub fn port(&self) -> u16 {
+        self.endpoint
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("the endpoint ends in a port")
+    }
+
+    /// Stops an emulator this value started (its state is gone with it).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SDK clients pointed at this emulator, with fixed test credentials.
+    pub async fn clients(&self) -> Clients {
+        clients_at(&self.endpoint).await
+    }
+
+    /// Fresh resource names for one test.
+    pub fn settings(&self) -> AwsSettings {
+        let unique = uuid::Uuid::new_v4().simple().to_string();
+        AwsSettings {
+            create_resources: true,
+            ..AwsSettings::default().prefixed(&format!("t{}-", &unique[..12]))
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// SDK clients pointed at `endpoint` (an emulator, or a proxy in front of one).
+pub async fn clients_at(endpoint: &str) -> Clients {
+    let config = Clients::loader()
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "moto"))
+        .load()
+        .await;
+    Clients::from_config(config)
+}
+
+fn moto_server() -> PathBuf {
+    if let Ok(path) = std::env::var(MOTO_SERVER) {
+        return PathBuf::from(path);
+    }
+    // The workspace's venv, from any crate's test directory.
+    let mut dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    loop {
+        let candidate = dir.join(".venv/bin/moto_server");
+        if candidate.exists() {
+            return candidate;
+        }
+        if !dir.pop() {
+            return PathBuf::from("moto_server");
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
