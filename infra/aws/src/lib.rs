@@ -11,6 +11,7 @@ pub mod clients;
 pub mod dynamo;
 pub mod error;
 pub mod eventbridge;
+pub mod lambda;
 pub mod resources;
 pub mod settings;
 pub mod sqs;
