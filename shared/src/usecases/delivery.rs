@@ -38,6 +38,31 @@ pub struct DeliveryPolicy {
     pub subscriber_bus: String,
 }
 
+/// One attempt, judged but not yet written.
+#[derive(Debug, Clone)]
+pub struct Tried {
+    pub attempt: Attempt,
+    /// How the invocation's state moves, if it does (a retry leaves it PENDING).
+    pub transition: Option<Transition>,
+    pub next: NextStep,
+}
+
+impl Tried {
+    /// The invocation as it reads once this attempt is recorded (the attempt appended and the
+    /// transition applied): what one write stores on the synchronous fast path.
+    pub fn applied_to(&self, invocation: &Invocation) -> Invocation {
+        let mut recorded = invocation.clone();
+        recorded.attempts.push(self.attempt.clone());
+        if let Some(t) = &self.transition {
+            recorded.state = t.to;
+            recorded.completed = t.completed;
+            recorded.output = t.output.clone();
+            recorded.error = t.error.clone();
+        }
+        recorded
+    }
+}
+
 /// Everything one delivery needs.
 #[derive(Debug, Clone)]
 pub struct Delivery {
@@ -94,13 +119,42 @@ impl Delivery {
         }
     }
 
-    /// Makes one attempt with the invocation and subscription already in hand (the fast path).
+    /// Makes one attempt with the invocation and subscription already in hand (the fast path),
+    /// and settles it.
     pub async fn attempt(
         &self,
         invocation: Invocation,
         subscription: Option<Arc<Subscription>>,
         attempts_before: u32,
     ) -> Result<Invocation> {
+        let tried = self
+            .try_once(&invocation, subscription.as_deref(), attempts_before)
+            .await;
+        let settled = self
+            .queue
+            .settle(
+                &invocation.id,
+                &tried.attempt,
+                &[InvocationState::Pending],
+                tried.transition.as_ref(),
+                &tried.next,
+            )
+            .await?
+            .unwrap_or(invocation);
+        if tried.transition.is_some() {
+            self.finished(&settled).await;
+        }
+        Ok(settled)
+    }
+
+    /// Makes one attempt and judges it, without writing anything: what to record, how the
+    /// invocation moves on, and what happens to its work.
+    pub async fn try_once(
+        &self,
+        invocation: &Invocation,
+        subscription: Option<&Subscription>,
+        attempts_before: u32,
+    ) -> Tried {
         let started_at = self.clock.now();
         let clock_start = Instant::now();
         let (target, reply) = match &subscription {
@@ -108,7 +162,7 @@ impl Delivery {
                 "(deleted)".to_owned(),
                 Reply::Blocked("the subscription was deleted".into()),
             ),
-            Some(s) => self.send(&invocation, s).await,
+            Some(s) => self.send(invocation, s).await,
         };
         let verdict = match self.catalog.get(&invocation.trigger_id) {
             Some(entry) => delivery::judge(entry, &invocation, &reply),
@@ -141,22 +195,12 @@ impl Delivery {
             },
         };
         let now = self.clock.now();
-        let (transition, next) = self.outcome(&invocation, &verdict, attempts_before + 1, now);
-        let settled = self
-            .queue
-            .settle(
-                &invocation.id,
-                &attempt,
-                &[InvocationState::Pending],
-                transition.as_ref(),
-                &next,
-            )
-            .await?
-            .unwrap_or(invocation);
-        if transition.is_some() {
-            self.finished(&settled).await;
+        let (transition, next) = self.outcome(invocation, &verdict, attempts_before + 1, now);
+        Tried {
+            attempt,
+            transition,
+            next,
         }
-        Ok(settled)
     }
 
     /// What a verdict does to the invocation and its work item.

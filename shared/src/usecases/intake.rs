@@ -10,7 +10,7 @@ use crate::duration::IsoDuration;
 use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, Subscription, Target, TriggerType,
 };
-use crate::ports::{Handoff, WorkSignal};
+use crate::ports::{Handoff, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
 use crate::time::IdGenerator;
 use crate::usecases::delivery::Delivery;
@@ -131,6 +131,15 @@ impl Intake {
         }
         let due_now = not_before <= now;
         let synchronous = request.is_synchronous.unwrap_or(false);
+        if synchronous
+            && due_now
+            && self.sync_record == SyncRecord::WithOutcome
+            && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)
+        {
+            return self
+                .deliver_then_record(now, invocations, &subscriptions)
+                .await;
+        }
         let by = if synchronous && due_now {
             DeliveredBy::Caller
         } else {
@@ -377,6 +386,47 @@ impl Intake {
         settled
     }
 
+    /// [`SyncRecord::WithOutcome`]: delivers every invocation inline first, then writes each
+    /// once, with its outcome. An outcome that is not final (a retry) is queued as usual.
+    async fn deliver_then_record(
+        &self,
+        submitted: DateTime<Utc>,
+        invocations: Vec<Invocation>,
+        subscriptions: &[Arc<Subscription>],
+    ) -> Result<Started> {
+        let tries = invocations.iter().map(|inv| {
+            let sub = subscriptions.iter().find(|s| s.id == inv.subscription_id);
+            self.delivery.try_once(inv, sub.map(|s| &**s), 0)
+        });
+        let tried = futures_join_all(tries).await;
+        let mut recorded = Vec::with_capacity(invocations.len());
+        let mut retrying = Vec::new();
+        for (invocation, tried) in invocations.iter().zip(&tried) {
+            let written = tried.applied_to(invocation);
+            match tried.next {
+                NextStep::RetryAt(at) => retrying.push((written, at)),
+                NextStep::Done => recorded.push(written),
+            }
+        }
+        if !recorded.is_empty() {
+            self.delivery.invocations.create_all(&recorded).await?;
+        }
+        for (invocation, at) in &retrying {
+            self.delivery
+                .queue
+                .accept(std::slice::from_ref(invocation), *at, None)
+                .await?;
+        }
+        for invocation in &recorded {
+            self.delivery.finished(invocation).await;
+        }
+        if retrying.is_empty() && recorded.iter().all(|i| !i.state.is_open()) {
+            return Ok(Started::Finished(recorded));
+        }
+        recorded.extend(retrying.into_iter().map(|(i, _)| i));
+        self.wait(submitted, recorded).await
+    }
+
     /// Holds until every invocation is finished or the wait limit passes.
     async fn wait(
         &self,
@@ -411,6 +461,18 @@ impl Intake {
             changes.wait(&open, left).await;
         }
     }
+}
+
+/// Whether every subscription answers within the request itself (a SYNC-mode webhook of a
+/// REQUEST_RESPONSE trigger): then nothing can call back before the outcome is written.
+fn answers_within_the_request(
+    trigger_type: TriggerType,
+    subscriptions: &[Arc<Subscription>],
+) -> bool {
+    trigger_type == TriggerType::RequestResponse
+        && subscriptions
+            .iter()
+            .all(|s| matches!(&s.target, Target::Http(h) if h.mode == DispatchMode::Sync))
 }
 
 async fn futures_join_all<F: std::future::Future>(
