@@ -1,18 +1,351 @@
-//! Invocations in DynamoDB.
+//! Invocations in DynamoDB: one item each, whose state changes are single conditional
+//! `UpdateItem`s (no read first), so that exactly one of concurrent transitions wins.
+
+use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use chrono::{DateTime, Utc};
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
+use aws_sdk_dynamodb::types::{
+    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+};
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value};
 use triggerline::Error;
+use triggerline::error::ResourceKind;
 use triggerline::model::{Attempt, Invocation, InvocationState};
 use triggerline::ports::{InvocationStore, Transition};
-use triggerline::query::{InvocationQuery, Page};
+use triggerline::query::{InvocationField, InvocationQuery, Op, Page, SortKey};
+use triggerline::time::format_time;
+
+use super::codec::{Item, MAX_TRIES, backoff, failure, get_n, get_s, n, now_epoch_seconds, s};
+use super::{
+    INV_ATTEMPTS, INV_BODY, INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED,
+    INV_CREATED, INV_DEADLINE, INV_ERROR, INV_EXPIRES, INV_FINAL_STATE, INV_FINISHED_BY_COMPLETED,
+    INV_GROUP, INV_GROUP_VALUE, INV_ID, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_OUTPUT,
+    INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME, INV_TRIGGER, MAX_TRANSACTION_ITEMS,
+};
+use crate::error::{corrupt, unavailable};
+
+/// How long finished invocations live before DynamoDB's TTL may delete them.
+#[derive(Debug, Clone, Copy)]
+struct Retention {
+    succeeded: Duration,
+    failed: Duration,
+}
 
 /// [`InvocationStore`] on one DynamoDB table; the SQS queue writes through it too.
 #[derive(Debug, Clone)]
 pub struct DynamoInvocationStore {
     client: Client,
     table: String,
+    retention: Option<Retention>,
+}
+
+/// Model fields kept as attributes of their own, not in the JSON body.
+const SPLIT_FIELDS: [&str; 11] = [
+    "id",
+    "triggerId",
+    "subscriptionId",
+    "subscriptionName",
+    "state",
+    "created",
+    "completed",
+    "deadline",
+    "output",
+    "error",
+    "attempts",
+];
+
+/// The item exists and has not expired (TTL deletes lazily; moto never does).
+const LIVE: &str = "attribute_exists(#id) AND (attribute_not_exists(#x) OR #x > :now)";
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound {
+        kind: ResourceKind::Invocation,
+        id: id.to_owned(),
+    }
+}
+
+fn expired(item: &Item, now: i64) -> bool {
+    get_n(item, INV_EXPIRES).is_some_and(|x| x <= now)
+}
+
+fn state_of(item: &Item) -> Result<InvocationState, Error> {
+    get_s(item, INV_STATE)
+        .and_then(InvocationState::parse)
+        .ok_or_else(|| corrupt("read invocation", "no valid state"))
+}
+
+fn json_text(what: &'static str, value: &impl serde::Serialize) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(|e| failure(what, e))
+}
+
+fn attempt_value(attempt: &Attempt) -> Result<AttributeValue, Error> {
+    Ok(s(json_text("encode attempt", attempt)?))
+}
+
+/// The TTL of an invocation finished at `completed` in state `state`, if retention is on.
+fn expiry(
+    retention: Option<Retention>,
+    state: InvocationState,
+    completed: Option<DateTime<Utc>>,
+) -> Option<i64> {
+    let retention = retention?;
+    let keep = match state {
+        InvocationState::Completed => retention.succeeded,
+        InvocationState::Failed | InvocationState::TimedOut => retention.failed,
+        InvocationState::Pending | InvocationState::Acknowledged => return None,
+    };
+    Some((completed.unwrap_or_else(Utc::now) + keep).timestamp())
+}
+
+fn item_of(invocation: &Invocation, retention: Option<Retention>) -> Result<Item, Error> {
+    let Value::Object(mut body) =
+        serde_json::to_value(invocation).map_err(|e| failure("encode invocation", e))?
+    else {
+        return Err(failure("encode invocation", "not a JSON object"));
+    };
+    for field in SPLIT_FIELDS {
+        body.remove(field);
+    }
+    let state = invocation.state;
+    let mut item = Item::from([
+        (INV_ID.to_owned(), s(&invocation.id)),
+        (INV_TRIGGER.to_owned(), s(&invocation.trigger_id)),
+        (INV_SUBSCRIPTION.to_owned(), s(&invocation.subscription_id)),
+        (
+            INV_SUBSCRIPTION_NAME.to_owned(),
+            s(&invocation.subscription_name),
+        ),
+        (INV_STATE.to_owned(), s(state.as_str())),
+        (INV_CREATED.to_owned(), s(format_time(&invocation.created))),
+        (INV_GROUP.to_owned(), s(INV_GROUP_VALUE)),
+        (
+            INV_ATTEMPTS.to_owned(),
+            AttributeValue::L(
+                invocation
+                    .attempts
+                    .iter()
+                    .map(attempt_value)
+                    .collect::<Result<_, _>>()?,
+            ),
+        ),
+        (
+            INV_BODY.to_owned(),
+            s(json_text("encode invocation", &body)?),
+        ),
+    ]);
+    let mut optional = |name: &str, value: Option<AttributeValue>| {
+        if let Some(value) = value {
+            item.insert(name.to_owned(), value);
+        }
+    };
+    optional(
+        INV_COMPLETED,
+        invocation.completed.as_ref().map(|t| s(format_time(t))),
+    );
+    optional(
+        INV_DEADLINE,
+        invocation.deadline.as_ref().map(|t| s(format_time(t))),
+    );
+    optional(
+        INV_OUTPUT,
+        invocation
+            .output
+            .as_ref()
+            .map(|o| json_text("encode output", o))
+            .transpose()?
+            .map(s),
+    );
+    optional(INV_ERROR, invocation.error.as_ref().map(s));
+    optional(INV_OPEN_STATE, state.is_open().then(|| s(state.as_str())));
+    optional(
+        INV_FINAL_STATE,
+        (!state.is_open()).then(|| s(state.as_str())),
+    );
+    optional(
+        INV_EXPIRES,
+        expiry(retention, state, invocation.completed).map(n),
+    );
+    Ok(item)
+}
+
+fn from_item(item: &Item) -> Result<Invocation, Error> {
+    let bad = |detail: &str| corrupt("read invocation", detail);
+    let body = get_s(item, INV_BODY).ok_or_else(|| bad("no body"))?;
+    let mut fields: Map<String, Value> =
+        serde_json::from_str(body).map_err(|e| corrupt("read invocation", e))?;
+    let text = |name: &str| get_s(item, name).map_or(Value::Null, |v| Value::String(v.to_owned()));
+    for (field, name) in [
+        ("id", INV_ID),
+        ("triggerId", INV_TRIGGER),
+        ("subscriptionId", INV_SUBSCRIPTION),
+        ("subscriptionName", INV_SUBSCRIPTION_NAME),
+        ("state", INV_STATE),
+        ("created", INV_CREATED),
+        ("completed", INV_COMPLETED),
+        ("deadline", INV_DEADLINE),
+        ("error", INV_ERROR),
+    ] {
+        fields.insert(field.to_owned(), text(name));
+    }
+    let output = match get_s(item, INV_OUTPUT) {
+        Some(o) => serde_json::from_str(o).map_err(|e| corrupt("read invocation", e))?,
+        None => Value::Null,
+    };
+    fields.insert("output".to_owned(), output);
+    let attempts = match item.get(INV_ATTEMPTS) {
+        None => Vec::new(),
+        Some(AttributeValue::L(list)) => list
+            .iter()
+            .map(|a| {
+                let text = a.as_s().map_err(|_| bad("an attempt is not a string"))?;
+                serde_json::from_str(text).map_err(|e| corrupt("read invocation", e))
+            })
+            .collect::<Result<_, _>>()?,
+        Some(_) => return Err(bad("attempts is not a list")),
+    };
+    fields.insert("attempts".to_owned(), Value::Array(attempts));
+    serde_json::from_value(Value::Object(fields)).map_err(|e| corrupt("read invocation", e))
+}
+
+/// An `UpdateItem` under construction: `SET` and `REMOVE` clauses, a condition, and the
+/// placeholders they use (every attribute name goes through one, so no reserved word bites).
+#[derive(Default)]
+struct Update {
+    sets: Vec<String>,
+    removes: Vec<String>,
+    condition: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+}
+
+impl Update {
+    fn name(&mut self, attribute: &str) -> String {
+        let placeholder = format!("#{attribute}");
+        self.names.insert(placeholder.clone(), attribute.to_owned());
+        placeholder
+    }
+
+    fn set(&mut self, attribute: &str, value: AttributeValue) {
+        let name = self.name(attribute);
+        let placeholder = format!(":{attribute}");
+        self.sets.push(format!("{name} = {placeholder}"));
+        self.values.insert(placeholder, value);
+    }
+
+    fn set_or_remove(&mut self, attribute: &str, value: Option<AttributeValue>) {
+        match value {
+            Some(value) => self.set(attribute, value),
+            None => self.remove(attribute),
+        }
+    }
+
+    fn remove(&mut self, attribute: &str) {
+        let name = self.name(attribute);
+        self.removes.push(name);
+    }
+
+    fn append_attempt(&mut self, attempt: &Attempt) -> Result<(), Error> {
+        let name = self.name(INV_ATTEMPTS);
+        self.sets.push(format!(
+            "{name} = list_append(if_not_exists({name}, :noAttempts), :attempt)"
+        ));
+        self.values
+            .insert(":noAttempts".to_owned(), AttributeValue::L(Vec::new()));
+        self.values.insert(
+            ":attempt".to_owned(),
+            AttributeValue::L(vec![attempt_value(attempt)?]),
+        );
+        Ok(())
+    }
+
+    /// Requires the item to exist and not to have expired.
+    fn require_live(&mut self) {
+        self.name(INV_ID);
+        self.name(INV_EXPIRES);
+        self.values
+            .insert(":now".to_owned(), n(now_epoch_seconds()));
+        self.condition.push(LIVE.to_owned());
+    }
+
+    /// Requires the state to be one of `states` (`negate`: none of them).
+    fn require_state(&mut self, states: &[InvocationState], negate: bool) {
+        let name = self.name(INV_STATE);
+        let placeholders: Vec<String> = states
+            .iter()
+            .enumerate()
+            .map(|(i, state)| {
+                let placeholder = format!(":from{i}");
+                self.values.insert(placeholder.clone(), s(state.as_str()));
+                placeholder
+            })
+            .collect();
+        let test = format!("{name} IN ({})", placeholders.join(", "));
+        self.condition.push(if negate {
+            format!("NOT ({test})")
+        } else {
+            test
+        });
+    }
+
+    /// Sets the transition's state and outcome, and the index and TTL attributes that follow.
+    fn outcome(
+        &mut self,
+        transition: &Transition,
+        retention: Option<Retention>,
+    ) -> Result<(), Error> {
+        let to = transition.to;
+        self.set(INV_STATE, s(to.as_str()));
+        if to.is_open() {
+            self.set(INV_OPEN_STATE, s(to.as_str()));
+            self.remove(INV_FINAL_STATE);
+            self.remove(INV_EXPIRES);
+        } else {
+            self.remove(INV_OPEN_STATE);
+            self.set(INV_FINAL_STATE, s(to.as_str()));
+            self.set_or_remove(
+                INV_EXPIRES,
+                expiry(retention, to, transition.completed).map(n),
+            );
+        }
+        self.set_or_remove(
+            INV_COMPLETED,
+            transition.completed.as_ref().map(|t| s(format_time(t))),
+        );
+        let output = transition
+            .output
+            .as_ref()
+            .map(|o| json_text("encode output", o))
+            .transpose()?;
+        self.set_or_remove(INV_OUTPUT, output.map(s));
+        self.set_or_remove(INV_ERROR, transition.error.as_ref().map(s));
+        Ok(())
+    }
+
+    fn expression(&self) -> String {
+        let mut expression = String::new();
+        if !self.sets.is_empty() {
+            expression.push_str("SET ");
+            expression.push_str(&self.sets.join(", "));
+        }
+        if !self.removes.is_empty() {
+            expression.push_str(" REMOVE ");
+            expression.push_str(&self.removes.join(", "));
+        }
+        expression
+    }
+}
+
+/// What a conditional update came to.
+enum Updated {
+    /// Written; the item as it is now.
+    Written(Item),
+    /// The condition failed; the item as it was (`None`: there is none).
+    Refused(Option<Item>),
 }
 
 impl DynamoInvocationStore {
@@ -20,21 +353,122 @@ impl DynamoInvocationStore {
         DynamoInvocationStore {
             client,
             table: table.to_owned(),
+            retention: None,
+        }
+    }
+
+    /// Sets the TTL attribute on every final transition: `succeeded` after completion for
+    /// COMPLETED, `failed` for FAILED and TIMED_OUT. Without it nothing expires by itself and
+    /// only `purge` deletes.
+    pub fn with_retention(mut self, succeeded: Duration, failed: Duration) -> Self {
+        self.retention = Some(Retention { succeeded, failed });
+        self
+    }
+
+    async fn get_item(&self, id: &str) -> Result<Option<Item>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(INV_ID, s(id))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem invocation", e))?;
+        Ok(out.item)
+    }
+
+    /// Runs `update` on the invocation, returning the new item, or the old one when the
+    /// condition failed.
+    async fn update(&self, id: &str, update: Update) -> Result<Updated, Error> {
+        let condition = update.condition.join(" AND ");
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(INV_ID, s(id))
+            .update_expression(update.expression())
+            .set_condition_expression((!condition.is_empty()).then_some(condition))
+            .set_expression_attribute_names((!update.names.is_empty()).then_some(update.names))
+            .set_expression_attribute_values((!update.values.is_empty()).then_some(update.values))
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(out) => Ok(Updated::Written(out.attributes.unwrap_or_default())),
+            Err(err) => match err.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(failed)) => {
+                    // DynamoDB returns the old item with the failure; an emulator may not, and
+                    // then a consistent read tells (the item may have changed since, which the
+                    // callers' retry loops allow for).
+                    let old = match failed.item() {
+                        Some(item) => Some(item.clone()),
+                        None => self.get_item(id).await?,
+                    };
+                    Ok(Updated::Refused(old))
+                }
+                _ => Err(unavailable("UpdateItem invocation", err)),
+            },
         }
     }
 
     /// The queue's half of `settle`, in one conditional write: appends `attempt`, and applies
     /// `transition` when the state is one of `from` (otherwise leaves the state as it is).
     /// Returns the invocation as written, `None` when it no longer exists.
+    ///
+    /// The common case (state in `from`, or no transition) is one `UpdateItem`; when the state
+    /// is not in `from`, a second one appends the attempt alone, conditional on the state still
+    /// not being in `from`.
     pub async fn record_attempt(
         &self,
-        _id: &str,
-        _attempt: &Attempt,
-        _from: &[InvocationState],
-        _transition: Option<&Transition>,
+        id: &str,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
     ) -> Result<Option<Invocation>, Error> {
-        let _ = (&self.client, &self.table);
-        unimplemented!("record_attempt")
+        let transition = transition.filter(|_| !from.is_empty());
+        for tries in 0..MAX_TRIES {
+            if let Some(transition) = transition {
+                let mut update = Update::default();
+                update.append_attempt(attempt)?;
+                update.outcome(transition, self.retention)?;
+                update.require_live();
+                update.require_state(from, false);
+                match self.update(id, update).await? {
+                    Updated::Written(item) => return from_item(&item).map(Some),
+                    Updated::Refused(None) => return Ok(None),
+                    Updated::Refused(Some(old)) => {
+                        if expired(&old, now_epoch_seconds()) {
+                            return Ok(None);
+                        }
+                        if from.contains(&state_of(&old)?) {
+                            backoff(&self.client, tries).await;
+                            continue;
+                        }
+                    }
+                }
+            }
+            let mut update = Update::default();
+            update.append_attempt(attempt)?;
+            update.require_live();
+            if transition.is_some() {
+                update.require_state(from, true);
+            }
+            match self.update(id, update).await? {
+                Updated::Written(item) => return from_item(&item).map(Some),
+                Updated::Refused(None) => return Ok(None),
+                Updated::Refused(Some(old)) if expired(&old, now_epoch_seconds()) => {
+                    return Ok(None);
+                }
+                // The state moved into `from` in between: the transition applies after all.
+                Updated::Refused(Some(_)) => {}
+            }
+        }
+        Err(Error::Conflict {
+            kind: ResourceKind::Invocation,
+            id: id.to_owned(),
+        })
     }
 
     /// The queue's half of `replay`: FAILED back to PENDING (clearing `completed`, `output` and
@@ -43,41 +477,482 @@ impl DynamoInvocationStore {
     /// Errors: [`Error::NotFound`]; [`Error::NotOpen`] with the current state when not FAILED.
     pub async fn reopen(
         &self,
-        _id: &str,
-        _deadline: Option<DateTime<Utc>>,
+        id: &str,
+        deadline: Option<DateTime<Utc>>,
     ) -> Result<Invocation, Error> {
-        unimplemented!("reopen")
+        for tries in 0..MAX_TRIES {
+            let mut update = Update::default();
+            update.outcome(
+                &Transition {
+                    to: InvocationState::Pending,
+                    completed: None,
+                    output: None,
+                    error: None,
+                },
+                self.retention,
+            )?;
+            update.set_or_remove(INV_DEADLINE, deadline.as_ref().map(|t| s(format_time(t))));
+            update.require_live();
+            update.require_state(&[InvocationState::Failed], false);
+            match self.update(id, update).await? {
+                Updated::Written(item) => return from_item(&item),
+                Updated::Refused(None) => return Err(not_found(id)),
+                Updated::Refused(Some(old)) => {
+                    if expired(&old, now_epoch_seconds()) {
+                        return Err(not_found(id));
+                    }
+                    let status = state_of(&old)?;
+                    if status != InvocationState::Failed {
+                        return Err(Error::NotOpen {
+                            id: id.to_owned(),
+                            status,
+                        });
+                    }
+                    backoff(&self.client, tries).await;
+                }
+            }
+        }
+        Err(Error::Conflict {
+            kind: ResourceKind::Invocation,
+            id: id.to_owned(),
+        })
+    }
+
+    /// Writes 2 to 100 invocations in one transaction: `Ok(None)` when it should be tried again.
+    async fn try_create_many(&self, items: &[Item], ids: &[&str]) -> Result<Option<()>, Error> {
+        let mut request = self.client.transact_write_items();
+        for item in items {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item.clone()))
+                .condition_expression("attribute_not_exists(#id)")
+                .expression_attribute_names("#id", INV_ID)
+                .build()
+                .map_err(|e| failure("build create transaction", e))?;
+            request = request.transact_items(TransactWriteItem::builder().put(put).build());
+        }
+        let err = match request.send().await {
+            Ok(_) => return Ok(Some(())),
+            Err(err) => err,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+            err.as_service_error()
+        else {
+            return Err(unavailable("TransactWriteItems create invocations", err));
+        };
+        let reasons = canceled.cancellation_reasons();
+        let taken = |index: usize| Error::AlreadyExists {
+            kind: ResourceKind::Invocation,
+            id: ids[index].to_owned(),
+        };
+        if let Some(index) = reasons
+            .iter()
+            .position(|r| r.code() == Some("ConditionalCheckFailed"))
+        {
+            return Err(taken(index));
+        }
+        if reasons.is_empty() {
+            // An emulator that names no reasons: look for the taken id.
+            for (index, id) in ids.iter().enumerate() {
+                if self.get_item(id).await?.is_some() {
+                    return Err(taken(index));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Reads `index` where `hash` = `value`, in created order, with `filter` applied; stops
+    /// once it holds `stop` items and every item tied with the last of them on `created`.
+    async fn read_index(
+        &self,
+        index: &str,
+        hash: (&str, &str),
+        filter: &Update,
+        forward: bool,
+        stop: Option<usize>,
+    ) -> Result<Vec<Invocation>, Error> {
+        let mut found: Vec<Invocation> = Vec::new();
+        let mut start = None;
+        let page_size = stop.map(|s| i32::try_from(s.saturating_add(1).min(1000)).unwrap_or(1000));
+        loop {
+            let mut names = filter.names.clone();
+            let mut values = filter.values.clone();
+            names.insert("#hash".to_owned(), hash.0.to_owned());
+            values.insert(":hash".to_owned(), s(hash.1));
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#hash = :hash")
+                .filter_expression(filter.condition.join(" AND "))
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(Some(values))
+                .scan_index_forward(forward)
+                .set_limit(page_size)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query invocations", e))?;
+            for item in out.items() {
+                found.push(from_item(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+            if let Some(stop) = stop.filter(|s| found.len() >= *s && *s > 0) {
+                let boundary = found[stop - 1].created;
+                if found.last().is_some_and(|last| last.created != boundary) {
+                    return Ok(found);
+                }
+            }
+        }
+    }
+
+    /// Open invocations in `state` whose deadline is before `now`, earliest first, at most
+    /// `limit`.
+    async fn overdue_in(
+        &self,
+        state: InvocationState,
+        now: &str,
+        limit: usize,
+    ) -> Result<Vec<Invocation>, Error> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INV_OPEN_BY_DEADLINE)
+                .key_condition_expression("#os = :os AND #dl < :now")
+                .expression_attribute_names("#os", INV_OPEN_STATE)
+                .expression_attribute_names("#dl", INV_DEADLINE)
+                .expression_attribute_values(":os", s(state.as_str()))
+                .expression_attribute_values(":now", s(now))
+                .limit(i32::try_from(limit.min(1000)).unwrap_or(1000))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query overdue invocations", e))?;
+            for item in out.items() {
+                found.push(from_item(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() || found.len() >= limit {
+                found.truncate(limit);
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Deletes up to `limit` invocations finished in `state` before `before`; how many.
+    async fn purge_state(
+        &self,
+        state: InvocationState,
+        before: &str,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        let mut deleted = 0;
+        let mut start = None;
+        while deleted < limit {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(INV_FINISHED_BY_COMPLETED)
+                .key_condition_expression("#fs = :fs AND #cp < :before")
+                .expression_attribute_names("#fs", INV_FINAL_STATE)
+                .expression_attribute_names("#cp", INV_COMPLETED)
+                .expression_attribute_values(":fs", s(state.as_str()))
+                .expression_attribute_values(":before", s(before))
+                .limit(i32::try_from((limit - deleted).min(1000)).unwrap_or(1000))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query finished invocations", e))?;
+            for key in out.items() {
+                let Some(id) = get_s(key, INV_ID) else {
+                    continue;
+                };
+                // Conditional, because the index lags: the invocation may have been reopened.
+                let result = self
+                    .client
+                    .delete_item()
+                    .table_name(&self.table)
+                    .key(INV_ID, s(id))
+                    .condition_expression("#fs = :fs AND #cp < :before")
+                    .expression_attribute_names("#fs", INV_FINAL_STATE)
+                    .expression_attribute_names("#cp", INV_COMPLETED)
+                    .expression_attribute_values(":fs", s(state.as_str()))
+                    .expression_attribute_values(":before", s(before))
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => deleted += 1,
+                    Err(err)
+                        if err
+                            .as_service_error()
+                            .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+                    Err(err) => return Err(unavailable("DeleteItem invocation", err)),
+                }
+                if deleted >= limit {
+                    break;
+                }
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        Ok(deleted)
+    }
+}
+
+fn field_attribute(field: InvocationField) -> &'static str {
+    match field {
+        InvocationField::TriggerId => INV_TRIGGER,
+        InvocationField::SubscriptionId => INV_SUBSCRIPTION,
+        InvocationField::SubscriptionName => INV_SUBSCRIPTION_NAME,
+        InvocationField::Created => INV_CREATED,
+        InvocationField::Completed => INV_COMPLETED,
+    }
+}
+
+fn field_value(i: &Invocation, field: InvocationField) -> Option<String> {
+    match field {
+        InvocationField::TriggerId => Some(i.trigger_id.clone()),
+        InvocationField::SubscriptionId => Some(i.subscription_id.clone()),
+        InvocationField::SubscriptionName => Some(i.subscription_name.clone()),
+        InvocationField::Created => Some(format_time(&i.created)),
+        InvocationField::Completed => i.completed.as_ref().map(format_time),
     }
 }
 
 #[async_trait]
 impl InvocationStore for DynamoInvocationStore {
-    async fn create_all(&self, _i: &[Invocation]) -> Result<(), Error> {
-        unimplemented!("create_all")
+    async fn create_all(&self, invocations: &[Invocation]) -> Result<(), Error> {
+        let mut seen = HashSet::new();
+        if let Some(twin) = invocations.iter().find(|i| !seen.insert(i.id.as_str())) {
+            return Err(Error::AlreadyExists {
+                kind: ResourceKind::Invocation,
+                id: twin.id.clone(),
+            });
+        }
+        if invocations.len() > MAX_TRANSACTION_ITEMS {
+            return Err(failure(
+                "create invocations",
+                format!(
+                    "{} invocations exceed one transaction ({MAX_TRANSACTION_ITEMS})",
+                    invocations.len()
+                ),
+            ));
+        }
+        let items = invocations
+            .iter()
+            .map(|i| item_of(i, self.retention))
+            .collect::<Result<Vec<_>, _>>()?;
+        match items.as_slice() {
+            [] => Ok(()),
+            // One invocation: a plain conditional put costs half a transaction.
+            [item] => {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(#id)")
+                    .expression_attribute_names("#id", INV_ID)
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(err)
+                        if matches!(
+                            err.as_service_error(),
+                            Some(PutItemError::ConditionalCheckFailedException(_))
+                        ) =>
+                    {
+                        Err(Error::AlreadyExists {
+                            kind: ResourceKind::Invocation,
+                            id: invocations[0].id.clone(),
+                        })
+                    }
+                    Err(err) => Err(unavailable("PutItem invocation", err)),
+                }
+            }
+            _ => {
+                let ids: Vec<&str> = invocations.iter().map(|i| i.id.as_str()).collect();
+                for tries in 0..MAX_TRIES {
+                    if self.try_create_many(&items, &ids).await?.is_some() {
+                        return Ok(());
+                    }
+                    backoff(&self.client, tries).await;
+                }
+                Err(failure(
+                    "create invocations",
+                    "the transaction kept conflicting",
+                ))
+            }
+        }
     }
-    async fn get(&self, _id: &str) -> Result<Option<Invocation>, Error> {
-        unimplemented!("get")
+
+    async fn get(&self, id: &str) -> Result<Option<Invocation>, Error> {
+        match self.get_item(id).await? {
+            Some(item) if !expired(&item, now_epoch_seconds()) => from_item(&item).map(Some),
+            _ => Ok(None),
+        }
     }
-    async fn list(&self, _q: &InvocationQuery) -> Result<Page<Invocation>, Error> {
-        unimplemented!("list")
+
+    async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error> {
+        let key_condition = query
+            .conditions
+            .iter()
+            .position(|c| c.field == InvocationField::SubscriptionId && c.op == Op::Eq)
+            .or_else(|| {
+                query
+                    .conditions
+                    .iter()
+                    .position(|c| c.field == InvocationField::TriggerId && c.op == Op::Eq)
+            });
+        let (index, hash) = match key_condition.map(|k| &query.conditions[k]) {
+            Some(c) if c.field == InvocationField::SubscriptionId => {
+                (INV_BY_SUBSCRIPTION, (INV_SUBSCRIPTION, c.value.as_str()))
+            }
+            Some(c) => (INV_BY_TRIGGER, (INV_TRIGGER, c.value.as_str())),
+            None => (INV_BY_CREATED, (INV_GROUP, INV_GROUP_VALUE)),
+        };
+        let mut filter = Update::default();
+        filter.name(INV_EXPIRES);
+        filter
+            .values
+            .insert(":now".to_owned(), n(now_epoch_seconds()));
+        filter
+            .condition
+            .push("(attribute_not_exists(#x) OR #x > :now)".to_owned());
+        for (i, c) in query.conditions.iter().enumerate() {
+            if Some(i) == key_condition {
+                continue;
+            }
+            let name = filter.name(field_attribute(c.field));
+            let placeholder = format!(":c{i}");
+            filter.values.insert(placeholder.clone(), s(&c.value));
+            let op = match c.op {
+                Op::Eq => "=",
+                Op::Ge => ">=",
+                Op::Le => "<=",
+            };
+            filter.condition.push(format!("{name} {op} {placeholder}"));
+        }
+
+        let created_first = query
+            .sorters
+            .first()
+            .is_none_or(|k| k.field == InvocationField::Created);
+        let forward = query.sorters.first().is_some_and(|k| !k.descending);
+        let stop =
+            (created_first && !query.count).then(|| query.offset.saturating_add(query.limit));
+        if stop == Some(0) {
+            return Ok(Page {
+                items: Vec::new(),
+                total: None,
+            });
+        }
+        let mut found = self.read_index(index, hash, &filter, forward, stop).await?;
+        // `apply` sorts stably, so ordering by id first makes id the final tie-break.
+        found.sort_by(|a, b| a.id.cmp(&b.id));
+        let newest_first;
+        let query = if query.sorters.is_empty() {
+            newest_first = InvocationQuery {
+                sorters: vec![SortKey {
+                    field: InvocationField::Created,
+                    descending: true,
+                }],
+                ..query.clone()
+            };
+            &newest_first
+        } else {
+            query
+        };
+        Ok(query.apply(&found, field_value))
     }
+
     async fn transition(
         &self,
-        _id: &str,
-        _from: &[InvocationState],
-        _t: &Transition,
+        id: &str,
+        from: &[InvocationState],
+        transition: &Transition,
     ) -> Result<Invocation, Error> {
-        unimplemented!("transition")
+        for tries in 0..MAX_TRIES {
+            let old = if from.is_empty() {
+                self.get_item(id).await?
+            } else {
+                let mut update = Update::default();
+                update.outcome(transition, self.retention)?;
+                update.require_live();
+                update.require_state(from, false);
+                match self.update(id, update).await? {
+                    Updated::Written(item) => return from_item(&item),
+                    Updated::Refused(old) => old,
+                }
+            };
+            let Some(old) = old.filter(|item| !expired(item, now_epoch_seconds())) else {
+                return Err(not_found(id));
+            };
+            let status = state_of(&old)?;
+            if !from.contains(&status) {
+                return Err(Error::NotOpen {
+                    id: id.to_owned(),
+                    status,
+                });
+            }
+            // Only reachable when an emulator's read came after another change.
+            backoff(&self.client, tries).await;
+        }
+        Err(Error::Conflict {
+            kind: ResourceKind::Invocation,
+            id: id.to_owned(),
+        })
     }
-    async fn overdue(&self, _now: DateTime<Utc>, _limit: usize) -> Result<Vec<Invocation>, Error> {
-        unimplemented!("overdue")
+
+    async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = format_time(&now);
+        let mut found = self
+            .overdue_in(InvocationState::Pending, &now, limit)
+            .await?;
+        found.extend(
+            self.overdue_in(InvocationState::Acknowledged, &now, limit)
+                .await?,
+        );
+        found.sort_by(|a, b| a.deadline.cmp(&b.deadline).then_with(|| a.id.cmp(&b.id)));
+        found.truncate(limit);
+        Ok(found)
     }
+
     async fn purge(
         &self,
-        _s: DateTime<Utc>,
-        _f: DateTime<Utc>,
-        _limit: usize,
+        succeeded_before: DateTime<Utc>,
+        failed_before: DateTime<Utc>,
+        limit: usize,
     ) -> Result<usize, Error> {
-        unimplemented!("purge")
+        let succeeded_before = format_time(&succeeded_before);
+        let failed_before = format_time(&failed_before);
+        let mut deleted = 0;
+        for (state, before) in [
+            (InvocationState::Completed, &succeeded_before),
+            (InvocationState::Failed, &failed_before),
+            (InvocationState::TimedOut, &failed_before),
+        ] {
+            if deleted >= limit {
+                break;
+            }
+            deleted += self.purge_state(state, before, limit - deleted).await?;
+        }
+        Ok(deleted)
     }
 }

@@ -1,17 +1,79 @@
-//! Subscriptions in DynamoDB.
+//! Subscriptions in DynamoDB: one item per subscription and one counter item per trigger, so
+//! that the per-trigger limit is a condition of the same transaction as the insert.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{
+    CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+};
 use triggerline::Error;
-use triggerline::model::Subscription;
+use triggerline::catalog::Catalog;
+use triggerline::error::ResourceKind;
+use triggerline::model::{Subscription, TriggerType};
 use triggerline::ports::SubscriptionStore;
-use triggerline::query::{Page, SubscriptionQuery};
+use triggerline::query::{Op, Page, SubscriptionField, SubscriptionQuery};
+
+use super::codec::{Item, MAX_TRIES, backoff, failure, get_s, n, s};
+use super::{
+    SUB_BODY, SUB_BY_TRIGGER, SUB_COUNT, SUB_ID, SUB_PK, SUB_PK_PREFIX, SUB_TRIGGER,
+    SUB_TRIGGER_NAME, SUB_TYPE, SUB_VERSION, TRIGGER_PK_PREFIX,
+};
+use crate::error::{corrupt, unavailable};
 
 /// [`SubscriptionStore`] on one DynamoDB table.
 #[derive(Debug, Clone)]
 pub struct DynamoSubscriptionStore {
     client: Client,
     table: String,
+}
+
+fn sub_pk(id: &str) -> String {
+    format!("{SUB_PK_PREFIX}{id}")
+}
+
+fn counter_pk(trigger_id: &str) -> String {
+    format!("{TRIGGER_PK_PREFIX}{trigger_id}")
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound {
+        kind: ResourceKind::Subscription,
+        id: id.to_owned(),
+    }
+}
+
+fn item_of(subscription: &Subscription) -> Result<Item, Error> {
+    let body =
+        serde_json::to_string(subscription).map_err(|e| failure("encode subscription", e))?;
+    Ok(Item::from([
+        (SUB_PK.to_owned(), s(sub_pk(&subscription.id))),
+        (SUB_ID.to_owned(), s(&subscription.id)),
+        (SUB_TRIGGER.to_owned(), s(&subscription.trigger_id)),
+        (SUB_TRIGGER_NAME.to_owned(), s(&subscription.trigger_name)),
+        (
+            SUB_TYPE.to_owned(),
+            s(subscription.subscription_type().as_str()),
+        ),
+        (SUB_VERSION.to_owned(), n(subscription.version)),
+        (SUB_BODY.to_owned(), s(body)),
+    ]))
+}
+
+fn from_item(item: &Item) -> Result<Subscription, Error> {
+    let body = get_s(item, SUB_BODY).ok_or_else(|| corrupt("read subscription", "no body"))?;
+    serde_json::from_str(body).map_err(|e| corrupt("read subscription", e))
+}
+
+fn reason_is(reasons: &[CancellationReason], index: usize, code: &str) -> bool {
+    reasons.get(index).and_then(|r| r.code()) == Some(code)
+}
+
+fn any_conflict(reasons: &[CancellationReason]) -> bool {
+    reasons
+        .iter()
+        .any(|r| r.code() == Some("TransactionConflict"))
 }
 
 impl DynamoSubscriptionStore {
@@ -21,27 +83,350 @@ impl DynamoSubscriptionStore {
             table: table.to_owned(),
         }
     }
+
+    /// The item of `pk`, read consistently.
+    async fn get_item(&self, pk: String) -> Result<Option<Item>, Error> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(SUB_PK, s(pk))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| unavailable("GetItem subscription", e))?;
+        Ok(out.item)
+    }
+
+    /// Every subscription of the trigger, in id order, from `byTrigger`; at most `limit`.
+    async fn query_trigger(
+        &self,
+        trigger_id: &str,
+        limit: Option<i32>,
+    ) -> Result<Vec<Subscription>, Error> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(SUB_BY_TRIGGER)
+                .key_condition_expression("#t = :t")
+                .expression_attribute_names("#t", SUB_TRIGGER)
+                .expression_attribute_values(":t", s(trigger_id))
+                .set_limit(limit)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Query subscriptions by trigger", e))?;
+            for item in out.items() {
+                found.push(from_item(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() || limit.is_some_and(|l| found.len() >= l as usize) {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// Every subscription item (not the counters).
+    async fn scan(&self) -> Result<Vec<Subscription>, Error> {
+        let mut found = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("begins_with(#pk, :p)")
+                .expression_attribute_names("#pk", SUB_PK)
+                .expression_attribute_values(":p", s(SUB_PK_PREFIX))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| unavailable("Scan subscriptions", e))?;
+            for item in out.items() {
+                found.push(from_item(item)?);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    /// The limit error naming the trigger's first subscription by id (as SQLite names its
+    /// `MIN(id)`), or `None` when the trigger has none any more (a delete came in between).
+    async fn limit_error(&self, trigger_id: &str, limit: usize) -> Result<Option<Error>, Error> {
+        let first = self.query_trigger(trigger_id, Some(1)).await?;
+        let Some(existing) = first.into_iter().next() else {
+            return Ok(None);
+        };
+        let trigger_type = Catalog::builtin()
+            .get(trigger_id)
+            .map_or(TriggerType::FireAndForget, |e| e.trigger.trigger_type);
+        Ok(Some(Error::SubscriptionLimit {
+            trigger_id: trigger_id.to_owned(),
+            trigger_type,
+            limit,
+            existing: existing.id,
+        }))
+    }
+
+    /// One try of the create transaction: `Ok(None)` when it should be tried again.
+    async fn try_create(
+        &self,
+        subscription: &Subscription,
+        item: &Item,
+        max_per_trigger: usize,
+    ) -> Result<Option<()>, Error> {
+        let build = |e| failure("build create transaction", e);
+        let counter = Update::builder()
+            .table_name(&self.table)
+            .key(SUB_PK, s(counter_pk(&subscription.trigger_id)))
+            .update_expression("SET #n = if_not_exists(#n, :zero) + :one")
+            .condition_expression("attribute_not_exists(#n) OR #n < :max")
+            .expression_attribute_names("#n", SUB_COUNT)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":one", n(1))
+            .expression_attribute_values(":max", n(max_per_trigger))
+            .build()
+            .map_err(build)?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item.clone()))
+            .condition_expression("attribute_not_exists(#pk)")
+            .expression_attribute_names("#pk", SUB_PK)
+            .build()
+            .map_err(build)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(counter).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Some(())),
+            Err(err) => err,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+            err.as_service_error()
+        else {
+            return Err(unavailable("TransactWriteItems create subscription", err));
+        };
+        let reasons = canceled.cancellation_reasons();
+        let limit_failed;
+        let id_failed;
+        if reasons.is_empty() {
+            // An emulator that names no reasons: read what the conditions looked at.
+            let count = self
+                .get_item(counter_pk(&subscription.trigger_id))
+                .await?
+                .and_then(|c| super::codec::get_n(&c, SUB_COUNT))
+                .unwrap_or(0);
+            limit_failed = usize::try_from(count).unwrap_or(usize::MAX) >= max_per_trigger;
+            id_failed = self.get_item(sub_pk(&subscription.id)).await?.is_some();
+        } else {
+            if any_conflict(reasons) {
+                return Ok(None);
+            }
+            limit_failed = reason_is(reasons, 0, "ConditionalCheckFailed");
+            id_failed = reason_is(reasons, 1, "ConditionalCheckFailed");
+        }
+        if limit_failed {
+            return self
+                .limit_error(&subscription.trigger_id, max_per_trigger)
+                .await?
+                .map_or(Ok(None), Err);
+        }
+        if id_failed {
+            return Err(Error::AlreadyExists {
+                kind: ResourceKind::Subscription,
+                id: subscription.id.clone(),
+            });
+        }
+        Ok(None)
+    }
+
+    /// One try of the delete transaction: `Ok(None)` when it should be tried again.
+    async fn try_delete(&self, id: &str) -> Result<Option<()>, Error> {
+        let Some(stored) = self.get_item(sub_pk(id)).await? else {
+            return Err(not_found(id));
+        };
+        let trigger_id = get_s(&stored, SUB_TRIGGER)
+            .ok_or_else(|| corrupt("delete subscription", "no trigger id"))?;
+        let build = |e| failure("build delete transaction", e);
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .key(SUB_PK, s(sub_pk(id)))
+            .condition_expression("attribute_exists(#pk)")
+            .expression_attribute_names("#pk", SUB_PK)
+            .build()
+            .map_err(build)?;
+        // Unconditional: a missing counter (data written by hand) must not block a delete.
+        let counter = Update::builder()
+            .table_name(&self.table)
+            .key(SUB_PK, s(counter_pk(trigger_id)))
+            .update_expression("SET #n = if_not_exists(#n, :one) - :one")
+            .expression_attribute_names("#n", SUB_COUNT)
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .map_err(build)?;
+        let result = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().delete(delete).build())
+            .transact_items(TransactWriteItem::builder().update(counter).build())
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(Some(())),
+            Err(err) => err,
+        };
+        let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
+            err.as_service_error()
+        else {
+            return Err(unavailable("TransactWriteItems delete subscription", err));
+        };
+        let reasons = canceled.cancellation_reasons();
+        if reason_is(reasons, 0, "ConditionalCheckFailed") {
+            return Err(not_found(id));
+        }
+        // A conflict, or an emulator naming no reason: the next try reads again.
+        Ok(None)
+    }
 }
 
 #[async_trait]
 impl SubscriptionStore for DynamoSubscriptionStore {
-    async fn create(&self, _s: &Subscription, _max: usize) -> Result<(), Error> {
-        let _ = (&self.client, &self.table);
-        unimplemented!("DynamoSubscriptionStore::create")
+    async fn create(
+        &self,
+        subscription: &Subscription,
+        max_per_trigger: usize,
+    ) -> Result<(), Error> {
+        let item = item_of(subscription)?;
+        for attempt in 0..MAX_TRIES {
+            if max_per_trigger == 0 {
+                return Err(self
+                    .limit_error(&subscription.trigger_id, 0)
+                    .await?
+                    .unwrap_or_else(|| Error::SubscriptionLimit {
+                        trigger_id: subscription.trigger_id.clone(),
+                        trigger_type: TriggerType::FireAndForget,
+                        limit: 0,
+                        existing: String::new(),
+                    }));
+            }
+            if self
+                .try_create(subscription, &item, max_per_trigger)
+                .await?
+                .is_some()
+            {
+                return Ok(());
+            }
+            backoff(&self.client, attempt).await;
+        }
+        Err(failure(
+            "create subscription",
+            "the trigger's counter stayed contended",
+        ))
     }
-    async fn get(&self, _id: &str) -> Result<Option<Subscription>, Error> {
-        unimplemented!("DynamoSubscriptionStore::get")
+
+    async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
+        self.get_item(sub_pk(id))
+            .await?
+            .map(|item| from_item(&item))
+            .transpose()
     }
-    async fn list(&self, _q: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
-        unimplemented!("DynamoSubscriptionStore::list")
+
+    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
+        let eq = |field| {
+            query
+                .conditions
+                .iter()
+                .find(|c| c.field == field && c.op == Op::Eq)
+                .map(|c| c.value.as_str())
+        };
+        let mut candidates = if let Some(id) = eq(SubscriptionField::Id) {
+            self.get(id).await?.into_iter().collect()
+        } else if let Some(trigger_id) = eq(SubscriptionField::TriggerId) {
+            self.query_trigger(trigger_id, None).await?
+        } else {
+            self.scan().await?
+        };
+        // `apply` sorts stably, so ordering by id first makes id the final tie-break.
+        candidates.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(query.apply(&candidates, |s, field| {
+            Some(match field {
+                SubscriptionField::Id => s.id.clone(),
+                SubscriptionField::TriggerId => s.trigger_id.clone(),
+                SubscriptionField::Type => s.subscription_type().as_str().to_owned(),
+                SubscriptionField::TriggerName => s.trigger_name.clone(),
+            })
+        }))
     }
-    async fn list_for_trigger(&self, _t: &str) -> Result<Vec<Subscription>, Error> {
-        unimplemented!("DynamoSubscriptionStore::list_for_trigger")
+
+    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
+        self.query_trigger(trigger_id, None).await
     }
-    async fn replace(&self, _s: &Subscription, _v: u64) -> Result<(), Error> {
-        unimplemented!("DynamoSubscriptionStore::replace")
+
+    async fn replace(
+        &self,
+        subscription: &Subscription,
+        expected_version: u64,
+    ) -> Result<(), Error> {
+        let item = item_of(subscription)?;
+        // The trigger is part of the condition: the counters assume a subscription never moves.
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_exists(#pk) AND #v = :v AND #t = :t")
+            .expression_attribute_names("#pk", SUB_PK)
+            .expression_attribute_names("#v", SUB_VERSION)
+            .expression_attribute_names("#t", SUB_TRIGGER)
+            .expression_attribute_values(":v", n(expected_version))
+            .expression_attribute_values(":t", s(&subscription.trigger_id))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        let err = match result {
+            Ok(_) => return Ok(()),
+            Err(err) => err,
+        };
+        let Some(PutItemError::ConditionalCheckFailedException(failed)) = err.as_service_error()
+        else {
+            return Err(unavailable("PutItem replace subscription", err));
+        };
+        // The old item comes with the failure on DynamoDB; moto may leave it out, so read it.
+        let exists = match failed.item() {
+            Some(_) => true,
+            None => self.get_item(sub_pk(&subscription.id)).await?.is_some(),
+        };
+        Err(if exists {
+            Error::Conflict {
+                kind: ResourceKind::Subscription,
+                id: subscription.id.clone(),
+            }
+        } else {
+            not_found(&subscription.id)
+        })
     }
-    async fn delete(&self, _id: &str) -> Result<(), Error> {
-        unimplemented!("DynamoSubscriptionStore::delete")
+
+    async fn delete(&self, id: &str) -> Result<(), Error> {
+        for attempt in 0..MAX_TRIES {
+            if self.try_delete(id).await?.is_some() {
+                return Ok(());
+            }
+            backoff(&self.client, attempt).await;
+        }
+        Err(failure(
+            "delete subscription",
+            "the trigger's counter stayed contended",
+        ))
     }
 }
