@@ -3,9 +3,28 @@
 //! deadlines. [`router`] serves the intake; the delivery loop itself is
 //! [`triggerline::usecases::delivery::Delivery`], driven locally by `infra/local`'s worker and on
 //! AWS by the SQS consumer.
+//!
+//! # On AWS: one binary per entry point
+//!
+//! | binary | event | does | library entry |
+//! |---|---|---|---|
+//! | `dispatcher` | API Gateway HTTP API (v2) | start, test, retry | [`router`] over [`aws::http_context`] |
+//! | `dispatcher-queue` | SQS batch (work queue) | one delivery attempt per record | [`queue_consumer::handle`] |
+//! | `dispatcher-sweep` | EventBridge `Scheduled Event` | deadline sweep | [`sweep::handle`] |
+//!
+//! Three functions rather than one that routes by event shape: each role gets only the
+//! permissions of its own entry (the sweep never posts a webhook, so it has no secret key and
+//! no HTTP client; only the consumer receives from the queue), each is scaled and timed out for
+//! its own event (an API request answers within API Gateway's 30 s, a batch may take
+//! several 10 s attempts, a sweep is a short scan), and each handler deserializes exactly one
+//! event type, so a misrouted event is a deserialization error instead of a guess. The cost is
+//! three deployment packages of one crate, built by one `cargo lambda build`.
 #![forbid(unsafe_code)]
 
+pub mod aws;
 mod intake;
+pub mod queue_consumer;
+pub mod sweep;
 pub mod webhook;
 
 use axum::Router;

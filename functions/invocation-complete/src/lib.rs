@@ -4,6 +4,8 @@
 //! invocation's secret is the credential.
 #![forbid(unsafe_code)]
 
+pub mod aws;
+
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

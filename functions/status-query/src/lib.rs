@@ -3,6 +3,8 @@
 //! [`router`] serves both over its [`Context`].
 #![forbid(unsafe_code)]
 
+pub mod aws;
+
 use std::sync::Arc;
 
 use axum::extract::{Path, State};

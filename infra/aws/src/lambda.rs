@@ -1,10 +1,20 @@
 //! What the Lambda functions share at start: their settings from the environment (read once, in
 //! `main`) and the pieces of the delivery use case that differ on AWS from the local stack.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use triggerline::ports::{InvocationWatch, WatchSubscription};
+use base64::Engine;
+use triggerline::catalog::Catalog;
+use triggerline::delivery::Reply;
+use triggerline::duration::IsoDuration;
+use triggerline::ports::{InvocationWatch, WatchSubscription, WebhookClient, WebhookRequest};
+use triggerline::secrets::SecretKey;
+use triggerline::time::{IdGenerator, RandomIds, SystemClock};
+use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
+
+use crate::{AwsBackend, AwsSettings, Clients};
 
 /// Environment variables of the functions (besides [`crate::settings::env`]).
 pub mod env {
@@ -41,5 +51,290 @@ impl WatchSubscription for Backoff {
     async fn wait(&mut self, _ids: &[String], timeout: Duration) {
         tokio::time::sleep(self.0.min(timeout)).await;
         self.0 = (self.0 * 2).min(Duration::from_secs(1));
+    }
+}
+
+/// A function's configuration, read once in `main` from [`env`] and [`crate::settings::env`].
+///
+/// Only what a function uses is required of it: the secret key and the public URL matter where
+/// webhooks are sent ([`delivery`]), so the callback and sweep functions run without them (and
+/// their roles never see the key).
+#[derive(Clone)]
+pub struct FunctionEnv {
+    /// Resource names.
+    pub aws: AwsSettings,
+    /// [`env::PUBLIC_URL`], if set.
+    pub public_url: Option<String>,
+    /// [`env::SECRET_KEY`], decoded, if set.
+    pub secret_key: Option<SecretKey>,
+    /// [`env::MAX_ATTEMPTS`], at least 1.
+    pub max_attempts: u32,
+    /// [`env::SYNC_WAIT`].
+    pub sync_wait: Duration,
+    /// [`env::ALLOW_PRIVATE_TARGETS`]: false unless set to `true`/`1`, because on AWS a
+    /// private address is the VPC or the metadata endpoint, never a subscriber.
+    pub allow_private_targets: bool,
+}
+
+impl std::fmt::Debug for FunctionEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FunctionEnv")
+            .field("aws", &self.aws)
+            .field("public_url", &self.public_url)
+            .field(
+                "secret_key",
+                &self.secret_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("max_attempts", &self.max_attempts)
+            .field("sync_wait", &self.sync_wait)
+            .field("allow_private_targets", &self.allow_private_targets)
+            .finish()
+    }
+}
+
+/// A setting that is missing where it is needed, or unreadable.
+#[derive(Debug, thiserror::Error)]
+pub enum EnvError {
+    #[error("{0} is not set; this function needs it")]
+    Missing(&'static str),
+    #[error("{name}: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+/// Attempts per invocation when [`env::MAX_ATTEMPTS`] is unset (the local stack's default).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
+/// [`env::SYNC_WAIT`] when unset: under API Gateway's 30 s integration timeout, so that a
+/// waiting `start` answers 542 itself instead of the gateway answering 503.
+pub const DEFAULT_SYNC_WAIT: &str = "PT25S";
+/// The shortest secret key accepted, in bytes (HMAC-SHA256's block of entropy).
+const MIN_SECRET_KEY_BYTES: usize = 32;
+
+impl FunctionEnv {
+    /// Reads the process environment (once, in `main`).
+    pub fn from_env() -> Result<FunctionEnv, EnvError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// [`FunctionEnv::from_env`] over any lookup (tests pass a map). Empty values count as
+    /// unset, as in [`AwsSettings::from_lookup`].
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<FunctionEnv, EnvError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let secret_key = get(env::SECRET_KEY)
+            .map(|text| {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .map_err(|e| EnvError::Invalid {
+                        name: env::SECRET_KEY,
+                        reason: format!("not base64: {e}"),
+                    })?;
+                if bytes.len() < MIN_SECRET_KEY_BYTES {
+                    return Err(EnvError::Invalid {
+                        name: env::SECRET_KEY,
+                        reason: format!(
+                            "{} bytes; at least {MIN_SECRET_KEY_BYTES} random bytes are needed",
+                            bytes.len()
+                        ),
+                    });
+                }
+                Ok(SecretKey::new(bytes))
+            })
+            .transpose()?;
+        let max_attempts = match get(env::MAX_ATTEMPTS) {
+            None => DEFAULT_MAX_ATTEMPTS,
+            Some(text) => text
+                .trim()
+                .parse::<u32>()
+                .map_err(|e| EnvError::Invalid {
+                    name: env::MAX_ATTEMPTS,
+                    reason: format!("`{text}` is not a count: {e}"),
+                })?
+                .max(1),
+        };
+        let sync_wait_text = get(env::SYNC_WAIT).unwrap_or_else(|| DEFAULT_SYNC_WAIT.to_owned());
+        let sync_wait = IsoDuration::parse(env::SYNC_WAIT, sync_wait_text.trim())
+            .map(|d| Duration::from_millis(d.as_millis()))
+            .map_err(|e| EnvError::Invalid {
+                name: env::SYNC_WAIT,
+                reason: e.to_string(),
+            })?;
+        let allow_private_targets = match get(env::ALLOW_PRIVATE_TARGETS) {
+            None => false,
+            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" => true,
+                "false" | "0" => false,
+                _ => {
+                    return Err(EnvError::Invalid {
+                        name: env::ALLOW_PRIVATE_TARGETS,
+                        reason: format!("`{text}` is not true or false"),
+                    });
+                }
+            },
+        };
+        Ok(FunctionEnv {
+            aws: AwsSettings::from_lookup(&lookup),
+            public_url: get(env::PUBLIC_URL).map(|u| u.trim().to_owned()),
+            secret_key,
+            max_attempts,
+            sync_wait,
+            allow_private_targets,
+        })
+    }
+
+    /// The delivery policy these settings describe (`public_url` empty when unset: only the
+    /// functions that send webhooks put it into anything).
+    pub fn policy(&self) -> DeliveryPolicy {
+        DeliveryPolicy {
+            public_url: self.public_url.clone().unwrap_or_default(),
+            max_attempts: self.max_attempts,
+            event_source: self.aws.event_source.clone(),
+            subscriber_bus: self.aws.subscriber_bus.clone(),
+        }
+    }
+}
+
+/// A failure at start (the function then reports an init error and Lambda retries the start).
+pub type BootError = Box<dyn std::error::Error + Send + Sync>;
+
+/// What every function does at start, once: read its environment, build the SDK clients from
+/// the standard AWS chain and connect the adapters. That is all the I/O a cold start does (one
+/// `GetQueueUrl`, only when [`crate::settings::env::WORK_QUEUE`] is a name rather than a URL;
+/// the template passes the URL). A failure is logged as a structured line before it is
+/// returned, so it shows in the function's JSON logs, not only in Lambda's init error.
+pub async fn boot() -> Result<(FunctionEnv, AwsBackend), BootError> {
+    let env = FunctionEnv::from_env().inspect_err(|e| {
+        tracing::error!(error = %e, "invalid function environment");
+    })?;
+    let clients = Clients::from_env().await;
+    let backend = AwsBackend::connect(&clients, &env.aws)
+        .await
+        .inspect_err(|e| {
+            tracing::error!(error = %e, "cannot connect the AWS adapters");
+        })?;
+    Ok((env, backend))
+}
+
+/// The [`Delivery`] of a function that sends webhooks (the dispatcher's intake and queue
+/// consumer): the AWS adapters, `client`, the wall clock and the [`PollingWatch`]. Needs
+/// [`env::SECRET_KEY`] (callback secrets are derived from it, and every function that derives
+/// them must hold the same key) and [`env::PUBLIC_URL`] (the callback URL sent to subscribers).
+pub fn delivery(
+    backend: &AwsBackend,
+    client: Arc<dyn WebhookClient>,
+    env: &FunctionEnv,
+) -> Result<Delivery, EnvError> {
+    let key = env
+        .secret_key
+        .clone()
+        .ok_or(EnvError::Missing(env::SECRET_KEY))?;
+    if env.public_url.is_none() {
+        return Err(EnvError::Missing(env::PUBLIC_URL));
+    }
+    Ok(assemble(backend, client, key, env.policy()))
+}
+
+/// The [`Delivery`] of a function that settles invocations but never sends one (the callback,
+/// the deadline sweep): [`NoWebhooks`] as its client, and a key of its own that nothing derives
+/// a secret from. The callback checks a presented secret against the stored hash, and the
+/// sweep only times out, so neither needs [`env::SECRET_KEY`] nor [`env::PUBLIC_URL`], and
+/// their roles need no access to the key.
+pub fn settling_delivery(backend: &AwsBackend, env: &FunctionEnv) -> Delivery {
+    // Unused (see above); random rather than empty, so that a future caller who did derive a
+    // secret here would get one that completes nothing, not a predictable one.
+    let key = SecretKey::new(RandomIds.secret(MIN_SECRET_KEY_BYTES).into_bytes());
+    assemble(backend, Arc::new(NoWebhooks), key, env.policy())
+}
+
+fn assemble(
+    backend: &AwsBackend,
+    client: Arc<dyn WebhookClient>,
+    key: SecretKey,
+    policy: DeliveryPolicy,
+) -> Delivery {
+    Delivery {
+        catalog: Catalog::builtin(),
+        subscriptions: backend.subscriptions.clone(),
+        invocations: backend.invocations.clone(),
+        queue: backend.queue.clone(),
+        client,
+        events: backend.events.clone(),
+        watch: Arc::new(PollingWatch),
+        clock: Arc::new(SystemClock),
+        key,
+        policy,
+    }
+}
+
+/// The [`WebhookClient`] of functions that do not deliver: every post is refused. Their use
+/// cases (callback, sweep) never post, so this is never called; if a change made them post, the
+/// attempt fails visibly ("target refused") instead of going out without the dispatcher's
+/// network settings and key.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoWebhooks;
+
+#[async_trait]
+impl WebhookClient for NoWebhooks {
+    async fn post(&self, _request: WebhookRequest) -> Reply {
+        Reply::Blocked("this function does not deliver".into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn read(vars: &[(&str, &str)]) -> Result<FunctionEnv, EnvError> {
+        let vars: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        FunctionEnv::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_nothing_set() {
+        let env = read(&[]).unwrap();
+        assert_eq!(env.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(env.sync_wait, Duration::from_secs(25));
+        assert!(!env.allow_private_targets);
+        assert!(env.secret_key.is_none() && env.public_url.is_none());
+        assert_eq!(env.aws, AwsSettings::default());
+    }
+
+    #[test]
+    fn values_are_read_and_checked() {
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let env = read(&[
+            (env::SECRET_KEY, &key),
+            (env::PUBLIC_URL, "https://api.example.com"),
+            (env::MAX_ATTEMPTS, "3"),
+            (env::SYNC_WAIT, "PT5S"),
+            (env::ALLOW_PRIVATE_TARGETS, "TRUE"),
+            (crate::settings::env::WORK_QUEUE, "https://sqs/q"),
+        ])
+        .unwrap();
+        assert!(env.secret_key.is_some());
+        assert_eq!(env.max_attempts, 3);
+        assert_eq!(env.sync_wait, Duration::from_secs(5));
+        assert!(env.allow_private_targets);
+        assert_eq!(env.aws.work_queue, "https://sqs/q");
+        assert_eq!(env.policy().public_url, "https://api.example.com");
+
+        let short = base64::engine::general_purpose::STANDARD.encode([7u8; 16]);
+        for bad in [
+            (env::SECRET_KEY, short.as_str()),
+            (env::SECRET_KEY, "not base64!"),
+            (env::MAX_ATTEMPTS, "many"),
+            (env::SYNC_WAIT, "25s"),
+            (env::ALLOW_PRIVATE_TARGETS, "yes"),
+        ] {
+            match read(&[bad]) {
+                Err(EnvError::Invalid { name, .. }) => assert_eq!(name, bad.0),
+                other => panic!("{bad:?} gave {other:?}"),
+            }
+        }
     }
 }

@@ -1,0 +1,23 @@
+//! `dispatcher-sweep`: the deadline sweep Lambda, invoked by an EventBridge schedule
+//! (`Scheduled Event` from `aws.events`); see [`dispatcher::sweep::handle`]. It never posts a
+//! webhook, so it runs without the HTTP client, the secret key and the public URL.
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use dispatcher::{aws, sweep};
+use lambda_runtime::{LambdaEvent, service_fn};
+use triggerline_aws::lambda;
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    aws::init_logging();
+    let (env, backend) = lambda::boot().await?;
+    let delivery = lambda::settling_delivery(&backend, &env);
+    let delivery = &delivery;
+    lambda_runtime::run(service_fn(
+        |event: LambdaEvent<EventBridgeEvent>| async move {
+            let swept = sweep::handle(delivery, event.payload).await?;
+            Ok::<_, lambda_runtime::Error>(serde_json::json!({ "timedOut": swept.timed_out }))
+        },
+    ))
+    .await
+}

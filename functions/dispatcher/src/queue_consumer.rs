@@ -1,0 +1,89 @@
+//! The SQS consumer (`dispatcher-queue`): one attempt per work message, with partial batch
+//! failure reporting (the event source mapping has `FunctionResponseTypes:
+//! [ReportBatchItemFailures]`), so one bad record does not send its whole batch back.
+
+use std::sync::Arc;
+
+use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use tokio::sync::Semaphore;
+use triggerline::Error;
+use triggerline::usecases::delivery::Delivery;
+use triggerline_aws::sqs::{SqsDeliveryQueue, parse_work_message};
+
+/// Records delivered at once. A batch is usually small (the mapping's `BatchSize`, 10), but a
+/// batching window can make it large; each record holds a connection and up to a 10 s attempt,
+/// so the fan-out is capped.
+pub const MAX_CONCURRENT_RECORDS: usize = 32;
+
+/// Processes every record of `event` concurrently and lists the ones to receive again:
+/// a record whose processing failed (the store or queue was unavailable: it is retried after
+/// the visibility timeout) and a record whose body is not a work message (it never will be;
+/// it reaches the dead-letter queue after `maxReceiveCount` receives, where it can be looked
+/// at). A failed delivery attempt is not a failed record: the attempt is recorded and, when
+/// retried, re-enqueued by the queue itself.
+///
+/// A record without a `messageId` cannot be named; if it fails, it is reported with an empty
+/// identifier, which Lambda treats as a failure of the whole batch (never seen in practice:
+/// SQS always sets one).
+pub async fn handle(
+    delivery: &Delivery,
+    queue: &SqsDeliveryQueue,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_RECORDS));
+    // Spawned rather than joined in place: records run on every core, and a panic in one
+    // fails that record only.
+    let tasks: Vec<_> = event
+        .records
+        .into_iter()
+        .map(|record| {
+            let id = record.message_id.clone().unwrap_or_default();
+            let (delivery, queue, permits) = (delivery.clone(), queue.clone(), permits.clone());
+            let task = tokio::spawn(async move {
+                // The semaphore is never closed, so this always gets a permit.
+                let _permit = permits.acquire_owned().await.ok();
+                process(&delivery, &queue, record).await
+            });
+            (id, task)
+        })
+        .collect();
+    let mut response = SqsBatchResponse::default();
+    for (id, task) in tasks {
+        let failed = match task.await {
+            Ok(Ok(())) => false,
+            Ok(Err(error @ Error::Invalid { .. })) => {
+                tracing::warn!(message_id = %id, %error, "not a work message; it goes to the dead-letter queue after its last receive");
+                true
+            }
+            Ok(Err(error)) => {
+                tracing::warn!(message_id = %id, %error, "work message not processed; it will be received again");
+                true
+            }
+            Err(error) => {
+                tracing::error!(message_id = %id, %error, "work message processing panicked");
+                true
+            }
+        };
+        if failed {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id;
+            response.batch_item_failures.push(failure);
+        }
+    }
+    response
+}
+
+/// One record: deliver it when due, else put it back for the time left (SQS delays a message
+/// by 15 minutes at most, so a later one comes round more than once).
+async fn process(
+    delivery: &Delivery,
+    queue: &SqsDeliveryQueue,
+    record: SqsMessage,
+) -> Result<(), Error> {
+    let item = parse_work_message(record.body.as_deref().unwrap_or_default())?;
+    let now = delivery.clock.now();
+    if item.not_before > now {
+        return queue.defer(&item, now).await;
+    }
+    delivery.deliver(&item).await.map(drop)
+}
