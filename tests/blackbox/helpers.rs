@@ -8,7 +8,16 @@ use serde_json::{Value, json};
 use tempfile::TempDir;
 use tokio::sync::oneshot;
 use triggerline::time::{Clock, SystemClock};
-use triggerline_local::{App, Config, LogFormat};
+use triggerline_local::{App, Config, LogFormat, Storage};
+
+/// Which storage a test binary runs the suite on (`main.rs`: SQLite; `aws.rs`: the AWS adapters
+/// on moto).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(dead_code)] // each test binary constructs one
+pub enum Backend {
+    Sqlite,
+    Aws,
+}
 
 pub const TOKEN: &str = "test-token";
 
@@ -18,6 +27,8 @@ pub struct TestApp {
     pub data_dir: std::path::PathBuf,
     pub client: reqwest::Client,
     pub app: App,
+    /// The emulator behind an AWS-backed app (shared by the run, or this test's own).
+    _moto: Option<triggerline_aws::testing::Moto>,
     _data: TempDir,
     _stop: oneshot::Sender<()>,
 }
@@ -43,7 +54,18 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config), clock: Arc<dyn 
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let app = App::build_with_clock(&config, address, clock)
+    let (storage, moto) = match crate::BACKEND {
+        Backend::Sqlite => (Storage::Sqlite, None),
+        Backend::Aws => {
+            let moto = triggerline_aws::testing::Moto::start();
+            let storage = Storage::Aws {
+                clients: moto.clients().await,
+                settings: moto.settings(),
+            };
+            (storage, Some(moto))
+        }
+    };
+    let app = App::build_on(&config, address, clock, storage)
         .await
         .unwrap();
     let base = format!("http://{address}");
@@ -56,6 +78,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config), clock: Arc<dyn 
         data_dir: data.path().to_path_buf(),
         client: reqwest::Client::new(),
         app,
+        _moto: moto,
         _data: data,
         _stop: stop,
     }

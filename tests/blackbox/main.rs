@@ -2,6 +2,9 @@
 //! SQLite file, driven over HTTP. One test binary; each file is a module.
 #![allow(clippy::unwrap_used)]
 
+/// This binary runs the suite on the SQLite store (`aws.rs` runs it on the AWS adapters).
+const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
+
 mod bad_input;
 mod callback;
 mod crash;

@@ -20,12 +20,13 @@ use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
-use triggerline::ports::{InvocationStore, SubscriptionStore};
+use triggerline::ports::{DeliveryQueue, EventPublisher, InvocationStore, SubscriptionStore};
 use triggerline::secrets::SecretKey;
 use triggerline::time::{Clock, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
 use triggerline::usecases::intake::{Intake, SyncRecord};
 use triggerline::usecases::sweep::Retention;
+use triggerline_aws::AwsBackend;
 use triggerline_embedded::{
     Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
 };
@@ -53,6 +54,7 @@ pub mod env {
     pub const DELIVERY_CONCURRENCY: &str = "TRIGGERLINE_DELIVERY_CONCURRENCY";
     pub const SWEEP_INTERVAL: &str = "TRIGGERLINE_SWEEP_INTERVAL";
     pub const PURGE_INTERVAL: &str = "TRIGGERLINE_PURGE_INTERVAL";
+    pub const BACKEND: &str = "TRIGGERLINE_BACKEND";
 }
 
 /// The local stack's configuration, read once at the edge (`main.rs`: flags, then environment).
@@ -66,7 +68,12 @@ pub struct Config {
     /// Address to serve the API on.
     #[arg(long, env = env::LISTEN, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
-    /// Folder for the SQLite database (created if missing).
+    /// Where state lives: `sqlite` (one file under the data dir) or `aws` (DynamoDB, SQS and
+    /// EventBridge, from the standard AWS environment: `AWS_ENDPOINT_URL`, `AWS_REGION`,
+    /// credentials; resource names from `TRIGGERLINE_*_TABLE`, `TRIGGERLINE_WORK_QUEUE`, …).
+    #[arg(long, env = env::BACKEND, default_value = "sqlite")]
+    pub backend: Backend,
+    /// Folder for the SQLite database and the callback secret key (created if missing).
     #[arg(long, env = env::DATA_DIR, default_value = "./.triggerline")]
     pub data_dir: PathBuf,
     /// Base URL subscribers use to reach this service (callback URLs); defaults to the listen
@@ -111,6 +118,25 @@ fn duration(text: &str) -> Result<IsoDuration, String> {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Backend {
+    Sqlite,
+    Aws,
+}
+
+/// The stores and queue the app runs on, built by the caller (`main.rs` from the environment;
+/// the tests against an emulator with names of their own).
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// `<data-dir>/triggerline.db`.
+    Sqlite,
+    /// The AWS adapters over these clients and resource names.
+    Aws {
+        clients: triggerline_aws::Clients,
+        settings: triggerline_aws::AwsSettings,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -148,19 +174,56 @@ impl App {
         address: SocketAddr,
         clock: Arc<dyn Clock>,
     ) -> anyhow::Result<App> {
+        Self::build_on(config, address, clock, Storage::Sqlite).await
+    }
+
+    /// [`App::build_with_clock`] on the given storage.
+    pub async fn build_on(
+        config: &Config,
+        address: SocketAddr,
+        clock: Arc<dyn Clock>,
+        storage: Storage,
+    ) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        let db_path = config.data_dir.join("triggerline.db");
-        let db = Sqlite::open(&db_path)
-            .await
-            .with_context(|| format!("cannot open {}", db_path.display()))?;
-        let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(CachedSubscriptions::new(
-            Arc::new(SqliteSubscriptionStore::new(db.clone())),
-        ));
-        let invocations: Arc<dyn InvocationStore> =
-            Arc::new(SqliteInvocationStore::new(db.clone()));
-        let events = JsonlEvents::open(config.data_dir.join("events.jsonl"))
-            .context("cannot open events.jsonl")?;
+        let (subscriptions, invocations, queue, events, sync_record): (
+            Arc<dyn SubscriptionStore>,
+            Arc<dyn InvocationStore>,
+            Arc<dyn DeliveryQueue>,
+            Arc<dyn EventPublisher>,
+            SyncRecord,
+        ) = match storage {
+            Storage::Sqlite => {
+                let db_path = config.data_dir.join("triggerline.db");
+                let db = Sqlite::open(&db_path)
+                    .await
+                    .with_context(|| format!("cannot open {}", db_path.display()))?;
+                let events = JsonlEvents::open(config.data_dir.join("events.jsonl"))
+                    .context("cannot open events.jsonl")?;
+                (
+                    Arc::new(SqliteSubscriptionStore::new(db.clone())),
+                    Arc::new(SqliteInvocationStore::new(db.clone())),
+                    Arc::new(SqliteDeliveryQueue::new(db)),
+                    Arc::new(events),
+                    SyncRecord::BeforeDelivery,
+                )
+            }
+            Storage::Aws { clients, settings } => {
+                let aws = AwsBackend::connect(&clients, &settings)
+                    .await
+                    .context("cannot reach the AWS resources")?;
+                // Like the Lambda functions: one write per synchronous invocation.
+                (
+                    aws.subscriptions,
+                    aws.invocations,
+                    aws.queue,
+                    aws.events,
+                    SyncRecord::WithOutcome,
+                )
+            }
+        };
+        let subscriptions: Arc<dyn SubscriptionStore> =
+            Arc::new(CachedSubscriptions::new(subscriptions));
         let client = HttpWebhookClient::new(config.allow_private_targets)
             .context("cannot build the HTTP client")?;
 
@@ -178,9 +241,9 @@ impl App {
             catalog: Catalog::builtin(),
             subscriptions: subscriptions.clone(),
             invocations: invocations.clone(),
-            queue: Arc::new(SqliteDeliveryQueue::new(db)),
+            queue,
             client: Arc::new(client),
-            events: Arc::new(events),
+            events,
             watch: Arc::new(BroadcastWatch::default()),
             clock: clock.clone(),
             key: SecretKey::new(secret_key(&config.data_dir)?),
@@ -200,7 +263,7 @@ impl App {
         let intake = Intake {
             delivery: delivery.clone(),
             signal: Some(Arc::new(signal)),
-            sync_record: SyncRecord::BeforeDelivery,
+            sync_record,
             ids: Arc::new(RandomIds),
             sync_wait: std::time::Duration::from_millis(config.sync_wait.as_millis()),
         };

@@ -1,9 +1,12 @@
 //! `triggerline`: the local stack as one process.
 
 use clap::Parser;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
-use triggerline_local::{App, Config, LogFormat, env};
+
+use triggerline::time::SystemClock;
+use triggerline_local::{App, Backend, Config, LogFormat, Storage, env};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,7 +15,14 @@ async fn main() -> anyhow::Result<()> {
 
     let listener = TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
-    let app = App::build(&config, address).await?;
+    let storage = match config.backend {
+        Backend::Sqlite => Storage::Sqlite,
+        Backend::Aws => Storage::Aws {
+            clients: triggerline_aws::Clients::from_env().await,
+            settings: triggerline_aws::AwsSettings::from_env(),
+        },
+    };
+    let app = App::build_on(&config, address, Arc::new(SystemClock), storage).await?;
     if app.token_generated {
         // Printed once, on stdout, so a user can copy it; it is never logged.
         println!(
@@ -22,7 +32,7 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!("triggerline listening on http://{address}");
-    tracing::info!(%address, data_dir = %config.data_dir.display(), "serving");
+    tracing::info!(%address, backend = ?config.backend, data_dir = %config.data_dir.display(), "serving");
 
     app.serve(listener, shutdown_signal()).await?;
     tracing::info!("stopped");
