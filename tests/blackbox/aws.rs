@@ -13,6 +13,7 @@
 
 const BACKEND: helpers::Backend = helpers::Backend::Aws;
 
+mod aws_only;
 mod bad_input;
 mod callback;
 mod delivery;

@@ -28,7 +28,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub app: App,
     /// The emulator behind an AWS-backed app (shared by the run, or this test's own).
-    _moto: Option<triggerline_aws::testing::Moto>,
+    #[allow(dead_code)] // read by the AWS suite only
+    pub moto: Option<triggerline_aws::testing::Moto>,
     _data: TempDir,
     _stop: oneshot::Sender<()>,
 }
@@ -49,21 +50,34 @@ pub async fn spawn_app() -> TestApp {
 
 /// The app with a changed configuration and another clock.
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Config), clock: Arc<dyn Clock>) -> TestApp {
+    let aws = (crate::BACKEND == Backend::Aws).then(|| {
+        let moto = triggerline_aws::testing::Moto::start();
+        let settings = moto.settings();
+        (moto, settings)
+    });
+    spawn_app_on(configure, clock, aws).await
+}
+
+/// The app on the given emulator and resource names (AWS backend), or on SQLite (`None`).
+pub async fn spawn_app_on(
+    configure: impl FnOnce(&mut Config),
+    clock: Arc<dyn Clock>,
+    aws: Option<(triggerline_aws::testing::Moto, triggerline_aws::AwsSettings)>,
+) -> TestApp {
     let data = tempfile::tempdir().unwrap();
     let mut config = config(data.path());
     configure(&mut config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let (storage, moto) = match crate::BACKEND {
-        Backend::Sqlite => (Storage::Sqlite, None),
-        Backend::Aws => {
-            let moto = triggerline_aws::testing::Moto::start();
-            let storage = Storage::Aws {
+    let (storage, moto) = match aws {
+        None => (Storage::Sqlite, None),
+        Some((moto, settings)) => (
+            Storage::Aws {
                 clients: moto.clients().await,
-                settings: moto.settings(),
-            };
-            (storage, Some(moto))
-        }
+                settings,
+            },
+            Some(moto),
+        ),
     };
     let app = App::build_on(&config, address, clock, storage)
         .await
@@ -78,7 +92,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut Config), clock: Arc<dyn 
         data_dir: data.path().to_path_buf(),
         client: reqwest::Client::new(),
         app,
-        _moto: moto,
+        moto,
         _data: data,
         _stop: stop,
     }

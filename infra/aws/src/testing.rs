@@ -100,6 +100,29 @@ impl Moto {
         }
     }
 
+    /// Freezes an emulator this value started (SIGSTOP): connections hang and calls time out,
+    /// as in an outage, while its in-memory state is kept for [`Moto::resume`].
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused emulator run again (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let child = self
+            .child
+            .as_ref()
+            .expect("only an emulator this test started can be paused");
+        let status = Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {signal} {}", child.id());
+    }
+
     /// SDK clients pointed at this emulator, with fixed test credentials.
     pub async fn clients(&self) -> Clients {
         clients_at(&self.endpoint).await
@@ -117,6 +140,7 @@ impl Moto {
 
 impl Drop for Moto {
     fn drop(&mut self) {
+        // SIGKILL ends a paused (SIGSTOPped) emulator too.
         self.stop();
     }
 }
