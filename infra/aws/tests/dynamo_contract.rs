@@ -158,3 +158,518 @@ async fn creating_the_tables_again_is_harmless() {
     let description = ttl.time_to_live_description().unwrap();
     assert_eq!(description.attribute_name(), Some(dynamo::INV_EXPIRES));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn record_attempt_appends_and_transitions_only_from_the_given_states() {
+    let (_moto, clients, settings) = setup().await;
+    let store = invocations(&clients, &settings);
+    let t0 = now();
+
+    let first = attempt(t0, Some(503), "RETRYING");
+    assert_eq!(
+        store
+            .record_attempt("never", &first, &OPEN, None)
+            .await
+            .unwrap(),
+        None,
+        "an attempt on a missing invocation is None"
+    );
+    assert_eq!(
+        store.get("never").await.unwrap(),
+        None,
+        "and creates nothing"
+    );
+
+    let open = pending("attempted", t0);
+    store.create_all(std::slice::from_ref(&open)).await.unwrap();
+    let written = store
+        .record_attempt("attempted", &first, &OPEN, None)
+        .await
+        .unwrap();
+    let after_first = Invocation {
+        attempts: vec![first.clone()],
+        ..open.clone()
+    };
+    assert_eq!(
+        written.as_ref(),
+        Some(&after_first),
+        "no transition: state kept"
+    );
+
+    let second = attempt(t0 + Duration::seconds(5), Some(200), "DELIVERED");
+    let done = finish(InvocationState::Completed, t0 + Duration::seconds(6));
+    let written = store
+        .record_attempt("attempted", &second, &OPEN, Some(&done))
+        .await
+        .unwrap();
+    let completed = Invocation {
+        state: InvocationState::Completed,
+        completed: done.completed,
+        output: done.output.clone(),
+        attempts: vec![first.clone(), second.clone()],
+        ..open.clone()
+    };
+    assert_eq!(
+        written.as_ref(),
+        Some(&completed),
+        "attempt appended, transition applied"
+    );
+    assert_eq!(
+        store.get("attempted").await.unwrap().as_ref(),
+        Some(&completed)
+    );
+
+    let late = attempt(t0 + Duration::seconds(7), Some(500), "FAILED");
+    let give_up = finish(InvocationState::Failed, t0 + Duration::seconds(8));
+    let written = store
+        .record_attempt("attempted", &late, &OPEN, Some(&give_up))
+        .await
+        .unwrap();
+    let expected = Invocation {
+        attempts: vec![first, second, late],
+        ..completed
+    };
+    assert_eq!(
+        written.as_ref(),
+        Some(&expected),
+        "a state not in `from` is kept, and the attempt is still recorded"
+    );
+    assert_eq!(store.get("attempted").await.unwrap(), Some(expected));
+    assert!(
+        store
+            .overdue(t0 + Duration::hours(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "a completed invocation leaves the open-by-deadline index"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reopen_takes_a_failed_invocation_back_to_pending() {
+    let (_moto, clients, settings) = setup().await;
+    let store = invocations(&clients, &settings);
+    let t0 = now();
+    let deadline = Some(t0 + Duration::minutes(30));
+
+    let result = store.reopen("never", deadline).await;
+    assert!(
+        matches!(&result, Err(Error::NotFound { kind: ResourceKind::Invocation, id }) if id == "never"),
+        "{result:?}"
+    );
+
+    let open = pending("replayed", t0);
+    store.create_all(std::slice::from_ref(&open)).await.unwrap();
+    let result = store.reopen("replayed", deadline).await;
+    assert!(
+        matches!(
+            &result,
+            Err(Error::NotOpen {
+                status: InvocationState::Pending,
+                ..
+            })
+        ),
+        "only FAILED reopens: {result:?}"
+    );
+
+    let failed_attempt = attempt(t0, Some(500), "FAILED");
+    store
+        .record_attempt(
+            "replayed",
+            &failed_attempt,
+            &OPEN,
+            Some(&finish(InvocationState::Failed, t0 + Duration::seconds(1))),
+        )
+        .await
+        .unwrap();
+    let reopened = store.reopen("replayed", deadline).await.unwrap();
+    let expected = Invocation {
+        deadline,
+        attempts: vec![failed_attempt],
+        ..open
+    };
+    assert_eq!(
+        reopened, expected,
+        "PENDING again: no completed, output or error; the new deadline; the attempts kept"
+    );
+    assert_eq!(
+        store.get("replayed").await.unwrap().as_ref(),
+        Some(&expected)
+    );
+    assert_eq!(
+        store.overdue(t0 + Duration::minutes(31), 10).await.unwrap(),
+        std::slice::from_ref(&expected),
+        "a reopened invocation is back in the open-by-deadline index under its new deadline"
+    );
+    assert_eq!(
+        store
+            .purge(t0 + Duration::days(1), t0 + Duration::days(1), 10)
+            .await
+            .unwrap(),
+        0,
+        "a reopened invocation left the finished index"
+    );
+
+    store
+        .transition("replayed", &OPEN, &finish(InvocationState::Completed, t0))
+        .await
+        .unwrap();
+    let result = store.reopen("replayed", deadline).await;
+    assert!(
+        matches!(
+            &result,
+            Err(Error::NotOpen {
+                status: InvocationState::Completed,
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn retention_sets_the_ttl_and_expired_items_are_not_read() {
+    let (_moto, clients, settings) = setup().await;
+    let store =
+        invocations(&clients, &settings).with_retention(Duration::hours(1), Duration::hours(2));
+    let t0 = now();
+
+    // Created long ago: its retention ran out before this test started.
+    let old = pending("expired", t0 - Duration::hours(5));
+    let recent = pending("recent", t0);
+    let failed = pending("failed", t0);
+    store
+        .create_all(&[old.clone(), recent.clone(), failed.clone()])
+        .await
+        .unwrap();
+    assert_eq!(
+        number(
+            &raw(&clients, &settings, "recent").await.unwrap(),
+            dynamo::INV_EXPIRES
+        ),
+        None,
+        "open invocations never expire"
+    );
+
+    let long_ago = t0 - Duration::hours(4);
+    store
+        .transition(
+            "expired",
+            &OPEN,
+            &finish(InvocationState::Completed, long_ago),
+        )
+        .await
+        .unwrap();
+    store
+        .transition("recent", &OPEN, &finish(InvocationState::Completed, t0))
+        .await
+        .unwrap();
+    store
+        .transition("failed", &OPEN, &finish(InvocationState::Failed, t0))
+        .await
+        .unwrap();
+    let ttl = |id: &'static str| {
+        let (clients, settings) = (&clients, &settings);
+        async move {
+            number(
+                &raw(clients, settings, id).await.unwrap(),
+                dynamo::INV_EXPIRES,
+            )
+        }
+    };
+    assert_eq!(
+        ttl("expired").await,
+        Some((long_ago + Duration::hours(1)).timestamp())
+    );
+    assert_eq!(
+        ttl("recent").await,
+        Some((t0 + Duration::hours(1)).timestamp())
+    );
+    assert_eq!(
+        ttl("failed").await,
+        Some((t0 + Duration::hours(2)).timestamp()),
+        "failures keep the failed retention"
+    );
+
+    assert!(
+        raw(&clients, &settings, "expired").await.is_some(),
+        "moto keeps expired items"
+    );
+    assert_eq!(
+        store.get("expired").await.unwrap(),
+        None,
+        "get skips an expired item"
+    );
+    assert!(store.get("recent").await.unwrap().is_some());
+    let all = store
+        .list(
+            &InvocationQuery::parse(&RawCollection {
+                count: Some("true".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    let ids: Vec<&str> = all.items.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(
+        (ids, all.total),
+        (vec!["failed", "recent"], Some(2)),
+        "list skips expired items, in the items and the total"
+    );
+    let by_trigger = store
+        .list(
+            &InvocationQuery::parse(&RawCollection {
+                filters: Some(format!(r#"triggerId eq "{APPROVAL}""#)),
+                sorters: Some("completed".into()),
+                ..Default::default()
+            })
+            .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(by_trigger.items.len(), 2, "an index query skips them too");
+
+    let result = store
+        .transition(
+            "expired",
+            &[InvocationState::Completed],
+            &finish(InvocationState::Failed, t0),
+        )
+        .await;
+    assert!(
+        matches!(&result, Err(Error::NotFound { .. })),
+        "an expired invocation is gone for writes too: {result:?}"
+    );
+
+    store
+        .record_attempt(
+            "failed",
+            &attempt(t0, Some(500), "FAILED"),
+            &[InvocationState::Failed],
+            None,
+        )
+        .await
+        .unwrap();
+    store.reopen("failed", None).await.unwrap();
+    assert_eq!(
+        ttl("failed").await,
+        None,
+        "a reopened invocation no longer expires"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn purge_deletes_items_rather_than_trusting_ttl() {
+    let (_moto, clients, settings) = setup().await;
+    let store =
+        invocations(&clients, &settings).with_retention(Duration::hours(1), Duration::hours(1));
+    let t0 = now();
+    let ids: Vec<String> = (0..5).map(|i| format!("finished-{i}")).collect();
+    let batch: Vec<Invocation> = ids
+        .iter()
+        .map(|id| pending(id, t0 - Duration::days(3)))
+        .collect();
+    store.create_all(&batch).await.unwrap();
+    for id in &ids {
+        store
+            .transition(
+                id,
+                &OPEN,
+                &finish(InvocationState::TimedOut, t0 - Duration::days(2)),
+            )
+            .await
+            .unwrap();
+    }
+    store
+        .create_all(&[pending("still-open", t0 - Duration::days(3))])
+        .await
+        .unwrap();
+
+    let cutoff = t0 - Duration::days(1);
+    assert_eq!(store.purge(cutoff, cutoff, 3).await.unwrap(), 3);
+    assert_eq!(store.purge(cutoff, cutoff, 3).await.unwrap(), 2);
+    assert_eq!(store.purge(cutoff, cutoff, 3).await.unwrap(), 0);
+    for id in &ids {
+        assert!(
+            raw(&clients, &settings, id).await.is_none(),
+            "purge deletes the item itself ({id}), expired or not"
+        );
+    }
+    assert!(raw(&clients, &settings, "still-open").await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_creates_at_the_limit_admit_exactly_the_limit() {
+    let (_moto, clients, settings) = setup().await;
+    let store: Arc<dyn SubscriptionStore> = Arc::new(subscriptions(&clients, &settings));
+    const LIMIT: usize = 5;
+    let mut creates = JoinSet::new();
+    for i in 0..30 {
+        let store = Arc::clone(&store);
+        let s = subscription(&format!("racer-{i:02}"), IDENTITY_CREATED);
+        creates.spawn(async move { (s.id.clone(), store.create(&s, LIMIT).await) });
+    }
+    let results = creates.join_all().await;
+    let winners: Vec<String> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(id, _)| id.clone())
+        .collect();
+    assert_eq!(
+        winners.len(),
+        LIMIT,
+        "exactly {LIMIT} of 30 win: {results:?}"
+    );
+    for (id, result) in &results {
+        if let Err(e) = result {
+            assert!(
+                matches!(e, Error::SubscriptionLimit { existing, limit: LIMIT, .. } if winners.contains(existing)),
+                "{id} lost with {e:?}"
+            );
+        }
+    }
+    let mut stored: Vec<String> = store
+        .list_for_trigger(IDENTITY_CREATED)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    stored.sort();
+    let mut expected = winners.clone();
+    expected.sort();
+    assert_eq!(stored, expected, "only the winners are stored");
+
+    store.delete(&winners[0]).await.unwrap();
+    store
+        .create(&subscription("after-delete", IDENTITY_CREATED), LIMIT)
+        .await
+        .expect("a delete gives the slot back");
+    let result = store
+        .create(&subscription("one-too-many", IDENTITY_CREATED), LIMIT)
+        .await;
+    assert!(
+        matches!(result, Err(Error::SubscriptionLimit { .. })),
+        "{result:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_typical_invocation_is_one_write_unit() {
+    let (_moto, clients, settings) = setup().await;
+    let store = invocations(&clients, &settings);
+    let mut invocation = pending("sized", now());
+    invocation
+        .attempts
+        .push(attempt(now(), Some(200), "DELIVERED"));
+    store
+        .create_all(std::slice::from_ref(&invocation))
+        .await
+        .unwrap();
+    let item = raw(&clients, &settings, "sized").await.unwrap();
+    let size: usize = item
+        .iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum();
+    let json = serde_json::to_string(&invocation).unwrap().len();
+    assert!(
+        size <= 1024,
+        "an invocation with the catalog's example input takes {size} bytes (JSON: {json})"
+    );
+}
+
+/// DynamoDB's item-size accounting, near enough for strings, numbers and lists of strings.
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        other => panic!("unexpected attribute type {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn create_all_beyond_one_transaction_is_refused_whole() {
+    let (_moto, clients, settings) = setup().await;
+    let store = invocations(&clients, &settings);
+    let t0 = now();
+    let hundred: Vec<Invocation> = (0..100)
+        .map(|i| pending(&format!("h-{i:03}"), t0))
+        .collect();
+    store
+        .create_all(&hundred)
+        .await
+        .expect("100 fit one transaction");
+    let more: Vec<Invocation> = (0..101)
+        .map(|i| pending(&format!("m-{i:03}"), t0))
+        .collect();
+    let result = store.create_all(&more).await;
+    assert!(matches!(result, Err(Error::Unavailable(_))), "{result:?}");
+    assert_eq!(
+        store.get("m-000").await.unwrap(),
+        None,
+        "nothing of it is written"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_unreachable_endpoint_is_unavailable() {
+    let clients = clients_at("http://127.0.0.1:1").await;
+    let settings = AwsSettings::default();
+    let subs = subscriptions(&clients, &settings);
+    let invs = invocations(&clients, &settings);
+    let unavailable = |what: &str, result: Result<(), Error>| {
+        assert!(
+            matches!(result, Err(Error::Unavailable(_))),
+            "{what}: {result:?}"
+        );
+    };
+    unavailable("get subscription", subs.get("x").await.map(drop));
+    unavailable(
+        "create subscription",
+        subs.create(&subscription("x", IDENTITY_CREATED), 50).await,
+    );
+    unavailable("delete subscription", subs.delete("x").await);
+    unavailable("get invocation", invs.get("x").await.map(drop));
+    unavailable(
+        "create invocation",
+        invs.create_all(&[pending("x", now())]).await,
+    );
+    unavailable(
+        "transition",
+        invs.transition("x", &OPEN, &finish(InvocationState::Completed, now()))
+            .await
+            .map(drop),
+    );
+    unavailable(
+        "list invocations",
+        invs.list(&InvocationQuery::default()).await.map(drop),
+    );
+    unavailable("overdue", invs.overdue(now(), 10).await.map(drop));
+    unavailable(
+        "create tables",
+        tables::create_missing(&clients.dynamodb, "a", "b").await,
+    );
+}
+
+/// An enabled HTTP subscription, as the create use case would store it.
+fn subscription(id: &str, trigger_id: &str) -> Subscription {
+    serde_json::from_value(json!({
+        "id": id,
+        "name": format!("Listener {id}"),
+        "description": null,
+        "triggerId": trigger_id,
+        "triggerName": Catalog::builtin().get(trigger_id).unwrap().trigger.name,
+        "target": {"type": "HTTP", "url": "https://hooks.example.com/x", "mode": "SYNC",
+                   "auth": {"kind": "none"}},
+        "responseDeadline": "PT1H",
+        "enabled": true,
+        "filter": null,
+        "signingSecret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwQ3pXb7yV4gE=",
+        "created": "2025-03-14T09:26:53.271Z",
+        "modified": "2025-03-14T09:26:53.271Z",
+        "version": 1
+    }))
+    .unwrap()
+}

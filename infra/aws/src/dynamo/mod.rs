@@ -63,6 +63,7 @@
 
 mod codec;
 mod invocations;
+mod lock;
 mod subscriptions;
 pub mod tables;
 

@@ -16,6 +16,7 @@ use triggerline::ports::SubscriptionStore;
 use triggerline::query::{Op, Page, SubscriptionField, SubscriptionQuery};
 
 use super::codec::{Item, MAX_TRIES, backoff, failure, get_s, n, s};
+use super::lock::TurnLock;
 use super::{
     SUB_BODY, SUB_BY_TRIGGER, SUB_COUNT, SUB_ID, SUB_PK, SUB_PK_PREFIX, SUB_TRIGGER,
     SUB_TRIGGER_NAME, SUB_TYPE, SUB_VERSION, TRIGGER_PK_PREFIX,
@@ -27,6 +28,7 @@ use crate::error::{corrupt, unavailable};
 pub struct DynamoSubscriptionStore {
     client: Client,
     table: String,
+    writes: TurnLock,
 }
 
 fn sub_pk(id: &str) -> String {
@@ -81,6 +83,7 @@ impl DynamoSubscriptionStore {
         DynamoSubscriptionStore {
             client,
             table: table.to_owned(),
+            writes: TurnLock::default(),
         }
     }
 
@@ -308,6 +311,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         max_per_trigger: usize,
     ) -> Result<(), Error> {
         let item = item_of(subscription)?;
+        let _turn = self.writes.turn().await;
         for attempt in 0..MAX_TRIES {
             if max_per_trigger == 0 {
                 return Err(self
@@ -379,6 +383,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         expected_version: u64,
     ) -> Result<(), Error> {
         let item = item_of(subscription)?;
+        let _turn = self.writes.turn().await;
         // The trigger is part of the condition: the counters assume a subscription never moves.
         let result = self
             .client
@@ -418,6 +423,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     }
 
     async fn delete(&self, id: &str) -> Result<(), Error> {
+        let _turn = self.writes.turn().await;
         for attempt in 0..MAX_TRIES {
             if self.try_delete(id).await?.is_some() {
                 return Ok(());
