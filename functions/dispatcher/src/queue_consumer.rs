@@ -52,11 +52,19 @@ pub async fn handle(
         let failed = match task.await {
             Ok(Ok(())) => false,
             Ok(Err(error @ Error::Invalid { .. })) => {
-                tracing::warn!(message_id = %id, %error, "not a work message; it goes to the dead-letter queue after its last receive");
+                tracing::warn!(
+                    message_id = %id,
+                    %error,
+                    "not a work message; it goes to the dead-letter queue after its last receive"
+                );
                 true
             }
             Ok(Err(error)) => {
-                tracing::warn!(message_id = %id, %error, "work message not processed; it will be received again");
+                tracing::warn!(
+                    message_id = %id,
+                    %error,
+                    "work message not processed; it will be received again"
+                );
                 true
             }
             Err(error) => {

@@ -1,0 +1,446 @@
+//! The dispatcher's three Lambda entry points, fed real event JSON (`tests/events/*.json`) over
+//! the AWS adapters on moto, delivering to real receivers on 127.0.0.1:
+//! - `dispatcher` (HTTP): API Gateway v2 events through `lambda_http`'s own conversion into the
+//!   router, and its response back into what the runtime returns to API Gateway;
+//! - `dispatcher-queue`: SQS batches through [`queue_consumer::handle`];
+//! - `dispatcher-sweep`: an EventBridge scheduled event through [`sweep::handle`].
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::eventbridge::EventBridgeEvent;
+use aws_lambda_events::event::sqs::SqsEvent;
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use bytes::Bytes;
+use chrono::Utc;
+use dispatcher::{aws, queue_consumer, sweep};
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{Adapter, LambdaEvent};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use triggerline::catalog::Catalog;
+use triggerline::model::{Invocation, InvocationState, InvocationType, TriggerType};
+use triggerline::secrets::SecretKey;
+use triggerline::time::{RandomIds, SystemClock};
+use triggerline::usecases::Subscriptions;
+use triggerline::usecases::delivery::Delivery;
+use triggerline::wire::SubscriptionPostRequest;
+use triggerline_aws::lambda::{self, FunctionEnv};
+use triggerline_aws::testing::Moto;
+use triggerline_aws::{AwsBackend, Clients};
+
+/// The invocation id the `sqs-work-batch.json` fixture's good record names.
+const BATCH_INVOCATION: &str = "7d4e2f10-3c6b-4a8e-b1d2-5f6a7b8c9d0e";
+/// The `messageId` of its malformed record.
+const MALFORMED_MESSAGE: &str = "2e1424d4-f796-459a-8184-9c92662be6da";
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/../../tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What API Gateway gets back: the runtime's JSON answer to one API Gateway v2 event, through
+/// `lambda_http`'s adapter (the one `lambda_http::run` wraps the router in).
+struct HttpAnswer {
+    status: u16,
+    headers: Value,
+    body: Value,
+}
+
+async fn invoke_http(router: Router, event: &str) -> HttpAnswer {
+    let request: LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
+    let response = Adapter::from(router)
+        .oneshot(LambdaEvent::new(request, lambda_http::Context::default()))
+        .await
+        .unwrap();
+    let answer = serde_json::to_value(&response).unwrap();
+    let body = match answer["body"].as_str() {
+        Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
+        _ => Value::Null,
+    };
+    HttpAnswer {
+        status: u16::try_from(answer["statusCode"].as_u64().unwrap()).unwrap(),
+        headers: answer["headers"].clone(),
+        body,
+    }
+}
+
+/// One request a receiver got.
+#[derive(Debug)]
+struct Received {
+    headers: HeaderMap,
+    body: Value,
+}
+
+/// A real webhook receiver on 127.0.0.1 that answers every POST with `answer` (200).
+struct Receiver {
+    url: String,
+    requests: mpsc::UnboundedReceiver<Received>,
+}
+
+impl Receiver {
+    async fn start(answer: Value) -> Receiver {
+        let (tx, requests) = mpsc::unbounded_channel();
+        let app = Router::new().fallback(move |headers: HeaderMap, body: Bytes| {
+            let (tx, answer) = (tx.clone(), answer.clone());
+            async move {
+                let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                let _ = tx.send(Received { headers, body });
+                (StatusCode::OK, axum::Json(answer))
+            }
+        });
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Receiver {
+            url: format!("http://{addr}/hook"),
+            requests,
+        }
+    }
+
+    /// The next request, waiting at most 10 s for it.
+    async fn next(&mut self) -> Received {
+        tokio::time::timeout(Duration::from_secs(10), self.requests.recv())
+            .await
+            .expect("a delivery within 10 s")
+            .expect("the receiver is running")
+    }
+}
+
+/// One test's stack: fresh resources on moto, and the function environment the dispatcher reads
+/// (private targets allowed, as the receivers are on loopback).
+struct Stack {
+    _moto: Moto,
+    clients: Clients,
+    env: FunctionEnv,
+    backend: AwsBackend,
+}
+
+impl Stack {
+    async fn start() -> Stack {
+        let moto = Moto::start();
+        let clients = moto.clients().await;
+        let settings = moto.settings();
+        let backend = AwsBackend::connect(&clients, &settings).await.unwrap();
+        let env = FunctionEnv {
+            aws: settings,
+            public_url: Some("http://127.0.0.1:8080".into()),
+            secret_key: Some(SecretKey::new(vec![7; 32])),
+            max_attempts: 3,
+            sync_wait: Duration::from_secs(5),
+            allow_private_targets: true,
+        };
+        Stack {
+            _moto: moto,
+            clients,
+            env,
+            backend,
+        }
+    }
+
+    /// The delivery `dispatcher` and `dispatcher-queue` build in `main`.
+    fn delivery(&self) -> Delivery {
+        aws::webhook_delivery(&self.backend, &self.env).unwrap()
+    }
+
+    /// The router `dispatcher` serves.
+    fn router(&self) -> Router {
+        dispatcher::router(aws::http_context(self.delivery(), &self.env))
+    }
+
+    async fn subscribe(&self, request: Value) -> String {
+        let subscriptions = Subscriptions::new(
+            self.backend.subscriptions.clone(),
+            Catalog::builtin(),
+            std::sync::Arc::new(SystemClock),
+            std::sync::Arc::new(RandomIds),
+        );
+        let request: SubscriptionPostRequest = serde_json::from_value(request).unwrap();
+        subscriptions.create(request).await.unwrap().id
+    }
+
+    async fn invocation(&self, id: &str) -> Invocation {
+        use triggerline::ports::InvocationStore;
+        self.backend.invocations.get(id).await.unwrap().unwrap()
+    }
+
+    /// The next message on the work queue, polled for at most 10 s.
+    async fn next_work_message(&self) -> (String, String) {
+        let url =
+            triggerline_aws::sqs::resolve_queue_url(&self.clients.sqs, &self.env.aws.work_queue)
+                .await
+                .unwrap();
+        let started = Instant::now();
+        loop {
+            let out = self
+                .clients
+                .sqs
+                .receive_message()
+                .queue_url(&url)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            if let Some(m) = out.messages.unwrap_or_default().into_iter().next() {
+                return (m.message_id.unwrap(), m.body.unwrap());
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(10),
+                "no work message within 10 s"
+            );
+        }
+    }
+}
+
+fn fire_and_forget_subscription(url: &str) -> Value {
+    json!({
+        "name": "New identities to HR",
+        "triggerId": "idn:identity-created",
+        "type": "HTTP",
+        "httpConfig": {"url": url, "httpDispatchMode": "SYNC"},
+    })
+}
+
+fn sqs_batch() -> SqsEvent {
+    serde_json::from_str(&fixture("sqs-work-batch.json")).unwrap()
+}
+
+/// A stored invocation of `subscription`, as the intake writes one.
+fn invocation(id: &str, trigger: &str, subscription: &str, state: InvocationState) -> Invocation {
+    let entry = Catalog::builtin().get(trigger).unwrap();
+    let now = Utc::now();
+    Invocation {
+        id: id.into(),
+        trigger_id: trigger.into(),
+        trigger_type: entry.trigger.trigger_type,
+        subscription_id: subscription.into(),
+        subscription_name: "test subscription".into(),
+        invocation_type: InvocationType::RealTime,
+        response_mode: None,
+        state,
+        created: now,
+        completed: None,
+        deadline: (entry.trigger.trigger_type == TriggerType::RequestResponse)
+            .then(|| now + chrono::Duration::hours(1)),
+        input: entry.trigger.example_input.clone(),
+        content_json: json!({}),
+        output: None,
+        error: None,
+        secret_hash: String::new(),
+        attempts: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_event_is_queued_and_the_queue_consumer_delivers_it() {
+    let stack = Stack::start().await;
+    let mut receiver = Receiver::start(json!({})).await;
+    let subscription = stack
+        .subscribe(fire_and_forget_subscription(&receiver.url))
+        .await;
+
+    let answer = invoke_http(stack.router(), &fixture("apigw-v2-start-invocation.json")).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let invocation_id = answer.body["invocations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(
+        answer.body["invocations"][0]["subscriptionId"],
+        subscription
+    );
+    assert_eq!(answer.headers["content-type"], "application/json");
+
+    // What SQS hands the consumer: the message the intake sent, in a real batch envelope.
+    let (message_id, body) = stack.next_work_message().await;
+    let mut batch = sqs_batch();
+    batch.records.truncate(1);
+    batch.records[0].message_id = Some(message_id);
+    batch.records[0].body = Some(body);
+    let response = queue_consumer::handle(&stack.delivery(), &stack.backend.queue, batch).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+
+    let delivered = receiver.next().await;
+    assert_eq!(delivered.headers["webhook-id"], invocation_id.as_str());
+    assert_eq!(delivered.body["identity"]["name"], "Michael Michaels");
+    assert_eq!(
+        delivered.body["_metadata"]["triggerId"],
+        "idn:identity-created"
+    );
+    assert_eq!(
+        stack.invocation(&invocation_id).await.state,
+        InvocationState::Completed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_start_event_delivers_inline_and_answers_with_the_output() {
+    let stack = Stack::start().await;
+    let decision = json!({"approved": true, "comment": "policy says yes", "approver": "bot"});
+    let mut receiver = Receiver::start(decision.clone()).await;
+    stack
+        .subscribe(json!({
+            "name": "Pre-approval bot",
+            "triggerId": "idn:access-request-pre-approval",
+            "type": "HTTP",
+            "httpConfig": {"url": receiver.url, "httpDispatchMode": "SYNC"},
+        }))
+        .await;
+
+    let answer = invoke_http(stack.router(), &fixture("apigw-v2-start-synchronous.json")).await;
+
+    assert_eq!(answer.status, 200, "{:?}", answer.body);
+    let started = &answer.body["invocations"][0];
+    assert_eq!(started["status"], "COMPLETED");
+    assert_eq!(started["output"], decision);
+    let delivered = receiver.next().await;
+    assert_eq!(
+        delivered.headers["webhook-id"],
+        started["id"].as_str().unwrap()
+    );
+    assert_eq!(
+        delivered.body["accessRequestId"],
+        "2c91808b6ef1d43e016efba0ce470904"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_reports_exactly_its_malformed_record() {
+    let stack = Stack::start().await;
+    let mut receiver = Receiver::start(json!({})).await;
+    let subscription = stack
+        .subscribe(fire_and_forget_subscription(&receiver.url))
+        .await;
+    use triggerline::ports::InvocationStore;
+    stack
+        .backend
+        .invocations
+        .create_all(&[invocation(
+            BATCH_INVOCATION,
+            "idn:identity-created",
+            &subscription,
+            InvocationState::Pending,
+        )])
+        .await
+        .unwrap();
+
+    let response =
+        queue_consumer::handle(&stack.delivery(), &stack.backend.queue, sqs_batch()).await;
+
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, [MALFORMED_MESSAGE]);
+    // What Lambda reads back: the documented shape of a partial batch response.
+    assert_eq!(
+        serde_json::to_value(&response).unwrap(),
+        json!({"batchItemFailures": [{"itemIdentifier": MALFORMED_MESSAGE}]})
+    );
+    assert_eq!(
+        receiver.next().await.headers["webhook-id"],
+        BATCH_INVOCATION
+    );
+    assert_eq!(
+        stack.invocation(BATCH_INVOCATION).await.state,
+        InvocationState::Completed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_record_not_yet_due_goes_back_on_the_queue_undelivered() {
+    let stack = Stack::start().await;
+    let mut receiver = Receiver::start(json!({})).await;
+    let subscription = stack
+        .subscribe(fire_and_forget_subscription(&receiver.url))
+        .await;
+    use triggerline::ports::InvocationStore;
+    stack
+        .backend
+        .invocations
+        .create_all(&[invocation(
+            BATCH_INVOCATION,
+            "idn:identity-created",
+            &subscription,
+            InvocationState::Pending,
+        )])
+        .await
+        .unwrap();
+    let mut batch = sqs_batch();
+    batch.records.truncate(1);
+    let due = Utc::now() + chrono::Duration::seconds(2);
+    let body = json!({
+        "invocationId": BATCH_INVOCATION,
+        "notBefore": due.timestamp_millis(),
+        "attempts": 0,
+        "recorded": 0,
+    });
+    batch.records[0].body = Some(body.to_string());
+
+    let response = queue_consumer::handle(&stack.delivery(), &stack.backend.queue, batch).await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert!(
+        receiver.requests.try_recv().is_err(),
+        "delivered before it was due"
+    );
+    let (_, body) = stack.next_work_message().await;
+    let deferred: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(deferred["invocationId"], BATCH_INVOCATION);
+    assert_eq!(deferred["notBefore"], due.timestamp_millis());
+    assert_eq!(
+        stack.invocation(BATCH_INVOCATION).await.state,
+        InvocationState::Pending
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scheduled_sweep_times_out_overdue_invocations_only() {
+    let stack = Stack::start().await;
+    let trigger = "idn:access-request-pre-approval";
+    let overdue = Invocation {
+        deadline: Some(Utc::now() - chrono::Duration::minutes(1)),
+        ..invocation(
+            "5b0e7f3a-8c1d-4e2f-a3b4-c5d6e7f80912",
+            trigger,
+            "sub-1",
+            InvocationState::Acknowledged,
+        )
+    };
+    let in_time = invocation(
+        "6c1f8a4b-9d2e-4f30-b4c5-d6e7f8091a23",
+        trigger,
+        "sub-1",
+        InvocationState::Acknowledged,
+    );
+    use triggerline::ports::InvocationStore;
+    stack
+        .backend
+        .invocations
+        .create_all(&[overdue.clone(), in_time.clone()])
+        .await
+        .unwrap();
+    let event: EventBridgeEvent =
+        serde_json::from_str(&fixture("eventbridge-scheduled-sweep.json")).unwrap();
+    assert_eq!(event.detail_type, "Scheduled Event");
+
+    // The sweep's own delivery, as `dispatcher-sweep` builds it: no key, no webhook client.
+    let delivery = lambda::settling_delivery(&stack.backend, &stack.env);
+    let swept = sweep::handle(&delivery, event).await.unwrap();
+
+    assert_eq!(swept.timed_out, 1);
+    let timed_out = stack.invocation(&overdue.id).await;
+    assert_eq!(timed_out.state, InvocationState::TimedOut);
+    assert!(timed_out.error.unwrap().contains("response deadline"));
+    assert_eq!(
+        stack.invocation(&in_time.id).await.state,
+        InvocationState::Acknowledged
+    );
+}

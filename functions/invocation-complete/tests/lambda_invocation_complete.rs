@@ -1,0 +1,137 @@
+//! The callback function, fed a real API Gateway HTTP API (payload 2.0) event from
+//! `tests/events/` through `lambda_http`'s own conversion (the adapter `lambda_http::run` wraps
+//! the router in), over DynamoDB and EventBridge on moto.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use chrono::Utc;
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{Adapter, LambdaEvent};
+use serde_json::{Value, json};
+use triggerline::catalog::Catalog;
+use triggerline::model::{DispatchMode, Invocation, InvocationState, InvocationType};
+use triggerline::ports::InvocationStore;
+use triggerline::secrets::hash_secret;
+use triggerline_aws::AwsBackend;
+use triggerline_aws::lambda::FunctionEnv;
+use triggerline_aws::testing::Moto;
+
+/// The invocation and secret `apigw-v2-complete-invocation.json` presents.
+const INVOCATION: &str = "0f8a6c1e-5b7d-4c2a-9e3f-1d2b3c4d5e6f";
+const SECRET: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9-callback-secret";
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/../../tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What API Gateway gets back: the runtime's JSON answer to one event.
+struct HttpAnswer {
+    status: u16,
+    body: Value,
+}
+
+async fn invoke_http(router: Router, event: &str) -> HttpAnswer {
+    let request: LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
+    let response = Adapter::from(router)
+        .oneshot(LambdaEvent::new(request, lambda_http::Context::default()))
+        .await
+        .unwrap();
+    let answer = serde_json::to_value(&response).unwrap();
+    let body = match answer["body"].as_str() {
+        Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
+        _ => Value::Null,
+    };
+    HttpAnswer {
+        status: u16::try_from(answer["statusCode"].as_u64().unwrap()).unwrap(),
+        body,
+    }
+}
+
+/// An acknowledged ASYNC pre-approval waiting for its callback, with the fixture's secret.
+async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, FunctionEnv) {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    let backend = AwsBackend::connect(&clients, &settings).await.unwrap();
+    let entry = Catalog::builtin()
+        .get("idn:access-request-pre-approval")
+        .unwrap();
+    let now = Utc::now();
+    backend
+        .invocations
+        .create_all(&[Invocation {
+            id: INVOCATION.into(),
+            trigger_id: entry.trigger.id.clone(),
+            trigger_type: entry.trigger.trigger_type,
+            subscription_id: "b3e1c2d4-0a5f-4e6b-8c7d-9e0f1a2b3c4d".into(),
+            subscription_name: "Pre-approval bot".into(),
+            invocation_type: InvocationType::RealTime,
+            response_mode: Some(DispatchMode::Async),
+            state: InvocationState::Acknowledged,
+            created: now,
+            completed: None,
+            deadline: Some(now + chrono::Duration::hours(1)),
+            input: entry.trigger.example_input.clone(),
+            content_json: json!({}),
+            output: None,
+            error: None,
+            secret_hash: hash_secret(SECRET),
+            attempts: vec![],
+        }])
+        .await
+        .unwrap();
+    // What `main` reads when the template sets nothing but resource names: no key, no URL.
+    let env = FunctionEnv {
+        aws: settings,
+        ..FunctionEnv::from_lookup(|_| None).unwrap()
+    };
+    (moto, backend, env)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_callback_completes_the_invocation_once() {
+    let (_moto, backend, env) = stack_with_acknowledged_invocation().await;
+    let router = || invocation_complete::router(invocation_complete::aws::context(&backend, &env));
+
+    let answer = invoke_http(router(), &fixture("apigw-v2-complete-invocation.json")).await;
+
+    assert_eq!(answer.status, 204, "{:?}", answer.body);
+    let completed = backend.invocations.get(INVOCATION).await.unwrap().unwrap();
+    assert_eq!(completed.state, InvocationState::Completed);
+    let decision = json!({
+        "approved": true,
+        "comment": "Approved by the access policy",
+        "approver": "policy-bot",
+    });
+    assert_eq!(completed.output, Some(decision));
+    assert!(
+        completed.attempts.is_empty(),
+        "the callback posted something"
+    );
+
+    let again = invoke_http(router(), &fixture("apigw-v2-complete-invocation.json")).await;
+    assert_eq!(again.status, 400, "{:?}", again.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_secret_is_a_401_and_changes_nothing() {
+    let (_moto, backend, env) = stack_with_acknowledged_invocation().await;
+    let mut event: Value =
+        serde_json::from_str(&fixture("apigw-v2-complete-invocation.json")).unwrap();
+    let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    body["secret"] = Value::from("guessed");
+    event["body"] = Value::from(body.to_string());
+
+    let answer = invoke_http(
+        invocation_complete::router(invocation_complete::aws::context(&backend, &env)),
+        &event.to_string(),
+    )
+    .await;
+
+    assert_eq!(answer.status, 401, "{:?}", answer.body);
+    assert!(answer.body["error"].is_string(), "{:?}", answer.body);
+    let unchanged = backend.invocations.get(INVOCATION).await.unwrap().unwrap();
+    assert_eq!(unchanged.state, InvocationState::Acknowledged);
+}

@@ -1,0 +1,98 @@
+//! The subscription API function, fed real API Gateway HTTP API (payload 2.0) events from
+//! `tests/events/` through `lambda_http`'s own conversion (the adapter `lambda_http::run` wraps
+//! the router in), over the DynamoDB store on moto.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{Adapter, LambdaEvent};
+use serde_json::Value;
+use triggerline_aws::AwsBackend;
+use triggerline_aws::testing::Moto;
+
+fn fixture(name: &str) -> String {
+    let path = format!("{}/../../tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What API Gateway gets back: the runtime's JSON answer to one event.
+struct HttpAnswer {
+    status: u16,
+    headers: Value,
+    body: Value,
+}
+
+async fn invoke_http(router: Router, event: &str) -> HttpAnswer {
+    let request: LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
+    let response = Adapter::from(router)
+        .oneshot(LambdaEvent::new(request, lambda_http::Context::default()))
+        .await
+        .unwrap();
+    let answer = serde_json::to_value(&response).unwrap();
+    let body = match answer["body"].as_str() {
+        Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
+        _ => Value::Null,
+    };
+    HttpAnswer {
+        status: u16::try_from(answer["statusCode"].as_u64().unwrap()).unwrap(),
+        headers: answer["headers"].clone(),
+        body,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_created_subscription_is_listed() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let backend = AwsBackend::connect(&clients, &moto.settings())
+        .await
+        .unwrap();
+    // The router `main` serves.
+    let router = || subscription_api::router(subscription_api::aws::context(&backend));
+
+    let created = invoke_http(router(), &fixture("apigw-v2-create-subscription.json")).await;
+    assert_eq!(created.status, 201, "{:?}", created.body);
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    assert_eq!(created.body["triggerId"], "idn:identity-created");
+    assert_eq!(
+        created.body["httpConfig"]["bearerTokenAuthConfig"]["bearerToken"],
+        Value::Null
+    );
+    let secret = created.body["signingSecret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_"));
+
+    // `filters=triggerId eq "idn:identity-created"&count=true`, URL-encoded as API Gateway
+    // passes it on in `rawQueryString`.
+    let listed = invoke_http(router(), &fixture("apigw-v2-list-subscriptions.json")).await;
+    assert_eq!(listed.status, 200, "{:?}", listed.body);
+    assert_eq!(listed.headers["x-total-count"], "1");
+    let items = listed.body.as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["id"], id.as_str());
+    assert_eq!(items[0]["name"], "New identities to HR");
+    assert_eq!(items[0]["filter"], "$[?($.identity.type == \"IDENTITY\")]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_body_gets_a_sailpoint_error_through_the_gateway() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let backend = AwsBackend::connect(&clients, &moto.settings())
+        .await
+        .unwrap();
+    let mut event: Value =
+        serde_json::from_str(&fixture("apigw-v2-create-subscription.json")).unwrap();
+    event["body"] = Value::from(r#"{"name": "no trigger", "type": "HTTP"}"#);
+
+    let answer = invoke_http(
+        subscription_api::router(subscription_api::aws::context(&backend)),
+        &event.to_string(),
+    )
+    .await;
+
+    assert_eq!(answer.status, 400, "{:?}", answer.body);
+    assert_eq!(answer.body["detailCode"], "400.1 Bad Request Content");
+    let text = answer.body["messages"][0]["text"].as_str().unwrap();
+    assert!(text.contains("triggerId"), "{text}");
+}
