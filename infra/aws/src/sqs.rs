@@ -1,29 +1,195 @@
 //! The delivery queue on SQS.
+//!
+//! The durable record of an invocation is its DynamoDB item; the SQS work queue carries one small
+//! message per piece of delivery work ([`WorkMessage`]):
+//!
+//! ```json
+//! {"invocationId": "…", "notBefore": 1741944413271, "attempts": 0, "recorded": 0}
+//! ```
+//!
+//! `notBefore` is epoch milliseconds, `attempts` the attempts made in this round of delivery (the
+//! retry budget), `recorded` how many attempts the invocation had recorded when the message was
+//! queued. A message is *stale* once the invocation records more attempts than that: someone
+//! delivered it since and queued its own follow-up, so the message is deleted unprocessed. That
+//! is what makes the safety net of a leased item (see [`DeliveryQueue::accept`]) harmless when
+//! the in-memory delivery did happen, and what keeps a message whose deletion failed from
+//! starting a second chain of retries.
+//!
+//! SQS delays a message by at most 15 minutes. A message received before its `notBefore` is sent
+//! again, delayed by what is left (at most 15 minutes), and the received one deleted
+//! ([`SqsDeliveryQueue::defer`]); a new message also starts the receive count (the redrive to the
+//! dead-letter queue after 5 receives) afresh.
+//!
+//! Receipt handles of received messages are held in memory (invocation id → handle) so that
+//! `settle` and `discard` can delete the message. On Lambda the SQS event source mapping deletes
+//! the messages a function processed successfully, so settling without a held handle is normal.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use chrono::{DateTime, Utc};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
+};
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
 use triggerline::Error;
 use triggerline::model::{Attempt, Invocation, InvocationState};
-use triggerline::ports::{DeliveryQueue, NextStep, Transition, WorkItem};
+use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem};
 
 use crate::dynamo::DynamoInvocationStore;
+use crate::error::{AwsFailure, unavailable};
+
+/// The longest delay SQS takes (`DelaySeconds`), in seconds.
+pub const MAX_DELAY_SECONDS: i64 = 900;
+/// The longest visibility timeout SQS takes, in seconds (12 hours).
+const MAX_VISIBILITY_SECONDS: i64 = 43_200;
+/// Entries per `SendMessageBatch` / `DeleteMessageBatch`, and messages per `ReceiveMessage`.
+const BATCH: usize = 10;
+/// Receives after which the work queue moves a message to its dead-letter queue.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
 
 /// The queue's URL: `queue` itself when it is one, else looked up by name.
-pub async fn resolve_queue_url(_sqs: &Client, _queue: &str) -> Result<String, Error> {
-    unimplemented!("resolve_queue_url")
+pub async fn resolve_queue_url(sqs: &Client, queue: &str) -> Result<String, Error> {
+    if queue.starts_with("http") {
+        return Ok(queue.to_owned());
+    }
+    let out = sqs
+        .get_queue_url()
+        .queue_name(queue)
+        .send()
+        .await
+        .map_err(|e| unavailable("GetQueueUrl", e))?;
+    out.queue_url
+        .ok_or_else(|| failure("GetQueueUrl", format!("no URL for queue {queue}")))
 }
 
 /// Creates the work queue and its dead-letter queue (redrive after 5 receives) if missing.
-pub async fn create_missing_queues(_sqs: &Client, _work: &str, _dlq: &str) -> Result<(), Error> {
-    unimplemented!("create_missing_queues")
+pub async fn create_missing_queues(sqs: &Client, work: &str, dlq: &str) -> Result<(), Error> {
+    let dlq_url = create_queue(sqs, dlq, HashMap::new()).await?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| unavailable("GetQueueAttributes", e))?
+        .attributes
+        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+        .ok_or_else(|| failure("GetQueueAttributes", format!("no ARN for queue {dlq}")))?;
+    let redrive = serde_json::json!({
+        "deadLetterTargetArn": dlq_arn,
+        "maxReceiveCount": MAX_RECEIVE_COUNT.to_string(),
+    });
+    let attributes = HashMap::from([(QueueAttributeName::RedrivePolicy, redrive.to_string())]);
+    create_queue(sqs, work, attributes).await.map(drop)
+}
+
+/// `CreateQueue`, which returns the existing queue when its attributes are equal. A queue that
+/// exists with other attributes (changed by hand or by a template) is left as it is.
+async fn create_queue(
+    sqs: &Client,
+    name: &str,
+    attributes: HashMap<QueueAttributeName, String>,
+) -> Result<String, Error> {
+    let created = sqs
+        .create_queue()
+        .queue_name(name)
+        .set_attributes(Some(attributes))
+        .send()
+        .await;
+    match created {
+        Ok(out) => out
+            .queue_url
+            .ok_or_else(|| failure("CreateQueue", format!("no URL for queue {name}"))),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|s| s.is_queue_name_exists()) =>
+        {
+            tracing::warn!(
+                queue = name,
+                "queue exists with other attributes; left as it is"
+            );
+            resolve_queue_url(sqs, name).await
+        }
+        Err(e) => Err(unavailable("CreateQueue", e)),
+    }
+}
+
+/// The body of a work message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WorkMessage {
+    pub invocation_id: String,
+    /// Epoch milliseconds.
+    pub not_before: i64,
+    pub attempts: u32,
+    /// Attempts the invocation had recorded when this was queued; absent in a message of unknown
+    /// origin, which is then never taken for stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recorded: Option<usize>,
+}
+
+impl WorkMessage {
+    fn item(&self) -> Result<WorkItem, Error> {
+        Ok(WorkItem {
+            invocation_id: self.invocation_id.clone(),
+            not_before: Utc
+                .timestamp_millis_opt(self.not_before)
+                .single()
+                .ok_or_else(|| Error::invalid("notBefore", "out of range"))?,
+            attempts: self.attempts,
+        })
+    }
+
+    fn body(&self) -> String {
+        // A struct of strings and integers always serializes.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Whether `invocation` moved on since this message was queued: gone, no longer PENDING, or
+    /// with attempts recorded after it.
+    fn is_stale(&self, invocation: Option<&Invocation>) -> bool {
+        match invocation {
+            None => true,
+            Some(inv) => {
+                inv.state != InvocationState::Pending
+                    || self.recorded.is_some_and(|r| inv.attempts.len() > r)
+            }
+        }
+    }
 }
 
 /// Reads a work message's body (what the SQS consumer Lambda receives).
-pub fn parse_work_message(_body: &str) -> Result<WorkItem, Error> {
-    unimplemented!("parse_work_message")
+pub fn parse_work_message(body: &str) -> Result<WorkItem, Error> {
+    parse_message(body)?.item()
+}
+
+/// Reads a work message's body with everything it carries.
+pub fn parse_message(body: &str) -> Result<WorkMessage, Error> {
+    let message: WorkMessage = serde_json::from_str(body)
+        .map_err(|e| Error::invalid("body", format!("not a work message: {e}")))?;
+    if message.invocation_id.is_empty() {
+        return Err(Error::invalid("invocationId", "empty"));
+    }
+    message.item()?;
+    Ok(message)
+}
+
+/// What this process knows about an item it holds: received (with a handle to delete it), or
+/// leased to itself by `accept`/`replay` (delivered in memory; its message is the safety net).
+#[derive(Debug, Clone)]
+struct Held {
+    attempts: u32,
+    /// Attempts the invocation had recorded when the item was taken.
+    recorded: Option<usize>,
+    handles: Vec<String>,
+    /// Past this, SQS hands the message out again (and a newer receipt handle replaces ours).
+    lease_until: DateTime<Utc>,
 }
 
 /// [`DeliveryQueue`] on an SQS queue, writing invocations through DynamoDB.
@@ -32,6 +198,7 @@ pub struct SqsDeliveryQueue {
     sqs: Client,
     queue_url: String,
     invocations: Arc<DynamoInvocationStore>,
+    held: Arc<Mutex<HashMap<String, Held>>>,
 }
 
 impl SqsDeliveryQueue {
@@ -40,61 +207,611 @@ impl SqsDeliveryQueue {
             sqs,
             queue_url,
             invocations,
+            held: Arc::new(Mutex::new(HashMap::new())),
         }
+    }
+
+    /// The work queue's URL.
+    pub fn queue_url(&self) -> &str {
+        &self.queue_url
     }
 
     /// Puts a received item that is not due yet back on the queue, delayed by what is left (at
     /// most SQS's 15 minutes; it comes back as often as needed).
-    pub async fn defer(&self, _item: &WorkItem, _now: DateTime<Utc>) -> Result<(), Error> {
-        let _ = (&self.sqs, &self.queue_url, &self.invocations);
-        unimplemented!("defer")
+    pub async fn defer(&self, item: &WorkItem, now: DateTime<Utc>) -> Result<(), Error> {
+        let held = self.take_held(&item.invocation_id);
+        let message = WorkMessage {
+            invocation_id: item.invocation_id.clone(),
+            not_before: item.not_before.timestamp_millis(),
+            attempts: item.attempts,
+            recorded: held.as_ref().and_then(|h| h.recorded),
+        };
+        let handles = held.map(|h| h.handles).unwrap_or_default();
+        self.defer_message(&message, &handles, now).await
+    }
+
+    /// What the SQS consumer (Lambda) does with one received message before delivering it:
+    /// `None` when there is nothing to deliver (not due yet: deferred; or stale: the invocation
+    /// is gone, no longer PENDING, or was delivered since). The message itself is left to the
+    /// event source mapping, which deletes it when the function succeeds. A due item is
+    /// remembered until it is settled, so that a retry counts its attempts.
+    ///
+    /// Errors: [`Error::Invalid`] for a body that is no work message (leave it to the
+    /// dead-letter queue).
+    pub async fn admit(&self, body: &str, now: DateTime<Utc>) -> Result<Option<WorkItem>, Error> {
+        let message = parse_message(body)?;
+        let item = message.item()?;
+        if item.not_before > now {
+            self.defer_message(&message, &[], now).await?;
+            return Ok(None);
+        }
+        let invocation = self.invocations.get(&message.invocation_id).await?;
+        if message.is_stale(invocation.as_ref()) {
+            return Ok(None);
+        }
+        self.hold(
+            &item.invocation_id,
+            Held {
+                attempts: item.attempts,
+                recorded: invocation.map(|i| i.attempts.len()),
+                handles: Vec::new(),
+                // The function's run; a settle comes before it ends or not at all.
+                lease_until: now + chrono::Duration::minutes(15),
+            },
+        );
+        Ok(Some(item))
+    }
+
+    async fn defer_message(
+        &self,
+        message: &WorkMessage,
+        handles: &[String],
+        now: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        // The new message first: if the deletion fails, the received one comes back and is
+        // deferred again, which is harmless; the other order could lose the work.
+        let not_before = message.item()?.not_before;
+        self.send(&[(message.clone(), delay_seconds(not_before, now))])
+            .await?;
+        self.delete(handles).await;
+        Ok(())
+    }
+
+    fn hold(&self, id: &str, held: Held) {
+        let mut map = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        match map.get_mut(id) {
+            // Received again (a lease that ran out): every handle may delete it.
+            Some(existing) => {
+                existing.handles.extend(held.handles);
+                existing.attempts = held.attempts;
+                existing.recorded = held.recorded;
+                existing.lease_until = held.lease_until;
+            }
+            None => {
+                map.insert(id.to_owned(), held);
+            }
+        }
+    }
+
+    fn take_held(&self, id: &str) -> Option<Held> {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id)
+    }
+
+    /// Forgets items whose lease ended: SQS hands their messages out again, with new handles,
+    /// and whoever held them did not settle them (they would otherwise pile up here).
+    fn forget_expired(&self, now: DateTime<Utc>) {
+        self.held
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, h| h.lease_until >= now);
+    }
+
+    /// Sends messages with their delays (seconds), 10 per `SendMessageBatch`, the batches
+    /// concurrently. Entries the batch rejected for a reason of SQS's own are tried once more.
+    async fn send(&self, messages: &[(WorkMessage, i32)]) -> Result<(), Error> {
+        let batches = messages.chunks(BATCH).map(|batch| self.send_batch(batch));
+        join_all(batches.collect())
+            .await
+            .into_iter()
+            .collect::<Result<Vec<()>, Error>>()
+            .map(drop)
+    }
+
+    async fn send_batch(&self, batch: &[(WorkMessage, i32)]) -> Result<(), Error> {
+        let mut pending: Vec<usize> = (0..batch.len()).collect();
+        for round in 0..2 {
+            let entries = pending
+                .iter()
+                .map(|&i| {
+                    let (message, delay) = &batch[i];
+                    SendMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .message_body(message.body())
+                        .delay_seconds(*delay)
+                        .build()
+                        .map_err(|e| failure("SendMessageBatch", e))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let out = self
+                .sqs
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| unavailable("SendMessageBatch", e))?;
+            if out.failed.is_empty() {
+                return Ok(());
+            }
+            let retryable = out.failed.iter().all(|f| !f.sender_fault);
+            if round == 1 || !retryable {
+                let codes = out
+                    .failed
+                    .iter()
+                    .map(|f| f.code.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                return Err(failure(
+                    "SendMessageBatch",
+                    format!(
+                        "{} of {} messages rejected: {codes}",
+                        out.failed.len(),
+                        batch.len()
+                    ),
+                ));
+            }
+            pending = out
+                .failed
+                .iter()
+                .filter_map(|f| f.id.parse().ok())
+                .collect();
+        }
+        Ok(())
+    }
+
+    /// Deletes received messages, best effort: a message left behind comes back after its
+    /// visibility timeout and is then found stale (or goes to the dead-letter queue).
+    async fn delete(&self, handles: &[String]) {
+        let batches = handles.chunks(BATCH).map(|batch| async move {
+            let entries = batch
+                .iter()
+                .enumerate()
+                .filter_map(|(i, handle)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(handle)
+                        .build()
+                        .ok()
+                })
+                .collect::<Vec<_>>();
+            let result = self
+                .sqs
+                .delete_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await;
+            match result {
+                Ok(out) if out.failed.is_empty() => {}
+                Ok(out) => {
+                    for failed in out.failed {
+                        tracing::warn!(code = %failed.code, message = ?failed.message, "work message not deleted");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %unavailable("DeleteMessageBatch", e), "work messages not deleted");
+                }
+            }
+        });
+        join_all(batches.collect()).await;
+    }
+
+    /// Undoes an accept whose messages could not all be sent, best effort, so that a failed
+    /// request leaves nothing open behind: each invocation is failed ("not queued"), and
+    /// messages already sent find it no longer PENDING and are dropped.
+    ///
+    /// Deleting the invocations would leave no trace at all; that needs a delete on
+    /// [`DynamoInvocationStore`], which it does not have yet.
+    async fn forget_invocations(&self, invocations: &[Invocation], why: &Error) {
+        let failed = Transition {
+            to: InvocationState::Failed,
+            completed: Some(Utc::now()),
+            output: None,
+            error: Some("the invocation could not be queued".into()),
+        };
+        let undo = invocations.iter().map(|inv| {
+            self.invocations
+                .transition(&inv.id, &[InvocationState::Pending], &failed)
+        });
+        for (inv, result) in invocations.iter().zip(join_all(undo.collect()).await) {
+            if let Err(e) = result {
+                tracing::error!(invocation = %inv.id, error = %e, cause = %why,
+                    "accepted invocation neither queued nor failed");
+            }
+        }
+    }
+
+    /// One `ReceiveMessage` of up to `max` messages, without waiting for any.
+    async fn receive(&self, max: usize, visibility: i32) -> Result<Vec<(String, String)>, Error> {
+        let out = self
+            .sqs
+            .receive_message()
+            .queue_url(&self.queue_url)
+            .max_number_of_messages(i32::try_from(max.clamp(1, BATCH)).unwrap_or(1))
+            .visibility_timeout(visibility)
+            .wait_time_seconds(0)
+            .send()
+            .await
+            .map_err(|e| unavailable("ReceiveMessage", e))?;
+        Ok(out
+            .messages
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| Some((m.body?, m.receipt_handle?)))
+            .collect())
     }
 }
 
 #[async_trait]
 impl DeliveryQueue for SqsDeliveryQueue {
+    /// Writes the invocations (DynamoDB, all or none), then one message each, delayed until the
+    /// item is due or, with a lease, until the lease ends: a leased item is delivered in memory
+    /// by this process, and its message is the safety net that brings it back if this process
+    /// dies (stale otherwise). If the messages cannot be sent, the invocations are deleted again
+    /// and the call fails.
     async fn accept(
         &self,
-        _invocations: &[Invocation],
-        _not_before: DateTime<Utc>,
-        _leased_until: Option<DateTime<Utc>>,
+        invocations: &[Invocation],
+        not_before: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
     ) -> Result<Vec<WorkItem>, Error> {
-        unimplemented!("accept")
+        if invocations.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.invocations.create_all(invocations).await?;
+        let now = Utc::now();
+        let visible_from = leased_until.map_or(not_before, |l| l.max(not_before));
+        let delay = delay_seconds(visible_from, now);
+        let messages: Vec<(WorkMessage, i32)> = invocations
+            .iter()
+            .map(|inv| {
+                let message = WorkMessage {
+                    invocation_id: inv.id.clone(),
+                    not_before: not_before.timestamp_millis(),
+                    attempts: 0,
+                    recorded: Some(inv.attempts.len()),
+                };
+                (message, delay)
+            })
+            .collect();
+        if let Err(e) = self.send(&messages).await {
+            self.forget_invocations(invocations, &e).await;
+            return Err(e);
+        }
+        let items = messages
+            .iter()
+            .map(|(m, _)| m.item())
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(lease_until) = leased_until {
+            for (message, _) in &messages {
+                self.hold(
+                    &message.invocation_id,
+                    Held {
+                        attempts: 0,
+                        recorded: message.recorded,
+                        handles: Vec::new(),
+                        lease_until,
+                    },
+                );
+            }
+        }
+        Ok(items)
     }
+
+    /// Receives up to `limit` messages (10 per `ReceiveMessage`, never waiting for more), hidden
+    /// from other consumers until `lease_until`. Messages not due yet are deferred and stale ones
+    /// deleted; neither counts towards `limit`. Oldest first within what was received (SQS
+    /// itself gives no order).
     async fn claim_due(
         &self,
-        _now: DateTime<Utc>,
-        _lease_until: DateTime<Utc>,
-        _limit: usize,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
     ) -> Result<Vec<WorkItem>, Error> {
-        unimplemented!("claim_due")
+        self.forget_expired(now);
+        let visibility = i32::try_from(
+            (lease_until - now)
+                .num_seconds()
+                .clamp(1, MAX_VISIBILITY_SECONDS),
+        )
+        .unwrap_or(1);
+        let mut due: Vec<WorkItem> = Vec::new();
+        // Bounded, so that a queue full of deferred messages cannot keep one claim going.
+        let mut rounds = limit.div_ceil(BATCH) + 2;
+        while due.len() < limit && rounds > 0 {
+            rounds -= 1;
+            let received = self.receive(limit - due.len(), visibility).await?;
+            if received.is_empty() {
+                break;
+            }
+            let mut candidates = Vec::new();
+            for (body, handle) in received {
+                let message = match parse_message(&body) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        // Left alone: after a few receives the redrive moves it to the DLQ,
+                        // where it can be looked at.
+                        tracing::warn!(error = %e, "unreadable work message");
+                        continue;
+                    }
+                };
+                let item = message.item()?;
+                if item.not_before > now {
+                    if let Err(e) = self.defer_message(&message, &[handle], now).await {
+                        tracing::warn!(invocation = %item.invocation_id, error = %e,
+                            "work message not deferred; it comes back after its lease");
+                    }
+                    continue;
+                }
+                candidates.push((message, item, handle));
+            }
+            let reads = candidates
+                .iter()
+                .map(|(m, _, _)| self.invocations.get(&m.invocation_id))
+                .collect();
+            let invocations = join_all(reads).await;
+            let mut stale = Vec::new();
+            for ((message, item, handle), invocation) in candidates.into_iter().zip(invocations) {
+                let invocation = invocation?;
+                if message.is_stale(invocation.as_ref()) {
+                    stale.push(handle);
+                    continue;
+                }
+                self.hold(
+                    &item.invocation_id,
+                    Held {
+                        attempts: item.attempts,
+                        recorded: invocation.map(|i| i.attempts.len()),
+                        handles: vec![handle],
+                        lease_until,
+                    },
+                );
+                // The same invocation twice in one claim: delivered once, either message
+                // deletes on settle.
+                if !due.iter().any(|d| d.invocation_id == item.invocation_id) {
+                    due.push(item);
+                }
+            }
+            self.delete(&stale).await;
+        }
+        // Stable: equal times stay in the order SQS gave them.
+        due.sort_by_key(|item| item.not_before);
+        Ok(due)
     }
+
+    /// SQS cannot tell when its next message becomes visible, so there is no answer: the local
+    /// worker then polls every second, and on Lambda the event source mapping polls.
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        unimplemented!("next_due")
+        Ok(None)
     }
+
+    /// Records the attempt (DynamoDB), then, for a retry, queues a new message (one more
+    /// attempt, delayed until the retry is due, or 15 minutes and deferred from there), and
+    /// deletes the held message, if any.
+    ///
+    /// For an item this process holds, the retry message is sent before the attempt is recorded:
+    /// if recording fails, the held message comes back and is delivered again, and if sending
+    /// fails, nothing was recorded, so the held message is not stale when it comes back. An item
+    /// it does not hold is recorded first and counts its attempts from the invocation's.
     async fn settle(
         &self,
-        _id: &str,
-        _attempt: &Attempt,
-        _from: &[InvocationState],
-        _transition: Option<&Transition>,
-        _next: &NextStep,
+        invocation_id: &str,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
     ) -> Result<Option<Invocation>, Error> {
-        unimplemented!("settle")
+        let held = self.take_held(invocation_id);
+        let retry = |attempts: u32, recorded: usize, at: &DateTime<Utc>| {
+            let message = WorkMessage {
+                invocation_id: invocation_id.to_owned(),
+                not_before: at.timestamp_millis(),
+                attempts,
+                recorded: Some(recorded),
+            };
+            (message, delay_seconds(*at, Utc::now()))
+        };
+        let restore = |held: &Option<Held>| {
+            if let Some(h) = held {
+                self.hold(invocation_id, h.clone());
+            }
+        };
+        let known = held
+            .as_ref()
+            .and_then(|h| h.recorded.map(|r| (h.attempts, r)));
+        if let (NextStep::RetryAt(at), Some((attempts, recorded))) = (next, known) {
+            if let Err(e) = self.send(&[retry(attempts + 1, recorded + 1, at)]).await {
+                restore(&held);
+                return Err(e);
+            }
+        }
+        let settled = match self
+            .invocations
+            .record_attempt(invocation_id, attempt, from, transition)
+            .await
+        {
+            Ok(settled) => settled,
+            Err(e) => {
+                restore(&held);
+                return Err(e);
+            }
+        };
+        if let (NextStep::RetryAt(at), None, Some(invocation)) = (next, known, &settled) {
+            let recorded = invocation.attempts.len();
+            let attempts = u32::try_from(recorded).unwrap_or(u32::MAX);
+            self.send(&[retry(attempts, recorded, at)]).await?;
+        }
+        if let Some(held) = held {
+            self.delete(&held.handles).await;
+        }
+        Ok(settled)
     }
+
+    /// Reopens the invocation (DynamoDB), then queues a message as `accept` does. If the message
+    /// cannot be sent, the invocation is failed again, so that it can be replayed once more.
     async fn replay(
         &self,
-        _id: &str,
-        _deadline: Option<DateTime<Utc>>,
-        _not_before: DateTime<Utc>,
-        _leased_until: Option<DateTime<Utc>>,
+        invocation_id: &str,
+        deadline: Option<DateTime<Utc>>,
+        not_before: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
     ) -> Result<WorkItem, Error> {
-        unimplemented!("replay")
+        let reopened = self.invocations.reopen(invocation_id, deadline).await?;
+        let now = Utc::now();
+        let visible_from = leased_until.map_or(not_before, |l| l.max(not_before));
+        let message = WorkMessage {
+            invocation_id: invocation_id.to_owned(),
+            not_before: not_before.timestamp_millis(),
+            attempts: 0,
+            recorded: Some(reopened.attempts.len()),
+        };
+        if let Err(e) = self
+            .send(&[(message.clone(), delay_seconds(visible_from, now))])
+            .await
+        {
+            let back = Transition {
+                to: InvocationState::Failed,
+                completed: Some(now),
+                output: None,
+                error: Some("the replay could not be queued".into()),
+            };
+            if let Err(undo) = self
+                .invocations
+                .transition(invocation_id, &[InvocationState::Pending], &back)
+                .await
+            {
+                tracing::error!(invocation = invocation_id, error = %undo, cause = %e,
+                    "replayed invocation not queued and not failed again");
+            }
+            return Err(e);
+        }
+        if let Some(lease_until) = leased_until {
+            self.hold(
+                invocation_id,
+                Held {
+                    attempts: 0,
+                    recorded: message.recorded,
+                    handles: Vec::new(),
+                    lease_until,
+                },
+            );
+        }
+        message.item()
     }
-    async fn discard(&self, _id: &str) -> Result<(), Error> {
-        unimplemented!("discard")
+
+    /// Deletes the held message, if any (one not held is found stale when it comes back).
+    async fn discard(&self, invocation_id: &str) -> Result<(), Error> {
+        if let Some(held) = self.take_held(invocation_id) {
+            self.delete(&held.handles).await;
+        }
+        Ok(())
     }
+
+    /// Nothing to do: a received message's visibility timeout ends by itself, and the work
+    /// queue is shared with other consumers whose leases are not this process's to end.
     async fn release_all(&self) -> Result<(), Error> {
-        unimplemented!("release_all")
+        Ok(())
+    }
+}
+
+/// Seconds from `now` until `at`, rounded up (never early) and clamped to what SQS takes.
+fn delay_seconds(at: DateTime<Utc>, now: DateTime<Utc>) -> i32 {
+    let ms = (at - now).num_milliseconds();
+    let seconds = ms.div_euclid(1000) + i64::from(ms.rem_euclid(1000) > 0);
+    i32::try_from(seconds.clamp(0, MAX_DELAY_SECONDS)).unwrap_or(0)
+}
+
+fn failure(operation: &'static str, detail: impl std::fmt::Display) -> Error {
+    Error::unavailable(AwsFailure {
+        operation,
+        detail: detail.to_string(),
+    })
+}
+
+/// Runs futures concurrently on the current task and returns their outputs in order (the crate
+/// has no `futures` dependency; batches of AWS calls are all this needs).
+pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
+            if output.is_none() {
+                match future.as_mut().poll(cx) {
+                    Poll::Ready(value) => *output = Some(value),
+                    Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            Poll::Pending
+        } else {
+            Poll::Ready(())
+        }
+    })
+    .await;
+    outputs.into_iter().flatten().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_round_up_and_stay_within_what_sqs_takes() {
+        let now = Utc
+            .timestamp_millis_opt(1_000_000)
+            .single()
+            .unwrap_or_default();
+        let ms = chrono::Duration::milliseconds;
+        assert_eq!(delay_seconds(now - ms(5_000), now), 0);
+        assert_eq!(delay_seconds(now, now), 0);
+        assert_eq!(delay_seconds(now + ms(1), now), 1);
+        assert_eq!(delay_seconds(now + ms(2_000), now), 2);
+        assert_eq!(delay_seconds(now + ms(2_001), now), 3);
+        assert_eq!(delay_seconds(now + ms(3_600_000), now), 900);
+    }
+
+    #[test]
+    fn a_message_reads_back_as_written_and_garbage_is_invalid() {
+        let message = WorkMessage {
+            invocation_id: "a".into(),
+            not_before: 1_741_944_413_271,
+            attempts: 2,
+            recorded: Some(3),
+        };
+        assert_eq!(parse_message(&message.body()).ok(), Some(message.clone()));
+        let item = parse_work_message(&message.body()).ok();
+        assert_eq!(
+            item.map(|i| (i.attempts, i.not_before.timestamp_millis())),
+            Some((2, 1_741_944_413_271))
+        );
+        for garbage in [
+            "",
+            "not json",
+            "{}",
+            r#"{"invocationId": "", "notBefore": 1, "attempts": 0}"#,
+            r#"{"invocationId": "a", "notBefore": "soon", "attempts": 0}"#,
+            r#"{"invocationId": "a", "notBefore": 1, "attempts": -1}"#,
+            r#"{"invocationId": "a", "notBefore": 9223372036854775807, "attempts": 0}"#,
+        ] {
+            assert!(
+                matches!(parse_work_message(garbage), Err(Error::Invalid { .. })),
+                "{garbage:?} was accepted"
+            );
+        }
     }
 }

@@ -1,0 +1,750 @@
+//! The SQS delivery queue against a real moto server: queue creation, the message format,
+//! deferral of work not due yet, and the `DeliveryQueue` operations over DynamoDB.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::QueueAttributeName;
+use chrono::{DateTime, SubsecRound, Utc};
+use serde_json::json;
+use triggerline::Error;
+use triggerline::model::{Attempt, Invocation, InvocationState, InvocationType, TriggerType};
+use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem};
+use triggerline_aws::dynamo::DynamoInvocationStore;
+use triggerline_aws::sqs::{
+    SqsDeliveryQueue, WorkMessage, create_missing_queues, parse_message, parse_work_message,
+    resolve_queue_url,
+};
+use triggerline_aws::testing::Moto;
+use triggerline_aws::{AwsSettings, Clients, resources};
+
+/// How long a test waits for something SQS shows only after a real delay.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+/// The queue alone, over fresh queues (for what needs no DynamoDB: deferral).
+async fn bare_queue(moto: &Moto) -> (Clients, AwsSettings, SqsDeliveryQueue) {
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    create_missing_queues(
+        &clients.sqs,
+        &settings.work_queue,
+        &settings.dead_letter_queue,
+    )
+    .await
+    .unwrap();
+    let url = resolve_queue_url(&clients.sqs, &settings.work_queue)
+        .await
+        .unwrap();
+    let invocations = Arc::new(DynamoInvocationStore::new(
+        clients.dynamodb.clone(),
+        &settings.invocations_table,
+    ));
+    let queue = SqsDeliveryQueue::new(clients.sqs.clone(), url, invocations);
+    (clients, settings, queue)
+}
+
+/// The queue over every resource, and the invocation store it writes through.
+async fn full_queue(moto: &Moto) -> (Clients, SqsDeliveryQueue, Arc<DynamoInvocationStore>) {
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    resources::create_missing(&clients, &settings)
+        .await
+        .unwrap();
+    let url = resolve_queue_url(&clients.sqs, &settings.work_queue)
+        .await
+        .unwrap();
+    let invocations = Arc::new(DynamoInvocationStore::new(
+        clients.dynamodb.clone(),
+        &settings.invocations_table,
+    ));
+    let queue = SqsDeliveryQueue::new(clients.sqs.clone(), url, invocations.clone());
+    (clients, queue, invocations)
+}
+
+fn invocation(id: &str) -> Invocation {
+    Invocation {
+        id: id.to_owned(),
+        trigger_id: "idn:identity-created".into(),
+        trigger_type: TriggerType::FireAndForget,
+        subscription_id: "sub-1".into(),
+        subscription_name: "HR".into(),
+        invocation_type: InvocationType::RealTime,
+        response_mode: None,
+        state: InvocationState::Pending,
+        created: Utc::now().trunc_subsecs(3),
+        completed: None,
+        deadline: None,
+        input: json!({"identity": {"id": id}}),
+        content_json: json!({}),
+        output: None,
+        error: None,
+        secret_hash: "sha256:00".into(),
+        attempts: vec![],
+    }
+}
+
+/// `n` fresh ids, in sorted order.
+fn ids(n: usize) -> Vec<String> {
+    let prefix = uuid::Uuid::new_v4().simple().to_string();
+    (0..n).map(|i| format!("{prefix}-{i:02}")).collect()
+}
+
+fn attempt(outcome: &str) -> Attempt {
+    Attempt {
+        started_at: Utc::now().trunc_subsecs(3),
+        target: "hr.example.com".into(),
+        status_code: Some(503),
+        duration_ms: 12,
+        outcome: outcome.into(),
+        error: (outcome == "failed").then(|| "503".to_owned()),
+    }
+}
+
+fn completed() -> Transition {
+    Transition {
+        to: InvocationState::Completed,
+        completed: Some(Utc::now().trunc_subsecs(3)),
+        output: None,
+        error: None,
+    }
+}
+
+fn failed() -> Transition {
+    Transition {
+        to: InvocationState::Failed,
+        completed: Some(Utc::now().trunc_subsecs(3)),
+        output: None,
+        error: Some("gave up".into()),
+    }
+}
+
+/// Visible, in flight and delayed messages of the queue (moto keeps these exact).
+async fn counts(clients: &Clients, url: &str) -> (u64, u64, u64) {
+    let attributes = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let n = |name: QueueAttributeName| -> u64 { attributes[&name].parse().unwrap() };
+    (
+        n(QueueAttributeName::ApproximateNumberOfMessages),
+        n(QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+        n(QueueAttributeName::ApproximateNumberOfMessagesDelayed),
+    )
+}
+
+/// Claims with a short lease until `until` returns true for what was claimed.
+async fn claim_until(
+    queue: &SqsDeliveryQueue,
+    lease: chrono::Duration,
+    until: impl Fn(&[WorkItem]) -> bool,
+) -> Vec<WorkItem> {
+    let started = Instant::now();
+    loop {
+        let now = Utc::now();
+        let items = queue.claim_due(now, now + lease, 50).await.unwrap();
+        if until(&items) {
+            return items;
+        }
+        assert!(started.elapsed() < PATIENCE, "nothing claimable in time");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queues_are_created_once_with_a_redrive_to_the_dead_letter_queue() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    for _ in 0..2 {
+        create_missing_queues(
+            &clients.sqs,
+            &settings.work_queue,
+            &settings.dead_letter_queue,
+        )
+        .await
+        .unwrap();
+    }
+    let url = resolve_queue_url(&clients.sqs, &settings.work_queue)
+        .await
+        .unwrap();
+    assert!(
+        url.starts_with("http") && url.ends_with(&settings.work_queue),
+        "{url}"
+    );
+    assert_eq!(resolve_queue_url(&clients.sqs, &url).await.unwrap(), url);
+
+    let dlq_url = resolve_queue_url(&clients.sqs, &settings.dead_letter_queue)
+        .await
+        .unwrap();
+    let arn_of = |url: String| {
+        let sqs = clients.sqs.clone();
+        async move {
+            sqs.get_queue_attributes()
+                .queue_url(url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .unwrap()
+                .attributes
+                .unwrap()[&QueueAttributeName::QueueArn]
+                .clone()
+        }
+    };
+    let policy = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(QueueAttributeName::RedrivePolicy)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&QueueAttributeName::RedrivePolicy]
+        .clone();
+    let policy: serde_json::Value = serde_json::from_str(&policy).unwrap();
+    assert_eq!(policy["deadLetterTargetArn"], json!(arn_of(dlq_url).await));
+    assert_eq!(policy["maxReceiveCount"].to_string().trim_matches('"'), "5");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_queue_name_is_unavailable() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let err = resolve_queue_url(&clients.sqs, "no-such-queue-7f3a")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+}
+
+#[test]
+fn work_messages_parse_and_garbage_is_rejected() {
+    let item = parse_work_message(
+        r#"{"invocationId": "inv-1", "notBefore": 1741944413271, "attempts": 3}"#,
+    )
+    .unwrap();
+    assert_eq!(item.invocation_id, "inv-1");
+    assert_eq!(item.not_before.timestamp_millis(), 1_741_944_413_271);
+    assert_eq!(item.attempts, 3);
+    let full =
+        parse_message(r#"{"invocationId": "inv-1", "notBefore": 1, "attempts": 0, "recorded": 2}"#)
+            .unwrap();
+    assert_eq!(full.recorded, Some(2));
+    for garbage in [
+        "",
+        "[]",
+        "null",
+        r#"{"invocationId": "inv-1"}"#,
+        r#"{"invocationId": 7, "notBefore": 1, "attempts": 0}"#,
+        r#"{"invocationId": "inv-1", "notBefore": 1.5e300, "attempts": 0}"#,
+    ] {
+        let err = parse_work_message(garbage).unwrap_err();
+        assert!(matches!(err, Error::Invalid { .. }), "{garbage:?}: {err:?}");
+    }
+}
+
+/// A message received before its `notBefore` goes back, delayed by what is left, and only that
+/// new message remains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_not_due_yet_is_deferred_until_it_is() {
+    let moto = Moto::start();
+    let (clients, _settings, queue) = bare_queue(&moto).await;
+    let not_before = Utc::now().trunc_subsecs(3) + chrono::Duration::seconds(2);
+    let far = Utc::now().trunc_subsecs(3) + chrono::Duration::hours(3);
+    for (id, at) in [("soon", not_before), ("later", far)] {
+        let body = WorkMessage {
+            invocation_id: id.into(),
+            not_before: at.timestamp_millis(),
+            attempts: 4,
+            recorded: Some(4),
+        };
+        clients
+            .sqs
+            .send_message()
+            .queue_url(queue.queue_url())
+            .message_body(serde_json::to_string(&body).unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+
+    let now = Utc::now();
+    let claimed = queue
+        .claim_due(now, now + chrono::Duration::seconds(30), 10)
+        .await
+        .unwrap();
+    assert!(claimed.is_empty(), "claimed before due: {claimed:?}");
+    // Both were received and sent again delayed: nothing visible, nothing held in flight.
+    assert_eq!(counts(&clients, queue.queue_url()).await, (0, 0, 2));
+
+    let started = Instant::now();
+    let message = loop {
+        let out = clients
+            .sqs
+            .receive_message()
+            .queue_url(queue.queue_url())
+            .max_number_of_messages(10)
+            .send()
+            .await
+            .unwrap();
+        if let Some(m) = out.messages.unwrap_or_default().into_iter().next() {
+            break m;
+        }
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the deferred message never came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(Utc::now() >= not_before, "it came back early");
+    let back = parse_message(message.body().unwrap()).unwrap();
+    assert_eq!(
+        back,
+        WorkMessage {
+            invocation_id: "soon".into(),
+            not_before: not_before.timestamp_millis(),
+            attempts: 4,
+            recorded: Some(4),
+        }
+    );
+    // The one three hours out waits its first 15 minutes.
+    assert_eq!(counts(&clients, queue.queue_url()).await, (0, 1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn defer_sends_the_item_again_and_deletes_the_held_message() {
+    let moto = Moto::start();
+    let (clients, _settings, queue) = bare_queue(&moto).await;
+    let item = WorkItem {
+        invocation_id: "inv".into(),
+        not_before: Utc::now().trunc_subsecs(3) + chrono::Duration::minutes(40),
+        attempts: 2,
+    };
+    queue.defer(&item, Utc::now()).await.unwrap();
+    assert_eq!(counts(&clients, queue.queue_url()).await, (0, 0, 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Over DynamoDB
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_work_is_claimed_once_and_in_order() {
+    let moto = Moto::start();
+    let (clients, queue, store) = full_queue(&moto).await;
+    let ids = ids(23);
+    let invocations: Vec<Invocation> = ids.iter().map(|id| invocation(id)).collect();
+    let not_before = Utc::now() - chrono::Duration::seconds(1);
+    let items = queue.accept(&invocations, not_before, None).await.unwrap();
+    assert_eq!(items.len(), 23);
+    assert!(items.iter().all(|i| i.attempts == 0));
+    assert_eq!(items[0].not_before, not_before.trunc_subsecs(3));
+    for id in &ids {
+        assert_eq!(
+            store.get(id).await.unwrap().unwrap().state,
+            InvocationState::Pending
+        );
+    }
+
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(60);
+    let mut claimed = queue.claim_due(now, lease, 15).await.unwrap();
+    assert_eq!(claimed.len(), 15);
+    claimed.extend(queue.claim_due(now, lease, 15).await.unwrap());
+    assert!(queue.claim_due(now, lease, 15).await.unwrap().is_empty());
+    let mut got: Vec<String> = claimed.iter().map(|i| i.invocation_id.clone()).collect();
+    got.sort();
+    assert_eq!(got, ids, "each accepted item once");
+    assert!(claimed.iter().all(|i| items.contains(i)));
+    assert_eq!(counts(&clients, queue.queue_url()).await, (0, 23, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_id_writes_nothing_and_sends_nothing() {
+    let moto = Moto::start();
+    let (clients, queue, _store) = full_queue(&moto).await;
+    let ids = ids(2);
+    queue
+        .accept(&[invocation(&ids[0])], Utc::now(), None)
+        .await
+        .unwrap();
+    let err = queue
+        .accept(
+            &[invocation(&ids[1]), invocation(&ids[0])],
+            Utc::now(),
+            None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err:?}");
+    assert_eq!(counts(&clients, queue.queue_url()).await, (1, 0, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_cannot_be_sent_to_fails_the_accept_and_leaves_nothing_open() {
+    let moto = Moto::start();
+    let (clients, _queue, store) = full_queue(&moto).await;
+    let gone = format!("{}/123456789012/no-such-queue", moto.endpoint);
+    let queue = SqsDeliveryQueue::new(clients.sqs.clone(), gone, store.clone());
+    let id = &ids(1)[0];
+    let err = queue
+        .accept(&[invocation(id)], Utc::now(), None)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
+    let left = store.get(id).await.unwrap();
+    assert!(
+        left.as_ref().is_none_or(|i| !i.state.is_open()),
+        "an open invocation without work: {left:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn work_is_not_claimable_before_it_is_due() {
+    let moto = Moto::start();
+    let (_clients, queue, _store) = full_queue(&moto).await;
+    let id = &ids(1)[0];
+    let not_before = Utc::now() + chrono::Duration::seconds(2);
+    queue
+        .accept(&[invocation(id)], not_before, None)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    assert!(
+        queue
+            .claim_due(now, now + chrono::Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let claimed = claim_until(&queue, chrono::Duration::seconds(30), |i| !i.is_empty()).await;
+    assert!(Utc::now() >= not_before, "claimed early");
+    assert_eq!(claimed.len(), 1);
+    assert_eq!(&claimed[0].invocation_id, id);
+}
+
+/// Settling `Done` deletes the message: it does not come back when its visibility timeout
+/// (the lease) ends, while an unsettled one does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settled_work_is_gone_and_unsettled_work_comes_back_after_its_lease() {
+    let moto = Moto::start();
+    let (clients, queue, store) = full_queue(&moto).await;
+    let ids = ids(2);
+    let invocations: Vec<Invocation> = ids.iter().map(|id| invocation(id)).collect();
+    queue.accept(&invocations, Utc::now(), None).await.unwrap();
+    let now = Utc::now();
+    let claimed = queue
+        .claim_due(now, now + chrono::Duration::seconds(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+
+    let settled = queue
+        .settle(
+            &ids[0],
+            &attempt("completed"),
+            &[InvocationState::Pending],
+            Some(&completed()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(settled.state, InvocationState::Completed);
+    assert_eq!(settled.attempts.len(), 1);
+    assert_eq!(store.get(&ids[0]).await.unwrap().unwrap(), settled);
+    assert_eq!(counts(&clients, queue.queue_url()).await, (0, 1, 0));
+
+    let back = claim_until(&queue, chrono::Duration::seconds(30), |i| !i.is_empty()).await;
+    assert_eq!(back.len(), 1);
+    assert_eq!(back[0].invocation_id, ids[1]);
+    assert_eq!(counts(&clients, queue.queue_url()).await, (0, 1, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_is_a_new_message_with_one_more_attempt() {
+    let moto = Moto::start();
+    let (clients, queue, store) = full_queue(&moto).await;
+    let id = &ids(1)[0];
+    queue
+        .accept(&[invocation(id)], Utc::now(), None)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    let claimed = queue
+        .claim_due(now, now + chrono::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    assert_eq!(claimed[0].attempts, 0);
+
+    let retry_at = Utc::now().trunc_subsecs(3) + chrono::Duration::seconds(1);
+    let settled = queue
+        .settle(
+            id,
+            &attempt("failed"),
+            &[InvocationState::Pending],
+            None,
+            &NextStep::RetryAt(retry_at),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(settled.state, InvocationState::Pending);
+    assert_eq!(store.get(id).await.unwrap().unwrap().attempts.len(), 1);
+    // The claimed message is deleted, the retry waits for its time.
+    let (visible, in_flight, _) = counts(&clients, queue.queue_url()).await;
+    assert_eq!((visible, in_flight), (0, 0));
+
+    let again = claim_until(&queue, chrono::Duration::seconds(60), |i| !i.is_empty()).await;
+    assert!(Utc::now() >= retry_at, "retried early");
+    assert_eq!(
+        again,
+        vec![WorkItem {
+            invocation_id: id.clone(),
+            not_before: retry_at,
+            attempts: 1,
+        }]
+    );
+
+    // The second failure counts on from there.
+    let final_retry = Utc::now().trunc_subsecs(3);
+    queue
+        .settle(
+            id,
+            &attempt("failed"),
+            &[InvocationState::Pending],
+            None,
+            &NextStep::RetryAt(final_retry),
+        )
+        .await
+        .unwrap();
+    let third = claim_until(&queue, chrono::Duration::seconds(60), |i| !i.is_empty()).await;
+    assert_eq!(third[0].attempts, 2);
+}
+
+/// A leased item is delivered in memory; its message is only the safety net. Once the in-memory
+/// delivery has recorded an attempt, the safety net is dropped when it comes back, so a retry
+/// runs once, not twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_safety_net_of_a_delivered_lease_is_dropped() {
+    let moto = Moto::start();
+    let (clients, queue, _store) = full_queue(&moto).await;
+    let ids = ids(3);
+    let invocations: Vec<Invocation> = ids.iter().map(|id| invocation(id)).collect();
+    let now = Utc::now();
+    let lease = now + chrono::Duration::seconds(1);
+    queue.accept(&invocations, now, Some(lease)).await.unwrap();
+    assert!(
+        queue
+            .claim_due(now, now + chrono::Duration::seconds(30), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "leased items are not claimable"
+    );
+    // ids[0] completes in memory, ids[1] fails and retries, ids[2]'s process "dies".
+    queue
+        .settle(
+            &ids[0],
+            &attempt("completed"),
+            &[InvocationState::Pending],
+            Some(&completed()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+    queue
+        .settle(
+            &ids[1],
+            &attempt("failed"),
+            &[InvocationState::Pending],
+            None,
+            &NextStep::RetryAt(Utc::now()),
+        )
+        .await
+        .unwrap();
+
+    let mut seen: Vec<WorkItem> = Vec::new();
+    let started = Instant::now();
+    while Utc::now() < lease + chrono::Duration::seconds(2) || seen.len() < 2 {
+        assert!(started.elapsed() < PATIENCE, "only {seen:?} came back");
+        let now = Utc::now();
+        seen.extend(
+            queue
+                .claim_due(now, now + chrono::Duration::seconds(60), 10)
+                .await
+                .unwrap(),
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    seen.sort_by(|a, b| a.invocation_id.cmp(&b.invocation_id));
+    let got: Vec<(&str, u32)> = seen
+        .iter()
+        .map(|i| (i.invocation_id.as_str(), i.attempts))
+        .collect();
+    assert_eq!(got, vec![(ids[1].as_str(), 1), (ids[2].as_str(), 0)]);
+    // The two dropped safety nets are deleted; the two claimed are in flight.
+    assert_eq!(counts(&clients, queue.queue_url()).await, (0, 2, 0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discard_deletes_the_claimed_message() {
+    let moto = Moto::start();
+    let (clients, queue, _store) = full_queue(&moto).await;
+    let id = &ids(1)[0];
+    queue
+        .accept(&[invocation(id)], Utc::now(), None)
+        .await
+        .unwrap();
+    let now = Utc::now();
+    assert_eq!(
+        queue
+            .claim_due(now, now + chrono::Duration::seconds(60), 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    queue.discard(id).await.unwrap();
+    queue.discard("never-held").await.unwrap();
+    assert_eq!(counts(&clients, queue.queue_url()).await, (0, 0, 0));
+    assert_eq!(queue.next_due().await.unwrap(), None);
+    queue.release_all().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_invocation_is_replayed_with_a_fresh_retry_budget() {
+    let moto = Moto::start();
+    let (_clients, queue, store) = full_queue(&moto).await;
+    let id = &ids(1)[0];
+    queue
+        .accept(&[invocation(id)], Utc::now(), None)
+        .await
+        .unwrap();
+    let err = queue.replay(id, None, Utc::now(), None).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::NotOpen {
+                status: InvocationState::Pending,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    let now = Utc::now();
+    queue
+        .claim_due(now, now + chrono::Duration::seconds(60), 10)
+        .await
+        .unwrap();
+    queue
+        .settle(
+            id,
+            &attempt("failed"),
+            &[InvocationState::Pending],
+            Some(&failed()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+
+    let deadline = Some(Utc::now().trunc_subsecs(3) + chrono::Duration::hours(1));
+    let not_before = Utc::now().trunc_subsecs(3);
+    let item = queue.replay(id, deadline, not_before, None).await.unwrap();
+    assert_eq!(item.attempts, 0);
+    let reopened = store.get(id).await.unwrap().unwrap();
+    assert_eq!(reopened.state, InvocationState::Pending);
+    assert_eq!(reopened.deadline, deadline);
+    assert_eq!(reopened.attempts.len(), 1, "attempts are kept");
+
+    let claimed = claim_until(&queue, chrono::Duration::seconds(60), |i| !i.is_empty()).await;
+    assert_eq!(claimed, vec![item]);
+
+    let missing = queue.replay("no-such-id", None, Utc::now(), None).await;
+    assert!(
+        matches!(missing, Err(Error::NotFound { .. })),
+        "{missing:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settling_a_missing_invocation_is_none() {
+    let moto = Moto::start();
+    let (_clients, queue, _store) = full_queue(&moto).await;
+    let settled = queue
+        .settle(
+            "no-such-id",
+            &attempt("failed"),
+            &[InvocationState::Pending],
+            None,
+            &NextStep::RetryAt(Utc::now()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(settled, None);
+    let now = Utc::now();
+    assert!(
+        queue
+            .claim_due(now, now + chrono::Duration::seconds(60), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "no retry for an invocation that is gone"
+    );
+}
+
+/// What the Lambda consumer does per message: due and current work is admitted, the rest not.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_admits_only_due_and_current_work() {
+    let moto = Moto::start();
+    let (clients, queue, _store) = full_queue(&moto).await;
+    let id = &ids(1)[0];
+    queue
+        .accept(&[invocation(id)], Utc::now(), None)
+        .await
+        .unwrap();
+    let body = |not_before: DateTime<Utc>, recorded: usize| {
+        serde_json::to_string(&WorkMessage {
+            invocation_id: id.clone(),
+            not_before: not_before.timestamp_millis(),
+            attempts: 0,
+            recorded: Some(recorded),
+        })
+        .unwrap()
+    };
+    let now = Utc::now();
+    let admitted = queue.admit(&body(now, 0), now).await.unwrap();
+    assert_eq!(admitted.map(|i| i.invocation_id), Some(id.clone()));
+
+    let (_, _, delayed_before) = counts(&clients, queue.queue_url()).await;
+    let later = now + chrono::Duration::minutes(30);
+    assert_eq!(queue.admit(&body(later, 0), now).await.unwrap(), None);
+    let (_, _, delayed_after) = counts(&clients, queue.queue_url()).await;
+    assert_eq!(delayed_after, delayed_before + 1, "deferred");
+
+    queue
+        .settle(
+            id,
+            &attempt("failed"),
+            &[InvocationState::Pending],
+            None,
+            &NextStep::RetryAt(later),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.admit(&body(now, 0), now).await.unwrap(),
+        None,
+        "stale"
+    );
+    assert!(queue.admit(&body(now, 1), now).await.unwrap().is_some());
+    assert!(matches!(
+        queue.admit("garbage", now).await,
+        Err(Error::Invalid { .. })
+    ));
+}
