@@ -1,34 +1,52 @@
 //! A read-through cache of each trigger's subscriptions, for the intake's fan-out (one lookup
-//! per `start`). Only this process writes the local database and every write goes through this
-//! decorator, so invalidation is exact: a change is visible to the next `start`.
+//! per `start`). Every write made through this decorator invalidates it, so where one process
+//! owns the store (the local stack on SQLite) invalidation is exact: a change is visible to the
+//! next `start`. Where other processes write too (the AWS functions: subscriptions are written
+//! by another Lambda), entries also expire after a maximum age, which bounds how long a change
+//! takes to reach deliveries.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
 
+use crate::Error;
+use crate::model::Subscription;
+use crate::ports::SubscriptionStore;
+use crate::query::{Page, SubscriptionQuery};
 use async_trait::async_trait;
-use triggerline::Error;
-use triggerline::model::Subscription;
-use triggerline::ports::SubscriptionStore;
-use triggerline::query::{Page, SubscriptionQuery};
 
+/// [`SubscriptionStore`] with each trigger's subscriptions cached.
 #[derive(Debug)]
 pub struct CachedSubscriptions {
     inner: Arc<dyn SubscriptionStore>,
+    /// `None`: entries live until a write through this decorator.
+    max_age: Option<Duration>,
     state: RwLock<Cache>,
 }
 
 #[derive(Debug, Default)]
 struct Cache {
-    by_trigger: HashMap<String, Arc<Vec<Subscription>>>,
+    by_trigger: HashMap<String, (Instant, Arc<Vec<Subscription>>)>,
     /// Bumped by every write; a read that started before a write must not fill the cache.
     generation: u64,
 }
 
 impl CachedSubscriptions {
+    /// A cache that only writes through it invalidate (the store has no other writer).
     pub fn new(inner: Arc<dyn SubscriptionStore>) -> Self {
         CachedSubscriptions {
             inner,
+            max_age: None,
             state: RwLock::new(Cache::default()),
+        }
+    }
+
+    /// A cache whose entries are also read again once older than `max_age` (other processes
+    /// write the store too).
+    pub fn with_max_age(inner: Arc<dyn SubscriptionStore>, max_age: Duration) -> Self {
+        CachedSubscriptions {
+            max_age: Some(max_age),
+            ..Self::new(inner)
         }
     }
 
@@ -62,17 +80,20 @@ impl SubscriptionStore for CachedSubscriptions {
     async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
         let generation = {
             let cache = self.state.read().unwrap_or_else(|e| e.into_inner());
-            if let Some(hit) = cache.by_trigger.get(trigger_id) {
-                return Ok(hit.as_ref().clone());
+            if let Some((filled, hit)) = cache.by_trigger.get(trigger_id) {
+                if self.max_age.is_none_or(|max| filled.elapsed() < max) {
+                    return Ok(hit.as_ref().clone());
+                }
             }
             cache.generation
         };
+        let filled = Instant::now();
         let fresh = self.inner.list_for_trigger(trigger_id).await?;
         let mut cache = self.state.write().unwrap_or_else(|e| e.into_inner());
         if cache.generation == generation {
             cache
                 .by_trigger
-                .insert(trigger_id.to_owned(), Arc::new(fresh.clone()));
+                .insert(trigger_id.to_owned(), (filled, Arc::new(fresh.clone())));
         }
         Ok(fresh)
     }
@@ -91,19 +112,5 @@ impl SubscriptionStore for CachedSubscriptions {
         let result = self.inner.delete(id).await;
         self.invalidate();
         result
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use triggerline_embedded::{Sqlite, SqliteSubscriptionStore};
-
-    #[tokio::test]
-    async fn passes_the_subscription_store_contract() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = Sqlite::open(&dir.path().join("t.db")).await.unwrap();
-        let store = CachedSubscriptions::new(Arc::new(SqliteSubscriptionStore::new(db)));
-        triggerline::contract::subscription_store(Arc::new(store)).await;
     }
 }

@@ -7,6 +7,7 @@
 //! Arrows point here: `functions/*` and `infra/*` depend on this crate; it depends on neither.
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod catalog;
 pub mod delivery;
 pub mod duration;

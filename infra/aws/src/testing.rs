@@ -12,7 +12,15 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
 use aws_sdk_dynamodb::config::Credentials;
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeSerializationInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_types::config_bag::ConfigBag;
 
 use crate::{AwsSettings, Clients};
 
@@ -154,6 +162,65 @@ pub async fn clients_at(endpoint: &str) -> Clients {
         .load()
         .await;
     Clients::from_config(config)
+}
+
+/// Counts the AWS operations made through clients from [`counting_clients_at`], by
+/// `Service.Operation` (one per call, whatever the SDK's retries: a retried call is one line
+/// here and more than one request on the bill, so the counts are a floor on a healthy network).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl CallCounter {
+    /// The counts so far, and back to zero.
+    pub fn take(&self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut *self.0.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Intercept for CallCounter {
+    fn name(&self) -> &'static str {
+        "CallCounter"
+    }
+
+    fn read_before_execution(
+        &self,
+        _context: &BeforeSerializationInterceptorContextRef<'_>,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(operation) = cfg.load::<Metadata>() {
+            let key = format!("{}.{}", operation.service(), operation.name());
+            *self
+                .0
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(key)
+                .or_default() += 1;
+        }
+        Ok(())
+    }
+}
+
+/// [`clients_at`] with every client reporting its calls to `counter`.
+pub async fn counting_clients_at(endpoint: &str, counter: &CallCounter) -> Clients {
+    let config = clients_at(endpoint).await.config;
+    Clients {
+        dynamodb: aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        sqs: aws_sdk_sqs::Client::from_conf(
+            aws_sdk_sqs::config::Builder::from(&config)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        eventbridge: aws_sdk_eventbridge::Client::from_conf(
+            aws_sdk_eventbridge::config::Builder::from(&config)
+                .interceptor(counter.clone())
+                .build(),
+        ),
+        config,
+    }
 }
 
 fn moto_server() -> PathBuf {

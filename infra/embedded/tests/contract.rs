@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use tokio::task::JoinSet;
+use triggerline::cache::CachedSubscriptions;
 use triggerline::contract;
 use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, SubscriptionStore, WorkItem};
 use triggerline_embedded::{
@@ -99,6 +100,59 @@ async fn delivery_queue_meets_the_port_contract() {
     let dir = tempfile::tempdir().unwrap();
     let (queue, invocations) = queue(&dir).await;
     contract::delivery_queue(queue, invocations).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_cached_subscription_store_meets_the_port_contract_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let (subscriptions, _) = stores(&dir).await;
+    contract::subscription_store(Arc::new(CachedSubscriptions::new(subscriptions))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cache_with_a_max_age_reads_again_what_other_writers_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = stores(&dir).await;
+    let trusting =
+        CachedSubscriptions::with_max_age(Arc::clone(&store), std::time::Duration::from_secs(3600));
+    let expiring = CachedSubscriptions::with_max_age(Arc::clone(&store), std::time::Duration::ZERO);
+    assert!(
+        trusting
+            .list_for_trigger("idn:identity-created")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        expiring
+            .list_for_trigger("idn:identity-created")
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Another writer (not through either cache) adds a subscription.
+    store
+        .create(&subscription("elsewhere", "idn:identity-created"), 50)
+        .await
+        .unwrap();
+    assert!(
+        trusting
+            .list_for_trigger("idn:identity-created")
+            .await
+            .unwrap()
+            .is_empty(),
+        "within its max age an entry is served from the cache"
+    );
+    assert_eq!(
+        expiring
+            .list_for_trigger("idn:identity-created")
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "past its max age an entry is read again"
+    );
 }
 
 #[tokio::test(flavor = "current_thread")]

@@ -32,10 +32,9 @@ use triggerline_embedded::{
 };
 use triggerline_http::ApiAuth;
 
-mod cache;
 mod runtime;
 
-use cache::CachedSubscriptions;
+use triggerline::cache::CachedSubscriptions;
 
 use runtime::{BroadcastWatch, JsonlEvents, Worker};
 
@@ -142,6 +141,9 @@ pub enum LogFormat {
     Json,
 }
 
+/// How long cached subscriptions are trusted on the AWS backend, where other processes write.
+const SUBSCRIPTION_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// A built local stack: its router, the stores behind it, and its background work.
 #[derive(Debug, Clone)]
 pub struct App {
@@ -187,7 +189,7 @@ impl App {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         let (subscriptions, invocations, queue, events, sync_record): (
-            Arc<dyn SubscriptionStore>,
+            CachedSubscriptions,
             Arc<dyn InvocationStore>,
             Arc<dyn DeliveryQueue>,
             Arc<dyn EventPublisher>,
@@ -201,7 +203,7 @@ impl App {
                 let events = JsonlEvents::open(config.data_dir.join("events.jsonl"))
                     .context("cannot open events.jsonl")?;
                 (
-                    Arc::new(SqliteSubscriptionStore::new(db.clone())),
+                    CachedSubscriptions::new(Arc::new(SqliteSubscriptionStore::new(db.clone()))),
                     Arc::new(SqliteInvocationStore::new(db.clone())),
                     Arc::new(SqliteDeliveryQueue::new(db)),
                     Arc::new(events),
@@ -214,7 +216,9 @@ impl App {
                     .context("cannot reach the AWS resources")?;
                 // Like the Lambda functions: one write per synchronous invocation.
                 (
-                    aws.subscriptions,
+                    // Other processes (the Lambda functions, another local stack) may write the
+                    // same tables, so cached subscriptions also expire.
+                    CachedSubscriptions::with_max_age(aws.subscriptions, SUBSCRIPTION_CACHE_AGE),
                     aws.invocations,
                     aws.queue,
                     aws.events,
@@ -222,8 +226,7 @@ impl App {
                 )
             }
         };
-        let subscriptions: Arc<dyn SubscriptionStore> =
-            Arc::new(CachedSubscriptions::new(subscriptions));
+        let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(subscriptions);
         let client = HttpWebhookClient::new(config.allow_private_targets)
             .context("cannot build the HTTP client")?;
 
