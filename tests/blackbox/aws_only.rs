@@ -160,7 +160,7 @@ async fn an_eventbridge_subscription_reaches_the_subscriber_through_its_rule_and
             &json!({"secret": metadata["secret"], "output": approval()}),
         )
         .await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
     let done = app.status_until(&id, is("COMPLETED")).await;
     assert_eq!(done["output"], approval());
 }

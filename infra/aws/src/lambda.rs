@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
+use triggerline::cache::CachedSubscriptions;
 use triggerline::catalog::Catalog;
 use triggerline::delivery::Reply;
 use triggerline::duration::IsoDuration;
@@ -28,6 +29,14 @@ pub mod env {
     pub const SYNC_WAIT: &str = "TRIGGERLINE_SYNC_WAIT";
     /// Whether deliveries may go to private addresses (default false on AWS).
     pub const ALLOW_PRIVATE_TARGETS: &str = "TRIGGERLINE_ALLOW_PRIVATE_TARGETS";
+    /// Whether invocations answered inline to a synchronous `start` also publish `Trigger
+    /// Invocation Completed` (default false: the producer has the answer, and the event would
+    /// double the fast path's cost).
+    pub const INLINE_COMPLETION_EVENTS: &str = "TRIGGERLINE_INLINE_COMPLETION_EVENTS";
+    /// How long a warm function trusts the subscriptions it read for a trigger (ISO-8601,
+    /// default PT5S): a subscription change reaches deliveries within this time, and a `start`
+    /// on a warm function reads no subscription.
+    pub const SUBSCRIPTION_CACHE: &str = "TRIGGERLINE_SUBSCRIPTION_CACHE";
 }
 
 /// [`InvocationWatch`] across processes: a callback lands in another function, so a waiting
@@ -74,6 +83,10 @@ pub struct FunctionEnv {
     /// [`env::ALLOW_PRIVATE_TARGETS`]: false unless set to `true`/`1`, because on AWS a
     /// private address is the VPC or the metadata endpoint, never a subscriber.
     pub allow_private_targets: bool,
+    /// [`env::INLINE_COMPLETION_EVENTS`].
+    pub inline_completion_events: bool,
+    /// [`env::SUBSCRIPTION_CACHE`].
+    pub subscription_cache: Duration,
 }
 
 impl std::fmt::Debug for FunctionEnv {
@@ -88,6 +101,8 @@ impl std::fmt::Debug for FunctionEnv {
             .field("max_attempts", &self.max_attempts)
             .field("sync_wait", &self.sync_wait)
             .field("allow_private_targets", &self.allow_private_targets)
+            .field("inline_completion_events", &self.inline_completion_events)
+            .field("subscription_cache", &self.subscription_cache)
             .finish()
     }
 }
@@ -157,19 +172,15 @@ impl FunctionEnv {
                 name: env::SYNC_WAIT,
                 reason: e.to_string(),
             })?;
-        let allow_private_targets = match get(env::ALLOW_PRIVATE_TARGETS) {
-            None => false,
-            Some(text) => match text.trim().to_ascii_lowercase().as_str() {
-                "true" | "1" => true,
-                "false" | "0" => false,
-                _ => {
-                    return Err(EnvError::Invalid {
-                        name: env::ALLOW_PRIVATE_TARGETS,
-                        reason: format!("`{text}` is not true or false"),
-                    });
-                }
-            },
-        };
+        let allow_private_targets = flag(&get, env::ALLOW_PRIVATE_TARGETS)?;
+        let inline_completion_events = flag(&get, env::INLINE_COMPLETION_EVENTS)?;
+        let cache_text = get(env::SUBSCRIPTION_CACHE).unwrap_or_else(|| "PT5S".to_owned());
+        let subscription_cache = IsoDuration::parse(env::SUBSCRIPTION_CACHE, cache_text.trim())
+            .map(|d| Duration::from_millis(d.as_millis()))
+            .map_err(|e| EnvError::Invalid {
+                name: env::SUBSCRIPTION_CACHE,
+                reason: e.to_string(),
+            })?;
         Ok(FunctionEnv {
             aws: AwsSettings::from_lookup(&lookup),
             public_url: get(env::PUBLIC_URL).map(|u| u.trim().to_owned()),
@@ -177,6 +188,8 @@ impl FunctionEnv {
             max_attempts,
             sync_wait,
             allow_private_targets,
+            inline_completion_events,
+            subscription_cache,
         })
     }
 
@@ -188,7 +201,23 @@ impl FunctionEnv {
             max_attempts: self.max_attempts,
             event_source: self.aws.event_source.clone(),
             subscriber_bus: self.aws.subscriber_bus.clone(),
+            inline_completion_events: self.inline_completion_events,
         }
+    }
+}
+
+/// A boolean variable: unset is false; `true`/`1` and `false`/`0` in any case.
+fn flag(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<bool, EnvError> {
+    match get(name) {
+        None => Ok(false),
+        Some(text) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Ok(true),
+            "false" | "0" => Ok(false),
+            _ => Err(EnvError::Invalid {
+                name,
+                reason: format!("`{text}` is not true or false"),
+            }),
+        },
     }
 }
 
@@ -229,7 +258,7 @@ pub fn delivery(
     if env.public_url.is_none() {
         return Err(EnvError::Missing(env::PUBLIC_URL));
     }
-    Ok(assemble(backend, client, key, env.policy()))
+    Ok(assemble(backend, client, key, env))
 }
 
 /// The [`Delivery`] of a function that settles invocations but never sends one (the callback,
@@ -241,18 +270,22 @@ pub fn settling_delivery(backend: &AwsBackend, env: &FunctionEnv) -> Delivery {
     // Unused (see above); random rather than empty, so that a future caller who did derive a
     // secret here would get one that completes nothing, not a predictable one.
     let key = SecretKey::new(RandomIds.secret(MIN_SECRET_KEY_BYTES).into_bytes());
-    assemble(backend, Arc::new(NoWebhooks), key, env.policy())
+    assemble(backend, Arc::new(NoWebhooks), key, env)
 }
 
 fn assemble(
     backend: &AwsBackend,
     client: Arc<dyn WebhookClient>,
     key: SecretKey,
-    policy: DeliveryPolicy,
+    env: &FunctionEnv,
 ) -> Delivery {
     Delivery {
         catalog: Catalog::builtin(),
-        subscriptions: backend.subscriptions.clone(),
+        // Subscriptions are written by another function, so cached ones expire.
+        subscriptions: Arc::new(CachedSubscriptions::with_max_age(
+            backend.subscriptions.clone(),
+            env.subscription_cache,
+        )),
         invocations: backend.invocations.clone(),
         queue: backend.queue.clone(),
         client,
@@ -260,7 +293,7 @@ fn assemble(
         watch: Arc::new(PollingWatch),
         clock: Arc::new(SystemClock),
         key,
-        policy,
+        policy: env.policy(),
     }
 }
 

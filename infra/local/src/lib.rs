@@ -255,6 +255,8 @@ impl App {
                 max_attempts: config.max_attempts.max(1),
                 event_source: "triggerline".into(),
                 subscriber_bus: "default".into(),
+                // Locally an event is a line in a file: announce everything.
+                inline_completion_events: true,
             },
         };
         let poke = Arc::new(Notify::new());

@@ -36,6 +36,13 @@ pub struct DeliveryPolicy {
     /// Name of the bus EVENTBRIDGE subscriptions deliver to, in the subscriber's account and
     /// region.
     pub subscriber_bus: String,
+    /// Whether invocations answered inline to a waiting producer ([`SyncRecord::WithOutcome`])
+    /// also publish `Trigger Invocation Completed`. The producer already holds the answer, and
+    /// on AWS each event is billed like the rest of the fast path together, so the functions
+    /// leave it off unless configured.
+    ///
+    /// [`SyncRecord::WithOutcome`]: crate::usecases::intake::SyncRecord::WithOutcome
+    pub inline_completion_events: bool,
 }
 
 /// One attempt, judged but not yet written.
@@ -339,6 +346,16 @@ impl Delivery {
                 };
                 (target, reply)
             }
+        }
+    }
+
+    /// [`Delivery::finished`] for an invocation answered inline to its waiting producer: the
+    /// completion event only when [`DeliveryPolicy::inline_completion_events`] asks for it.
+    pub async fn finished_inline(&self, invocation: &Invocation) {
+        if self.policy.inline_completion_events {
+            self.finished(invocation).await;
+        } else {
+            self.watch.changed(&invocation.id);
         }
     }
 

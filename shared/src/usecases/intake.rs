@@ -418,7 +418,7 @@ impl Intake {
                 .await?;
         }
         for invocation in &recorded {
-            self.delivery.finished(invocation).await;
+            self.delivery.finished_inline(invocation).await;
         }
         if retrying.is_empty() && recorded.iter().all(|i| !i.state.is_open()) {
             return Ok(Started::Finished(recorded));
