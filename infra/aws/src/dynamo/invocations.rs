@@ -21,6 +21,7 @@ use triggerline::query::{InvocationField, InvocationQuery, Op, Page, SortKey};
 use triggerline::time::format_time;
 
 use super::codec::{Item, MAX_TRIES, backoff, failure, get_n, get_s, n, now_epoch_seconds, s};
+use super::lock::KeyedTurns;
 use super::{
     INV_ATTEMPTS, INV_BODY, INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED,
     INV_CREATED, INV_DEADLINE, INV_ERROR, INV_EXPIRES, INV_FINAL_STATE, INV_FINISHED_BY_COMPLETED,
@@ -42,6 +43,7 @@ pub struct DynamoInvocationStore {
     client: Client,
     table: String,
     retention: Option<Retention>,
+    turns: KeyedTurns,
 }
 
 /// Model fields kept as attributes of their own, not in the JSON body.
@@ -354,6 +356,7 @@ impl DynamoInvocationStore {
             client,
             table: table.to_owned(),
             retention: None,
+            turns: KeyedTurns::default(),
         }
     }
 
@@ -428,6 +431,7 @@ impl DynamoInvocationStore {
         transition: Option<&Transition>,
     ) -> Result<Option<Invocation>, Error> {
         let transition = transition.filter(|_| !from.is_empty());
+        let _turn = self.turns.turn(id).await;
         for tries in 0..MAX_TRIES {
             if let Some(transition) = transition {
                 let mut update = Update::default();
@@ -480,6 +484,7 @@ impl DynamoInvocationStore {
         id: &str,
         deadline: Option<DateTime<Utc>>,
     ) -> Result<Invocation, Error> {
+        let _turn = self.turns.turn(id).await;
         for tries in 0..MAX_TRIES {
             let mut update = Update::default();
             update.outcome(
@@ -885,6 +890,7 @@ impl InvocationStore for DynamoInvocationStore {
         from: &[InvocationState],
         transition: &Transition,
     ) -> Result<Invocation, Error> {
+        let _turn = self.turns.turn(id).await;
         for tries in 0..MAX_TRIES {
             let old = if from.is_empty() {
                 self.get_item(id).await?

@@ -60,6 +60,16 @@
 //! (DynamoDB has no atomic write beyond 100 items; a fan-out is at most 50, a trigger's
 //! subscription limit). `byCreated` has one partition key value, so it takes about 1,000
 //! invocation writes per second; beyond that it would need sharding.
+//!
+//! # moto
+//!
+//! moto (the test emulator) is not linearizable: a conditional write checks and applies in two
+//! unlocked steps, and a cancelled transaction restores a copy of the whole table. So within
+//! one process, subscription writes take turns, and so do writes to one invocation
+//! (`lock.rs`). That changes nothing on DynamoDB, where the conditions alone decide, across
+//! processes too; it does mean the tests' races prove the in-process path plus the conditions,
+//! not DynamoDB's own atomicity. moto returns cancellation reasons and the old item of a failed
+//! condition; where an emulator does not, the stores read the item instead.
 
 mod codec;
 mod invocations;
