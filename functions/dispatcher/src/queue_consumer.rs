@@ -8,7 +8,7 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use tokio::sync::Semaphore;
 use triggerline::Error;
 use triggerline::usecases::delivery::Delivery;
-use triggerline_aws::sqs::{SqsDeliveryQueue, parse_work_message};
+use triggerline_aws::sqs::SqsDeliveryQueue;
 
 /// Records delivered at once. A batch is usually small (the mapping's `BatchSize`, 10), but a
 /// batching window can make it large; each record holds a connection and up to a 10 s attempt,
@@ -81,17 +81,20 @@ pub async fn handle(
     response
 }
 
-/// One record: deliver it when due, else put it back for the time left (SQS delays a message
-/// by 15 minutes at most, so a later one comes round more than once).
+/// One record. [`SqsDeliveryQueue::admit`] reads the body (an error for one that is no work
+/// message), puts a record that is not due back on the queue for the time left (SQS delays a
+/// message by 15 minutes at most, so a later one comes round more than once), and drops a stale
+/// one: its invocation is gone, finished, or was attempted since the message was queued (the
+/// safety net of an inline delivery, or a message whose deletion failed), which delivering
+/// would duplicate and would start a second chain of retries. What is left is delivered.
 async fn process(
     delivery: &Delivery,
     queue: &SqsDeliveryQueue,
     record: SqsMessage,
 ) -> Result<(), Error> {
-    let item = parse_work_message(record.body.as_deref().unwrap_or_default())?;
-    let now = delivery.clock.now();
-    if item.not_before > now {
-        return queue.defer(&item, now).await;
-    }
+    let body = record.body.as_deref().unwrap_or_default();
+    let Some(item) = queue.admit(body, delivery.clock.now()).await? else {
+        return Ok(());
+    };
     delivery.deliver(&item).await.map(drop)
 }

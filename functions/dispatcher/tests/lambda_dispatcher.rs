@@ -135,6 +135,7 @@ impl Stack {
             max_attempts: 3,
             sync_wait: Duration::from_secs(5),
             allow_private_targets: true,
+            ..FunctionEnv::from_lookup(|_| None).unwrap()
         };
         Stack {
             _moto: moto,
@@ -399,6 +400,51 @@ async fn a_record_not_yet_due_goes_back_on_the_queue_undelivered() {
         stack.invocation(BATCH_INVOCATION).await.state,
         InvocationState::Pending
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_record_is_dropped_without_a_second_delivery() {
+    let stack = Stack::start().await;
+    let mut receiver = Receiver::start(json!({})).await;
+    let subscription = stack
+        .subscribe(fire_and_forget_subscription(&receiver.url))
+        .await;
+    // Attempted once since the fixture's message was queued (`"recorded": 0`): someone else
+    // delivered it and queued its own follow-up.
+    let attempted = Invocation {
+        attempts: vec![triggerline::model::Attempt {
+            started_at: Utc::now(),
+            target: "127.0.0.1".into(),
+            status_code: Some(503),
+            duration_ms: 3,
+            outcome: "failed".into(),
+            error: Some("subscriber answered 503".into()),
+        }],
+        ..invocation(
+            BATCH_INVOCATION,
+            "idn:identity-created",
+            &subscription,
+            InvocationState::Pending,
+        )
+    };
+    use triggerline::ports::InvocationStore;
+    stack
+        .backend
+        .invocations
+        .create_all(&[attempted])
+        .await
+        .unwrap();
+    let mut batch = sqs_batch();
+    batch.records.truncate(1);
+
+    let response = queue_consumer::handle(&stack.delivery(), &stack.backend.queue, batch).await;
+
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert!(
+        receiver.requests.try_recv().is_err(),
+        "delivered a stale message"
+    );
+    assert_eq!(stack.invocation(BATCH_INVOCATION).await.attempts.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
