@@ -31,9 +31,11 @@
 //! completed, deadline: [`triggerline::time::format_time`] text, which sorts in time order),
 //! `o` (output as JSON, absent when none), `e` (error, absent when none), `a` (attempts: a list
 //! of JSON strings, appended to with `list_append`), `g`, `os`, `fs`, `x` (above), and `b`: the
-//! rest of the model as JSON (trigger type, invocation type, response mode, input, content,
-//! secret hash). Nothing is stored twice, so a typical invocation stays well under 1 KB and its
-//! create is one write unit on the table; every state change is one `UpdateItem`, with no read.
+//! rest of the model as deflated JSON (binary: trigger type, invocation type, response mode,
+//! input, content, secret hash). Nothing is stored twice and the input is compressed, so a
+//! typical invocation stays under 1 KB even with its output and first attempt (the `aws-cost`
+//! test measures the synchronous one), and its one write is one write unit; every state change
+//! is one `UpdateItem`, with no read.
 //!
 //! # What the collection parameters cost
 //!
@@ -125,7 +127,7 @@ pub const INV_OUTPUT: &str = "o";
 pub const INV_ERROR: &str = "e";
 /// Invocations table: the attempts, a list of JSON strings.
 pub const INV_ATTEMPTS: &str = "a";
-/// Invocations table: the rest of the model as JSON.
+/// Invocations table: the rest of the model as JSON, deflated (binary).
 pub const INV_BODY: &str = "b";
 /// Invocations table: [`INV_GROUP_VALUE`] on every invocation (hash key of [`INV_BY_CREATED`]).
 pub const INV_GROUP: &str = "g";
