@@ -60,7 +60,17 @@ impl TestApp {
 
     /// Polls the invocation's status until `done` holds (at most 20 s).
     pub async fn status_until(&self, id: &str, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        self.status_within(id, done, Duration::from_secs(20)).await
+    }
+
+    /// Polls the invocation's status until `done` holds, at most `limit`.
+    pub async fn status_within(
+        &self,
+        id: &str,
+        done: impl Fn(&Value) -> bool,
+        limit: Duration,
+    ) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
         loop {
             let status = self.status(id).await;
             if done(&status) {
@@ -189,6 +199,10 @@ async fn async_acknowledgement_then_callback_completes() {
         .callback(&id, &json!({"secret": secret, "output": approval()}))
         .await;
     assert_eq!(again.status(), StatusCode::BAD_REQUEST);
+    if crate::BACKEND == crate::helpers::Backend::Aws {
+        // On EventBridge: `aws_only.rs` routes the event from the bus to a queue.
+        return;
+    }
     // Events are appended by a background writer: poll the outbox file.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {

@@ -188,6 +188,9 @@ impl App {
     ) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        // Where events go: the local stack's defaults, or the AWS settings' names.
+        let mut event_source = "triggerline".to_owned();
+        let mut subscriber_bus = "default".to_owned();
         let (subscriptions, invocations, queue, events, sync_record): (
             CachedSubscriptions,
             Arc<dyn InvocationStore>,
@@ -211,6 +214,8 @@ impl App {
                 )
             }
             Storage::Aws { clients, settings } => {
+                event_source.clone_from(&settings.event_source);
+                subscriber_bus.clone_from(&settings.subscriber_bus);
                 let aws = AwsBackend::connect(&clients, &settings)
                     .await
                     .context("cannot reach the AWS resources")?;
@@ -253,8 +258,8 @@ impl App {
             policy: DeliveryPolicy {
                 public_url,
                 max_attempts: config.max_attempts.max(1),
-                event_source: "triggerline".into(),
-                subscriber_bus: "default".into(),
+                event_source,
+                subscriber_bus,
                 // Locally an event is a line in a file: announce everything.
                 inline_completion_events: true,
             },
