@@ -73,7 +73,7 @@ pub async fn spawn_app_on(
         None => (Storage::Sqlite, None),
         Some((moto, settings)) => (
             Storage::Aws {
-                clients: moto.clients().await,
+                clients: Box::new(moto.clients().await),
                 settings,
             },
             Some(moto),

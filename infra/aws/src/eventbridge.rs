@@ -17,7 +17,6 @@ use triggerline::Error;
 use triggerline::ports::{Event, EventPublisher};
 
 use crate::error::{AwsFailure, unavailable};
-use crate::sqs::join_all;
 use crate::{AwsSettings, Clients};
 
 /// Entries per `PutEvents`.
@@ -161,9 +160,8 @@ impl EventPublisher for EventBridgePublisher {
         }
         let puts = requests
             .into_iter()
-            .map(|(client, entries, _)| self.put(client, entries))
-            .collect();
-        join_all(puts)
+            .map(|(client, entries, _)| self.put(client, entries));
+        futures::future::join_all(puts)
             .await
             .into_iter()
             .collect::<Result<Vec<()>, Error>>()

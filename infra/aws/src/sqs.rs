@@ -25,10 +25,7 @@
 //! the messages a function processed successfully, so settling without a held handle is normal.
 
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::Poll;
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
@@ -313,7 +310,7 @@ impl SqsDeliveryQueue {
     /// concurrently. Entries the batch rejected for a reason of SQS's own are tried once more.
     async fn send(&self, messages: &[(WorkMessage, i32)]) -> Result<(), Error> {
         let batches = messages.chunks(BATCH).map(|batch| self.send_batch(batch));
-        join_all(batches.collect())
+        futures::future::join_all(batches)
             .await
             .into_iter()
             .collect::<Result<Vec<()>, Error>>()
@@ -406,31 +403,16 @@ impl SqsDeliveryQueue {
                 }
             }
         });
-        join_all(batches.collect()).await;
+        futures::future::join_all(batches).await;
     }
 
     /// Undoes an accept whose messages could not all be sent, best effort, so that a failed
-    /// request leaves nothing open behind: each invocation is failed ("not queued"), and
-    /// messages already sent find it no longer PENDING and are dropped.
-    ///
-    /// Deleting the invocations would leave no trace at all; that needs a delete on
-    /// [`DynamoInvocationStore`], which it does not have yet.
+    /// request leaves nothing behind: the invocations are deleted while still untouched, and
+    /// messages already sent find no invocation and are dropped.
     async fn forget_invocations(&self, invocations: &[Invocation], why: &Error) {
-        let failed = Transition {
-            to: InvocationState::Failed,
-            completed: Some(Utc::now()),
-            output: None,
-            error: Some("the invocation could not be queued".into()),
-        };
-        let undo = invocations.iter().map(|inv| {
-            self.invocations
-                .transition(&inv.id, &[InvocationState::Pending], &failed)
-        });
-        for (inv, result) in invocations.iter().zip(join_all(undo.collect()).await) {
-            if let Err(e) = result {
-                tracing::error!(invocation = %inv.id, error = %e, cause = %why,
-                    "accepted invocation neither queued nor failed");
-            }
+        let ids: Vec<String> = invocations.iter().map(|i| i.id.clone()).collect();
+        for id in self.invocations.withdraw(&ids).await {
+            tracing::error!(invocation = %id, cause = %why, "accepted invocation neither queued nor withdrawn");
         }
     }
 
@@ -560,9 +542,8 @@ impl DeliveryQueue for SqsDeliveryQueue {
             }
             let reads = candidates
                 .iter()
-                .map(|(m, _, _)| self.invocations.get(&m.invocation_id))
-                .collect();
-            let invocations = join_all(reads).await;
+                .map(|(m, _, _)| self.invocations.get(&m.invocation_id));
+            let invocations = futures::future::join_all(reads).await;
             let mut stale = Vec::new();
             for ((message, item, handle), invocation) in candidates.into_iter().zip(invocations) {
                 let invocation = invocation?;
@@ -739,31 +720,6 @@ fn failure(operation: &'static str, detail: impl std::fmt::Display) -> Error {
         operation,
         detail: detail.to_string(),
     })
-}
-
-/// Runs futures concurrently on the current task and returns their outputs in order (the crate
-/// has no `futures` dependency; batches of AWS calls are all this needs).
-pub(crate) async fn join_all<F: Future>(futures: Vec<F>) -> Vec<F::Output> {
-    let mut futures: Vec<Pin<Box<F>>> = futures.into_iter().map(Box::pin).collect();
-    let mut outputs: Vec<Option<F::Output>> = futures.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut pending = false;
-        for (future, output) in futures.iter_mut().zip(outputs.iter_mut()) {
-            if output.is_none() {
-                match future.as_mut().poll(cx) {
-                    Poll::Ready(value) => *output = Some(value),
-                    Poll::Pending => pending = true,
-                }
-            }
-        }
-        if pending {
-            Poll::Pending
-        } else {
-            Poll::Ready(())
-        }
-    })
-    .await;
-    outputs.into_iter().flatten().collect()
 }
 
 #[cfg(test)]

@@ -748,3 +748,22 @@ async fn the_consumer_admits_only_due_and_current_work() {
         Err(Error::Invalid { .. })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_accept_whose_messages_cannot_be_sent_leaves_no_invocation_behind() {
+    let moto = Moto::start();
+    let (clients, _, invocations) = full_queue(&moto).await;
+    // A queue URL that names no queue: the DynamoDB write succeeds, the send fails.
+    let missing = format!("{}/123456789012/no-such-queue", moto.endpoint);
+    let queue = SqsDeliveryQueue::new(clients.sqs.clone(), missing, invocations.clone());
+
+    let result = queue
+        .accept(&[invocation("never-queued")], Utc::now(), None)
+        .await;
+    assert!(matches!(result, Err(Error::Unavailable(_))), "{result:?}");
+    assert_eq!(
+        invocations.get("never-queued").await.unwrap(),
+        None,
+        "the failed request withdrew what it had written"
+    );
+}

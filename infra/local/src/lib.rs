@@ -130,7 +130,7 @@ pub enum Storage {
     Sqlite,
     /// The AWS adapters over these clients and resource names.
     Aws {
-        clients: triggerline_aws::Clients,
+        clients: Box<triggerline_aws::Clients>,
         settings: triggerline_aws::AwsSettings,
     },
 }
@@ -139,6 +139,63 @@ pub enum Storage {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// What differs between the backends.
+struct Adapters {
+    subscriptions: CachedSubscriptions,
+    invocations: Arc<dyn InvocationStore>,
+    queue: Arc<dyn DeliveryQueue>,
+    events: Arc<dyn EventPublisher>,
+    sync_record: SyncRecord,
+    event_source: String,
+    subscriber_bus: String,
+}
+
+impl Adapters {
+    async fn open(config: &Config, storage: Storage) -> anyhow::Result<Adapters> {
+        Ok(match storage {
+            Storage::Sqlite => {
+                let db_path = config.data_dir.join("triggerline.db");
+                let db = Sqlite::open(&db_path)
+                    .await
+                    .with_context(|| format!("cannot open {}", db_path.display()))?;
+                let events = JsonlEvents::open(config.data_dir.join("events.jsonl"))
+                    .context("cannot open events.jsonl")?;
+                Adapters {
+                    subscriptions: CachedSubscriptions::new(Arc::new(
+                        SqliteSubscriptionStore::new(db.clone()),
+                    )),
+                    invocations: Arc::new(SqliteInvocationStore::new(db.clone())),
+                    queue: Arc::new(SqliteDeliveryQueue::new(db)),
+                    events: Arc::new(events),
+                    sync_record: SyncRecord::BeforeDelivery,
+                    event_source: "triggerline".into(),
+                    subscriber_bus: "default".into(),
+                }
+            }
+            Storage::Aws { clients, settings } => {
+                let aws = AwsBackend::connect(&clients, &settings)
+                    .await
+                    .context("cannot reach the AWS resources")?;
+                Adapters {
+                    // Other processes (the Lambda functions, another local stack) may write the
+                    // same tables, so cached subscriptions also expire.
+                    subscriptions: CachedSubscriptions::with_max_age(
+                        aws.subscriptions,
+                        SUBSCRIPTION_CACHE_AGE,
+                    ),
+                    invocations: aws.invocations,
+                    queue: aws.queue,
+                    events: aws.events,
+                    // Like the Lambda functions: one write per synchronous invocation.
+                    sync_record: SyncRecord::WithOutcome,
+                    event_source: settings.event_source,
+                    subscriber_bus: settings.subscriber_bus,
+                }
+            }
+        })
+    }
 }
 
 /// How long cached subscriptions are trusted on the AWS backend, where other processes write.
@@ -188,49 +245,15 @@ impl App {
     ) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
-        // Where events go: the local stack's defaults, or the AWS settings' names.
-        let mut event_source = "triggerline".to_owned();
-        let mut subscriber_bus = "default".to_owned();
-        let (subscriptions, invocations, queue, events, sync_record): (
-            CachedSubscriptions,
-            Arc<dyn InvocationStore>,
-            Arc<dyn DeliveryQueue>,
-            Arc<dyn EventPublisher>,
-            SyncRecord,
-        ) = match storage {
-            Storage::Sqlite => {
-                let db_path = config.data_dir.join("triggerline.db");
-                let db = Sqlite::open(&db_path)
-                    .await
-                    .with_context(|| format!("cannot open {}", db_path.display()))?;
-                let events = JsonlEvents::open(config.data_dir.join("events.jsonl"))
-                    .context("cannot open events.jsonl")?;
-                (
-                    CachedSubscriptions::new(Arc::new(SqliteSubscriptionStore::new(db.clone()))),
-                    Arc::new(SqliteInvocationStore::new(db.clone())),
-                    Arc::new(SqliteDeliveryQueue::new(db)),
-                    Arc::new(events),
-                    SyncRecord::BeforeDelivery,
-                )
-            }
-            Storage::Aws { clients, settings } => {
-                event_source.clone_from(&settings.event_source);
-                subscriber_bus.clone_from(&settings.subscriber_bus);
-                let aws = AwsBackend::connect(&clients, &settings)
-                    .await
-                    .context("cannot reach the AWS resources")?;
-                // Like the Lambda functions: one write per synchronous invocation.
-                (
-                    // Other processes (the Lambda functions, another local stack) may write the
-                    // same tables, so cached subscriptions also expire.
-                    CachedSubscriptions::with_max_age(aws.subscriptions, SUBSCRIPTION_CACHE_AGE),
-                    aws.invocations,
-                    aws.queue,
-                    aws.events,
-                    SyncRecord::WithOutcome,
-                )
-            }
-        };
+        let Adapters {
+            subscriptions,
+            invocations,
+            queue,
+            events,
+            sync_record,
+            event_source,
+            subscriber_bus,
+        } = Adapters::open(config, storage).await?;
         let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(subscriptions);
         let client = HttpWebhookClient::new(config.allow_private_targets)
             .context("cannot build the HTTP client")?;

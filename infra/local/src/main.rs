@@ -18,7 +18,7 @@ async fn main() -> anyhow::Result<()> {
     let storage = match config.backend {
         Backend::Sqlite => Storage::Sqlite,
         Backend::Aws => Storage::Aws {
-            clients: triggerline_aws::Clients::from_env().await,
+            clients: Box::new(triggerline_aws::Clients::from_env().await),
             settings: triggerline_aws::AwsSettings::from_env(),
         },
     };

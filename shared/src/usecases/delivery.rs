@@ -172,7 +172,7 @@ impl Delivery {
             Some(s) => self.send(invocation, s).await,
         };
         let verdict = match self.catalog.get(&invocation.trigger_id) {
-            Some(entry) => delivery::judge(entry, &invocation, &reply),
+            Some(entry) => delivery::judge(entry, invocation, &reply),
             None => Verdict::Failed {
                 error: format!(
                     "trigger {} is no longer in the catalog",

@@ -503,6 +503,39 @@ impl DynamoInvocationStore {
         })
     }
 
+    /// Deletes invocations that were accepted but could not be queued, each only while it is
+    /// still PENDING with no attempt, so that a request that failed leaves nothing behind and
+    /// nothing that was delivered is lost. Best effort: returns the ids it could not delete.
+    pub async fn withdraw(&self, ids: &[String]) -> Vec<String> {
+        let deletes = ids.iter().map(|id| async move {
+            let _turn = self.turns.turn(id).await;
+            let result = self
+                .client
+                .delete_item()
+                .table_name(&self.table)
+                .key(INV_ID, s(id))
+                .condition_expression("#st = :pending AND size(#a) = :none")
+                .expression_attribute_names("#st", INV_STATE)
+                .expression_attribute_names("#a", INV_ATTEMPTS)
+                .expression_attribute_values(":pending", s(InvocationState::Pending.as_str()))
+                .expression_attribute_values(":none", n(0))
+                .send()
+                .await;
+            match result {
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::warn!(invocation = %id, error = %unavailable("DeleteItem invocation", e), "not withdrawn");
+                    Some(id.clone())
+                }
+            }
+        });
+        futures::future::join_all(deletes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
     /// The queue's half of `replay`: FAILED back to PENDING (clearing `completed`, `output` and
     /// `error`, setting `deadline`, keeping the attempts), as one conditional write.
     ///
