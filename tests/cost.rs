@@ -4,6 +4,9 @@
 //! moto, with a real webhook receiver on 127.0.0.1. The SQS event source mapping's own calls
 //! (receive, delete) are made here with an uncounted client and listed separately.
 //!
+//! It also proves the producers' other door: a `Trigger Invocation Requested` event put on
+//! Triggerline's bus reaches the consumer through the intake rule and is raised exactly once.
+//!
 //! It asserts the budget's shape (the SYNC fast path: one write, no queue message, no event) and
 //! prints the table the README's cost section is computed from:
 //! `cargo test -p triggerline-local --test aws-cost -- --nocapture`.
@@ -25,6 +28,7 @@ use receiver::{Answer, Receiver};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use triggerline::catalog::Catalog;
+use triggerline::ports::InvocationStore;
 use triggerline_aws::testing::{
     ACCOUNT, CallCounter, Moto, REGION, clients_at, counting_clients_at,
 };
@@ -406,6 +410,95 @@ async fn aws_calls_per_invocation_by_flow() {
     for flow in &flows {
         println!("{}: {:?}", flow.name, flow.calls);
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_event_on_the_bus_is_raised_once_and_delivered() {
+    let moto = Moto::start();
+    let stack = Stack::new(&moto).await;
+    let mut receiver = Receiver::start(vec![Answer::Empty(204)]).await;
+    stack.subscribe(http(CREATED, &receiver.url, "SYNC")).await;
+    // The template's intake rule: this detail-type on Triggerline's bus goes to the work queue.
+    let esm = &stack.esm;
+    esm.eventbridge
+        .put_rule()
+        .name("intake")
+        .event_bus_name(&stack.settings.event_bus)
+        .event_pattern(json!({"detail-type": ["Trigger Invocation Requested"]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    esm.eventbridge
+        .put_targets()
+        .rule("intake")
+        .event_bus_name(&stack.settings.event_bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("work")
+                .arn(format!(
+                    "arn:aws:sqs:{REGION}:{ACCOUNT}:{}",
+                    stack.settings.work_queue
+                ))
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let input = Catalog::builtin()
+        .get(CREATED)
+        .unwrap()
+        .trigger
+        .example_input
+        .clone();
+    let put = esm
+        .eventbridge
+        .put_events()
+        .entries(
+            aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()
+                .event_bus_name(&stack.settings.event_bus)
+                .source("com.example.identities")
+                .detail_type("Trigger Invocation Requested")
+                .detail(json!({"triggerId": CREATED, "input": input}).to_string())
+                .build(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(put.failed_entry_count, 0);
+
+    // The event reaches the consumer through the work queue, which raises the invocation; the
+    // work message that raising queued is consumed next and delivers it.
+    let mut passed = 0;
+    while receiver.drain().is_empty() {
+        passed += stack.consume().await;
+        assert!(passed <= 3, "the event raised more work than one delivery");
+    }
+    let page = stack
+        .backend
+        .invocations
+        .list(&triggerline::query::ListQuery::parse(&Default::default()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 1, "one invocation for one event");
+
+    // SQS may hand the same event over twice: the second time raises nothing new.
+    let again = json!({"id": "redelivered", "detail-type": "Trigger Invocation Requested",
+                       "detail": {"triggerId": CREATED, "input": input}})
+    .to_string();
+    for _ in 0..2 {
+        let requested = dispatcher::requested::parse(&again).unwrap().unwrap();
+        dispatcher::requested::start(&stack.delivery, requested)
+            .await
+            .unwrap();
+    }
+    let page = stack
+        .backend
+        .invocations
+        .list(&triggerline::query::ListQuery::parse(&Default::default()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2, "the redelivered event was raised once");
 }
 
 fn http(trigger: &str, url: &str, mode: &str) -> Value {

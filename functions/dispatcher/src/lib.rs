@@ -24,6 +24,7 @@
 pub mod aws;
 mod intake;
 pub mod queue_consumer;
+pub mod requested;
 pub mod sweep;
 pub mod webhook;
 

@@ -1,4 +1,6 @@
-//! The SQS consumer (`dispatcher-queue`): one attempt per work message, with partial batch
+//! The SQS consumer (`dispatcher-queue`): one attempt per work message, and one queued `start`
+//! per `Trigger Invocation Requested` event the intake rule routes here
+//! ([`crate::requested`]), with partial batch
 //! failure reporting (the event source mapping has `FunctionResponseTypes:
 //! [ReportBatchItemFailures]`), so one bad record does not send its whole batch back.
 
@@ -93,6 +95,9 @@ async fn process(
     record: SqsMessage,
 ) -> Result<(), Error> {
     let body = record.body.as_deref().unwrap_or_default();
+    if let Some(requested) = crate::requested::parse(body) {
+        return crate::requested::start(delivery, requested?).await;
+    }
     let Some(item) = queue.admit(body, delivery.clock.now()).await? else {
         return Ok(());
     };

@@ -1,0 +1,155 @@
+//! `Trigger Invocation Requested` events: a producer puts one on Triggerline's bus (its `detail`
+//! is the body of a `start`), the intake rule sends it to the work queue, and the queue consumer
+//! raises the invocations as a queued `start` would.
+//!
+//! SQS delivers at least once, so the same event may arrive twice. The invocation ids are
+//! derived from the event's id, so a second arrival finds them written and is a no-op instead of
+//! a second round of deliveries.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use triggerline::Error;
+use triggerline::time::{IdGenerator, RandomIds};
+use triggerline::usecases::delivery::Delivery;
+use triggerline::usecases::intake::{Intake, SyncRecord};
+use triggerline::wire::StartInvocation;
+
+/// The `detail-type` of an intake event.
+pub const DETAIL_TYPE: &str = "Trigger Invocation Requested";
+
+/// An EventBridge event as it reaches an SQS target.
+#[derive(Debug, Deserialize)]
+struct Envelope {
+    id: String,
+    #[serde(rename = "detail-type")]
+    detail_type: String,
+    detail: serde_json::Value,
+}
+
+/// A parsed intake event: its EventBridge id and the start request it carries.
+#[derive(Debug)]
+pub struct Requested {
+    pub event_id: String,
+    pub request: StartInvocation,
+}
+
+/// `Some` when `body` is an intake event (`Err` when its detail is not a start request), `None`
+/// when it is something else (a work message).
+pub fn parse(body: &str) -> Option<Result<Requested, Error>> {
+    let envelope: Envelope = serde_json::from_str(body).ok()?;
+    if envelope.detail_type != DETAIL_TYPE {
+        return None;
+    }
+    Some(
+        serde_json::from_value::<StartInvocation>(envelope.detail)
+            .map(|request| Requested {
+                event_id: envelope.id,
+                request,
+            })
+            .map_err(|e| Error::invalid("detail", e.to_string())),
+    )
+}
+
+/// Raises the event's invocations: queued (an event has nobody waiting for an answer), with
+/// ids derived from the event. Already raised (a redelivered event) is success.
+pub async fn start(delivery: &Delivery, requested: Requested) -> Result<(), Error> {
+    let intake = Intake {
+        delivery: delivery.clone(),
+        signal: None,
+        sync_record: SyncRecord::BeforeDelivery,
+        ids: Arc::new(EventIds::new(&requested.event_id)),
+        sync_wait: Duration::ZERO,
+    };
+    let request = StartInvocation {
+        is_synchronous: Some(false),
+        ..requested.request
+    };
+    match intake.start(request).await {
+        Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Ids `H(event id, n)` for n = 0, 1, …, shaped as UUIDs; secrets stay random.
+#[derive(Debug)]
+struct EventIds {
+    event_id: String,
+    next: AtomicU64,
+}
+
+impl EventIds {
+    fn new(event_id: &str) -> Self {
+        EventIds {
+            event_id: event_id.to_owned(),
+            next: AtomicU64::new(0),
+        }
+    }
+}
+
+impl IdGenerator for EventIds {
+    fn id(&self) -> String {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let digest = Sha256::new()
+            .chain_update(self.event_id.as_bytes())
+            .chain_update(n.to_be_bytes())
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
+    }
+
+    fn secret(&self, bytes: usize) -> String {
+        RandomIds.secret(bytes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn an_intake_event_is_recognised_and_anything_else_is_not() {
+        let event = serde_json::json!({
+            "version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": DETAIL_TYPE, "source": "com.example.idn", "account": "111122223333",
+            "time": "2026-11-23T12:00:00Z", "region": "us-east-1", "resources": [],
+            "detail": {"triggerId": "idn:identity-created", "input": {"identity": {}}}
+        });
+        let requested = parse(&event.to_string()).unwrap().unwrap();
+        assert_eq!(requested.event_id, "6a7e8feb-b491-4cf7-a9f1-bf3703467718");
+        assert_eq!(requested.request.trigger_id, "idn:identity-created");
+
+        let mut wrong = event.clone();
+        wrong["detail"] = serde_json::json!({"input": {}});
+        assert!(matches!(
+            parse(&wrong.to_string()),
+            Some(Err(Error::Invalid { .. }))
+        ));
+        assert!(parse(r#"{"invocationId": "x", "notBefore": 0, "attempts": 0}"#).is_none());
+        let mut other = event;
+        other["detail-type"] = serde_json::json!("Something Else");
+        assert!(parse(&other.to_string()).is_none());
+    }
+
+    #[test]
+    fn ids_are_uuids_fixed_by_the_event_and_distinct_within_it() {
+        let (a, b) = (EventIds::new("event-1"), EventIds::new("event-1"));
+        let first = a.id();
+        assert_eq!(first, b.id(), "the same event gives the same ids");
+        assert_ne!(
+            first,
+            a.id(),
+            "the next invocation of an event gets another id"
+        );
+        assert_ne!(first, EventIds::new("event-2").id());
+        assert!(uuid::Uuid::parse_str(&first).is_ok());
+    }
+}
