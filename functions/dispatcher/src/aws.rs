@@ -1,4 +1,4 @@
-//! The Lambda wiring the dispatcher's binaries share (`src/main.rs`, `src/bin/*.rs`): logging,
+//! The Lambda wiring the dispatcher's binaries share (`src/main.rs`, `src/bin/*.rs`):
 //! the delivery over the AWS adapters, and the intake's context. Tests build the same pieces
 //! over an emulator, so what they exercise is what the functions run.
 
@@ -13,19 +13,6 @@ use triggerline_http::ApiAuth;
 
 use crate::Context;
 use crate::webhook::HttpWebhookClient;
-
-/// One JSON object per line on stdout, which Lambda ships to CloudWatch as is; no colours
-/// (CloudWatch shows escape codes verbatim); level from `RUST_LOG`, `info` by default.
-pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_current_span(false)
-        .init();
-}
 
 /// The delivery of the functions that post webhooks (intake and queue consumer): one pooled
 /// [`HttpWebhookClient`], guarded against private targets unless

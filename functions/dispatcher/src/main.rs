@@ -8,7 +8,7 @@ use triggerline_aws::lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    aws::init_logging();
+    triggerline_aws::lambda::init_logging();
     let (env, backend) = lambda::boot().await?;
     let delivery = aws::webhook_delivery(&backend, &env)?;
     lambda_http::run(dispatcher::router(aws::http_context(delivery, &env))).await

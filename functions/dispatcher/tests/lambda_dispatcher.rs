@@ -16,9 +16,6 @@ use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use chrono::Utc;
 use dispatcher::{aws, queue_consumer, sweep};
-use lambda_http::request::LambdaRequest;
-use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, LambdaEvent};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -30,44 +27,13 @@ use triggerline::usecases::Subscriptions;
 use triggerline::usecases::delivery::Delivery;
 use triggerline::wire::SubscriptionPostRequest;
 use triggerline_aws::lambda::{self, FunctionEnv};
-use triggerline_aws::testing::Moto;
+use triggerline_aws::testing::{Moto, fixture, invoke_http};
 use triggerline_aws::{AwsBackend, Clients};
 
 /// The invocation id the `sqs-work-batch.json` fixture's good record names.
 const BATCH_INVOCATION: &str = "7d4e2f10-3c6b-4a8e-b1d2-5f6a7b8c9d0e";
 /// The `messageId` of its malformed record.
 const MALFORMED_MESSAGE: &str = "2e1424d4-f796-459a-8184-9c92662be6da";
-
-fn fixture(name: &str) -> String {
-    let path = format!("{}/../../tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// What API Gateway gets back: the runtime's JSON answer to one API Gateway v2 event, through
-/// `lambda_http`'s adapter (the one `lambda_http::run` wraps the router in).
-struct HttpAnswer {
-    status: u16,
-    headers: Value,
-    body: Value,
-}
-
-async fn invoke_http(router: Router, event: &str) -> HttpAnswer {
-    let request: LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
-    let response = Adapter::from(router)
-        .oneshot(LambdaEvent::new(request, lambda_http::Context::default()))
-        .await
-        .unwrap();
-    let answer = serde_json::to_value(&response).unwrap();
-    let body = match answer["body"].as_str() {
-        Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
-        _ => Value::Null,
-    };
-    HttpAnswer {
-        status: u16::try_from(answer["statusCode"].as_u64().unwrap()).unwrap(),
-        headers: answer["headers"].clone(),
-        body,
-    }
-}
 
 /// One request a receiver got.
 #[derive(Debug)]

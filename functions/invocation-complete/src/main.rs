@@ -9,23 +9,10 @@ use triggerline_aws::lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_logging();
+    lambda::init_logging();
     let (env, backend) = lambda::boot().await?;
     lambda_http::run(invocation_complete::router(
         invocation_complete::aws::context(&backend, &env),
     ))
     .await
-}
-
-/// One JSON object per line on stdout, which Lambda ships to CloudWatch as is; no colours
-/// (CloudWatch shows escape codes verbatim); level from `RUST_LOG`, `info` by default.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_current_span(false)
-        .init();
 }

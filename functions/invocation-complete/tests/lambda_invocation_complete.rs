@@ -3,11 +3,7 @@
 //! the router in), over DynamoDB and EventBridge on moto.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::Router;
 use chrono::Utc;
-use lambda_http::request::LambdaRequest;
-use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, LambdaEvent};
 use serde_json::{Value, json};
 use triggerline::catalog::Catalog;
 use triggerline::model::{DispatchMode, Invocation, InvocationState, InvocationType};
@@ -15,39 +11,11 @@ use triggerline::ports::InvocationStore;
 use triggerline::secrets::hash_secret;
 use triggerline_aws::AwsBackend;
 use triggerline_aws::lambda::FunctionEnv;
-use triggerline_aws::testing::Moto;
+use triggerline_aws::testing::{Moto, fixture, invoke_http};
 
 /// The invocation and secret `apigw-v2-complete-invocation.json` presents.
 const INVOCATION: &str = "0f8a6c1e-5b7d-4c2a-9e3f-1d2b3c4d5e6f";
 const SECRET: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9-callback-secret";
-
-fn fixture(name: &str) -> String {
-    let path = format!("{}/../../tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// What API Gateway gets back: the runtime's JSON answer to one event.
-struct HttpAnswer {
-    status: u16,
-    body: Value,
-}
-
-async fn invoke_http(router: Router, event: &str) -> HttpAnswer {
-    let request: LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
-    let response = Adapter::from(router)
-        .oneshot(LambdaEvent::new(request, lambda_http::Context::default()))
-        .await
-        .unwrap();
-    let answer = serde_json::to_value(&response).unwrap();
-    let body = match answer["body"].as_str() {
-        Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
-        _ => Value::Null,
-    };
-    HttpAnswer {
-        status: u16::try_from(answer["statusCode"].as_u64().unwrap()).unwrap(),
-        body,
-    }
-}
 
 /// An acknowledged ASYNC pre-approval waiting for its callback, with the fixture's secret.
 async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, FunctionEnv) {

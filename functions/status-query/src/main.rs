@@ -8,20 +8,7 @@ use triggerline_aws::lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    init_logging();
+    lambda::init_logging();
     let (_env, backend) = lambda::boot().await?;
     lambda_http::run(status_query::router(status_query::aws::context(&backend))).await
-}
-
-/// One JSON object per line on stdout, which Lambda ships to CloudWatch as is; no colours
-/// (CloudWatch shows escape codes verbatim); level from `RUST_LOG`, `info` by default.
-fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .json()
-        .with_env_filter(filter)
-        .with_ansi(false)
-        .with_current_span(false)
-        .init();
 }

@@ -3,50 +3,16 @@
 //! the router in), over the DynamoDB store on moto.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::Router;
 use chrono::Utc;
-use lambda_http::request::LambdaRequest;
-use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, LambdaEvent};
-use serde_json::{Value, json};
+use serde_json::json;
 use triggerline::catalog::Catalog;
 use triggerline::model::{Invocation, InvocationState, InvocationType};
 use triggerline::ports::InvocationStore;
 use triggerline_aws::AwsBackend;
-use triggerline_aws::testing::Moto;
+use triggerline_aws::testing::{Moto, fixture, invoke_http};
 
 /// The invocation the status fixtures name.
 const INVOCATION: &str = "0f8a6c1e-5b7d-4c2a-9e3f-1d2b3c4d5e6f";
-
-fn fixture(name: &str) -> String {
-    let path = format!("{}/../../tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// What API Gateway gets back: the runtime's JSON answer to one event.
-struct HttpAnswer {
-    status: u16,
-    headers: Value,
-    body: Value,
-}
-
-async fn invoke_http(router: Router, event: &str) -> HttpAnswer {
-    let request: LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
-    let response = Adapter::from(router)
-        .oneshot(LambdaEvent::new(request, lambda_http::Context::default()))
-        .await
-        .unwrap();
-    let answer = serde_json::to_value(&response).unwrap();
-    let body = match answer["body"].as_str() {
-        Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
-        _ => Value::Null,
-    };
-    HttpAnswer {
-        status: u16::try_from(answer["statusCode"].as_u64().unwrap()).unwrap(),
-        headers: answer["headers"].clone(),
-        body,
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_are_listed_and_one_is_detailed() {

@@ -3,43 +3,9 @@
 //! the router in), over the DynamoDB store on moto.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use axum::Router;
-use lambda_http::request::LambdaRequest;
-use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, LambdaEvent};
 use serde_json::Value;
 use triggerline_aws::AwsBackend;
-use triggerline_aws::testing::Moto;
-
-fn fixture(name: &str) -> String {
-    let path = format!("{}/../../tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
-    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
-
-/// What API Gateway gets back: the runtime's JSON answer to one event.
-struct HttpAnswer {
-    status: u16,
-    headers: Value,
-    body: Value,
-}
-
-async fn invoke_http(router: Router, event: &str) -> HttpAnswer {
-    let request: LambdaRequest = serde_json::from_str(event).expect("an API Gateway v2 event");
-    let response = Adapter::from(router)
-        .oneshot(LambdaEvent::new(request, lambda_http::Context::default()))
-        .await
-        .unwrap();
-    let answer = serde_json::to_value(&response).unwrap();
-    let body = match answer["body"].as_str() {
-        Some(text) if !text.is_empty() => serde_json::from_str(text).unwrap(),
-        _ => Value::Null,
-    };
-    HttpAnswer {
-        status: u16::try_from(answer["statusCode"].as_u64().unwrap()).unwrap(),
-        headers: answer["headers"].clone(),
-        body,
-    }
-}
+use triggerline_aws::testing::{Moto, fixture, invoke_http};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_subscription_is_listed() {

@@ -221,6 +221,20 @@ fn flag(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<boo
     }
 }
 
+/// The functions' logs: one JSON object per line on stdout, which Lambda ships to CloudWatch as
+/// is; no colours (CloudWatch shows escape codes verbatim); level from `RUST_LOG`, `info` by
+/// default.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_ansi(false)
+        .with_current_span(false)
+        .init();
+}
+
 /// A failure at start (the function then reports an init error and Lambda retries the start).
 pub type BootError = Box<dyn std::error::Error + Send + Sync>;
 

@@ -250,3 +250,46 @@ fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free loopback port")
 }
+
+/// The event fixture `tests/events/<name>` of the workspace (real API Gateway v2, SQS and
+/// scheduled-event JSON).
+pub fn fixture(name: &str) -> String {
+    let path = format!("{}/../../tests/events/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+/// What API Gateway gets back: the runtime's JSON answer to one API Gateway v2 event.
+#[derive(Debug)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub headers: serde_json::Value,
+    pub body: serde_json::Value,
+}
+
+/// Feeds one API Gateway v2 event to `router` through `lambda_http`'s own adapter (the one
+/// `lambda_http::run` wraps a router in), so both conversions are the real ones.
+pub async fn invoke_http(router: axum::Router, event: &str) -> HttpAnswer {
+    use lambda_http::tower::ServiceExt;
+    let request: lambda_http::request::LambdaRequest =
+        serde_json::from_str(event).expect("an API Gateway v2 event");
+    let response = lambda_http::Adapter::from(router)
+        .oneshot(lambda_http::LambdaEvent::new(
+            request,
+            lambda_http::Context::default(),
+        ))
+        .await
+        .expect("the adapter answers");
+    let answer = serde_json::to_value(&response).expect("a JSON answer");
+    let body = match answer["body"].as_str() {
+        Some(text) if !text.is_empty() => serde_json::from_str(text).expect("a JSON body"),
+        _ => serde_json::Value::Null,
+    };
+    HttpAnswer {
+        status: answer["statusCode"]
+            .as_u64()
+            .and_then(|s| u16::try_from(s).ok())
+            .expect("a status code"),
+        headers: answer["headers"].clone(),
+        body,
+    }
+}

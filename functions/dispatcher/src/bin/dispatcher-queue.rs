@@ -11,7 +11,7 @@ use triggerline_aws::lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    aws::init_logging();
+    triggerline_aws::lambda::init_logging();
     let (env, backend) = lambda::boot().await?;
     let delivery = aws::webhook_delivery(&backend, &env)?;
     let queue = backend.queue.clone();

@@ -3,13 +3,13 @@
 //! webhook, so it runs without the HTTP client, the secret key and the public URL.
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
-use dispatcher::{aws, sweep};
+use dispatcher::sweep;
 use lambda_runtime::{LambdaEvent, service_fn};
 use triggerline_aws::lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    aws::init_logging();
+    triggerline_aws::lambda::init_logging();
     let (env, backend) = lambda::boot().await?;
     let delivery = lambda::settling_delivery(&backend, &env);
     let delivery = &delivery;
