@@ -68,14 +68,16 @@ impl Stack {
         env.aws = settings.clone();
         let delivery = dispatcher::aws::webhook_delivery(&backend, &env).unwrap();
         let esm = clients_at(&moto.endpoint).await;
-        let queue_url = triggerline_aws::sqs::resolve_queue_url(&esm.sqs, &settings.work_queue)
+        let queue_url = triggerline_aws::sqs::resolve_queue_url(esm.sqs(), &settings.work_queue)
             .await
             .unwrap();
         let stack = Stack {
-            subscriptions: subscription_api::router(subscription_api::aws::context(&backend)),
+            subscriptions: subscription_api::router(subscription_api::aws::context(
+                &clients, &settings,
+            )),
             dispatcher: dispatcher::router(dispatcher::aws::http_context(delivery.clone(), &env)),
             complete: invocation_complete::router(invocation_complete::aws::context(
-                &backend, &env,
+                &clients, &env,
             )),
             counter,
             esm,
@@ -140,7 +142,7 @@ impl Stack {
     async fn consume(&self) -> usize {
         let received = self
             .esm
-            .sqs
+            .sqs()
             .receive_message()
             .queue_url(&self.queue_url)
             .max_number_of_messages(10)
@@ -173,7 +175,7 @@ impl Stack {
         assert!(response.batch_item_failures.is_empty(), "{response:?}");
         for message in &received {
             self.esm
-                .sqs
+                .sqs()
                 .delete_message()
                 .queue_url(&self.queue_url)
                 .receipt_handle(message.receipt_handle.as_deref().unwrap())
@@ -188,7 +190,7 @@ impl Stack {
     async fn item_size(&self, id: &str) -> usize {
         let item = self
             .esm
-            .dynamodb
+            .dynamodb()
             .scan()
             .table_name(&self.settings.invocations_table)
             .send()
@@ -420,7 +422,7 @@ async fn an_intake_event_on_the_bus_is_raised_once_and_delivered() {
     stack.subscribe(http(CREATED, &receiver.url, "SYNC")).await;
     // The template's intake rule: this detail-type on Triggerline's bus goes to the work queue.
     let esm = &stack.esm;
-    esm.eventbridge
+    esm.eventbridge()
         .put_rule()
         .name("intake")
         .event_bus_name(&stack.settings.event_bus)
@@ -428,7 +430,7 @@ async fn an_intake_event_on_the_bus_is_raised_once_and_delivered() {
         .send()
         .await
         .unwrap();
-    esm.eventbridge
+    esm.eventbridge()
         .put_targets()
         .rule("intake")
         .event_bus_name(&stack.settings.event_bus)
@@ -452,7 +454,7 @@ async fn an_intake_event_on_the_bus_is_raised_once_and_delivered() {
         .example_input
         .clone();
     let put = esm
-        .eventbridge
+        .eventbridge()
         .put_events()
         .entries(
             aws_sdk_eventbridge::types::PutEventsRequestEntry::builder()

@@ -91,7 +91,7 @@ async fn an_eventbridge_subscription_reaches_the_subscriber_through_its_rule_and
     // events to a queue the subscriber reads.
     settings.subscriber_bus = format!("{}subscriber", settings.event_bus);
     clients
-        .eventbridge
+        .eventbridge()
         .create_event_bus()
         .name(&settings.subscriber_bus)
         .send()
@@ -112,7 +112,7 @@ async fn an_eventbridge_subscription_reaches_the_subscriber_through_its_rule_and
     .await;
     // Triggerline's own bus exists once the app has created its resources; create it first
     // here so the rule can be put on it.
-    triggerline_aws::eventbridge::create_missing_bus(&clients.eventbridge, &settings.event_bus)
+    triggerline_aws::eventbridge::create_missing_bus(clients.eventbridge(), &settings.event_bus)
         .await
         .unwrap();
     let completions_url = route_to_queue(
@@ -135,7 +135,7 @@ async fn an_eventbridge_subscription_reaches_the_subscriber_through_its_rule_and
     let id = app.start_one(PRE).await;
     let acknowledged = app.status_until(&id, |s| s["status"] != "PENDING").await;
     assert_eq!(acknowledged["status"], "ACKNOWLEDGED", "{acknowledged}");
-    let event = receive_one(&clients.sqs, &queue_url).await;
+    let event = receive_one(clients.sqs(), &queue_url).await;
     assert_eq!(event["detail-type"], json!(trigger_name));
     assert_eq!(event["source"], "triggerline");
     let metadata = &event["detail"]["_metadata"];
@@ -154,7 +154,7 @@ async fn an_eventbridge_subscription_reaches_the_subscriber_through_its_rule_and
     assert_eq!(done["completeInvocationInput"]["output"], approval());
 
     // Its completion is announced on Triggerline's own bus, where a rule routes it on.
-    let completed = receive_one(&clients.sqs, &completions_url).await;
+    let completed = receive_one(clients.sqs(), &completions_url).await;
     assert_eq!(completed["detail-type"], "Trigger Invocation Completed");
     assert_eq!(completed["detail"]["invocationId"], json!(id));
     assert_eq!(completed["detail"]["status"], "COMPLETED");
@@ -169,7 +169,7 @@ async fn route_to_queue(
     queue: &str,
 ) -> String {
     let queue_url = clients
-        .sqs
+        .sqs()
         .create_queue()
         .queue_name(queue)
         .send()
@@ -179,7 +179,7 @@ async fn route_to_queue(
         .unwrap();
     let rule = format!("to-{queue}");
     clients
-        .eventbridge
+        .eventbridge()
         .put_rule()
         .name(&rule)
         .event_bus_name(bus)
@@ -188,7 +188,7 @@ async fn route_to_queue(
         .await
         .unwrap();
     clients
-        .eventbridge
+        .eventbridge()
         .put_targets()
         .rule(&rule)
         .event_bus_name(bus)

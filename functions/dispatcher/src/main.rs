@@ -9,7 +9,8 @@ use triggerline_aws::lambda;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     triggerline_aws::lambda::init_logging();
-    let (env, backend) = lambda::boot().await?;
+    let (env, clients) = lambda::boot()?;
+    let backend = lambda::connect(&clients, &env).await?;
     let delivery = aws::webhook_delivery(&backend, &env)?;
     lambda_http::run(dispatcher::router(aws::http_context(delivery, &env))).await
 }

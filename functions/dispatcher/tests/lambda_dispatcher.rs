@@ -140,14 +140,14 @@ impl Stack {
     /// The next message on the work queue, polled for at most 10 s.
     async fn next_work_message(&self) -> (String, String) {
         let url =
-            triggerline_aws::sqs::resolve_queue_url(&self.clients.sqs, &self.env.aws.work_queue)
+            triggerline_aws::sqs::resolve_queue_url(self.clients.sqs(), &self.env.aws.work_queue)
                 .await
                 .unwrap();
         let started = Instant::now();
         loop {
             let out = self
                 .clients
-                .sqs
+                .sqs()
                 .receive_message()
                 .queue_url(&url)
                 .wait_time_seconds(1)
@@ -444,7 +444,7 @@ async fn the_scheduled_sweep_times_out_overdue_invocations_only() {
     assert_eq!(event.detail_type, "Scheduled Event");
 
     // The sweep's own delivery, as `dispatcher-sweep` builds it: no key, no webhook client.
-    let delivery = lambda::settling_delivery(&stack.backend, &stack.env);
+    let delivery = lambda::settling_delivery(&stack.clients, &stack.env);
     let swept = sweep::handle(&delivery, event).await.unwrap();
 
     assert_eq!(swept.timed_out, 1);

@@ -10,9 +10,11 @@ use triggerline_aws::lambda;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
-    let (env, backend) = lambda::boot().await?;
+    let (env, clients) = lambda::boot()?;
+    lambda::create_missing_tables(&clients, &env).await?;
+    lambda::create_missing_bus(&clients, &env).await?;
     lambda_http::run(invocation_complete::router(
-        invocation_complete::aws::context(&backend, &env),
+        invocation_complete::aws::context(&clients, &env),
     ))
     .await
 }

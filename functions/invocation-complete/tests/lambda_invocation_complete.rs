@@ -9,16 +9,16 @@ use triggerline::catalog::Catalog;
 use triggerline::model::{DispatchMode, Invocation, InvocationState, InvocationType};
 use triggerline::ports::InvocationStore;
 use triggerline::secrets::hash_secret;
-use triggerline_aws::AwsBackend;
 use triggerline_aws::lambda::FunctionEnv;
 use triggerline_aws::testing::{Moto, fixture, invoke_http};
+use triggerline_aws::{AwsBackend, Clients};
 
 /// The invocation and secret `apigw-v2-complete-invocation.json` presents.
 const INVOCATION: &str = "0f8a6c1e-5b7d-4c2a-9e3f-1d2b3c4d5e6f";
 const SECRET: &str = "0a1b2c3d4e5f60718293a4b5c6d7e8f9-callback-secret";
 
 /// An acknowledged ASYNC pre-approval waiting for its callback, with the fixture's secret.
-async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, FunctionEnv) {
+async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, Clients, FunctionEnv) {
     let moto = Moto::start();
     let clients = moto.clients().await;
     let settings = moto.settings();
@@ -55,13 +55,13 @@ async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, FunctionEnv)
         aws: settings,
         ..FunctionEnv::from_lookup(|_| None).unwrap()
     };
-    (moto, backend, env)
+    (moto, backend, clients, env)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callback_completes_the_invocation_once() {
-    let (_moto, backend, env) = stack_with_acknowledged_invocation().await;
-    let router = || invocation_complete::router(invocation_complete::aws::context(&backend, &env));
+    let (_moto, backend, clients, env) = stack_with_acknowledged_invocation().await;
+    let router = || invocation_complete::router(invocation_complete::aws::context(&clients, &env));
 
     let answer = invoke_http(router(), &fixture("apigw-v2-complete-invocation.json")).await;
 
@@ -85,7 +85,7 @@ async fn the_callback_completes_the_invocation_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_secret_is_a_401_and_changes_nothing() {
-    let (_moto, backend, env) = stack_with_acknowledged_invocation().await;
+    let (_moto, backend, clients, env) = stack_with_acknowledged_invocation().await;
     let mut event: Value =
         serde_json::from_str(&fixture("apigw-v2-complete-invocation.json")).unwrap();
     let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
@@ -93,7 +93,7 @@ async fn a_wrong_secret_is_a_401_and_changes_nothing() {
     event["body"] = Value::from(body.to_string());
 
     let answer = invoke_http(
-        invocation_complete::router(invocation_complete::aws::context(&backend, &env)),
+        invocation_complete::router(invocation_complete::aws::context(&clients, &env)),
         &event.to_string(),
     )
     .await;

@@ -9,6 +9,10 @@ use triggerline_aws::lambda;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
-    let (_env, backend) = lambda::boot().await?;
-    lambda_http::run(status_query::router(status_query::aws::context(&backend))).await
+    let (env, clients) = lambda::boot()?;
+    lambda::create_missing_tables(&clients, &env).await?;
+    lambda_http::run(status_query::router(status_query::aws::context(
+        &clients, &env.aws,
+    )))
+    .await
 }

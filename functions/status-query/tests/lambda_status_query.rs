@@ -18,9 +18,8 @@ const INVOCATION: &str = "0f8a6c1e-5b7d-4c2a-9e3f-1d2b3c4d5e6f";
 async fn statuses_are_listed_and_one_is_detailed() {
     let moto = Moto::start();
     let clients = moto.clients().await;
-    let backend = AwsBackend::connect(&clients, &moto.settings())
-        .await
-        .unwrap();
+    let settings = moto.settings();
+    let backend = AwsBackend::connect(&clients, &settings).await.unwrap();
     let entry = Catalog::builtin().get("idn:identity-created").unwrap();
     let now = Utc::now();
     backend
@@ -47,7 +46,7 @@ async fn statuses_are_listed_and_one_is_detailed() {
         .await
         .unwrap();
     // The router `main` serves.
-    let router = || status_query::router(status_query::aws::context(&backend));
+    let router = || status_query::router(status_query::aws::context(&clients, &settings));
 
     let listed = invoke_http(router(), &fixture("apigw-v2-list-statuses.json")).await;
     assert_eq!(listed.status, 200, "{:?}", listed.body);
@@ -67,12 +66,13 @@ async fn statuses_are_listed_and_one_is_detailed() {
 async fn an_unknown_invocation_is_a_404() {
     let moto = Moto::start();
     let clients = moto.clients().await;
-    let backend = AwsBackend::connect(&clients, &moto.settings())
+    let settings = moto.settings();
+    triggerline_aws::resources::create_missing(&clients, &settings)
         .await
         .unwrap();
 
     let answer = invoke_http(
-        status_query::router(status_query::aws::context(&backend)),
+        status_query::router(status_query::aws::context(&clients, &settings)),
         &fixture("apigw-v2-invocation-status.json"),
     )
     .await;

@@ -5,16 +5,21 @@
 use std::sync::Arc;
 
 use triggerline::time::{RandomIds, SystemClock};
-use triggerline_aws::AwsBackend;
+use triggerline_aws::dynamo::DynamoSubscriptionStore;
+use triggerline_aws::{AwsSettings, Clients};
 use triggerline_http::ApiAuth;
 
 use crate::Context;
 
-/// The context on AWS. Auth is [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the
-/// caller before the request reached the function.
-pub fn context(backend: &AwsBackend) -> Context {
+/// The context on AWS: the subscriptions table only (so the binary links no other service).
+/// Auth is [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the caller before the
+/// request reached the function.
+pub fn context(clients: &Clients, settings: &AwsSettings) -> Context {
     Context {
-        subscriptions: backend.subscriptions.clone(),
+        subscriptions: Arc::new(DynamoSubscriptionStore::new(
+            clients.dynamodb().clone(),
+            &settings.subscriptions_table,
+        )),
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),
         auth: ApiAuth::Upstream,

@@ -9,9 +9,10 @@ use triggerline_aws::lambda;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
-    let (_env, backend) = lambda::boot().await?;
+    let (env, clients) = lambda::boot()?;
+    lambda::create_missing_tables(&clients, &env).await?;
     lambda_http::run(subscription_api::router(subscription_api::aws::context(
-        &backend,
+        &clients, &env.aws,
     )))
     .await
 }

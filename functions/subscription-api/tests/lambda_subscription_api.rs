@@ -4,18 +4,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::Value;
-use triggerline_aws::AwsBackend;
 use triggerline_aws::testing::{Moto, fixture, invoke_http};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_subscription_is_listed() {
     let moto = Moto::start();
     let clients = moto.clients().await;
-    let backend = AwsBackend::connect(&clients, &moto.settings())
+    let settings = moto.settings();
+    // The tables, as the template creates them.
+    triggerline_aws::resources::create_missing(&clients, &settings)
         .await
         .unwrap();
     // The router `main` serves.
-    let router = || subscription_api::router(subscription_api::aws::context(&backend));
+    let router = || subscription_api::router(subscription_api::aws::context(&clients, &settings));
 
     let created = invoke_http(router(), &fixture("apigw-v2-create-subscription.json")).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
@@ -44,7 +45,8 @@ async fn a_created_subscription_is_listed() {
 async fn a_bad_body_gets_a_sailpoint_error_through_the_gateway() {
     let moto = Moto::start();
     let clients = moto.clients().await;
-    let backend = AwsBackend::connect(&clients, &moto.settings())
+    let settings = moto.settings();
+    triggerline_aws::resources::create_missing(&clients, &settings)
         .await
         .unwrap();
     let mut event: Value =
@@ -52,7 +54,7 @@ async fn a_bad_body_gets_a_sailpoint_error_through_the_gateway() {
     event["body"] = Value::from(r#"{"name": "no trigger", "type": "HTTP"}"#);
 
     let answer = invoke_http(
-        subscription_api::router(subscription_api::aws::context(&backend)),
+        subscription_api::router(subscription_api::aws::context(&clients, &settings)),
         &event.to_string(),
     )
     .await;

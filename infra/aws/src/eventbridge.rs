@@ -69,16 +69,16 @@ impl EventBridgePublisher {
 
     /// The client that reaches `bus`.
     fn client_for(&self, bus: &str) -> Client {
-        let home = self.clients.config.region().map(Region::as_ref);
+        let home = self.clients.config().region().map(Region::as_ref);
         let region = match bus_region(bus) {
             Some(region) if Some(region) != home => region,
-            _ => return self.clients.eventbridge.clone(),
+            _ => return self.clients.eventbridge().clone(),
         };
         let mut regional = self.regional.lock().unwrap_or_else(|e| e.into_inner());
         regional
             .entry(region.to_owned())
             .or_insert_with(|| {
-                let config = aws_sdk_eventbridge::config::Builder::from(&self.clients.config)
+                let config = aws_sdk_eventbridge::config::Builder::from(self.clients.config())
                     .region(Region::new(region.to_owned()))
                     .build();
                 Client::from_conf(config)

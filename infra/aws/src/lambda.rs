@@ -6,15 +6,24 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
+use chrono::{DateTime, Utc};
+use tracing_subscriber::filter::LevelFilter;
+use triggerline::Error;
 use triggerline::cache::CachedSubscriptions;
 use triggerline::catalog::Catalog;
 use triggerline::delivery::Reply;
 use triggerline::duration::IsoDuration;
-use triggerline::ports::{InvocationWatch, WatchSubscription, WebhookClient, WebhookRequest};
+use triggerline::model::{Attempt, Invocation, InvocationState};
+use triggerline::ports::{
+    DeliveryQueue, EventPublisher, InvocationStore, InvocationWatch, NextStep, SubscriptionStore,
+    Transition, WatchSubscription, WebhookClient, WebhookRequest, WorkItem,
+};
 use triggerline::secrets::SecretKey;
 use triggerline::time::{IdGenerator, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
 
+use crate::dynamo::{DynamoInvocationStore, DynamoSubscriptionStore};
+use crate::eventbridge::EventBridgePublisher;
 use crate::{AwsBackend, AwsSettings, Clients};
 
 /// Environment variables of the functions (besides [`crate::settings::env`]).
@@ -222,38 +231,82 @@ fn flag(get: &impl Fn(&str) -> Option<String>, name: &'static str) -> Result<boo
 }
 
 /// The functions' logs: one JSON object per line on stdout, which Lambda ships to CloudWatch as
-/// is; no colours (CloudWatch shows escape codes verbatim); level from `RUST_LOG`, `info` by
-/// default.
+/// is; no colours (CloudWatch shows escape codes verbatim). The level is `RUST_LOG`, or else the
+/// function's `AWS_LAMBDA_LOG_LEVEL` (Lambda's log-level control), `info` when neither is set.
+/// It is one level for everything: per-target directives would need `EnvFilter` and its regex
+/// engine in every bootstrap.
 pub fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let level = ["RUST_LOG", "AWS_LAMBDA_LOG_LEVEL"]
+        .into_iter()
+        .find_map(|name| std::env::var(name).ok())
+        .map_or(Ok(LevelFilter::INFO), |text| {
+            text.trim().parse::<LevelFilter>()
+        });
     tracing_subscriber::fmt()
         .json()
-        .with_env_filter(filter)
+        .with_max_level(level.clone().unwrap_or(LevelFilter::INFO))
         .with_ansi(false)
         .with_current_span(false)
         .init();
+    if let Err(e) = level {
+        tracing::warn!(error = %e, "RUST_LOG is not a level (trace, debug, info, warn, error, off); logging at info");
+    }
 }
 
 /// A failure at start (the function then reports an init error and Lambda retries the start).
 pub type BootError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What every function does at start, once: read its environment, build the SDK clients from
-/// the standard AWS chain and connect the adapters. That is all the I/O a cold start does (one
-/// `GetQueueUrl`, only when [`crate::settings::env::WORK_QUEUE`] is a name rather than a URL;
-/// the template passes the URL). A failure is logged as a structured line before it is
-/// returned, so it shows in the function's JSON logs, not only in Lambda's init error.
-pub async fn boot() -> Result<(FunctionEnv, AwsBackend), BootError> {
+/// What every function does at start, once: read its environment and configure the SDK from
+/// the variables the Lambda runtime sets ([`Clients::from_lambda_env`]). No I/O: clients are
+/// built when an adapter first needs them. A failure is logged as a structured line before it
+/// is returned, so it shows in the function's JSON logs, not only in Lambda's init error.
+pub fn boot() -> Result<(FunctionEnv, Clients), BootError> {
     let env = FunctionEnv::from_env().inspect_err(|e| {
         tracing::error!(error = %e, "invalid function environment");
     })?;
-    let clients = Clients::from_env().await;
-    let backend = AwsBackend::connect(&clients, &env.aws)
+    let clients = Clients::from_lambda_env().inspect_err(|e| {
+        tracing::error!(error = %e, "invalid function environment");
+    })?;
+    Ok((env, clients))
+}
+
+/// With [`crate::settings::env::CREATE_RESOURCES`] (running a function against an emulator),
+/// creates the tables if they are missing; otherwise does nothing. Every function uses them.
+pub async fn create_missing_tables(clients: &Clients, env: &FunctionEnv) -> Result<(), BootError> {
+    if !env.aws.create_resources {
+        return Ok(());
+    }
+    crate::dynamo::tables::create_missing(
+        clients.dynamodb(),
+        &env.aws.subscriptions_table,
+        &env.aws.invocations_table,
+    )
+    .await
+    .inspect_err(|e| tracing::error!(error = %e, "cannot create the tables"))
+    .map_err(Into::into)
+}
+
+/// [`create_missing_tables`] for Triggerline's bus, for the functions that publish completion
+/// events without the rest of the dispatcher (callback, sweep).
+pub async fn create_missing_bus(clients: &Clients, env: &FunctionEnv) -> Result<(), BootError> {
+    if !env.aws.create_resources {
+        return Ok(());
+    }
+    crate::eventbridge::create_missing_bus(clients.eventbridge(), &env.aws.event_bus)
         .await
-        .inspect_err(|e| {
-            tracing::error!(error = %e, "cannot connect the AWS adapters");
-        })?;
-    Ok((env, backend))
+        .inspect_err(|e| tracing::error!(error = %e, "cannot create the bus"))
+        .map_err(Into::into)
+}
+
+/// Every adapter, for the dispatcher's functions (they use them all). With
+/// [`crate::settings::env::CREATE_RESOURCES`], missing resources are created first. The one I/O of their
+/// cold start is here: a `GetQueueUrl`, only when [`crate::settings::env::WORK_QUEUE`] is a
+/// name rather than a URL (the template passes the URL).
+pub async fn connect(clients: &Clients, env: &FunctionEnv) -> Result<AwsBackend, BootError> {
+    AwsBackend::connect(clients, &env.aws)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot connect the AWS adapters"))
+        .map_err(Into::into)
 }
 
 /// The [`Delivery`] of a function that sends webhooks (the dispatcher's intake and queue
@@ -272,23 +325,50 @@ pub fn delivery(
     if env.public_url.is_none() {
         return Err(EnvError::Missing(env::PUBLIC_URL));
     }
-    Ok(assemble(backend, client, key, env))
+    Ok(assemble(
+        backend.subscriptions.clone(),
+        backend.invocations.clone(),
+        backend.queue.clone(),
+        backend.events.clone(),
+        client,
+        key,
+        env,
+    ))
 }
 
 /// The [`Delivery`] of a function that settles invocations but never sends one (the callback,
-/// the deadline sweep): [`NoWebhooks`] as its client, and a key of its own that nothing derives
-/// a secret from. The callback checks a presented secret against the stored hash, and the
-/// sweep only times out, so neither needs [`env::SECRET_KEY`] nor [`env::PUBLIC_URL`], and
-/// their roles need no access to the key.
-pub fn settling_delivery(backend: &AwsBackend, env: &FunctionEnv) -> Delivery {
+/// the deadline sweep). The callback checks a presented secret against the stored hash, and
+/// the sweep only times out, so:
+/// - the client is [`NoWebhooks`] and the queue [`NoDeliveryQueue`]: their binaries carry no
+///   HTTP client and no SQS code, and their roles no queue access;
+/// - neither needs [`env::SECRET_KEY`] nor [`env::PUBLIC_URL`], and their roles no access to
+///   the key.
+pub fn settling_delivery(clients: &Clients, env: &FunctionEnv) -> Delivery {
     // Unused (see above); random rather than empty, so that a future caller who did derive a
     // secret here would get one that completes nothing, not a predictable one.
     let key = SecretKey::new(RandomIds.secret(MIN_SECRET_KEY_BYTES).into_bytes());
-    assemble(backend, Arc::new(NoWebhooks), key, env)
+    assemble(
+        Arc::new(DynamoSubscriptionStore::new(
+            clients.dynamodb().clone(),
+            &env.aws.subscriptions_table,
+        )),
+        Arc::new(DynamoInvocationStore::new(
+            clients.dynamodb().clone(),
+            &env.aws.invocations_table,
+        )),
+        Arc::new(NoDeliveryQueue),
+        Arc::new(EventBridgePublisher::new(clients.clone(), &env.aws)),
+        Arc::new(NoWebhooks),
+        key,
+        env,
+    )
 }
 
 fn assemble(
-    backend: &AwsBackend,
+    subscriptions: Arc<dyn SubscriptionStore>,
+    invocations: Arc<dyn InvocationStore>,
+    queue: Arc<dyn DeliveryQueue>,
+    events: Arc<dyn EventPublisher>,
     client: Arc<dyn WebhookClient>,
     key: SecretKey,
     env: &FunctionEnv,
@@ -297,17 +377,84 @@ fn assemble(
         catalog: Catalog::builtin(),
         // Subscriptions are written by another function, so cached ones expire.
         subscriptions: Arc::new(CachedSubscriptions::with_max_age(
-            backend.subscriptions.clone(),
+            subscriptions,
             env.subscription_cache,
         )),
-        invocations: backend.invocations.clone(),
-        queue: backend.queue.clone(),
+        invocations,
+        queue,
         client,
-        events: backend.events.clone(),
+        events,
         watch: Arc::new(PollingWatch),
         clock: Arc::new(SystemClock),
         key,
         policy: env.policy(),
+    }
+}
+
+/// The [`DeliveryQueue`] of functions that do not deliver (callback, sweep). Their use cases
+/// only `discard` a finished invocation's work, and a work message is only ever held by the
+/// dispatcher's consumer that received it, so there is nothing here to delete. Everything else
+/// is refused: if a change made them queue work, it fails visibly instead of going out without
+/// the dispatcher's queue.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoDeliveryQueue;
+
+/// What [`NoDeliveryQueue`] answers to anything but `discard`.
+#[derive(Debug, thiserror::Error)]
+#[error("this function does not deliver, so it has no delivery queue")]
+pub struct DoesNotDeliver;
+
+#[async_trait]
+impl DeliveryQueue for NoDeliveryQueue {
+    async fn accept(
+        &self,
+        _invocations: &[Invocation],
+        _not_before: DateTime<Utc>,
+        _leased_until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<WorkItem>, Error> {
+        Err(Error::unavailable(DoesNotDeliver))
+    }
+
+    async fn claim_due(
+        &self,
+        _now: DateTime<Utc>,
+        _lease_until: DateTime<Utc>,
+        _limit: usize,
+    ) -> Result<Vec<WorkItem>, Error> {
+        Err(Error::unavailable(DoesNotDeliver))
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(None)
+    }
+
+    async fn settle(
+        &self,
+        _invocation_id: &str,
+        _attempt: &Attempt,
+        _from: &[InvocationState],
+        _transition: Option<&Transition>,
+        _next: &NextStep,
+    ) -> Result<Option<Invocation>, Error> {
+        Err(Error::unavailable(DoesNotDeliver))
+    }
+
+    async fn replay(
+        &self,
+        _invocation_id: &str,
+        _deadline: Option<DateTime<Utc>>,
+        _not_before: DateTime<Utc>,
+        _leased_until: Option<DateTime<Utc>>,
+    ) -> Result<WorkItem, Error> {
+        Err(Error::unavailable(DoesNotDeliver))
+    }
+
+    async fn discard(&self, _invocation_id: &str) -> Result<(), Error> {
+        Ok(())
+    }
+
+    async fn release_all(&self) -> Result<(), Error> {
+        Ok(())
     }
 }
 

@@ -45,18 +45,18 @@ impl AwsBackend {
         if settings.create_resources {
             resources::create_missing(clients, settings).await?;
         }
-        let queue_url = sqs::resolve_queue_url(&clients.sqs, &settings.work_queue).await?;
+        let queue_url = sqs::resolve_queue_url(clients.sqs(), &settings.work_queue).await?;
         let invocations = Arc::new(DynamoInvocationStore::new(
-            clients.dynamodb.clone(),
+            clients.dynamodb().clone(),
             &settings.invocations_table,
         ));
         Ok(AwsBackend {
             subscriptions: Arc::new(DynamoSubscriptionStore::new(
-                clients.dynamodb.clone(),
+                clients.dynamodb().clone(),
                 &settings.subscriptions_table,
             )),
             queue: Arc::new(SqsDeliveryQueue::new(
-                clients.sqs.clone(),
+                clients.sqs().clone(),
                 queue_url,
                 invocations.clone(),
             )),

@@ -9,16 +9,16 @@ use crate::{AwsSettings, Clients, dynamo, eventbridge, sqs};
 /// Creates the tables, the work queue with its dead-letter queue, and the bus, where missing.
 pub async fn create_missing(clients: &Clients, settings: &AwsSettings) -> Result<(), Error> {
     dynamo::tables::create_missing(
-        &clients.dynamodb,
+        clients.dynamodb(),
         &settings.subscriptions_table,
         &settings.invocations_table,
     )
     .await?;
     sqs::create_missing_queues(
-        &clients.sqs,
+        clients.sqs(),
         &settings.work_queue,
         &settings.dead_letter_queue,
     )
     .await?;
-    eventbridge::create_missing_bus(&clients.eventbridge, &settings.event_bus).await
+    eventbridge::create_missing_bus(clients.eventbridge(), &settings.event_bus).await
 }

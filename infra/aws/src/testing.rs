@@ -206,25 +206,26 @@ impl Intercept for CallCounter {
 
 /// [`clients_at`] with every client reporting its calls to `counter`.
 pub async fn counting_clients_at(endpoint: &str, counter: &CallCounter) -> Clients {
-    let config = clients_at(endpoint).await.config;
-    Clients {
-        dynamodb: aws_sdk_dynamodb::Client::from_conf(
-            aws_sdk_dynamodb::config::Builder::from(&config)
-                .interceptor(counter.clone())
-                .build(),
-        ),
-        sqs: aws_sdk_sqs::Client::from_conf(
-            aws_sdk_sqs::config::Builder::from(&config)
-                .interceptor(counter.clone())
-                .build(),
-        ),
-        eventbridge: aws_sdk_eventbridge::Client::from_conf(
+    let config = clients_at(endpoint).await.config().clone();
+    let clients = Clients::from_config(config.clone());
+    let _ = clients.dynamodb.set(aws_sdk_dynamodb::Client::from_conf(
+        aws_sdk_dynamodb::config::Builder::from(&config)
+            .interceptor(counter.clone())
+            .build(),
+    ));
+    let _ = clients.sqs.set(aws_sdk_sqs::Client::from_conf(
+        aws_sdk_sqs::config::Builder::from(&config)
+            .interceptor(counter.clone())
+            .build(),
+    ));
+    let _ = clients
+        .eventbridge
+        .set(aws_sdk_eventbridge::Client::from_conf(
             aws_sdk_eventbridge::config::Builder::from(&config)
                 .interceptor(counter.clone())
                 .build(),
-        ),
-        config,
-    }
+        ));
+    clients
 }
 
 fn moto_server() -> PathBuf {

@@ -29,7 +29,7 @@ async fn setup() -> (Moto, Clients, AwsSettings) {
     let clients = moto.clients().await;
     let settings = moto.settings();
     tables::create_missing(
-        &clients.dynamodb,
+        clients.dynamodb(),
         &settings.subscriptions_table,
         &settings.invocations_table,
     )
@@ -39,11 +39,11 @@ async fn setup() -> (Moto, Clients, AwsSettings) {
 }
 
 fn invocations(clients: &Clients, settings: &AwsSettings) -> DynamoInvocationStore {
-    DynamoInvocationStore::new(clients.dynamodb.clone(), &settings.invocations_table)
+    DynamoInvocationStore::new(clients.dynamodb().clone(), &settings.invocations_table)
 }
 
 fn subscriptions(clients: &Clients, settings: &AwsSettings) -> DynamoSubscriptionStore {
-    DynamoSubscriptionStore::new(clients.dynamodb.clone(), &settings.subscriptions_table)
+    DynamoSubscriptionStore::new(clients.dynamodb().clone(), &settings.subscriptions_table)
 }
 
 /// Now, to the millisecond (what the stored text keeps).
@@ -111,7 +111,7 @@ async fn raw(
     id: &str,
 ) -> Option<std::collections::HashMap<String, AttributeValue>> {
     clients
-        .dynamodb
+        .dynamodb()
         .get_item()
         .table_name(&settings.invocations_table)
         .key(dynamo::INV_ID, AttributeValue::S(id.to_owned()))
@@ -142,14 +142,14 @@ async fn invocation_store_passes_the_contract() {
 async fn creating_the_tables_again_is_harmless() {
     let (_moto, clients, settings) = setup().await;
     tables::create_missing(
-        &clients.dynamodb,
+        clients.dynamodb(),
         &settings.subscriptions_table,
         &settings.invocations_table,
     )
     .await
     .expect("a second create_missing finds both tables and changes nothing");
     let ttl = clients
-        .dynamodb
+        .dynamodb()
         .describe_time_to_live()
         .table_name(&settings.invocations_table)
         .send()
@@ -650,7 +650,7 @@ async fn an_unreachable_endpoint_is_unavailable() {
     unavailable("overdue", invs.overdue(now(), 10).await.map(drop));
     unavailable(
         "create tables",
-        tables::create_missing(&clients.dynamodb, "a", "b").await,
+        tables::create_missing(clients.dynamodb(), "a", "b").await,
     );
 }
 

@@ -17,7 +17,7 @@ const PATIENCE: Duration = Duration::from_secs(10);
 /// Clients of the same emulator in another region.
 fn in_region(clients: &Clients, region: &str) -> Clients {
     let config = clients
-        .config
+        .config()
         .to_builder()
         .region(aws_config::Region::new(region.to_owned()))
         .build();
@@ -34,7 +34,7 @@ async fn rule_to_queue(
     detail_type: &str,
 ) -> String {
     let url = clients
-        .sqs
+        .sqs()
         .create_queue()
         .queue_name(name)
         .send()
@@ -43,7 +43,7 @@ async fn rule_to_queue(
         .queue_url
         .unwrap();
     let arn = clients
-        .sqs
+        .sqs()
         .get_queue_attributes()
         .queue_url(&url)
         .attribute_names(QueueAttributeName::QueueArn)
@@ -64,7 +64,7 @@ async fn rule_to_queue(
         }]
     });
     clients
-        .sqs
+        .sqs()
         .set_queue_attributes()
         .queue_url(&url)
         .attributes(QueueAttributeName::Policy, policy.to_string())
@@ -72,7 +72,7 @@ async fn rule_to_queue(
         .await
         .unwrap();
     clients
-        .eventbridge
+        .eventbridge()
         .put_rule()
         .name(name)
         .event_bus_name(bus)
@@ -81,7 +81,7 @@ async fn rule_to_queue(
         .await
         .unwrap();
     clients
-        .eventbridge
+        .eventbridge()
         .put_targets()
         .rule(name)
         .event_bus_name(bus)
@@ -109,7 +109,7 @@ async fn receive_events(clients: &Clients, url: &str, n: usize) -> Vec<Value> {
             events.len()
         );
         let out = clients
-            .sqs
+            .sqs()
             .receive_message()
             .queue_url(url)
             .max_number_of_messages(10)
@@ -119,7 +119,7 @@ async fn receive_events(clients: &Clients, url: &str, n: usize) -> Vec<Value> {
         for message in out.messages.unwrap_or_default() {
             events.push(serde_json::from_str(message.body().unwrap()).unwrap());
             clients
-                .sqs
+                .sqs()
                 .delete_message()
                 .queue_url(url)
                 .receipt_handle(message.receipt_handle().unwrap())
@@ -156,11 +156,11 @@ async fn events_reach_a_rule_on_triggerlines_own_bus() {
     let clients = moto.clients().await;
     let settings = moto.settings();
     for _ in 0..2 {
-        create_missing_bus(&clients.eventbridge, &settings.event_bus)
+        create_missing_bus(clients.eventbridge(), &settings.event_bus)
             .await
             .unwrap();
     }
-    create_missing_bus(&clients.eventbridge, "default")
+    create_missing_bus(clients.eventbridge(), "default")
         .await
         .unwrap();
     let source = unique("triggerline");
@@ -205,7 +205,7 @@ async fn events_reach_a_rule_on_triggerlines_own_bus() {
         );
     }
     let left = clients
-        .sqs
+        .sqs()
         .receive_message()
         .queue_url(&url)
         .send()
@@ -299,7 +299,7 @@ async fn rejected_entries_are_unavailable_and_named() {
     let moto = Moto::start();
     let clients = moto.clients().await;
     let settings = moto.settings();
-    create_missing_bus(&clients.eventbridge, &settings.event_bus)
+    create_missing_bus(clients.eventbridge(), &settings.event_bus)
         .await
         .unwrap();
     let publisher = EventBridgePublisher::new(clients.clone(), &settings);

@@ -27,20 +27,20 @@ async fn bare_queue(moto: &Moto) -> (Clients, AwsSettings, SqsDeliveryQueue) {
     let clients = moto.clients().await;
     let settings = moto.settings();
     create_missing_queues(
-        &clients.sqs,
+        clients.sqs(),
         &settings.work_queue,
         &settings.dead_letter_queue,
     )
     .await
     .unwrap();
-    let url = resolve_queue_url(&clients.sqs, &settings.work_queue)
+    let url = resolve_queue_url(clients.sqs(), &settings.work_queue)
         .await
         .unwrap();
     let invocations = Arc::new(DynamoInvocationStore::new(
-        clients.dynamodb.clone(),
+        clients.dynamodb().clone(),
         &settings.invocations_table,
     ));
-    let queue = SqsDeliveryQueue::new(clients.sqs.clone(), url, invocations);
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations);
     (clients, settings, queue)
 }
 
@@ -51,14 +51,14 @@ async fn full_queue(moto: &Moto) -> (Clients, SqsDeliveryQueue, Arc<DynamoInvoca
     resources::create_missing(&clients, &settings)
         .await
         .unwrap();
-    let url = resolve_queue_url(&clients.sqs, &settings.work_queue)
+    let url = resolve_queue_url(clients.sqs(), &settings.work_queue)
         .await
         .unwrap();
     let invocations = Arc::new(DynamoInvocationStore::new(
-        clients.dynamodb.clone(),
+        clients.dynamodb().clone(),
         &settings.invocations_table,
     ));
-    let queue = SqsDeliveryQueue::new(clients.sqs.clone(), url, invocations.clone());
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations.clone());
     (clients, queue, invocations)
 }
 
@@ -122,7 +122,7 @@ fn failed() -> Transition {
 /// Visible, in flight and delayed messages of the queue (moto keeps these exact).
 async fn counts(clients: &Clients, url: &str) -> (u64, u64, u64) {
     let attributes = clients
-        .sqs
+        .sqs()
         .get_queue_attributes()
         .queue_url(url)
         .attribute_names(QueueAttributeName::All)
@@ -164,27 +164,27 @@ async fn queues_are_created_once_with_a_redrive_to_the_dead_letter_queue() {
     let settings = moto.settings();
     for _ in 0..2 {
         create_missing_queues(
-            &clients.sqs,
+            clients.sqs(),
             &settings.work_queue,
             &settings.dead_letter_queue,
         )
         .await
         .unwrap();
     }
-    let url = resolve_queue_url(&clients.sqs, &settings.work_queue)
+    let url = resolve_queue_url(clients.sqs(), &settings.work_queue)
         .await
         .unwrap();
     assert!(
         url.starts_with("http") && url.ends_with(&settings.work_queue),
         "{url}"
     );
-    assert_eq!(resolve_queue_url(&clients.sqs, &url).await.unwrap(), url);
+    assert_eq!(resolve_queue_url(clients.sqs(), &url).await.unwrap(), url);
 
-    let dlq_url = resolve_queue_url(&clients.sqs, &settings.dead_letter_queue)
+    let dlq_url = resolve_queue_url(clients.sqs(), &settings.dead_letter_queue)
         .await
         .unwrap();
     let arn_of = |url: String| {
-        let sqs = clients.sqs.clone();
+        let sqs = clients.sqs().clone();
         async move {
             sqs.get_queue_attributes()
                 .queue_url(url)
@@ -198,7 +198,7 @@ async fn queues_are_created_once_with_a_redrive_to_the_dead_letter_queue() {
         }
     };
     let policy = clients
-        .sqs
+        .sqs()
         .get_queue_attributes()
         .queue_url(&url)
         .attribute_names(QueueAttributeName::RedrivePolicy)
@@ -217,7 +217,7 @@ async fn queues_are_created_once_with_a_redrive_to_the_dead_letter_queue() {
 async fn an_unknown_queue_name_is_unavailable() {
     let moto = Moto::start();
     let clients = moto.clients().await;
-    let err = resolve_queue_url(&clients.sqs, "no-such-queue-7f3a")
+    let err = resolve_queue_url(clients.sqs(), "no-such-queue-7f3a")
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
@@ -265,7 +265,7 @@ async fn a_message_not_due_yet_is_deferred_until_it_is() {
             recorded: Some(4),
         };
         clients
-            .sqs
+            .sqs()
             .send_message()
             .queue_url(queue.queue_url())
             .message_body(serde_json::to_string(&body).unwrap())
@@ -286,7 +286,7 @@ async fn a_message_not_due_yet_is_deferred_until_it_is() {
     let started = Instant::now();
     let message = loop {
         let out = clients
-            .sqs
+            .sqs()
             .receive_message()
             .queue_url(queue.queue_url())
             .max_number_of_messages(10)
@@ -390,7 +390,7 @@ async fn a_queue_that_cannot_be_sent_to_fails_the_accept_and_leaves_nothing_open
     let moto = Moto::start();
     let (clients, _queue, store) = full_queue(&moto).await;
     let gone = format!("{}/123456789012/no-such-queue", moto.endpoint);
-    let queue = SqsDeliveryQueue::new(clients.sqs.clone(), gone, store.clone());
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), gone, store.clone());
     let id = &ids(1)[0];
     let err = queue
         .accept(&[invocation(id)], Utc::now(), None)
@@ -755,7 +755,7 @@ async fn an_accept_whose_messages_cannot_be_sent_leaves_no_invocation_behind() {
     let (clients, _, invocations) = full_queue(&moto).await;
     // A queue URL that names no queue: the DynamoDB write succeeds, the send fails.
     let missing = format!("{}/123456789012/no-such-queue", moto.endpoint);
-    let queue = SqsDeliveryQueue::new(clients.sqs.clone(), missing, invocations.clone());
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), missing, invocations.clone());
 
     let result = queue
         .accept(&[invocation("never-queued")], Utc::now(), None)

@@ -12,7 +12,8 @@ use triggerline_aws::lambda;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     triggerline_aws::lambda::init_logging();
-    let (env, backend) = lambda::boot().await?;
+    let (env, clients) = lambda::boot()?;
+    let backend = lambda::connect(&clients, &env).await?;
     let delivery = aws::webhook_delivery(&backend, &env)?;
     let queue = backend.queue.clone();
     let (delivery, queue) = (&delivery, &*queue);

@@ -10,8 +10,10 @@ use triggerline_aws::lambda;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     triggerline_aws::lambda::init_logging();
-    let (env, backend) = lambda::boot().await?;
-    let delivery = lambda::settling_delivery(&backend, &env);
+    let (env, clients) = lambda::boot()?;
+    lambda::create_missing_tables(&clients, &env).await?;
+    lambda::create_missing_bus(&clients, &env).await?;
+    let delivery = lambda::settling_delivery(&clients, &env);
     let delivery = &delivery;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<EventBridgeEvent>| async move {
