@@ -13,16 +13,17 @@ use triggerline::cache::CachedSubscriptions;
 use triggerline::catalog::Catalog;
 use triggerline::delivery::Reply;
 use triggerline::duration::IsoDuration;
-use triggerline::model::{Attempt, Invocation, InvocationState};
+use triggerline::model::{Attempt, Invocation, InvocationState, Subscription};
 use triggerline::ports::{
-    DeliveryQueue, EventPublisher, InvocationStore, InvocationWatch, NextStep, SubscriptionStore,
-    Transition, WatchSubscription, WebhookClient, WebhookRequest, WorkItem,
+    DeliveryQueue, InvocationWatch, NextStep, SubscriptionStore, Transition, WatchSubscription,
+    WebhookClient, WebhookRequest, WorkItem,
 };
+use triggerline::query::{Page, SubscriptionQuery};
 use triggerline::secrets::SecretKey;
 use triggerline::time::{IdGenerator, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
 
-use crate::dynamo::{DynamoInvocationStore, DynamoSubscriptionStore};
+use crate::dynamo::DynamoInvocationStore;
 use crate::eventbridge::EventBridgePublisher;
 use crate::{AwsBackend, AwsSettings, Clients};
 
@@ -325,65 +326,46 @@ pub fn delivery(
     if env.public_url.is_none() {
         return Err(EnvError::Missing(env::PUBLIC_URL));
     }
-    Ok(assemble(
-        backend.subscriptions.clone(),
-        backend.invocations.clone(),
-        backend.queue.clone(),
-        backend.events.clone(),
+    Ok(Delivery {
+        catalog: Catalog::builtin(),
+        // Subscriptions are written by another function, so cached ones expire.
+        subscriptions: Arc::new(CachedSubscriptions::with_max_age(
+            backend.subscriptions.clone(),
+            env.subscription_cache,
+        )),
+        invocations: backend.invocations.clone(),
+        queue: backend.queue.clone(),
         client,
+        events: backend.events.clone(),
+        watch: Arc::new(PollingWatch),
+        clock: Arc::new(SystemClock),
         key,
-        env,
-    ))
+        policy: env.policy(),
+    })
 }
 
 /// The [`Delivery`] of a function that settles invocations but never sends one (the callback,
 /// the deadline sweep). The callback checks a presented secret against the stored hash, and
 /// the sweep only times out, so:
-/// - the client is [`NoWebhooks`] and the queue [`NoDeliveryQueue`]: their binaries carry no
-///   HTTP client and no SQS code, and their roles no queue access;
+/// - subscriptions, the queue and the webhook client are [`NotDelivering`]: their binaries
+///   carry no subscription decoding (with its JSONPath and regex engine), no SQS code and no
+///   HTTP client, and their roles no queue access;
 /// - neither needs [`env::SECRET_KEY`] nor [`env::PUBLIC_URL`], and their roles no access to
 ///   the key.
 pub fn settling_delivery(clients: &Clients, env: &FunctionEnv) -> Delivery {
     // Unused (see above); random rather than empty, so that a future caller who did derive a
     // secret here would get one that completes nothing, not a predictable one.
     let key = SecretKey::new(RandomIds.secret(MIN_SECRET_KEY_BYTES).into_bytes());
-    assemble(
-        Arc::new(DynamoSubscriptionStore::new(
-            clients.dynamodb().clone(),
-            &env.aws.subscriptions_table,
-        )),
-        Arc::new(DynamoInvocationStore::new(
+    Delivery {
+        catalog: Catalog::builtin(),
+        subscriptions: Arc::new(NotDelivering),
+        invocations: Arc::new(DynamoInvocationStore::new(
             clients.dynamodb().clone(),
             &env.aws.invocations_table,
         )),
-        Arc::new(NoDeliveryQueue),
-        Arc::new(EventBridgePublisher::new(clients.clone(), &env.aws)),
-        Arc::new(NoWebhooks),
-        key,
-        env,
-    )
-}
-
-fn assemble(
-    subscriptions: Arc<dyn SubscriptionStore>,
-    invocations: Arc<dyn InvocationStore>,
-    queue: Arc<dyn DeliveryQueue>,
-    events: Arc<dyn EventPublisher>,
-    client: Arc<dyn WebhookClient>,
-    key: SecretKey,
-    env: &FunctionEnv,
-) -> Delivery {
-    Delivery {
-        catalog: Catalog::builtin(),
-        // Subscriptions are written by another function, so cached ones expire.
-        subscriptions: Arc::new(CachedSubscriptions::with_max_age(
-            subscriptions,
-            env.subscription_cache,
-        )),
-        invocations,
-        queue,
-        client,
-        events,
+        queue: Arc::new(NotDelivering),
+        client: Arc::new(NotDelivering),
+        events: Arc::new(EventBridgePublisher::new(clients.clone(), &env.aws)),
         watch: Arc::new(PollingWatch),
         clock: Arc::new(SystemClock),
         key,
@@ -391,28 +373,60 @@ fn assemble(
     }
 }
 
-/// The [`DeliveryQueue`] of functions that do not deliver (callback, sweep). Their use cases
-/// only `discard` a finished invocation's work, and a work message is only ever held by the
-/// dispatcher's consumer that received it, so there is nothing here to delete. Everything else
-/// is refused: if a change made them queue work, it fails visibly instead of going out without
-/// the dispatcher's queue.
+/// What the settling functions (callback, sweep) have instead of the dispatcher's subscription
+/// store, work queue and webhook client. Their use cases only `discard` a finished invocation's
+/// work, and a work message is only ever held by the dispatcher's consumer that received it, so
+/// there is nothing to delete; everything else is refused. If a change made them read
+/// subscriptions, queue work or post, it fails visibly instead of going out without the
+/// dispatcher's resources, network settings and key.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct NoDeliveryQueue;
+pub struct NotDelivering;
 
-/// What [`NoDeliveryQueue`] answers to anything but `discard`.
+/// What [`NotDelivering`] answers.
 #[derive(Debug, thiserror::Error)]
-#[error("this function does not deliver, so it has no delivery queue")]
+#[error("this function does not deliver")]
 pub struct DoesNotDeliver;
 
+fn refused<T>() -> Result<T, Error> {
+    Err(Error::unavailable(DoesNotDeliver))
+}
+
 #[async_trait]
-impl DeliveryQueue for NoDeliveryQueue {
+impl SubscriptionStore for NotDelivering {
+    async fn create(&self, _subscription: &Subscription, _max: usize) -> Result<(), Error> {
+        refused()
+    }
+
+    async fn get(&self, _id: &str) -> Result<Option<Subscription>, Error> {
+        refused()
+    }
+
+    async fn list(&self, _query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
+        refused()
+    }
+
+    async fn list_for_trigger(&self, _trigger_id: &str) -> Result<Vec<Subscription>, Error> {
+        refused()
+    }
+
+    async fn replace(&self, _subscription: &Subscription, _version: u64) -> Result<(), Error> {
+        refused()
+    }
+
+    async fn delete(&self, _id: &str) -> Result<(), Error> {
+        refused()
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for NotDelivering {
     async fn accept(
         &self,
         _invocations: &[Invocation],
         _not_before: DateTime<Utc>,
         _leased_until: Option<DateTime<Utc>>,
     ) -> Result<Vec<WorkItem>, Error> {
-        Err(Error::unavailable(DoesNotDeliver))
+        refused()
     }
 
     async fn claim_due(
@@ -421,7 +435,7 @@ impl DeliveryQueue for NoDeliveryQueue {
         _lease_until: DateTime<Utc>,
         _limit: usize,
     ) -> Result<Vec<WorkItem>, Error> {
-        Err(Error::unavailable(DoesNotDeliver))
+        refused()
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
@@ -436,7 +450,7 @@ impl DeliveryQueue for NoDeliveryQueue {
         _transition: Option<&Transition>,
         _next: &NextStep,
     ) -> Result<Option<Invocation>, Error> {
-        Err(Error::unavailable(DoesNotDeliver))
+        refused()
     }
 
     async fn replay(
@@ -446,7 +460,7 @@ impl DeliveryQueue for NoDeliveryQueue {
         _not_before: DateTime<Utc>,
         _leased_until: Option<DateTime<Utc>>,
     ) -> Result<WorkItem, Error> {
-        Err(Error::unavailable(DoesNotDeliver))
+        refused()
     }
 
     async fn discard(&self, _invocation_id: &str) -> Result<(), Error> {
@@ -458,17 +472,10 @@ impl DeliveryQueue for NoDeliveryQueue {
     }
 }
 
-/// The [`WebhookClient`] of functions that do not deliver: every post is refused. Their use
-/// cases (callback, sweep) never post, so this is never called; if a change made them post, the
-/// attempt fails visibly ("target refused") instead of going out without the dispatcher's
-/// network settings and key.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoWebhooks;
-
 #[async_trait]
-impl WebhookClient for NoWebhooks {
+impl WebhookClient for NotDelivering {
     async fn post(&self, _request: WebhookRequest) -> Reply {
-        Reply::Blocked("this function does not deliver".into())
+        Reply::Blocked(DoesNotDeliver.to_string())
     }
 }
 
@@ -530,5 +537,35 @@ mod tests {
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }
+    }
+
+    /// The settling functions' stand-in lets their use cases discard work they never held and
+    /// refuses the rest, so a change that made them deliver fails instead of half-working.
+    #[tokio::test]
+    async fn not_delivering_discards_and_refuses_the_rest() {
+        let now = Utc::now();
+        assert!(NotDelivering.discard("inv-1").await.is_ok());
+        assert_eq!(NotDelivering.next_due().await.unwrap(), None);
+        assert!(matches!(
+            NotDelivering.accept(&[], now, None).await,
+            Err(Error::Unavailable(_))
+        ));
+        assert!(matches!(
+            NotDelivering.list_for_trigger("idn:identity-created").await,
+            Err(Error::Unavailable(_))
+        ));
+        assert!(matches!(
+            NotDelivering.get("sub-1").await,
+            Err(Error::Unavailable(_))
+        ));
+        let request = WebhookRequest {
+            url: "https://example.com/hook".into(),
+            headers: vec![],
+            body: b"{}".to_vec(),
+        };
+        assert!(matches!(
+            NotDelivering.post(request).await,
+            Reply::Blocked(_)
+        ));
     }
 }
