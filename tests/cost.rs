@@ -139,6 +139,13 @@ impl Stack {
     /// Plays the SQS event source mapping once: receives what is on the work queue, hands it to
     /// the consumer as a real SQS event, deletes what the consumer did not report as failed.
     /// Returns how many messages it passed on.
+    /// How many invocations the table holds.
+    async fn invocation_count(&self) -> usize {
+        let everything = triggerline::query::ListQuery::parse(&Default::default()).unwrap();
+        let page = self.backend.invocations.list(&everything).await.unwrap();
+        page.items.len()
+    }
+
     async fn consume(&self) -> usize {
         let received = self
             .esm
@@ -476,13 +483,11 @@ async fn an_intake_event_on_the_bus_is_raised_once_and_delivered() {
         passed += stack.consume().await;
         assert!(passed <= 3, "the event raised more work than one delivery");
     }
-    let page = stack
-        .backend
-        .invocations
-        .list(&triggerline::query::ListQuery::parse(&Default::default()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(page.items.len(), 1, "one invocation for one event");
+    assert_eq!(
+        stack.invocation_count().await,
+        1,
+        "one invocation for one event"
+    );
 
     // SQS may hand the same event over twice: the second time raises nothing new.
     let again = json!({"id": "redelivered", "detail-type": "Trigger Invocation Requested",
@@ -494,13 +499,11 @@ async fn an_intake_event_on_the_bus_is_raised_once_and_delivered() {
             .await
             .unwrap();
     }
-    let page = stack
-        .backend
-        .invocations
-        .list(&triggerline::query::ListQuery::parse(&Default::default()).unwrap())
-        .await
-        .unwrap();
-    assert_eq!(page.items.len(), 2, "the redelivered event was raised once");
+    assert_eq!(
+        stack.invocation_count().await,
+        2,
+        "the redelivered event was raised once"
+    );
 }
 
 fn http(trigger: &str, url: &str, mode: &str) -> Value {
