@@ -1,0 +1,92 @@
+//! Turns `catalog/*.json` into Rust: the list of catalog files, and one validator per
+//! `inputSchema` and `outputSchema`, generated at compile time by `jsonschema`'s `validator`
+//! macro. Compiled validators carry only the checks their schema uses, so the Lambda functions do
+//! not link the runtime schema compiler and its regex engines.
+
+use std::path::Path;
+
+fn main() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog");
+    println!("cargo:rerun-if-changed={}", dir.display());
+
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .expect("shared/catalog is readable")
+        .map(|entry| entry.expect("catalog entry").file_name())
+        .map(|name| name.to_string_lossy().into_owned())
+        .filter_map(|name| name.strip_suffix(".json").map(str::to_owned))
+        .collect();
+    names.sort();
+
+    let mut out = String::new();
+    out.push_str("/// `(file name, contents)` of every catalog data file.\n");
+    out.push_str("pub const FILES: &[(&str, &str)] = &[\n");
+    for name in &names {
+        let path = dir.join(format!("{name}.json"));
+        println!("cargo:rerun-if-changed={}", path.display());
+        out.push_str(&format!(
+            "    ({name:?}, include_str!({:?})),\n",
+            path.display().to_string()
+        ));
+    }
+    out.push_str("];\n\n");
+
+    let mut inputs = String::new();
+    let mut outputs = String::new();
+    for name in &names {
+        let path = dir.join(format!("{name}.json"));
+        let text = std::fs::read_to_string(&path).expect("catalog file is readable");
+        let trigger: serde_json::Value = serde_json::from_str(&text)
+            .unwrap_or_else(|e| panic!("catalog/{name}.json is not JSON: {e}"));
+        let id = format!("idn:{name}");
+        let base = camel(name);
+        let input = trigger
+            .get("inputSchema")
+            .unwrap_or_else(|| panic!("catalog/{name}.json has no inputSchema"));
+        validator(&mut out, &format!("{base}Input"), input);
+        inputs.push_str(&format!("        {id:?} => Some({base}Input::validate),\n"));
+        if let Some(output) = trigger.get("outputSchema").filter(|s| !s.is_null()) {
+            validator(&mut out, &format!("{base}Output"), output);
+            outputs.push_str(&format!(
+                "        {id:?} => Some({base}Output::validate),\n"
+            ));
+        }
+    }
+
+    out.push_str(&format!("/// The compiled `inputSchema` check of trigger `id`.\n\
+         fn input_check(id: &str) -> Option<Check> {{\n    match id {{\n{inputs}        _ => None,\n    }}\n}}\n\n\
+         /// The compiled `outputSchema` check of trigger `id`, if it has one.\n\
+         fn output_check(id: &str) -> Option<Check> {{\n    match id {{\n{outputs}        _ => None,\n    }}\n}}\n"
+    ));
+
+    let target =
+        Path::new(&std::env::var("OUT_DIR").expect("cargo sets OUT_DIR")).join("catalog.rs");
+    std::fs::write(target, out).expect("OUT_DIR is writable");
+}
+
+fn validator(out: &mut String, name: &str, schema: &serde_json::Value) {
+    // A raw string needs a delimiter the schema text cannot contain.
+    let text = schema.to_string();
+    assert!(
+        !text.contains("\"####"),
+        "schema text would end the raw string"
+    );
+    out.push_str(&format!(
+        "#[jsonschema::validator(schema = r####\"{text}\"####, validate_formats = true, \
+         methods = {{ is_valid = false, validate = true, iter_errors = false }})]\n\
+         struct {name};\n"
+    ));
+    out.push('\n');
+}
+
+/// `access-request-pre-approval` → `AccessRequestPreApproval`.
+fn camel(name: &str) -> String {
+    name.split('-')
+        .map(|word| {
+            let mut chars = word.chars();
+            chars
+                .next()
+                .map(|first| first.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
