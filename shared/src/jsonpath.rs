@@ -1,9 +1,16 @@
 //! Subscription filters: RFC 9535 JSONPath expressions over the trigger input. An invocation goes
 //! to a subscription only when its filter selects at least one node.
+//!
+//! The RFC's `match()` and `search()` functions are defined here on `regex-lite` rather than by
+//! `serde_json_path`'s `regex` feature, whose engine and Unicode tables made up 0.7 MB of each
+//! Lambda function that reads filters. The one thing I-Regexp (RFC 9485) has that `regex-lite`
+//! lacks is Unicode property classes (`\p{L}`): a pattern using them does not compile, and the
+//! function is false, as for any other invalid pattern.
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json_path::JsonPath;
+use serde_json_path::functions::{LogicalType, ValueType};
 
 use crate::Error;
 
@@ -56,6 +63,36 @@ impl<'de> Deserialize<'de> for JsonPathFilter {
         let text = String::deserialize(d)?;
         JsonPathFilter::parse("filter", &text).map_err(serde::de::Error::custom)
     }
+}
+
+/// RFC 9535 §2.4.6: does the whole string match the I-Regexp?
+#[serde_json_path::function(name = "match")]
+fn match_whole(value: ValueType, pattern: ValueType) -> LogicalType {
+    regex_test(&value, &pattern, |p| format!("^(?:{p})$"))
+}
+
+/// RFC 9535 §2.4.7: does some substring match the I-Regexp?
+#[serde_json_path::function]
+fn search(value: ValueType, pattern: ValueType) -> LogicalType {
+    regex_test(&value, &pattern, |p| format!("(?:{p})"))
+}
+
+/// True when both arguments are strings and the pattern, put in `shape`, compiles and matches.
+/// Anything else (a non-string argument, an invalid pattern) is false, as the RFC says.
+fn regex_test(
+    value: &ValueType,
+    pattern: &ValueType,
+    shape: impl FnOnce(&str) -> String,
+) -> LogicalType {
+    let (Some(Value::String(text)), Some(Value::String(pattern))) =
+        (value.as_value(), pattern.as_value())
+    else {
+        return LogicalType::False;
+    };
+    // CRLF mode: I-Regexp's `.` matches any character but `\n` and `\r`.
+    regex_lite::Regex::new(&format!("(?R){}", shape(pattern)))
+        .is_ok_and(|re| re.is_match(text))
+        .into()
 }
 
 /// The answer of `validate-filter`: does the expression parse, does it select anything in the
@@ -131,6 +168,29 @@ mod tests {
                 is_path_exist: false
             }
         );
+    }
+
+    #[test]
+    fn match_is_anchored_and_search_is_not() {
+        let input = json!({"user": {"email": "ada@example.com", "id": 7}});
+        let selects = |filter: &str| {
+            JsonPathFilter::parse("filter", filter)
+                .unwrap()
+                .matches(&input)
+        };
+        assert!(selects(r#"$[?match(@.email, '[a-z]+@example\\.com')]"#));
+        assert!(!selects(r#"$[?match(@.email, 'example')]"#));
+        assert!(selects(r#"$[?search(@.email, 'example')]"#));
+        assert!(!selects(r#"$[?search(@.email, '^example')]"#));
+        // A non-string argument or an invalid pattern is false, never an error.
+        assert!(!selects(r#"$[?search(@.id, '7')]"#));
+        assert!(!selects(r#"$[?search(@.email, '(')]"#));
+        // `.` stops at line breaks, as I-Regexp says.
+        let multi = json!({"n": {"note": "a\nb"}});
+        let f = JsonPathFilter::parse("filter", r#"$[?match(@.note, 'a.b')]"#).unwrap();
+        assert!(!f.matches(&multi));
+        // Calls are type-checked when the filter is parsed.
+        assert!(JsonPathFilter::parse("filter", "$[?match(@.a)]").is_err());
     }
 
     #[test]
