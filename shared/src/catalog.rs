@@ -38,6 +38,8 @@ impl CatalogEntry {
     /// Checks an event payload against the trigger's `inputSchema`; the error names `field`
     /// followed by the path of the first violation.
     pub fn check_input(&self, field: &str, input: &Value) -> Result<(), Error> {
+        // Looked up here rather than stored in the entry, so that only the binaries that call
+        // this link the validators (status-query builds the catalog but never validates).
         match input_check(&self.trigger.id) {
             Some(check) => first_violation(check, field, input),
             None => unreachable!("build.rs compiles every catalog inputSchema"),
