@@ -6,7 +6,10 @@
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("catalog");
+    // Read when the script runs, not baked in when it is compiled: a compiled build script is
+    // reused for a checkout at another path (a worktree, a moved clone) sharing the target dir.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest_dir).join("catalog");
     println!("cargo:rerun-if-changed={}", dir.display());
 
     let mut names: Vec<String> = std::fs::read_dir(&dir)
