@@ -18,9 +18,7 @@ use crate::webhook::HttpWebhookClient;
 /// [`HttpWebhookClient`], guarded against private targets unless
 /// `TRIGGERLINE_ALLOW_PRIVATE_TARGETS` says otherwise. Needs the secret key and public URL.
 pub fn webhook_delivery(backend: &AwsBackend, env: &FunctionEnv) -> Result<Delivery, BootError> {
-    let client = HttpWebhookClient::new(env.allow_private_targets).inspect_err(|e| {
-        tracing::error!(error = %e, "cannot build the webhook client");
-    })?;
+    let client = HttpWebhookClient::new(env.allow_private_targets);
     lambda::delivery(backend, Arc::new(client), env)
         .inspect_err(|e| tracing::error!(error = %e, "invalid function environment"))
         .map_err(Into::into)

@@ -8,34 +8,53 @@
 //! subscription cannot be used to reach the cloud metadata endpoint or services inside the VPC
 //! (SSRF). The address judged is the one actually dialled: a resolver that keeps only public
 //! addresses, so a name that resolves differently between validation and delivery (DNS
-//! rebinding) gains nothing, plus a check of IP-literal hosts, which reqwest never resolves.
+//! rebinding) gains nothing, plus a check of IP-literal hosts, which are never resolved.
 
 use std::error::Error as StdError;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
-use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
-use reqwest::redirect;
+use aws_smithy_http_client::{Connector, tls};
+use aws_smithy_runtime::client::dns::TokioDnsResolver;
+use aws_smithy_runtime_api::client::dns::{
+    DnsFuture, ResolveDns, ResolveDnsError, SharedDnsResolver,
+};
+use aws_smithy_runtime_api::client::http::{HttpConnector, SharedHttpConnector};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_types::body::SdkBody;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, USER_AGENT};
+use http_body_util::BodyExt;
+use percent_encoding::percent_decode_str;
 use triggerline::delivery::{ATTEMPT_TIMEOUT, MAX_RESPONSE_BYTES, Reply};
 use triggerline::ports::{WebhookClient, WebhookRequest};
 use url::{Host, Url};
 
-const USER_AGENT: &str = concat!("Triggerline/", env!("CARGO_PKG_VERSION"));
+const USER_AGENT_VALUE: &str = concat!("Triggerline/", env!("CARGO_PKG_VERSION"));
 
 /// Idle connections kept per subscriber host. Generous, because a burst of deliveries to one
 /// busy receiver should reuse connections instead of paying a TCP and TLS handshake each.
 const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 
-/// Posts webhooks with one pooled HTTP client (rustls, keep-alive, no redirects).
+/// Posts webhooks with one pooled HTTP client (rustls, keep-alive, no redirects, no proxy).
+///
+/// The client is the AWS SDK's own hyper-based connector, resolving names through a
+/// [`SharedDnsResolver`] exactly as [`triggerline_aws::Clients`] does. The same types mean the
+/// function binaries that post webhooks carry one copy of the HTTP/TLS client code, not a second
+/// HTTP stack beside the SDK's (a third of a megabyte of each bootstrap). It follows no redirects
+/// and uses no proxy: a 3xx is the subscriber's answer like any other non-2xx (following it would
+/// also let a public host bounce the request to an internal one behind the guard's back), and
+/// through a proxy the guard would judge the proxy's address, not the target's.
 ///
 /// Cloning is cheap and shares the pool.
 #[derive(Debug, Clone)]
 pub struct HttpWebhookClient {
-    client: reqwest::Client,
+    connector: SharedHttpConnector,
+    timeout: Duration,
     allow_private_targets: bool,
 }
 
@@ -43,9 +62,7 @@ impl HttpWebhookClient {
     /// One pooled client for the whole process, with [`ATTEMPT_TIMEOUT`] per attempt.
     /// `allow_private_targets` lets deliveries reach loopback and private addresses (the local
     /// stack's default, for localhost receivers).
-    ///
-    /// Errors: when the TLS backend cannot be initialised.
-    pub fn new(allow_private_targets: bool) -> Result<Self, reqwest::Error> {
+    pub fn new(allow_private_targets: bool) -> Self {
         Self::with_timeout(allow_private_targets, ATTEMPT_TIMEOUT)
     }
 
@@ -53,30 +70,24 @@ impl HttpWebhookClient {
     ///
     /// The timeout covers the whole attempt, from connecting to the last byte of the answer,
     /// so a subscriber that trickles its body cannot hold a delivery open.
-    pub fn with_timeout(
-        allow_private_targets: bool,
-        timeout: Duration,
-    ) -> Result<Self, reqwest::Error> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(timeout)
-            // A 3xx is the subscriber's answer like any other non-2xx. Following it would also
-            // let a public host bounce the request to an internal one behind the guard's back.
-            .redirect(redirect::Policy::none())
-            // Through a proxy the resolver would judge the proxy's address, not the target's;
-            // deliveries go direct so that the guard sees what is dialled.
-            .no_proxy()
+    pub fn with_timeout(allow_private_targets: bool, timeout: Duration) -> Self {
+        let resolver = if allow_private_targets {
+            SharedDnsResolver::new(TokioDnsResolver::new())
+        } else {
+            SharedDnsResolver::new(PublicOnlyResolver)
+        };
+        let connector = Connector::builder()
             .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .tcp_nodelay(true)
-            .tcp_keepalive(Duration::from_secs(60))
-            .user_agent(USER_AGENT);
-        if !allow_private_targets {
-            builder = builder.dns_resolver(Arc::new(PublicOnlyResolver));
-        }
-        Ok(Self {
-            client: builder.build()?,
+            .enable_tcp_nodelay(true)
+            .tls_provider(tls::Provider::Rustls(
+                tls::rustls_provider::CryptoMode::Ring,
+            ))
+            .build_with_resolver(resolver);
+        Self {
+            connector: SharedHttpConnector::new(connector),
+            timeout,
             allow_private_targets,
-        })
+        }
     }
 }
 
@@ -87,12 +98,16 @@ impl WebhookClient for HttpWebhookClient {
             Ok(url) => url,
             Err(why) => return Reply::Blocked(why),
         };
-        let headers = match headers(&request.headers) {
-            Ok(headers) => headers,
+        let host = url.host_str().unwrap_or_default().to_owned();
+        let prepared = match prepare(url, &request.headers, request.body) {
+            Ok(prepared) => prepared,
             Err(why) => return Reply::Blocked(why),
         };
-        let host = url.host_str().unwrap_or_default().to_owned();
-        let reply = send(&self.client, url, headers, request.body).await;
+        let reply = match tokio::time::timeout(self.timeout, send(&self.connector, prepared)).await
+        {
+            Ok(reply) => reply,
+            Err(_elapsed) => Reply::TimedOut,
+        };
         match &reply {
             Reply::Answered { .. } => {}
             // Only the host: the URL may carry credentials in its userinfo, path or query.
@@ -102,17 +117,17 @@ impl WebhookClient for HttpWebhookClient {
     }
 }
 
-async fn send(client: &reqwest::Client, url: Url, headers: HeaderMap, body: Vec<u8>) -> Reply {
-    let response = match client.post(url).headers(headers).body(body).send().await {
+async fn send(connector: &SharedHttpConnector, request: HttpRequest) -> Reply {
+    let response = match connector.call(request).await {
         Ok(response) => response,
-        Err(error) => return failure(error),
+        Err(error) => return failure(&error),
     };
     let status = response.status().as_u16();
     let retry_after = response
         .headers()
-        .get(RETRY_AFTER)
+        .get("retry-after")
         .and_then(|value| parse_retry_after(value, SystemTime::now()));
-    match read_capped(response, MAX_RESPONSE_BYTES).await {
+    match read_capped(response.into_body(), MAX_RESPONSE_BYTES).await {
         Ok(body) => Reply::Answered {
             status,
             body,
@@ -120,7 +135,7 @@ async fn send(client: &reqwest::Client, url: Url, headers: HeaderMap, body: Vec<
         },
         // The answer was cut off mid-body, so the attempt did not complete: judged like a
         // connection failure rather than handing a truncated body to output validation.
-        Err(error) => failure(error),
+        Err(error) => Reply::Unreachable(describe(&*error)),
     }
 }
 
@@ -131,7 +146,7 @@ fn target(raw: &str, allow_private_targets: bool) -> Result<Url, String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("the scheme {} is not allowed", url.scheme()));
     }
-    // reqwest dials IP-literal hosts without asking the resolver, so they are judged here.
+    // The connector dials IP-literal hosts without asking the resolver, so they are judged here.
     // The parser has already normalised forms like `2130706433` or `[::ffff:127.0.0.1]`.
     let literal = match url.host() {
         None => return Err("the URL has no host".to_owned()),
@@ -150,50 +165,85 @@ fn target(raw: &str, allow_private_targets: bool) -> Result<Url, String> {
     Ok(url)
 }
 
-/// `Content-Type: application/json` plus the request's headers. A request header replaces a
-/// default of the same name; a name given twice is sent twice.
-fn headers(extra: &[(String, String)]) -> Result<HeaderMap, String> {
+/// The POST itself: `Content-Type: application/json`, the user agent, Basic auth from the
+/// URL's userinfo (as curl and browsers send it), then the request's own headers. A request
+/// header replaces a default of the same name; a name given twice is sent twice.
+fn prepare(mut url: Url, extra: &[(String, String)], body: Vec<u8>) -> Result<HttpRequest, String> {
+    let mut headers = HeaderMap::with_capacity(extra.len() + 3);
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    if let Some(basic) = take_userinfo(&mut url) {
+        headers.insert(AUTHORIZATION, basic);
+    }
+    // `extend` with a map replaces every value of a name it brings and keeps repeated names.
+    headers.extend(given_headers(extra)?);
+    // The fragment is the client's own; it is never sent.
+    url.set_fragment(None);
+    let mut request = http::Request::post(url.as_str())
+        .body(SdkBody::from(body))
+        .map_err(|_| "the URL is not valid for HTTP".to_owned())?;
+    *request.headers_mut() = headers;
+    HttpRequest::try_from(request).map_err(|_| "a header is not valid".to_owned())
+}
+
+/// Removes the userinfo from `url` and returns it as a Basic `Authorization` value.
+fn take_userinfo(url: &mut Url) -> Option<HeaderValue> {
+    if url.username().is_empty() && url.password().is_none() {
+        return None;
+    }
+    let decode = |part: &str| percent_decode_str(part).decode_utf8_lossy().into_owned();
+    let user = decode(url.username());
+    let password = url.password().map(decode).unwrap_or_default();
+    // Both setters only fail for URLs without a host, which `target` has already refused.
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    let encoded = BASE64.encode(format!("{user}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// The request's headers, validated. Messages never echo a value: custom headers usually carry
+/// the subscriber's credentials.
+fn given_headers(extra: &[(String, String)]) -> Result<HeaderMap, String> {
     let mut given = HeaderMap::with_capacity(extra.len());
     for (name, value) in extra {
         let name = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| "a header name is not valid".to_owned())?;
-        // The value is never echoed: custom headers usually carry the subscriber's credentials.
         let mut value = HeaderValue::from_str(value)
             .map_err(|_| format!("the value of header {name} is not valid"))?;
         value.set_sensitive(true);
         given.append(name, value);
     }
-    let mut headers = HeaderMap::with_capacity(given.len() + 1);
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    // `extend` with a map replaces every value of a name it brings and keeps repeated names.
-    headers.extend(given);
-    Ok(headers)
+    Ok(given)
 }
 
-/// Reads the body chunk by chunk and stops at `cap`, so an endless or huge answer costs at most
+type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Reads the body frame by frame and stops at `cap`, so an endless or huge answer costs at most
 /// `cap` bytes of memory.
-async fn read_capped(
-    mut response: reqwest::Response,
-    cap: usize,
-) -> Result<Vec<u8>, reqwest::Error> {
-    let announced = response
+async fn read_capped(mut body: SdkBody, cap: usize) -> Result<Vec<u8>, BoxError> {
+    let announced = body
         .content_length()
         .map_or(0, |n| usize::try_from(n).unwrap_or(cap).min(cap));
-    let mut body = Vec::with_capacity(announced);
-    while let Some(chunk) = response.chunk().await? {
-        let room = cap - body.len();
+    let mut read = Vec::with_capacity(announced);
+    while let Some(frame) = body.frame().await {
+        let Ok(chunk) = frame?.into_data() else {
+            continue; // trailers
+        };
+        let room = cap - read.len();
         if chunk.len() >= room {
-            body.extend_from_slice(&chunk[..room]);
+            read.extend_from_slice(&chunk[..room]);
             break;
         }
-        body.extend_from_slice(&chunk);
+        read.extend_from_slice(&chunk);
     }
-    Ok(body)
+    Ok(read)
 }
 
 /// Maps a transport error onto the reply the delivery rules judge.
-fn failure(error: reqwest::Error) -> Reply {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(&error);
+fn failure(error: &ConnectorError) -> Reply {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(error);
     while let Some(cause) = source {
         if let Some(blocked) = cause.downcast_ref::<BlockedTarget>() {
             return Reply::Blocked(blocked.to_string());
@@ -203,18 +253,18 @@ fn failure(error: reqwest::Error) -> Reply {
     if error.is_timeout() {
         return Reply::TimedOut;
     }
-    Reply::Unreachable(describe(&error.without_url()))
+    Reply::Unreachable(describe(error))
 }
 
-/// The cause chain in one line, without reqwest's and hyper's generic wrappers ("error sending
-/// request", "client error (Connect)"), which say nothing the rest does not. No link of the
-/// chain carries the URL: reqwest keeps it only on the top error, dropped by `without_url`.
-fn describe(error: &reqwest::Error) -> String {
+/// The cause chain in one line, without the generic wrappers ("io error", "client error
+/// (Connect)"), which say nothing the rest does not. No link of the chain carries the URL: the
+/// connector's errors name neither the request nor its address.
+fn describe(error: &(dyn StdError + 'static)) -> String {
     let mut parts: Vec<String> = Vec::new();
-    let mut source = error.source();
+    let mut source = Some(error);
     while let Some(cause) = source {
         let part = cause.to_string();
-        let wrapper = cause.is::<reqwest::Error>()
+        let wrapper = cause.is::<ConnectorError>()
             || part.starts_with("client error (")
             || parts.last() == Some(&part);
         if !wrapper {
@@ -230,8 +280,8 @@ fn describe(error: &reqwest::Error) -> String {
 }
 
 /// `Retry-After` as delta-seconds or an HTTP-date (RFC 9110 §10.2.3), relative to `now`.
-fn parse_retry_after(value: &HeaderValue, now: SystemTime) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
+fn parse_retry_after(value: &str, now: SystemTime) -> Option<Duration> {
+    let text = value.trim();
     if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
         // Too many digits for u64 still means "much later", not "no advice".
         return Some(Duration::from_secs(text.parse().unwrap_or(u64::MAX)));
@@ -280,7 +330,8 @@ fn is_public(ip: IpAddr) -> bool {
     }
 }
 
-/// The resolver's refusal, found again in reqwest's error chain to tell it from a DNS failure.
+/// The resolver's refusal, found again in the connector's error chain to tell it from a DNS
+/// failure.
 #[derive(Debug)]
 struct BlockedTarget {
     host: String,
@@ -299,21 +350,25 @@ impl StdError for BlockedTarget {}
 #[derive(Debug)]
 struct PublicOnlyResolver;
 
-impl Resolve for PublicOnlyResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            // Port 0: reqwest puts the URL's port (or the scheme's) on every address.
-            let found: Vec<SocketAddr> =
-                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+impl ResolveDns for PublicOnlyResolver {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> DnsFuture<'a> {
+        DnsFuture::new(async move {
+            // Port 0: the connector puts the URL's port (or the scheme's) on every address.
+            let found: Vec<IpAddr> = tokio::net::lookup_host((name, 0))
+                .await
+                .map_err(ResolveDnsError::new)?
+                .map(|address| address.ip())
+                .collect();
             if found.is_empty() {
-                return Err(format!("no address found for {host}").into());
+                return Err(ResolveDnsError::new(format!("no address found for {name}")));
             }
-            let public: Vec<SocketAddr> = found.into_iter().filter(|a| is_public(a.ip())).collect();
+            let public: Vec<IpAddr> = found.into_iter().filter(|ip| is_public(*ip)).collect();
             if public.is_empty() {
-                return Err(BlockedTarget { host }.into());
+                return Err(ResolveDnsError::new(BlockedTarget {
+                    host: name.to_owned(),
+                }));
             }
-            Ok(Box::new(public.into_iter()) as Addrs)
+            Ok(public)
         })
     }
 }
@@ -415,29 +470,73 @@ mod tests {
         assert!(target("https://user:pw@example.com/hook", false).is_ok());
     }
 
+    fn prepared(url: &str, given: &[(&str, &str)]) -> HttpRequest {
+        let given: Vec<(String, String)> = given
+            .iter()
+            .map(|(n, v)| ((*n).to_owned(), (*v).to_owned()))
+            .collect();
+        prepare(Url::parse(url).unwrap(), &given, b"{}".to_vec()).unwrap()
+    }
+
     #[test]
     fn request_headers_join_and_replace_the_defaults() {
-        let given = [
-            (
-                "Content-Type".to_owned(),
-                "application/cloudevents+json".to_owned(),
-            ),
-            ("X-Tag".to_owned(), "a".to_owned()),
-            ("x-tag".to_owned(), "b".to_owned()),
-        ];
-        let map = headers(&given).unwrap();
-        assert_eq!(map[CONTENT_TYPE], "application/cloudevents+json");
-        assert_eq!(map.get_all("x-tag").iter().count(), 2);
-        assert_eq!(headers(&[]).unwrap()[CONTENT_TYPE], "application/json");
-        let bad = headers(&[("X-Key".to_owned(), "line\nbreak-secret".to_owned())]).unwrap_err();
-        assert!(!bad.contains("secret"), "{bad}");
-        assert!(headers(&[("bad name".to_owned(), "v".to_owned())]).is_err());
+        let request = prepared(
+            "http://example.com/hook",
+            &[
+                ("Content-Type", "application/cloudevents+json"),
+                ("X-Tag", "a"),
+                ("x-tag", "b"),
+            ],
+        );
+        assert_eq!(
+            request.headers().get("content-type"),
+            Some("application/cloudevents+json")
+        );
+        assert_eq!(request.headers().get_all("x-tag").count(), 2);
+        assert_eq!(
+            request.headers().get("user-agent"),
+            Some(USER_AGENT_VALUE),
+            "a default the request did not replace is kept"
+        );
+        let plain = prepared("http://example.com/hook", &[]);
+        assert_eq!(
+            plain.headers().get("content-type"),
+            Some("application/json")
+        );
+        let url = || Url::parse("http://example.com/").unwrap();
+        let bad = prepare(
+            url(),
+            &[("X-Key".into(), "line\nbreak-secret".into())],
+            vec![],
+        );
+        assert!(!bad.unwrap_err().contains("secret"));
+        assert!(prepare(url(), &[("bad name".into(), "v".into())], vec![]).is_err());
+    }
+
+    #[test]
+    fn userinfo_becomes_basic_auth_and_leaves_the_url() {
+        let request = prepared("https://us%40er:p%3Ass@example.com/hook?x=1#frag", &[]);
+        // "us@er:p:ss"
+        assert_eq!(
+            request.headers().get("authorization"),
+            Some("Basic dXNAZXI6cDpzcw==")
+        );
+        assert_eq!(request.uri(), "https://example.com/hook?x=1");
+        let explicit = prepared(
+            "https://user:pw@example.com/",
+            &[("Authorization", "Bearer t0ken")],
+        );
+        assert_eq!(
+            explicit.headers().get("authorization"),
+            Some("Bearer t0ken"),
+            "the subscription's own header wins"
+        );
     }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(784_111_777);
-        let parse = |v: &'static str| parse_retry_after(&HeaderValue::from_static(v), now);
+        let parse = |v: &str| parse_retry_after(v, now);
         assert_eq!(parse("7"), Some(Duration::from_secs(7)));
         assert_eq!(parse(" 120 "), Some(Duration::from_secs(120)));
         assert_eq!(

@@ -127,11 +127,11 @@ fn request(url: &str) -> WebhookRequest {
 }
 
 fn local_client() -> HttpWebhookClient {
-    HttpWebhookClient::new(true).unwrap()
+    HttpWebhookClient::new(true)
 }
 
 fn guarded_client() -> HttpWebhookClient {
-    HttpWebhookClient::new(false).unwrap()
+    HttpWebhookClient::new(false)
 }
 
 #[tokio::test]
@@ -158,7 +158,30 @@ async fn a_json_answer_comes_back_and_the_request_arrives_as_sent() {
     assert_eq!(got.headers[header::CONTENT_TYPE], "application/json");
     assert_eq!(got.headers[header::AUTHORIZATION], "Bearer t0ken");
     assert_eq!(got.headers["x-trace"], "abc");
+    assert!(
+        got.headers[header::USER_AGENT]
+            .to_str()
+            .unwrap()
+            .starts_with("Triggerline/")
+    );
     assert_eq!(&got.body[..], br#"{"hello": "world"}"#);
+}
+
+#[tokio::test]
+async fn credentials_in_the_url_arrive_as_basic_auth() {
+    let mut receiver = Receiver::start(Answer::Json("{}")).await;
+    let url = format!("http://hook:s%3Dcret@{}/in", receiver.addr);
+
+    let reply = local_client().post(request(&url)).await;
+
+    assert!(
+        matches!(reply, Reply::Answered { status: 200, .. }),
+        "{reply:?}"
+    );
+    let got = receiver.next().await;
+    assert_eq!(got.path, "/in");
+    // base64("hook:s=cret")
+    assert_eq!(got.headers[header::AUTHORIZATION], "Basic aG9vazpzPWNyZXQ=");
 }
 
 #[tokio::test]
@@ -179,7 +202,7 @@ async fn a_huge_answer_is_cut_at_the_cap() {
 #[tokio::test]
 async fn a_receiver_that_never_answers_times_out() {
     let mut receiver = Receiver::start(Answer::Never).await;
-    let client = HttpWebhookClient::with_timeout(true, Duration::from_millis(300)).unwrap();
+    let client = HttpWebhookClient::with_timeout(true, Duration::from_millis(300));
 
     let reply = client.post(request(&receiver.url("/"))).await;
 
@@ -194,7 +217,7 @@ async fn a_receiver_that_never_answers_times_out() {
 #[tokio::test]
 async fn a_body_that_stalls_times_out_too() {
     let receiver = Receiver::start(Answer::Stalls).await;
-    let client = HttpWebhookClient::with_timeout(true, Duration::from_millis(300)).unwrap();
+    let client = HttpWebhookClient::with_timeout(true, Duration::from_millis(300));
 
     let reply = client.post(request(&receiver.url("/"))).await;
 

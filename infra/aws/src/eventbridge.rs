@@ -25,6 +25,7 @@ const MAX_ENTRIES: usize = 10;
 const MAX_REQUEST_BYTES: usize = 256 * 1024;
 
 /// Creates a custom bus if it is missing (`default` always exists).
+#[cfg(feature = "create-resources")]
 pub async fn create_missing_bus(client: &Client, name: &str) -> Result<(), Error> {
     if name == "default" {
         return Ok(());

@@ -191,8 +191,15 @@ impl FunctionEnv {
                 name: env::SUBSCRIPTION_CACHE,
                 reason: e.to_string(),
             })?;
+        let aws = AwsSettings::from_lookup(&lookup);
+        if aws.create_resources && !crate::resources::BUILT_IN {
+            return Err(EnvError::Invalid {
+                name: crate::settings::env::CREATE_RESOURCES,
+                reason: crate::resources::NotBuiltIn.to_string(),
+            });
+        }
         Ok(FunctionEnv {
-            aws: AwsSettings::from_lookup(&lookup),
+            aws,
             public_url: get(env::PUBLIC_URL).map(|u| u.trim().to_owned()),
             secret_key,
             max_attempts,
@@ -273,10 +280,14 @@ pub fn boot() -> Result<(FunctionEnv, Clients), BootError> {
 
 /// With [`crate::settings::env::CREATE_RESOURCES`] (running a function against an emulator),
 /// creates the tables if they are missing; otherwise does nothing. Every function uses them.
+#[cfg_attr(not(feature = "create-resources"), allow(unused_variables))]
 pub async fn create_missing_tables(clients: &Clients, env: &FunctionEnv) -> Result<(), BootError> {
     if !env.aws.create_resources {
         return Ok(());
     }
+    #[cfg(not(feature = "create-resources"))]
+    return Err(crate::resources::NotBuiltIn.into());
+    #[cfg(feature = "create-resources")]
     crate::dynamo::tables::create_missing(
         clients.dynamodb(),
         &env.aws.subscriptions_table,
@@ -289,10 +300,14 @@ pub async fn create_missing_tables(clients: &Clients, env: &FunctionEnv) -> Resu
 
 /// [`create_missing_tables`] for Triggerline's bus, for the functions that publish completion
 /// events without the rest of the dispatcher (callback, sweep).
+#[cfg_attr(not(feature = "create-resources"), allow(unused_variables))]
 pub async fn create_missing_bus(clients: &Clients, env: &FunctionEnv) -> Result<(), BootError> {
     if !env.aws.create_resources {
         return Ok(());
     }
+    #[cfg(not(feature = "create-resources"))]
+    return Err(crate::resources::NotBuiltIn.into());
+    #[cfg(feature = "create-resources")]
     crate::eventbridge::create_missing_bus(clients.eventbridge(), &env.aws.event_bus)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot create the bus"))

@@ -43,7 +43,10 @@ impl AwsBackend {
     /// name was given).
     pub async fn connect(clients: &Clients, settings: &AwsSettings) -> Result<AwsBackend, Error> {
         if settings.create_resources {
+            #[cfg(feature = "create-resources")]
             resources::create_missing(clients, settings).await?;
+            #[cfg(not(feature = "create-resources"))]
+            return Err(Error::unavailable(resources::NotBuiltIn));
         }
         let queue_url = sqs::resolve_queue_url(clients.sqs(), &settings.work_queue).await?;
         let invocations = Arc::new(DynamoInvocationStore::new(

@@ -1,13 +1,29 @@
 //! Creating missing resources at start (`TRIGGERLINE_AWS_CREATE_RESOURCES=true`): for
 //! development and tests against an emulator. A real deployment's resources come from
 //! `template.yaml`.
+//!
+//! The code is behind the crate's `create-resources` feature. The Lambda packages are built
+//! without it, so their bootstraps carry none of the table, queue and bus creation calls, and a
+//! function asked to create resources refuses to start ([`NotBuiltIn`]) instead of ignoring it.
 
-use triggerline::Error;
+/// Whether this build can create resources (the `create-resources` feature).
+pub const BUILT_IN: bool = cfg!(feature = "create-resources");
 
-use crate::{AwsSettings, Clients, dynamo, eventbridge, sqs};
+/// [`crate::settings::env::CREATE_RESOURCES`] asked for what this build leaves out.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "TRIGGERLINE_AWS_CREATE_RESOURCES is set, but this build cannot create resources: it was built without the `create-resources` feature, as the Lambda packages are"
+)]
+pub struct NotBuiltIn;
 
 /// Creates the tables, the work queue with its dead-letter queue, and the bus, where missing.
-pub async fn create_missing(clients: &Clients, settings: &AwsSettings) -> Result<(), Error> {
+#[cfg(feature = "create-resources")]
+pub async fn create_missing(
+    clients: &crate::Clients,
+    settings: &crate::AwsSettings,
+) -> Result<(), triggerline::Error> {
+    use crate::{dynamo, eventbridge, sqs};
+
     dynamo::tables::create_missing(
         clients.dynamodb(),
         &settings.subscriptions_table,

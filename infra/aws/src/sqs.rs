@@ -29,9 +29,9 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, QueueAttributeName, SendMessageBatchRequestEntry,
-};
+#[cfg(feature = "create-resources")]
+use aws_sdk_sqs::types::QueueAttributeName;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use triggerline::Error;
@@ -66,6 +66,7 @@ pub async fn resolve_queue_url(sqs: &Client, queue: &str) -> Result<String, Erro
 }
 
 /// Creates the work queue and its dead-letter queue (redrive after 5 receives) if missing.
+#[cfg(feature = "create-resources")]
 pub async fn create_missing_queues(sqs: &Client, work: &str, dlq: &str) -> Result<(), Error> {
     let dlq_url = create_queue(sqs, dlq, HashMap::new()).await?;
     let dlq_arn = sqs
@@ -88,6 +89,7 @@ pub async fn create_missing_queues(sqs: &Client, work: &str, dlq: &str) -> Resul
 
 /// `CreateQueue`, which returns the existing queue when its attributes are equal. A queue that
 /// exists with other attributes (changed by hand or by a template) is left as it is.
+#[cfg(feature = "create-resources")]
 async fn create_queue(
     sqs: &Client,
     name: &str,

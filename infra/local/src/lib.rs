@@ -255,8 +255,7 @@ impl App {
             subscriber_bus,
         } = Adapters::open(config, storage).await?;
         let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(subscriptions);
-        let client = HttpWebhookClient::new(config.allow_private_targets)
-            .context("cannot build the HTTP client")?;
+        let client = HttpWebhookClient::new(config.allow_private_targets);
 
         let (api_token, token_generated) = match &config.api_token {
             Some(token) if !token.is_empty() => (Arc::<str>::from(token.as_str()), false),

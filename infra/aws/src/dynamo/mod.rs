@@ -77,6 +77,7 @@ mod codec;
 mod invocations;
 mod lock;
 mod subscriptions;
+#[cfg(feature = "create-resources")]
 pub mod tables;
 
 pub use invocations::DynamoInvocationStore;
