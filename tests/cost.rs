@@ -300,13 +300,20 @@ async fn aws_calls_per_invocation_by_flow() {
     let id = body["invocations"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(stack.consume().await, 1);
     receiver.next().await;
-    flows.push(Flow {
+    let queued = Flow {
         name: "FIRE_AND_FORGET (queued, webhook)",
         calls: stack.counter.take(),
         lambda_invocations: 2,
         esm_messages: 1,
         item_bytes: stack.item_size(&id).await,
-    });
+    };
+    assert_eq!(
+        queued.count("DynamoDB", &["GetItem"]),
+        2,
+        "the consumer reads the invocation once and the subscription once: {:?}",
+        queued.calls
+    );
+    flows.push(queued);
 
     // SYNC REQUEST_RESPONSE, synchronous start: the fast path.
     let stack = Stack::new(&moto).await;

@@ -88,7 +88,8 @@ pub async fn handle(
 /// message by 15 minutes at most, so a later one comes round more than once), and drops a stale
 /// one: its invocation is gone, finished, or was attempted since the message was queued (the
 /// safety net of an inline delivery, or a message whose deletion failed), which delivering
-/// would duplicate and would start a second chain of retries. What is left is delivered.
+/// would duplicate and would start a second chain of retries. What is left is delivered with the
+/// invocation `admit` read, so a record costs one read of it, not two.
 async fn process(
     delivery: &Delivery,
     queue: &SqsDeliveryQueue,
@@ -98,8 +99,11 @@ async fn process(
     if let Some(requested) = crate::requested::parse(body) {
         return crate::requested::start(delivery, requested?).await;
     }
-    let Some(item) = queue.admit(body, delivery.clock.now()).await? else {
+    let Some(admitted) = queue.admit(body, delivery.clock.now()).await? else {
         return Ok(());
     };
-    delivery.deliver(&item).await.map(drop)
+    delivery
+        .deliver_read(&admitted.item, admitted.invocation)
+        .await
+        .map(drop)
 }

@@ -163,6 +163,13 @@ impl WorkMessage {
     }
 }
 
+/// A received message that is due and current: the work, and its invocation as read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Admitted {
+    pub item: WorkItem,
+    pub invocation: Invocation,
+}
+
 /// Reads a work message's body (what the SQS consumer Lambda receives).
 pub fn parse_work_message(body: &str) -> Result<WorkItem, Error> {
     parse_message(body)?.item()
@@ -233,11 +240,14 @@ impl SqsDeliveryQueue {
     /// `None` when there is nothing to deliver (not due yet: deferred; or stale: the invocation
     /// is gone, no longer PENDING, or was delivered since). The message itself is left to the
     /// event source mapping, which deletes it when the function succeeds. A due item is
-    /// remembered until it is settled, so that a retry counts its attempts.
+    /// remembered until it is settled, so that a retry counts its attempts. The invocation read
+    /// to judge the message comes back with it, for [`Delivery::deliver_read`].
     ///
     /// Errors: [`Error::Invalid`] for a body that is no work message (leave it to the
     /// dead-letter queue).
-    pub async fn admit(&self, body: &str, now: DateTime<Utc>) -> Result<Option<WorkItem>, Error> {
+    ///
+    /// [`Delivery::deliver_read`]: triggerline::usecases::delivery::Delivery::deliver_read
+    pub async fn admit(&self, body: &str, now: DateTime<Utc>) -> Result<Option<Admitted>, Error> {
         let message = parse_message(body)?;
         let item = message.item()?;
         if item.not_before > now {
@@ -245,20 +255,20 @@ impl SqsDeliveryQueue {
             return Ok(None);
         }
         let invocation = self.invocations.get(&message.invocation_id).await?;
-        if message.is_stale(invocation.as_ref()) {
+        let Some(invocation) = invocation.filter(|i| !message.is_stale(Some(i))) else {
             return Ok(None);
-        }
+        };
         self.hold(
             &item.invocation_id,
             Held {
                 attempts: item.attempts,
-                recorded: invocation.map(|i| i.attempts.len()),
+                recorded: Some(invocation.attempts.len()),
                 handles: Vec::new(),
                 // The function's run; a settle comes before it ends or not at all.
                 lease_until: now + chrono::Duration::minutes(15),
             },
         );
-        Ok(Some(item))
+        Ok(Some(Admitted { item, invocation }))
     }
 
     async fn defer_message(

@@ -719,7 +719,12 @@ async fn the_consumer_admits_only_due_and_current_work() {
     };
     let now = Utc::now();
     let admitted = queue.admit(&body(now, 0), now).await.unwrap();
-    assert_eq!(admitted.map(|i| i.invocation_id), Some(id.clone()));
+    let admitted = admitted.unwrap();
+    assert_eq!(admitted.item.invocation_id, *id);
+    assert_eq!(
+        admitted.invocation.id, *id,
+        "the invocation read to judge the message comes back with it"
+    );
 
     let (_, _, delayed_before) = counts(&clients, queue.queue_url()).await;
     let later = now + chrono::Duration::minutes(30);

@@ -103,6 +103,16 @@ impl Delivery {
             self.queue.discard(&item.invocation_id).await?;
             return Ok(None);
         };
+        self.deliver_read(item, invocation).await
+    }
+
+    /// [`Delivery::deliver`] with the invocation already read, by a caller that had to read it
+    /// anyway (the SQS consumer judges each message against it), so it is not read twice.
+    pub async fn deliver_read(
+        &self,
+        item: &WorkItem,
+        invocation: Invocation,
+    ) -> Result<Option<Invocation>> {
         // Only a PENDING invocation is delivered: an acknowledged one waits for its callback,
         // a finished one is done (e.g. completed by a callback before the worker got here).
         if invocation.state != InvocationState::Pending {
