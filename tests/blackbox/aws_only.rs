@@ -7,8 +7,10 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
+use triggerline::duration::IsoDuration;
 use triggerline::time::SystemClock;
 use triggerline_aws::testing::{ACCOUNT, Moto, REGION};
+use triggerline_local::Config;
 
 use crate::delivery::{CREATED, PRE, approval, example, is};
 use crate::helpers::spawn_app_on;
@@ -19,7 +21,11 @@ async fn an_outage_answers_503_with_a_tracking_id_and_loses_no_accepted_invocati
     // An emulator of this test's own, so that freezing it stops nobody else's tests.
     let moto = Moto::spawn();
     let settings = moto.settings();
-    let app = spawn_app_on(|_| {}, Arc::new(SystemClock), Some((moto, settings))).await;
+    // A short lease: work claimed just as the outage began comes back after it, not after 60 s.
+    let lease = |config: &mut Config| {
+        config.delivery_lease = IsoDuration::parse("lease", "PT15S").unwrap();
+    };
+    let app = spawn_app_on(lease, Arc::new(SystemClock), Some((moto, settings))).await;
     let mut receiver = Receiver::start(vec![Answer::Empty(204); 3]).await;
     app.subscribe(CREATED, &receiver.url, "SYNC").await;
     // Accepted now, due once the outage has begun.
@@ -63,9 +69,9 @@ async fn an_outage_answers_503_with_a_tracking_id_and_loses_no_accepted_invocati
         StatusCode::OK
     );
     // A receive the emulator answered after the worker had given up on it hides its messages
-    // until their visibility timeout (the worker's 60 s lease) ends, as SQS would: allow for it.
+    // until their visibility timeout (the worker's lease) ends, as SQS would: allow for it.
     for id in &accepted {
-        app.status_within(id, is("COMPLETED"), Duration::from_secs(90))
+        app.status_within(id, is("COMPLETED"), Duration::from_secs(45))
             .await;
     }
     let mut delivered: Vec<String> = Vec::new();

@@ -22,6 +22,7 @@ use triggerline::query::{Page, SubscriptionQuery};
 use triggerline::secrets::SecretKey;
 use triggerline::time::{IdGenerator, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
+use triggerline::usecases::intake::DEFAULT_LEASE;
 
 use crate::dynamo::DynamoInvocationStore;
 use crate::eventbridge::EventBridgePublisher;
@@ -219,6 +220,9 @@ impl FunctionEnv {
             event_source: self.aws.event_source.clone(),
             subscriber_bus: self.aws.subscriber_bus.clone(),
             inline_completion_events: self.inline_completion_events,
+            // The functions hand nothing over in memory: the lease covers a synchronous start
+            // written before its inline delivery (its safety-net message).
+            lease: DEFAULT_LEASE,
         }
     }
 }

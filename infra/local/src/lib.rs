@@ -53,6 +53,7 @@ pub mod env {
     pub const DELIVERY_CONCURRENCY: &str = "TRIGGERLINE_DELIVERY_CONCURRENCY";
     pub const SWEEP_INTERVAL: &str = "TRIGGERLINE_SWEEP_INTERVAL";
     pub const PURGE_INTERVAL: &str = "TRIGGERLINE_PURGE_INTERVAL";
+    pub const DELIVERY_LEASE: &str = "TRIGGERLINE_DELIVERY_LEASE";
     pub const BACKEND: &str = "TRIGGERLINE_BACKEND";
 }
 
@@ -110,10 +111,30 @@ pub struct Config {
     /// How often retention purges old invocations (ISO-8601 duration).
     #[arg(long, env = env::PURGE_INTERVAL, default_value = "PT5M", value_parser = duration)]
     pub purge_interval: IsoDuration,
+    /// How long work taken up for delivery stays reserved to this process (ISO-8601 duration,
+    /// longer than one 10 s attempt). Work a process took and never settled, because it died or
+    /// lost its store mid-delivery, is delivered by another process, or after a restart, once
+    /// this has passed; on the AWS backend it is the SQS visibility timeout of claimed messages.
+    #[arg(long, env = env::DELIVERY_LEASE, default_value = "PT60S", value_parser = lease)]
+    pub delivery_lease: IsoDuration,
 }
 
 fn duration(text: &str) -> Result<IsoDuration, String> {
     IsoDuration::parse("duration", text).map_err(|e| e.to_string())
+}
+
+/// A lease that outlasts one attempt, so that work is never handed to a second process while
+/// the first is still delivering it.
+fn lease(text: &str) -> Result<IsoDuration, String> {
+    let lease = duration(text)?;
+    let attempt = triggerline::delivery::ATTEMPT_TIMEOUT;
+    if u128::from(lease.as_millis()) <= attempt.as_millis() {
+        return Err(format!(
+            "must be longer than one delivery attempt ({} s)",
+            attempt.as_secs()
+        ));
+    }
+    Ok(lease)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -284,6 +305,7 @@ impl App {
                 subscriber_bus,
                 // Locally an event is a line in a file: announce everything.
                 inline_completion_events: true,
+                lease: std::time::Duration::from_millis(config.delivery_lease.as_millis()),
             },
         };
         let poke = Arc::new(Notify::new());
@@ -401,4 +423,27 @@ fn generate_token() -> String {
         "tl_{}",
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use clap::Parser;
+
+    use super::Config;
+
+    #[test]
+    fn a_delivery_lease_must_outlast_one_attempt() {
+        let parse =
+            |lease: &str| Config::try_parse_from(["triggerline", "--delivery-lease", lease]);
+
+        assert_eq!(parse("PT90S").unwrap().delivery_lease.as_millis(), 90_000);
+        let refused = parse("PT10S").unwrap_err().to_string();
+        assert!(
+            refused.contains("must be longer than one delivery attempt (10 s)"),
+            "{refused}"
+        );
+        assert!(parse("soon").is_err());
+    }
 }

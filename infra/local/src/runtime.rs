@@ -15,7 +15,6 @@ use triggerline::ports::{
     Event, EventPublisher, Handoff, InvocationWatch, WatchSubscription, WorkItem, WorkSignal,
 };
 use triggerline::usecases::delivery::Delivery;
-use triggerline::usecases::intake::HANDOFF_LEASE;
 use triggerline::usecases::sweep::{self, Retention};
 
 /// Hands accepted work to the worker through a bounded channel.
@@ -223,7 +222,7 @@ impl Worker {
         }
         let now = self.delivery.clock.now();
         let lease =
-            chrono::Duration::from_std(HANDOFF_LEASE).unwrap_or(chrono::Duration::minutes(1));
+            chrono::Duration::from_std(self.delivery.policy.lease).unwrap_or(chrono::Duration::MAX);
         match self.delivery.queue.claim_due(now, now + lease, free).await {
             Ok(items) => {
                 for item in items {

@@ -43,6 +43,12 @@ pub struct DeliveryPolicy {
     ///
     /// [`SyncRecord::WithOutcome`]: crate::usecases::intake::SyncRecord::WithOutcome
     pub inline_completion_events: bool,
+    /// How long work taken up for delivery (a freshly accepted item handed to the in-process
+    /// worker, or a due item it claims) stays reserved to the process delivering it. A process
+    /// that dies mid-delivery has its work delivered by another after this; it must outlast
+    /// one attempt ([`delivery::ATTEMPT_TIMEOUT`]). On SQS it is the visibility timeout of a
+    /// claimed message. Usually [`crate::usecases::intake::DEFAULT_LEASE`].
+    pub lease: std::time::Duration,
 }
 
 /// One attempt, judged but not yet written.

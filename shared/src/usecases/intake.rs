@@ -17,9 +17,12 @@ use crate::usecases::delivery::Delivery;
 use crate::wire::{StartInvocation, TestInvocation};
 use crate::{Error, Result};
 
-/// How long a freshly accepted item stays leased to the process that delivers it in memory.
-/// Past this, a crashed process's items are claimed again by the poller.
-pub const HANDOFF_LEASE: Duration = Duration::from_secs(60);
+/// The usual [`DeliveryPolicy::lease`]: how long a freshly accepted or claimed item stays
+/// leased to the process that delivers it. Past this, a crashed process's items are claimed
+/// again by another.
+///
+/// [`DeliveryPolicy::lease`]: crate::usecases::delivery::DeliveryPolicy::lease
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
 /// Who delivers freshly accepted work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,10 +31,6 @@ enum DeliveredBy {
     Caller,
     /// The delivery worker (in-process when there is one, else whoever consumes the queue).
     Worker,
-}
-
-fn handoff_lease() -> chrono::Duration {
-    chrono::Duration::from_std(HANDOFF_LEASE).unwrap_or(chrono::Duration::minutes(1))
 }
 
 /// The intake use cases.
@@ -79,6 +78,10 @@ pub enum Started {
 }
 
 impl Intake {
+    fn lease(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.delivery.policy.lease).unwrap_or(chrono::Duration::MAX)
+    }
+
     /// Raises a real-time invocation of `request.trigger_id` for each enabled subscription whose
     /// filter matches. Invocations and their work are durable before this returns.
     pub async fn start(&self, request: StartInvocation) -> Result<Started> {
@@ -242,7 +245,7 @@ impl Intake {
         }
         let now = self.delivery.clock.now();
         let deadline = invocation.deadline.map(|d| now + (d - invocation.created));
-        let leased_until = self.signal.is_some().then(|| now + handoff_lease());
+        let leased_until = self.signal.is_some().then(|| now + self.lease());
         let item = match self
             .delivery
             .queue
@@ -332,7 +335,7 @@ impl Intake {
             DeliveredBy::Caller => true,
             DeliveredBy::Worker => self.signal.is_some(),
         };
-        let leased_until = (in_process && not_before <= now).then(|| now + handoff_lease());
+        let leased_until = (in_process && not_before <= now).then(|| now + self.lease());
         let items = self
             .delivery
             .queue
