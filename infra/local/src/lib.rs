@@ -112,7 +112,7 @@ pub struct Config {
     #[arg(long, env = env::PURGE_INTERVAL, default_value = "PT5M", value_parser = duration)]
     pub purge_interval: IsoDuration,
     /// How long work taken up for delivery stays reserved to this process (ISO-8601 duration,
-    /// longer than one 10 s attempt). Work a process took and never settled, because it died or
+    /// longer than one 10 s attempt, at most PT12H). Work a process took and never settled, because it died or
     /// lost its store mid-delivery, is delivered by another process, or after a restart, once
     /// this has passed; on the AWS backend it is the SQS visibility timeout of claimed messages.
     #[arg(long, env = env::DELIVERY_LEASE, default_value = "PT60S", value_parser = lease)]
@@ -124,7 +124,7 @@ fn duration(text: &str) -> Result<IsoDuration, String> {
 }
 
 /// A lease that outlasts one attempt, so that work is never handed to a second process while
-/// the first is still delivering it.
+/// the first is still delivering it, and fits SQS's longest visibility timeout (12 h).
 fn lease(text: &str) -> Result<IsoDuration, String> {
     let lease = duration(text)?;
     let attempt = triggerline::delivery::ATTEMPT_TIMEOUT;
@@ -133,6 +133,9 @@ fn lease(text: &str) -> Result<IsoDuration, String> {
             "must be longer than one delivery attempt ({} s)",
             attempt.as_secs()
         ));
+    }
+    if lease.as_millis() > 12 * 60 * 60 * 1000 {
+        return Err("must be at most PT12H (SQS's longest visibility timeout)".to_owned());
     }
     Ok(lease)
 }
@@ -444,6 +447,9 @@ mod tests {
             refused.contains("must be longer than one delivery attempt (10 s)"),
             "{refused}"
         );
+        let refused = parse("P1D").unwrap_err().to_string();
+        assert!(refused.contains("at most PT12H"), "{refused}");
+        assert!(parse("PT12H").is_ok());
         assert!(parse("soon").is_err());
     }
 }

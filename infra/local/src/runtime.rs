@@ -221,9 +221,8 @@ impl Worker {
             return;
         }
         let now = self.delivery.clock.now();
-        let lease =
-            chrono::Duration::from_std(self.delivery.policy.lease).unwrap_or(chrono::Duration::MAX);
-        match self.delivery.queue.claim_due(now, now + lease, free).await {
+        let until = now + self.delivery.policy.lease_span();
+        match self.delivery.queue.claim_due(now, until, free).await {
             Ok(items) => {
                 for item in items {
                     self.spawn(Job::Queued(item)).await;

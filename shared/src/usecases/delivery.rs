@@ -51,6 +51,17 @@ pub struct DeliveryPolicy {
     pub lease: std::time::Duration,
 }
 
+impl DeliveryPolicy {
+    /// [`DeliveryPolicy::lease`] as the stores' time arithmetic takes it, at most 12 h (SQS's
+    /// longest visibility timeout; the local server refuses more), so that adding it to a time
+    /// cannot overflow.
+    pub fn lease_span(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.lease)
+            .unwrap_or(chrono::Duration::MAX)
+            .min(chrono::Duration::hours(12))
+    }
+}
+
 /// One attempt, judged but not yet written.
 #[derive(Debug, Clone)]
 pub struct Tried {

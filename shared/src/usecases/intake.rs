@@ -78,10 +78,6 @@ pub enum Started {
 }
 
 impl Intake {
-    fn lease(&self) -> chrono::Duration {
-        chrono::Duration::from_std(self.delivery.policy.lease).unwrap_or(chrono::Duration::MAX)
-    }
-
     /// Raises a real-time invocation of `request.trigger_id` for each enabled subscription whose
     /// filter matches. Invocations and their work are durable before this returns.
     pub async fn start(&self, request: StartInvocation) -> Result<Started> {
@@ -245,7 +241,10 @@ impl Intake {
         }
         let now = self.delivery.clock.now();
         let deadline = invocation.deadline.map(|d| now + (d - invocation.created));
-        let leased_until = self.signal.is_some().then(|| now + self.lease());
+        let leased_until = self
+            .signal
+            .is_some()
+            .then(|| now + self.delivery.policy.lease_span());
         let item = match self
             .delivery
             .queue
@@ -335,7 +334,8 @@ impl Intake {
             DeliveredBy::Caller => true,
             DeliveredBy::Worker => self.signal.is_some(),
         };
-        let leased_until = (in_process && not_before <= now).then(|| now + self.lease());
+        let leased_until =
+            (in_process && not_before <= now).then(|| now + self.delivery.policy.lease_span());
         let items = self
             .delivery
             .queue
