@@ -112,9 +112,10 @@ pub struct Config {
     #[arg(long, env = env::PURGE_INTERVAL, default_value = "PT5M", value_parser = duration)]
     pub purge_interval: IsoDuration,
     /// How long work taken up for delivery stays reserved to this process (ISO-8601 duration,
-    /// longer than one 10 s attempt, at most PT12H). Work a process took and never settled, because it died or
-    /// lost its store mid-delivery, is delivered by another process, or after a restart, once
-    /// this has passed; on the AWS backend it is the SQS visibility timeout of claimed messages.
+    /// longer than one 10 s attempt, at most PT12H). Work a process took and never settled,
+    /// because it died or lost its store mid-delivery, is delivered by another process, or after
+    /// a restart, once this has passed; on the AWS backend it is the SQS visibility timeout of
+    /// claimed messages.
     #[arg(long, env = env::DELIVERY_LEASE, default_value = "PT60S", value_parser = lease)]
     pub delivery_lease: IsoDuration,
 }
