@@ -51,6 +51,16 @@ pub enum Error {
     #[error("invocation {id} is past its deadline ({deadline})")]
     DeadlinePassed { id: String, deadline: String },
 
+    /// A value is larger than Triggerline stores or sends (`crate::limits`): `name` is the
+    /// limit's constant, `limit` its bytes.
+    #[error("{field}: {size} bytes is over the limit of {limit} bytes ({name})")]
+    TooLarge {
+        field: String,
+        size: usize,
+        limit: usize,
+        name: &'static str,
+    },
+
     /// A storage or transport failure the caller cannot fix; the detail goes to the logs only.
     #[error("store unavailable")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -13,6 +13,7 @@ pub mod delivery;
 pub mod duration;
 pub mod error;
 pub mod jsonpath;
+pub mod limits;
 pub mod model;
 pub mod ports;
 pub mod query;

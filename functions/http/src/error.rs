@@ -116,6 +116,7 @@ impl IntoResponse for ApiError {
                     .into_response();
             }
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
+            Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Conflict { .. } | Error::AlreadyExists { .. } => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };

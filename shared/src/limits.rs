@@ -1,0 +1,132 @@
+//! Size and reach limits, checked up front in the use cases so that both backends answer alike
+//! (a 413 naming the limit) instead of an AWS service refusing a write halfway through a flow.
+//!
+//! The AWS services set the outer bounds: a DynamoDB item holds at most 400 KB, one
+//! TransactWriteItems at most 4 MB and 100 items, an EventBridge entry and an SQS message at
+//! most 256 KB. What Triggerline stores and sends must fit them with room to spare:
+//!
+//! - An invocation's `input` and `contentJson` together ([`MAX_INPUT_BYTES`], 128 KiB of JSON)
+//!   travel whole in the events that carry them: a `Trigger Invocation Requested` event, and
+//!   the event an EVENTBRIDGE subscription receives (with `_metadata`, under 1 KiB): both stay
+//!   under the 256 KiB entry limit with 128 KiB to spare.
+//! - A subscriber's output ([`MAX_OUTPUT_BYTES`], 128 KiB of JSON) travels whole in the
+//!   `Trigger Invocation Completed` event (with ids and times, under 1 KiB).
+//! - One invocation item then holds at most 128 KiB of input (stored deflated: never more than
+//!   the text plus 0.1 %), 128 KiB of output, the attempts (each under 2 KiB; the retry policy
+//!   makes a handful) and about 1 KiB of ids, times and names: at most ~260 KiB plus attempts,
+//!   which leaves over 100 KiB, 50 attempts' worth, under DynamoDB's 400 KiB item limit.
+//! - A fan-out writes one item per subscription: at most 50 (a FIRE_AND_FORGET trigger's
+//!   subscription limit) of at most ~130 KiB each when written, 6.5 MiB in the worst case, more
+//!   than one 4 MB transaction takes. The DynamoDB store splits such a fan-out into several
+//!   transactions of at most 4 MB (see `infra/aws/src/dynamo/invocations.rs`), so the limit
+//!   here is per invocation, not per fan-out.
+
+use crate::Error;
+
+/// The most bytes of one DynamoDB item (400 KB).
+pub const DYNAMODB_ITEM_BYTES: usize = 400 * 1024;
+/// The most bytes one DynamoDB TransactWriteItems takes (4 MB).
+pub const DYNAMODB_TRANSACTION_BYTES: usize = 4 * 1024 * 1024;
+/// The most items one DynamoDB TransactWriteItems takes.
+pub const DYNAMODB_TRANSACTION_ITEMS: usize = 100;
+/// The most bytes of one EventBridge entry (256 KB).
+pub const EVENTBRIDGE_ENTRY_BYTES: usize = 256 * 1024;
+/// The most bytes of one SQS message (256 KB).
+pub const SQS_MESSAGE_BYTES: usize = 256 * 1024;
+
+/// The most bytes of an invocation's `input` and `contentJson` together, as compact JSON.
+pub const MAX_INPUT_BYTES: usize = 128 * 1024;
+/// The most bytes of a subscriber's output, as compact JSON (a SYNC answer or a callback).
+pub const MAX_OUTPUT_BYTES: usize = 128 * 1024;
+
+/// How many invocations of a status list are reachable: `offset + limit` at most this, and a
+/// sort by another field than `created`, or a total, covers the newest this many (as
+/// SailPoint's status list).
+pub const MAX_LIST_REACH: usize = 2000;
+
+/// The size of `value` as compact JSON.
+pub fn json_bytes(value: &serde_json::Value) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+/// Checks that an invocation's input and content fit [`MAX_INPUT_BYTES`].
+///
+/// Errors: [`Error::TooLarge`] naming `input` and the limit.
+pub fn check_input(
+    input: &serde_json::Value,
+    content: Option<&serde_json::Value>,
+) -> Result<(), Error> {
+    let size = json_bytes(input) + content.map_or(0, json_bytes);
+    if size > MAX_INPUT_BYTES {
+        return Err(Error::TooLarge {
+            field: "input".to_owned(),
+            size,
+            limit: MAX_INPUT_BYTES,
+            name: "MAX_INPUT_BYTES",
+        });
+    }
+    Ok(())
+}
+
+/// Checks that an output fits [`MAX_OUTPUT_BYTES`].
+///
+/// Errors: [`Error::TooLarge`] naming `field` and the limit.
+pub fn check_output(field: &str, output: &serde_json::Value) -> Result<(), Error> {
+    let size = json_bytes(output);
+    if size > MAX_OUTPUT_BYTES {
+        return Err(Error::TooLarge {
+            field: field.to_owned(),
+            size,
+            limit: MAX_OUTPUT_BYTES,
+            name: "MAX_OUTPUT_BYTES",
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn json_bytes_counts_compact_json() {
+        let value = json!({"a": [1, 2], "b": "x"});
+        assert_eq!(json_bytes(&value), value.to_string().len());
+    }
+
+    #[test]
+    fn input_and_content_count_together_against_the_limit() {
+        let half = json!("x".repeat(MAX_INPUT_BYTES / 2));
+        assert!(check_input(&half, None).is_ok());
+        let err = check_input(&half, Some(&half)).err();
+        assert!(
+            matches!(&err, Some(Error::TooLarge { field, limit, .. }) if field == "input" && *limit == MAX_INPUT_BYTES),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn an_output_over_the_limit_names_its_field() {
+        let big = json!("x".repeat(MAX_OUTPUT_BYTES));
+        assert!(matches!(
+            check_output("output", &big),
+            Err(Error::TooLarge { field, .. }) if field == "output"
+        ));
+        assert!(check_output("output", &json!({"approved": true})).is_ok());
+    }
+}
