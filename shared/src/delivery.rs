@@ -183,7 +183,10 @@ pub fn next_attempt(
             base.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0))
         }
     };
-    let at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1));
+    let at = crate::time::later(
+        now,
+        chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::hours(1)),
+    );
     match deadline {
         Some(d) if at >= d => None,
         _ => Some(at),

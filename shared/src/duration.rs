@@ -3,6 +3,10 @@
 use std::fmt;
 
 use crate::Error;
+use crate::time::MAX_AHEAD_DAYS;
+
+/// [`MAX_AHEAD_DAYS`] in milliseconds (the constant fits `u64` many times over).
+const MAX_AHEAD_MILLIS: u64 = MAX_AHEAD_DAYS.unsigned_abs() * 86_400_000;
 
 /// A validated, positive ISO-8601 duration. Keeps the caller's spelling, so that `PT60M` is
 /// answered back as `PT60M`, and the exact length in seconds.
@@ -59,12 +63,28 @@ impl IsoDuration {
         })
     }
 
+    /// As [`IsoDuration::parse`], and at most [`MAX_AHEAD_DAYS`] long: the bound of every
+    /// duration a request schedules with (`delay`, `responseDeadline`).
+    pub fn parse_bounded(field: &str, text: &str) -> Result<Self, Error> {
+        let duration = Self::parse(field, text)?;
+        if duration.millis > MAX_AHEAD_MILLIS {
+            return Err(Error::invalid(
+                field,
+                format!("`{text}` is longer than the most allowed, P{MAX_AHEAD_DAYS}D"),
+            ));
+        }
+        Ok(duration)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
     pub fn as_chrono(&self) -> chrono::Duration {
-        chrono::Duration::milliseconds(i64::try_from(self.millis).unwrap_or(i64::MAX))
+        i64::try_from(self.millis)
+            .ok()
+            .and_then(chrono::Duration::try_milliseconds)
+            .unwrap_or(chrono::Duration::MAX)
     }
 
     pub fn as_millis(&self) -> u64 {
@@ -114,6 +134,21 @@ mod tests {
             604_800_000
         );
         assert_eq!(IsoDuration::parse("d", "PT60M").unwrap().as_str(), "PT60M");
+    }
+
+    #[test]
+    fn bounded_durations_stop_at_a_year() {
+        assert_eq!(
+            IsoDuration::parse_bounded("delay", "P365D")
+                .unwrap()
+                .as_millis(),
+            365 * 86_400_000
+        );
+        for long in ["P366D", "PT8761H", "P96000000D", "P53W", "PT4294967295H"] {
+            let err = IsoDuration::parse_bounded("delay", long).unwrap_err();
+            assert!(err.to_string().starts_with("delay:"), "{long}: {err}");
+            assert!(err.to_string().contains("P365D"), "{long}: {err}");
+        }
     }
 
     #[test]

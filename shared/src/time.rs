@@ -66,6 +66,28 @@ impl IdGenerator for RandomIds {
     }
 }
 
+/// How far ahead of now any time a request sets may lie: `delay`, `timestamp` and
+/// `responseDeadline` (and so every deadline). One year covers every real schedule; past 9999 AD
+/// RFC 3339 needs a signed, five-digit year, which neither sorts as text with the rest (every
+/// store orders times as text) nor parses back, so one such row used to stop every sweep.
+pub const MAX_AHEAD_DAYS: i64 = 365;
+
+/// [`MAX_AHEAD_DAYS`] as a span.
+pub fn max_ahead() -> chrono::TimeDelta {
+    chrono::TimeDelta::days(MAX_AHEAD_DAYS)
+}
+
+/// `t + by`, or the latest time chrono can hold when that overflows. Every sum of a time and a
+/// span goes through here or [`earlier`], so that no input can make time arithmetic panic.
+pub fn later(t: DateTime<Utc>, by: chrono::TimeDelta) -> DateTime<Utc> {
+    t.checked_add_signed(by).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `t - by`, or the earliest time chrono can hold when that overflows.
+pub fn earlier(t: DateTime<Utc>, by: chrono::TimeDelta) -> DateTime<Utc> {
+    t.checked_sub_signed(by).unwrap_or(DateTime::<Utc>::MIN_UTC)
+}
+
 /// RFC 3339 with millisecond precision and `Z`, the form SailPoint emits.
 pub fn format_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

@@ -12,6 +12,7 @@ use triggerline::time::format_time;
 
 use crate::Sqlite;
 use crate::error::{db, from_body, to_body, to_sql_int};
+use crate::quarantine::{self, Unreadable};
 use crate::query::{Columns, page};
 
 const WHAT: &str = "invocation";
@@ -82,7 +83,7 @@ impl Row {
 
 /// The deadline sweep's query; the `state IN` term is the partial index's own condition, which
 /// is what lets SQLite use that index.
-pub(crate) const OVERDUE: &str = "SELECT body FROM invocations
+pub(crate) const OVERDUE: &str = "SELECT id, body FROM invocations
      WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND deadline < ?1
      ORDER BY deadline LIMIT ?2";
 
@@ -133,11 +134,19 @@ pub(crate) fn insert_all(conn: &Connection, rows: &[Row]) -> Result<(), Error> {
 /// The invocation as the connection sees it (inside a write job: including the batch's earlier
 /// writes).
 pub(crate) fn find(conn: &Connection, id: &str) -> Result<Option<Invocation>, Error> {
-    let body: Option<String> = conn
-        .prepare_cached("SELECT body FROM invocations WHERE id = ?1")
-        .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
-        .map_err(db)?;
-    body.map(|b| from_body(WHAT, &b)).transpose()
+    find_body(conn, id)?
+        .map(|(_, b)| from_body(WHAT, &b))
+        .transpose()
+}
+
+/// The invocation's id and body as stored, undecoded.
+fn find_body(conn: &Connection, id: &str) -> Result<Option<(String, String)>, Error> {
+    conn.prepare_cached("SELECT id, body FROM invocations WHERE id = ?1")
+        .and_then(|mut stmt| {
+            stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(db)
 }
 
 /// Writes `invocation` back over its row (the body and every column a write can change) if
@@ -223,12 +232,23 @@ impl InvocationStore for SqliteInvocationStore {
 
     async fn get(&self, id: &str) -> Result<Option<Invocation>, Error> {
         let id = id.to_owned();
-        self.db.read(move |conn| find(conn, &id)).await
+        let found = self.db.read(move |conn| find_body(conn, &id)).await?;
+        match found.map(|(id, body)| (from_body(WHAT, &body), id)) {
+            None => Ok(None),
+            Some((Ok(invocation), _)) => Ok(Some(invocation)),
+            // Unreadable: moved out of the way, so it is as gone for this caller as for the next.
+            Some((Err(e), id)) => {
+                quarantine::invocations(&self.db, vec![Unreadable::new(id, &e)]).await;
+                Ok(None)
+            }
+        }
     }
 
     async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error> {
         let query = query.clone();
-        self.db.read(move |conn| page(conn, &query)).await
+        let (page, unreadable) = self.db.read(move |conn| page(conn, &query)).await?;
+        quarantine::invocations(&self.db, unreadable).await;
+        Ok(page)
     }
 
     async fn transition(
@@ -248,19 +268,30 @@ impl InvocationStore for SqliteInvocationStore {
     async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error> {
         let now = format_time(&now);
         let limit = to_sql_int("limit", limit as u64)?;
-        self.db
+        let (overdue, unreadable) = self
+            .db
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(OVERDUE).map_err(db)?;
-                let bodies = stmt
-                    .query_map(params![now, limit], |r| r.get::<_, String>(0))
+                let rows = stmt
+                    .query_map(params![now, limit], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
                     .map_err(db)?;
                 let mut overdue = Vec::new();
-                for body in bodies {
-                    overdue.push(from_body(WHAT, &body.map_err(db)?)?);
+                let mut unreadable = Vec::new();
+                for row in rows {
+                    let (id, body) = row.map_err(db)?;
+                    match from_body(WHAT, &body) {
+                        Ok(invocation) => overdue.push(invocation),
+                        Err(e) => unreadable.push(Unreadable::new(id, &e)),
+                    }
                 }
-                Ok(overdue)
+                Ok((overdue, unreadable))
             })
-            .await
+            .await?;
+        // Out of the deadline index, so that the next sweep does not meet them first again.
+        quarantine::invocations(&self.db, unreadable).await;
+        Ok(overdue)
     }
 
     async fn purge(

@@ -25,6 +25,7 @@
 mod db;
 mod error;
 mod invocations;
+mod quarantine;
 mod query;
 mod queue;
 mod schema;

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use triggerline::query::{ListQuery, Op, Page, QueryField, SortKey};
 
 use crate::error::{db, from_body, to_sql_int};
+use crate::quarantine::Unreadable;
 
 /// How a list endpoint's fields map to one table's columns.
 pub(crate) trait Columns: QueryField {
@@ -64,11 +65,13 @@ fn order<F: Columns>(sorters: &[SortKey<F>]) -> String {
     keys.join(", ")
 }
 
-/// Reads one page of `query` (and the unpaged total when asked) from one snapshot.
+/// Reads one page of `query` (and the unpaged total when asked) from one snapshot. Rows whose
+/// body cannot be decoded are left out of the page and returned beside it, for the caller to
+/// quarantine or log: one bad row never fails the list for everyone.
 pub(crate) fn page<F: Columns, T: DeserializeOwned>(
     conn: &mut Connection,
     query: &ListQuery<F>,
-) -> Result<Page<T>, triggerline::Error> {
+) -> Result<(Page<T>, Vec<Unreadable>), triggerline::Error> {
     let (clause, mut params) = filter(query);
     // One read transaction, so the total and the page see the same data.
     let tx = conn.transaction().map_err(db)?;
@@ -83,25 +86,32 @@ pub(crate) fn page<F: Columns, T: DeserializeOwned>(
         None
     };
     let sql = format!(
-        "SELECT body FROM {}{clause} ORDER BY {} LIMIT ? OFFSET ?",
+        "SELECT id, body FROM {}{clause} ORDER BY {} LIMIT ? OFFSET ?",
         F::TABLE,
         order(&query.sorters)
     );
     params.push(Value::Integer(to_sql_int("limit", query.limit as u64)?));
     params.push(Value::Integer(to_sql_int("offset", query.offset as u64)?));
+    let mut unreadable = Vec::new();
     let items = {
         let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
-        let bodies = stmt
-            .query_map(params_from_iter(&params), |row| row.get::<_, String>(0))
+        let rows = stmt
+            .query_map(params_from_iter(&params), |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            })
             .map_err(db)?;
         let mut items = Vec::new();
-        for body in bodies {
-            items.push(from_body(F::WHAT, &body.map_err(db)?)?);
+        for row in rows {
+            let (id, body) = row.map_err(db)?;
+            match from_body(F::WHAT, &body) {
+                Ok(item) => items.push(item),
+                Err(e) => unreadable.push(Unreadable::new(id, &e)),
+            }
         }
         items
     };
     tx.commit().map_err(db)?;
-    Ok(Page { items, total })
+    Ok((Page { items, total }, unreadable))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use triggerline::time::format_time;
 use crate::Sqlite;
 use crate::error::{db, parse_time, to_sql_int};
 use crate::invocations::{Row, find, insert_all, set_outcome, update};
+use crate::quarantine::{self, Unreadable};
 
 /// Due, unleased items, oldest first: a range of `work_unleased_by_not_before` read in order, so
 /// it stops after `limit` rows however long the backlog.
@@ -63,7 +64,7 @@ fn raw_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawItem> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
-/// Parsed off the writer thread, after the write is committed.
+/// A work row as the port hands it out.
 fn work_item((invocation_id, not_before, attempts): RawItem) -> Result<WorkItem, Error> {
     Ok(WorkItem {
         invocation_id,
@@ -152,12 +153,15 @@ fn reopen(
     schedule(conn, &id, when)
 }
 
+/// Leases the oldest due items. A row whose due time does not parse is never handed out: it is
+/// quarantined with its invocation in this same transaction (and returned, to be logged), so it
+/// cannot head the due index and stop every claim after it.
 fn claim(
     conn: &Connection,
     now: &str,
     lease_until: &str,
     limit: i64,
-) -> Result<Vec<RawItem>, Error> {
+) -> Result<(Vec<WorkItem>, Vec<Unreadable>), Error> {
     let mut due = Vec::new();
     for sql in [DUE_UNLEASED, DUE_EXPIRED] {
         let mut stmt = conn.prepare_cached(sql).map_err(db)?;
@@ -169,13 +173,25 @@ fn claim(
     // Both halves are oldest first; merged, the oldest `limit` of them are the oldest overall.
     due.sort_unstable_by(|a, b| (&a.1, &a.0).cmp(&(&b.1, &b.0)));
     due.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut items = Vec::with_capacity(due.len());
+    let mut unreadable = Vec::new();
+    for raw in due {
+        let id = raw.0.clone();
+        match work_item(raw) {
+            Ok(item) => items.push(item),
+            Err(e) => unreadable.push(Unreadable::new(id, &e)),
+        }
+    }
+    quarantine::move_invocations(conn, &unreadable)?;
     let mut lease = conn
         .prepare_cached("UPDATE work SET leased_until = ?2 WHERE invocation_id = ?1")
         .map_err(db)?;
-    for (id, _, _) in &due {
-        lease.execute(params![id, lease_until]).map_err(db)?;
+    for item in &items {
+        lease
+            .execute(params![item.invocation_id, lease_until])
+            .map_err(db)?;
     }
-    Ok(due)
+    Ok((items, unreadable))
 }
 
 /// What [`NextStep`] does to the work row, with its time already formatted.
@@ -251,11 +267,15 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let now = format_time(&now);
         let lease_until = format_time(&lease_until);
         let limit = to_sql_int("limit", limit as u64)?;
-        let due = self
+        let (due, unreadable) = self
             .db
             .write(move |conn| claim(conn, &now, &lease_until, limit))
             .await?;
-        due.into_iter().map(work_item).collect()
+        for row in unreadable {
+            tracing::warn!(invocation = %row.id, reason = %row.reason,
+                "unreadable work item moved to the quarantine table with its invocation");
+        }
+        Ok(due)
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {

@@ -65,6 +65,17 @@ const MIGRATIONS: &[&str] = &[
         WHERE state = 'COMPLETED';
     CREATE INDEX invocations_failed_by_completed ON invocations (completed)
         WHERE state IN ('FAILED', 'TIMED_OUT');",
+    // 3: rows no read can decode are moved here, out of every sweep, claim and list.
+    "-- An invocation whose stored times or body cannot be read back (written by an older build
+    -- that did not bound its times, or damaged on disk). Kept as it was, for a person to look at
+    -- or restore; nothing in Triggerline reads it.
+    CREATE TABLE quarantine (
+        id      TEXT PRIMARY KEY NOT NULL,
+        source  TEXT NOT NULL,
+        at      TEXT NOT NULL,
+        reason  TEXT NOT NULL,
+        row     TEXT NOT NULL
+    );",
 ];
 
 /// The schema version this build writes.

@@ -94,11 +94,13 @@ pub struct JsonlEvents {
 }
 
 impl JsonlEvents {
+    /// Opens (creating it owner-only, 0600: events carry invocation outputs) the outbox file.
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)?;
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(path)?;
         let (lines, queued) = std::sync::mpsc::channel::<Vec<u8>>();
         std::thread::Builder::new()
             .name("events-jsonl".into())
@@ -221,7 +223,7 @@ impl Worker {
             return;
         }
         let now = self.delivery.clock.now();
-        let until = now + self.delivery.policy.lease_span();
+        let until = triggerline::time::later(now, self.delivery.policy.lease_span());
         match self.delivery.queue.claim_due(now, until, free).await {
             Ok(items) => {
                 for item in items {

@@ -12,7 +12,7 @@ use crate::model::{
 };
 use crate::ports::{Handoff, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
-use crate::time::IdGenerator;
+use crate::time::{IdGenerator, MAX_AHEAD_DAYS, later, max_ahead};
 use crate::usecases::delivery::Delivery;
 use crate::wire::{StartInvocation, TestInvocation};
 use crate::{Error, Result};
@@ -85,22 +85,7 @@ impl Intake {
         let entry = catalog.require("triggerId", &request.trigger_id)?;
         entry.check_input("input", &request.input)?;
         let now = self.delivery.clock.now();
-        let not_before = match (&request.delay, request.timestamp) {
-            (Some(_), Some(_)) => {
-                return Err(Error::invalid(
-                    "delay",
-                    "give either delay or timestamp, not both",
-                ));
-            }
-            (Some(delay), None) => now + IsoDuration::parse("delay", delay)?.as_chrono(),
-            (None, Some(ms)) => Utc.timestamp_millis_opt(ms).single().ok_or_else(|| {
-                Error::invalid(
-                    "timestamp",
-                    format!("`{ms}` is not a time in epoch milliseconds"),
-                )
-            })?,
-            (None, None) => now,
-        };
+        let not_before = scheduled_at(now, request.delay.as_deref(), request.timestamp)?;
         let subscriptions: Vec<Arc<Subscription>> = self
             .delivery
             .subscriptions
@@ -240,11 +225,15 @@ impl Intake {
             ));
         }
         let now = self.delivery.clock.now();
-        let deadline = invocation.deadline.map(|d| now + (d - invocation.created));
+        // The same length as before, from now; stored times are bounded, and `later` keeps a
+        // row written before the bounds from overflowing.
+        let deadline = invocation
+            .deadline
+            .map(|d| later(now, d.signed_duration_since(invocation.created)));
         let leased_until = self
             .signal
             .is_some()
-            .then(|| now + self.delivery.policy.lease_span());
+            .then(|| later(now, self.delivery.policy.lease_span()));
         let item = match self
             .delivery
             .queue
@@ -295,8 +284,14 @@ impl Intake {
             (TriggerType::RequestResponse, Target::Http(h)) => Some(h.mode),
             (TriggerType::RequestResponse, Target::EventBridge(_)) => Some(DispatchMode::Async),
         };
-        let deadline = (trigger_type == TriggerType::RequestResponse)
-            .then(|| not_before + subscription.response_deadline.as_chrono());
+        // A subscription saved before `responseDeadline` was bounded may hold a longer one; it
+        // is held to the bound here rather than made to fail every start of its trigger.
+        let deadline = (trigger_type == TriggerType::RequestResponse).then(|| {
+            later(
+                not_before,
+                subscription.response_deadline.as_chrono().min(max_ahead()),
+            )
+        });
         Invocation {
             secret_hash: hash_secret(&self.delivery.key.callback_secret(&id)),
             id,
@@ -334,8 +329,8 @@ impl Intake {
             DeliveredBy::Caller => true,
             DeliveredBy::Worker => self.signal.is_some(),
         };
-        let leased_until =
-            (in_process && not_before <= now).then(|| now + self.delivery.policy.lease_span());
+        let leased_until = (in_process && not_before <= now)
+            .then(|| later(now, self.delivery.policy.lease_span()));
         let items = self
             .delivery
             .queue
@@ -463,6 +458,45 @@ impl Intake {
                 .collect();
             changes.wait(&open, left).await;
         }
+    }
+}
+
+/// When a `start` is due: `delay` after now, at `timestamp` (epoch milliseconds), or now. A time
+/// in the past means now; one more than [`max_ahead`] away is refused, naming the field, so that
+/// no stored time leaves the range the stores sort and parse.
+fn scheduled_at(
+    now: DateTime<Utc>,
+    delay: Option<&str>,
+    timestamp: Option<i64>,
+) -> Result<DateTime<Utc>> {
+    match (delay, timestamp) {
+        (Some(_), Some(_)) => Err(Error::invalid(
+            "delay",
+            "give either delay or timestamp, not both",
+        )),
+        (Some(delay), None) => Ok(later(
+            now,
+            IsoDuration::parse_bounded("delay", delay)?.as_chrono(),
+        )),
+        (None, Some(ms)) => {
+            let latest = later(now, max_ahead());
+            if ms > latest.timestamp_millis() {
+                return Err(Error::invalid(
+                    "timestamp",
+                    format!(
+                        "`{ms}` is more than {MAX_AHEAD_DAYS} days ahead; give epoch milliseconds \
+                         (now is {})",
+                        now.timestamp_millis()
+                    ),
+                ));
+            }
+            // Below the bound, only times before chrono's earliest fail to convert: the past.
+            Ok(Utc
+                .timestamp_millis_opt(ms)
+                .single()
+                .map_or(now, |at| at.max(now)))
+        }
+        (None, None) => Ok(now),
     }
 }
 

@@ -4,6 +4,7 @@ use chrono::Duration;
 
 use crate::model::InvocationState;
 use crate::ports::Transition;
+use crate::time::earlier;
 use crate::usecases::delivery::{Delivery, open_states};
 use crate::{Error, Result};
 
@@ -11,43 +12,67 @@ use crate::{Error, Result};
 pub const BATCH: usize = 500;
 
 /// Marks every open invocation past its deadline TIMED_OUT. Returns how many it timed out.
+///
+/// One invocation that cannot be timed out (its write fails) is logged and left for the next
+/// sweep; the others still are. The stores skip (and quarantine) rows they cannot read, so
+/// `overdue` itself fails only when the store does.
 pub async fn time_out_overdue(delivery: &Delivery) -> Result<usize> {
     let mut timed_out = 0;
     loop {
         let now = delivery.clock.now();
         let overdue = delivery.invocations.overdue(now, BATCH).await?;
         let found = overdue.len();
+        let mut failed = 0;
         for invocation in overdue {
-            let transition = Transition {
-                to: InvocationState::TimedOut,
-                completed: Some(now),
-                output: None,
-                error: Some(format!(
-                    "no answer before the response deadline ({})",
-                    invocation
-                        .deadline
-                        .map(|d| crate::time::format_time(&d))
-                        .unwrap_or_default()
-                )),
-            };
-            match delivery
-                .invocations
-                .transition(&invocation.id, open_states(), &transition)
-                .await
-            {
-                Ok(finished) => {
-                    delivery.queue.discard(&finished.id).await?;
-                    delivery.finished(&finished).await;
-                    timed_out += 1;
+            match time_out(delivery, &invocation, now).await {
+                Ok(true) => timed_out += 1,
+                Ok(false) => {}
+                Err(e) => {
+                    failed += 1;
+                    tracing::warn!(invocation = %invocation.id, error = %e,
+                        "could not time out an overdue invocation; the next sweep tries again");
                 }
-                // A callback won the race: that is its invocation now.
-                Err(Error::NotOpen { .. } | Error::NotFound { .. }) => {}
-                Err(e) => return Err(e),
             }
         }
-        if found < BATCH {
+        // A full batch in which nothing could be written would be read again at once: leave it
+        // to the next sweep instead of spinning on it.
+        if found < BATCH || failed == found {
             return Ok(timed_out);
         }
+    }
+}
+
+/// Times out one overdue invocation; `false` when a callback won the race.
+async fn time_out(
+    delivery: &Delivery,
+    invocation: &crate::model::Invocation,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<bool> {
+    let transition = Transition {
+        to: InvocationState::TimedOut,
+        completed: Some(now),
+        output: None,
+        error: Some(format!(
+            "no answer before the response deadline ({})",
+            invocation
+                .deadline
+                .map(|d| crate::time::format_time(&d))
+                .unwrap_or_default()
+        )),
+    };
+    match delivery
+        .invocations
+        .transition(&invocation.id, open_states(), &transition)
+        .await
+    {
+        Ok(finished) => {
+            delivery.queue.discard(&finished.id).await?;
+            delivery.finished(&finished).await;
+            Ok(true)
+        }
+        // A callback won the race: that is its invocation now.
+        Err(Error::NotOpen { .. } | Error::NotFound { .. }) => Ok(false),
+        Err(e) => Err(e),
     }
 }
 
@@ -75,7 +100,11 @@ pub async fn purge(delivery: &Delivery, retention: Retention) -> Result<usize> {
         let now = delivery.clock.now();
         let n = delivery
             .invocations
-            .purge(now - retention.succeeded, now - retention.failed, BATCH)
+            .purge(
+                earlier(now, retention.succeeded),
+                earlier(now, retention.failed),
+                BATCH,
+            )
             .await?;
         purged += n;
         if n < BATCH {
