@@ -10,6 +10,12 @@ use crate::Error;
 /// The most items one page may hold, and the default page size.
 pub const MAX_LIMIT: usize = 250;
 
+/// How far into any list paging reaches, as SailPoint's status list ("may only fetch up to 2000
+/// invocations"): `offset + limit` is held to it, an offset at or past it is an empty page, and
+/// `X-Total-Count` counts at most this many. It bounds every list read on every backend: no
+/// page or count reads more than this many rows, however many the store holds.
+pub const MAX_REACHABLE: usize = 2000;
+
 /// Collection parameters exactly as they arrived in the query string.
 #[derive(Debug, Clone, Default)]
 pub struct RawCollection {
@@ -113,12 +119,20 @@ impl<F: QueryField> ListQuery<F> {
                     )
                 })?,
         };
+        // Any whole number is a valid offset; past what is reachable it is an empty page.
         let offset = match raw.offset.as_deref() {
             None => 0,
-            Some(s) => s.parse::<usize>().map_err(|_| {
-                Error::invalid("offset", format!("`{s}` is not an integer of 0 or more"))
-            })?,
+            Some(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+                s.parse::<usize>().unwrap_or(usize::MAX).min(MAX_REACHABLE)
+            }
+            Some(s) => {
+                return Err(Error::invalid(
+                    "offset",
+                    format!("`{s}` is not an integer of 0 or more"),
+                ));
+            }
         };
+        let limit = limit.min(MAX_REACHABLE - offset);
         let count = match raw.count.as_deref() {
             None => false,
             Some(s) if s.eq_ignore_ascii_case("true") => true,
@@ -176,7 +190,7 @@ impl<F: QueryField> ListQuery<F> {
         if !self.sorters.is_empty() {
             hits.sort_by(|a, b| self.compare(*a, *b, &get));
         }
-        let total = self.count.then_some(hits.len());
+        let total = self.count.then_some(hits.len().min(MAX_REACHABLE));
         let items = hits
             .into_iter()
             .skip(self.offset)
@@ -458,6 +472,51 @@ mod tests {
 
     fn err_of<F: QueryField>(raw: RawCollection) -> String {
         ListQuery::<F>::parse(&raw).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn paging_reaches_2000_items_and_any_whole_offset_is_a_page() {
+        let page = |offset: &str, limit: &str| {
+            let q = InvocationQuery::parse(&RawCollection {
+                offset: Some(offset.into()),
+                limit: Some(limit.into()),
+                ..Default::default()
+            })
+            .unwrap();
+            (q.offset, q.limit)
+        };
+        assert_eq!(
+            page("1900", "250"),
+            (1900, 100),
+            "held to offset + limit <= 2000"
+        );
+        assert_eq!(page("2000", "10"), (2000, 0));
+        for huge in ["9223372036854775808", "18446744073709551616"] {
+            assert_eq!(
+                page(huge, "10"),
+                (2000, 0),
+                "{huge}: an empty page, not an error"
+            );
+        }
+        for bad in ["-1", "+1", "1e3", "", " 1", "0x10"] {
+            let err = err_of::<InvocationField>(RawCollection {
+                offset: Some(bad.into()),
+                ..Default::default()
+            });
+            assert!(err.starts_with("offset:"), "{bad}: {err}");
+        }
+        let q = InvocationQuery::parse(&RawCollection {
+            count: Some("true".into()),
+            ..Default::default()
+        })
+        .unwrap();
+        let items: Vec<u32> = (0..2500).collect();
+        let page = q.apply(&items, |_, _| None);
+        assert_eq!(
+            page.total,
+            Some(2000),
+            "the count stops at what is reachable"
+        );
     }
 
     #[test]

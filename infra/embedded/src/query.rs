@@ -4,7 +4,7 @@
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
 use serde::de::DeserializeOwned;
-use triggerline::query::{ListQuery, Op, Page, QueryField, SortKey};
+use triggerline::query::{ListQuery, MAX_REACHABLE, Op, Page, QueryField, SortKey};
 
 use crate::error::{db, from_body, to_sql_int};
 use crate::quarantine::Unreadable;
@@ -76,7 +76,11 @@ pub(crate) fn page<F: Columns, T: DeserializeOwned>(
     // One read transaction, so the total and the page see the same data.
     let tx = conn.transaction().map_err(db)?;
     let total = if query.count {
-        let sql = format!("SELECT COUNT(*) FROM {}{clause}", F::TABLE);
+        // Counts what paging can reach, no further: a bounded read however big the table.
+        let sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM {}{clause} LIMIT {MAX_REACHABLE})",
+            F::TABLE
+        );
         let n: i64 = tx
             .prepare_cached(&sql)
             .and_then(|mut stmt| stmt.query_row(params_from_iter(&params), |row| row.get(0)))
