@@ -1,16 +1,20 @@
 //! The HTTP edge every function crate shares: extractors that parse and validate once
-//! ([`JsonBody`], [`Collection`]), bearer auth for the management API, the one mapping of errors
-//! to SailPoint's `ErrorResponseDto` ([`ApiError`]), and the mounting of every route under its
-//! `/…/v1` path and the `/beta`, `/v2024`, `/v2025`, `/v2026` prefixes ([`Versioned`]).
+//! ([`JsonBody`], [`Collection`], [`Callback`]), bearer auth for the management API, the one
+//! mapping of errors to SailPoint's `ErrorResponseDto` ([`ApiError`]), the mounting of every
+//! route under its `/…/v1` path and the `/beta`, `/v2024`, `/v2025`, `/v2026` prefixes
+//! ([`Versioned`]), and the routers' Lambda entry point ([`lambda::run`]).
 #![forbid(unsafe_code)]
 
 mod auth;
+mod callback;
 mod collection;
 mod error;
 mod json;
+pub mod lambda;
 mod mount;
 
 pub use auth::{ApiAuth, require_bearer};
+pub use callback::{Callback, MAX_CALLBACK_SECRET_BYTES, is_invocation_id};
 pub use collection::{Collection, listed};
 pub use error::{ApiError, ErrorMessageDto, ErrorResponseDto, json_errors};
 pub use json::JsonBody;

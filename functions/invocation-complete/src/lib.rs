@@ -7,13 +7,12 @@
 pub mod aws;
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use triggerline::usecases::complete::complete;
 use triggerline::usecases::delivery::Delivery;
-use triggerline::wire::CompleteInvocation;
-use triggerline_http::{ApiError, JsonBody, Versioned, edge};
+use triggerline_http::{ApiError, Callback, Versioned, edge};
 
 /// What the callback needs: the delivery context (stores, catalog, clock, events, watchers).
 #[derive(Debug, Clone)]
@@ -34,10 +33,10 @@ pub fn router(ctx: Context) -> Router {
     edge(routes)
 }
 
+/// An id or secret of the wrong shape is refused by [`Callback`] before the store is read.
 async fn complete_invocation(
     State(delivery): State<Delivery>,
-    Path(id): Path<String>,
-    JsonBody(request): JsonBody<CompleteInvocation>,
+    Callback { id, request }: Callback,
 ) -> Result<StatusCode, ApiError> {
     complete(&delivery, &id, request).await?;
     Ok(StatusCode::NO_CONTENT)

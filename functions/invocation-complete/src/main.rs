@@ -13,7 +13,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
     lambda::create_missing_bus(&clients, &env).await?;
-    lambda_http::run(invocation_complete::router(
+    triggerline_http::lambda::run(invocation_complete::router(
         invocation_complete::aws::context(&clients, &env),
     ))
     .await

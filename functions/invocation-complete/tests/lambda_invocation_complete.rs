@@ -103,3 +103,100 @@ async fn a_wrong_secret_is_a_401_and_changes_nothing() {
     let unchanged = backend.invocations.get(INVOCATION).await.unwrap().unwrap();
     assert_eq!(unchanged.state, InvocationState::Acknowledged);
 }
+
+/// Every event logged at ERROR, with its target.
+#[derive(Clone, Default)]
+struct ErrorLog(std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for ErrorLog {
+    fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("{}: {:?}", event.metadata().target(), event));
+        }
+    }
+}
+
+/// The fixture's callback event with `id` in its path, and the raw JSON the function answers
+/// it with, through the entry point `main` runs.
+async fn raw_answer(router: axum::Router, id: &str) -> Value {
+    let event = fixture("apigw-v2-complete-invocation.json").replace(INVOCATION, id);
+    let event = lambda_http::LambdaEvent::new(
+        serde_json::from_str(&event).unwrap(),
+        lambda_http::Context::default(),
+    );
+    let answer = triggerline_http::lambda::handle(router, event)
+        .await
+        .unwrap();
+    // What the runtime posts back to Lambda, re-read as API Gateway reads it.
+    serde_json::from_str(&serde_json::to_string(&answer).unwrap()).unwrap()
+}
+
+// A current-thread runtime, so that the log capture (set for this thread) sees every event.
+#[tokio::test(flavor = "current_thread")]
+async fn a_malformed_or_oversized_id_is_the_wrong_secret_401_without_a_store_read() {
+    let (moto, backend, _, env) = stack_with_acknowledged_invocation().await;
+    let counter = triggerline_aws::testing::CallCounter::default();
+    let clients = triggerline_aws::testing::counting_clients_at(&moto.endpoint, &counter).await;
+    let router = || invocation_complete::router(invocation_complete::aws::context(&clients, &env));
+    let errors = ErrorLog::default();
+    let _logs = tracing::subscriber::set_default(tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::registry(),
+        errors.clone(),
+    ));
+    let wrong_secret = {
+        let mut event: Value =
+            serde_json::from_str(&fixture("apigw-v2-complete-invocation.json")).unwrap();
+        event["body"] = Value::from(json!({"secret": "guessed", "output": {}}).to_string());
+        invoke_http(router(), &event.to_string()).await
+    };
+    assert_eq!(wrong_secret.status, 401);
+    counter.take();
+
+    let oversized = "a".repeat(10 * 1024);
+    let upper_case = INVOCATION.to_uppercase();
+    for id in [
+        oversized.as_str(),
+        "no-such-id",
+        upper_case.as_str(),
+        "0f8a6c1e5b7d4c2a9e3f1d2b3c4d5e6f",
+    ] {
+        let answer = raw_answer(router(), id).await;
+
+        assert_eq!(answer["statusCode"], 401, "{id:.40}: {answer}");
+        let body: Value = serde_json::from_str(answer["body"].as_str().unwrap()).unwrap();
+        assert_eq!(body, wrong_secret.body, "{id:.40}");
+        assert_eq!(answer["headers"]["Content-Type"], "application/json");
+        assert!(answer["headers"].get("content-type").is_none(), "{answer}");
+    }
+
+    assert_eq!(counter.take(), Default::default(), "the store was read");
+    assert_eq!(*errors.0.lock().unwrap(), Vec::<String>::new());
+    let unchanged = backend.invocations.get(INVOCATION).await.unwrap().unwrap();
+    assert_eq!(unchanged.state, InvocationState::Acknowledged);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oversized_secret_is_a_401_without_a_store_read() {
+    let (moto, backend, _, env) = stack_with_acknowledged_invocation().await;
+    let counter = triggerline_aws::testing::CallCounter::default();
+    let clients = triggerline_aws::testing::counting_clients_at(&moto.endpoint, &counter).await;
+    let mut event: Value =
+        serde_json::from_str(&fixture("apigw-v2-complete-invocation.json")).unwrap();
+    let secret = "s".repeat(triggerline_http::MAX_CALLBACK_SECRET_BYTES + 1);
+    event["body"] = Value::from(json!({"secret": secret, "output": {}}).to_string());
+
+    let answer = invoke_http(
+        invocation_complete::router(invocation_complete::aws::context(&clients, &env)),
+        &event.to_string(),
+    )
+    .await;
+
+    assert_eq!(answer.status, 401, "{:?}", answer.body);
+    assert!(answer.body["error"].is_string(), "{:?}", answer.body);
+    assert_eq!(counter.take(), Default::default(), "the store was read");
+    let unchanged = backend.invocations.get(INVOCATION).await.unwrap().unwrap();
+    assert_eq!(unchanged.state, InvocationState::Acknowledged);
+}

@@ -1,0 +1,133 @@
+//! A function's router as a Lambda behind API Gateway's HTTP API, answering with header names in
+//! canonical case (`X-Total-Count`, `Content-Type`, `Retry-After`).
+//!
+//! `lambda_http` turns the router's response into API Gateway's JSON with the `HeaderMap`'s
+//! names, which are always lowercase. Clients should not care, but the official SailPoint SDKs
+//! hand response headers to users as a plain, case-sensitive dict, so
+//! `headers.get("X-Total-Count")` found nothing. API Gateway passes the names through as the
+//! function wrote them, so the function writes them as SailPoint does, and as the local server
+//! does (hyper's `title_case_headers`: the same rule, [`canonical_name`]).
+
+use axum::Router;
+use lambda_http::request::LambdaRequest;
+use lambda_http::tower::ServiceExt;
+use lambda_http::{Adapter, LambdaEvent};
+use serde_json::Value;
+
+/// Serves `router` as the function's handler until the runtime stops it (what
+/// `lambda_http::run` does, with canonical header names).
+pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+    lambda_http::lambda_runtime::run(lambda_http::service_fn(
+        move |event: LambdaEvent<LambdaRequest>| handle(router.clone(), event),
+    ))
+    .await
+}
+
+/// One invocation: the event through `lambda_http`'s own conversions and `router`, and the
+/// answer as the JSON the runtime sends back, header names in canonical case.
+pub async fn handle(
+    router: Router,
+    event: LambdaEvent<LambdaRequest>,
+) -> Result<Value, lambda_http::Error> {
+    let response = Adapter::from(router).oneshot(event).await?;
+    let mut answer = serde_json::to_value(&response)?;
+    for field in ["headers", "multiValueHeaders"] {
+        if let Some(Value::Object(headers)) = answer.get_mut(field) {
+            *headers = std::mem::take(headers)
+                .into_iter()
+                .map(|(name, value)| (canonical_name(&name), value))
+                .collect();
+        }
+    }
+    Ok(answer)
+}
+
+/// `x-total-count` → `X-Total-Count`: each dash-separated word capitalised, as hyper's
+/// `title_case_headers` writes names on the local server.
+pub fn canonical_name(name: &str) -> String {
+    let mut capitalise = true;
+    name.chars()
+        .map(|c| {
+            let out = if capitalise {
+                c.to_ascii_uppercase()
+            } else {
+                c
+            };
+            capitalise = c == '-';
+            out
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use axum::http::StatusCode;
+    use axum::routing::get;
+
+    use super::*;
+
+    #[test]
+    fn names_are_capitalised_word_by_word() {
+        assert_eq!(canonical_name("x-total-count"), "X-Total-Count");
+        assert_eq!(canonical_name("content-type"), "Content-Type");
+        assert_eq!(canonical_name("retry-after"), "Retry-After");
+        assert_eq!(canonical_name("location"), "Location");
+        assert_eq!(canonical_name("X-Total-Count"), "X-Total-Count");
+    }
+
+    /// An API Gateway HTTP API (payload 2.0) request for `path`.
+    fn event(path: &str) -> LambdaEvent<LambdaRequest> {
+        let event = serde_json::json!({
+            "version": "2.0",
+            "routeKey": format!("GET {path}"),
+            "rawPath": path,
+            "rawQueryString": "count=true",
+            "headers": {"accept": "application/json", "host": "127.0.0.1"},
+            "requestContext": {
+                "accountId": "123456789012", "apiId": "a1b2c3d4e5", "domainName": "127.0.0.1",
+                "domainPrefix": "127",
+                "http": {"method": "GET", "path": path, "protocol": "HTTP/1.1",
+                         "sourceIp": "127.0.0.1", "userAgent": "test"},
+                "requestId": "JKJgcoALvHcEXLw=", "routeKey": format!("GET {path}"),
+                "stage": "$default", "time": "14/Mar/2025:09:26:53 +0000",
+                "timeEpoch": 1741944413271_u64
+            },
+            "isBase64Encoded": false
+        });
+        LambdaEvent::new(
+            serde_json::from_value(event).unwrap(),
+            lambda_http::Context::default(),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_raw_answer_carries_canonical_header_names() {
+        let router = Router::new().route(
+            "/things",
+            get(|| async {
+                let mut listed = crate::listed(vec![1, 2], Some(2));
+                listed
+                    .headers_mut()
+                    .insert("retry-after", axum::http::HeaderValue::from_static("5"));
+                listed
+            }),
+        );
+
+        let answer = handle(router, event("/things")).await.unwrap();
+        // What the runtime posts back to Lambda, byte for byte.
+        let raw = serde_json::to_string(&answer).unwrap();
+
+        assert_eq!(answer["statusCode"], StatusCode::OK.as_u16());
+        assert!(raw.contains(r#""X-Total-Count":"2""#), "{raw}");
+        assert!(
+            raw.contains(r#""Content-Type":"application/json""#),
+            "{raw}"
+        );
+        assert!(raw.contains(r#""Retry-After":"5""#), "{raw}");
+        assert!(!raw.contains("x-total-count"), "{raw}");
+        assert!(!raw.contains("content-type"), "{raw}");
+        assert_eq!(answer["body"], "[1,2]");
+    }
+}
