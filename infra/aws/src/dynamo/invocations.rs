@@ -1,7 +1,8 @@
 //! Invocations in DynamoDB: one item each, whose state changes are single conditional
 //! `UpdateItem`s (no read first), so that exactly one of concurrent transitions wins.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
@@ -10,12 +11,14 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue, Put, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    AttributeValue, KeysAndAttributes, Put, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    TransactWriteItem,
 };
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
+use triggerline::limits::MAX_LIST_REACH;
 use triggerline::model::{Attempt, Invocation, InvocationState};
 use triggerline::ports::{InvocationStore, Transition};
 use triggerline::query::{InvocationField, InvocationQuery, Op, Page, SortKey};
@@ -26,8 +29,9 @@ use super::lock::KeyedTurns;
 use super::{
     INV_ATTEMPTS, INV_BODY, INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED,
     INV_CREATED, INV_DEADLINE, INV_ERROR, INV_EXPIRES, INV_FINAL_STATE, INV_FINISHED_BY_COMPLETED,
-    INV_GROUP, INV_GROUP_VALUE, INV_ID, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_OUTPUT,
-    INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME, INV_TRIGGER, MAX_TRANSACTION_ITEMS,
+    INV_GROUP, INV_GROUP_VALUE, INV_ID, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_OPEN_VALUE,
+    INV_OUTPUT, INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME, INV_TRIGGER,
+    MAX_TRANSACTION_ITEMS, SHARDS, shard_of, sharded, unsharded,
 };
 use crate::error::{corrupt, unavailable};
 
@@ -45,6 +49,29 @@ pub struct DynamoInvocationStore {
     table: String,
     retention: Option<Retention>,
     turns: KeyedTurns,
+    warned: Warned,
+}
+
+/// Ids of unreadable items already logged by this process, so that a sweep every minute that
+/// skips the same bad item does not log it every minute.
+#[derive(Debug, Clone, Default)]
+struct Warned(Arc<Mutex<HashSet<String>>>);
+
+impl Warned {
+    /// Past this many, the set starts over (a process meeting that many bad items has a bigger
+    /// problem than repeated log lines).
+    const MAX: usize = 10_000;
+
+    /// Logs `error` at WARN the first time this process skips the item `id`.
+    fn skip(&self, id: &str, error: &Error) {
+        let mut seen = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= Self::MAX {
+            seen.clear();
+        }
+        if seen.insert(id.to_owned()) {
+            tracing::warn!(invocation = %id, error = %error, cause = ?std::error::Error::source(error), "unreadable invocation item skipped");
+        }
+    }
 }
 
 /// Model fields kept as attributes of their own, not in the JSON body.
@@ -137,17 +164,24 @@ fn item_of(invocation: &Invocation, retention: Option<Retention>) -> Result<Item
         body.remove(field);
     }
     let state = invocation.state;
+    let shard = shard_of(&invocation.id);
     let mut item = Item::from([
         (INV_ID.to_owned(), s(&invocation.id)),
-        (INV_TRIGGER.to_owned(), s(&invocation.trigger_id)),
-        (INV_SUBSCRIPTION.to_owned(), s(&invocation.subscription_id)),
+        (
+            INV_TRIGGER.to_owned(),
+            s(sharded(&invocation.trigger_id, shard)),
+        ),
+        (
+            INV_SUBSCRIPTION.to_owned(),
+            s(sharded(&invocation.subscription_id, shard)),
+        ),
         (
             INV_SUBSCRIPTION_NAME.to_owned(),
             s(&invocation.subscription_name),
         ),
         (INV_STATE.to_owned(), s(state.as_str())),
         (INV_CREATED.to_owned(), s(format_time(&invocation.created))),
-        (INV_GROUP.to_owned(), s(INV_GROUP_VALUE)),
+        (INV_GROUP.to_owned(), s(sharded(INV_GROUP_VALUE, shard))),
         (
             INV_ATTEMPTS.to_owned(),
             AttributeValue::L(
@@ -188,10 +222,13 @@ fn item_of(invocation: &Invocation, retention: Option<Retention>) -> Result<Item
             .map(s),
     );
     optional(INV_ERROR, invocation.error.as_ref().map(s));
-    optional(INV_OPEN_STATE, state.is_open().then(|| s(state.as_str())));
+    optional(
+        INV_OPEN_STATE,
+        state.is_open().then(|| s(sharded(INV_OPEN_VALUE, shard))),
+    );
     optional(
         INV_FINAL_STATE,
-        (!state.is_open()).then(|| s(state.as_str())),
+        (!state.is_open()).then(|| s(sharded(state.as_str(), shard))),
     );
     optional(
         INV_EXPIRES,
@@ -210,9 +247,15 @@ fn from_item(item: &Item) -> Result<Invocation, Error> {
         serde_json::from_slice(&body).map_err(|e| corrupt("read invocation", e))?;
     let text = |name: &str| get_s(item, name).map_or(Value::Null, |v| Value::String(v.to_owned()));
     for (field, name) in [
-        ("id", INV_ID),
         ("triggerId", INV_TRIGGER),
         ("subscriptionId", INV_SUBSCRIPTION),
+    ] {
+        let value =
+            get_s(item, name).map_or(Value::Null, |v| Value::String(unsharded(v).to_owned()));
+        fields.insert(field.to_owned(), value);
+    }
+    for (field, name) in [
+        ("id", INV_ID),
         ("subscriptionName", INV_SUBSCRIPTION_NAME),
         ("state", INV_STATE),
         ("created", INV_CREATED),
@@ -325,18 +368,20 @@ impl Update {
     /// Sets the transition's state and outcome, and the index and TTL attributes that follow.
     fn outcome(
         &mut self,
+        id: &str,
         transition: &Transition,
         retention: Option<Retention>,
     ) -> Result<(), Error> {
         let to = transition.to;
+        let shard = shard_of(id);
         self.set(INV_STATE, s(to.as_str()));
         if to.is_open() {
-            self.set(INV_OPEN_STATE, s(to.as_str()));
+            self.set(INV_OPEN_STATE, s(sharded(INV_OPEN_VALUE, shard)));
             self.remove(INV_FINAL_STATE);
             self.remove(INV_EXPIRES);
         } else {
             self.remove(INV_OPEN_STATE);
-            self.set(INV_FINAL_STATE, s(to.as_str()));
+            self.set(INV_FINAL_STATE, s(sharded(to.as_str(), shard)));
             self.set_or_remove(
                 INV_EXPIRES,
                 expiry(retention, to, transition.completed).map(n),
@@ -385,6 +430,7 @@ impl DynamoInvocationStore {
             table: table.to_owned(),
             retention: None,
             turns: KeyedTurns::default(),
+            warned: Warned::default(),
         }
     }
 
@@ -464,7 +510,7 @@ impl DynamoInvocationStore {
             if let Some(transition) = transition {
                 let mut update = Update::default();
                 update.append_attempt(attempt)?;
-                update.outcome(transition, self.retention)?;
+                update.outcome(id, transition, self.retention)?;
                 update.require_live();
                 update.require_state(from, false);
                 match self.update(id, update).await? {
@@ -549,6 +595,7 @@ impl DynamoInvocationStore {
         for tries in 0..MAX_TRIES {
             let mut update = Update::default();
             update.outcome(
+                id,
                 &Transition {
                     to: InvocationState::Pending,
                     completed: None,
@@ -628,90 +675,176 @@ impl DynamoInvocationStore {
         Ok(None)
     }
 
-    /// Reads `index` where `hash` = `value`, in created order, with `filter` applied; stops
-    /// once it holds `stop` items and every item tied with the last of them on `created`.
-    async fn read_index(
+    /// One page of `query` on `shard`: the items and where the next page starts.
+    async fn query_shard(
         &self,
-        index: &str,
-        hash: (&str, &str),
-        filter: &Update,
-        forward: bool,
-        stop: Option<usize>,
-    ) -> Result<Vec<Invocation>, Error> {
-        let mut found: Vec<Invocation> = Vec::new();
-        let mut start = None;
-        let page_size = stop.map(|s| i32::try_from(s.saturating_add(1).min(1000)).unwrap_or(1000));
+        query: &ShardedQuery,
+        shard: u32,
+        start: Option<Item>,
+    ) -> Result<(Vec<Item>, Option<Item>), Error> {
+        let mut names = query.names.clone();
+        let mut values = query.values.clone();
+        names.insert("#hash".to_owned(), query.hash.0.to_owned());
+        values.insert(":hash".to_owned(), s(sharded(&query.hash.1, shard)));
+        for (placeholder, base) in &query.sharded_values {
+            values.insert(placeholder.clone(), s(sharded(base, shard)));
+        }
+        let key = match &query.range {
+            Some(range) => format!("#hash = :hash AND {range}"),
+            None => "#hash = :hash".to_owned(),
+        };
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(query.index)
+            .key_condition_expression(key)
+            .set_filter_expression((!query.filter.is_empty()).then(|| query.filter.join(" AND ")))
+            .set_projection_expression(query.projection.clone())
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(query.forward)
+            .limit(query.page)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| unavailable("Query invocations", e))?;
+        Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
+    }
+
+    /// Hands `take` the items of `query` across every shard in order (the query's direction on
+    /// its range key, then id), until `take` says stop or the index is read: a k-way merge of
+    /// the shards, each read one page at a time and only while the merge needs its next item.
+    async fn merged(
+        &self,
+        query: &ShardedQuery,
+        mut take: impl FnMut(Item) -> bool,
+    ) -> Result<(), Error> {
+        let order = |a: &Item, b: &Item| {
+            let (ka, kb) = (get_s(a, query.sort), get_s(b, query.sort));
+            let by_key = if query.forward {
+                ka.cmp(&kb)
+            } else {
+                kb.cmp(&ka)
+            };
+            by_key.then_with(|| get_s(a, INV_ID).cmp(&get_s(b, INV_ID)))
+        };
+        let mut shards: Vec<Cursor> = (0..SHARDS).map(|_| Cursor::default()).collect();
         loop {
-            let mut names = filter.names.clone();
-            let mut values = filter.values.clone();
-            names.insert("#hash".to_owned(), hash.0.to_owned());
-            values.insert(":hash".to_owned(), s(hash.1));
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(index)
-                .key_condition_expression("#hash = :hash")
-                .filter_expression(filter.condition.join(" AND "))
-                .set_expression_attribute_names(Some(names))
-                .set_expression_attribute_values(Some(values))
-                .scan_index_forward(forward)
-                .set_limit(page_size)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query invocations", e))?;
-            for item in out.items() {
-                found.push(from_item(item)?);
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                return Ok(found);
-            }
-            if let Some(stop) = stop.filter(|s| found.len() >= *s && *s > 0) {
-                let boundary = found[stop - 1].created;
-                if found.last().is_some_and(|last| last.created != boundary) {
-                    return Ok(found);
+            // A shard's first item is its next only once the shard holds an item after it in
+            // the order: items tied on the range key come in no order within a shard, and a
+            // tie may go on in the next page.
+            let needy: Vec<usize> = shards
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| {
+                    !c.done
+                        && match (c.buffer.front(), c.buffer.back()) {
+                            (Some(first), Some(last)) => {
+                                get_s(first, query.sort) == get_s(last, query.sort)
+                            }
+                            _ => true,
+                        }
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if !needy.is_empty() {
+                let pages = needy.iter().map(|&i| {
+                    let start = shards[i].start.take();
+                    // The index holds SHARDS shards, so `i` fits.
+                    self.query_shard(query, u32::try_from(i).unwrap_or(0), start)
+                });
+                let pages = futures::future::join_all(pages).await;
+                for (i, page) in needy.into_iter().zip(pages) {
+                    let (items, next) = page?;
+                    let cursor = &mut shards[i];
+                    cursor.buffer.extend(items);
+                    cursor.buffer.make_contiguous().sort_by(order);
+                    cursor.done = next.is_none();
+                    cursor.start = next;
                 }
+                continue;
+            }
+            let next = shards
+                .iter()
+                .enumerate()
+                .filter_map(|(i, c)| c.buffer.front().map(|item| (i, item)))
+                .min_by(|(_, a), (_, b)| order(a, b))
+                .map(|(i, _)| i);
+            let Some(item) = next.and_then(|i| shards[i].buffer.pop_front()) else {
+                return Ok(());
+            };
+            if !take(item) {
+                return Ok(());
             }
         }
     }
 
-    /// Open invocations in `state` whose deadline is before `now`, earliest first, at most
-    /// `limit`.
-    async fn overdue_in(
-        &self,
-        state: InvocationState,
-        now: &str,
-        limit: usize,
-    ) -> Result<Vec<Invocation>, Error> {
-        let mut found = Vec::new();
-        let mut start = None;
-        loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(INV_OPEN_BY_DEADLINE)
-                .key_condition_expression("#os = :os AND #dl < :now")
-                .expression_attribute_names("#os", INV_OPEN_STATE)
-                .expression_attribute_names("#dl", INV_DEADLINE)
-                .expression_attribute_values(":os", s(state.as_str()))
-                .expression_attribute_values(":now", s(now))
-                .limit(i32::try_from(limit.min(1000)).unwrap_or(1000))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query overdue invocations", e))?;
-            for item in out.items() {
-                found.push(from_item(item)?);
+    /// The full items of `ids`, in that order, leaving out those gone (purged or expired since
+    /// the index was read) and those that do not read back (logged once and skipped).
+    async fn fetch_page(&self, ids: &[String]) -> Result<Vec<Invocation>, Error> {
+        let mut found: HashMap<String, Item> = HashMap::new();
+        for chunk in ids.chunks(BATCH_GET) {
+            let mut keys: Vec<Item> = chunk
+                .iter()
+                .map(|id| Item::from([(INV_ID.to_owned(), s(id))]))
+                .collect();
+            for tries in 0..MAX_TRIES {
+                if keys.is_empty() {
+                    break;
+                }
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(std::mem::take(&mut keys)))
+                    .build()
+                    .map_err(|e| failure("build BatchGetItem", e))?;
+                let out = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable("BatchGetItem invocations", e))?;
+                for item in out
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    if let Some(id) = get_s(&item, INV_ID) {
+                        found.insert(id.to_owned(), item);
+                    }
+                }
+                keys = out
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .map(|k| k.keys)
+                    .unwrap_or_default();
+                if !keys.is_empty() {
+                    backoff(&self.client, tries).await;
+                }
             }
-            start = out.last_evaluated_key;
-            if start.is_none() || found.len() >= limit {
-                found.truncate(limit);
-                return Ok(found);
+            if !keys.is_empty() {
+                return Err(failure("BatchGetItem invocations", "keys left unprocessed"));
             }
         }
+        let now = now_epoch_seconds();
+        Ok(ids
+            .iter()
+            .filter_map(|id| {
+                found
+                    .get(id)
+                    .filter(|item| !expired(item, now))
+                    .map(|item| (id, item))
+            })
+            .filter_map(|(id, item)| match from_item(item) {
+                Ok(invocation) => Some(invocation),
+                Err(e) => {
+                    self.warned.skip(id, &e);
+                    None
+                }
+            })
+            .collect())
     }
 
     /// Deletes up to `limit` invocations finished in `state` before `before`; how many.
@@ -721,6 +854,20 @@ impl DynamoInvocationStore {
         before: &str,
         limit: usize,
     ) -> Result<usize, Error> {
+        let mut deleted = 0;
+        for shard in 0..SHARDS {
+            if deleted >= limit {
+                break;
+            }
+            let fs = sharded(state.as_str(), shard);
+            deleted += self.purge_shard(&fs, before, limit - deleted).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// Deletes up to `limit` invocations of `finishedByCompleted` partition `fs` completed
+    /// before `before`; how many.
+    async fn purge_shard(&self, fs: &str, before: &str, limit: usize) -> Result<usize, Error> {
         let mut deleted = 0;
         let mut start = None;
         while deleted < limit {
@@ -732,7 +879,7 @@ impl DynamoInvocationStore {
                 .key_condition_expression("#fs = :fs AND #cp < :before")
                 .expression_attribute_names("#fs", INV_FINAL_STATE)
                 .expression_attribute_names("#cp", INV_COMPLETED)
-                .expression_attribute_values(":fs", s(state.as_str()))
+                .expression_attribute_values(":fs", s(fs))
                 .expression_attribute_values(":before", s(before))
                 .limit(i32::try_from((limit - deleted).min(1000)).unwrap_or(1000))
                 .set_exclusive_start_key(start)
@@ -752,7 +899,7 @@ impl DynamoInvocationStore {
                     .condition_expression("#fs = :fs AND #cp < :before")
                     .expression_attribute_names("#fs", INV_FINAL_STATE)
                     .expression_attribute_names("#cp", INV_COMPLETED)
-                    .expression_attribute_values(":fs", s(state.as_str()))
+                    .expression_attribute_values(":fs", s(fs))
                     .expression_attribute_values(":before", s(before))
                     .send()
                     .await;
@@ -777,6 +924,103 @@ impl DynamoInvocationStore {
     }
 }
 
+/// Keys per `BatchGetItem`.
+const BATCH_GET: usize = 100;
+
+/// One index query spread over the shards: `#hash = :hash`, and `range` if any, where `:hash`
+/// and every `sharded_values` placeholder take their shard's value.
+struct ShardedQuery {
+    index: &'static str,
+    /// The hash key attribute and its value before the shard suffix.
+    hash: (&'static str, String),
+    /// The range key attribute, by which the merge orders (then by id).
+    sort: &'static str,
+    range: Option<String>,
+    filter: Vec<String>,
+    names: HashMap<String, String>,
+    values: HashMap<String, AttributeValue>,
+    sharded_values: Vec<(String, String)>,
+    projection: Option<String>,
+    forward: bool,
+    /// Items per query page.
+    page: i32,
+}
+
+/// Where the merge is in one shard.
+#[derive(Default)]
+struct Cursor {
+    buffer: VecDeque<Item>,
+    start: Option<Item>,
+    done: bool,
+}
+
+/// A query page for a merge that will take about `wanted` items in all: a share of them per
+/// shard with room for an uneven spread, so that most shards are read in one page.
+fn page_size(wanted: usize) -> i32 {
+    let share = (wanted.div_ceil(SHARDS as usize) * 3).div_ceil(2) + 4;
+    i32::try_from(share.clamp(8, 1000).min(wanted.max(1))).unwrap_or(1000)
+}
+
+/// What a status list sorts and filters by: the attributes the merge reads of each item.
+#[derive(Debug, Clone)]
+struct Row {
+    id: String,
+    created: String,
+    completed: Option<String>,
+    trigger_id: String,
+    subscription_id: String,
+    subscription_name: String,
+}
+
+/// The attributes of a [`Row`].
+const ROW_ATTRIBUTES: [&str; 6] = [
+    INV_ID,
+    INV_CREATED,
+    INV_COMPLETED,
+    INV_TRIGGER,
+    INV_SUBSCRIPTION,
+    INV_SUBSCRIPTION_NAME,
+];
+
+impl Row {
+    fn read(item: &Item) -> Result<Row, Error> {
+        let text = |name: &str| {
+            get_s(item, name)
+                .map(str::to_owned)
+                .ok_or_else(|| corrupt("read invocation", format!("no {name}")))
+        };
+        let time = |name: &str, value: &str| {
+            DateTime::parse_from_rfc3339(value)
+                .map(drop)
+                .map_err(|e| corrupt("read invocation", format!("{name}: {e}")))
+        };
+        let created = text(INV_CREATED)?;
+        time(INV_CREATED, &created)?;
+        let completed = get_s(item, INV_COMPLETED).map(str::to_owned);
+        if let Some(completed) = &completed {
+            time(INV_COMPLETED, completed)?;
+        }
+        Ok(Row {
+            id: text(INV_ID)?,
+            created,
+            completed,
+            trigger_id: unsharded(&text(INV_TRIGGER)?).to_owned(),
+            subscription_id: unsharded(&text(INV_SUBSCRIPTION)?).to_owned(),
+            subscription_name: text(INV_SUBSCRIPTION_NAME)?,
+        })
+    }
+
+    fn field(&self, field: InvocationField) -> Option<String> {
+        match field {
+            InvocationField::TriggerId => Some(self.trigger_id.clone()),
+            InvocationField::SubscriptionId => Some(self.subscription_id.clone()),
+            InvocationField::SubscriptionName => Some(self.subscription_name.clone()),
+            InvocationField::Created => Some(self.created.clone()),
+            InvocationField::Completed => self.completed.clone(),
+        }
+    }
+}
+
 fn field_attribute(field: InvocationField) -> &'static str {
     match field {
         InvocationField::TriggerId => INV_TRIGGER,
@@ -784,16 +1028,6 @@ fn field_attribute(field: InvocationField) -> &'static str {
         InvocationField::SubscriptionName => INV_SUBSCRIPTION_NAME,
         InvocationField::Created => INV_CREATED,
         InvocationField::Completed => INV_COMPLETED,
-    }
-}
-
-fn field_value(i: &Invocation, field: InvocationField) -> Option<String> {
-    match field {
-        InvocationField::TriggerId => Some(i.trigger_id.clone()),
-        InvocationField::SubscriptionId => Some(i.subscription_id.clone()),
-        InvocationField::SubscriptionName => Some(i.subscription_name.clone()),
-        InvocationField::Created => Some(format_time(&i.created)),
-        InvocationField::Completed => i.completed.as_ref().map(format_time),
     }
 }
 
@@ -885,10 +1119,10 @@ impl InvocationStore for DynamoInvocationStore {
             });
         let (index, hash) = match key_condition.map(|k| &query.conditions[k]) {
             Some(c) if c.field == InvocationField::SubscriptionId => {
-                (INV_BY_SUBSCRIPTION, (INV_SUBSCRIPTION, c.value.as_str()))
+                (INV_BY_SUBSCRIPTION, (INV_SUBSCRIPTION, c.value.clone()))
             }
-            Some(c) => (INV_BY_TRIGGER, (INV_TRIGGER, c.value.as_str())),
-            None => (INV_BY_CREATED, (INV_GROUP, INV_GROUP_VALUE)),
+            Some(c) => (INV_BY_TRIGGER, (INV_TRIGGER, c.value.clone())),
+            None => (INV_BY_CREATED, (INV_GROUP, INV_GROUP_VALUE.to_owned())),
         };
         let mut filter = Update::default();
         filter.name(INV_EXPIRES);
@@ -898,13 +1132,22 @@ impl InvocationStore for DynamoInvocationStore {
         filter
             .condition
             .push("(attribute_not_exists(#x) OR #x > :now)".to_owned());
+        let mut sharded_values = Vec::new();
         for (i, c) in query.conditions.iter().enumerate() {
-            if Some(i) == key_condition {
+            let attribute = field_attribute(c.field);
+            let is_sharded = attribute == INV_TRIGGER || attribute == INV_SUBSCRIPTION;
+            // Only equality has a sharded value to compare with; the rest is checked on the
+            // rows below (as every condition is, again).
+            if Some(i) == key_condition || (is_sharded && c.op != Op::Eq) {
                 continue;
             }
-            let name = filter.name(field_attribute(c.field));
+            let name = filter.name(attribute);
             let placeholder = format!(":c{i}");
-            filter.values.insert(placeholder.clone(), s(&c.value));
+            if is_sharded {
+                sharded_values.push((placeholder.clone(), c.value.clone()));
+            } else {
+                filter.values.insert(placeholder.clone(), s(&c.value));
+            }
             let op = match c.op {
                 Op::Eq => "=",
                 Op::Ge => ">=",
@@ -912,23 +1155,75 @@ impl InvocationStore for DynamoInvocationStore {
             };
             filter.condition.push(format!("{name} {op} {placeholder}"));
         }
+        let projection = ROW_ATTRIBUTES
+            .iter()
+            .map(|a| filter.name(a))
+            .collect::<Vec<_>>()
+            .join(", ");
 
+        // What is reachable (see the module doc): sorted by created, the first offset + limit
+        // in that order; sorted otherwise, or counted, the window of the MAX_LIST_REACH
+        // first in created order (newest first unless `created` ascending leads).
         let created_first = query
             .sorters
             .first()
             .is_none_or(|k| k.field == InvocationField::Created);
-        let forward = query.sorters.first().is_some_and(|k| !k.descending);
-        let stop =
-            (created_first && !query.count).then(|| query.offset.saturating_add(query.limit));
-        if stop == Some(0) {
+        let forward = created_first && query.sorters.first().is_some_and(|k| !k.descending);
+        let (stop, with_ties) = if created_first && !query.count {
+            (
+                query.offset.saturating_add(query.limit).min(MAX_LIST_REACH),
+                query.sorters.len() > 1,
+            )
+        } else {
+            (MAX_LIST_REACH, false)
+        };
+        if stop == 0 {
             return Ok(Page {
                 items: Vec::new(),
                 total: None,
             });
         }
-        let mut found = self.read_index(index, hash, &filter, forward, stop).await?;
+        let sharded_query = ShardedQuery {
+            index,
+            hash,
+            sort: INV_CREATED,
+            range: None,
+            filter: filter.condition,
+            names: filter.names,
+            values: filter.values,
+            sharded_values,
+            projection: Some(projection),
+            forward,
+            page: page_size(stop),
+        };
+        let mut rows: Vec<Row> = Vec::new();
+        self.merged(&sharded_query, |item| {
+            let row = match Row::read(&item) {
+                Ok(row) => row,
+                Err(e) => {
+                    self.warned
+                        .skip(get_s(&item, INV_ID).unwrap_or_default(), &e);
+                    return true;
+                }
+            };
+            if !query.accepts(&row, Row::field) {
+                return true;
+            }
+            // With more sorters after `created`, the rows tied with the last one on created
+            // may sort before it, so they come along.
+            if rows.len() >= stop
+                && !(with_ties
+                    && rows.len() < MAX_LIST_REACH
+                    && rows.last().is_some_and(|last| last.created == row.created))
+            {
+                return false;
+            }
+            rows.push(row);
+            true
+        })
+        .await?;
         // `apply` sorts stably, so ordering by id first makes id the final tie-break.
-        found.sort_by(|a, b| a.id.cmp(&b.id));
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
         let newest_first;
         let query = if query.sorters.is_empty() {
             newest_first = InvocationQuery {
@@ -942,7 +1237,12 @@ impl InvocationStore for DynamoInvocationStore {
         } else {
             query
         };
-        Ok(query.apply(&found, field_value))
+        let page = query.apply(&rows, Row::field);
+        let ids: Vec<String> = page.items.into_iter().map(|row| row.id).collect();
+        Ok(Page {
+            items: self.fetch_page(&ids).await?,
+            total: page.total,
+        })
     }
 
     async fn transition(
@@ -957,7 +1257,7 @@ impl InvocationStore for DynamoInvocationStore {
                 self.get_item(id).await?
             } else {
                 let mut update = Update::default();
-                update.outcome(transition, self.retention)?;
+                update.outcome(id, transition, self.retention)?;
                 update.require_live();
                 update.require_state(from, false);
                 match self.update(id, update).await? {
@@ -988,16 +1288,31 @@ impl InvocationStore for DynamoInvocationStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let now = format_time(&now);
-        let mut found = self
-            .overdue_in(InvocationState::Pending, &now, limit)
-            .await?;
-        found.extend(
-            self.overdue_in(InvocationState::Acknowledged, &now, limit)
-                .await?,
-        );
-        found.sort_by(|a, b| a.deadline.cmp(&b.deadline).then_with(|| a.id.cmp(&b.id)));
-        found.truncate(limit);
+        let query = ShardedQuery {
+            index: INV_OPEN_BY_DEADLINE,
+            hash: (INV_OPEN_STATE, INV_OPEN_VALUE.to_owned()),
+            sort: INV_DEADLINE,
+            range: Some("#dl < :now".to_owned()),
+            filter: Vec::new(),
+            names: HashMap::from([("#dl".to_owned(), INV_DEADLINE.to_owned())]),
+            values: HashMap::from([(":now".to_owned(), s(format_time(&now)))]),
+            sharded_values: Vec::new(),
+            projection: None,
+            forward: true,
+            page: page_size(limit),
+        };
+        let mut found = Vec::new();
+        self.merged(&query, |item| {
+            match from_item(&item) {
+                Ok(invocation) => found.push(invocation),
+                // One bad item must not stop the sweep for every other invocation.
+                Err(e) => self
+                    .warned
+                    .skip(get_s(&item, INV_ID).unwrap_or_default(), &e),
+            }
+            found.len() < limit
+        })
+        .await?;
         Ok(found)
     }
 

@@ -8,11 +8,56 @@
 //! | table | key | GSIs (keys, projection) | serves |
 //! |---|---|---|---|
 //! | subscriptions | `pk` (S): `sub#<id>` for a subscription, `trigger#<triggerId>` for the trigger's counter item | `byTrigger` (`tg` HASH, `id` RANGE, ALL) | `get` and `id eq` (GetItem), `triggerId eq` and `list_for_trigger` (Query, in id order), the per-trigger limit (counter item `n`, in a TransactWriteItems with the Put / Delete) |
-//! | invocations | `id` (S) | `byTrigger` (`tg` HASH, `cr` RANGE, ALL) | `triggerId eq` |
-//! | | | `bySubscription` (`sb` HASH, `cr` RANGE, ALL) | `subscriptionId eq` (also with `triggerId eq`, as a filter) |
-//! | | | `byCreated` (`g` HASH = `INV` on every invocation, `cr` RANGE, ALL) | the status list without filters, default order newest first |
-//! | | | `openByDeadline` (`os` HASH, `dl` RANGE, ALL), sparse | `overdue`: `os` holds the state only while it is open (PENDING, ACKNOWLEDGED), so only open invocations with a deadline are in it |
-//! | | | `finishedByCompleted` (`fs` HASH, `cp` RANGE, KEYS_ONLY), sparse | `purge`: `fs` holds the state only once it is final (COMPLETED, FAILED, TIMED_OUT) |
+//! | invocations | `id` (S) | `byTrigger` (`tg` HASH = `<triggerId>#<shard>`, `cr` RANGE, ALL) | `triggerId eq` |
+//! | | | `bySubscription` (`sb` HASH = `<subscriptionId>#<shard>`, `cr` RANGE, ALL) | `subscriptionId eq` (also with `triggerId eq`, as a filter) |
+//! | | | `byCreated` (`g` HASH = `INV#<shard>`, `cr` RANGE, ALL) | the status list without filters, default order newest first |
+//! | | | `openByDeadline` (`os` HASH = `OPEN#<shard>`, `dl` RANGE, ALL), sparse | `overdue`: `os` is set only while the invocation is open (PENDING, ACKNOWLEDGED), so only open invocations with a deadline are in it |
+//! | | | `finishedByCompleted` (`fs` HASH = `<state>#<shard>`, `cp` RANGE, KEYS_ONLY), sparse | `purge`: `fs` is set only once the state is final (COMPLETED, FAILED, TIMED_OUT) |
+//!
+//! # Write sharding
+//!
+//! Every write of an invocation item also writes each index it has keys in (the projection is
+//! ALL, so any change of the item rewrites its index copy), and one partition of an index takes
+//! about 1,000 write units per second. With one `g` value for every invocation, `byCreated`
+//! capped the whole system there; so did `openByDeadline` (two values) and
+//! `finishedByCompleted` (three), and `byTrigger` capped one trigger (the catalog has 24).
+//!
+//! So every index hash key carries a shard: `shard = fnv1a(id) % SHARDS` ([`shard_of`]), fixed
+//! by the invocation id, so that an item keeps its shard through every update, and the same in
+//! every process and version (FNV-1a over the id's bytes, not `std`'s randomized hasher). The
+//! shard is a suffix of the values (`idn:identity-created#7`, `INV#7`), not new attributes, so
+//! the tables keep their key schemas (no index is rebuilt on deploy: CloudFormation changes one
+//! GSI per update) and an item grows by a few bytes; `from_item` strips it ([`unsharded`]).
+//!
+//! Arithmetic, with [`SHARDS`] = 16. An invocation is written about 2 to 3 times in its life
+//! (accept, then the settled attempt; an ASYNC one also its acknowledgement and callback), each
+//! about 1 KB, so 1 write unit per index per write:
+//!
+//! | | before | with 16 shards |
+//! |---|---|---|
+//! | `byCreated`, `openByDeadline`, `finishedByCompleted`: invocations/s | ~330 to 500 (one partition) | ~5,300 to 8,000 |
+//! | one trigger or one subscription (`byTrigger`, `bySubscription`): invocations/s | ~330 to 500 | ~5,300 to 8,000 |
+//! | writes/s on one index partition at 1,000 invocations/s (3 writes each) | 3,000 (throttled) | ~190 |
+//!
+//! Beyond that, raise [`SHARDS`] (a migration: items keep the shard they were written with, so
+//! readers must query the old count's shards too until those items expired; retention is 1 to 2
+//! days). The base table itself is keyed by id and scales by itself.
+//!
+//! Reads pay for it: a status list queries all 16 shards of its index concurrently and merges
+//! them (a k-way merge on `(created, id)`), and a sweep reads 16 partitions instead of 2. A list
+//! page needs the first `offset + limit` (at most 2,000, [`triggerline::limits::MAX_LIST_REACH`])
+//! matching items in created order; each shard is read lazily, a page of about
+//! `1.5 * (offset + limit) / 16` items at a time and only while the merge needs its head, so
+//! the reads total about `offset + limit` plus one page per shard, and no shard reads more than
+//! `offset + limit` plus one page. The merge reads only the attributes the list sorts and
+//! filters by (id, times, trigger, subscription: ~150 bytes a row, so 2,000 rows are ~300 KB of
+//! memory whatever the inputs' sizes), then fetches the page's items with `BatchGetItem`. A
+//! default page (limit 250, offset 0) reads ~250 index rows plus ≤ 16 short pages: ~35 read
+//! units for the queries (billed by item size, eventually consistent) and ~125 for the page's
+//! BatchGetItem; the 16 queries run concurrently, so the latency is about one query's plus one
+//! BatchGetItem's. A sort by another field than `created`, or `count=true`, reads the window of
+//! the 2,000 newest matching items (that many rows at most) and sorts it in memory: the total
+//! is that window's size, at most 2,000.
 //!
 //! The invocations table has TTL on `x` (epoch seconds), set on a final transition (or a
 //! create of a finished invocation) when the store was given a retention
@@ -60,8 +105,7 @@
 //! `create_all` writes one invocation with a conditional PutItem and 2 to 100 with one
 //! TransactWriteItems; more than 100 are refused with [`triggerline::Error::Unavailable`]
 //! (DynamoDB has no atomic write beyond 100 items; a fan-out is at most 50, a trigger's
-//! subscription limit). `byCreated` has one partition key value, so it takes about 1,000
-//! invocation writes per second; beyond that it would need sharding.
+//! subscription limit).
 //!
 //! # moto
 //!
@@ -130,13 +174,16 @@ pub const INV_ERROR: &str = "e";
 pub const INV_ATTEMPTS: &str = "a";
 /// Invocations table: the rest of the model as JSON, deflated (binary).
 pub const INV_BODY: &str = "b";
-/// Invocations table: [`INV_GROUP_VALUE`] on every invocation (hash key of [`INV_BY_CREATED`]).
+/// Invocations table: `INV#<shard>` on every invocation (hash key of [`INV_BY_CREATED`]).
 pub const INV_GROUP: &str = "g";
-/// The one value of [`INV_GROUP`].
+/// [`INV_GROUP`]'s value before its shard suffix.
 pub const INV_GROUP_VALUE: &str = "INV";
-/// Invocations table: the state while open, absent otherwise (hash key of [`INV_OPEN_BY_DEADLINE`]).
+/// Invocations table: `OPEN#<shard>` while open, absent otherwise (hash key of
+/// [`INV_OPEN_BY_DEADLINE`]).
 pub const INV_OPEN_STATE: &str = "os";
-/// Invocations table: the state once final, absent otherwise (hash key of
+/// [`INV_OPEN_STATE`]'s value before its shard suffix.
+pub const INV_OPEN_VALUE: &str = "OPEN";
+/// Invocations table: `<state>#<shard>` once final, absent otherwise (hash key of
 /// [`INV_FINISHED_BY_COMPLETED`]).
 pub const INV_FINAL_STATE: &str = "fs";
 /// Invocations table: the TTL attribute, epoch seconds (N).
@@ -154,3 +201,31 @@ pub const INV_FINISHED_BY_COMPLETED: &str = "finishedByCompleted";
 
 /// The most items DynamoDB takes in one TransactWriteItems.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// How many shards every invocation index hash key is spread over (see the module doc). Fixed:
+/// items keep the shard they were written with.
+pub const SHARDS: u32 = 16;
+
+/// The shard of an invocation: FNV-1a of its id, modulo [`SHARDS`]; the same in every process.
+pub fn shard_of(id: &str) -> u32 {
+    let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+    });
+    // The remainder is below SHARDS, so it fits.
+    u32::try_from(hash % u64::from(SHARDS)).unwrap_or(0)
+}
+
+/// `value` as an index hash key of shard `shard`: `value#shard`.
+pub fn sharded(value: &str, shard: u32) -> String {
+    format!("{value}#{shard}")
+}
+
+/// The value of a sharded key without its shard (a value written before sharding has none).
+pub fn unsharded(value: &str) -> &str {
+    match value.rsplit_once('#') {
+        Some((base, shard)) if !shard.is_empty() && shard.bytes().all(|b| b.is_ascii_digit()) => {
+            base
+        }
+        _ => value,
+    }
+}

@@ -1,5 +1,7 @@
 //! Creating the tables (development against an emulator; production tables come from
-//! `template.yaml`, which must declare the same keys and indexes: see [`super`]).
+//! `template.yaml`, which must declare the same keys and indexes: see [`super`]). The write
+//! sharding lives in the key values (`<value>#<shard>`), not in the key schema, so the shapes
+//! below are those of every version of the store.
 
 use std::time::{Duration, Instant};
 
