@@ -141,7 +141,7 @@ fn http_subscription(id: &str, trigger_id: &str) -> Subscription {
             },
             auth: HttpAuth::Basic {
                 user_name: "triggerline".to_owned(),
-                password: "c0rrect-h0rse-battery".to_owned(),
+                password: "c0rrect-h0rse-battery".into(),
             },
         }),
         response_deadline: IsoDuration::parse("responseDeadline", "PT1H").unwrap(),
@@ -149,7 +149,7 @@ fn http_subscription(id: &str, trigger_id: &str) -> Subscription {
         filter: Some(
             JsonPathFilter::parse("filter", r#"$[?($.identity.type == "IDENTITY")]"#).unwrap(),
         ),
-        signing_secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwQ3pXb7yV4gE=".to_owned(),
+        signing_secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwQ3pXb7yV4gE=".into(),
         created: at(0),
         modified: at(0),
         version: 1,
@@ -456,7 +456,7 @@ async fn subscription_create_then_get_round_trips(store: &Arc<dyn SubscriptionSt
             url: "https://approvals.example.com/hooks/pre-approval".to_owned(),
             mode: DispatchMode::Dynamic,
             auth: HttpAuth::Bearer {
-                token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0cmlnZ2VybGluZSJ9.c2lnbmF0dXJl".to_owned(),
+                token: "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ0cmlnZ2VybGluZSJ9.c2lnbmF0dXJl".into(),
             },
         }),
         response_deadline: IsoDuration::parse("responseDeadline", "P1DT2H").unwrap(),

@@ -206,12 +206,35 @@ pub trait WorkSignal: Send + Sync + std::fmt::Debug {
     async fn wake(&self, work: Vec<Handoff>);
 }
 
-/// One outbound HTTP delivery.
-#[derive(Debug, Clone)]
+/// One outbound HTTP delivery. `Debug` shows no credential: the URL's userinfo is redacted
+/// and the `Authorization` header's value left out.
+#[derive(Clone)]
 pub struct WebhookRequest {
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for WebhookRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(name, value)| {
+                let value = if name.eq_ignore_ascii_case("authorization") {
+                    "<redacted>"
+                } else {
+                    value.as_str()
+                };
+                (name.as_str(), value)
+            })
+            .collect();
+        f.debug_struct("WebhookRequest")
+            .field("url", &crate::secrets::redacted_url(&self.url))
+            .field("headers", &headers)
+            .field("body", &self.body.len())
+            .finish()
+    }
 }
 
 /// Posts webhooks: one pooled client, a timeout per attempt, size-capped answers.

@@ -3,6 +3,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::duration::IsoDuration;
 use crate::jsonpath::JsonPathFilter;
+use crate::secrets::{Secret, redacted_url};
 
 /// SailPoint's subscription types. Only `HTTP` and `EVENTBRIDGE` are served; the others exist so
 /// that a client sending them gets a clear answer instead of a parse error.
@@ -38,7 +39,9 @@ pub enum DispatchMode {
 }
 
 /// A subscriber's service and how to reach it. Secrets are kept here (the dispatcher needs them)
-/// and never leave through the API: [`crate::wire::Subscription`] nulls them.
+/// and never leave through the API: [`crate::wire::Subscription`] nulls them. They are
+/// [`Secret`]s, and the URL shows redacted in `Debug`, so that logging a subscription shows no
+/// credential; the stores keep them sealed ([`crate::secrets::CredentialKey`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
@@ -52,7 +55,7 @@ pub struct Subscription {
     pub enabled: bool,
     pub filter: Option<JsonPathFilter>,
     /// Standard Webhooks signing key (`whsec_…`), shown once at creation.
-    pub signing_secret: String,
+    pub signing_secret: Secret,
     #[serde(with = "crate::time::rfc3339")]
     pub created: DateTime<Utc>,
     #[serde(with = "crate::time::rfc3339")]
@@ -79,20 +82,32 @@ pub enum Target {
     EventBridge(EventBridgeTarget),
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpTarget {
+    /// May carry credentials in its userinfo (`https://user:password@host/…`), which the
+    /// webhook client turns into a Basic `Authorization` header.
     pub url: String,
     pub mode: DispatchMode,
     pub auth: HttpAuth,
+}
+
+impl std::fmt::Debug for HttpTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpTarget")
+            .field("url", &redacted_url(&self.url))
+            .field("mode", &self.mode)
+            .field("auth", &self.auth)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", tag = "kind")]
 pub enum HttpAuth {
     None,
-    Basic { user_name: String, password: String },
-    Bearer { token: String },
+    Basic { user_name: String, password: Secret },
+    Bearer { token: Secret },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -310,7 +310,7 @@ impl Delivery {
                     (
                         "webhook-signature".to_owned(),
                         webhook_signature(
-                            &subscription.signing_secret,
+                            subscription.signing_secret.expose(),
                             &invocation.id,
                             timestamp,
                             &bytes,
@@ -325,11 +325,14 @@ impl Delivery {
                     } => {
                         use base64::Engine;
                         let token = base64::engine::general_purpose::STANDARD
-                            .encode(format!("{user_name}:{password}"));
+                            .encode(format!("{user_name}:{}", password.expose()));
                         headers.push(("Authorization".into(), format!("Basic {token}")));
                     }
                     HttpAuth::Bearer { token } => {
-                        headers.push(("Authorization".into(), format!("Bearer {token}")));
+                        headers.push((
+                            "Authorization".into(),
+                            format!("Bearer {}", token.expose()),
+                        ));
                     }
                 }
                 let host = url::Url::parse(&http.url)

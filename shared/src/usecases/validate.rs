@@ -6,6 +6,7 @@ use crate::Error;
 use crate::model::{
     DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, SubscriptionType, Target,
 };
+use crate::secrets::REDACTED;
 use crate::wire::{EventBridgeConfig, HttpAuthenticationType, HttpConfig};
 
 /// Every AWS region EventBridge runs in (commercial, GovCloud, China, European Sovereign Cloud).
@@ -52,7 +53,10 @@ pub const AWS_REGIONS: &[&str] = &[
 ];
 
 /// Builds the delivery target from the `type` and config objects of a request. `previous` is the
-/// stored target on an update: a secret the request leaves out or sends as null is kept from it.
+/// stored target on an update: a secret the request leaves out or sends as null is kept from it,
+/// and so are the URL's credentials sent back redacted (`https://user:*****@host/`), but only
+/// while the URL keeps its origin (scheme, host and port): stored credentials are never sent to
+/// another origin unless the request sends them again (then `httpConfig.url` is refused).
 pub fn target(
     kind: SubscriptionType,
     http: Option<HttpConfig>,
@@ -69,11 +73,11 @@ pub fn target(
             }
             let http =
                 http.ok_or_else(|| Error::invalid("httpConfig", "is required when type is HTTP"))?;
-            let previous_auth = match previous {
-                Some(Target::Http(h)) => Some(&h.auth),
+            let previous = match previous {
+                Some(Target::Http(h)) => Some(h),
                 _ => None,
             };
-            Ok(Target::Http(http_target(http, previous_auth)?))
+            Ok(Target::Http(http_target(http, previous)?))
         }
         SubscriptionType::Eventbridge => {
             if let Some(http) = http {
@@ -100,8 +104,8 @@ pub fn target(
     }
 }
 
-fn http_target(http: HttpConfig, previous: Option<&HttpAuth>) -> Result<HttpTarget, Error> {
-    let url = Url::parse(&http.url).map_err(|e| {
+fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTarget, Error> {
+    let mut url = Url::parse(&http.url).map_err(|e| {
         Error::invalid(
             "httpConfig.url",
             format!("`{}` is not a URL: {e}", http.url),
@@ -113,6 +117,15 @@ fn http_target(http: HttpConfig, previous: Option<&HttpAuth>) -> Result<HttpTarg
             format!("`{}` must be an http or https URL with a host", http.url),
         ));
     }
+    let previous_url = previous.and_then(|p| Url::parse(&p.url).ok());
+    let same_origin = previous_url
+        .as_ref()
+        .is_some_and(|p| p.origin() == url.origin());
+    let url_text = restore_userinfo(&mut url, previous_url.as_ref().filter(|_| same_origin))?
+        .unwrap_or(http.url);
+    let previous = previous.map(|p| &p.auth);
+    // The secret field a stored credential was kept for, if one was.
+    let mut kept_for = None;
     let auth = match http
         .http_authentication_type
         .unwrap_or(HttpAuthenticationType::NoAuth)
@@ -135,6 +148,9 @@ fn http_target(http: HttpConfig, previous: Option<&HttpAuth>) -> Result<HttpTarg
                 Some(HttpAuth::Basic { password, .. }) => Some(password.clone()),
                 _ => None,
             };
+            if config.password.is_none() && kept.is_some() {
+                kept_for = Some("httpConfig.basicAuthConfig.password");
+            }
             let password = config.password.or(kept).ok_or_else(|| {
                 Error::invalid(
                     "httpConfig.basicAuthConfig.password",
@@ -151,25 +167,69 @@ fn http_target(http: HttpConfig, previous: Option<&HttpAuth>) -> Result<HttpTarg
                 Some(HttpAuth::Bearer { token }) => Some(token.clone()),
                 _ => None,
             };
-            let token = http
-                .bearer_token_auth_config
-                .and_then(|c| c.bearer_token)
-                .or(kept)
-                .filter(|t| !t.is_empty())
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "httpConfig.bearerTokenAuthConfig.bearerToken",
-                        "is required when httpAuthenticationType is BEARER_TOKEN",
-                    )
-                })?;
+            let sent = http.bearer_token_auth_config.and_then(|c| c.bearer_token);
+            if sent.is_none() && kept.is_some() {
+                kept_for = Some("httpConfig.bearerTokenAuthConfig.bearerToken");
+            }
+            let token = sent.or(kept).filter(|t| !t.is_empty()).ok_or_else(|| {
+                Error::invalid(
+                    "httpConfig.bearerTokenAuthConfig.bearerToken",
+                    "is required when httpAuthenticationType is BEARER_TOKEN",
+                )
+            })?;
             HttpAuth::Bearer { token }
         }
     };
+    if let Some(field) = kept_for.filter(|_| !same_origin) {
+        let from =
+            previous_url.map_or_else(|| "?".to_owned(), |p| p.origin().ascii_serialization());
+        return Err(Error::invalid(
+            "httpConfig.url",
+            format!(
+                "moves the subscription from {from} to {}; its stored credentials are never sent \
+                 to another origin: send {field} again in the same request, or set \
+                 httpAuthenticationType to NO_AUTH",
+                url.origin().ascii_serialization()
+            ),
+        ));
+    }
     Ok(HttpTarget {
-        url: http.url,
+        url: url_text,
         mode: http.http_dispatch_mode,
         auth,
     })
+}
+
+/// Puts the stored userinfo back into `url` where the request sent it back redacted, as a
+/// GET answered it (and as a JSON Patch of another field leaves it). `previous` is the stored
+/// URL, given only when `url` keeps its origin. `Ok(None)`: nothing was redacted, the request's
+/// text stands as sent.
+fn restore_userinfo(url: &mut Url, previous: Option<&Url>) -> Result<Option<String>, Error> {
+    let redacted_password = url.password() == Some(REDACTED);
+    let redacted_user = url.password().is_none() && url.username() == REDACTED;
+    if !redacted_password && !redacted_user {
+        return Ok(None);
+    }
+    let restorable = previous.filter(|p| {
+        if redacted_password {
+            p.password().is_some() && p.username() == url.username()
+        } else {
+            p.password().is_none() && !p.username().is_empty()
+        }
+    });
+    let Some(previous) = restorable else {
+        return Err(Error::invalid(
+            "httpConfig.url",
+            format!(
+                "carries the redacted credentials `{REDACTED}`; send the URL's credentials again \
+                 (stored ones are kept only for the same user name, scheme, host and port)"
+            ),
+        ));
+    };
+    // Both setters fail only for URLs without a host, which were refused above.
+    let _ = url.set_username(previous.username());
+    let _ = url.set_password(previous.password());
+    Ok(Some(url.to_string()))
 }
 
 fn event_bridge_target(eb: EventBridgeConfig) -> Result<EventBridgeTarget, Error> {
@@ -304,7 +364,8 @@ mod tests {
                 token: "t0ken".into(),
             },
         });
-        let mut update = http("https://y");
+        // Same origin (another path): a new origin needs the secret again (test below).
+        let mut update = http("https://x/moved");
         update.http_authentication_type = Some(HttpAuthenticationType::BearerToken);
         let Target::Http(h) = target(
             SubscriptionType::Http,
@@ -325,5 +386,179 @@ mod tests {
             field_of(target(SubscriptionType::Http, Some(update), None, None).unwrap_err()),
             "httpConfig.bearerTokenAuthConfig.bearerToken"
         );
+    }
+
+    fn stored(url: &str, auth: HttpAuth) -> Target {
+        Target::Http(HttpTarget {
+            url: url.into(),
+            mode: DispatchMode::Sync,
+            auth,
+        })
+    }
+
+    /// An update of the URL and auth type that sends no secret.
+    fn update(url: &str, kind: HttpAuthenticationType) -> HttpConfig {
+        let basic_auth_config =
+            (kind == HttpAuthenticationType::BasicAuth).then(|| crate::wire::BasicAuthConfig {
+                user_name: Some("u".into()),
+                password: None,
+            });
+        HttpConfig {
+            http_authentication_type: Some(kind),
+            basic_auth_config,
+            ..http(url)
+        }
+    }
+
+    fn http_of(result: Result<Target, Error>) -> HttpTarget {
+        match result {
+            Ok(Target::Http(h)) => h,
+            other => panic!("not an HTTP target: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn stored_credentials_are_not_kept_for_another_origin() {
+        let bearer = stored(
+            "https://a.example.com/hook",
+            HttpAuth::Bearer {
+                token: "t0ken".into(),
+            },
+        );
+        let basic = stored(
+            "https://a.example.com/hook",
+            HttpAuth::Basic {
+                user_name: "u".into(),
+                password: "pw".into(),
+            },
+        );
+        let to = |url: &str, kind, previous: &Target| {
+            target(
+                SubscriptionType::Http,
+                Some(update(url, kind)),
+                None,
+                Some(previous),
+            )
+        };
+        // Another host, scheme or port, credentials left out: refused, naming the URL.
+        for url in [
+            "https://b.example.com/hook",
+            "http://a.example.com/hook",
+            "https://a.example.com:8443/hook",
+        ] {
+            let err = to(url, HttpAuthenticationType::BearerToken, &bearer).unwrap_err();
+            assert_eq!(field_of(err), "httpConfig.url", "{url}");
+            let err = to(url, HttpAuthenticationType::BasicAuth, &basic);
+            let message = err.unwrap_err().to_string();
+            assert!(message.starts_with("httpConfig.url: moves"), "{message}");
+            assert!(message.contains("basicAuthConfig.password"), "{message}");
+            assert!(!message.contains("pw"), "{message}");
+        }
+        // Same origin, another path: kept.
+        let kept = http_of(to(
+            "https://a.example.com/other",
+            HttpAuthenticationType::BearerToken,
+            &bearer,
+        ));
+        assert_eq!(
+            kept.auth,
+            HttpAuth::Bearer {
+                token: "t0ken".into()
+            }
+        );
+        // Sent again with the move, or dropped with NO_AUTH: accepted.
+        let mut again = update(
+            "https://b.example.com/hook",
+            HttpAuthenticationType::BearerToken,
+        );
+        again.bearer_token_auth_config = Some(crate::wire::BearerTokenAuthConfig {
+            bearer_token: Some("n3w".into()),
+        });
+        let moved = http_of(target(
+            SubscriptionType::Http,
+            Some(again),
+            None,
+            Some(&bearer),
+        ));
+        assert_eq!(
+            moved.auth,
+            HttpAuth::Bearer {
+                token: "n3w".into()
+            }
+        );
+        let dropped = http_of(to(
+            "https://b.example.com/hook",
+            HttpAuthenticationType::NoAuth,
+            &bearer,
+        ));
+        assert_eq!(dropped.auth, HttpAuth::None);
+    }
+
+    #[test]
+    fn redacted_url_credentials_are_restored_only_on_the_same_origin() {
+        let previous = stored("https://u:s3cret@a.example.com/hook", HttpAuth::None);
+        let to = |url: &str| {
+            target(
+                SubscriptionType::Http,
+                Some(http(url)),
+                None,
+                Some(&previous),
+            )
+        };
+        assert_eq!(
+            http_of(to("https://u:*****@a.example.com/moved")).url,
+            "https://u:s3cret@a.example.com/moved"
+        );
+        for url in [
+            "https://u:*****@b.example.com/hook",
+            "https://other:*****@a.example.com/hook",
+        ] {
+            assert_eq!(field_of(to(url).unwrap_err()), "httpConfig.url", "{url}");
+        }
+        // Nothing to restore from on a create.
+        assert_eq!(
+            field_of(
+                target(
+                    SubscriptionType::Http,
+                    Some(http("https://u:*****@a.example.com/")),
+                    None,
+                    None
+                )
+                .unwrap_err()
+            ),
+            "httpConfig.url"
+        );
+        // New credentials in the URL are taken as sent, on any origin.
+        assert_eq!(
+            http_of(to("https://v:n3w@b.example.com/hook")).url,
+            "https://v:n3w@b.example.com/hook"
+        );
+        let token_only = stored("https://ghp_abc@a.example.com/hook", HttpAuth::None);
+        let restored = http_of(target(
+            SubscriptionType::Http,
+            Some(http("https://*****@a.example.com/hook")),
+            None,
+            Some(&token_only),
+        ));
+        assert_eq!(restored.url, "https://ghp_abc@a.example.com/hook");
+    }
+
+    #[test]
+    fn debug_of_a_request_shows_no_secret() {
+        let mut config = update(
+            "https://u:url-pw@a.example.com/",
+            HttpAuthenticationType::BasicAuth,
+        );
+        config.basic_auth_config = Some(crate::wire::BasicAuthConfig {
+            user_name: Some("u".into()),
+            password: Some("basic-pw".into()),
+        });
+        config.bearer_token_auth_config = Some(crate::wire::BearerTokenAuthConfig {
+            bearer_token: Some("bearer-tok".into()),
+        });
+        let text = format!("{config:?}");
+        for secret in ["url-pw", "basic-pw", "bearer-tok"] {
+            assert!(!text.contains(secret), "{secret} in {text}");
+        }
     }
 }

@@ -12,6 +12,7 @@ use crate::model::{
     self, DispatchMode, HttpAuth, InvocationState, InvocationType, SubscriptionType, Target,
     TriggerType,
 };
+use crate::secrets::{Secret, redacted_url};
 
 /// An item of `GET /triggers/v1`.
 #[derive(Debug, Clone, Serialize)]
@@ -43,8 +44,9 @@ impl<'a> From<&'a CatalogEntry> for Trigger<'a> {
     }
 }
 
-/// `httpConfig`, as sent and as answered (with secrets nulled).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// `httpConfig`, as sent and as answered (with secrets nulled and the URL's credentials
+/// redacted). `Debug` shows the URL redacted too.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpConfig {
     pub url: String,
@@ -55,6 +57,18 @@ pub struct HttpConfig {
     pub basic_auth_config: Option<BasicAuthConfig>,
     #[serde(default)]
     pub bearer_token_auth_config: Option<BearerTokenAuthConfig>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("url", &redacted_url(&self.url))
+            .field("http_dispatch_mode", &self.http_dispatch_mode)
+            .field("http_authentication_type", &self.http_authentication_type)
+            .field("basic_auth_config", &self.basic_auth_config)
+            .field("bearer_token_auth_config", &self.bearer_token_auth_config)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -71,14 +85,14 @@ pub struct BasicAuthConfig {
     #[serde(default)]
     pub user_name: Option<String>,
     #[serde(default)]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BearerTokenAuthConfig {
     #[serde(default)]
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Secret>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -143,7 +157,8 @@ pub struct SubscriptionPutRequest {
 pub type SubscriptionPatchRequest = json_patch::Patch;
 
 /// A subscription as every endpoint answers it. Secrets are always null, except
-/// `signingSecret` in the answer to the create that made it.
+/// `signingSecret` in the answer to the create that made it, and credentials in the URL's
+/// userinfo are redacted (`https://user:*****@host/`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
@@ -160,7 +175,7 @@ pub struct Subscription {
     pub enabled: bool,
     pub filter: Option<String>,
     /// Extension: the Standard Webhooks signing key, present only in the 201 of the create.
-    pub signing_secret: Option<String>,
+    pub signing_secret: Option<Secret>,
 }
 
 impl Subscription {
@@ -228,7 +243,7 @@ impl HttpConfig {
             ),
         };
         HttpConfig {
-            url: h.url.clone(),
+            url: redacted_url(&h.url).into_owned(),
             http_dispatch_mode: h.mode,
             http_authentication_type: Some(auth_type),
             basic_auth_config: basic,
@@ -389,7 +404,8 @@ pub struct TestInvocation {
 }
 
 /// An item of the answer to `/test`: what a caller needs to complete a test invocation itself.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// `Debug` leaves the callback secret out.
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Invocation {
     pub id: String,
@@ -398,9 +414,21 @@ pub struct Invocation {
     pub content_json: Value,
 }
 
+impl std::fmt::Debug for Invocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Invocation")
+            .field("id", &self.id)
+            .field("trigger_id", &self.trigger_id)
+            .field("secret", &"<redacted>")
+            .field("content_json", &self.content_json)
+            .finish()
+    }
+}
+
 /// Body of `POST /trigger-invocations/v1/{id}/complete`. `output` is required by SailPoint's
 /// spec even with `error`; it is accepted when missing, since nothing depends on it then.
-#[derive(Debug, Clone, Deserialize)]
+/// `Debug` leaves the callback secret out.
+#[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompleteInvocation {
     pub secret: String,
@@ -408,6 +436,16 @@ pub struct CompleteInvocation {
     pub output: Option<Value>,
     #[serde(default)]
     pub error: Option<String>,
+}
+
+impl std::fmt::Debug for CompleteInvocation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CompleteInvocation")
+            .field("secret", &"<redacted>")
+            .field("output", &self.output)
+            .field("error", &self.error)
+            .finish()
+    }
 }
 
 /// An invocation as `/start` answers it.
