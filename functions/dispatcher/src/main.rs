@@ -12,5 +12,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let (env, clients) = lambda::boot()?;
     let backend = lambda::connect(&clients, &env).await?;
     let delivery = aws::webhook_delivery(&backend, &env)?;
-    lambda_http::run(dispatcher::router(aws::http_context(delivery, &env))).await
+    triggerline_http::lambda::run(dispatcher::router(aws::http_context(delivery, &env))).await
 }

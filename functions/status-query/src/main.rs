@@ -11,7 +11,7 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
-    lambda_http::run(status_query::router(status_query::aws::context(
+    triggerline_http::lambda::run(status_query::router(status_query::aws::context(
         &clients, &env.aws,
     )))
     .await
