@@ -23,4 +23,5 @@ mod operations;
 mod receiver;
 mod status;
 mod subscriptions;
+mod time_bounds;
 mod triggers;

@@ -167,3 +167,27 @@ async fn a_synchronous_start_slower_than_the_wait_answers_542_and_goes_on() {
         .await;
     assert_eq!(done.status(), StatusCode::NO_CONTENT);
 }
+
+#[tokio::test]
+async fn a_sync_subscriber_slower_than_the_wait_gets_a_542_at_the_wait_not_at_its_timeout() {
+    let app = crate::helpers::spawn_app_with(
+        |c| c.sync_wait = triggerline::duration::IsoDuration::parse("w", "PT0.3S").unwrap(),
+        std::sync::Arc::new(triggerline::time::SystemClock),
+    )
+    .await;
+    // Never answers: before the wait limit held on this path, the request stayed until the
+    // 10 s attempt ended and then answered with its failure.
+    let mut receiver = Receiver::start(vec![Answer::Hang]).await;
+    app.subscribe(PRE, &receiver.url, "SYNC").await;
+
+    let response = app.start(PRE, true).await;
+
+    assert_eq!(response.status().as_u16(), 542);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["invocations"][0]["status"], "PENDING");
+    let delivered = receiver.next().await;
+    assert_eq!(
+        delivered.body["_metadata"]["invocationId"], body["invocations"][0]["id"],
+        "and the delivery goes on behind the answer"
+    );
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
+use crate::delivery::ATTEMPT_TIMEOUT;
 use crate::duration::IsoDuration;
 use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, Subscription, Target, TriggerType,
@@ -23,6 +24,11 @@ use crate::{Error, Result};
 ///
 /// [`DeliveryPolicy::lease`]: crate::usecases::delivery::DeliveryPolicy::lease
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// The shortest wait limit with which a synchronous `start` delivers from the request itself:
+/// one whole attempt ([`ATTEMPT_TIMEOUT`]) plus room for the writes around it. With a shorter
+/// limit the worker delivers and the request only waits, so that the 542 comes at the limit.
+pub const INLINE_WAIT_FLOOR: Duration = ATTEMPT_TIMEOUT.saturating_add(Duration::from_secs(5));
 
 /// Who delivers freshly accepted work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,8 +121,12 @@ impl Intake {
         }
         let due_now = not_before <= now;
         let synchronous = request.is_synchronous.unwrap_or(false);
-        if synchronous
-            && due_now
+        // Delivering from the request holds it for up to one whole attempt; that is only done
+        // when the wait limit leaves room for it, so that the caller gets its 542 at the limit
+        // and not when a slow attempt ends. Otherwise the worker (or queue) delivers, and the
+        // request waits on the outcome with the limit.
+        let inline = synchronous && due_now && self.sync_wait >= INLINE_WAIT_FLOOR;
+        if inline
             && self.sync_record == SyncRecord::WithOutcome
             && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)
         {
@@ -124,7 +134,7 @@ impl Intake {
                 .deliver_then_record(now, invocations, &subscriptions)
                 .await;
         }
-        let by = if synchronous && due_now {
+        let by = if inline {
             DeliveredBy::Caller
         } else {
             DeliveredBy::Worker
@@ -134,7 +144,7 @@ impl Intake {
         if !synchronous {
             return Ok(Started::Queued(invocations));
         }
-        if due_now {
+        if inline {
             let settled = self.deliver_inline(&invocations, &subscriptions).await;
             // The common SYNC case: every attempt settled as final, so the answer is in hand
             // and durable; no need to read it back.

@@ -1,0 +1,132 @@
+//! Times a request sets (`delay`, `timestamp`, `responseDeadline`) are held to one year ahead:
+//! past it, a 400 naming the field, and nothing stored. Before the bound, a `timestamp` sent in
+//! microseconds was accepted and its row stopped every claim and sweep after it, and a huge
+//! `delay` or `responseDeadline` panicked the request.
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+use crate::delivery::{CREATED, PRE, example};
+use crate::helpers::{TestApp, expect_error, http_subscription, spawn_app};
+
+async fn start(app: &TestApp, trigger: &str, extra: Value) -> reqwest::Response {
+    let mut body = json!({"triggerId": trigger, "input": example(trigger)});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    app.post("/trigger-invocations/v1/start", &body).await
+}
+
+async fn invocation_count(app: &TestApp) -> usize {
+    let response = app.get("/trigger-invocations/v1/status").await;
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the status list still answers"
+    );
+    response.json::<Vec<Value>>().await.unwrap().len()
+}
+
+#[tokio::test]
+async fn a_timestamp_in_microseconds_is_a_400_naming_it_and_the_service_goes_on() {
+    let app = spawn_app().await;
+    app.create(&http_subscription(
+        CREATED,
+        "http://127.0.0.1:9/hook",
+        "SYNC",
+    ))
+    .await;
+
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    for bad in [now_ms * 1000, i64::MAX, now_ms + 366 * 86_400_000] {
+        let response = start(&app, CREATED, json!({"timestamp": bad})).await;
+        let text = expect_error(response, StatusCode::BAD_REQUEST, "timestamp").await;
+        assert!(text.contains("epoch milliseconds"), "{text}");
+    }
+    assert_eq!(invocation_count(&app).await, 0, "nothing was stored");
+
+    // In range, and in the past (even before 1970): accepted, due now.
+    for good in [now_ms + 60_000, 1, -5_000_000_000_000_000, i64::MIN] {
+        let response = start(&app, CREATED, json!({"timestamp": good})).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{good}");
+    }
+    assert_eq!(invocation_count(&app).await, 4);
+}
+
+#[tokio::test]
+async fn a_delay_over_a_year_is_a_400_naming_it() {
+    let app = spawn_app().await;
+    app.create(&http_subscription(
+        CREATED,
+        "http://127.0.0.1:9/hook",
+        "SYNC",
+    ))
+    .await;
+
+    for bad in ["P96000000D", "P366D", "PT4294967295H", "P4294967295W"] {
+        let response = start(&app, CREATED, json!({"delay": bad})).await;
+        let text = expect_error(response, StatusCode::BAD_REQUEST, "delay").await;
+        assert!(text.contains("P365D"), "{bad}: {text}");
+    }
+    assert_eq!(invocation_count(&app).await, 0);
+    let response = start(&app, CREATED, json!({"delay": "P365D"})).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn a_response_deadline_over_a_year_is_a_400_on_create_put_and_patch() {
+    let app = spawn_app().await;
+    let mut body = http_subscription(PRE, "http://127.0.0.1:9/hook", "SYNC");
+    body["responseDeadline"] = json!("P96000000D");
+    let response = app.post("/trigger-subscriptions/v1", &body).await;
+    expect_error(response, StatusCode::BAD_REQUEST, "responseDeadline").await;
+    assert!(app.all_subscriptions().await.is_empty());
+
+    body["responseDeadline"] = json!("P365D");
+    let created = app.create(&body).await;
+    let id = created["id"].as_str().unwrap();
+    body["responseDeadline"] = json!("P366D");
+    let response = app
+        .put(&format!("/trigger-subscriptions/v1/{id}"), &body)
+        .await;
+    expect_error(response, StatusCode::BAD_REQUEST, "responseDeadline").await;
+    let response = app
+        .patch(
+            &format!("/trigger-subscriptions/v1/{id}"),
+            &json!([{"op": "replace", "path": "/responseDeadline", "value": "P96000000D"}]),
+        )
+        .await;
+    expect_error(response, StatusCode::BAD_REQUEST, "responseDeadline").await;
+    assert_eq!(
+        app.all_subscriptions().await[0]["responseDeadline"],
+        "P365D"
+    );
+
+    // The longest deadline and the longest delay together still start.
+    let response = start(&app, PRE, json!({"delay": "P365D"})).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+}
+
+#[tokio::test]
+async fn any_whole_offset_is_a_page_never_a_503() {
+    let app = spawn_app().await;
+    for path in [
+        "/triggers/v1",
+        "/trigger-subscriptions/v1",
+        "/trigger-invocations/v1/status",
+    ] {
+        for offset in [
+            "2000",
+            "9223372036854775807",
+            "9223372036854775808",
+            "99999999999999999999999",
+        ] {
+            let response = app.get(&format!("{path}?offset={offset}&count=true")).await;
+            assert_eq!(response.status(), StatusCode::OK, "{path}?offset={offset}");
+            let items: Vec<Value> = response.json().await.unwrap();
+            assert!(items.is_empty(), "{path}?offset={offset}");
+        }
+        let response = app.get(&format!("{path}?offset=-1")).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "offset").await;
+    }
+}
