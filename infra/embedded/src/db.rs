@@ -90,6 +90,7 @@ impl Sqlite {
 }
 
 fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
+    create_owner_only(&path)?;
     let mut conn = Connection::open(&path).map_err(db)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
     let mode: String = conn
@@ -132,4 +133,24 @@ fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
             writer,
         }),
     })
+}
+
+/// Creates the database file owner-only (0600) if it does not exist yet. SQLite gives the
+/// `-wal` and `-shm` files it makes beside it the database file's mode, so all three stay
+/// readable by the owner only, whatever the umask. An existing file keeps its mode: it is the
+/// owner's to choose.
+fn create_owner_only(path: &Path) -> Result<(), triggerline::Error> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::Create {
+            path: path.to_owned(),
+            source,
+        }
+        .into()),
+    }
 }

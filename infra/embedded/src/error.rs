@@ -57,6 +57,13 @@ pub(crate) enum StoreError {
     #[error("cannot start the writer thread")]
     Spawn(#[source] std::io::Error),
 
+    #[error("cannot create the database file {path}")]
+    Create {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("a blocking database task failed")]
     Join(#[from] tokio::task::JoinError),
 }

@@ -8,6 +8,7 @@ use triggerline::error::ResourceKind;
 use triggerline::model::{Subscription, TriggerType};
 use triggerline::ports::SubscriptionStore;
 use triggerline::query::{Page, SubscriptionField, SubscriptionQuery};
+use triggerline::secrets::{CredentialKey, SealedSubscription};
 
 use crate::Sqlite;
 use crate::error::{db, from_body, to_body, to_sql_int};
@@ -15,16 +16,32 @@ use crate::query::{Columns, page};
 
 const WHAT: &str = "subscription";
 
-/// The SQLite [`SubscriptionStore`].
+/// The SQLite [`SubscriptionStore`]. Bodies are stored with their credentials sealed by
+/// `credentials` ([`CredentialKey::seal`]); bodies written before credentials were encrypted
+/// are read as they are and sealed on their next write.
 #[derive(Clone, Debug)]
 pub struct SqliteSubscriptionStore {
     db: Sqlite,
+    credentials: CredentialKey,
 }
 
 impl SqliteSubscriptionStore {
-    /// A store over `db`; any number of stores may share one database.
-    pub fn new(db: Sqlite) -> Self {
-        SqliteSubscriptionStore { db }
+    /// A store over `db`; any number of stores may share one database (all with the same
+    /// `credentials`, derived from the service key).
+    pub fn new(db: Sqlite, credentials: CredentialKey) -> Self {
+        SqliteSubscriptionStore { db, credentials }
+    }
+
+    fn row(&self, subscription: &Subscription) -> Result<Row, Error> {
+        let sealed = self
+            .credentials
+            .seal(subscription)
+            .map_err(Error::unavailable)?;
+        Row::of(subscription, &sealed)
+    }
+
+    fn open(&self, sealed: SealedSubscription) -> Result<Subscription, Error> {
+        self.credentials.open(sealed).map_err(Error::unavailable)
     }
 }
 
@@ -55,14 +72,14 @@ struct Row {
 }
 
 impl Row {
-    fn of(s: &Subscription) -> Result<Row, Error> {
+    fn of(s: &Subscription, sealed: &SealedSubscription) -> Result<Row, Error> {
         Ok(Row {
             id: s.id.clone(),
             trigger_id: s.trigger_id.clone(),
             trigger_name: s.trigger_name.clone(),
             kind: s.subscription_type().as_str(),
             version: to_sql_int("version", s.version)?,
-            body: to_body(WHAT, s)?,
+            body: to_body(WHAT, sealed)?,
         })
     }
 }
@@ -158,7 +175,7 @@ impl SubscriptionStore for SqliteSubscriptionStore {
         subscription: &Subscription,
         max_per_trigger: usize,
     ) -> Result<(), Error> {
-        let row = Row::of(subscription)?;
+        let row = self.row(subscription)?;
         self.db
             .write(move |conn| insert(conn, row, max_per_trigger))
             .await
@@ -166,7 +183,8 @@ impl SubscriptionStore for SqliteSubscriptionStore {
 
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
         let id = id.to_owned();
-        self.db
+        let sealed: Option<SealedSubscription> = self
+            .db
             .read(move |conn| {
                 let body: Option<String> = conn
                     .prepare_cached("SELECT body FROM subscriptions WHERE id = ?1")
@@ -174,17 +192,41 @@ impl SubscriptionStore for SqliteSubscriptionStore {
                     .map_err(db)?;
                 body.map(|b| from_body(WHAT, &b)).transpose()
             })
-            .await
+            .await?;
+        sealed.map(|s| self.open(s)).transpose()
     }
 
     async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
         let query = query.clone();
-        self.db.read(move |conn| page(conn, &query)).await
+        let (page, unreadable) = self
+            .db
+            .read(move |conn| page::<_, SealedSubscription>(conn, &query))
+            .await?;
+        // Skipped, not moved: a subscription that does not decode (a key that changed, say)
+        // is a configuration problem for a person to fix, not a row to take away.
+        for row in unreadable {
+            tracing::warn!(subscription = %row.id, reason = %row.reason,
+                "unreadable subscription left out of a list");
+        }
+        let mut items = Vec::with_capacity(page.items.len());
+        for sealed in page.items {
+            let id = sealed.id().to_owned();
+            match self.open(sealed) {
+                Ok(subscription) => items.push(subscription),
+                Err(e) => tracing::warn!(subscription = %id, reason = %e,
+                    "unreadable subscription left out of a list"),
+            }
+        }
+        Ok(Page {
+            items,
+            total: page.total,
+        })
     }
 
     async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
         let trigger_id = trigger_id.to_owned();
-        self.db
+        let sealed: Vec<SealedSubscription> = self
+            .db
             .read(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
@@ -200,7 +242,8 @@ impl SubscriptionStore for SqliteSubscriptionStore {
                 }
                 Ok(found)
             })
-            .await
+            .await?;
+        sealed.into_iter().map(|s| self.open(s)).collect()
     }
 
     async fn replace(
@@ -208,7 +251,7 @@ impl SubscriptionStore for SqliteSubscriptionStore {
         subscription: &Subscription,
         expected_version: u64,
     ) -> Result<(), Error> {
-        let row = Row::of(subscription)?;
+        let row = self.row(subscription)?;
         let expected = to_sql_int("version", expected_version)?;
         self.db.write(move |conn| update(conn, row, expected)).await
     }

@@ -21,10 +21,15 @@ async fn open(path: &Path) -> Sqlite {
         .unwrap_or_else(|e| panic!("open {}: {e:?}", path.display()))
 }
 
+/// The key the stores seal credentials with (any fixed service key).
+fn credentials() -> triggerline::secrets::CredentialKey {
+    triggerline::secrets::SecretKey::new(vec![7; 32]).credential_key()
+}
+
 async fn stores(dir: &tempfile::TempDir) -> (Arc<dyn SubscriptionStore>, Arc<dyn InvocationStore>) {
     let db = open(&dir.path().join("triggerline.db")).await;
     (
-        Arc::new(SqliteSubscriptionStore::new(db.clone())),
+        Arc::new(SqliteSubscriptionStore::new(db.clone(), credentials())),
         Arc::new(SqliteInvocationStore::new(db)),
     )
 }
@@ -172,7 +177,7 @@ async fn data_survives_closing_and_reopening_the_file() {
     let path = dir.path().join("triggerline.db");
     {
         let db = open(&path).await;
-        SqliteSubscriptionStore::new(db.clone())
+        SqliteSubscriptionStore::new(db.clone(), credentials())
             .create(&subscription("kept", "idn:identity-created"), 50)
             .await
             .unwrap();
@@ -184,7 +189,7 @@ async fn data_survives_closing_and_reopening_the_file() {
 
     let db = open(&path).await;
     assert_eq!(
-        SqliteSubscriptionStore::new(db.clone())
+        SqliteSubscriptionStore::new(db.clone(), credentials())
             .get("kept")
             .await
             .unwrap(),
@@ -204,13 +209,13 @@ async fn opening_twice_migrates_once() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("triggerline.db");
     let first = open(&path).await;
-    SqliteSubscriptionStore::new(first.clone())
+    SqliteSubscriptionStore::new(first.clone(), credentials())
         .create(&subscription("before", "idn:identity-created"), 50)
         .await
         .unwrap();
 
     let second = open(&path).await;
-    let again = SqliteSubscriptionStore::new(second);
+    let again = SqliteSubscriptionStore::new(second, credentials());
     assert!(
         again.get("before").await.unwrap().is_some(),
         "reopening must keep the data"
