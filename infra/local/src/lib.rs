@@ -17,7 +17,6 @@ use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tower_http::trace::TraceLayer;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
 use triggerline::ports::{DeliveryQueue, EventPublisher, InvocationStore, SubscriptionStore};
@@ -33,6 +32,7 @@ use triggerline_embedded::{
 use triggerline_http::ApiAuth;
 
 mod runtime;
+mod server;
 
 use triggerline::cache::CachedSubscriptions;
 
@@ -346,7 +346,7 @@ impl App {
                 delivery: delivery.clone(),
             }))
             .fallback(triggerline_http::not_found)
-            .layer(TraceLayer::new_for_http());
+            .layer(server::trace_layer());
 
         Ok(App {
             router,
@@ -383,9 +383,7 @@ impl App {
             self.purge_interval,
             stop.clone(),
         ));
-        let served = axum::serve(listener, self.router)
-            .with_graceful_shutdown(shutdown)
-            .await;
+        let served = server::serve(listener, self.router, shutdown).await;
         stop.cancel();
         if let Some(worker) = worker {
             let _ = worker.await;

@@ -1,0 +1,178 @@
+//! The local HTTP server: HTTP/1.1 with header names in canonical case, a trace layer that
+//! knows 542 is an answer, and graceful shutdown.
+
+use std::fmt::Display;
+use std::future::Future;
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::Response;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tower_http::classify::{
+    ClassifiedResponse, ClassifyResponse, NeverClassifyEos, ServerErrorsAsFailures,
+    ServerErrorsFailureClass, SharedClassifier,
+};
+use tower_http::trace::TraceLayer;
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets the
+/// requests in flight finish and closes idle connections.
+///
+/// Not `axum::serve`: hyper writes header names as the `HeaderMap` holds them, lowercase, and
+/// the official SailPoint SDKs hand response headers to users as a plain case-sensitive dict,
+/// where `headers.get("X-Total-Count")` must find the count as it does against SailPoint. Only
+/// hyper's own connection builder can write them in title case (`X-Total-Count`,
+/// `Content-Type`), which is how the Lambda functions send them too
+/// (`triggerline_http::lambda`).
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.title_case_headers(true)
+        // With a timer, a client that never finishes its headers is dropped after hyper's
+        // header read timeout (30 s) instead of holding a connection forever.
+        .timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        // Small answers go out at once instead of waiting on the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let connection = http.serve_connection(
+            TokioIo::new(stream),
+            TowerToHyperService::new(router.clone()),
+        );
+        let connection = graceful.watch(connection);
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection closed with an error");
+            }
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
+}
+
+/// A failed accept: the client's own trouble (it reset or gave up) is nothing to report; any
+/// other failure (out of file descriptors) is logged and accepting resumes after a pause, so
+/// the loop does not spin while the condition lasts.
+async fn accept_failed(error: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        error.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(%error, "cannot accept connections; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+}
+
+/// SailPoint's status for a synchronous `start` that has not finished within the wait.
+const STILL_RUNNING: u16 = 542;
+
+/// The request trace: a server error is a failure, which the layer logs at ERROR, except 542,
+/// which is an expected answer (the invocation goes on) and is traced like any other response.
+pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsExceptStillRunning>> {
+    TraceLayer::new(SharedClassifier::new(ServerErrorsExceptStillRunning))
+}
+
+/// [`ServerErrorsAsFailures`], with 542 a success.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerErrorsExceptStillRunning;
+
+impl ClassifyResponse for ServerErrorsExceptStillRunning {
+    type FailureClass = ServerErrorsFailureClass;
+    type ClassifyEos = NeverClassifyEos<ServerErrorsFailureClass>;
+
+    fn classify_response<B>(
+        self,
+        response: &Response<B>,
+    ) -> ClassifiedResponse<Self::FailureClass, Self::ClassifyEos> {
+        if response.status().as_u16() == STILL_RUNNING {
+            return ClassifiedResponse::Ready(Ok(()));
+        }
+        ServerErrorsAsFailures::new().classify_response(response)
+    }
+
+    fn classify_error<E: Display + 'static>(self, error: &E) -> Self::FailureClass {
+        ServerErrorsAsFailures::new().classify_error(error)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use tower::ServiceExt;
+    use tracing_subscriber::layer::SubscriberExt;
+
+    use super::*;
+
+    /// The status of every event logged at ERROR.
+    #[derive(Clone, Default)]
+    struct Errors(Arc<Mutex<Vec<String>>>);
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Errors {
+        fn on_event(
+            &self,
+            event: &tracing::Event<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            if *event.metadata().level() == tracing::Level::ERROR {
+                self.0.lock().unwrap().push(format!("{event:?}"));
+            }
+        }
+    }
+
+    async fn errors_logged_for(status: u16) -> Vec<String> {
+        let router = Router::new()
+            .route(
+                "/",
+                get(move || async move { StatusCode::from_u16(status).unwrap() }),
+            )
+            .layer(trace_layer());
+        let errors = Errors::default();
+        let _logs =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(errors.clone()));
+
+        let response = router
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+
+        assert_eq!(response.status().as_u16(), status);
+        errors.0.lock().unwrap().clone()
+    }
+
+    // Current-thread runtimes: the log capture is set for the test's thread.
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_542_is_not_logged_as_an_error() {
+        assert_eq!(errors_logged_for(542).await, Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn other_server_errors_still_are() {
+        assert_eq!(errors_logged_for(503).await.len(), 1);
+        assert_eq!(errors_logged_for(200).await, Vec::<String>::new());
+    }
+}
