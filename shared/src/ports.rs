@@ -185,6 +185,28 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
 
     /// Ends every lease (a local process owns its database, so at start nothing is in flight).
     async fn release_all(&self) -> Result<(), Error>;
+
+    /// Makes sure the work of `invocation_ids` exists: queues it again for those of them
+    /// that were accepted but never attempted and may have no work (a queue whose invocation
+    /// write and work are two steps, where a process can die in between: a redelivered event
+    /// whose invocations are already written calls this). At least once: work may be sent
+    /// twice. Returns how many it queued; a queue that writes both in one step has nothing to do.
+    async fn resend_unsent(&self, invocation_ids: &[String]) -> Result<usize, Error> {
+        let _ = invocation_ids;
+        Ok(0)
+    }
+
+    /// The sweep's half of [`DeliveryQueue::resend_unsent`]: queues again the work of up to
+    /// `limit` invocations accepted but never attempted whose work was due before
+    /// `due_before`. Returns how many it queued.
+    async fn recover_unsent(
+        &self,
+        due_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        let _ = (due_before, limit);
+        Ok(0)
+    }
 }
 
 /// A freshly accepted work item with what delivering it needs, so that an in-process worker
@@ -192,6 +214,9 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct Handoff {
     pub item: WorkItem,
+    /// Until when the item is reserved to this process. Past it the queue hands the item out
+    /// again, so a hand-off that waited that long behind a busy worker is no longer its own.
+    pub leased_until: DateTime<Utc>,
     pub invocation: Invocation,
     /// `None` when the caller does not have it at hand (the worker reads it).
     pub subscription: Option<Arc<Subscription>>,

@@ -293,3 +293,158 @@ pub async fn upkeep(
         }
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use chrono::Utc;
+    use dispatcher::webhook::HttpWebhookClient;
+    use triggerline::catalog::Catalog;
+    use triggerline::model::{Invocation, Subscription};
+    use triggerline::ports::DeliveryQueue;
+    use triggerline::secrets::SecretKey;
+    use triggerline::time::SystemClock;
+    use triggerline::usecases::delivery::DeliveryPolicy;
+    use triggerline_embedded::{
+        Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
+    };
+
+    use super::*;
+
+    /// A webhook receiver on 127.0.0.1 that answers 200 and counts what it gets.
+    async fn receiver() -> (String, Arc<AtomicUsize>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = count.clone();
+        let app = axum::Router::new().fallback(move || {
+            let seen = seen.clone();
+            async move {
+                seen.fetch_add(1, Ordering::SeqCst);
+                axum::http::StatusCode::OK
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, count)
+    }
+
+    fn subscription(url: &str) -> Subscription {
+        serde_json::from_value(serde_json::json!({
+            "id": "sub-1", "name": "Listener", "description": null,
+            "triggerId": "idn:identity-created", "triggerName": "Identity Created",
+            "target": {"type": "HTTP", "url": url, "mode": "SYNC", "auth": {"kind": "none"}},
+            "responseDeadline": "PT1H", "enabled": true, "filter": null,
+            "signingSecret": "whsec_c2VjcmV0", "created": "2025-03-14T09:26:53.271Z",
+            "modified": "2025-03-14T09:26:53.271Z", "version": 1
+        }))
+        .unwrap()
+    }
+
+    fn invocation(id: &str) -> Invocation {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "triggerId": "idn:identity-created", "triggerType": "FIRE_AND_FORGET",
+            "subscriptionId": "sub-1", "subscriptionName": "Listener",
+            "invocationType": "REAL_TIME", "responseMode": null, "state": "PENDING",
+            "created": Utc::now().to_rfc3339(), "completed": null, "deadline": null,
+            "input": {"identity": {"type": "IDENTITY", "id": "1", "name": "Ann"}},
+            "contentJson": {}, "output": null, "error": null, "secretHash": "sha256:00",
+            "attempts": []
+        }))
+        .unwrap()
+    }
+
+    async fn delivery(dir: &tempfile::TempDir) -> Delivery {
+        let db = Sqlite::open(&dir.path().join("triggerline.db"))
+            .await
+            .unwrap();
+        let key = SecretKey::new(vec![7; 32]);
+        Delivery {
+            catalog: Catalog::builtin(),
+            subscriptions: Arc::new(SqliteSubscriptionStore::new(
+                db.clone(),
+                key.credential_key(),
+            )),
+            invocations: Arc::new(SqliteInvocationStore::new(db.clone())),
+            queue: Arc::new(SqliteDeliveryQueue::new(db)),
+            client: Arc::new(HttpWebhookClient::new(true)),
+            events: Arc::new(JsonlEvents::open(dir.path().join("events.jsonl")).unwrap()),
+            watch: Arc::new(BroadcastWatch::default()),
+            clock: Arc::new(SystemClock),
+            key,
+            policy: DeliveryPolicy {
+                public_url: "http://127.0.0.1:9".into(),
+                max_attempts: 3,
+                event_source: "triggerline".into(),
+                subscriber_bus: "default".into(),
+                inline_completion_events: true,
+                lease: Duration::from_secs(60),
+            },
+        }
+    }
+
+    /// Accepts `id` leased until `lease` from now and returns its hand-off.
+    async fn handed_off(delivery: &Delivery, id: &str, url: &str, lease: i64) -> Handoff {
+        let now = Utc::now();
+        let leased_until = now + chrono::Duration::seconds(lease);
+        let item = delivery
+            .queue
+            .accept(&[invocation(id)], now, Some(leased_until))
+            .await
+            .unwrap()
+            .remove(0);
+        Handoff {
+            item,
+            leased_until,
+            invocation: invocation(id),
+            subscription: Some(Arc::new(subscription(url))),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hand_off_within_its_lease_is_delivered() {
+        let dir = tempfile::tempdir().unwrap();
+        let delivery = delivery(&dir).await;
+        let (url, received) = receiver().await;
+
+        let work = handed_off(&delivery, "fresh", &url, 60).await;
+        let settled = delivery.deliver_handoff(work).await.unwrap();
+
+        assert_eq!(received.load(Ordering::SeqCst), 1);
+        assert!(settled.is_some_and(|i| !i.state.is_open()));
+    }
+
+    #[tokio::test]
+    async fn a_hand_off_that_outlived_its_lease_is_left_to_the_queue_and_sent_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let delivery = delivery(&dir).await;
+        let (url, received) = receiver().await;
+
+        // It waited behind a saturated worker: less than one attempt of its lease is left, so
+        // the queue may already have handed the item to another delivery.
+        let work = handed_off(&delivery, "stale", &url, 5).await;
+        assert_eq!(delivery.deliver_handoff(work).await.unwrap(), None);
+        assert_eq!(
+            received.load(Ordering::SeqCst),
+            0,
+            "not sent from the stale copy"
+        );
+
+        // Once the lease ends, whoever claims the item delivers it, reading it afresh.
+        let later = Utc::now() + chrono::Duration::seconds(6);
+        let claimed = delivery
+            .queue
+            .claim_due(later, later + chrono::Duration::seconds(60), 10)
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        delivery
+            .subscriptions
+            .create(&subscription(&url), 50)
+            .await
+            .unwrap();
+        delivery.deliver(&claimed[0]).await.unwrap();
+        assert_eq!(received.load(Ordering::SeqCst), 1);
+    }
+}

@@ -143,7 +143,19 @@ impl Delivery {
     }
 
     /// Delivers freshly handed-off work, reading only what the hand-off lacks.
+    ///
+    /// A hand-off whose lease no longer covers a whole attempt (it waited behind a saturated
+    /// worker) is left alone: the queue hands the item out again when the lease ends, and
+    /// whoever claims it then reads the invocation's current state. Sending it from here as
+    /// well would deliver it twice, the second time from a stale copy.
     pub async fn deliver_handoff(&self, work: Handoff) -> Result<Option<Invocation>> {
+        let attempt_span =
+            chrono::Duration::from_std(delivery::ATTEMPT_TIMEOUT).unwrap_or(chrono::Duration::MAX);
+        if self.clock.now() >= crate::time::earlier(work.leased_until, attempt_span) {
+            tracing::debug!(invocation = %work.item.invocation_id,
+                "hand-off outlived its lease; left to the queue");
+            return Ok(None);
+        }
         match work.subscription {
             Some(subscription) => self
                 .attempt(work.invocation, Some(subscription), work.item.attempts)
@@ -329,10 +341,8 @@ impl Delivery {
                         headers.push(("Authorization".into(), format!("Basic {token}")));
                     }
                     HttpAuth::Bearer { token } => {
-                        headers.push((
-                            "Authorization".into(),
-                            format!("Bearer {}", token.expose()),
-                        ));
+                        headers
+                            .push(("Authorization".into(), format!("Bearer {}", token.expose())));
                     }
                 }
                 let host = url::Url::parse(&http.url)

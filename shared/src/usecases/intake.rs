@@ -240,10 +240,8 @@ impl Intake {
         let deadline = invocation
             .deadline
             .map(|d| later(now, d.signed_duration_since(invocation.created)));
-        let leased_until = self
-            .signal
-            .is_some()
-            .then(|| later(now, self.delivery.policy.lease_span()));
+        let lease_end = later(now, self.delivery.policy.lease_span());
+        let leased_until = self.signal.is_some().then_some(lease_end);
         let item = match self
             .delivery
             .queue
@@ -268,6 +266,7 @@ impl Intake {
         };
         let handoff = Handoff {
             item,
+            leased_until: lease_end,
             invocation: invocation.clone(),
             subscription: None,
         };
@@ -346,12 +345,13 @@ impl Intake {
             .queue
             .accept(invocations, not_before, leased_until)
             .await?;
-        if let (DeliveredBy::Worker, Some(signal), Some(_)) = (by, &self.signal, leased_until) {
+        if let (DeliveredBy::Worker, Some(signal), Some(until)) = (by, &self.signal, leased_until) {
             let work = items
                 .into_iter()
                 .zip(invocations)
                 .map(|(item, invocation)| Handoff {
                     item,
+                    leased_until: until,
                     invocation: invocation.clone(),
                     subscription: subscriptions
                         .iter()
