@@ -56,7 +56,13 @@ impl Stack {
         let counter = CallCounter::default();
         let clients = counting_clients_at(&moto.endpoint, &counter).await;
         let settings = moto.settings();
-        let backend = AwsBackend::connect(&clients, &settings).await.unwrap();
+        let backend = AwsBackend::connect(
+            &clients,
+            &settings,
+            triggerline_aws::testing::test_credentials(),
+        )
+        .await
+        .unwrap();
         let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
         let mut env = triggerline_aws::lambda::FunctionEnv::from_lookup(|name| match name {
             triggerline_aws::lambda::env::PUBLIC_URL => Some("http://127.0.0.1:9".into()),
@@ -73,7 +79,9 @@ impl Stack {
             .unwrap();
         let stack = Stack {
             subscriptions: subscription_api::router(subscription_api::aws::context(
-                &clients, &settings,
+                &clients,
+                &settings,
+                triggerline_aws::testing::test_credentials(),
             )),
             dispatcher: dispatcher::router(dispatcher::aws::http_context(delivery.clone(), &env)),
             complete: invocation_complete::router(invocation_complete::aws::context(

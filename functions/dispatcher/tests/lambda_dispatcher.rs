@@ -93,7 +93,13 @@ impl Stack {
         let moto = Moto::start();
         let clients = moto.clients().await;
         let settings = moto.settings();
-        let backend = AwsBackend::connect(&clients, &settings).await.unwrap();
+        let backend = AwsBackend::connect(
+            &clients,
+            &settings,
+            triggerline_aws::testing::test_credentials(),
+        )
+        .await
+        .unwrap();
         let env = FunctionEnv {
             aws: settings,
             public_url: Some("http://127.0.0.1:8080".into()),

@@ -22,7 +22,13 @@ async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, Clients, Fun
     let moto = Moto::start();
     let clients = moto.clients().await;
     let settings = moto.settings();
-    let backend = AwsBackend::connect(&clients, &settings).await.unwrap();
+    let backend = AwsBackend::connect(
+        &clients,
+        &settings,
+        triggerline_aws::testing::test_credentials(),
+    )
+    .await
+    .unwrap();
     let entry = Catalog::builtin()
         .get("idn:access-request-pre-approval")
         .unwrap();

@@ -19,7 +19,13 @@ async fn statuses_are_listed_and_one_is_detailed() {
     let moto = Moto::start();
     let clients = moto.clients().await;
     let settings = moto.settings();
-    let backend = AwsBackend::connect(&clients, &settings).await.unwrap();
+    let backend = AwsBackend::connect(
+        &clients,
+        &settings,
+        triggerline_aws::testing::test_credentials(),
+    )
+    .await
+    .unwrap();
     let entry = Catalog::builtin().get("idn:identity-created").unwrap();
     let now = Utc::now();
     backend

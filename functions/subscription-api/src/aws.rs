@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 
+use triggerline::secrets::CredentialKey;
 use triggerline::time::{RandomIds, SystemClock};
 use triggerline_aws::dynamo::DynamoSubscriptionStore;
 use triggerline_aws::{AwsSettings, Clients};
@@ -13,12 +14,14 @@ use crate::Context;
 
 /// The context on AWS: the subscriptions table only (so the binary links no other service).
 /// Auth is [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the caller before the
-/// request reached the function.
-pub fn context(clients: &Clients, settings: &AwsSettings) -> Context {
+/// request reached the function. `credentials` seal the subscriptions' credentials, as the
+/// dispatcher opens them (the same service key).
+pub fn context(clients: &Clients, settings: &AwsSettings, credentials: CredentialKey) -> Context {
     Context {
         subscriptions: Arc::new(DynamoSubscriptionStore::new(
             clients.dynamodb().clone(),
             &settings.subscriptions_table,
+            credentials,
         )),
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),

@@ -9,10 +9,15 @@ use triggerline_aws::lambda;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
-    let (env, clients) = lambda::boot()?;
+    let (mut env, clients) = lambda::boot()?;
+    // The key seals the subscriptions' credentials at rest (the dispatcher opens them).
+    lambda::load_secret_key(&clients, &mut env).await?;
+    let credentials = lambda::credential_key(&env)?;
     lambda::create_missing_tables(&clients, &env).await?;
     triggerline_http::lambda::run(subscription_api::router(subscription_api::aws::context(
-        &clients, &env.aws,
+        &clients,
+        &env.aws,
+        credentials,
     )))
     .await
 }

@@ -16,7 +16,13 @@ async fn a_created_subscription_is_listed() {
         .await
         .unwrap();
     // The router `main` serves.
-    let router = || subscription_api::router(subscription_api::aws::context(&clients, &settings));
+    let router = || {
+        subscription_api::router(subscription_api::aws::context(
+            &clients,
+            &settings,
+            triggerline_aws::testing::test_credentials(),
+        ))
+    };
 
     let created = invoke_http(router(), &fixture("apigw-v2-create-subscription.json")).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
@@ -54,7 +60,11 @@ async fn a_bad_body_gets_a_sailpoint_error_through_the_gateway() {
     event["body"] = Value::from(r#"{"name": "no trigger", "type": "HTTP"}"#);
 
     let answer = invoke_http(
-        subscription_api::router(subscription_api::aws::context(&clients, &settings)),
+        subscription_api::router(subscription_api::aws::context(
+            &clients,
+            &settings,
+            triggerline_aws::testing::test_credentials(),
+        )),
         &event.to_string(),
     )
     .await;

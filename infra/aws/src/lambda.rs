@@ -19,7 +19,7 @@ use triggerline::ports::{
     WebhookClient, WebhookRequest, WorkItem,
 };
 use triggerline::query::{Page, SubscriptionQuery};
-use triggerline::secrets::SecretKey;
+use triggerline::secrets::{CredentialKey, SecretKey};
 use triggerline::time::{IdGenerator, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
 use triggerline::usecases::intake::DEFAULT_LEASE;
@@ -321,12 +321,26 @@ pub async fn create_missing_bus(clients: &Clients, env: &FunctionEnv) -> Result<
 /// Every adapter, for the dispatcher's functions (they use them all). With
 /// [`crate::settings::env::CREATE_RESOURCES`], missing resources are created first. The one I/O of their
 /// cold start is here: a `GetQueueUrl`, only when [`crate::settings::env::WORK_QUEUE`] is a
-/// name rather than a URL (the template passes the URL).
+/// name rather than a URL (the template passes the URL). Needs the key
+/// ([`credential_key`]): the dispatcher opens the subscriptions' credentials to send them.
 pub async fn connect(clients: &Clients, env: &FunctionEnv) -> Result<AwsBackend, BootError> {
-    AwsBackend::connect(clients, &env.aws)
+    let credentials = credential_key(env)?;
+    AwsBackend::connect(clients, &env.aws, credentials)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot connect the AWS adapters"))
         .map_err(Into::into)
+}
+
+/// The key subscription credentials are sealed with at rest, derived from the service key
+/// ([`SecretKey::credential_key`]), for the functions that read or write subscriptions (the
+/// subscription API, the dispatcher's intake and queue consumer). Needs the key, as
+/// [`delivery`] does: [`env::SECRET_KEY`].
+pub fn credential_key(env: &FunctionEnv) -> Result<CredentialKey, EnvError> {
+    env.secret_key
+        .as_ref()
+        .map(SecretKey::credential_key)
+        .ok_or(EnvError::Missing(env::SECRET_KEY))
+        .inspect_err(|e| tracing::error!(error = %e, "invalid function environment"))
 }
 
 /// The [`Delivery`] of a function that sends webhooks (the dispatcher's intake and queue

@@ -23,6 +23,7 @@ use std::sync::Arc;
 pub use clients::Clients;
 pub use settings::AwsSettings;
 use triggerline::Error;
+use triggerline::secrets::CredentialKey;
 
 use dynamo::{DynamoInvocationStore, DynamoSubscriptionStore};
 use eventbridge::EventBridgePublisher;
@@ -40,8 +41,13 @@ pub struct AwsBackend {
 impl AwsBackend {
     /// Builds the adapters. With `settings.create_resources`, first creates whatever tables,
     /// queues and bus are missing; then resolves the work queue's URL (one `GetQueueUrl` when a
-    /// name was given).
-    pub async fn connect(clients: &Clients, settings: &AwsSettings) -> Result<AwsBackend, Error> {
+    /// name was given). `credentials` seal and open the subscriptions' credentials (derived
+    /// from the service key: every process sharing the tables needs the same one).
+    pub async fn connect(
+        clients: &Clients,
+        settings: &AwsSettings,
+        credentials: CredentialKey,
+    ) -> Result<AwsBackend, Error> {
         if settings.create_resources {
             #[cfg(feature = "create-resources")]
             resources::create_missing(clients, settings).await?;
@@ -57,6 +63,7 @@ impl AwsBackend {
             subscriptions: Arc::new(DynamoSubscriptionStore::new(
                 clients.dynamodb().clone(),
                 &settings.subscriptions_table,
+                credentials,
             )),
             queue: Arc::new(SqsDeliveryQueue::new(
                 clients.sqs().clone(),

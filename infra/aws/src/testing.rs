@@ -154,6 +154,12 @@ impl Drop for Moto {
     }
 }
 
+/// The subscription credential key of the tests: from the 32 bytes of 7 the tests' function
+/// environments use as their service key, so that every part of one test stack agrees.
+pub fn test_credentials() -> triggerline::secrets::CredentialKey {
+    triggerline::secrets::SecretKey::new(vec![7; 32]).credential_key()
+}
+
 /// SDK clients pointed at `endpoint` (an emulator, or a proxy in front of one).
 pub async fn clients_at(endpoint: &str) -> Clients {
     let config = Clients::loader()

@@ -43,7 +43,11 @@ fn invocations(clients: &Clients, settings: &AwsSettings) -> DynamoInvocationSto
 }
 
 fn subscriptions(clients: &Clients, settings: &AwsSettings) -> DynamoSubscriptionStore {
-    DynamoSubscriptionStore::new(clients.dynamodb().clone(), &settings.subscriptions_table)
+    DynamoSubscriptionStore::new(
+        clients.dynamodb().clone(),
+        &settings.subscriptions_table,
+        triggerline_aws::testing::test_credentials(),
+    )
 }
 
 /// Now, to the millisecond (what the stored text keeps).

@@ -14,6 +14,7 @@ use triggerline::error::ResourceKind;
 use triggerline::model::{Subscription, TriggerType};
 use triggerline::ports::SubscriptionStore;
 use triggerline::query::{Op, Page, SubscriptionField, SubscriptionQuery};
+use triggerline::secrets::{CredentialKey, SealedSubscription};
 
 use super::codec::{Item, MAX_TRIES, backoff, failure, get_s, n, s};
 use super::lock::TurnLock;
@@ -23,12 +24,15 @@ use super::{
 };
 use crate::error::{corrupt, unavailable};
 
-/// [`SubscriptionStore`] on one DynamoDB table.
+/// [`SubscriptionStore`] on one DynamoDB table. The body attribute holds the subscription with
+/// its credentials sealed by `credentials` ([`CredentialKey::seal`]); bodies written before
+/// credentials were encrypted are read as they are and sealed on their next write.
 #[derive(Debug, Clone)]
 pub struct DynamoSubscriptionStore {
     client: Client,
     table: String,
     writes: TurnLock,
+    credentials: CredentialKey,
 }
 
 fn sub_pk(id: &str) -> String {
@@ -46,9 +50,11 @@ fn not_found(id: &str) -> Error {
     }
 }
 
-fn item_of(subscription: &Subscription) -> Result<Item, Error> {
-    let body =
-        serde_json::to_string(subscription).map_err(|e| failure("encode subscription", e))?;
+fn item_of(subscription: &Subscription, credentials: &CredentialKey) -> Result<Item, Error> {
+    let sealed = credentials
+        .seal(subscription)
+        .map_err(|e| failure("seal subscription credentials", e))?;
+    let body = serde_json::to_string(&sealed).map_err(|e| failure("encode subscription", e))?;
     Ok(Item::from([
         (SUB_PK.to_owned(), s(sub_pk(&subscription.id))),
         (SUB_ID.to_owned(), s(&subscription.id)),
@@ -63,9 +69,13 @@ fn item_of(subscription: &Subscription) -> Result<Item, Error> {
     ]))
 }
 
-fn from_item(item: &Item) -> Result<Subscription, Error> {
+fn from_item(item: &Item, credentials: &CredentialKey) -> Result<Subscription, Error> {
     let body = get_s(item, SUB_BODY).ok_or_else(|| corrupt("read subscription", "no body"))?;
-    serde_json::from_str(body).map_err(|e| corrupt("read subscription", e))
+    let sealed: SealedSubscription =
+        serde_json::from_str(body).map_err(|e| corrupt("read subscription", e))?;
+    credentials
+        .open(sealed)
+        .map_err(|e| corrupt("open subscription credentials", e))
 }
 
 fn reason_is(reasons: &[CancellationReason], index: usize, code: &str) -> bool {
@@ -79,11 +89,14 @@ fn any_conflict(reasons: &[CancellationReason]) -> bool {
 }
 
 impl DynamoSubscriptionStore {
-    pub fn new(client: Client, table: &str) -> Self {
+    /// The store on `table`; every process sharing the table must hold the same
+    /// `credentials` (derived from the same service key).
+    pub fn new(client: Client, table: &str, credentials: CredentialKey) -> Self {
         DynamoSubscriptionStore {
             client,
             table: table.to_owned(),
             writes: TurnLock::default(),
+            credentials,
         }
     }
 
@@ -124,7 +137,7 @@ impl DynamoSubscriptionStore {
                 .await
                 .map_err(|e| unavailable("Query subscriptions by trigger", e))?;
             for item in out.items() {
-                found.push(from_item(item)?);
+                found.push(from_item(item, &self.credentials)?);
             }
             start = out.last_evaluated_key;
             if start.is_none() || limit.is_some_and(|l| found.len() >= l as usize) {
@@ -151,7 +164,7 @@ impl DynamoSubscriptionStore {
                 .await
                 .map_err(|e| unavailable("Scan subscriptions", e))?;
             for item in out.items() {
-                found.push(from_item(item)?);
+                found.push(from_item(item, &self.credentials)?);
             }
             start = out.last_evaluated_key;
             if start.is_none() {
@@ -310,7 +323,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         subscription: &Subscription,
         max_per_trigger: usize,
     ) -> Result<(), Error> {
-        let item = item_of(subscription)?;
+        let item = item_of(subscription, &self.credentials)?;
         let _turn = self.writes.turn().await;
         for attempt in 0..MAX_TRIES {
             if max_per_trigger == 0 {
@@ -342,7 +355,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
         self.get_item(sub_pk(id))
             .await?
-            .map(|item| from_item(&item))
+            .map(|item| from_item(&item, &self.credentials))
             .transpose()
     }
 
@@ -382,7 +395,7 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         subscription: &Subscription,
         expected_version: u64,
     ) -> Result<(), Error> {
-        let item = item_of(subscription)?;
+        let item = item_of(subscription, &self.credentials)?;
         let _turn = self.writes.turn().await;
         // The trigger is part of the condition: the counters assume a subscription never moves.
         let result = self
