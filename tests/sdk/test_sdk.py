@@ -52,6 +52,20 @@ def test_list_triggers_filtered_to_one_the_sdk_can_parse(api):
     assert triggers[0].name == "Source Created"
 
 
+def test_total_count_header_reads_as_against_sailpoint(api):
+    # The SDK hands response headers to users as a plain, case-sensitive dict (ApiResponse is
+    # pydantic, so urllib3's case-insensitive dict is copied into a dict): a header is found only
+    # under the exact name the server sent, and users write SailPoint's `X-Total-Count`.
+    response = api.list_triggers_v1_with_http_info(
+        filters='id eq "idn:source-created"', count=True
+    )
+    assert response.status_code == 200
+    assert type(response.headers) is dict
+    assert response.headers.get("X-Total-Count") == "1"
+    assert response.headers.get("Content-Type") == "application/json"
+    assert "x-total-count" not in response.headers
+
+
 def test_subscription_lifecycle(api):
     created = api.create_subscription_v1(
         SubscriptionPostRequest(
