@@ -130,3 +130,45 @@ async fn any_whole_offset_is_a_page_never_a_503() {
         expect_error(response, StatusCode::BAD_REQUEST, "offset").await;
     }
 }
+
+#[tokio::test]
+async fn a_stored_deadline_longer_than_the_bound_is_held_to_it_instead_of_failing_starts() {
+    if crate::BACKEND != crate::helpers::Backend::Sqlite {
+        return; // the row is edited in the SQLite file
+    }
+    let app = spawn_app().await;
+    let created = app
+        .create(&http_subscription(PRE, "http://127.0.0.1:9/hook", "ASYNC"))
+        .await;
+    // Saved by a build that did not bound responseDeadline: every start of its trigger used to
+    // panic adding it to now.
+    let conn = rusqlite::Connection::open(app.data_dir.join("triggerline.db")).unwrap();
+    let changed = conn
+        .execute(
+            "UPDATE subscriptions SET body = json_set(body, '$.responseDeadline', 'P96000000D')
+             WHERE id = ?1",
+            [created["id"].as_str().unwrap()],
+        )
+        .unwrap();
+    assert_eq!(changed, 1);
+
+    let response = start(&app, PRE, json!({})).await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = response.json().await.unwrap();
+    let deadline = body["invocations"][0]["deadline"]
+        .as_str()
+        .unwrap_or_default();
+    let status = app
+        .get(&format!(
+            "/trigger-invocations/v1/{}/status",
+            body["invocations"][0]["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(status.status(), StatusCode::OK);
+    let status: Value = status.json().await.unwrap();
+    let deadline =
+        chrono::DateTime::parse_from_rfc3339(status["deadline"].as_str().unwrap()).unwrap();
+    let ahead = deadline.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    assert!(ahead <= chrono::Duration::days(365), "{deadline}");
+    assert!(ahead > chrono::Duration::days(364), "{deadline}");
+}
