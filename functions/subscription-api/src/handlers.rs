@@ -78,6 +78,6 @@ pub async fn delete_subscription(
 
 pub async fn validate_filter(
     JsonBody(request): JsonBody<ValidateFilterInputDto>,
-) -> Json<ValidateFilterOutputDto> {
-    Json(subscriptions::validate_filter(&request))
+) -> Result<Json<ValidateFilterOutputDto>, ApiError> {
+    Ok(Json(subscriptions::validate_filter(&request)?))
 }

@@ -194,14 +194,15 @@ impl Subscriptions {
     }
 }
 
-/// `validate-filter`: a bad expression is an answer (`isValidJSONPath: false`), not an error.
-pub fn validate_filter(request: &ValidateFilterInputDto) -> ValidateFilterOutputDto {
-    let check = check_filter(&request.filter, &Value::Object(request.input.clone()));
-    ValidateFilterOutputDto {
+/// `validate-filter`: a bad expression is an answer (`isValidJSONPath: false`), not an error; a
+/// filter over a limit is the 400 naming `filter` that saving it would get.
+pub fn validate_filter(request: &ValidateFilterInputDto) -> Result<ValidateFilterOutputDto> {
+    let check = check_filter(&request.filter, &Value::Object(request.input.clone()))?;
+    Ok(ValidateFilterOutputDto {
         is_valid: check.is_valid(),
         is_valid_json_path: check.is_valid_json_path,
         is_path_exist: check.is_path_exist,
-    }
+    })
 }
 
 fn deadline(text: Option<&str>) -> Result<IsoDuration> {
