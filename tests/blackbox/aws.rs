@@ -16,6 +16,7 @@ const BACKEND: helpers::Backend = helpers::Backend::Aws;
 mod aws_only;
 mod bad_input;
 mod callback;
+mod credentials;
 mod delivery;
 mod edge;
 mod helpers;

@@ -8,6 +8,7 @@ const BACKEND: helpers::Backend = helpers::Backend::Sqlite;
 mod bad_input;
 mod callback;
 mod crash;
+mod credentials;
 mod delivery;
 mod edge;
 mod helpers;

@@ -113,7 +113,9 @@ async fn put_replaces_the_subscription_and_keeps_a_left_out_secret() {
             &format!("/trigger-subscriptions/v1/{id}"),
             &json!({
                 "name": "renamed", "type": "HTTP", "responseDeadline": "PT5M", "enabled": false,
-                "httpConfig": {"url": "https://b.test", "httpDispatchMode": "DYNAMIC",
+                // Same origin: a stored secret never follows the URL to another one
+                // (credentials.rs).
+                "httpConfig": {"url": "https://a.test/b", "httpDispatchMode": "DYNAMIC",
                     "httpAuthenticationType": "BASIC_AUTH",
                     "basicAuthConfig": {"userName": "u2", "password": null}}
             }),

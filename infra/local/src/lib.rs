@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
 use triggerline::ports::{DeliveryQueue, EventPublisher, InvocationStore, SubscriptionStore};
-use triggerline::secrets::SecretKey;
+use triggerline::secrets::{CredentialKey, SecretKey};
 use triggerline::time::{Clock, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
 use triggerline::usecases::intake::{Intake, SyncRecord};
@@ -178,7 +178,11 @@ struct Adapters {
 }
 
 impl Adapters {
-    async fn open(config: &Config, storage: Storage) -> anyhow::Result<Adapters> {
+    async fn open(
+        config: &Config,
+        storage: Storage,
+        credentials: CredentialKey,
+    ) -> anyhow::Result<Adapters> {
         Ok(match storage {
             Storage::Sqlite => {
                 let db_path = config.data_dir.join("triggerline.db");
@@ -189,7 +193,7 @@ impl Adapters {
                     .context("cannot open events.jsonl")?;
                 Adapters {
                     subscriptions: CachedSubscriptions::new(Arc::new(
-                        SqliteSubscriptionStore::new(db.clone()),
+                        SqliteSubscriptionStore::new(db.clone(), credentials),
                     )),
                     invocations: Arc::new(SqliteInvocationStore::new(db.clone())),
                     queue: Arc::new(SqliteDeliveryQueue::new(db)),
@@ -200,7 +204,7 @@ impl Adapters {
                 }
             }
             Storage::Aws { clients, settings } => {
-                let aws = AwsBackend::connect(&clients, &settings)
+                let aws = AwsBackend::connect(&clients, &settings, credentials)
                     .await
                     .context("cannot reach the AWS resources")?;
                 Adapters {
@@ -270,6 +274,8 @@ impl App {
     ) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        // Read first: it also seals the subscriptions' credentials in the store.
+        let key = SecretKey::new(secret_key(&config.data_dir)?);
         let Adapters {
             subscriptions,
             invocations,
@@ -278,7 +284,7 @@ impl App {
             sync_record,
             event_source,
             subscriber_bus,
-        } = Adapters::open(config, storage).await?;
+        } = Adapters::open(config, storage, key.credential_key()).await?;
         let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(subscriptions);
         let client = HttpWebhookClient::new(config.allow_private_targets);
 
@@ -301,7 +307,7 @@ impl App {
             events,
             watch: Arc::new(BroadcastWatch::default()),
             clock: clock.clone(),
-            key: SecretKey::new(secret_key(&config.data_dir)?),
+            key,
             policy: DeliveryPolicy {
                 public_url,
                 max_attempts: config.max_attempts.max(1),
