@@ -9,7 +9,8 @@ use triggerline_aws::lambda;
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     triggerline_aws::lambda::init_logging();
-    let (env, clients) = lambda::boot()?;
+    let (mut env, clients) = lambda::boot()?;
+    lambda::load_secret_key(&clients, &mut env).await?;
     let backend = lambda::connect(&clients, &env).await?;
     let delivery = aws::webhook_delivery(&backend, &env)?;
     triggerline_http::lambda::run(dispatcher::router(aws::http_context(delivery, &env))).await

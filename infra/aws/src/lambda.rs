@@ -24,16 +24,27 @@ use triggerline::time::{IdGenerator, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
 use triggerline::usecases::intake::DEFAULT_LEASE;
 
-use crate::dynamo::DynamoInvocationStore;
 use crate::eventbridge::EventBridgePublisher;
+use crate::secretsmanager::SecretsManager;
+use crate::settings::InvocationTtl;
 use crate::{AwsBackend, AwsSettings, Clients};
 
 /// Environment variables of the functions (besides [`crate::settings::env`]).
 pub mod env {
     /// Base URL of the API (callback URLs are `{public_url}/trigger-invocations/v1/{id}/complete`).
     pub const PUBLIC_URL: &str = "TRIGGERLINE_PUBLIC_URL";
-    /// Base64 of at least 32 random bytes: the key callback secrets are derived from.
+    /// Base64 of at least 32 random bytes: the key callback secrets are derived from. For a
+    /// function run by hand or against an emulator; deployed functions use [`SECRET_KEY_ARN`].
     pub const SECRET_KEY: &str = "TRIGGERLINE_SECRET_KEY";
+    /// ARN of the Secrets Manager secret holding [`SECRET_KEY`]'s value, fetched once at start
+    /// with the function's own role ([`super::load_secret_key`]): the key itself is never in
+    /// the function's configuration, which more people can read than the secret.
+    pub const SECRET_KEY_ARN: &str = "TRIGGERLINE_SECRET_KEY_ARN";
+    /// How long completed invocations stay listable before DynamoDB's TTL deletes them
+    /// (ISO-8601, default PT24H, as on the local stack).
+    pub const RETENTION_SUCCEEDED: &str = "TRIGGERLINE_RETENTION_SUCCEEDED";
+    /// The same for failed and timed-out invocations (default PT48H).
+    pub const RETENTION_FAILED: &str = "TRIGGERLINE_RETENTION_FAILED";
     /// Delivery attempts per invocation, the first included (default 8).
     pub const MAX_ATTEMPTS: &str = "TRIGGERLINE_MAX_ATTEMPTS";
     /// How long a synchronous `start` waits before answering 542 (ISO-8601, default PT25S).
@@ -85,8 +96,11 @@ pub struct FunctionEnv {
     pub aws: AwsSettings,
     /// [`env::PUBLIC_URL`], if set.
     pub public_url: Option<String>,
-    /// [`env::SECRET_KEY`], decoded, if set.
+    /// [`env::SECRET_KEY`], decoded, if set; or the secret of [`env::SECRET_KEY_ARN`] once
+    /// [`load_secret_key`] has fetched it.
     pub secret_key: Option<SecretKey>,
+    /// [`env::SECRET_KEY_ARN`], if set.
+    pub secret_key_arn: Option<String>,
     /// [`env::MAX_ATTEMPTS`], at least 1.
     pub max_attempts: u32,
     /// [`env::SYNC_WAIT`].
@@ -109,6 +123,7 @@ impl std::fmt::Debug for FunctionEnv {
                 "secret_key",
                 &self.secret_key.as_ref().map(|_| "<redacted>"),
             )
+            .field("secret_key_arn", &self.secret_key_arn)
             .field("max_attempts", &self.max_attempts)
             .field("sync_wait", &self.sync_wait)
             .field("allow_private_targets", &self.allow_private_targets)
@@ -134,6 +149,53 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 pub const DEFAULT_SYNC_WAIT: &str = "PT25S";
 /// The shortest secret key accepted, in bytes (HMAC-SHA256's block of entropy).
 const MIN_SECRET_KEY_BYTES: usize = 32;
+/// [`env::RETENTION_SUCCEEDED`] when unset (the local stack's default).
+pub const DEFAULT_RETENTION_SUCCEEDED: &str = "PT24H";
+/// [`env::RETENTION_FAILED`] when unset (the local stack's default).
+pub const DEFAULT_RETENTION_FAILED: &str = "PT48H";
+
+/// The key in `text` (base64 of at least [`MIN_SECRET_KEY_BYTES`] bytes), read from `name`.
+fn decode_secret_key(name: &'static str, text: &str) -> Result<SecretKey, EnvError> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| EnvError::Invalid {
+            name,
+            reason: format!("not base64: {e}"),
+        })?;
+    if bytes.len() < MIN_SECRET_KEY_BYTES {
+        return Err(EnvError::Invalid {
+            name,
+            reason: format!(
+                "{} bytes; at least {MIN_SECRET_KEY_BYTES} random bytes are needed",
+                bytes.len()
+            ),
+        });
+    }
+    Ok(SecretKey::new(bytes))
+}
+
+/// A retention variable: an ISO-8601 duration of at least a minute (DynamoDB deletes expired
+/// items within about two days anyway; less than a minute is a mistake, not a policy).
+fn retention(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: &str,
+) -> Result<chrono::Duration, EnvError> {
+    let text = get(name).unwrap_or_else(|| default.to_owned());
+    let span = IsoDuration::parse(name, text.trim())
+        .map_err(|e| EnvError::Invalid {
+            name,
+            reason: e.to_string(),
+        })?
+        .as_chrono();
+    if span < chrono::Duration::minutes(1) {
+        return Err(EnvError::Invalid {
+            name,
+            reason: format!("`{text}` is shorter than a minute"),
+        });
+    }
+    Ok(span)
+}
 
 impl FunctionEnv {
     /// Reads the process environment (once, in `main`).
@@ -146,25 +208,16 @@ impl FunctionEnv {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<FunctionEnv, EnvError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let secret_key = get(env::SECRET_KEY)
-            .map(|text| {
-                let bytes = base64::engine::general_purpose::STANDARD
-                    .decode(text.trim())
-                    .map_err(|e| EnvError::Invalid {
-                        name: env::SECRET_KEY,
-                        reason: format!("not base64: {e}"),
-                    })?;
-                if bytes.len() < MIN_SECRET_KEY_BYTES {
-                    return Err(EnvError::Invalid {
-                        name: env::SECRET_KEY,
-                        reason: format!(
-                            "{} bytes; at least {MIN_SECRET_KEY_BYTES} random bytes are needed",
-                            bytes.len()
-                        ),
-                    });
-                }
-                Ok(SecretKey::new(bytes))
-            })
+            .map(|text| decode_secret_key(env::SECRET_KEY, &text))
             .transpose()?;
+        let secret_key_arn = get(env::SECRET_KEY_ARN).map(|arn| arn.trim().to_owned());
+        if secret_key.is_some() && secret_key_arn.is_some() {
+            // Two sources could disagree, and then which one signed what is anyone's guess.
+            return Err(EnvError::Invalid {
+                name: env::SECRET_KEY_ARN,
+                reason: format!("set it or {}, not both", env::SECRET_KEY),
+            });
+        }
         let max_attempts = match get(env::MAX_ATTEMPTS) {
             None => DEFAULT_MAX_ATTEMPTS,
             Some(text) => text
@@ -192,7 +245,12 @@ impl FunctionEnv {
                 name: env::SUBSCRIPTION_CACHE,
                 reason: e.to_string(),
             })?;
-        let aws = AwsSettings::from_lookup(&lookup);
+        let mut aws = AwsSettings::from_lookup(&lookup);
+        // No purge runs on AWS: the TTL written on every finished invocation is the retention.
+        aws.retention = Some(InvocationTtl {
+            succeeded: retention(&get, env::RETENTION_SUCCEEDED, DEFAULT_RETENTION_SUCCEEDED)?,
+            failed: retention(&get, env::RETENTION_FAILED, DEFAULT_RETENTION_FAILED)?,
+        });
         if aws.create_resources && !crate::resources::BUILT_IN {
             return Err(EnvError::Invalid {
                 name: crate::settings::env::CREATE_RESOURCES,
@@ -203,6 +261,7 @@ impl FunctionEnv {
             aws,
             public_url: get(env::PUBLIC_URL).map(|u| u.trim().to_owned()),
             secret_key,
+            secret_key_arn,
             max_attempts,
             sync_wait,
             allow_private_targets,
@@ -334,19 +393,45 @@ pub async fn connect(clients: &Clients, env: &FunctionEnv) -> Result<AwsBackend,
 /// The key subscription credentials are sealed with at rest, derived from the service key
 /// ([`SecretKey::credential_key`]), for the functions that read or write subscriptions (the
 /// subscription API, the dispatcher's intake and queue consumer). Needs the key, as
-/// [`delivery`] does: [`env::SECRET_KEY`].
+/// [`delivery`] does: [`env::SECRET_KEY`], or [`env::SECRET_KEY_ARN`] after
+/// [`load_secret_key`].
 pub fn credential_key(env: &FunctionEnv) -> Result<CredentialKey, EnvError> {
     env.secret_key
         .as_ref()
         .map(SecretKey::credential_key)
-        .ok_or(EnvError::Missing(env::SECRET_KEY))
+        .ok_or(EnvError::Missing(if env.secret_key_arn.is_some() {
+            "the key of TRIGGERLINE_SECRET_KEY_ARN (load_secret_key)"
+        } else {
+            env::SECRET_KEY_ARN
+        }))
         .inspect_err(|e| tracing::error!(error = %e, "invalid function environment"))
 }
 
+/// For a function that needs the key: with [`env::SECRET_KEY_ARN`] set (the template sets it),
+/// fetches the secret with the function's own role and puts the decoded key into `env`; with
+/// [`env::SECRET_KEY`] instead (a function run by hand), or neither, does nothing. One call per
+/// execution environment, at start: the key is never in the function's configuration.
+pub async fn load_secret_key(clients: &Clients, env: &mut FunctionEnv) -> Result<(), BootError> {
+    let Some(arn) = env.secret_key_arn.clone() else {
+        return Ok(());
+    };
+    let text = SecretsManager::new(clients)
+        .secret_string(&arn)
+        .await
+        .inspect_err(
+            |e| tracing::error!(error = %e, secret = %arn, "cannot read the callback key"),
+        )?;
+    let key = decode_secret_key(env::SECRET_KEY_ARN, &text)
+        .inspect_err(|e| tracing::error!(error = %e, secret = %arn, "invalid callback key"))?;
+    env.secret_key = Some(key);
+    Ok(())
+}
+
 /// The [`Delivery`] of a function that sends webhooks (the dispatcher's intake and queue
-/// consumer): the AWS adapters, `client`, the wall clock and the [`PollingWatch`]. Needs
-/// [`env::SECRET_KEY`] (callback secrets are derived from it, and every function that derives
-/// them must hold the same key) and [`env::PUBLIC_URL`] (the callback URL sent to subscribers).
+/// consumer): the AWS adapters, `client`, the wall clock and the [`PollingWatch`]. Needs the
+/// key ([`env::SECRET_KEY`], or [`env::SECRET_KEY_ARN`] after [`load_secret_key`]: callback
+/// secrets are derived from it, and every function that derives them must hold the same key)
+/// and [`env::PUBLIC_URL`] (the callback URL sent to subscribers).
 pub fn delivery(
     backend: &AwsBackend,
     client: Arc<dyn WebhookClient>,
@@ -355,7 +440,11 @@ pub fn delivery(
     let key = env
         .secret_key
         .clone()
-        .ok_or(EnvError::Missing(env::SECRET_KEY))?;
+        .ok_or(EnvError::Missing(if env.secret_key_arn.is_some() {
+            "the key of TRIGGERLINE_SECRET_KEY_ARN (load_secret_key)"
+        } else {
+            env::SECRET_KEY_ARN
+        }))?;
     if env.public_url.is_none() {
         return Err(EnvError::Missing(env::PUBLIC_URL));
     }
@@ -392,10 +481,7 @@ pub fn settling_delivery(clients: &Clients, env: &FunctionEnv) -> Delivery {
     Delivery {
         catalog: Catalog::builtin(),
         subscriptions: Arc::new(NotDelivering),
-        invocations: Arc::new(DynamoInvocationStore::new(
-            clients.dynamodb().clone(),
-            &env.aws.invocations_table,
-        )),
+        invocations: Arc::new(crate::invocation_store(clients, &env.aws)),
         queue: Arc::new(NotDelivering),
         client: Arc::new(NotDelivering),
         events: Arc::new(EventBridgePublisher::new(clients.clone(), &env.aws)),
@@ -535,7 +621,18 @@ mod tests {
         assert_eq!(env.sync_wait, Duration::from_secs(25));
         assert!(!env.allow_private_targets);
         assert!(env.secret_key.is_none() && env.public_url.is_none());
-        assert_eq!(env.aws, AwsSettings::default());
+        assert!(env.secret_key_arn.is_none());
+        // The local stack's retention, written as a TTL: nothing on AWS purges otherwise.
+        assert_eq!(
+            env.aws,
+            AwsSettings {
+                retention: Some(InvocationTtl {
+                    succeeded: chrono::Duration::hours(24),
+                    failed: chrono::Duration::hours(48),
+                }),
+                ..AwsSettings::default()
+            }
+        );
     }
 
     #[test]
@@ -547,9 +644,18 @@ mod tests {
             (env::MAX_ATTEMPTS, "3"),
             (env::SYNC_WAIT, "PT5S"),
             (env::ALLOW_PRIVATE_TARGETS, "TRUE"),
+            (env::RETENTION_SUCCEEDED, "PT1H"),
+            (env::RETENTION_FAILED, "P7D"),
             (crate::settings::env::WORK_QUEUE, "https://sqs/q"),
         ])
         .unwrap();
+        assert_eq!(
+            env.aws.retention,
+            Some(InvocationTtl {
+                succeeded: chrono::Duration::hours(1),
+                failed: chrono::Duration::days(7),
+            })
+        );
         assert!(env.secret_key.is_some());
         assert_eq!(env.max_attempts, 3);
         assert_eq!(env.sync_wait, Duration::from_secs(5));
@@ -564,11 +670,26 @@ mod tests {
             (env::MAX_ATTEMPTS, "many"),
             (env::SYNC_WAIT, "25s"),
             (env::ALLOW_PRIVATE_TARGETS, "yes"),
+            (env::RETENTION_SUCCEEDED, "24h"),
+            (env::RETENTION_FAILED, "PT30S"),
         ] {
             match read(&[bad]) {
                 Err(EnvError::Invalid { name, .. }) => assert_eq!(name, bad.0),
                 other => panic!("{bad:?} gave {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn the_key_comes_from_one_place() {
+        let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+        let arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:k-AbCdEf";
+        let env = read(&[(env::SECRET_KEY_ARN, arn)]).unwrap();
+        assert_eq!(env.secret_key_arn.as_deref(), Some(arn));
+        assert!(env.secret_key.is_none(), "fetched at start, not read here");
+        match read(&[(env::SECRET_KEY_ARN, arn), (env::SECRET_KEY, &key)]) {
+            Err(EnvError::Invalid { name, .. }) => assert_eq!(name, env::SECRET_KEY_ARN),
+            other => panic!("both set gave {other:?}"),
         }
     }
 

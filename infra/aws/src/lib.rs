@@ -13,6 +13,7 @@ pub mod error;
 pub mod eventbridge;
 pub mod lambda;
 pub mod resources;
+pub mod secretsmanager;
 pub mod settings;
 pub mod sqs;
 #[cfg(feature = "test-support")]
@@ -55,10 +56,7 @@ impl AwsBackend {
             return Err(Error::unavailable(resources::NotBuiltIn));
         }
         let queue_url = sqs::resolve_queue_url(clients.sqs(), &settings.work_queue).await?;
-        let invocations = Arc::new(DynamoInvocationStore::new(
-            clients.dynamodb().clone(),
-            &settings.invocations_table,
-        ));
+        let invocations = Arc::new(invocation_store(clients, settings));
         Ok(AwsBackend {
             subscriptions: Arc::new(DynamoSubscriptionStore::new(
                 clients.dynamodb().clone(),
@@ -73,5 +71,15 @@ impl AwsBackend {
             invocations,
             events: Arc::new(EventBridgePublisher::new(clients.clone(), settings)),
         })
+    }
+}
+
+/// The invocation store on `settings`' table, writing the TTL of finished invocations when
+/// `settings.retention` is set.
+pub fn invocation_store(clients: &Clients, settings: &AwsSettings) -> DynamoInvocationStore {
+    let store = DynamoInvocationStore::new(clients.dynamodb().clone(), &settings.invocations_table);
+    match settings.retention {
+        Some(ttl) => store.with_retention(ttl.succeeded, ttl.failed),
+        None => store,
     }
 }

@@ -35,6 +35,20 @@ pub struct AwsSettings {
     /// Create missing tables, queues and bus at start (development against an emulator; never
     /// on by default, so a real account is only changed by its template).
     pub create_resources: bool,
+    /// How long finished invocations are kept before DynamoDB's TTL deletes them; `None`: no
+    /// TTL is written. The functions always set it (from `TRIGGERLINE_RETENTION_*`,
+    /// [`crate::lambda::FunctionEnv`]), since no purge runs on AWS; the local server's `--backend
+    /// aws` leaves it off and purges on its own timer.
+    pub retention: Option<InvocationTtl>,
+}
+
+/// How long after it finished an invocation expires (DynamoDB TTL), by outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvocationTtl {
+    /// COMPLETED invocations.
+    pub succeeded: chrono::Duration,
+    /// FAILED and TIMED_OUT invocations.
+    pub failed: chrono::Duration,
 }
 
 impl Default for AwsSettings {
@@ -48,6 +62,7 @@ impl Default for AwsSettings {
             subscriber_bus: "default".into(),
             event_source: "triggerline".into(),
             create_resources: false,
+            retention: None,
         }
     }
 }
@@ -73,6 +88,7 @@ impl AwsSettings {
             event_source: text(env::EVENT_SOURCE, d.event_source),
             create_resources: lookup(env::CREATE_RESOURCES)
                 .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1"),
+            retention: None,
         }
     }
 

@@ -12,7 +12,8 @@ use triggerline_aws::lambda;
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     triggerline_aws::lambda::init_logging();
-    let (env, clients) = lambda::boot()?;
+    let (mut env, clients) = lambda::boot()?;
+    lambda::load_secret_key(&clients, &mut env).await?;
     let backend = lambda::connect(&clients, &env).await?;
     let delivery = aws::webhook_delivery(&backend, &env)?;
     let queue = backend.queue.clone();
