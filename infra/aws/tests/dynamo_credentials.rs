@@ -192,4 +192,15 @@ async fn another_service_key_opens_nothing() {
         .unwrap_err();
     assert!(matches!(err, Error::Unavailable(_)), "{err:?}");
     assert!(!format!("{err:?}").contains(TOKEN));
+    // Lists and deliveries leave it out and go on with the rest.
+    let other = store(&clients, &settings, 8);
+    assert_eq!(
+        other
+            .list_for_trigger("idn:identity-created")
+            .await
+            .unwrap(),
+        vec![]
+    );
+    let all = SubscriptionQuery::parse(&RawCollection::default()).unwrap();
+    assert!(other.list(&all).await.unwrap().items.is_empty());
 }

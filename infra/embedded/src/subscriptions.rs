@@ -43,6 +43,21 @@ impl SqliteSubscriptionStore {
     fn open(&self, sealed: SealedSubscription) -> Result<Subscription, Error> {
         self.credentials.open(sealed).map_err(Error::unavailable)
     }
+
+    /// Opens every subscription of a list, leaving out with a warning those whose credentials
+    /// do not open (a changed service key): they need a person, and the rest must still work.
+    fn open_all(&self, sealed: Vec<SealedSubscription>) -> Vec<Subscription> {
+        let mut opened = Vec::with_capacity(sealed.len());
+        for one in sealed {
+            let id = one.id().to_owned();
+            match self.credentials.open(one) {
+                Ok(subscription) => opened.push(subscription),
+                Err(e) => tracing::warn!(subscription = %id, reason = %e,
+                    "subscription whose credentials do not open left out of a list"),
+            }
+        }
+        opened
+    }
 }
 
 impl Columns for SubscriptionField {
@@ -208,21 +223,14 @@ impl SubscriptionStore for SqliteSubscriptionStore {
             tracing::warn!(subscription = %row.id, reason = %row.reason,
                 "unreadable subscription left out of a list");
         }
-        let mut items = Vec::with_capacity(page.items.len());
-        for sealed in page.items {
-            let id = sealed.id().to_owned();
-            match self.open(sealed) {
-                Ok(subscription) => items.push(subscription),
-                Err(e) => tracing::warn!(subscription = %id, reason = %e,
-                    "unreadable subscription left out of a list"),
-            }
-        }
         Ok(Page {
-            items,
+            items: self.open_all(page.items),
             total: page.total,
         })
     }
 
+    /// Unreadable rows are left out with a warning, as in `list`: one subscription whose body
+    /// does not decode or open must not stop deliveries to the trigger's others.
     async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
         let trigger_id = trigger_id.to_owned();
         let sealed: Vec<SealedSubscription> = self
@@ -230,20 +238,27 @@ impl SubscriptionStore for SqliteSubscriptionStore {
             .read(move |conn| {
                 let mut stmt = conn
                     .prepare_cached(
-                        "SELECT body FROM subscriptions WHERE trigger_id = ?1 ORDER BY id",
+                        "SELECT id, body FROM subscriptions WHERE trigger_id = ?1 ORDER BY id",
                     )
                     .map_err(db)?;
-                let bodies = stmt
-                    .query_map([&trigger_id], |r| r.get::<_, String>(0))
+                let rows = stmt
+                    .query_map([&trigger_id], |r| {
+                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                    })
                     .map_err(db)?;
                 let mut found = Vec::new();
-                for body in bodies {
-                    found.push(from_body(WHAT, &body.map_err(db)?)?);
+                for row in rows {
+                    let (id, body) = row.map_err(db)?;
+                    match from_body(WHAT, &body) {
+                        Ok(sealed) => found.push(sealed),
+                        Err(e) => tracing::warn!(subscription = %id, reason = %e,
+                            "unreadable subscription left out of a trigger's subscriptions"),
+                    }
                 }
                 Ok(found)
             })
             .await?;
-        sealed.into_iter().map(|s| self.open(s)).collect()
+        Ok(self.open_all(sealed))
     }
 
     async fn replace(

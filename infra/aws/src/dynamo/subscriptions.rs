@@ -100,6 +100,19 @@ impl DynamoSubscriptionStore {
         }
     }
 
+    /// The subscription of a listed item; `None`, with a warning, when its body does not decode
+    /// or its credentials do not open (a changed service key): it needs a person, and the
+    /// trigger's other subscriptions must still be listed and delivered to.
+    fn readable(&self, item: &Item) -> Option<Subscription> {
+        from_item(item, &self.credentials)
+            .inspect_err(|e| {
+                let id = get_s(item, SUB_ID).unwrap_or("?");
+                tracing::warn!(subscription = %id, error = ?e,
+                    "unreadable subscription left out of a list");
+            })
+            .ok()
+    }
+
     /// The item of `pk`, read consistently.
     async fn get_item(&self, pk: String) -> Result<Option<Item>, Error> {
         let out = self
@@ -136,9 +149,7 @@ impl DynamoSubscriptionStore {
                 .send()
                 .await
                 .map_err(|e| unavailable("Query subscriptions by trigger", e))?;
-            for item in out.items() {
-                found.push(from_item(item, &self.credentials)?);
-            }
+            found.extend(out.items().iter().filter_map(|item| self.readable(item)));
             start = out.last_evaluated_key;
             if start.is_none() || limit.is_some_and(|l| found.len() >= l as usize) {
                 return Ok(found);
@@ -163,9 +174,7 @@ impl DynamoSubscriptionStore {
                 .send()
                 .await
                 .map_err(|e| unavailable("Scan subscriptions", e))?;
-            for item in out.items() {
-                found.push(from_item(item, &self.credentials)?);
-            }
+            found.extend(out.items().iter().filter_map(|item| self.readable(item)));
             start = out.last_evaluated_key;
             if start.is_none() {
                 return Ok(found);
