@@ -198,13 +198,15 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
 
     /// The sweep's half of [`DeliveryQueue::resend_unsent`]: queues again the work of up to
     /// `limit` invocations accepted but never attempted whose work was due before
-    /// `due_before`. Returns how many it queued.
+    /// `due_before`, and counts them as due at `now` from then on (so that they wait another
+    /// grace period before being sent again). Returns how many it queued.
     async fn recover_unsent(
         &self,
+        now: DateTime<Utc>,
         due_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<usize, Error> {
-        let _ = (due_before, limit);
+        let _ = (now, due_before, limit);
         Ok(0)
     }
 }

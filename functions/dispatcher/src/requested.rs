@@ -3,8 +3,14 @@
 //! raises the invocations as a queued `start` would.
 //!
 //! SQS delivers at least once, so the same event may arrive twice. The invocation ids are
-//! derived from the event's id, so a second arrival finds them written and is a no-op instead of
-//! a second round of deliveries.
+//! derived from the event's id, so a second arrival finds them written instead of raising a
+//! second round of deliveries. It then makes sure their work exists: the event comes back when
+//! the first arrival failed, which may have been after the invocations were written and before
+//! their work was sent (the Lambda died, or SQS refused), and the queue sends the work of those
+//! still unsent again ([`DeliveryQueue::resend_unsent`]; a message sent twice is stale the
+//! second time, or at worst a duplicate delivery, which at-least-once allows).
+//!
+//! [`DeliveryQueue::resend_unsent`]: triggerline::ports::DeliveryQueue::resend_unsent
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -55,8 +61,11 @@ pub fn parse(body: &str) -> Option<Result<Requested, Error>> {
 }
 
 /// Raises the event's invocations: queued (an event has nobody waiting for an answer), with
-/// ids derived from the event. Already raised (a redelivered event) is success.
+/// ids derived from the event. Already raised (a redelivered event) is success once their work
+/// is sure to exist.
 pub async fn start(delivery: &Delivery, requested: Requested) -> Result<(), Error> {
+    let event_id = requested.event_id.clone();
+    let trigger_id = requested.request.trigger_id.clone();
     let intake = Intake {
         delivery: delivery.clone(),
         signal: None,
@@ -69,7 +78,19 @@ pub async fn start(delivery: &Delivery, requested: Requested) -> Result<(), Erro
         ..requested.request
     };
     match intake.start(request).await {
-        Ok(_) | Err(Error::AlreadyExists { .. }) => Ok(()),
+        Ok(_) => Ok(()),
+        Err(Error::AlreadyExists { .. }) => {
+            // The ids the first arrival gave, as many as the trigger can have subscriptions.
+            let most = delivery
+                .catalog
+                .get(&trigger_id)
+                .map_or(0, |entry| entry.trigger.trigger_type.max_subscriptions());
+            let ids = EventIds::new(&event_id);
+            let ids: Vec<String> = (0..most).map(|_| ids.id()).collect();
+            let resent = delivery.queue.resend_unsent(&ids).await?;
+            tracing::info!(event_id = %event_id, resent, "intake event seen before");
+            Ok(())
+        }
         Err(e) => Err(e),
     }
 }

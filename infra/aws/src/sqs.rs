@@ -38,7 +38,7 @@ use triggerline::Error;
 use triggerline::model::{Attempt, Invocation, InvocationState};
 use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem};
 
-use crate::dynamo::DynamoInvocationStore;
+use crate::dynamo::{DynamoInvocationStore, Unsent};
 use crate::error::{AwsFailure, unavailable};
 
 /// The longest delay SQS takes (`DelaySeconds`), in seconds.
@@ -205,6 +205,9 @@ pub struct SqsDeliveryQueue {
     queue_url: String,
     invocations: Arc<DynamoInvocationStore>,
     held: Arc<Mutex<HashMap<String, Held>>>,
+    /// Whether an accept whose messages could not be sent leaves its invocations written, as a
+    /// process that died between the two steps does (tests make that state with it).
+    keep_unsent: bool,
 }
 
 impl SqsDeliveryQueue {
@@ -214,7 +217,39 @@ impl SqsDeliveryQueue {
             queue_url,
             invocations,
             held: Arc::new(Mutex::new(HashMap::new())),
+            keep_unsent: false,
         }
+    }
+
+    /// This queue, leaving the invocations of an accept whose messages could not be sent
+    /// written and unsent instead of withdrawing them: what a process that dies between the
+    /// DynamoDB write and `SendMessageBatch` leaves behind, for the recovery tests.
+    #[cfg(feature = "test-support")]
+    pub fn keeping_unsent(mut self) -> Self {
+        self.keep_unsent = true;
+        self
+    }
+
+    /// Sends a work message for each of `unsent` still PENDING (the others moved on: their
+    /// work exists or is done), due when it was; `recorded` makes a message that someone else
+    /// delivered first stale. Returns the ids sent.
+    async fn send_unsent(&self, unsent: &[Unsent]) -> Result<Vec<String>, Error> {
+        let now = Utc::now();
+        let messages: Vec<(WorkMessage, i32)> = unsent
+            .iter()
+            .filter(|u| u.state == InvocationState::Pending)
+            .map(|u| {
+                let message = WorkMessage {
+                    invocation_id: u.id.clone(),
+                    not_before: u.due.timestamp_millis(),
+                    attempts: 0,
+                    recorded: Some(u.recorded),
+                };
+                (message, delay_seconds(u.due, now))
+            })
+            .collect();
+        self.send(&messages).await?;
+        Ok(messages.into_iter().map(|(m, _)| m.invocation_id).collect())
     }
 
     /// The work queue's URL.
@@ -465,7 +500,11 @@ impl DeliveryQueue for SqsDeliveryQueue {
         if invocations.is_empty() {
             return Ok(Vec::new());
         }
-        self.invocations.create_all(invocations).await?;
+        // Marked unsent until the first attempt, so that if this process dies before the
+        // messages are sent, the work is still found (`resend_unsent`, `recover_unsent`).
+        self.invocations
+            .create_queued(invocations, not_before)
+            .await?;
         let now = Utc::now();
         let visible_from = leased_until.map_or(not_before, |l| l.max(not_before));
         let delay = delay_seconds(visible_from, now);
@@ -482,7 +521,9 @@ impl DeliveryQueue for SqsDeliveryQueue {
             })
             .collect();
         if let Err(e) = self.send(&messages).await {
-            self.forget_invocations(invocations, &e).await;
+            if !self.keep_unsent {
+                self.forget_invocations(invocations, &e).await;
+            }
             return Err(e);
         }
         let items = messages
@@ -558,7 +599,16 @@ impl DeliveryQueue for SqsDeliveryQueue {
             let invocations = futures::future::join_all(reads).await;
             let mut stale = Vec::new();
             for ((message, item, handle), invocation) in candidates.into_iter().zip(invocations) {
-                let invocation = invocation?;
+                let invocation = match invocation {
+                    Ok(invocation) => invocation,
+                    Err(e) => {
+                        // One invocation that cannot be read (an unreadable item, a failed
+                        // read) must not stop the claim of the others: its message comes back
+                        // after the lease and, after a few receives, rests in the DLQ.
+                        tracing::warn!(invocation = %item.invocation_id, error = %e, "work message left for later");
+                        continue;
+                    }
+                };
                 if message.is_stale(invocation.as_ref()) {
                     stale.push(handle);
                     continue;
@@ -717,6 +767,36 @@ impl DeliveryQueue for SqsDeliveryQueue {
     /// queue is shared with other consumers whose leases are not this process's to end.
     async fn release_all(&self) -> Result<(), Error> {
         Ok(())
+    }
+
+    /// Reads which of the invocations are still marked unsent (one `BatchGetItem`) and sends
+    /// the work of those still PENDING, due when it was.
+    async fn resend_unsent(&self, invocation_ids: &[String]) -> Result<usize, Error> {
+        let unsent = self.invocations.unsent_among(invocation_ids).await?;
+        let sent = self.send_unsent(&unsent).await?;
+        for id in &sent {
+            tracing::warn!(invocation = %id, "work of an accepted invocation sent again");
+        }
+        Ok(sent.len())
+    }
+
+    /// Sends again the work of invocations still unsent past `due_before` (the sweep gives a
+    /// grace period: under a long queue backlog the first message may just be late, and a
+    /// second is then stale once the first was delivered), and moves their due time to `now`,
+    /// so that the next sweep waits another grace period before sending any of them again.
+    async fn recover_unsent(
+        &self,
+        now: DateTime<Utc>,
+        due_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, Error> {
+        let unsent = self.invocations.unsent(due_before, limit).await?;
+        let sent = self.send_unsent(&unsent).await?;
+        for id in &sent {
+            tracing::warn!(invocation = %id, "work of an accepted invocation was never sent; sent now");
+            self.invocations.postpone_unsent(id, now).await;
+        }
+        Ok(sent.len())
     }
 }
 

@@ -76,6 +76,19 @@ async fn time_out(
     }
 }
 
+/// Queues again the work of invocations accepted but never attempted whose work was due more
+/// than two leases ago: a queue whose invocation write and work are two steps (SQS) loses the
+/// work if the process dies in between. Two leases, because before that an attempt may still
+/// be under way (a leased item's safety-net message shows only when the lease ends). At most
+/// [`BATCH`] per sweep: the queue moves what it sent out of the way, but its index may show
+/// them a moment longer, and the next sweep takes the rest. Returns how many it queued again.
+pub async fn recover_unsent(delivery: &Delivery) -> Result<usize> {
+    let grace = delivery.policy.lease_span() * 2;
+    let now = delivery.clock.now();
+    let due_before = crate::time::earlier(now, grace);
+    delivery.queue.recover_unsent(now, due_before, BATCH).await
+}
+
 /// How long finished invocations stay listable.
 #[derive(Debug, Clone, Copy)]
 pub struct Retention {

@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
-use triggerline::limits::MAX_LIST_REACH;
+use triggerline::limits::{DYNAMODB_ITEM_BYTES, DYNAMODB_TRANSACTION_BYTES, MAX_LIST_REACH};
 use triggerline::model::{Attempt, Invocation, InvocationState};
 use triggerline::ports::{InvocationStore, Transition};
 use triggerline::query::{InvocationField, InvocationQuery, Op, Page, SortKey};
@@ -28,10 +28,11 @@ use super::codec::{Item, MAX_TRIES, backoff, failure, get_n, get_s, n, now_epoch
 use super::lock::KeyedTurns;
 use super::{
     INV_ATTEMPTS, INV_BODY, INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED,
-    INV_CREATED, INV_DEADLINE, INV_ERROR, INV_EXPIRES, INV_FINAL_STATE, INV_FINISHED_BY_COMPLETED,
-    INV_GROUP, INV_GROUP_VALUE, INV_ID, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_OPEN_VALUE,
-    INV_OUTPUT, INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME, INV_TRIGGER,
-    MAX_TRANSACTION_ITEMS, SHARDS, shard_of, sharded, unsharded,
+    INV_CREATED, INV_DEADLINE, INV_DUE, INV_ERROR, INV_EXPIRES, INV_FINAL_STATE,
+    INV_FINISHED_BY_COMPLETED, INV_GROUP, INV_GROUP_VALUE, INV_ID, INV_OPEN_BY_DEADLINE,
+    INV_OPEN_STATE, INV_OPEN_VALUE, INV_OUTPUT, INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME,
+    INV_TRIGGER, INV_UNSENT, INV_UNSENT_BY_DUE, INV_UNSENT_VALUE, MAX_TRANSACTION_ITEMS, SHARDS,
+    shard_of, sharded, unsharded,
 };
 use crate::error::{corrupt, unavailable};
 
@@ -319,10 +320,16 @@ impl Update {
 
     fn remove(&mut self, attribute: &str) {
         let name = self.name(attribute);
-        self.removes.push(name);
+        // DynamoDB refuses an expression that names one path twice.
+        if !self.removes.contains(&name) {
+            self.removes.push(name);
+        }
     }
 
     fn append_attempt(&mut self, attempt: &Attempt) -> Result<(), Error> {
+        // An attempt means its work was sent: no longer one for the recovery to send again.
+        self.remove(INV_UNSENT);
+        self.remove(INV_DUE);
         let name = self.name(INV_ATTEMPTS);
         self.sets.push(format!(
             "{name} = list_append(if_not_exists({name}, :noAttempts), :attempt)"
@@ -381,6 +388,8 @@ impl Update {
             self.remove(INV_EXPIRES);
         } else {
             self.remove(INV_OPEN_STATE);
+            self.remove(INV_UNSENT);
+            self.remove(INV_DUE);
             self.set(INV_FINAL_STATE, s(sharded(to.as_str(), shard)));
             self.set_or_remove(
                 INV_EXPIRES,
@@ -780,21 +789,271 @@ impl DynamoInvocationStore {
         }
     }
 
-    /// The full items of `ids`, in that order, leaving out those gone (purged or expired since
-    /// the index was read) and those that do not read back (logged once and skipped).
-    async fn fetch_page(&self, ids: &[String]) -> Result<Vec<Invocation>, Error> {
+    /// Writes invocations the SQS queue is about to send work for (see
+    /// [`SqsDeliveryQueue::accept`](crate::sqs::SqsDeliveryQueue)): as `create_all`, each marked
+    /// unsent and due at `not_before` until its first attempt is recorded, so that if the work
+    /// never gets sent (the process died first), a redelivered event or the sweep finds it
+    /// ([`DynamoInvocationStore::unsent`]).
+    pub async fn create_queued(
+        &self,
+        invocations: &[Invocation],
+        not_before: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        self.create(invocations, Some(not_before)).await
+    }
+
+    async fn create(
+        &self,
+        invocations: &[Invocation],
+        unsent_due: Option<DateTime<Utc>>,
+    ) -> Result<(), Error> {
+        let mut seen = HashSet::new();
+        if let Some(twin) = invocations.iter().find(|i| !seen.insert(i.id.as_str())) {
+            return Err(Error::AlreadyExists {
+                kind: ResourceKind::Invocation,
+                id: twin.id.clone(),
+            });
+        }
+        // A fan-out is at most 50 (a trigger's subscription limit); more in one call is a
+        // caller's mistake, refused whole as one transaction would refuse it.
+        if invocations.len() > MAX_TRANSACTION_ITEMS {
+            return Err(failure(
+                "create invocations",
+                format!(
+                    "{} invocations exceed one transaction ({MAX_TRANSACTION_ITEMS})",
+                    invocations.len()
+                ),
+            ));
+        }
+        let mut items = Vec::with_capacity(invocations.len());
+        for invocation in invocations {
+            let mut item = item_of(invocation, self.retention)?;
+            if let Some(due) = &unsent_due {
+                let shard = shard_of(&invocation.id);
+                item.insert(INV_UNSENT.to_owned(), s(sharded(INV_UNSENT_VALUE, shard)));
+                item.insert(INV_DUE.to_owned(), s(format_time(due)));
+            }
+            // The use cases bound inputs and outputs (`triggerline::limits`) well under this;
+            // a refusal here names the limit rather than failing as unavailable.
+            let size = item_bytes(&item);
+            if size > DYNAMODB_ITEM_BYTES {
+                return Err(Error::TooLarge {
+                    field: "input".to_owned(),
+                    size,
+                    limit: DYNAMODB_ITEM_BYTES,
+                    name: "DYNAMODB_ITEM_BYTES",
+                });
+            }
+            items.push((invocation.id.as_str(), item, size));
+        }
+        let chunks = transactions(&items);
+        let mut written: Vec<String> = Vec::new();
+        for chunk in chunks {
+            if let Err(e) = self.create_chunk(chunk).await {
+                // Several transactions are not one: undo the ones already written (nobody
+                // else knows their ids yet), so that the call stays all or none.
+                if !written.is_empty() {
+                    for id in self.delete_fresh(&written).await {
+                        tracing::error!(invocation = %id, cause = %e, "part of a failed fan-out left behind");
+                    }
+                }
+                return Err(e);
+            }
+            written.extend(chunk.iter().map(|(id, _, _)| (*id).to_owned()));
+        }
+        Ok(())
+    }
+
+    /// Writes one transaction's worth of items (a plain conditional put for one).
+    async fn create_chunk(&self, chunk: &[(&str, Item, usize)]) -> Result<(), Error> {
+        match chunk {
+            [] => Ok(()),
+            // One invocation: a plain conditional put costs half a transaction.
+            [(id, item, _)] => {
+                let result = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(item.clone()))
+                    .condition_expression("attribute_not_exists(#id)")
+                    .expression_attribute_names("#id", INV_ID)
+                    .send()
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(err)
+                        if matches!(
+                            err.as_service_error(),
+                            Some(PutItemError::ConditionalCheckFailedException(_))
+                        ) =>
+                    {
+                        Err(Error::AlreadyExists {
+                            kind: ResourceKind::Invocation,
+                            id: (*id).to_owned(),
+                        })
+                    }
+                    Err(err) => Err(unavailable("PutItem invocation", err)),
+                }
+            }
+            _ => {
+                let ids: Vec<&str> = chunk.iter().map(|(id, _, _)| *id).collect();
+                let items: Vec<Item> = chunk.iter().map(|(_, item, _)| item.clone()).collect();
+                for tries in 0..MAX_TRIES {
+                    if self.try_create_many(&items, &ids).await?.is_some() {
+                        return Ok(());
+                    }
+                    backoff(&self.client, tries).await;
+                }
+                Err(failure(
+                    "create invocations",
+                    "the transaction kept conflicting",
+                ))
+            }
+        }
+    }
+
+    /// Deletes items this process has just written; returns the ids it could not delete.
+    async fn delete_fresh(&self, ids: &[String]) -> Vec<String> {
+        let deletes = ids.iter().map(|id| async move {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(INV_ID, s(id))
+                .send()
+                .await
+                .err()
+                .map(|_| id.clone())
+        });
+        futures::future::join_all(deletes)
+            .await
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// Invocations marked unsent ([`DynamoInvocationStore::create_queued`]) that were due
+    /// before `due_before`, earliest first, at most `limit`: with their due time, state and
+    /// attempts recorded, for a work message. Unreadable ones are logged once and skipped.
+    pub async fn unsent(
+        &self,
+        due_before: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<Unsent>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let query = ShardedQuery {
+            index: INV_UNSENT_BY_DUE,
+            hash: (INV_UNSENT, INV_UNSENT_VALUE.to_owned()),
+            sort: INV_DUE,
+            range: Some("#nb < :before".to_owned()),
+            filter: Vec::new(),
+            names: HashMap::from([("#nb".to_owned(), INV_DUE.to_owned())]),
+            values: HashMap::from([(":before".to_owned(), s(format_time(&due_before)))]),
+            sharded_values: Vec::new(),
+            projection: None,
+            forward: true,
+            page: page_size(limit),
+        };
+        let mut ids = Vec::new();
+        self.merged(&query, |key| {
+            if let Some(id) = get_s(&key, INV_ID) {
+                ids.push(id.to_owned());
+            }
+            ids.len() < limit
+        })
+        .await?;
+        self.unsent_among(&ids).await
+    }
+
+    /// Those of `ids` that exist and are still marked unsent, as [`DynamoInvocationStore::unsent`]
+    /// gives them (one `BatchGetItem` per 100 ids, of a few attributes).
+    pub async fn unsent_among(&self, ids: &[String]) -> Result<Vec<Unsent>, Error> {
+        let projection = [INV_ID, INV_STATE, INV_UNSENT, INV_DUE, INV_ATTEMPTS];
+        let found = self.batch_get(ids, Some(&projection)).await?;
+        let mut unsent = Vec::new();
+        for id in ids {
+            let Some(item) = found.get(id) else { continue };
+            if !item.contains_key(INV_UNSENT) {
+                continue;
+            }
+            let due = get_s(item, INV_DUE).and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+            let (Some(due), Ok(state)) = (due, state_of(item)) else {
+                self.warned
+                    .skip(id, &corrupt("read invocation", "unreadable unsent marker"));
+                continue;
+            };
+            let recorded = match item.get(INV_ATTEMPTS) {
+                Some(AttributeValue::L(list)) => list.len(),
+                _ => 0,
+            };
+            unsent.push(Unsent {
+                id: id.clone(),
+                due: due.with_timezone(&Utc),
+                state,
+                recorded,
+            });
+        }
+        Ok(unsent)
+    }
+
+    /// Moves an unsent invocation's due time to `due` (after its work was sent again, so that
+    /// the next sweep leaves it alone for another grace period). Best effort.
+    pub async fn postpone_unsent(&self, id: &str, due: DateTime<Utc>) {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(INV_ID, s(id))
+            .update_expression("SET #nb = :due")
+            .condition_expression("attribute_exists(#us)")
+            .expression_attribute_names("#nb", INV_DUE)
+            .expression_attribute_names("#us", INV_UNSENT)
+            .expression_attribute_values(":due", s(format_time(&due)))
+            .send()
+            .await;
+        if let Err(e) = result {
+            if !e
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception())
+            {
+                tracing::warn!(invocation = %id, error = %unavailable("UpdateItem invocation", e), "unsent invocation not postponed");
+            }
+        }
+    }
+
+    /// The items of `ids` that exist (with only `projection`'s attributes, if given), by id:
+    /// `BatchGetItem`s of 100 keys, unprocessed keys tried again.
+    async fn batch_get(
+        &self,
+        ids: &[String],
+        projection: Option<&[&str]>,
+    ) -> Result<HashMap<String, Item>, Error> {
         let mut found: HashMap<String, Item> = HashMap::new();
-        for chunk in ids.chunks(BATCH_GET) {
+        let unique: Vec<&String> = {
+            let mut seen = HashSet::new();
+            ids.iter().filter(|id| seen.insert(id.as_str())).collect()
+        };
+        for chunk in unique.chunks(BATCH_GET) {
             let mut keys: Vec<Item> = chunk
                 .iter()
-                .map(|id| Item::from([(INV_ID.to_owned(), s(id))]))
+                .map(|id| Item::from([(INV_ID.to_owned(), s(*id))]))
                 .collect();
             for tries in 0..MAX_TRIES {
                 if keys.is_empty() {
                     break;
                 }
-                let request = KeysAndAttributes::builder()
-                    .set_keys(Some(std::mem::take(&mut keys)))
+                let mut request =
+                    KeysAndAttributes::builder().set_keys(Some(std::mem::take(&mut keys)));
+                if let Some(attributes) = projection {
+                    let mut names = Vec::new();
+                    for (i, attribute) in attributes.iter().enumerate() {
+                        request = request.expression_attribute_names(format!("#p{i}"), *attribute);
+                        names.push(format!("#p{i}"));
+                    }
+                    request = request.projection_expression(names.join(", "));
+                }
+                let request = request
                     .build()
                     .map_err(|e| failure("build BatchGetItem", e))?;
                 let out = self
@@ -828,6 +1087,13 @@ impl DynamoInvocationStore {
                 return Err(failure("BatchGetItem invocations", "keys left unprocessed"));
             }
         }
+        Ok(found)
+    }
+
+    /// The full items of `ids`, in that order, leaving out those gone (purged or expired since
+    /// the index was read) and those that do not read back (logged once and skipped).
+    async fn fetch_page(&self, ids: &[String]) -> Result<Vec<Invocation>, Error> {
+        let found = self.batch_get(ids, None).await?;
         let now = now_epoch_seconds();
         Ok(ids
             .iter()
@@ -926,6 +1192,57 @@ impl DynamoInvocationStore {
 
 /// Keys per `BatchGetItem`.
 const BATCH_GET: usize = 100;
+
+/// An invocation whose work may never have been sent ([`DynamoInvocationStore::unsent`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unsent {
+    pub id: String,
+    /// When its work was (or is) due.
+    pub due: DateTime<Utc>,
+    pub state: InvocationState,
+    /// Attempts it has recorded.
+    pub recorded: usize,
+}
+
+/// Bytes of an item as DynamoDB counts them (names and values), near enough to keep under
+/// its limits: nested lists and maps are counted with a few bytes of overhead each.
+fn item_bytes(item: &Item) -> usize {
+    fn value_bytes(value: &AttributeValue) -> usize {
+        match value {
+            AttributeValue::S(s) | AttributeValue::N(s) => s.len(),
+            AttributeValue::B(b) => b.as_ref().len(),
+            AttributeValue::L(list) => 3 + list.iter().map(|v| 1 + value_bytes(v)).sum::<usize>(),
+            AttributeValue::M(map) => {
+                3 + map
+                    .iter()
+                    .map(|(k, v)| 1 + k.len() + value_bytes(v))
+                    .sum::<usize>()
+            }
+            _ => 64,
+        }
+    }
+    item.iter().map(|(k, v)| k.len() + value_bytes(v)).sum()
+}
+
+/// Splits items into transactions of at most [`MAX_TRANSACTION_ITEMS`] and, with a tenth to
+/// spare for what [`item_bytes`] does not count, [`DYNAMODB_TRANSACTION_BYTES`]: a 50-way
+/// fan-out of 128 KiB inputs is ~6.5 MB, two or three transactions.
+fn transactions<'a, T>(items: &'a [(T, Item, usize)]) -> Vec<&'a [(T, Item, usize)]> {
+    let budget = DYNAMODB_TRANSACTION_BYTES / 10 * 9;
+    let mut chunks = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (_, _, size)) in items.iter().enumerate() {
+        if i > start && (i - start >= MAX_TRANSACTION_ITEMS || bytes + size > budget) {
+            chunks.push(&items[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < items.len() {
+        chunks.push(&items[start..]);
+    }
+    chunks
+}
 
 /// One index query spread over the shards: `#hash = :hash`, and `range` if any, where `:hash`
 /// and every `sharded_values` placeholder take their shard's value.
@@ -1034,69 +1351,7 @@ fn field_attribute(field: InvocationField) -> &'static str {
 #[async_trait]
 impl InvocationStore for DynamoInvocationStore {
     async fn create_all(&self, invocations: &[Invocation]) -> Result<(), Error> {
-        let mut seen = HashSet::new();
-        if let Some(twin) = invocations.iter().find(|i| !seen.insert(i.id.as_str())) {
-            return Err(Error::AlreadyExists {
-                kind: ResourceKind::Invocation,
-                id: twin.id.clone(),
-            });
-        }
-        if invocations.len() > MAX_TRANSACTION_ITEMS {
-            return Err(failure(
-                "create invocations",
-                format!(
-                    "{} invocations exceed one transaction ({MAX_TRANSACTION_ITEMS})",
-                    invocations.len()
-                ),
-            ));
-        }
-        let items = invocations
-            .iter()
-            .map(|i| item_of(i, self.retention))
-            .collect::<Result<Vec<_>, _>>()?;
-        match items.as_slice() {
-            [] => Ok(()),
-            // One invocation: a plain conditional put costs half a transaction.
-            [item] => {
-                let result = self
-                    .client
-                    .put_item()
-                    .table_name(&self.table)
-                    .set_item(Some(item.clone()))
-                    .condition_expression("attribute_not_exists(#id)")
-                    .expression_attribute_names("#id", INV_ID)
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(err)
-                        if matches!(
-                            err.as_service_error(),
-                            Some(PutItemError::ConditionalCheckFailedException(_))
-                        ) =>
-                    {
-                        Err(Error::AlreadyExists {
-                            kind: ResourceKind::Invocation,
-                            id: invocations[0].id.clone(),
-                        })
-                    }
-                    Err(err) => Err(unavailable("PutItem invocation", err)),
-                }
-            }
-            _ => {
-                let ids: Vec<&str> = invocations.iter().map(|i| i.id.as_str()).collect();
-                for tries in 0..MAX_TRIES {
-                    if self.try_create_many(&items, &ids).await?.is_some() {
-                        return Ok(());
-                    }
-                    backoff(&self.client, tries).await;
-                }
-                Err(failure(
-                    "create invocations",
-                    "the transaction kept conflicting",
-                ))
-            }
-        }
+        self.create(invocations, None).await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Invocation>, Error> {

@@ -13,6 +13,7 @@
 //! | | | `byCreated` (`g` HASH = `INV#<shard>`, `cr` RANGE, ALL) | the status list without filters, default order newest first |
 //! | | | `openByDeadline` (`os` HASH = `OPEN#<shard>`, `dl` RANGE, ALL), sparse | `overdue`: `os` is set only while the invocation is open (PENDING, ACKNOWLEDGED), so only open invocations with a deadline are in it |
 //! | | | `finishedByCompleted` (`fs` HASH = `<state>#<shard>`, `cp` RANGE, KEYS_ONLY), sparse | `purge`: `fs` is set only once the state is final (COMPLETED, FAILED, TIMED_OUT) |
+//! | | | `unsentByDue` (`us` HASH = `UNSENT#<shard>`, `nb` RANGE, KEYS_ONLY), sparse | intake recovery: `us` and `nb` (when the work is due) are set when the SQS queue accepts an invocation and removed with its first recorded attempt (or final state), so the index holds the invocations whose work may never have been sent |
 //!
 //! # Write sharding
 //!
@@ -124,7 +125,7 @@ mod subscriptions;
 #[cfg(feature = "create-resources")]
 pub mod tables;
 
-pub use invocations::DynamoInvocationStore;
+pub use invocations::{DynamoInvocationStore, Unsent};
 pub use subscriptions::DynamoSubscriptionStore;
 
 /// Subscriptions table: the partition key (`sub#<id>` or `trigger#<triggerId>`).
@@ -186,6 +187,13 @@ pub const INV_OPEN_VALUE: &str = "OPEN";
 /// Invocations table: `<state>#<shard>` once final, absent otherwise (hash key of
 /// [`INV_FINISHED_BY_COMPLETED`]).
 pub const INV_FINAL_STATE: &str = "fs";
+/// Invocations table: `UNSENT#<shard>` from the accept until the first attempt is recorded,
+/// absent otherwise (hash key of [`INV_UNSENT_BY_DUE`]).
+pub const INV_UNSENT: &str = "us";
+/// [`INV_UNSENT`]'s value before its shard suffix.
+pub const INV_UNSENT_VALUE: &str = "UNSENT";
+/// Invocations table: while [`INV_UNSENT`] is set, when the work is due (text).
+pub const INV_DUE: &str = "nb";
 /// Invocations table: the TTL attribute, epoch seconds (N).
 pub const INV_EXPIRES: &str = "x";
 /// Invocations GSI: `tg` HASH, `cr` RANGE, projection ALL.
@@ -198,6 +206,9 @@ pub const INV_BY_CREATED: &str = "byCreated";
 pub const INV_OPEN_BY_DEADLINE: &str = "openByDeadline";
 /// Invocations GSI: `fs` HASH, `cp` RANGE, projection KEYS_ONLY (sparse).
 pub const INV_FINISHED_BY_COMPLETED: &str = "finishedByCompleted";
+
+/// Invocations GSI: `us` HASH, `nb` RANGE, projection KEYS_ONLY (sparse).
+pub const INV_UNSENT_BY_DUE: &str = "unsentByDue";
 
 /// The most items DynamoDB takes in one TransactWriteItems.
 pub const MAX_TRANSACTION_ITEMS: usize = 100;

@@ -16,9 +16,9 @@ use triggerline::Error;
 use super::codec::failure;
 use super::{
     INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED, INV_CREATED, INV_DEADLINE,
-    INV_EXPIRES, INV_FINAL_STATE, INV_FINISHED_BY_COMPLETED, INV_GROUP, INV_ID,
-    INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_SUBSCRIPTION, INV_TRIGGER, SUB_BY_TRIGGER, SUB_ID,
-    SUB_PK, SUB_TRIGGER,
+    INV_DUE, INV_EXPIRES, INV_FINAL_STATE, INV_FINISHED_BY_COMPLETED, INV_GROUP, INV_ID,
+    INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_SUBSCRIPTION, INV_TRIGGER, INV_UNSENT,
+    INV_UNSENT_BY_DUE, SUB_BY_TRIGGER, SUB_ID, SUB_PK, SUB_TRIGGER,
 };
 use crate::error::unavailable;
 
@@ -64,6 +64,12 @@ const INVOCATIONS: Shape = Shape {
             INV_FINISHED_BY_COMPLETED,
             INV_FINAL_STATE,
             INV_COMPLETED,
+            ProjectionType::KeysOnly,
+        ),
+        (
+            INV_UNSENT_BY_DUE,
+            INV_UNSENT,
+            INV_DUE,
             ProjectionType::KeysOnly,
         ),
     ],
