@@ -124,6 +124,11 @@ pub fn judge(entry: &CatalogEntry, invocation: &Invocation, reply: &Reply) -> Ve
         Ok(v) => v,
         Err(e) => return failed(format!("the answer is not JSON: {e}"), false),
     };
+    // An output that would not fit the invocation's record is a failed attempt, not a store
+    // failure after the subscriber already acted.
+    if let Err(e) = crate::limits::check_output("output", &output) {
+        return failed(format!("the answer is too large: {e}"), false);
+    }
     match entry.check_output("output", &output) {
         Ok(()) => Verdict::Completed {
             output: Some(output),

@@ -99,6 +99,8 @@ pub fn check_output(field: &str, output: &serde_json::Value) -> Result<(), Error
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
+
     use serde_json::json;
 
     use super::*;
@@ -118,6 +120,49 @@ mod tests {
             matches!(&err, Some(Error::TooLarge { field, limit, .. }) if field == "input" && *limit == MAX_INPUT_BYTES),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn a_sync_answer_over_the_output_limit_is_a_failed_attempt_naming_the_limit() {
+        use crate::catalog::Catalog;
+        use crate::delivery::{Reply, Verdict, judge};
+        use crate::model::{DispatchMode, Invocation, InvocationState, InvocationType};
+
+        let trigger = "idn:access-request-pre-approval";
+        let entry = Catalog::builtin().get(trigger).unwrap();
+        let invocation = Invocation {
+            id: "inv".into(),
+            trigger_id: trigger.into(),
+            trigger_type: entry.trigger.trigger_type,
+            subscription_id: "s".into(),
+            subscription_name: "n".into(),
+            invocation_type: InvocationType::RealTime,
+            response_mode: Some(DispatchMode::Sync),
+            state: InvocationState::Pending,
+            created: chrono::Utc::now(),
+            completed: None,
+            deadline: None,
+            input: entry.trigger.example_input.clone(),
+            content_json: json!({}),
+            output: None,
+            error: None,
+            secret_hash: String::new(),
+            attempts: vec![],
+        };
+        let answer =
+            json!({"approved": true, "comment": "x".repeat(MAX_OUTPUT_BYTES), "approver": "bot"});
+        let reply = Reply::Answered {
+            status: 200,
+            body: answer.to_string().into_bytes(),
+            retry_after: None,
+        };
+        match judge(entry, &invocation, &reply) {
+            Verdict::Failed { error, retry, .. } => {
+                assert!(error.contains("MAX_OUTPUT_BYTES"), "{error}");
+                assert!(!retry, "the same answer would come again");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -37,6 +37,14 @@ pub async fn complete(delivery: &Delivery, id: &str, request: CompleteInvocation
             deadline: crate::time::format_time(&deadline),
         });
     }
+    // An outcome that would not fit the invocation's record (or the completion event) is
+    // refused here, naming the limit, rather than by the store.
+    if let Some(error) = &request.error {
+        crate::limits::check_output("error", &serde_json::Value::String(error.clone()))?;
+    }
+    if let Some(output) = &request.output {
+        crate::limits::check_output("output", output)?;
+    }
     let transition = match request.error {
         Some(error) => Transition {
             to: InvocationState::Failed,

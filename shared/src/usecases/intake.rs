@@ -89,6 +89,7 @@ impl Intake {
     pub async fn start(&self, request: StartInvocation) -> Result<Started> {
         let catalog = self.delivery.catalog;
         let entry = catalog.require("triggerId", &request.trigger_id)?;
+        crate::limits::check_input(&request.input, request.content_json.as_ref())?;
         entry.check_input("input", &request.input)?;
         let now = self.delivery.clock.now();
         let not_before = scheduled_at(now, request.delay.as_deref(), request.timestamp)?;
@@ -163,6 +164,7 @@ impl Intake {
         let input = request
             .input
             .unwrap_or_else(|| entry.trigger.example_input.clone());
+        crate::limits::check_input(&input, request.content_json.as_ref())?;
         entry.check_input("input", &input)?;
         let mut subscriptions: Vec<Arc<Subscription>> = self
             .delivery
