@@ -16,6 +16,7 @@ mod logs;
 mod operations;
 mod receiver;
 mod restart;
+mod sizes;
 mod status;
 mod subscriptions;
 mod time_bounds;

@@ -1,0 +1,117 @@
+//! Size limits (`triggerline::limits`), held up front on both backends: an input over
+//! `MAX_INPUT_BYTES` is a 413 naming the limit with nothing stored, and a fan-out to the most
+//! subscriptions a trigger takes, each with a large input, is accepted whole. Before the
+//! limits, the AWS backend answered an oversized input with a 503 from DynamoDB (item over
+//! 400 KB) and a large 50-way fan-out with a 503 (transaction over 4 MB).
+
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use triggerline::limits::MAX_INPUT_BYTES;
+
+use crate::delivery::{CREATED, example};
+use crate::helpers::{TestApp, expect_error, http_subscription, spawn_app};
+
+/// The identity-created example with `bytes` of text that compresses poorly (as real data
+/// in bulk does), in an attribute the schema allows.
+fn input_of(bytes: usize) -> Value {
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let text: String = (0..bytes)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // 94 printable ASCII characters, '!' to '~', minus the two JSON escapes.
+            match char::from(b'!' + u8::try_from(state % 94).unwrap()) {
+                '"' | '\\' => 'x',
+                c => c,
+            }
+        })
+        .collect();
+    let mut input = example(CREATED);
+    input["attributes"]["blob"] = json!(text);
+    input
+}
+
+async fn invocations(app: &TestApp) -> Vec<Value> {
+    let response = app.get("/trigger-invocations/v1/status?limit=250").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn an_input_over_the_limit_is_a_413_naming_the_limit_and_nothing_is_stored() {
+    let app = spawn_app().await;
+    app.create(&http_subscription(
+        CREATED,
+        "http://127.0.0.1:9/hook",
+        "SYNC",
+    ))
+    .await;
+
+    let big = input_of(MAX_INPUT_BYTES);
+    for (path, body) in [
+        (
+            "/trigger-invocations/v1/start",
+            json!({"triggerId": CREATED, "input": big}),
+        ),
+        (
+            "/trigger-invocations/v1/test",
+            json!({"triggerId": CREATED, "input": big}),
+        ),
+        (
+            "/trigger-invocations/v1/start",
+            json!({"triggerId": CREATED, "input": input_of(MAX_INPUT_BYTES / 2 + 1024),
+                   "contentJson": {"copy": input_of(MAX_INPUT_BYTES / 2)}}),
+        ),
+    ] {
+        let response = app.post(path, &body).await;
+        let text = expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "input").await;
+        assert!(text.contains("MAX_INPUT_BYTES"), "{path}: {text}");
+        assert!(
+            text.contains(&MAX_INPUT_BYTES.to_string()),
+            "{path}: {text}"
+        );
+    }
+    assert!(invocations(&app).await.is_empty(), "nothing was stored");
+
+    let response = app
+        .post(
+            "/trigger-invocations/v1/start",
+            &json!({"triggerId": CREATED, "input": input_of(MAX_INPUT_BYTES - 4096)}),
+        )
+        .await;
+    assert_eq!(
+        response.status(),
+        StatusCode::ACCEPTED,
+        "just under the limit"
+    );
+}
+
+#[tokio::test]
+async fn a_fan_out_to_fifty_subscriptions_with_a_large_input_is_accepted_whole() {
+    let app = spawn_app().await;
+    for _ in 0..50 {
+        app.create(&http_subscription(
+            CREATED,
+            "http://127.0.0.1:9/hook",
+            "SYNC",
+        ))
+        .await;
+    }
+    // 50 invocations of ~120 KB that deflate to ~100 KB: ~5 MB, more than one DynamoDB
+    // transaction takes.
+    let response = app
+        .post(
+            "/trigger-invocations/v1/start",
+            &json!({"triggerId": CREATED, "input": input_of(120 * 1024)}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["invocations"].as_array().unwrap().len(), 50);
+    assert_eq!(
+        invocations(&app).await.len(),
+        50,
+        "every invocation is stored"
+    );
+}
