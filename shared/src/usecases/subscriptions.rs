@@ -120,7 +120,10 @@ impl Subscriptions {
         let mut document =
             serde_json::to_value(wire::Subscription::from_model(&current).patch_document())
                 .map_err(|e| Error::invalid("body", e.to_string()))?;
-        json_patch::patch(&mut document, &patch.0).map_err(|e| {
+        // `patch_unsafe`: on a failure the document is dropped, so nothing needs undoing, and
+        // json-patch's undo panics on some patches it applied (a `move` into a parent followed
+        // by a failing op: "unable to undo applied patches"), which a request must never do.
+        json_patch::patch_unsafe(&mut document, &patch.0).map_err(|e| {
             let path = patch.0.get(e.operation).map(|op| op.path().to_string());
             Error::invalid(
                 format!("[{}].path", e.operation),
