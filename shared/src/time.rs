@@ -50,6 +50,18 @@ pub trait IdGenerator: Send + Sync + std::fmt::Debug {
     fn secret(&self, bytes: usize) -> String;
 }
 
+/// Whether `id` has the one shape invocation ids have: a lowercase hyphenated UUID, as every
+/// id generator makes them ([`RandomIds`], and the dispatcher's ids derived from an event id).
+/// Stored ids are never in another form, so a route can refuse any other spelling (upper case,
+/// braces, 10 kB of text) before it reads a store, and refuses nothing that could be found.
+pub fn is_invocation_id(id: &str) -> bool {
+    id.len() == 36
+        && id.bytes().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => b == b'-',
+            _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
+        })
+}
+
 /// UUID v4 ids and OS-seeded random secrets.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct RandomIds;

@@ -47,17 +47,7 @@ impl<S: Send + Sync> FromRequest<S> for Callback {
     }
 }
 
-/// Whether `id` has the one shape invocation ids have: a lowercase hyphenated UUID, as both id
-/// generators make them (`triggerline::time::RandomIds`, and the dispatcher's ids derived from
-/// an event id). Stored ids are never in another form, so refusing every other spelling (upper
-/// case, braces, no hyphens) refuses nothing that could be found.
-pub fn is_invocation_id(id: &str) -> bool {
-    id.len() == 36
-        && id.bytes().enumerate().all(|(i, b)| match i {
-            8 | 13 | 18 | 23 => b == b'-',
-            _ => matches!(b, b'0'..=b'9' | b'a'..=b'f'),
-        })
-}
+pub use triggerline::time::is_invocation_id;
 
 #[cfg(test)]
 mod tests {

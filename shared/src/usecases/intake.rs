@@ -218,6 +218,7 @@ impl Intake {
     /// Replays a FAILED invocation (extension): back to PENDING with a fresh deadline of the same
     /// length, delivered again at once.
     pub async fn retry(&self, id: &str) -> Result<Invocation> {
+        crate::usecases::invocations::require_invocation_id(id)?;
         let invocation =
             self.delivery
                 .invocations
