@@ -259,6 +259,7 @@ fn scan_structure(text: &str) -> Result<(), String> {
             b'?' => {
                 if let Some(in_filter @ false) = open.last_mut() {
                     *in_filter = true;
+                    // At most one per byte of a text held to MAX_FILTER_BYTES.
                     filters += 1;
                     if filters > MAX_NESTED_FILTERS {
                         return Err(format!(

@@ -132,6 +132,7 @@ impl<F: QueryField> ListQuery<F> {
                 ));
             }
         };
+        // Cannot underflow: `offset` was just held to at most MAX_REACHABLE.
         let limit = limit.min(MAX_REACHABLE - offset);
         let count = match raw.count.as_deref() {
             None => false,
@@ -271,6 +272,8 @@ const KNOWN_OPERATORS: &[&str] = &[
 
 fn parse_filters<F: QueryField>(s: &str) -> Result<Vec<Condition<F>>, Error> {
     let tokens = tokenize(s)?;
+    // `i` stays within `tokens` (it only moves past four tokens just read), so `i + 4` cannot
+    // overflow, and every token is read with `get`, never indexed.
     let mut conditions = Vec::new();
     let mut i = 0;
     loop {

@@ -231,7 +231,10 @@ impl Expr {
 }
 
 /// A recursive-descent reader of RFC 9535 syntax, keeping only what the cost model needs.
-/// Every step consumes input or gives up, so it ends on any text.
+/// Every step consumes input or gives up, so it ends on any text. `i` only moves past bytes it
+/// has just peeked (so it never passes the end, and `+=` on it cannot overflow), bytes are read
+/// with `get`, and `depth` is held to [`MAX_DEPTH`] by [`Reader::enter`]. The bounds are `f64`,
+/// which saturate at infinity instead of overflowing; a NaN bound is refused by the caller.
 struct Reader<'a, 'p> {
     s: &'a [u8],
     i: usize,
@@ -569,6 +572,7 @@ impl Reader<'_, '_> {
             }
             self.i += 2;
             let low = self.hex4()?;
+            // `high` is in D800..DC00, so the sum stays under 0x110000.
             let code = 0x10000 + ((high - 0xD800) << 10) + low.checked_sub(0xDC00)?;
             return char::from_u32(code);
         }

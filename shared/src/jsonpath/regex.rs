@@ -110,6 +110,7 @@ fn charge(cost: u64) -> bool {
     }
     match FUEL.get() {
         Some(fuel) if fuel >= cost => {
+            // Cannot underflow: checked by the guard.
             FUEL.set(Some(fuel - cost));
             true
         }
@@ -130,7 +131,8 @@ fn compiled(pattern: &str, whole: bool) -> Result<Arc<Compiled>, PatternError> {
     if let Some(hit) = CACHE.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
         return hit.clone();
     }
-    // Bytes of pattern, times a constant, times at most three compiles: bounded by the length cap.
+    // At most 64 × 513: the pattern's length was capped above. Bounded work: at most three
+    // compiles of at most MAX_PATTERN_BYTES.
     if !charge(COMPILE_COST_PER_BYTE * (pattern.len() as u64 + 1)) {
         return Err(PatternError::TooBig);
     }

@@ -189,6 +189,7 @@ impl Subscriptions {
             enabled: request.enabled.unwrap_or(true),
             filter: filter(request.filter.as_deref())?,
             modified: self.clock.now(),
+            // One per write since creation: u64 is never reached.
             version: current.version + 1,
             ..current.clone()
         };
