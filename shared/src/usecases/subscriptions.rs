@@ -84,7 +84,7 @@ impl Subscriptions {
             response_deadline,
             enabled: request.enabled.unwrap_or(true),
             filter,
-            signing_secret: format!("whsec_{}", self.ids.secret(32)),
+            signing_secret: format!("whsec_{}", self.ids.secret(32)).into(),
             created: now,
             modified: now,
             version: 1,
