@@ -53,7 +53,7 @@ pub async fn handle(
     for (id, task) in tasks {
         let failed = match task.await {
             Ok(Ok(())) => false,
-            Ok(Err(error @ Error::Invalid { .. })) => {
+            Ok(Err(error @ (Error::Invalid { .. } | Error::TooLarge { .. }))) => {
                 tracing::warn!(
                     message_id = %id,
                     %error,

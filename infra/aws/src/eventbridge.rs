@@ -14,6 +14,7 @@ use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::config::Region;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use triggerline::Error;
+use triggerline::limits::EVENTBRIDGE_ENTRY_BYTES;
 use triggerline::ports::{Event, EventPublisher};
 
 use crate::error::{AwsFailure, unavailable};
@@ -143,6 +144,16 @@ impl EventPublisher for EventBridgePublisher {
                 .detail(event.detail.to_string())
                 .build();
             let size = entry_size(&entry);
+            // The use cases keep inputs and outputs well under this; an event past it would
+            // fail inside PutEvents with a less telling error.
+            if size > EVENTBRIDGE_ENTRY_BYTES {
+                return Err(Error::TooLarge {
+                    field: "detail".to_owned(),
+                    size,
+                    limit: EVENTBRIDGE_ENTRY_BYTES,
+                    name: "EVENTBRIDGE_ENTRY_BYTES",
+                });
+            }
             let region = bus_region(bus).unwrap_or("").to_owned();
             let fits = open.get(&region).is_some_and(|&i| {
                 let (_, entries, bytes) = &requests[i];

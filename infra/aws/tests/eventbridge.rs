@@ -320,3 +320,23 @@ async fn rejected_entries_are_unavailable_and_named() {
         "{detail}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_over_the_entry_limit_is_refused_naming_the_limit() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings: AwsSettings = moto.settings();
+    create_missing_bus(clients.eventbridge(), &settings.event_bus)
+        .await
+        .unwrap();
+    let publisher = EventBridgePublisher::new(clients.clone(), &settings);
+    let big = json!({"blob": "x".repeat(triggerline::limits::EVENTBRIDGE_ENTRY_BYTES)});
+    let err = publisher
+        .publish(&[event(None, "triggerline", "Test", big)])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::TooLarge { name, .. } if *name == "EVENTBRIDGE_ENTRY_BYTES"),
+        "{err:?}"
+    );
+}

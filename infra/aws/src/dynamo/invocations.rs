@@ -1227,7 +1227,7 @@ fn item_bytes(item: &Item) -> usize {
 /// Splits items into transactions of at most [`MAX_TRANSACTION_ITEMS`] and, with a tenth to
 /// spare for what [`item_bytes`] does not count, [`DYNAMODB_TRANSACTION_BYTES`]: a 50-way
 /// fan-out of 128 KiB inputs is ~6.5 MB, two or three transactions.
-fn transactions<'a, T>(items: &'a [(T, Item, usize)]) -> Vec<&'a [(T, Item, usize)]> {
+fn transactions<T>(items: &[(T, Item, usize)]) -> Vec<&[(T, Item, usize)]> {
     let budget = DYNAMODB_TRANSACTION_BYTES / 10 * 9;
     let mut chunks = Vec::new();
     let (mut start, mut bytes) = (0, 0);
@@ -1591,5 +1591,45 @@ impl InvocationStore for DynamoInvocationStore {
             deleted += self.purge_state(state, before, limit - deleted).await?;
         }
         Ok(deleted)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sized(n: usize, size: usize) -> Vec<(usize, Item, usize)> {
+        (0..n).map(|i| (i, Item::new(), size)).collect()
+    }
+
+    #[test]
+    fn a_fan_out_over_four_megabytes_is_split_into_transactions_under_it() {
+        let lengths = |items: &[(usize, Item, usize)]| -> Vec<usize> {
+            transactions(items).iter().map(|c| c.len()).collect()
+        };
+        // 50 items of 130 KB: 6.5 MB, at most 28 (3.64 MB) per transaction.
+        let big = sized(50, 130 * 1024);
+        assert_eq!(lengths(&big), [28, 22]);
+        for chunk in transactions(&big) {
+            let bytes: usize = chunk.iter().map(|(_, _, size)| size).sum();
+            assert!(bytes <= DYNAMODB_TRANSACTION_BYTES);
+        }
+        assert_eq!(
+            lengths(&sized(50, 1024)),
+            [50],
+            "a usual fan-out is one transaction"
+        );
+        assert_eq!(lengths(&sized(100, 1024)), [100]);
+        assert_eq!(lengths(&sized(1, 400 * 1024)), [1]);
+        assert!(lengths(&sized(0, 1)).is_empty());
+    }
+
+    #[test]
+    fn item_bytes_counts_names_and_values() {
+        let item = Item::from([
+            ("id".to_owned(), s("abc")),
+            ("a".to_owned(), AttributeValue::L(vec![s("xy")])),
+        ]);
+        assert_eq!(item_bytes(&item), 2 + 3 + 1 + 3 + 1 + 2);
     }
 }

@@ -103,10 +103,31 @@
 //!
 //! GetItem, transactions and conditional writes are strongly consistent; GSI queries are
 //! eventually consistent (a list may miss a write of the last moments; moto is immediate).
-//! `create_all` writes one invocation with a conditional PutItem and 2 to 100 with one
+//! `create_all` writes one invocation with a conditional PutItem and 2 to 100 with
 //! TransactWriteItems; more than 100 are refused with [`triggerline::Error::Unavailable`]
 //! (DynamoDB has no atomic write beyond 100 items; a fan-out is at most 50, a trigger's
-//! subscription limit).
+//! subscription limit). One transaction takes at most 4 MB: the use cases bound an input to
+//! 128 KiB ([`triggerline::limits`]), so a 50-way fan-out can reach ~6.5 MB, and the store
+//! splits it into transactions of at most 3.6 MB (a tenth spare for what its size estimate
+//! does not count). Those are not one atomic step: if one fails, the ones already written are
+//! deleted again (nobody else knows their ids yet), and only a process dying between two of
+//! them leaves a part written (the intake event's redelivery then finds that part and makes
+//! sure its work is sent, see below; the rest of that fan-out is lost, a gap that only a
+//! fan-out over 4 MB has). An item over 400 KB is refused as [`triggerline::Error::TooLarge`].
+//!
+//! # Intake recovery
+//!
+//! The SQS queue's `accept` writes the invocations (one step) and then sends their work
+//! messages (another); a process that dies in between used to lose the work for good. So the
+//! queue writes each invocation marked unsent (`us`, `nb`, index `unsentByDue`) until its first
+//! attempt is recorded (that same `UpdateItem` removes the marker: no extra write, two small
+//! index writes). A redelivered intake event that finds its invocations written sends the work
+//! of those still marked (`resend_unsent`: one BatchGetItem of the event's ids), and the
+//! sweep sends the work of those marked whose work was due more than two leases ago
+//! (`recover_unsent`: 16 queries of a KEYS_ONLY index, empty in normal running), then moves
+//! their due time to now so that it does not send them again every minute. A message sent
+//! twice is stale the second time once the first was delivered (it records an attempt), or
+//! at worst a duplicate delivery, which at-least-once allows.
 //!
 //! # moto
 //!
