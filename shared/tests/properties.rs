@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use triggerline::Error;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
-use triggerline::jsonpath::{JsonPathFilter, check_filter};
+use triggerline::jsonpath::{JsonPathFilter, check_filter, cost};
 use triggerline::model::Subscription;
 use triggerline::ports::SubscriptionStore;
 use triggerline::query::{InvocationQuery, Page, RawCollection, SubscriptionQuery, TriggerQuery};
@@ -279,6 +279,28 @@ proptest! {
                 prop_assert!(e.contains("steps") || e.contains("deep"), "{}", e);
             }
         }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// The cost bound is an upper bound: evaluating never yields more nodes than the bound's
+    /// work (every selected node is counted at least once as work), plus the root that a query
+    /// without segments selects for free.
+    #[test]
+    fn the_cost_bound_covers_what_evaluation_selects(
+        text in valid_filter(),
+        input in json_value(),
+    ) {
+        let Ok(path) = serde_json_path::JsonPath::parse(&text) else {
+            return Ok(());
+        };
+        let shape = cost::Query::read(&text, &mut Vec::new());
+        prop_assert!(shape.is_some(), "{} not read", text);
+        let bound = shape.map(|s| s.cost(cost::Size::of(&input))).unwrap_or_default();
+        let selected = path.query(&input).len() as f64;
+        prop_assert!(selected <= bound + 1.0, "{}: {} selected, bound {}", text, selected, bound);
     }
 }
 
