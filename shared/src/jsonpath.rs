@@ -279,7 +279,8 @@ static WARNED: LazyLock<Mutex<HashSet<u64>>> = LazyLock::new(|| Mutex::new(HashS
 /// Past this many, the record starts over (a filter may then be logged again).
 const WARNED_ENTRIES: usize = 4096;
 
-fn warn_once(text: &str, reason: &str) {
+/// Logs that `text` is over budget unless it was logged before; whether it logged.
+fn warn_once(text: &str, reason: &str) -> bool {
     let mut hasher = DefaultHasher::new();
     text.hash(&mut hasher);
     let key = hasher.finish();
@@ -288,10 +289,12 @@ fn warn_once(text: &str, reason: &str) {
     if warned.len() >= WARNED_ENTRIES {
         warned.clear();
     }
-    if warned.insert(key) {
+    let first = warned.insert(key);
+    if first {
         let shown: String = text.chars().take(200).collect();
         tracing::warn!(filter = %shown, reason, "subscription filter over its budget: treated as no match");
     }
+    first
 }
 
 impl PartialEq for JsonPathFilter {
@@ -600,5 +603,12 @@ mod tests {
             err.starts_with("filter:") && err.contains("this input"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_over_budget_filter_is_logged_once() {
+        let text = "$..*..*  (logged once)";
+        assert!(warn_once(text, "over"));
+        assert!(!warn_once(text, "over"));
     }
 }

@@ -16,8 +16,10 @@ use triggerline::model::Subscription;
 use triggerline::ports::SubscriptionStore;
 use triggerline::query::{InvocationQuery, Page, RawCollection, SubscriptionQuery, TriggerQuery};
 use triggerline::time::{RandomIds, SystemClock};
-use triggerline::usecases::subscriptions::Subscriptions;
-use triggerline::wire::{SubscriptionPatchRequest, SubscriptionPostRequest};
+use triggerline::usecases::subscriptions::{Subscriptions, validate_filter};
+use triggerline::wire::{
+    SubscriptionPatchRequest, SubscriptionPostRequest, ValidateFilterInputDto,
+};
 
 fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
@@ -432,6 +434,36 @@ fn a_patch_json_patch_cannot_undo_is_a_400_not_a_panic() {
         .block_on(subscriptions.patch(&created.id, patch))
         .unwrap_err();
     assert!(err.to_string().starts_with("[1].path:"), "{err}");
+}
+
+#[test]
+fn a_filter_over_a_limit_is_a_400_naming_filter_when_patched_or_validated() {
+    let (runtime, subscriptions, created) = subscriptions_with_one();
+    let field_of = |e: Error| match e {
+        Error::Invalid { field, .. } => field,
+        other => panic!("not a validation error: {other}"),
+    };
+    let patch: SubscriptionPatchRequest = serde_json::from_value(json!([
+        {"op": "replace", "path": "/filter", "value": "$..*..*..*"}
+    ]))
+    .expect("a patch");
+    let err = runtime
+        .block_on(subscriptions.patch(&created.id, patch))
+        .expect_err("over budget");
+    assert_eq!(field_of(err), "filter");
+    let request: ValidateFilterInputDto = serde_json::from_value(json!({
+        "input": {"a": 1},
+        "filter": format!("$[?{}@.a{}]", "(".repeat(40), ")".repeat(40)),
+    }))
+    .expect("a request");
+    assert_eq!(
+        field_of(validate_filter(&request).expect_err("too deep")),
+        "filter"
+    );
+    let request: ValidateFilterInputDto =
+        serde_json::from_value(json!({"input": {"a": 1}, "filter": "$[?("})).expect("a request");
+    let answer = validate_filter(&request).expect("bad syntax is an answer");
+    assert!(!answer.is_valid_json_path);
 }
 
 proptest! {

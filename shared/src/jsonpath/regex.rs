@@ -225,4 +225,13 @@ mod tests {
         drop(budget);
         assert!(FUEL.get().is_none());
     }
+
+    #[test]
+    fn a_pattern_is_compiled_once() {
+        let _budget = Budget::install();
+        let first = compiled("once+", true).unwrap();
+        let again = compiled("once+", true).unwrap();
+        assert!(Arc::ptr_eq(&first, &again));
+        assert!(!Arc::ptr_eq(&first, &compiled("once+", false).unwrap()));
+    }
 }
