@@ -772,3 +772,56 @@ async fn an_accept_whose_messages_cannot_be_sent_leaves_no_invocation_behind() {
         "the failed request withdrew what it had written"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_skips_an_invocation_it_cannot_read_and_claims_the_rest() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    resources::create_missing(&clients, &settings)
+        .await
+        .unwrap();
+    let url = resolve_queue_url(clients.sqs(), &settings.work_queue)
+        .await
+        .unwrap();
+    let invocations = Arc::new(DynamoInvocationStore::new(
+        clients.dynamodb().clone(),
+        &settings.invocations_table,
+    ));
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations);
+    let ids = ids(3);
+    let now = Utc::now();
+    let accepted: Vec<Invocation> = ids.iter().map(|id| invocation(id)).collect();
+    queue.accept(&accepted, now, None).await.unwrap();
+    // One of them no longer reads back (a hand edit, a schema drift).
+    clients
+        .dynamodb()
+        .update_item()
+        .table_name(&settings.invocations_table)
+        .key(
+            triggerline_aws::dynamo::INV_ID,
+            aws_sdk_dynamodb::types::AttributeValue::S(ids[1].clone()),
+        )
+        .update_expression("SET b = :b")
+        .expression_attribute_values(
+            ":b",
+            aws_sdk_dynamodb::types::AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(
+                b"not deflate".to_vec(),
+            )),
+        )
+        .send()
+        .await
+        .unwrap();
+
+    let mut claimed = Vec::new();
+    let started = Instant::now();
+    while claimed.len() < 2 && started.elapsed() < PATIENCE {
+        let items = queue
+            .claim_due(Utc::now(), Utc::now() + chrono::Duration::seconds(60), 10)
+            .await
+            .expect("one unreadable invocation does not fail the claim");
+        claimed.extend(items.into_iter().map(|i| i.invocation_id));
+    }
+    claimed.sort();
+    assert_eq!(claimed, [ids[0].clone(), ids[2].clone()]);
+}
