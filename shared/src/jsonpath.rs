@@ -158,7 +158,13 @@ impl JsonPathFilter {
     /// True when the expression selects at least one node of `input`. A filter over its budget
     /// for this input does not match; that is logged once per filter, at WARN.
     pub fn matches(&self, input: &Value) -> bool {
-        match self.evaluate(input) {
+        self.matches_sized(input, cost::Size::of(input))
+    }
+
+    /// As [`JsonPathFilter::matches`], with `size` measured once by [`cost::Size::of`] on this
+    /// same `input`.
+    pub fn matches_sized(&self, input: &Value, size: cost::Size) -> bool {
+        match self.evaluate_sized(input, size) {
             Outcome::Match => true,
             Outcome::NoMatch => false,
             Outcome::OverBudget(reason) => {
@@ -170,11 +176,17 @@ impl JsonPathFilter {
 
     /// Evaluates the filter over `input` within the budgets.
     pub fn evaluate(&self, input: &Value) -> Outcome {
+        self.evaluate_sized(input, cost::Size::of(input))
+    }
+
+    /// As [`JsonPathFilter::evaluate`], with `size` already measured by [`cost::Size::of`] on
+    /// this same `input` (a fan-out measures its input once for all its subscriptions' filters;
+    /// the walk is linear in the input).
+    pub fn evaluate_sized(&self, input: &Value, size: cost::Size) -> Outcome {
         let (path, shape) = match &self.compiled {
             Compiled::Ready { path, shape } => (path, shape),
             Compiled::Refused(reason) => return Outcome::OverBudget(reason.clone()),
         };
-        let size = cost::Size::of(input);
         let estimate = shape.cost(size);
         if !within_budget(estimate) {
             return Outcome::OverBudget(format!(
