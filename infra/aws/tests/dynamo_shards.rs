@@ -395,3 +395,80 @@ async fn lists_and_the_sweep_skip_an_item_they_cannot_read_and_go_on() {
         "skipped items do not count towards the limit"
     );
 }
+
+/// Rewrites an invocation's index keys as the store wrote them before sharding.
+async fn unshard(clients: &Clients, settings: &AwsSettings, id: &str, fields: &[(&str, &str)]) {
+    let mut update = clients
+        .dynamodb()
+        .update_item()
+        .table_name(&settings.invocations_table)
+        .key(dynamo::INV_ID, AttributeValue::S(id.to_owned()));
+    let mut sets = Vec::new();
+    for (i, (name, value)) in fields.iter().enumerate() {
+        sets.push(format!("#n{i} = :v{i}"));
+        update = update
+            .expression_attribute_names(format!("#n{i}"), *name)
+            .expression_attribute_values(format!(":v{i}"), AttributeValue::S((*value).to_owned()));
+    }
+    update
+        .update_expression(format!("SET {}", sets.join(", ")))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn items_written_before_sharding_are_still_listed_swept_and_purged() {
+    let (_moto, clients, settings, store) = setup().await;
+    let past = now() - Duration::hours(2);
+    let mut old = pending("old-open", 0, past);
+    old.deadline = Some(past + Duration::minutes(1));
+    let finished = pending("old-finished", 1, past);
+    store.create_all(&[old, finished]).await.unwrap();
+    unshard(
+        &clients,
+        &settings,
+        "old-open",
+        &[
+            (dynamo::INV_GROUP, dynamo::INV_GROUP_VALUE),
+            (dynamo::INV_TRIGGER, APPROVAL),
+            (dynamo::INV_SUBSCRIPTION, SUBSCRIPTIONS[0]),
+            (dynamo::INV_OPEN_STATE, "PENDING"),
+        ],
+    )
+    .await;
+    store
+        .transition(
+            "old-finished",
+            &[InvocationState::Pending],
+            &triggerline::ports::Transition {
+                to: InvocationState::Completed,
+                completed: Some(past),
+                output: Some(json!({"approved": true})),
+                error: None,
+            },
+        )
+        .await
+        .unwrap();
+    unshard(
+        &clients,
+        &settings,
+        "old-finished",
+        &[(dynamo::INV_FINAL_STATE, "COMPLETED")],
+    )
+    .await;
+
+    let listed = store.list(&q(&[])).await.unwrap();
+    assert!(listed.items.iter().any(|i| i.id == "old-open"), "listed");
+    let filter = format!("triggerId eq \"{APPROVAL}\"");
+    let listed = store.list(&q(&[("filters", &filter)])).await.unwrap();
+    let open = listed.items.iter().find(|i| i.id == "old-open").unwrap();
+    assert_eq!(open.trigger_id, APPROVAL);
+    assert_eq!(open.subscription_id, SUBSCRIPTIONS[0]);
+    let overdue = store.overdue(now(), 10).await.unwrap();
+    assert_eq!(overdue.len(), 1);
+    assert_eq!(overdue[0].id, "old-open", "swept");
+    let purged = store.purge(now(), now(), 10).await.unwrap();
+    assert_eq!(purged, 1);
+    assert!(store.get("old-finished").await.unwrap().is_none(), "purged");
+}

@@ -688,16 +688,29 @@ impl DynamoInvocationStore {
     async fn query_shard(
         &self,
         query: &ShardedQuery,
-        shard: u32,
+        partition: usize,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>), Error> {
         let mut names = query.names.clone();
         let mut values = query.values.clone();
         names.insert("#hash".to_owned(), query.hash.0.to_owned());
-        values.insert(":hash".to_owned(), s(sharded(&query.hash.1, shard)));
-        for (placeholder, base) in &query.sharded_values {
-            values.insert(placeholder.clone(), s(sharded(base, shard)));
-        }
+        // Past the shards come the partitions of items written before sharding.
+        let hash = match u32::try_from(partition).ok().filter(|p| *p < SHARDS) {
+            Some(shard) => {
+                for (placeholder, base) in &query.sharded_values {
+                    values.insert(placeholder.clone(), s(sharded(base, shard)));
+                }
+                sharded(&query.hash.1, shard)
+            }
+            None => {
+                for (placeholder, base) in &query.sharded_values {
+                    values.insert(placeholder.clone(), s(base));
+                }
+                let legacy = partition.saturating_sub(SHARDS as usize);
+                query.legacy.get(legacy).cloned().unwrap_or_default()
+            }
+        };
+        values.insert(":hash".to_owned(), s(hash));
         let key = match &query.range {
             Some(range) => format!("#hash = :hash AND {range}"),
             None => "#hash = :hash".to_owned(),
@@ -738,7 +751,8 @@ impl DynamoInvocationStore {
             };
             by_key.then_with(|| get_s(a, INV_ID).cmp(&get_s(b, INV_ID)))
         };
-        let mut shards: Vec<Cursor> = (0..SHARDS).map(|_| Cursor::default()).collect();
+        let partitions = SHARDS as usize + query.legacy.len();
+        let mut shards: Vec<Cursor> = (0..partitions).map(|_| Cursor::default()).collect();
         loop {
             // A shard's first item is its next only once the shard holds an item after it in
             // the order: items tied on the range key come in no order within a shard, and a
@@ -760,8 +774,7 @@ impl DynamoInvocationStore {
             if !needy.is_empty() {
                 let pages = needy.iter().map(|&i| {
                     let start = shards[i].start.take();
-                    // The index holds SHARDS shards, so `i` fits.
-                    self.query_shard(query, u32::try_from(i).unwrap_or(0), start)
+                    self.query_shard(query, i, start)
                 });
                 let pages = futures::future::join_all(pages).await;
                 for (i, page) in needy.into_iter().zip(pages) {
@@ -951,6 +964,7 @@ impl DynamoInvocationStore {
             names: HashMap::from([("#nb".to_owned(), INV_DUE.to_owned())]),
             values: HashMap::from([(":before".to_owned(), s(format_time(&due_before)))]),
             sharded_values: Vec::new(),
+            legacy: Vec::new(),
             projection: None,
             forward: true,
             page: page_size(limit),
@@ -1121,11 +1135,14 @@ impl DynamoInvocationStore {
         limit: usize,
     ) -> Result<usize, Error> {
         let mut deleted = 0;
-        for shard in 0..SHARDS {
+        // The shards, then the partition of items finished before sharding.
+        let partitions = (0..SHARDS)
+            .map(|shard| sharded(state.as_str(), shard))
+            .chain([state.as_str().to_owned()]);
+        for fs in partitions {
             if deleted >= limit {
                 break;
             }
-            let fs = sharded(state.as_str(), shard);
             deleted += self.purge_shard(&fs, before, limit - deleted).await?;
         }
         Ok(deleted)
@@ -1257,6 +1274,10 @@ struct ShardedQuery {
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
     sharded_values: Vec<(String, String)>,
+    /// Hash key values of items written before sharding (`INV`, a bare trigger id, a state),
+    /// read as further partitions so that an upgraded stack still lists, sweeps and purges
+    /// them: one more query each, until retention has removed them.
+    legacy: Vec<String>,
     projection: Option<String>,
     forward: bool,
     /// Items per query page.
@@ -1438,6 +1459,7 @@ impl InvocationStore for DynamoInvocationStore {
                 total: None,
             });
         }
+        let legacy = hash.1.clone();
         let sharded_query = ShardedQuery {
             index,
             hash,
@@ -1447,6 +1469,7 @@ impl InvocationStore for DynamoInvocationStore {
             names: filter.names,
             values: filter.values,
             sharded_values,
+            legacy: vec![legacy],
             projection: Some(projection),
             forward,
             page: page_size(stop),
@@ -1552,6 +1575,11 @@ impl InvocationStore for DynamoInvocationStore {
             names: HashMap::from([("#dl".to_owned(), INV_DEADLINE.to_owned())]),
             values: HashMap::from([(":now".to_owned(), s(format_time(&now)))]),
             sharded_values: Vec::new(),
+            // Before sharding, `os` held the open state itself.
+            legacy: vec![
+                InvocationState::Pending.as_str().to_owned(),
+                InvocationState::Acknowledged.as_str().to_owned(),
+            ],
             projection: None,
             forward: true,
             page: page_size(limit),

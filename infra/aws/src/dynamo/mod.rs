@@ -44,6 +44,13 @@
 //! readers must query the old count's shards too until those items expired; retention is 1 to 2
 //! days). The base table itself is keyed by id and scales by itself.
 //!
+//! Items written before sharding keep their unsuffixed values (`INV`, a bare trigger id, the
+//! state in `os` and `fs`) until they are updated (`os` and `fs` take a shard on their next
+//! transition; `g`, `tg`, `sb` never change). Every reader also reads those values as one more
+//! partition (the `legacy` partitions of a query: one more query per list, two per sweep, one
+//! per state purged), so an upgraded stack lists, times out and purges them; once retention has
+//! removed them those queries find nothing and cost the minimum read.
+//!
 //! Reads pay for it: a status list queries all 16 shards of its index concurrently and merges
 //! them (a k-way merge on `(created, id)`), and a sweep reads 16 partitions instead of 2. A list
 //! page needs the first `offset + limit` (at most 2,000, [`triggerline::limits::MAX_LIST_REACH`])
