@@ -105,7 +105,9 @@ impl Stack {
             public_url: Some("http://127.0.0.1:8080".into()),
             secret_key: Some(SecretKey::new(vec![7; 32])),
             max_attempts: 3,
-            sync_wait: Duration::from_secs(5),
+            // Long enough for the inline SYNC path (INLINE_WAIT_FLOOR): the function has no
+            // queue consumer here, so a shorter wait would only ever answer 542.
+            sync_wait: Duration::from_secs(25),
             allow_private_targets: true,
             ..FunctionEnv::from_lookup(|_| None).unwrap()
         };

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
 use triggerline::ports::{DeliveryQueue, EventPublisher, InvocationStore, SubscriptionStore};
-use triggerline::secrets::{CredentialKey, SecretKey};
+use triggerline::secrets::{CredentialKey, Secret, SecretKey};
 use triggerline::time::{Clock, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
 use triggerline::usecases::intake::{Intake, SyncRecord};
@@ -82,7 +82,7 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Bearer token the management API accepts; generated and printed at start when unset.
     #[arg(long, env = env::API_TOKEN, hide_env_values = true)]
-    pub api_token: Option<String>,
+    pub api_token: Option<Secret>,
     /// Log format: `text` or `json`.
     #[arg(long, env = env::LOG_FORMAT, default_value = "text")]
     pub log_format: LogFormat,
@@ -230,8 +230,9 @@ impl Adapters {
 /// How long cached subscriptions are trusted on the AWS backend, where other processes write.
 const SUBSCRIPTION_CACHE_AGE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// A built local stack: its router, the stores behind it, and its background work.
-#[derive(Debug, Clone)]
+/// A built local stack: its router, the stores behind it, and its background work. `Debug`
+/// leaves out the API token.
+#[derive(Clone)]
 pub struct App {
     pub router: Router,
     pub subscriptions: Arc<dyn SubscriptionStore>,
@@ -247,6 +248,16 @@ pub struct App {
     sweep_interval: std::time::Duration,
     purge_interval: std::time::Duration,
     worker: Arc<std::sync::Mutex<Option<Worker>>>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("delivery", &self.delivery)
+            .field("api_token", &"<redacted>")
+            .field("token_generated", &self.token_generated)
+            .finish_non_exhaustive()
+    }
 }
 
 impl App {
@@ -289,7 +300,7 @@ impl App {
         let client = HttpWebhookClient::new(config.allow_private_targets);
 
         let (api_token, token_generated) = match &config.api_token {
-            Some(token) if !token.is_empty() => (Arc::<str>::from(token.as_str()), false),
+            Some(token) if !token.is_empty() => (Arc::<str>::from(token.expose()), false),
             _ => (Arc::<str>::from(generate_token()), true),
         };
         let auth = ApiAuth::Token(api_token.clone());
@@ -456,5 +467,17 @@ mod tests {
         assert!(refused.contains("at most PT12H"), "{refused}");
         assert!(parse("PT12H").is_ok());
         assert!(parse("soon").is_err());
+    }
+
+    #[test]
+    fn debug_of_the_configuration_shows_no_api_token() {
+        let config =
+            Config::try_parse_from(["triggerline", "--api-token", "tl_very-secret-token"]).unwrap();
+        assert_eq!(
+            config.api_token.as_ref().map(|t| t.expose()),
+            Some("tl_very-secret-token")
+        );
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("very-secret"), "{shown}");
     }
 }
