@@ -62,7 +62,7 @@ pub const REFERENCE_NODES: f64 = 10_000.0;
 pub const REFERENCE_HEIGHT: f64 = 17.0;
 
 /// A parsed filter that remembers the caller's spelling.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JsonPathFilter {
     text: String,
     compiled: Compiled,
@@ -307,6 +307,13 @@ fn warn_once(text: &str, reason: &str) -> bool {
         tracing::warn!(filter = %shown, reason, "subscription filter over its budget: treated as no match");
     }
     first
+}
+
+/// The caller's spelling only: the parsed forms would fill a log line with syntax trees.
+impl std::fmt::Debug for JsonPathFilter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("JsonPathFilter").field(&self.text).finish()
+    }
 }
 
 impl PartialEq for JsonPathFilter {
