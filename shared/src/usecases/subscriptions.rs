@@ -210,7 +210,7 @@ pub fn validate_filter(request: &ValidateFilterInputDto) -> Result<ValidateFilte
 }
 
 fn deadline(text: Option<&str>) -> Result<IsoDuration> {
-    IsoDuration::parse(
+    IsoDuration::parse_bounded(
         "responseDeadline",
         text.unwrap_or(DEFAULT_RESPONSE_DEADLINE),
     )
