@@ -74,7 +74,7 @@ pub async fn spawn_app_on(
         Some((moto, settings)) => (
             Storage::Aws {
                 clients: Box::new(moto.clients().await),
-                settings,
+                settings: Box::new(settings),
             },
             Some(moto),
         ),

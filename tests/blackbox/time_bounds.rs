@@ -155,9 +155,6 @@ async fn a_stored_deadline_longer_than_the_bound_is_held_to_it_instead_of_failin
     let response = start(&app, PRE, json!({})).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
     let body: Value = response.json().await.unwrap();
-    let deadline = body["invocations"][0]["deadline"]
-        .as_str()
-        .unwrap_or_default();
     let status = app
         .get(&format!(
             "/trigger-invocations/v1/{}/status",

@@ -156,7 +156,7 @@ pub enum Storage {
     /// The AWS adapters over these clients and resource names.
     Aws {
         clients: Box<triggerline_aws::Clients>,
-        settings: triggerline_aws::AwsSettings,
+        settings: Box<triggerline_aws::AwsSettings>,
     },
 }
 
@@ -219,8 +219,8 @@ impl Adapters {
                     events: aws.events,
                     // Like the Lambda functions: one write per synchronous invocation.
                     sync_record: SyncRecord::WithOutcome,
-                    event_source: settings.event_source,
-                    subscriber_bus: settings.subscriber_bus,
+                    event_source: settings.event_source.clone(),
+                    subscriber_bus: settings.subscriber_bus.clone(),
                 }
             }
         })

@@ -19,7 +19,7 @@ async fn main() -> anyhow::Result<()> {
         Backend::Sqlite => Storage::Sqlite,
         Backend::Aws => Storage::Aws {
             clients: Box::new(triggerline_aws::Clients::from_env().await),
-            settings: triggerline_aws::AwsSettings::from_env(),
+            settings: Box::new(triggerline_aws::AwsSettings::from_env()),
         },
     };
     let app = App::build_on(&config, address, Arc::new(SystemClock), storage).await?;

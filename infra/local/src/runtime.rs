@@ -303,7 +303,6 @@ mod tests {
     use dispatcher::webhook::HttpWebhookClient;
     use triggerline::catalog::Catalog;
     use triggerline::model::{Invocation, Subscription};
-    use triggerline::ports::DeliveryQueue;
     use triggerline::secrets::SecretKey;
     use triggerline::time::SystemClock;
     use triggerline::usecases::delivery::DeliveryPolicy;
