@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::delivery::ATTEMPT_TIMEOUT;
 use crate::duration::IsoDuration;
+use crate::jsonpath::cost::Size;
 use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, Subscription, Target, TriggerType,
 };
@@ -93,13 +94,20 @@ impl Intake {
         entry.check_input("input", &request.input)?;
         let now = self.delivery.clock.now();
         let not_before = scheduled_at(now, request.delay.as_deref(), request.timestamp)?;
+        // Measured once for every subscription's filter: the walk is linear in the input.
+        let size = Size::of(&request.input);
         let subscriptions: Vec<Arc<Subscription>> = self
             .delivery
             .subscriptions
             .list_for_trigger(&entry.trigger.id)
             .await?
             .into_iter()
-            .filter(|s| s.enabled && s.filter.as_ref().is_none_or(|f| f.matches(&request.input)))
+            .filter(|s| {
+                s.enabled
+                    && s.filter
+                        .as_ref()
+                        .is_none_or(|f| f.matches_sized(&request.input, size))
+            })
             .map(Arc::new)
             .collect();
         let content = request.content_json.unwrap_or_else(|| json!({}));
