@@ -6,10 +6,11 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use triggerline::limits::MAX_INPUT_BYTES;
+use triggerline::limits::{MAX_INPUT_BYTES, MAX_OUTPUT_BYTES};
 
-use crate::delivery::{CREATED, example};
+use crate::delivery::{CREATED, PRE, approval, example};
 use crate::helpers::{TestApp, expect_error, http_subscription, spawn_app};
+use crate::receiver::{Answer, Receiver};
 
 /// The identity-created example with `bytes` of text that compresses poorly (as real data
 /// in bulk does), in an attribute the schema allows.
@@ -114,4 +115,22 @@ async fn a_fan_out_to_fifty_subscriptions_with_a_large_input_is_accepted_whole()
         50,
         "every invocation is stored"
     );
+}
+
+#[tokio::test]
+async fn a_sync_answer_over_the_output_limit_fails_the_attempt_naming_the_limit() {
+    let app = spawn_app().await;
+    let mut answer = approval();
+    answer["comment"] = json!("x".repeat(MAX_OUTPUT_BYTES));
+    let receiver = Receiver::start(vec![Answer::Json(200, answer)]).await;
+    app.subscribe(PRE, &receiver.url, "SYNC").await;
+
+    let response = app.start(PRE, true).await;
+
+    assert_eq!(response.status(), StatusCode::OK, "an answer, not a 503");
+    let body: Value = response.json().await.unwrap();
+    let invocation = &body["invocations"][0];
+    assert_eq!(invocation["status"], "FAILED", "{invocation}");
+    let error = invocation["error"]["message"].as_str().unwrap();
+    assert!(error.contains("MAX_OUTPUT_BYTES"), "{error}");
 }
