@@ -20,17 +20,15 @@
 
 mod async_callback;
 mod fire_and_forget;
-mod load;
-mod receiver;
 mod report;
 mod sync_round_trip;
-mod triggerline;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
+use triggerline_bench::{load, receiver, triggerline};
 
 use crate::report::{Machine, Report};
 

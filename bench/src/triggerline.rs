@@ -23,7 +23,22 @@ pub struct Triggerline {
     pid: u32,
     child: Child,
     log: PathBuf,
-    _dir: TempDir,
+    /// The temporary dir of data and log, when this process owns one (removed on drop).
+    _dir: Option<TempDir>,
+}
+
+/// How to start a `triggerline`: where it keeps its data and log, where it listens, its token,
+/// and further flags and environment (e.g. `--backend aws` and the AWS variables).
+#[derive(Debug, Clone)]
+pub struct Launch {
+    pub data_dir: PathBuf,
+    /// Its stderr, appended to (so a restarted process adds to the same log).
+    pub log: PathBuf,
+    /// `--listen`: `127.0.0.1:0` for a free port, or a fixed one to restart on.
+    pub listen: String,
+    pub token: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
 }
 
 /// Memory of the process, from `/proc/<pid>/status`, in KiB.
@@ -52,10 +67,32 @@ impl Triggerline {
             .prefix("triggerline-bench-")
             .tempdir()
             .context("cannot create a temporary dir")?;
-        let data = dir.path().join("data");
-        let log = dir.path().join("stderr.log");
-        let stderr = std::fs::File::create(&log).context("cannot create the log file")?;
-        let token = random_token();
+        let launch = Launch {
+            data_dir: dir.path().join("data"),
+            log: dir.path().join("stderr.log"),
+            listen: "127.0.0.1:0".into(),
+            token: random_token(),
+            args: Vec::new(),
+            env: Vec::new(),
+        };
+        let mut triggerline = Triggerline::launch(binary, client, &launch).await?;
+        triggerline._dir = Some(dir);
+        Ok(triggerline)
+    }
+
+    /// Starts `binary` as `launch` says and waits until it prints that it listens and answers
+    /// `GET /health`.
+    pub async fn launch(
+        binary: &Path,
+        client: &reqwest::Client,
+        launch: &Launch,
+    ) -> anyhow::Result<Triggerline> {
+        let log = launch.log.clone();
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .context("cannot open the log file")?;
 
         let mut command = Command::new(binary);
         // Nothing from the caller's environment may change the setup below.
@@ -66,13 +103,15 @@ impl Triggerline {
         }
         command
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(&launch.listen)
             .arg("--data-dir")
-            .arg(&data)
-            .env("TRIGGERLINE_API_TOKEN", &token)
+            .arg(&launch.data_dir)
+            .args(&launch.args)
+            .env("TRIGGERLINE_API_TOKEN", &launch.token)
             .env("TRIGGERLINE_SYNC_WAIT", "PT60S")
             .env("TRIGGERLINE_ALLOW_PRIVATE_TARGETS", "true")
             .env("RUST_LOG", "warn")
+            .envs(launch.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr))
@@ -100,7 +139,7 @@ impl Triggerline {
 
         let api = Api {
             base,
-            token,
+            token: launch.token.clone(),
             client: client.clone(),
         };
         let health = api.client.get(api.url("/health")).send().await?;
@@ -114,8 +153,20 @@ impl Triggerline {
             pid,
             child,
             log,
-            _dir: dir,
+            _dir: None,
         })
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// SIGKILLs the process (no shutdown of any kind) and reaps it.
+    pub async fn kill9(mut self) {
+        // tokio's `start_kill` is SIGKILL on Unix.
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
     }
 
     /// VmRSS and VmHWM of the process now.
@@ -410,7 +461,7 @@ async fn expect_json(
     serde_json::from_str(&text).with_context(|| format!("{what} answered non-JSON: {text}"))
 }
 
-fn random_token() -> String {
+pub fn random_token() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
