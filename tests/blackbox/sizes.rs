@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use serde_json::{Value, json};
 use triggerline::limits::{MAX_INPUT_BYTES, MAX_OUTPUT_BYTES};
 
-use crate::delivery::{CREATED, PRE, approval, example};
+use crate::delivery::{CREATED, PRE, approval, example, is};
 use crate::helpers::{TestApp, expect_error, http_subscription, spawn_app};
 use crate::receiver::{Answer, Receiver};
 
@@ -133,4 +133,29 @@ async fn a_sync_answer_over_the_output_limit_fails_the_attempt_naming_the_limit(
     assert_eq!(invocation["status"], "FAILED", "{invocation}");
     let error = invocation["error"]["message"].as_str().unwrap();
     assert!(error.contains("MAX_OUTPUT_BYTES"), "{error}");
+}
+
+#[tokio::test]
+async fn a_callback_output_over_the_limit_is_a_413_and_the_invocation_stays_open() {
+    let app = spawn_app().await;
+    let mut receiver = Receiver::start(vec![Answer::Json(200, json!({}))]).await;
+    app.subscribe(PRE, &receiver.url, "ASYNC").await;
+    let id = app.start_one(PRE).await;
+    let got = receiver.next().await;
+    app.status_until(&id, is("ACKNOWLEDGED")).await;
+    let secret = got.body["_metadata"]["secret"].as_str().unwrap().to_owned();
+
+    let mut output = approval();
+    output["comment"] = json!("x".repeat(MAX_OUTPUT_BYTES));
+    let response = app
+        .callback(&id, &json!({"secret": secret, "output": output}))
+        .await;
+    let text = expect_error(response, StatusCode::PAYLOAD_TOO_LARGE, "output").await;
+    assert!(text.contains("MAX_OUTPUT_BYTES"), "{text}");
+    assert_eq!(app.status(&id).await["status"], "ACKNOWLEDGED");
+
+    let response = app
+        .callback(&id, &json!({"secret": secret, "output": approval()}))
+        .await;
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
 }
