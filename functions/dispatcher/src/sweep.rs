@@ -2,10 +2,30 @@
 //! invocation past its response deadline becomes TIMED_OUT, and the work of invocations
 //! accepted but never sent (the intake died between its DynamoDB write and SQS) is sent.
 
+use std::sync::Arc;
+
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use triggerline::Result;
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::sweep::{recover_unsent, time_out_overdue};
+use triggerline_aws::Clients;
+use triggerline_aws::lambda::{self, BootError, FunctionEnv};
+use triggerline_aws::sqs::{SqsDeliveryQueue, resolve_queue_url};
+
+/// The sweep's delivery: the settling functions' (no subscriptions, no webhooks), with the work
+/// queue, which the recovery of unsent work sends to (no `GetQueueUrl` when the environment
+/// gives the queue's URL, as the template does).
+pub async fn sweep_delivery(clients: &Clients, env: &FunctionEnv) -> Result<Delivery, BootError> {
+    let mut delivery = lambda::settling_delivery(clients, env);
+    let url = resolve_queue_url(clients.sqs(), &env.aws.work_queue).await?;
+    let invocations = Arc::new(triggerline_aws::invocation_store(clients, &env.aws));
+    delivery.queue = Arc::new(SqsDeliveryQueue::new(
+        clients.sqs().clone(),
+        url,
+        invocations,
+    ));
+    Ok(delivery)
+}
 
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

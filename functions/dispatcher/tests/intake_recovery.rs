@@ -242,13 +242,15 @@ async fn the_sweep_sends_the_work_of_an_invocation_left_unsent_past_its_grace() 
         }))
         .unwrap()
     };
-    // Within the grace period (two leases) the work may just be late: left alone.
-    let swept = sweep::handle(&stack.delivery(), sweep_event())
+    // The sweep function's own wiring (no webhooks, the work queue to send to).
+    let sweeping = sweep::sweep_delivery(&stack.clients, &stack.env)
         .await
         .unwrap();
+    // Within the grace period (two leases) the work may just be late: left alone.
+    let swept = sweep::handle(&sweeping, sweep_event()).await.unwrap();
     assert_eq!(swept.recovered, 0);
 
-    let mut later = stack.delivery();
+    let mut later = sweeping.clone();
     later.clock = Arc::new(ManualClock::new(
         Utc::now() + later.policy.lease_span() * 2 + chrono::Duration::seconds(5),
     ));
