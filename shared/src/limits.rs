@@ -39,11 +39,6 @@ pub const MAX_INPUT_BYTES: usize = 128 * 1024;
 /// The most bytes of a subscriber's output, as compact JSON (a SYNC answer or a callback).
 pub const MAX_OUTPUT_BYTES: usize = 128 * 1024;
 
-/// How many invocations of a status list are reachable: `offset + limit` at most this, and a
-/// sort by another field than `created`, or a total, covers the newest this many (as
-/// SailPoint's status list).
-pub const MAX_LIST_REACH: usize = 2000;
-
 /// The size of `value` as compact JSON.
 pub fn json_bytes(value: &serde_json::Value) -> usize {
     struct Counter(usize);

@@ -18,10 +18,10 @@ use chrono::{DateTime, Duration, Utc};
 use serde_json::{Map, Value};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
-use triggerline::limits::{DYNAMODB_ITEM_BYTES, DYNAMODB_TRANSACTION_BYTES, MAX_LIST_REACH};
+use triggerline::limits::{DYNAMODB_ITEM_BYTES, DYNAMODB_TRANSACTION_BYTES};
 use triggerline::model::{Attempt, Invocation, InvocationState};
 use triggerline::ports::{InvocationStore, Transition};
-use triggerline::query::{InvocationField, InvocationQuery, Op, Page, SortKey};
+use triggerline::query::{InvocationField, InvocationQuery, MAX_REACHABLE, Op, Page, SortKey};
 use triggerline::time::format_time;
 
 use super::codec::{Item, MAX_TRIES, backoff, failure, get_n, get_s, n, now_epoch_seconds, s};
@@ -1438,7 +1438,7 @@ impl InvocationStore for DynamoInvocationStore {
             .join(", ");
 
         // What is reachable (see the module doc): sorted by created, the first offset + limit
-        // in that order; sorted otherwise, or counted, the window of the MAX_LIST_REACH
+        // in that order; sorted otherwise, or counted, the window of the MAX_REACHABLE
         // first in created order (newest first unless `created` ascending leads).
         let created_first = query
             .sorters
@@ -1447,11 +1447,11 @@ impl InvocationStore for DynamoInvocationStore {
         let forward = created_first && query.sorters.first().is_some_and(|k| !k.descending);
         let (stop, with_ties) = if created_first && !query.count {
             (
-                query.offset.saturating_add(query.limit).min(MAX_LIST_REACH),
+                query.offset.saturating_add(query.limit).min(MAX_REACHABLE),
                 query.sorters.len() > 1,
             )
         } else {
-            (MAX_LIST_REACH, false)
+            (MAX_REACHABLE, false)
         };
         if stop == 0 {
             return Ok(Page {
@@ -1491,7 +1491,7 @@ impl InvocationStore for DynamoInvocationStore {
             // may sort before it, so they come along.
             if rows.len() >= stop
                 && !(with_ties
-                    && rows.len() < MAX_LIST_REACH
+                    && rows.len() < MAX_REACHABLE
                     && rows.last().is_some_and(|last| last.created == row.created))
             {
                 return false;

@@ -53,7 +53,7 @@
 //!
 //! Reads pay for it: a status list queries all 16 shards of its index concurrently and merges
 //! them (a k-way merge on `(created, id)`), and a sweep reads 16 partitions instead of 2. A list
-//! page needs the first `offset + limit` (at most 2,000, [`triggerline::limits::MAX_LIST_REACH`])
+//! page needs the first `offset + limit` (at most 2,000, [`triggerline::query::MAX_REACHABLE`])
 //! matching items in created order; each shard is read lazily, a page of about
 //! `1.5 * (offset + limit) / 16` items at a time and only while the merge needs its head, so
 //! the reads total about `offset + limit` plus one page per shard, and no shard reads more than
