@@ -66,6 +66,18 @@ struct Args {
     /// Seconds moto stays down in the outage scenario.
     #[arg(long, default_value_t = 5)]
     outage: u64,
+    /// Run one scenario only.
+    #[arg(long, value_enum, default_value_t = Only::All)]
+    only: Only,
+}
+
+/// The scenarios `--only` can pick.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Only {
+    All,
+    Kills,
+    Races,
+    Outage,
 }
 
 /// Everything one run measured.
@@ -76,9 +88,9 @@ struct Report {
     machine: Machine,
     binary: PathBuf,
     moto: PathBuf,
-    kill_cycles: kill_cycles::KillCycles,
+    kill_cycles: Option<kill_cycles::KillCycles>,
     races: Vec<race::Race>,
-    outage: outage::Outage,
+    outage: Option<outage::Outage>,
 }
 
 #[tokio::main]
@@ -102,27 +114,41 @@ async fn main() -> anyhow::Result<()> {
     eprintln!("{}", machine.one_line());
     eprintln!("binary: {}", binary.display());
 
-    eprintln!("[1/4] kill -9 cycles ({cycles}) on SQLite ...");
-    let kills = kill_cycles::run(&binary, &client, cycles, args.producers.max(1), drain).await?;
+    let only = args.only;
+    let kills = if matches!(only, Only::All | Only::Kills) {
+        eprintln!("[1/4] kill -9 cycles ({cycles}) on SQLite ...");
+        Some(kill_cycles::run(&binary, &client, cycles, args.producers.max(1), drain).await?)
+    } else {
+        None
+    };
 
-    eprintln!("[2/4] {racers} racing callbacks on SQLite ...");
-    let sqlite = Triggerline::start(&binary, &client).await?;
-    let on_sqlite = race::run(&sqlite.api, &race_client, "SQLite", racers).await?;
-    drop(sqlite);
+    let mut races = Vec::new();
+    if matches!(only, Only::All | Only::Races) {
+        eprintln!("[2/4] {racers} racing callbacks on SQLite ...");
+        let sqlite = Triggerline::start(&binary, &client).await?;
+        races.push(race::run(&sqlite, &race_client, "SQLite", racers).await?);
+        drop(sqlite);
 
-    eprintln!("[3/4] {racers} racing callbacks on DynamoDB (moto) ...");
-    let on_dynamo = race_on_moto(&binary, &moto_binary, &client, &race_client, racers).await?;
+        eprintln!("[3/4] {racers} racing callbacks on DynamoDB (moto) ...");
+        races.push(race_on_moto(&binary, &moto_binary, &client, &race_client, racers).await?);
+    }
 
-    eprintln!("[4/4] moto killed and restarted mid-load ...");
-    let outage = outage::run(
-        &binary,
-        &moto_binary,
-        &client,
-        args.producers.max(1) * 2,
-        Duration::from_secs(args.outage),
-        drain,
-    )
-    .await?;
+    let outage = if matches!(only, Only::All | Only::Outage) {
+        eprintln!("[4/4] moto killed and restarted mid-load ...");
+        Some(
+            outage::run(
+                &binary,
+                &moto_binary,
+                &client,
+                args.producers.max(1) * 2,
+                Duration::from_secs(args.outage),
+                drain,
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
 
     let report = Report {
         command: std::env::args().collect::<Vec<_>>().join(" "),
@@ -131,7 +157,7 @@ async fn main() -> anyhow::Result<()> {
         binary,
         moto: moto_binary,
         kill_cycles: kills,
-        races: vec![on_sqlite, on_dynamo],
+        races,
         outage,
     };
     println!("{}", render(&report));
@@ -172,7 +198,7 @@ async fn race_on_moto(
         env,
     };
     let server = Triggerline::launch(binary, client, &launch).await?;
-    let result = race::run(&server.api, race_client, "DynamoDB (moto)", racers).await;
+    let result = race::run(&server, race_client, "DynamoDB (moto)", racers).await;
     drop(server);
     drop(moto);
     result
@@ -243,7 +269,17 @@ fn render(r: &Report) -> String {
     let _ = writeln!(out, "binary: {}", r.binary.display());
     let _ = writeln!(out, "moto: {}", r.moto.display());
 
-    let k = &r.kill_cycles;
+    if let Some(k) = &r.kill_cycles {
+        render_kills(&mut out, k);
+    }
+    render_races(&mut out, &r.races);
+    if let Some(o) = &r.outage {
+        render_outage(&mut out, o);
+    }
+    out
+}
+
+fn render_kills(out: &mut String, k: &kill_cycles::KillCycles) {
     let a = &k.accounting;
     let _ = writeln!(out);
     let _ = writeln!(
@@ -303,8 +339,10 @@ fn render(r: &Report) -> String {
         let _ = writeln!(out, "     not completed: {example}");
     }
     let _ = writeln!(out, "   wall time         {:.0} s", k.wall_s);
+}
 
-    for (i, race) in r.races.iter().enumerate() {
+fn render_races(out: &mut String, races: &[race::Race]) {
+    for (i, race) in races.iter().enumerate() {
         let _ = writeln!(out);
         let _ = writeln!(
             out,
@@ -325,9 +363,17 @@ fn render(r: &Report) -> String {
             yes(race.output_is_winners),
             race.race_ms
         );
+        let _ = writeln!(out, "   server log: {} lines", race.log_lines);
+        for (cause, n) in &race.store_errors {
+            let _ = writeln!(out, "   {n:>5}  store error: {cause}");
+        }
+        for line in &race.log_sample {
+            let _ = writeln!(out, "     {line}");
+        }
     }
+}
 
-    let o = &r.outage;
+fn render_outage(out: &mut String, o: &outage::Outage) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -372,7 +418,6 @@ fn render(r: &Report) -> String {
          their 404s afterwards are the emulator's loss"
     );
     let _ = writeln!(out, "   wall time {:.0} s", o.wall_s);
-    out
 }
 
 fn pairs<V: std::fmt::Display>(map: &std::collections::BTreeMap<String, V>) -> String {

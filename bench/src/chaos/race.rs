@@ -15,7 +15,7 @@ use reqwest::header::CONTENT_TYPE;
 use serde_json::{Value, json};
 use tokio::sync::Barrier;
 use tokio::task::JoinSet;
-use triggerline_bench::triggerline::Api;
+use triggerline_bench::triggerline::Triggerline;
 
 use crate::hooks::{Hooks, Mode, approval};
 use crate::kill_cycles::REQUEST_RESPONSE;
@@ -36,14 +36,21 @@ pub struct Race {
     pub output_is_winners: bool,
     /// From the barrier to the last answer.
     pub race_ms: f64,
+    /// Warnings and errors the server logged (`RUST_LOG=warn`): count and the first few.
+    pub log_lines: usize,
+    pub log_sample: Vec<String>,
+    /// The causes of the store errors in the log ("store unavailable ... error=<cause>"),
+    /// cut at the first 110 characters, with their counts.
+    pub store_errors: BTreeMap<String, usize>,
 }
 
 pub async fn run(
-    api: &Api,
+    server: &Triggerline,
     client: &reqwest::Client,
     backend: &'static str,
     racers: usize,
 ) -> anyhow::Result<Race> {
+    let api = &server.api;
     let hooks = Hooks::start(Mode::Record, client.clone()).await?;
     api.subscribe("chaos race", REQUEST_RESPONSE, &hooks.url, "ASYNC")
         .await?;
@@ -125,6 +132,7 @@ pub async fn run(
         .await?
         .json()
         .await?;
+    let log = server.log_lines();
     let winners = answers.get("204").copied().unwrap_or(0);
     let documented = answers.get(ALREADY).copied().unwrap_or(0);
     let comment = invocation["completeInvocationInput"]["output"]["comment"]
@@ -142,6 +150,9 @@ pub async fn run(
         output_is_winners: winner.is_some_and(|i| comment == format!("racer {i}")),
         answers,
         race_ms,
+        log_lines: log.len(),
+        store_errors: store_errors(&log),
+        log_sample: log.into_iter().take(4).collect(),
     })
 }
 
@@ -162,4 +173,16 @@ fn classify(status: u16, text: &str) -> String {
             format!("{status} {}", message.chars().take(100).collect::<String>())
         }
     }
+}
+
+/// Counts the causes of "store unavailable" log lines.
+fn store_errors(log: &[String]) -> BTreeMap<String, usize> {
+    let mut causes = BTreeMap::new();
+    for line in log {
+        if let Some((_, rest)) = line.split_once(" error=") {
+            let cause: String = rest.chars().take(110).collect();
+            *causes.entry(cause).or_insert(0) += 1;
+        }
+    }
+    causes
 }
