@@ -397,7 +397,7 @@ fn render_outage(out: &mut String, o: &outage::Outage) {
     );
     let _ = writeln!(
         out,
-        "   acknowledged while moto was down or empty, or with no subscription: {}",
+        "   acknowledged while moto was down or empty: {}",
         o.accepted_during
     );
     let _ = writeln!(
