@@ -28,7 +28,7 @@ use receiver::{Answer, Receiver};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use triggerline::catalog::Catalog;
-use triggerline::ports::InvocationStore;
+use triggerline::ports::InvocationScans;
 use triggerline_aws::testing::{
     ACCOUNT, CallCounter, Moto, REGION, clients_at, counting_clients_at,
 };

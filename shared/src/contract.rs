@@ -36,7 +36,7 @@ use crate::model::{
     InvocationType, Subscription, Target, TriggerType,
 };
 use crate::ports::{
-    DeliveryQueue, InvocationStore, NextStep, SubscriptionStore, Transition, WorkItem,
+    DeliveryQueue, InvocationScans, NextStep, SubscriptionStore, Transition, WorkItem,
 };
 use crate::query::{ListQuery, Page, QueryField, RawCollection};
 
@@ -66,7 +66,7 @@ pub async fn subscription_store(store: Arc<dyn SubscriptionStore>) {
 }
 
 /// Runs every [`InvocationStore`] check against `store`, which must be fresh and empty.
-pub async fn invocation_store(store: Arc<dyn InvocationStore>) {
+pub async fn invocation_store(store: Arc<dyn InvocationScans>) {
     invocations_start_empty(&store).await;
     invocation_lists(&store).await;
     invocation_create_all_is_all_or_nothing(&store).await;
@@ -80,7 +80,7 @@ pub async fn invocation_store(store: Arc<dyn InvocationStore>) {
 
 /// Runs every [`DeliveryQueue`] check against `queue`, which must hold no work, with
 /// `invocations` reading the same storage. Invocations already in that storage are left alone.
-pub async fn delivery_queue(queue: Arc<dyn DeliveryQueue>, invocations: Arc<dyn InvocationStore>) {
+pub async fn delivery_queue(queue: Arc<dyn DeliveryQueue>, invocations: Arc<dyn InvocationScans>) {
     assert_no_work(
         &queue,
         "the delivery queue contract suite needs a queue without work",
@@ -804,7 +804,7 @@ async fn subscription_delete_removes_once(store: &Arc<dyn SubscriptionStore>) {
 // ---------------------------------------------------------------------------------------------
 // InvocationStore
 
-async fn invocations_start_empty(store: &Arc<dyn InvocationStore>) {
+async fn invocations_start_empty(store: &Arc<dyn InvocationScans>) {
     let page = store
         .list(&q(&[("count", "true")]))
         .await
@@ -832,7 +832,7 @@ fn invocation_list_seed() -> Vec<Invocation> {
     ]
 }
 
-async fn invocation_lists(store: &Arc<dyn InvocationStore>) {
+async fn invocation_lists(store: &Arc<dyn InvocationScans>) {
     let seed = invocation_list_seed();
     store
         .create_all(&seed)
@@ -970,7 +970,7 @@ async fn invocation_lists(store: &Arc<dyn InvocationStore>) {
     );
 }
 
-async fn invocation_create_all_is_all_or_nothing(store: &Arc<dyn InvocationStore>) {
+async fn invocation_create_all_is_all_or_nothing(store: &Arc<dyn InvocationScans>) {
     store
         .create_all(&[])
         .await
@@ -1056,7 +1056,7 @@ fn approval() -> Value {
     json!({"approved": true, "comment": "Within policy", "approver": "AcmeCorpExternalIntegration"})
 }
 
-async fn invocation_transition_completes_an_open_invocation_once(store: &Arc<dyn InvocationStore>) {
+async fn invocation_transition_completes_an_open_invocation_once(store: &Arc<dyn InvocationScans>) {
     let sub = ("sub-transition", "Transition approver");
     let open = invocation("transition-1", PRE_APPROVAL, sub, 20, None);
     let neighbour = invocation("transition-2", PRE_APPROVAL, sub, 21, None);
@@ -1133,7 +1133,7 @@ async fn invocation_transition_completes_an_open_invocation_once(store: &Arc<dyn
     );
 }
 
-async fn invocation_transition_moves_through_acknowledged(store: &Arc<dyn InvocationStore>) {
+async fn invocation_transition_moves_through_acknowledged(store: &Arc<dyn InvocationScans>) {
     let open = invocation(
         "ack-1",
         PRE_APPROVAL,
@@ -1193,7 +1193,7 @@ async fn invocation_transition_moves_through_acknowledged(store: &Arc<dyn Invoca
     assert_eq!(store.get("ack-1").await.unwrap(), Some(failed));
 }
 
-async fn invocation_transition_of_an_unknown_id_is_not_found(store: &Arc<dyn InvocationStore>) {
+async fn invocation_transition_of_an_unknown_id_is_not_found(store: &Arc<dyn InvocationScans>) {
     let result = store
         .transition(
             "never-invoked",
@@ -1220,7 +1220,7 @@ async fn invocation_transition_of_an_unknown_id_is_not_found(store: &Arc<dyn Inv
     );
 }
 
-async fn invocation_transition_has_one_winner_under_concurrency(store: &Arc<dyn InvocationStore>) {
+async fn invocation_transition_has_one_winner_under_concurrency(store: &Arc<dyn InvocationScans>) {
     let open = invocation("race-1", PRE_APPROVAL, ("sub-race", "Racer"), 50, None);
     store.create_all(&[open]).await.unwrap();
 
@@ -1317,7 +1317,7 @@ fn finished(id: &str, state: InvocationState, completed: i64) -> Invocation {
 }
 
 async fn invocation_overdue_lists_open_invocations_past_their_deadline(
-    store: &Arc<dyn InvocationStore>,
+    store: &Arc<dyn InvocationScans>,
 ) {
     let seed = [
         waiting("overdue-late", InvocationState::Pending, Some(SWEEP + 5)),
@@ -1394,7 +1394,7 @@ async fn invocation_overdue_lists_open_invocations_past_their_deadline(
 }
 
 async fn invocation_purge_deletes_finished_invocations_past_their_retention(
-    store: &Arc<dyn InvocationStore>,
+    store: &Arc<dyn InvocationScans>,
 ) {
     const P: i64 = 2 * SWEEP;
     let seed = [
@@ -1414,7 +1414,7 @@ async fn invocation_purge_deletes_finished_invocations_past_their_retention(
         },
     ];
     store.create_all(&seed).await.unwrap();
-    async fn present(store: &Arc<dyn InvocationStore>, ids: &[&str]) -> Vec<String> {
+    async fn present(store: &Arc<dyn InvocationScans>, ids: &[&str]) -> Vec<String> {
         let mut kept = Vec::new();
         for id in ids {
             if store.get(id).await.unwrap().is_some() {
@@ -1551,7 +1551,7 @@ async fn discard_all(queue: &Arc<dyn DeliveryQueue>, ids: &[&str]) {
 
 async fn queue_accept_writes_invocations_and_due_work(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     assert_eq!(
         queue.accept(&[], at(100), None).await.unwrap(),
@@ -1611,7 +1611,7 @@ async fn queue_accept_writes_invocations_and_due_work(
 
 async fn queue_accept_is_all_or_nothing(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     let existing = fresh("queue-existing", IDENTITY_CREATED);
     queue
@@ -1707,7 +1707,7 @@ async fn queue_accept_is_all_or_nothing(
 
 async fn queue_claims_oldest_first_up_to_the_limit(
     queue: &Arc<dyn DeliveryQueue>,
-    _invocations: &Arc<dyn InvocationStore>,
+    _invocations: &Arc<dyn InvocationScans>,
 ) {
     for n in [3, 1, 5, 2, 4] {
         queue
@@ -1778,7 +1778,7 @@ async fn queue_claims_oldest_first_up_to_the_limit(
 
 async fn queue_leased_items_come_back_when_the_lease_ends(
     queue: &Arc<dyn DeliveryQueue>,
-    _invocations: &Arc<dyn InvocationStore>,
+    _invocations: &Arc<dyn InvocationScans>,
 ) {
     let items = queue
         .accept(
@@ -1821,7 +1821,7 @@ async fn queue_leased_items_come_back_when_the_lease_ends(
 
 async fn queue_settle_done_records_the_attempt_and_the_outcome(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     let open = fresh("queue-done", PRE_APPROVAL);
     queue
@@ -1865,7 +1865,7 @@ async fn queue_settle_done_records_the_attempt_and_the_outcome(
 
 async fn queue_settle_keeps_a_state_not_in_from(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     let open = fresh("queue-late", PRE_APPROVAL);
     queue
@@ -1916,7 +1916,7 @@ async fn queue_settle_keeps_a_state_not_in_from(
 
 async fn queue_settle_retry_reschedules_and_counts_attempts(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     let open = fresh("queue-retry", IDENTITY_CREATED);
     queue
@@ -2014,7 +2014,7 @@ async fn queue_settle_retry_reschedules_and_counts_attempts(
 
 async fn queue_settle_of_a_missing_invocation_is_none(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     for next in [NextStep::Done, NextStep::RetryAt(at(800))] {
         let result = queue
@@ -2041,7 +2041,7 @@ async fn queue_settle_of_a_missing_invocation_is_none(
 
 async fn queue_replay_reopens_only_a_failed_invocation(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     // The new deadline lies before every other open invocation's, so that `overdue` can show
     // that the replay moved it.
@@ -2170,7 +2170,7 @@ async fn queue_replay_reopens_only_a_failed_invocation(
 
 async fn queue_discard_removes_only_the_work(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     let open = fresh("queue-discard", IDENTITY_CREATED);
     queue
@@ -2197,7 +2197,7 @@ async fn queue_discard_removes_only_the_work(
 
 async fn queue_release_all_ends_every_lease(
     queue: &Arc<dyn DeliveryQueue>,
-    _invocations: &Arc<dyn InvocationStore>,
+    _invocations: &Arc<dyn InvocationScans>,
 ) {
     queue
         .accept(
@@ -2261,7 +2261,7 @@ async fn queue_release_all_ends_every_lease(
 
 async fn queue_purge_takes_the_work_with_the_invocation(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     // Far older than any invocation the other suites finish, so this purge deletes only it.
     const LONG_AGO: i64 = 3 * SWEEP;
@@ -2290,7 +2290,7 @@ async fn queue_purge_takes_the_work_with_the_invocation(
 
 async fn queue_concurrent_accepts_and_settles_all_land(
     queue: &Arc<dyn DeliveryQueue>,
-    invocations: &Arc<dyn InvocationStore>,
+    invocations: &Arc<dyn InvocationScans>,
 ) {
     const N: usize = 200;
     let id = |n: usize| format!("queue-burst-{n:03}");

@@ -74,10 +74,6 @@ pub trait InvocationStore: Send + Sync + std::fmt::Debug {
     /// The invocation with this id, if any.
     async fn get(&self, id: &str) -> Result<Option<Invocation>, Error>;
 
-    /// One page of invocations matching `query`. Ties in the sort order are broken by id; with
-    /// no sorters the newest come first.
-    async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error>;
-
     /// Moves the invocation to `transition.to` if its state is still one of `from`, sets
     /// `completed`, `output` and `error` to the transition's values (`None` clears), and returns
     /// it as written. Exactly one of several concurrent transitions from the same state wins.
@@ -94,6 +90,18 @@ pub trait InvocationStore: Send + Sync + std::fmt::Debug {
     /// Open invocations (`PENDING`, `ACKNOWLEDGED`) whose deadline is before `now`, earliest
     /// deadline first, at most `limit` (the deadline sweep).
     async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error>;
+}
+
+/// What reads or deletes across many invocations: the status list and retention. A port of its
+/// own because only the status query and the local stack's retention need it: a function that
+/// delivers links none of this code (on DynamoDB, a merge over the sharded indexes, a batched
+/// read, sharded deletes), which keeps its Lambda package under budget. (On AWS, retention is
+/// DynamoDB's TTL.)
+#[async_trait]
+pub trait InvocationScans: InvocationStore {
+    /// One page of invocations matching `query`. Ties in the sort order are broken by id; with
+    /// no sorters the newest come first.
+    async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error>;
 
     /// Deletes up to `limit` finished invocations: `COMPLETED` ones completed before
     /// `succeeded_before`, `FAILED` and `TIMED_OUT` ones completed before `failed_before`.

@@ -88,7 +88,12 @@ async fn retention_purges_finished_invocations_after_their_window() {
     let retention = Retention::default();
 
     clock.advance(Duration::hours(25));
-    assert_eq!(purge(&app.app.delivery, retention).await.unwrap(), 1);
+    assert_eq!(
+        purge(&*app.app.scans, &*app.app.delivery.clock, retention)
+            .await
+            .unwrap(),
+        1
+    );
     let missing = app
         .get(&format!("/trigger-invocations/v1/{succeeded}/status"))
         .await;
@@ -100,7 +105,12 @@ async fn retention_purges_finished_invocations_after_their_window() {
     );
 
     clock.advance(Duration::hours(24));
-    assert_eq!(purge(&app.app.delivery, retention).await.unwrap(), 1);
+    assert_eq!(
+        purge(&*app.app.scans, &*app.app.delivery.clock, retention)
+            .await
+            .unwrap(),
+        1
+    );
     let gone = app
         .get(&format!("/trigger-invocations/v1/{failed}/status"))
         .await;

@@ -21,7 +21,7 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use triggerline::catalog::Catalog;
 use triggerline::model::InvocationState;
-use triggerline::ports::InvocationStore;
+use triggerline::ports::InvocationScans;
 use triggerline::query::{InvocationQuery, RawCollection};
 use triggerline::secrets::SecretKey;
 use triggerline::time::{ManualClock, RandomIds, SystemClock};

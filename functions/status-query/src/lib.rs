@@ -12,7 +12,7 @@ use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use triggerline::ports::InvocationStore;
+use triggerline::ports::InvocationScans;
 use triggerline::query::InvocationQuery;
 use triggerline::usecases::InvocationStatuses;
 use triggerline::wire::InvocationStatus;
@@ -21,7 +21,7 @@ use triggerline_http::{ApiAuth, ApiError, Collection, Versioned, edge, listed, r
 /// What the status query needs from the outside world.
 #[derive(Debug, Clone)]
 pub struct Context {
-    pub invocations: Arc<dyn InvocationStore>,
+    pub invocations: Arc<dyn InvocationScans>,
     pub auth: ApiAuth,
 }
 

@@ -17,7 +17,7 @@ use triggerline::error::ResourceKind;
 use triggerline::model::{
     Attempt, DispatchMode, Invocation, InvocationState, InvocationType, Subscription,
 };
-use triggerline::ports::{InvocationStore, SubscriptionStore, Transition};
+use triggerline::ports::{InvocationScans, InvocationStore, SubscriptionStore, Transition};
 use triggerline::query::{InvocationQuery, RawCollection};
 use triggerline_aws::dynamo::{self, DynamoInvocationStore, DynamoSubscriptionStore, tables};
 use triggerline_aws::testing::{Moto, clients_at};

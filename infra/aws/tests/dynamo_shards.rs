@@ -12,7 +12,7 @@ use chrono::{DateTime, Duration, DurationRound, Utc};
 use serde_json::json;
 use triggerline::catalog::Catalog;
 use triggerline::model::{DispatchMode, Invocation, InvocationState, InvocationType};
-use triggerline::ports::InvocationStore;
+use triggerline::ports::{InvocationScans, InvocationStore};
 use triggerline::query::{InvocationQuery, RawCollection};
 use triggerline::time::format_time;
 use triggerline_aws::dynamo::{self, DynamoInvocationStore, tables};

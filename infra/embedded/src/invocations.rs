@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
 use triggerline::model::{Invocation, InvocationState};
-use triggerline::ports::{InvocationStore, Transition};
+use triggerline::ports::{InvocationScans, InvocationStore, Transition};
 use triggerline::query::{InvocationField, InvocationQuery, Page};
 use triggerline::time::format_time;
 
@@ -244,13 +244,6 @@ impl InvocationStore for SqliteInvocationStore {
         }
     }
 
-    async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error> {
-        let query = query.clone();
-        let (page, unreadable) = self.db.read(move |conn| page(conn, &query)).await?;
-        quarantine::invocations(&self.db, unreadable).await;
-        Ok(page)
-    }
-
     async fn transition(
         &self,
         id: &str,
@@ -292,6 +285,16 @@ impl InvocationStore for SqliteInvocationStore {
         // Out of the deadline index, so that the next sweep does not meet them first again.
         quarantine::invocations(&self.db, unreadable).await;
         Ok(overdue)
+    }
+}
+
+#[async_trait]
+impl InvocationScans for SqliteInvocationStore {
+    async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error> {
+        let query = query.clone();
+        let (page, unreadable) = self.db.read(move |conn| page(conn, &query)).await?;
+        quarantine::invocations(&self.db, unreadable).await;
+        Ok(page)
     }
 
     async fn purge(

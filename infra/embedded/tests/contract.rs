@@ -10,7 +10,9 @@ use chrono::{DateTime, Duration, TimeZone, Utc};
 use tokio::task::JoinSet;
 use triggerline::cache::CachedSubscriptions;
 use triggerline::contract;
-use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, SubscriptionStore, WorkItem};
+use triggerline::ports::{
+    DeliveryQueue, InvocationScans, InvocationStore, NextStep, SubscriptionStore, WorkItem,
+};
 use triggerline_embedded::{
     Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
 };
@@ -26,7 +28,7 @@ fn credentials() -> triggerline::secrets::CredentialKey {
     triggerline::secrets::SecretKey::new(vec![7; 32]).credential_key()
 }
 
-async fn stores(dir: &tempfile::TempDir) -> (Arc<dyn SubscriptionStore>, Arc<dyn InvocationStore>) {
+async fn stores(dir: &tempfile::TempDir) -> (Arc<dyn SubscriptionStore>, Arc<dyn InvocationScans>) {
     let db = open(&dir.path().join("triggerline.db")).await;
     (
         Arc::new(SqliteSubscriptionStore::new(db.clone(), credentials())),
@@ -34,7 +36,7 @@ async fn stores(dir: &tempfile::TempDir) -> (Arc<dyn SubscriptionStore>, Arc<dyn
     )
 }
 
-async fn queue(dir: &tempfile::TempDir) -> (Arc<dyn DeliveryQueue>, Arc<dyn InvocationStore>) {
+async fn queue(dir: &tempfile::TempDir) -> (Arc<dyn DeliveryQueue>, Arc<dyn InvocationScans>) {
     let db = open(&dir.path().join("triggerline.db")).await;
     (
         Arc::new(SqliteDeliveryQueue::new(db.clone())),

@@ -19,7 +19,9 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
-use triggerline::ports::{DeliveryQueue, EventPublisher, InvocationStore, SubscriptionStore};
+use triggerline::ports::{
+    DeliveryQueue, EventPublisher, InvocationScans, InvocationStore, SubscriptionStore,
+};
 use triggerline::secrets::{CredentialKey, Secret, SecretKey};
 use triggerline::time::{Clock, RandomIds, SystemClock};
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
@@ -170,6 +172,8 @@ pub enum LogFormat {
 struct Adapters {
     subscriptions: CachedSubscriptions,
     invocations: Arc<dyn InvocationStore>,
+    /// The same store, as the status list reads it.
+    lists: Arc<dyn InvocationScans>,
     queue: Arc<dyn DeliveryQueue>,
     events: Arc<dyn EventPublisher>,
     sync_record: SyncRecord,
@@ -191,11 +195,13 @@ impl Adapters {
                     .with_context(|| format!("cannot open {}", db_path.display()))?;
                 let events = JsonlEvents::open(config.data_dir.join("events.jsonl"))
                     .context("cannot open events.jsonl")?;
+                let store = Arc::new(SqliteInvocationStore::new(db.clone()));
                 Adapters {
                     subscriptions: CachedSubscriptions::new(Arc::new(
                         SqliteSubscriptionStore::new(db.clone(), credentials),
                     )),
-                    invocations: Arc::new(SqliteInvocationStore::new(db.clone())),
+                    invocations: store.clone(),
+                    lists: store,
                     queue: Arc::new(SqliteDeliveryQueue::new(db)),
                     events: Arc::new(events),
                     sync_record: SyncRecord::BeforeDelivery,
@@ -214,7 +220,8 @@ impl Adapters {
                         aws.subscriptions,
                         SUBSCRIPTION_CACHE_AGE,
                     ),
-                    invocations: aws.invocations,
+                    invocations: aws.invocations.clone(),
+                    lists: aws.invocations,
                     queue: aws.queue,
                     events: aws.events,
                     // Like the Lambda functions: one write per synchronous invocation.
@@ -244,6 +251,8 @@ pub struct App {
     pub token_generated: bool,
     /// Wakes the worker to look at the queue now (tests use it after moving a manual clock).
     pub poke: Arc<Notify>,
+    /// The same store as `invocations`, for the status list and retention.
+    pub scans: Arc<dyn InvocationScans>,
     retention: Retention,
     sweep_interval: std::time::Duration,
     purge_interval: std::time::Duration,
@@ -290,6 +299,7 @@ impl App {
         let Adapters {
             subscriptions,
             invocations,
+            lists,
             queue,
             events,
             sync_record,
@@ -355,7 +365,7 @@ impl App {
                 auth: auth.clone(),
             }))
             .merge(status_query::router(status_query::Context {
-                invocations: invocations.clone(),
+                invocations: lists.clone(),
                 auth: auth.clone(),
             }))
             .merge(dispatcher::router(dispatcher::Context { intake, auth }))
@@ -373,6 +383,7 @@ impl App {
             api_token,
             token_generated,
             poke,
+            scans: lists,
             retention: Retention {
                 succeeded: config.retention_succeeded.as_chrono(),
                 failed: config.retention_failed.as_chrono(),
@@ -395,6 +406,7 @@ impl App {
         let worker = worker.map(|w| tokio::spawn(w.run(stop.clone())));
         let upkeep = tokio::spawn(runtime::upkeep(
             self.delivery.clone(),
+            self.scans.clone(),
             self.retention,
             self.sweep_interval,
             self.purge_interval,

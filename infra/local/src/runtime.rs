@@ -12,7 +12,8 @@ use std::io::Write;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use triggerline::ports::{
-    Event, EventPublisher, Handoff, InvocationWatch, WatchSubscription, WorkItem, WorkSignal,
+    Event, EventPublisher, Handoff, InvocationScans, InvocationWatch, WatchSubscription, WorkItem,
+    WorkSignal,
 };
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::sweep::{self, Retention};
@@ -266,6 +267,7 @@ enum Job {
 /// Runs the deadline sweep every `every` and retention every `purge_every`, until `stop`.
 pub async fn upkeep(
     delivery: Delivery,
+    scans: Arc<dyn InvocationScans>,
     retention: Retention,
     every: Duration,
     purge_every: Duration,
@@ -284,7 +286,7 @@ pub async fn upkeep(
                 }
             }
             _ = purge_tick.tick() => {
-                match sweep::purge(&delivery, retention).await {
+                match sweep::purge(&*scans, &*delivery.clock, retention).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(purged = n, "retention"),
                     Err(e) => tracing::warn!(error = %e, "retention failed"),

@@ -4,18 +4,18 @@ use std::sync::Arc;
 
 use crate::error::ResourceKind;
 use crate::model::Invocation;
-use crate::ports::InvocationStore;
+use crate::ports::InvocationScans;
 use crate::query::{InvocationQuery, Page};
 use crate::{Error, Result};
 
 /// The status-query use cases.
 #[derive(Debug, Clone)]
 pub struct InvocationStatuses {
-    store: Arc<dyn InvocationStore>,
+    store: Arc<dyn InvocationScans>,
 }
 
 impl InvocationStatuses {
-    pub fn new(store: Arc<dyn InvocationStore>) -> Self {
+    pub fn new(store: Arc<dyn InvocationScans>) -> Self {
         InvocationStatuses { store }
     }
 

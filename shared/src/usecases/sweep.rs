@@ -3,8 +3,9 @@
 use chrono::Duration;
 
 use crate::model::InvocationState;
+use crate::ports::InvocationScans;
 use crate::ports::Transition;
-use crate::time::earlier;
+use crate::time::{Clock, earlier};
 use crate::usecases::delivery::{Delivery, open_states};
 use crate::{Error, Result};
 
@@ -107,12 +108,15 @@ impl Default for Retention {
 }
 
 /// Deletes finished invocations older than `retention`, in batches. Returns how many.
-pub async fn purge(delivery: &Delivery, retention: Retention) -> Result<usize> {
+pub async fn purge(
+    store: &dyn InvocationScans,
+    clock: &dyn Clock,
+    retention: Retention,
+) -> Result<usize> {
     let mut purged = 0;
     loop {
-        let now = delivery.clock.now();
-        let n = delivery
-            .invocations
+        let now = clock.now();
+        let n = store
             .purge(
                 earlier(now, retention.succeeded),
                 earlier(now, retention.failed),

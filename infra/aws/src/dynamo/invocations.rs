@@ -20,7 +20,7 @@ use triggerline::Error;
 use triggerline::error::ResourceKind;
 use triggerline::limits::{DYNAMODB_ITEM_BYTES, DYNAMODB_TRANSACTION_BYTES};
 use triggerline::model::{Attempt, Invocation, InvocationState};
-use triggerline::ports::{InvocationStore, Transition};
+use triggerline::ports::{InvocationScans, InvocationStore, Transition};
 use triggerline::query::{InvocationField, InvocationQuery, MAX_REACHABLE, Op, Page, SortKey};
 use triggerline::time::format_time;
 
@@ -1382,6 +1382,85 @@ impl InvocationStore for DynamoInvocationStore {
         }
     }
 
+    async fn transition(
+        &self,
+        id: &str,
+        from: &[InvocationState],
+        transition: &Transition,
+    ) -> Result<Invocation, Error> {
+        let _turn = self.turns.turn(id).await;
+        for tries in 0..MAX_TRIES {
+            let old = if from.is_empty() {
+                self.get_item(id).await?
+            } else {
+                let mut update = Update::default();
+                update.outcome(id, transition, self.retention)?;
+                update.require_live();
+                update.require_state(from, false);
+                match self.update(id, update).await? {
+                    Updated::Written(item) => return from_item(&item),
+                    Updated::Refused(old) => old,
+                }
+            };
+            let Some(old) = old.filter(|item| !expired(item, now_epoch_seconds())) else {
+                return Err(not_found(id));
+            };
+            let status = state_of(&old)?;
+            if !from.contains(&status) {
+                return Err(Error::NotOpen {
+                    id: id.to_owned(),
+                    status,
+                });
+            }
+            // Only reachable when an emulator's read came after another change.
+            backoff(&self.client, tries).await;
+        }
+        Err(Error::Conflict {
+            kind: ResourceKind::Invocation,
+            id: id.to_owned(),
+        })
+    }
+
+    async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let query = ShardedQuery {
+            index: INV_OPEN_BY_DEADLINE,
+            hash: (INV_OPEN_STATE, INV_OPEN_VALUE.to_owned()),
+            sort: INV_DEADLINE,
+            range: Some("#dl < :now".to_owned()),
+            filter: Vec::new(),
+            names: HashMap::from([("#dl".to_owned(), INV_DEADLINE.to_owned())]),
+            values: HashMap::from([(":now".to_owned(), s(format_time(&now)))]),
+            sharded_values: Vec::new(),
+            // Before sharding, `os` held the open state itself.
+            legacy: vec![
+                InvocationState::Pending.as_str().to_owned(),
+                InvocationState::Acknowledged.as_str().to_owned(),
+            ],
+            projection: None,
+            forward: true,
+            page: page_size(limit),
+        };
+        let mut found = Vec::new();
+        self.merged(&query, |item| {
+            match from_item(&item) {
+                Ok(invocation) => found.push(invocation),
+                // One bad item must not stop the sweep for every other invocation.
+                Err(e) => self
+                    .warned
+                    .skip(get_s(&item, INV_ID).unwrap_or_default(), &e),
+            }
+            found.len() < limit
+        })
+        .await?;
+        Ok(found)
+    }
+}
+
+#[async_trait]
+impl InvocationScans for DynamoInvocationStore {
     async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error> {
         let key_condition = query
             .conditions
@@ -1521,82 +1600,6 @@ impl InvocationStore for DynamoInvocationStore {
             items: self.fetch_page(&ids).await?,
             total: page.total,
         })
-    }
-
-    async fn transition(
-        &self,
-        id: &str,
-        from: &[InvocationState],
-        transition: &Transition,
-    ) -> Result<Invocation, Error> {
-        let _turn = self.turns.turn(id).await;
-        for tries in 0..MAX_TRIES {
-            let old = if from.is_empty() {
-                self.get_item(id).await?
-            } else {
-                let mut update = Update::default();
-                update.outcome(id, transition, self.retention)?;
-                update.require_live();
-                update.require_state(from, false);
-                match self.update(id, update).await? {
-                    Updated::Written(item) => return from_item(&item),
-                    Updated::Refused(old) => old,
-                }
-            };
-            let Some(old) = old.filter(|item| !expired(item, now_epoch_seconds())) else {
-                return Err(not_found(id));
-            };
-            let status = state_of(&old)?;
-            if !from.contains(&status) {
-                return Err(Error::NotOpen {
-                    id: id.to_owned(),
-                    status,
-                });
-            }
-            // Only reachable when an emulator's read came after another change.
-            backoff(&self.client, tries).await;
-        }
-        Err(Error::Conflict {
-            kind: ResourceKind::Invocation,
-            id: id.to_owned(),
-        })
-    }
-
-    async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let query = ShardedQuery {
-            index: INV_OPEN_BY_DEADLINE,
-            hash: (INV_OPEN_STATE, INV_OPEN_VALUE.to_owned()),
-            sort: INV_DEADLINE,
-            range: Some("#dl < :now".to_owned()),
-            filter: Vec::new(),
-            names: HashMap::from([("#dl".to_owned(), INV_DEADLINE.to_owned())]),
-            values: HashMap::from([(":now".to_owned(), s(format_time(&now)))]),
-            sharded_values: Vec::new(),
-            // Before sharding, `os` held the open state itself.
-            legacy: vec![
-                InvocationState::Pending.as_str().to_owned(),
-                InvocationState::Acknowledged.as_str().to_owned(),
-            ],
-            projection: None,
-            forward: true,
-            page: page_size(limit),
-        };
-        let mut found = Vec::new();
-        self.merged(&query, |item| {
-            match from_item(&item) {
-                Ok(invocation) => found.push(invocation),
-                // One bad item must not stop the sweep for every other invocation.
-                Err(e) => self
-                    .warned
-                    .skip(get_s(&item, INV_ID).unwrap_or_default(), &e),
-            }
-            found.len() < limit
-        })
-        .await?;
-        Ok(found)
     }
 
     async fn purge(
