@@ -31,8 +31,8 @@ use super::{
     INV_CREATED, INV_DEADLINE, INV_DUE, INV_ERROR, INV_EXPIRES, INV_FINAL_STATE,
     INV_FINISHED_BY_COMPLETED, INV_GROUP, INV_GROUP_VALUE, INV_ID, INV_OPEN_BY_DEADLINE,
     INV_OPEN_STATE, INV_OPEN_VALUE, INV_OUTPUT, INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME,
-    INV_TRIGGER, INV_UNSENT, INV_UNSENT_BY_DUE, INV_UNSENT_VALUE, MAX_TRANSACTION_ITEMS, SHARDS,
-    shard_of, sharded, unsharded,
+    INV_TRIGGER, INV_UNSENT, INV_UNSENT_BY_DUE, INV_UNSENT_VALUE, INV_WRITE_TOKEN,
+    MAX_TRANSACTION_ITEMS, SHARDS, shard_of, sharded, unsharded,
 };
 use crate::error::{corrupt, unavailable};
 
@@ -1389,16 +1389,24 @@ impl InvocationStore for DynamoInvocationStore {
         transition: &Transition,
     ) -> Result<Invocation, Error> {
         let _turn = self.turns.turn(id).await;
+        let token = uuid::Uuid::new_v4().to_string();
         for tries in 0..MAX_TRIES {
             let old = if from.is_empty() {
                 self.get_item(id).await?
             } else {
                 let mut update = Update::default();
                 update.outcome(id, transition, self.retention)?;
+                update.set(INV_WRITE_TOKEN, s(&token));
                 update.require_live();
                 update.require_state(from, false);
                 match self.update(id, update).await? {
                     Updated::Written(item) => return from_item(&item),
+                    // Refused by our own write, retried by the SDK after its answer was lost.
+                    Updated::Refused(Some(old))
+                        if get_s(&old, INV_WRITE_TOKEN) == Some(token.as_str()) =>
+                    {
+                        return from_item(&old);
+                    }
                     Updated::Refused(old) => old,
                 }
             };

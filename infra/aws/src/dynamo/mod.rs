@@ -224,6 +224,11 @@ pub const INV_UNSENT_VALUE: &str = "UNSENT";
 pub const INV_DUE: &str = "nb";
 /// Invocations table: the TTL attribute, epoch seconds (N).
 pub const INV_EXPIRES: &str = "x";
+/// The token of the transition that last finished the invocation: a random value per call of
+/// `transition`, so that a call whose write landed but whose answer was lost (the SDK timed the
+/// attempt out and retried it, and the retry failed its condition on that very write) still
+/// knows the write was its own, and one callback of many answers 204, not none.
+pub const INV_WRITE_TOKEN: &str = "wt";
 /// Invocations GSI: `tg` HASH, `cr` RANGE, projection ALL.
 pub const INV_BY_TRIGGER: &str = "byTrigger";
 /// Invocations GSI: `sb` HASH, `cr` RANGE, projection ALL.
