@@ -270,3 +270,31 @@ async fn the_sweep_sends_the_work_of_an_invocation_left_unsent_past_its_grace() 
         InvocationState::Completed
     );
 }
+
+/// The intake event carries a `start` body, and is held to the same bounds: a `timestamp` in
+/// microseconds or a `delay` over a year is refused before anything is written (the consumer
+/// logs and drops such an event rather than retrying it into the DLQ).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_event_with_a_time_past_the_bounds_is_refused_and_writes_nothing() {
+    let stack = Stack::start().await;
+    let (url, _rx) = receiver().await;
+    stack.subscribe(&url).await;
+    let micros = Utc::now().timestamp_millis() * 1000;
+    for (field, extra) in [
+        ("timestamp", json!({"timestamp": micros})),
+        ("delay", json!({"delay": "P96000000D"})),
+    ] {
+        let mut event: Value = serde_json::from_str(&requested_event("evt-bounds")).unwrap();
+        event["detail"]
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let parsed = requested::parse(&event.to_string()).unwrap().unwrap();
+        let refused = requested::start(&stack.delivery(), parsed).await;
+        assert!(
+            matches!(&refused, Err(triggerline::Error::Invalid { field: f, .. }) if f == field),
+            "{refused:?}"
+        );
+    }
+    assert!(stack.invocations().await.is_empty(), "nothing was written");
+}
