@@ -32,8 +32,8 @@ use crate::duration::IsoDuration;
 use crate::error::ResourceKind;
 use crate::jsonpath::JsonPathFilter;
 use crate::model::{
-    Attempt, DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, Invocation, InvocationState,
-    InvocationType, Subscription, Target, TriggerType,
+    Attempt, AttemptOutcome, DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, Invocation,
+    InvocationState, InvocationType, Subscription, Target, TriggerType,
 };
 use crate::ports::{
     DeliveryQueue, InvocationScans, NextStep, SubscriptionStore, Transition, WorkItem,
@@ -210,7 +210,7 @@ fn invocation(
             target: "hooks.example.com".to_owned(),
             status_code: Some(200),
             duration_ms: 42,
-            outcome: "DELIVERED".to_owned(),
+            outcome: AttemptOutcome::Completed,
             error: None,
         }],
     }
@@ -1490,13 +1490,13 @@ fn fresh(id: &str, trigger_id: &str) -> Invocation {
     }
 }
 
-fn attempt(started: i64, status_code: Option<u16>, outcome: &str) -> Attempt {
+fn attempt(started: i64, status_code: Option<u16>, outcome: AttemptOutcome) -> Attempt {
     Attempt {
         started_at: at(started),
         target: "hooks.example.com".to_owned(),
         status_code,
         duration_ms: 120,
-        outcome: outcome.to_owned(),
+        outcome,
         error: status_code
             .filter(|code| *code >= 500)
             .map(|code| format!("the subscriber answered {code}")),
@@ -1830,7 +1830,7 @@ async fn queue_settle_done_records_the_attempt_and_the_outcome(
         .unwrap();
     queue.claim_due(at(500), at(501), 10).await.unwrap();
 
-    let delivered = attempt(500, Some(200), "DELIVERED");
+    let delivered = attempt(500, Some(200), AttemptOutcome::Completed);
     let written = queue
         .settle(
             "queue-done",
@@ -1879,7 +1879,7 @@ async fn queue_settle_keeps_a_state_not_in_from(
         .await
         .unwrap();
 
-    let failed = attempt(600, Some(502), "FAILED");
+    let failed = attempt(600, Some(502), AttemptOutcome::Failed);
     let give_up = Transition {
         to: InvocationState::Failed,
         completed: Some(at(602)),
@@ -1925,7 +1925,7 @@ async fn queue_settle_retry_reschedules_and_counts_attempts(
         .unwrap();
     queue.claim_due(at(700), at(760), 10).await.unwrap();
 
-    let first = attempt(700, Some(503), "RETRYING");
+    let first = attempt(700, Some(503), AttemptOutcome::Failed);
     let written = queue
         .settle(
             "queue-retry",
@@ -1960,7 +1960,7 @@ async fn queue_settle_retry_reschedules_and_counts_attempts(
         "a rescheduled item is claimable at its retry time, with its attempts counted"
     );
 
-    let second = attempt(710, None, "RETRYING");
+    let second = attempt(710, None, AttemptOutcome::Failed);
     queue
         .settle(
             "queue-retry",
@@ -1976,7 +1976,7 @@ async fn queue_settle_retry_reschedules_and_counts_attempts(
         [item("queue-retry", 720, 2)]
     );
 
-    let third = attempt(720, Some(500), "FAILED");
+    let third = attempt(720, Some(500), AttemptOutcome::Failed);
     let give_up = Transition {
         to: InvocationState::Failed,
         completed: Some(at(721)),
@@ -2020,7 +2020,7 @@ async fn queue_settle_of_a_missing_invocation_is_none(
         let result = queue
             .settle(
                 "queue-never",
-                &attempt(800, Some(200), "DELIVERED"),
+                &attempt(800, Some(200), AttemptOutcome::Completed),
                 &OPEN,
                 Some(&completion(800)),
                 &next,
@@ -2078,7 +2078,7 @@ async fn queue_replay_reopens_only_a_failed_invocation(
         [item("queue-replay", 850, 0)],
         "a refused replay leaves the work item as it was"
     );
-    let failed = attempt(850, Some(500), "FAILED");
+    let failed = attempt(850, Some(500), AttemptOutcome::Failed);
     let give_up = Transition {
         to: InvocationState::Failed,
         completed: Some(at(851)),
@@ -2140,7 +2140,7 @@ async fn queue_replay_reopens_only_a_failed_invocation(
     let completed = queue
         .settle(
             "queue-replay",
-            &attempt(863, Some(200), "DELIVERED"),
+            &attempt(863, Some(200), AttemptOutcome::Completed),
             &OPEN,
             Some(&completion(863)),
             &NextStep::Done,
@@ -2323,7 +2323,7 @@ async fn queue_concurrent_accepts_and_settles_all_land(
             let written = queue
                 .settle(
                     &id,
-                    &attempt(1200, Some(200), "DELIVERED"),
+                    &attempt(1200, Some(200), AttemptOutcome::Completed),
                     &OPEN,
                     Some(&transition),
                     &NextStep::Done,
@@ -2349,7 +2349,7 @@ async fn queue_concurrent_accepts_and_settles_all_land(
             (
                 InvocationState::Completed,
                 Some(json!({"approved": true, "n": n})),
-                vec![attempt(1200, Some(200), "DELIVERED")]
+                vec![attempt(1200, Some(200), AttemptOutcome::Completed)]
             ),
             "every one of {N} concurrent settles lands on its own invocation ({})",
             id(n)

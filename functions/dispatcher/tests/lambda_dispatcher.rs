@@ -391,7 +391,7 @@ async fn a_stale_record_is_dropped_without_a_second_delivery() {
             target: "127.0.0.1".into(),
             status_code: Some(503),
             duration_ms: 3,
-            outcome: "failed".into(),
+            outcome: triggerline::model::AttemptOutcome::Failed,
             error: Some("subscriber answered 503".into()),
         }],
         ..invocation(

@@ -15,7 +15,8 @@ use triggerline::catalog::Catalog;
 use triggerline::contract;
 use triggerline::error::ResourceKind;
 use triggerline::model::{
-    Attempt, DispatchMode, Invocation, InvocationState, InvocationType, Subscription,
+    Attempt, AttemptOutcome, DispatchMode, Invocation, InvocationState, InvocationType,
+    Subscription,
 };
 use triggerline::ports::{InvocationScans, InvocationStore, SubscriptionStore, Transition};
 use triggerline::query::{InvocationQuery, RawCollection};
@@ -85,13 +86,13 @@ fn pending(id: &str, created: DateTime<Utc>) -> Invocation {
     }
 }
 
-fn attempt(at: DateTime<Utc>, status: Option<u16>, outcome: &str) -> Attempt {
+fn attempt(at: DateTime<Utc>, status: Option<u16>, outcome: AttemptOutcome) -> Attempt {
     Attempt {
         started_at: at,
         target: "approvals.example.com".to_owned(),
         status_code: status,
         duration_ms: 87,
-        outcome: outcome.to_owned(),
+        outcome,
         error: None,
     }
 }
@@ -169,7 +170,7 @@ async fn record_attempt_appends_and_transitions_only_from_the_given_states() {
     let store = invocations(&clients, &settings);
     let t0 = now();
 
-    let first = attempt(t0, Some(503), "RETRYING");
+    let first = attempt(t0, Some(503), AttemptOutcome::Failed);
     assert_eq!(
         store
             .record_attempt("never", &first, &OPEN, None)
@@ -200,7 +201,11 @@ async fn record_attempt_appends_and_transitions_only_from_the_given_states() {
         "no transition: state kept"
     );
 
-    let second = attempt(t0 + Duration::seconds(5), Some(200), "DELIVERED");
+    let second = attempt(
+        t0 + Duration::seconds(5),
+        Some(200),
+        AttemptOutcome::Completed,
+    );
     let done = finish(InvocationState::Completed, t0 + Duration::seconds(6));
     let written = store
         .record_attempt("attempted", &second, &OPEN, Some(&done))
@@ -223,7 +228,7 @@ async fn record_attempt_appends_and_transitions_only_from_the_given_states() {
         Some(&completed)
     );
 
-    let late = attempt(t0 + Duration::seconds(7), Some(500), "FAILED");
+    let late = attempt(t0 + Duration::seconds(7), Some(500), AttemptOutcome::Failed);
     let give_up = finish(InvocationState::Failed, t0 + Duration::seconds(8));
     let written = store
         .record_attempt("attempted", &late, &OPEN, Some(&give_up))
@@ -276,7 +281,7 @@ async fn reopen_takes_a_failed_invocation_back_to_pending() {
         "only FAILED reopens: {result:?}"
     );
 
-    let failed_attempt = attempt(t0, Some(500), "FAILED");
+    let failed_attempt = attempt(t0, Some(500), AttemptOutcome::Failed);
     store
         .record_attempt(
             "replayed",
@@ -449,7 +454,7 @@ async fn retention_sets_the_ttl_and_expired_items_are_not_read() {
     store
         .record_attempt(
             "failed",
-            &attempt(t0, Some(500), "FAILED"),
+            &attempt(t0, Some(500), AttemptOutcome::Failed),
             &[InvocationState::Failed],
             None,
         )
@@ -566,7 +571,7 @@ async fn a_typical_invocation_is_one_write_unit() {
     let mut invocation = pending("sized", now());
     invocation
         .attempts
-        .push(attempt(now(), Some(200), "DELIVERED"));
+        .push(attempt(now(), Some(200), AttemptOutcome::Completed));
     store
         .create_all(std::slice::from_ref(&invocation))
         .await

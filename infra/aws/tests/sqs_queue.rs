@@ -9,7 +9,9 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use chrono::{DateTime, SubsecRound, Utc};
 use serde_json::json;
 use triggerline::Error;
-use triggerline::model::{Attempt, Invocation, InvocationState, InvocationType, TriggerType};
+use triggerline::model::{
+    Attempt, AttemptOutcome, Invocation, InvocationState, InvocationType, TriggerType,
+};
 use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem};
 use triggerline_aws::dynamo::DynamoInvocationStore;
 use triggerline_aws::sqs::{
@@ -90,14 +92,14 @@ fn ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{prefix}-{i:02}")).collect()
 }
 
-fn attempt(outcome: &str) -> Attempt {
+fn attempt(outcome: AttemptOutcome) -> Attempt {
     Attempt {
         started_at: Utc::now().trunc_subsecs(3),
         target: "hr.example.com".into(),
         status_code: Some(503),
         duration_ms: 12,
-        outcome: outcome.into(),
-        error: (outcome == "failed").then(|| "503".to_owned()),
+        outcome,
+        error: (outcome == AttemptOutcome::Failed).then(|| "503".to_owned()),
     }
 }
 
@@ -447,7 +449,7 @@ async fn settled_work_is_gone_and_unsettled_work_comes_back_after_its_lease() {
     let settled = queue
         .settle(
             &ids[0],
-            &attempt("completed"),
+            &attempt(AttemptOutcome::Completed),
             &[InvocationState::Pending],
             Some(&completed()),
             &NextStep::Done,
@@ -486,7 +488,7 @@ async fn a_retry_is_a_new_message_with_one_more_attempt() {
     let settled = queue
         .settle(
             id,
-            &attempt("failed"),
+            &attempt(AttemptOutcome::Failed),
             &[InvocationState::Pending],
             None,
             &NextStep::RetryAt(retry_at),
@@ -516,7 +518,7 @@ async fn a_retry_is_a_new_message_with_one_more_attempt() {
     queue
         .settle(
             id,
-            &attempt("failed"),
+            &attempt(AttemptOutcome::Failed),
             &[InvocationState::Pending],
             None,
             &NextStep::RetryAt(final_retry),
@@ -551,7 +553,7 @@ async fn the_safety_net_of_a_delivered_lease_is_dropped() {
     queue
         .settle(
             &ids[0],
-            &attempt("completed"),
+            &attempt(AttemptOutcome::Completed),
             &[InvocationState::Pending],
             Some(&completed()),
             &NextStep::Done,
@@ -561,7 +563,7 @@ async fn the_safety_net_of_a_delivered_lease_is_dropped() {
     queue
         .settle(
             &ids[1],
-            &attempt("failed"),
+            &attempt(AttemptOutcome::Failed),
             &[InvocationState::Pending],
             None,
             &NextStep::RetryAt(Utc::now()),
@@ -645,7 +647,7 @@ async fn a_failed_invocation_is_replayed_with_a_fresh_retry_budget() {
     queue
         .settle(
             id,
-            &attempt("failed"),
+            &attempt(AttemptOutcome::Failed),
             &[InvocationState::Pending],
             Some(&failed()),
             &NextStep::Done,
@@ -679,7 +681,7 @@ async fn settling_a_missing_invocation_is_none() {
     let settled = queue
         .settle(
             "no-such-id",
-            &attempt("failed"),
+            &attempt(AttemptOutcome::Failed),
             &[InvocationState::Pending],
             None,
             &NextStep::RetryAt(Utc::now()),
@@ -735,7 +737,7 @@ async fn the_consumer_admits_only_due_and_current_work() {
     queue
         .settle(
             id,
-            &attempt("failed"),
+            &attempt(AttemptOutcome::Failed),
             &[InvocationState::Pending],
             None,
             &NextStep::RetryAt(later),

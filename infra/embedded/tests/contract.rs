@@ -395,7 +395,7 @@ async fn a_burst_of_deliveries_shares_the_writer() {
                 target: "hooks.example.com".to_owned(),
                 status_code: Some(204),
                 duration_ms: 3,
-                outcome: "DELIVERED".to_owned(),
+                outcome: triggerline::model::AttemptOutcome::Completed,
                 error: None,
             };
             queue

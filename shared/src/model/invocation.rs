@@ -25,11 +25,11 @@ pub enum InvocationState {
 }
 
 impl InvocationState {
+    /// The states an invocation may still be completed from (by a callback or the sweep).
+    pub const OPEN: &[InvocationState] = &[InvocationState::Pending, InvocationState::Acknowledged];
+
     pub fn is_open(self) -> bool {
-        matches!(
-            self,
-            InvocationState::Pending | InvocationState::Acknowledged
-        )
+        Self::OPEN.contains(&self)
     }
 
     pub fn as_str(self) -> &'static str {
@@ -101,6 +101,55 @@ pub struct Attempt {
     pub target: String,
     pub status_code: Option<u16>,
     pub duration_ms: u64,
-    pub outcome: String,
+    pub outcome: AttemptOutcome,
     pub error: Option<String>,
+}
+
+/// What one attempt came to. Stored and shown (the status extension's `attempts`) as the
+/// lower-case name, as it was when this was a string, so rows written before still read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AttemptOutcome {
+    /// The subscriber answered with the output (or the target took the event).
+    Completed,
+    /// An asynchronous subscriber accepted the event and will call back.
+    Acknowledged,
+    /// No usable answer; the invocation is retried or failed.
+    Failed,
+}
+
+impl AttemptOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Completed => "completed",
+            AttemptOutcome::Acknowledged => "acknowledged",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+}
+
+impl std::fmt::Display for AttemptOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AttemptOutcome;
+
+    #[test]
+    fn attempt_outcomes_keep_the_names_they_were_stored_under() {
+        for (outcome, name) in [
+            (AttemptOutcome::Completed, "\"completed\""),
+            (AttemptOutcome::Acknowledged, "\"acknowledged\""),
+            (AttemptOutcome::Failed, "\"failed\""),
+        ] {
+            assert_eq!(serde_json::to_string(&outcome).ok().as_deref(), Some(name));
+            assert_eq!(
+                serde_json::from_str::<AttemptOutcome>(name).ok(),
+                Some(outcome)
+            );
+        }
+    }
 }

@@ -5,7 +5,7 @@ mod invocation;
 mod subscription;
 mod trigger;
 
-pub use invocation::{Attempt, Invocation, InvocationState, InvocationType};
+pub use invocation::{Attempt, AttemptOutcome, Invocation, InvocationState, InvocationType};
 pub use subscription::{
     DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, Subscription, SubscriptionType, Target,
 };

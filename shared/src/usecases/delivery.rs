@@ -230,11 +230,10 @@ impl Delivery {
             },
             duration_ms: u64::try_from(clock_start.elapsed().as_millis()).unwrap_or(u64::MAX),
             outcome: match &verdict {
-                Verdict::Completed { .. } => "completed",
-                Verdict::Acknowledged => "acknowledged",
-                Verdict::Failed { .. } => "failed",
-            }
-            .to_owned(),
+                Verdict::Completed { .. } => crate::model::AttemptOutcome::Completed,
+                Verdict::Acknowledged => crate::model::AttemptOutcome::Acknowledged,
+                Verdict::Failed { .. } => crate::model::AttemptOutcome::Failed,
+            },
             error: match &verdict {
                 Verdict::Failed { error, .. } => Some(error.clone()),
                 _ => None,
