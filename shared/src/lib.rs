@@ -21,6 +21,7 @@ pub mod secrets;
 pub mod time;
 pub mod usecases;
 pub mod wire;
+pub mod work;
 
 #[cfg(feature = "test-support")]
 pub mod contract;

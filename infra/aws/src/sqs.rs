@@ -10,7 +10,8 @@
 //! `notBefore` is epoch milliseconds, `attempts` the attempts made in this round of delivery (the
 //! retry budget), `recorded` how many attempts the invocation had recorded when the message was
 //! queued. A message is *stale* once the invocation records more attempts than that: someone
-//! delivered it since and queued its own follow-up, so the message is deleted unprocessed. That
+//! delivered it since and queued its own follow-up, so the message is deleted unprocessed (the
+//! rule is the domain's, [`triggerline::work::is_stale`]; this adapter only applies it). That
 //! is what makes the safety net of a leased item (see [`DeliveryQueue::accept`]) harmless when
 //! the in-memory delivery did happen, and what keeps a message whose deletion failed from
 //! starting a second chain of retries.
@@ -37,6 +38,7 @@ use serde::{Deserialize, Serialize};
 use triggerline::Error;
 use triggerline::model::{Attempt, Invocation, InvocationState};
 use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem};
+use triggerline::work;
 
 use crate::dynamo::{DynamoInvocationStore, Unsent};
 use crate::error::{AwsFailure, unavailable};
@@ -150,16 +152,10 @@ impl WorkMessage {
         serde_json::to_string(self).unwrap_or_default()
     }
 
-    /// Whether `invocation` moved on since this message was queued: gone, no longer PENDING, or
-    /// with attempts recorded after it.
+    /// Whether `invocation` moved on since this message was queued (the domain's rule,
+    /// [`work::is_stale`]).
     fn is_stale(&self, invocation: Option<&Invocation>) -> bool {
-        match invocation {
-            None => true,
-            Some(inv) => {
-                inv.state != InvocationState::Pending
-                    || self.recorded.is_some_and(|r| inv.attempts.len() > r)
-            }
-        }
+        work::is_stale(self.recorded, invocation)
     }
 }
 
