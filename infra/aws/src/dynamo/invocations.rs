@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
@@ -24,7 +23,10 @@ use triggerline::ports::{InvocationScans, InvocationStore, Transition};
 use triggerline::query::{InvocationField, InvocationQuery, MAX_REACHABLE, Op, Page, SortKey};
 use triggerline::time::format_time;
 
-use super::codec::{Item, MAX_TRIES, backoff, failure, get_n, get_s, n, now_epoch_seconds, s};
+use super::codec::{
+    Item, MAX_TRIES, Transacted, Try, backoff, failure, get_n, get_s, n, now_epoch_seconds,
+    retry_on_conflict, s, transact,
+};
 use super::lock::KeyedTurns;
 use super::{
     INV_ATTEMPTS, INV_BODY, INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED,
@@ -95,6 +97,14 @@ const LIVE: &str = "attribute_exists(#id) AND (attribute_not_exists(#x) OR #x > 
 
 fn not_found(id: &str) -> Error {
     Error::NotFound {
+        kind: ResourceKind::Invocation,
+        id: id.to_owned(),
+    }
+}
+
+/// The error of a write to one invocation that kept losing races.
+fn contended(id: &str) -> impl FnOnce() -> Error + '_ {
+    move || Error::Conflict {
         kind: ResourceKind::Invocation,
         id: id.to_owned(),
     }
@@ -515,47 +525,57 @@ impl DynamoInvocationStore {
     ) -> Result<Option<Invocation>, Error> {
         let transition = transition.filter(|_| !from.is_empty());
         let _turn = self.turns.turn(id).await;
-        for tries in 0..MAX_TRIES {
-            if let Some(transition) = transition {
-                let mut update = Update::default();
-                update.append_attempt(attempt)?;
-                update.outcome(id, transition, self.retention)?;
-                update.require_live();
-                update.require_state(from, false);
-                match self.update(id, update).await? {
-                    Updated::Written(item) => return from_item(&item).map(Some),
-                    Updated::Refused(None) => return Ok(None),
-                    Updated::Refused(Some(old)) => {
-                        if expired(&old, now_epoch_seconds()) {
-                            return Ok(None);
-                        }
-                        if from.contains(&state_of(&old)?) {
-                            backoff(&self.client, tries).await;
-                            continue;
-                        }
+        retry_on_conflict(
+            &self.client,
+            || self.try_record_attempt(id, attempt, from, transition),
+            contended(id),
+        )
+        .await
+    }
+
+    /// One try of [`DynamoInvocationStore::record_attempt`].
+    async fn try_record_attempt(
+        &self,
+        id: &str,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+    ) -> Result<Try<Option<Invocation>>, Error> {
+        let written = |item: Item| from_item(&item).map(|i| Try::Done(Some(i)));
+        if let Some(transition) = transition {
+            let mut update = Update::default();
+            update.append_attempt(attempt)?;
+            update.outcome(id, transition, self.retention)?;
+            update.require_live();
+            update.require_state(from, false);
+            match self.update(id, update).await? {
+                Updated::Written(item) => return written(item),
+                Updated::Refused(None) => return Ok(Try::Done(None)),
+                Updated::Refused(Some(old)) => {
+                    if expired(&old, now_epoch_seconds()) {
+                        return Ok(Try::Done(None));
+                    }
+                    if from.contains(&state_of(&old)?) {
+                        return Ok(Try::Again);
                     }
                 }
             }
-            let mut update = Update::default();
-            update.append_attempt(attempt)?;
-            update.require_live();
-            if transition.is_some() {
-                update.require_state(from, true);
-            }
-            match self.update(id, update).await? {
-                Updated::Written(item) => return from_item(&item).map(Some),
-                Updated::Refused(None) => return Ok(None),
-                Updated::Refused(Some(old)) if expired(&old, now_epoch_seconds()) => {
-                    return Ok(None);
-                }
-                // The state moved into `from` in between: the transition applies after all.
-                Updated::Refused(Some(_)) => {}
-            }
         }
-        Err(Error::Conflict {
-            kind: ResourceKind::Invocation,
-            id: id.to_owned(),
-        })
+        let mut update = Update::default();
+        update.append_attempt(attempt)?;
+        update.require_live();
+        if transition.is_some() {
+            update.require_state(from, true);
+        }
+        match self.update(id, update).await? {
+            Updated::Written(item) => written(item),
+            Updated::Refused(None) => Ok(Try::Done(None)),
+            Updated::Refused(Some(old)) if expired(&old, now_epoch_seconds()) => {
+                Ok(Try::Done(None))
+            }
+            // The state moved into `from` in between: the transition applies after all.
+            Updated::Refused(Some(_)) => Ok(Try::Again),
+        }
     }
 
     /// Deletes invocations that were accepted but could not be queued, each only while it is
@@ -601,47 +621,93 @@ impl DynamoInvocationStore {
         deadline: Option<DateTime<Utc>>,
     ) -> Result<Invocation, Error> {
         let _turn = self.turns.turn(id).await;
-        for tries in 0..MAX_TRIES {
-            let mut update = Update::default();
-            update.outcome(
-                id,
-                &Transition {
-                    to: InvocationState::Pending,
-                    completed: None,
-                    output: None,
-                    error: None,
-                },
-                self.retention,
-            )?;
-            update.set_or_remove(INV_DEADLINE, deadline.as_ref().map(|t| s(format_time(t))));
-            update.require_live();
-            update.require_state(&[InvocationState::Failed], false);
-            match self.update(id, update).await? {
-                Updated::Written(item) => return from_item(&item),
-                Updated::Refused(None) => return Err(not_found(id)),
-                Updated::Refused(Some(old)) => {
-                    if expired(&old, now_epoch_seconds()) {
-                        return Err(not_found(id));
-                    }
-                    let status = state_of(&old)?;
-                    if status != InvocationState::Failed {
-                        return Err(Error::NotOpen {
-                            id: id.to_owned(),
-                            status,
-                        });
-                    }
-                    backoff(&self.client, tries).await;
-                }
-            }
-        }
-        Err(Error::Conflict {
-            kind: ResourceKind::Invocation,
-            id: id.to_owned(),
-        })
+        retry_on_conflict(
+            &self.client,
+            || self.try_reopen(id, deadline),
+            contended(id),
+        )
+        .await
     }
 
-    /// Writes 2 to 100 invocations in one transaction: `Ok(None)` when it should be tried again.
-    async fn try_create_many(&self, items: &[Item], ids: &[&str]) -> Result<Option<()>, Error> {
+    /// One try of [`DynamoInvocationStore::reopen`].
+    async fn try_reopen(
+        &self,
+        id: &str,
+        deadline: Option<DateTime<Utc>>,
+    ) -> Result<Try<Invocation>, Error> {
+        let mut update = Update::default();
+        update.outcome(
+            id,
+            &Transition {
+                to: InvocationState::Pending,
+                completed: None,
+                output: None,
+                error: None,
+            },
+            self.retention,
+        )?;
+        update.set_or_remove(INV_DEADLINE, deadline.as_ref().map(|t| s(format_time(t))));
+        update.require_live();
+        update.require_state(&[InvocationState::Failed], false);
+        let old = match self.update(id, update).await? {
+            Updated::Written(item) => return from_item(&item).map(Try::Done),
+            Updated::Refused(old) => old,
+        };
+        let Some(old) = old.filter(|item| !expired(item, now_epoch_seconds())) else {
+            return Err(not_found(id));
+        };
+        let status = state_of(&old)?;
+        if status != InvocationState::Failed {
+            return Err(Error::NotOpen {
+                id: id.to_owned(),
+                status,
+            });
+        }
+        // Only reachable when an emulator's read came after another change.
+        Ok(Try::Again)
+    }
+
+    /// One try of [`InvocationStore::transition`], writing `token` with the outcome.
+    async fn try_transition(
+        &self,
+        id: &str,
+        from: &[InvocationState],
+        transition: &Transition,
+        token: &str,
+    ) -> Result<Try<Invocation>, Error> {
+        let old = if from.is_empty() {
+            self.get_item(id).await?
+        } else {
+            let mut update = Update::default();
+            update.outcome(id, transition, self.retention)?;
+            update.set(INV_WRITE_TOKEN, s(token));
+            update.require_live();
+            update.require_state(from, false);
+            match self.update(id, update).await? {
+                Updated::Written(item) => return from_item(&item).map(Try::Done),
+                // Refused by our own write, retried by the SDK after its answer was lost.
+                Updated::Refused(Some(old)) if get_s(&old, INV_WRITE_TOKEN) == Some(token) => {
+                    return from_item(&old).map(Try::Done);
+                }
+                Updated::Refused(old) => old,
+            }
+        };
+        let Some(old) = old.filter(|item| !expired(item, now_epoch_seconds())) else {
+            return Err(not_found(id));
+        };
+        let status = state_of(&old)?;
+        if !from.contains(&status) {
+            return Err(Error::NotOpen {
+                id: id.to_owned(),
+                status,
+            });
+        }
+        // Only reachable when an emulator's read came after another change.
+        Ok(Try::Again)
+    }
+
+    /// One try of writing 2 to 100 invocations in one transaction.
+    async fn try_create_many(&self, items: &[Item], ids: &[&str]) -> Result<Try<()>, Error> {
         let mut request = self.client.transact_write_items();
         for item in items {
             let put = Put::builder()
@@ -653,27 +719,18 @@ impl DynamoInvocationStore {
                 .map_err(|e| failure("build create transaction", e))?;
             request = request.transact_items(TransactWriteItem::builder().put(put).build());
         }
-        let err = match request.send().await {
-            Ok(_) => return Ok(Some(())),
-            Err(err) => err,
+        let cancelled = match transact(request, "TransactWriteItems create invocations").await? {
+            Transacted::Written => return Ok(Try::Done(())),
+            Transacted::Cancelled(cancelled) => cancelled,
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
-            err.as_service_error()
-        else {
-            return Err(unavailable("TransactWriteItems create invocations", err));
-        };
-        let reasons = canceled.cancellation_reasons();
         let taken = |index: usize| Error::AlreadyExists {
             kind: ResourceKind::Invocation,
-            id: ids[index].to_owned(),
+            id: ids.get(index).copied().unwrap_or_default().to_owned(),
         };
-        if let Some(index) = reasons
-            .iter()
-            .position(|r| r.code() == Some("ConditionalCheckFailed"))
-        {
+        if let Some(index) = cancelled.first_condition_failed() {
             return Err(taken(index));
         }
-        if reasons.is_empty() {
+        if cancelled.unexplained() {
             // An emulator that names no reasons: look for the taken id.
             for (index, id) in ids.iter().enumerate() {
                 if self.get_item(id).await?.is_some() {
@@ -681,7 +738,7 @@ impl DynamoInvocationStore {
                 }
             }
         }
-        Ok(None)
+        Ok(Try::Again)
     }
 
     /// One page of `query` on `shard`: the items and where the next page starts.
@@ -911,16 +968,12 @@ impl DynamoInvocationStore {
             _ => {
                 let ids: Vec<&str> = chunk.iter().map(|(id, _, _)| *id).collect();
                 let items: Vec<Item> = chunk.iter().map(|(_, item, _)| item.clone()).collect();
-                for tries in 0..MAX_TRIES {
-                    if self.try_create_many(&items, &ids).await?.is_some() {
-                        return Ok(());
-                    }
-                    backoff(&self.client, tries).await;
-                }
-                Err(failure(
-                    "create invocations",
-                    "the transaction kept conflicting",
-                ))
+                retry_on_conflict(
+                    &self.client,
+                    || self.try_create_many(&items, &ids),
+                    || failure("create invocations", "the transaction kept conflicting"),
+                )
+                .await
             }
         }
     }
@@ -1390,43 +1443,12 @@ impl InvocationStore for DynamoInvocationStore {
     ) -> Result<Invocation, Error> {
         let _turn = self.turns.turn(id).await;
         let token = uuid::Uuid::new_v4().to_string();
-        for tries in 0..MAX_TRIES {
-            let old = if from.is_empty() {
-                self.get_item(id).await?
-            } else {
-                let mut update = Update::default();
-                update.outcome(id, transition, self.retention)?;
-                update.set(INV_WRITE_TOKEN, s(&token));
-                update.require_live();
-                update.require_state(from, false);
-                match self.update(id, update).await? {
-                    Updated::Written(item) => return from_item(&item),
-                    // Refused by our own write, retried by the SDK after its answer was lost.
-                    Updated::Refused(Some(old))
-                        if get_s(&old, INV_WRITE_TOKEN) == Some(token.as_str()) =>
-                    {
-                        return from_item(&old);
-                    }
-                    Updated::Refused(old) => old,
-                }
-            };
-            let Some(old) = old.filter(|item| !expired(item, now_epoch_seconds())) else {
-                return Err(not_found(id));
-            };
-            let status = state_of(&old)?;
-            if !from.contains(&status) {
-                return Err(Error::NotOpen {
-                    id: id.to_owned(),
-                    status,
-                });
-            }
-            // Only reachable when an emulator's read came after another change.
-            backoff(&self.client, tries).await;
-        }
-        Err(Error::Conflict {
-            kind: ResourceKind::Invocation,
-            id: id.to_owned(),
-        })
+        retry_on_conflict(
+            &self.client,
+            || self.try_transition(id, from, transition, &token),
+            contended(id),
+        )
+        .await
     }
 
     async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error> {

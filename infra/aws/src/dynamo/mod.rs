@@ -139,12 +139,19 @@
 //! # moto
 //!
 //! moto (the test emulator) is not linearizable: a conditional write checks and applies in two
-//! unlocked steps, and a cancelled transaction restores a copy of the whole table. So within
+//! unlocked steps, and a cancelled transaction restores a copy of the whole table. So in builds
+//! that may face an emulator (feature `create-resources`: the tests, the local server), within
 //! one process, subscription writes take turns, and so do writes to one invocation
-//! (`lock.rs`). That changes nothing on DynamoDB, where the conditions alone decide, across
-//! processes too; it does mean the tests' races prove the in-process path plus the conditions,
-//! not DynamoDB's own atomicity. moto returns cancellation reasons and the old item of a failed
-//! condition; where an emulator does not, the stores read the item instead.
+//! (`lock.rs`, which says why DynamoDB needs no such thing). The Lambda packages are built
+//! without it and take no turns: the conditions alone decide, across processes too. It does
+//! mean the tests' races prove the in-process path plus the conditions, not DynamoDB's own
+//! atomicity. moto returns cancellation reasons and the old item of a failed condition; where
+//! an emulator does not, the stores read the item instead.
+//!
+//! A write that loses a race (a TransactionConflict, or a condition whose subject changed under
+//! it) comes back as `codec::Try::Again` and is tried again by one loop,
+//! `codec::retry_on_conflict`; a cancelled transaction's reasons are read in one place,
+//! `codec::Cancellation`.
 
 mod codec;
 mod invocations;

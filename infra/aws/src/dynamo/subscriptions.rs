@@ -4,9 +4,8 @@
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
-    CancellationReason, Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    Delete, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 use triggerline::Error;
 use triggerline::catalog::Catalog;
@@ -16,7 +15,9 @@ use triggerline::ports::SubscriptionStore;
 use triggerline::query::{Op, Page, SubscriptionField, SubscriptionQuery};
 use triggerline::secrets::{CredentialKey, SealedSubscription};
 
-use super::codec::{Item, MAX_TRIES, backoff, failure, get_s, n, s};
+use super::codec::{
+    Item, Transacted, Try, failure, get_n, get_s, n, retry_on_conflict, s, transact,
+};
 use super::lock::TurnLock;
 use super::{
     SUB_BODY, SUB_BY_TRIGGER, SUB_COUNT, SUB_ID, SUB_PK, SUB_PK_PREFIX, SUB_TRIGGER,
@@ -50,6 +51,11 @@ fn not_found(id: &str) -> Error {
     }
 }
 
+/// The error of a write that kept losing races on the trigger's counter item.
+fn counter_contended(operation: &'static str) -> impl FnOnce() -> Error {
+    move || failure(operation, "the trigger's counter stayed contended")
+}
+
 fn item_of(subscription: &Subscription, credentials: &CredentialKey) -> Result<Item, Error> {
     let sealed = credentials
         .seal(subscription)
@@ -76,16 +82,6 @@ fn from_item(item: &Item, credentials: &CredentialKey) -> Result<Subscription, E
     credentials
         .open(sealed)
         .map_err(|e| corrupt("open subscription credentials", e))
-}
-
-fn reason_is(reasons: &[CancellationReason], index: usize, code: &str) -> bool {
-    reasons.get(index).and_then(|r| r.code()) == Some(code)
-}
-
-fn any_conflict(reasons: &[CancellationReason]) -> bool {
-    reasons
-        .iter()
-        .any(|r| r.code() == Some("TransactionConflict"))
 }
 
 impl DynamoSubscriptionStore {
@@ -200,13 +196,13 @@ impl DynamoSubscriptionStore {
         }))
     }
 
-    /// One try of the create transaction: `Ok(None)` when it should be tried again.
+    /// One try of the create transaction.
     async fn try_create(
         &self,
         subscription: &Subscription,
         item: &Item,
         max_per_trigger: usize,
-    ) -> Result<Option<()>, Error> {
+    ) -> Result<Try<()>, Error> {
         let build = |e| failure("build create transaction", e);
         let counter = Update::builder()
             .table_name(&self.table)
@@ -226,46 +222,41 @@ impl DynamoSubscriptionStore {
             .expression_attribute_names("#pk", SUB_PK)
             .build()
             .map_err(build)?;
-        let result = self
+        let request = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().update(counter).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Some(())),
-            Err(err) => err,
+            .transact_items(TransactWriteItem::builder().put(put).build());
+        let cancelled = match transact(request, "TransactWriteItems create subscription").await? {
+            Transacted::Written => return Ok(Try::Done(())),
+            Transacted::Cancelled(cancelled) => cancelled,
         };
-        let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
-            err.as_service_error()
-        else {
-            return Err(unavailable("TransactWriteItems create subscription", err));
-        };
-        let reasons = canceled.cancellation_reasons();
         let limit_failed;
         let id_failed;
-        if reasons.is_empty() {
-            // An emulator that names no reasons: read what the conditions looked at.
+        if cancelled.unexplained() {
             let count = self
                 .get_item(counter_pk(&subscription.trigger_id))
                 .await?
-                .and_then(|c| super::codec::get_n(&c, SUB_COUNT))
+                .and_then(|c| get_n(&c, SUB_COUNT))
                 .unwrap_or(0);
             limit_failed = usize::try_from(count).unwrap_or(usize::MAX) >= max_per_trigger;
             id_failed = self.get_item(sub_pk(&subscription.id)).await?.is_some();
         } else {
-            if any_conflict(reasons) {
-                return Ok(None);
+            if cancelled.conflict() {
+                return Ok(Try::Again);
             }
-            limit_failed = reason_is(reasons, 0, "ConditionalCheckFailed");
-            id_failed = reason_is(reasons, 1, "ConditionalCheckFailed");
+            limit_failed = cancelled.condition_failed(0);
+            id_failed = cancelled.condition_failed(1);
         }
         if limit_failed {
-            return self
+            // No subscription to name: a delete came in between, so the next try may fit.
+            return match self
                 .limit_error(&subscription.trigger_id, max_per_trigger)
                 .await?
-                .map_or(Ok(None), Err);
+            {
+                Some(limit) => Err(limit),
+                None => Ok(Try::Again),
+            };
         }
         if id_failed {
             return Err(Error::AlreadyExists {
@@ -273,11 +264,11 @@ impl DynamoSubscriptionStore {
                 id: subscription.id.clone(),
             });
         }
-        Ok(None)
+        Ok(Try::Again)
     }
 
-    /// One try of the delete transaction: `Ok(None)` when it should be tried again.
-    async fn try_delete(&self, id: &str) -> Result<Option<()>, Error> {
+    /// One try of the delete transaction.
+    async fn try_delete(&self, id: &str) -> Result<Try<()>, Error> {
         let Some(stored) = self.get_item(sub_pk(id)).await? else {
             return Err(not_found(id));
         };
@@ -300,28 +291,17 @@ impl DynamoSubscriptionStore {
             .expression_attribute_values(":one", n(1))
             .build()
             .map_err(build)?;
-        let result = self
+        let request = self
             .client
             .transact_write_items()
             .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().update(counter).build())
-            .send()
-            .await;
-        let err = match result {
-            Ok(_) => return Ok(Some(())),
-            Err(err) => err,
-        };
-        let Some(TransactWriteItemsError::TransactionCanceledException(canceled)) =
-            err.as_service_error()
-        else {
-            return Err(unavailable("TransactWriteItems delete subscription", err));
-        };
-        let reasons = canceled.cancellation_reasons();
-        if reason_is(reasons, 0, "ConditionalCheckFailed") {
-            return Err(not_found(id));
+            .transact_items(TransactWriteItem::builder().update(counter).build());
+        match transact(request, "TransactWriteItems delete subscription").await? {
+            Transacted::Written => Ok(Try::Done(())),
+            Transacted::Cancelled(cancelled) if cancelled.condition_failed(0) => Err(not_found(id)),
+            // A conflict, or an emulator naming no reason: the next try reads again.
+            Transacted::Cancelled(_) => Ok(Try::Again),
         }
-        // A conflict, or an emulator naming no reason: the next try reads again.
-        Ok(None)
     }
 }
 
@@ -334,31 +314,23 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     ) -> Result<(), Error> {
         let item = item_of(subscription, &self.credentials)?;
         let _turn = self.writes.turn().await;
-        for attempt in 0..MAX_TRIES {
-            if max_per_trigger == 0 {
-                return Err(self
-                    .limit_error(&subscription.trigger_id, 0)
-                    .await?
-                    .unwrap_or_else(|| Error::SubscriptionLimit {
-                        trigger_id: subscription.trigger_id.clone(),
-                        trigger_type: TriggerType::FireAndForget,
-                        limit: 0,
-                        existing: String::new(),
-                    }));
-            }
-            if self
-                .try_create(subscription, &item, max_per_trigger)
+        if max_per_trigger == 0 {
+            return Err(self
+                .limit_error(&subscription.trigger_id, 0)
                 .await?
-                .is_some()
-            {
-                return Ok(());
-            }
-            backoff(&self.client, attempt).await;
+                .unwrap_or_else(|| Error::SubscriptionLimit {
+                    trigger_id: subscription.trigger_id.clone(),
+                    trigger_type: TriggerType::FireAndForget,
+                    limit: 0,
+                    existing: String::new(),
+                }));
         }
-        Err(failure(
-            "create subscription",
-            "the trigger's counter stayed contended",
-        ))
+        retry_on_conflict(
+            &self.client,
+            || self.try_create(subscription, &item, max_per_trigger),
+            counter_contended("create subscription"),
+        )
+        .await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
@@ -446,15 +418,11 @@ impl SubscriptionStore for DynamoSubscriptionStore {
 
     async fn delete(&self, id: &str) -> Result<(), Error> {
         let _turn = self.writes.turn().await;
-        for attempt in 0..MAX_TRIES {
-            if self.try_delete(id).await?.is_some() {
-                return Ok(());
-            }
-            backoff(&self.client, attempt).await;
-        }
-        Err(failure(
-            "delete subscription",
-            "the trigger's counter stayed contended",
-        ))
+        retry_on_conflict(
+            &self.client,
+            || self.try_delete(id),
+            counter_contended("delete subscription"),
+        )
+        .await
     }
 }
