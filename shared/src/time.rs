@@ -42,6 +42,32 @@ impl Clock for ManualClock {
     }
 }
 
+/// Where the random spread of retry times comes from, so that tests can fix it.
+pub trait Jitter: Send + Sync + std::fmt::Debug {
+    /// A number in `[0, 1)`.
+    fn fraction(&self) -> f64;
+}
+
+/// Jitter from the thread's random generator.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct RandomJitter;
+
+impl Jitter for RandomJitter {
+    fn fraction(&self) -> f64 {
+        rand::random::<f64>()
+    }
+}
+
+/// The same fraction every time (tests).
+#[derive(Debug, Clone, Copy)]
+pub struct FixedJitter(pub f64);
+
+impl Jitter for FixedJitter {
+    fn fraction(&self) -> f64 {
+        self.0
+    }
+}
+
 /// Where ids and secrets come from.
 pub trait IdGenerator: Send + Sync + std::fmt::Debug {
     /// A new unique record id (a UUID, as SailPoint's subscription ids are).

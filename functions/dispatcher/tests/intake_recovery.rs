@@ -243,20 +243,21 @@ async fn the_sweep_sends_the_work_of_an_invocation_left_unsent_past_its_grace() 
         .unwrap()
     };
     // The sweep function's own wiring (no webhooks, the work queue to send to).
-    let sweeping = sweep::sweep_delivery(&stack.clients, &stack.env)
+    let mut sweeper = sweep::Sweeper::connect(&stack.clients, &stack.env)
         .await
         .unwrap();
     // Within the grace period (two leases) the work may just be late: left alone.
-    let swept = sweep::handle(&sweeping, sweep_event()).await.unwrap();
+    let swept = sweep::handle(&sweeper, sweep_event()).await.unwrap();
     assert_eq!(swept.recovered, 0);
 
-    let mut later = sweeping.clone();
-    later.clock = Arc::new(ManualClock::new(
-        Utc::now() + later.policy.lease_span() * 2 + chrono::Duration::seconds(5),
+    let lease = chrono::Duration::from_std(sweeper.lease).unwrap();
+    sweeper.sweep.clock = Arc::new(ManualClock::new(
+        Utc::now() + lease * 2 + chrono::Duration::seconds(5),
     ));
-    let swept = sweep::handle(&later, sweep_event()).await.unwrap();
+    let later = &sweeper;
+    let swept = sweep::handle(later, sweep_event()).await.unwrap();
     assert_eq!(swept.recovered, 1);
-    let again = sweep::handle(&later, sweep_event()).await.unwrap();
+    let again = sweep::handle(later, sweep_event()).await.unwrap();
     assert_eq!(
         again.recovered, 0,
         "sent once per grace period, not every sweep"

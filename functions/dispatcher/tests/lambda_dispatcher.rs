@@ -26,7 +26,7 @@ use triggerline::time::{RandomIds, SystemClock};
 use triggerline::usecases::Subscriptions;
 use triggerline::usecases::delivery::Delivery;
 use triggerline::wire::SubscriptionPostRequest;
-use triggerline_aws::lambda::{self, FunctionEnv};
+use triggerline_aws::lambda::FunctionEnv;
 use triggerline_aws::testing::{Moto, fixture, invoke_http};
 use triggerline_aws::{AwsBackend, Clients};
 
@@ -451,9 +451,11 @@ async fn the_scheduled_sweep_times_out_overdue_invocations_only() {
         serde_json::from_str(&fixture("eventbridge-scheduled-sweep.json")).unwrap();
     assert_eq!(event.detail_type, "Scheduled Event");
 
-    // The sweep's own delivery, as `dispatcher-sweep` builds it: no key, no webhook client.
-    let delivery = lambda::settling_delivery(&stack.clients, &stack.env);
-    let swept = sweep::handle(&delivery, event).await.unwrap();
+    // The sweep's own context, as `dispatcher-sweep` builds it: no key, no webhook client.
+    let sweeper = sweep::Sweeper::connect(&stack.clients, &stack.env)
+        .await
+        .unwrap();
+    let swept = sweep::handle(&sweeper, event).await.unwrap();
 
     assert_eq!(swept.timed_out, 1);
     let timed_out = stack.invocation(&overdue.id).await;

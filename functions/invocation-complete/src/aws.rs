@@ -6,14 +6,10 @@ use triggerline_aws::lambda::{self, FunctionEnv};
 
 use crate::Context;
 
-/// The context on AWS. Its delivery never sends a webhook: completing an invocation checks the
-/// presented secret against the stored hash, writes the outcome and publishes the completion
-/// event, and never posts to a subscriber. So it gets [`lambda::NotDelivering`] (every post would
-/// be refused with "this function does not deliver") instead of an HTTP client, no SQS queue,
-/// and needs neither the secret key nor the public URL: the callback's role, environment and
-/// binary carry no more than the callback uses.
+/// The context on AWS: [`lambda::completion`]. Completing an invocation checks the presented
+/// secret against the stored hash, writes the outcome and publishes the completion event; it
+/// never posts to a subscriber, so the callback's role, environment and binary carry no HTTP
+/// client, no SQS queue, no secret key and no public URL.
 pub fn context(clients: &Clients, env: &FunctionEnv) -> Context {
-    Context {
-        delivery: lambda::settling_delivery(clients, env),
-    }
+    lambda::completion(clients, env)
 }

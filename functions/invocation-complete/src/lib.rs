@@ -10,15 +10,12 @@ use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use triggerline::usecases::complete::complete;
-use triggerline::usecases::delivery::Delivery;
+use triggerline::usecases::complete::{Completion, complete};
 use triggerline_http::{ApiError, Callback, Versioned, edge};
 
-/// What the callback needs: the delivery context (stores, catalog, clock, events, watchers).
-#[derive(Debug, Clone)]
-pub struct Context {
-    pub delivery: Delivery,
-}
+/// What the callback needs: the invocations, the catalog (to check an output), the clock and
+/// the notifier.
+pub type Context = Completion;
 
 /// The callback route, without bearer auth.
 pub fn router(ctx: Context) -> Router {
@@ -29,15 +26,15 @@ pub fn router(ctx: Context) -> Router {
             post(complete_invocation),
         )
         .into_router()
-        .with_state(ctx.delivery);
+        .with_state(ctx);
     edge(routes)
 }
 
 /// An id or secret of the wrong shape is refused by [`Callback`] before the store is read.
 async fn complete_invocation(
-    State(delivery): State<Delivery>,
+    State(ctx): State<Completion>,
     Callback { id, request }: Callback,
 ) -> Result<StatusCode, ApiError> {
-    complete(&delivery, &id, request).await?;
+    complete(&ctx, &id, request).await?;
     Ok(StatusCode::NO_CONTENT)
 }

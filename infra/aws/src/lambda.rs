@@ -6,23 +6,18 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use base64::Engine;
-use chrono::{DateTime, Utc};
 use tracing_subscriber::filter::LevelFilter;
-use triggerline::Error;
 use triggerline::cache::CachedSubscriptions;
 use triggerline::catalog::Catalog;
-use triggerline::delivery::Reply;
 use triggerline::duration::IsoDuration;
-use triggerline::model::{Attempt, Invocation, InvocationState, Subscription};
-use triggerline::ports::{
-    DeliveryQueue, InvocationWatch, NextStep, SubscriptionStore, Transition, WatchSubscription,
-    WebhookClient, WebhookRequest, WorkItem,
-};
-use triggerline::query::{Page, SubscriptionQuery};
+use triggerline::ports::{EventPublisher, InvocationWatch, WatchSubscription, WebhookClient};
 use triggerline::secrets::{CredentialKey, SecretKey};
-use triggerline::time::{IdGenerator, RandomIds, SystemClock};
+use triggerline::time::{RandomJitter, SystemClock};
+use triggerline::usecases::complete::Completion;
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
 use triggerline::usecases::intake::DEFAULT_LEASE;
+use triggerline::usecases::notify::Notifier;
+use triggerline::usecases::sweep::Sweep;
 
 use crate::eventbridge::EventBridgePublisher;
 use crate::secretsmanager::SecretsManager;
@@ -59,6 +54,10 @@ pub mod env {
     /// default PT5S): a subscription change reaches deliveries within this time, and a `start`
     /// on a warm function reads no subscription.
     pub const SUBSCRIPTION_CACHE: &str = "TRIGGERLINE_SUBSCRIPTION_CACHE";
+    /// The work queue's `maxReceiveCount` (default 5), from the same template value as its
+    /// redrive policy: the queue consumer moves a message failing on that receive to the
+    /// dead-letter queue itself ([`crate::sqs::SqsDeliveryQueue::dead_letter`]).
+    pub const MAX_RECEIVE_COUNT: &str = "TRIGGERLINE_MAX_RECEIVE_COUNT";
 }
 
 /// [`InvocationWatch`] across processes: a callback lands in another function, so a waiting
@@ -112,6 +111,8 @@ pub struct FunctionEnv {
     pub inline_completion_events: bool,
     /// [`env::SUBSCRIPTION_CACHE`].
     pub subscription_cache: Duration,
+    /// [`env::MAX_RECEIVE_COUNT`], at least 1.
+    pub max_receive_count: u32,
 }
 
 impl std::fmt::Debug for FunctionEnv {
@@ -129,6 +130,7 @@ impl std::fmt::Debug for FunctionEnv {
             .field("allow_private_targets", &self.allow_private_targets)
             .field("inline_completion_events", &self.inline_completion_events)
             .field("subscription_cache", &self.subscription_cache)
+            .field("max_receive_count", &self.max_receive_count)
             .finish()
     }
 }
@@ -218,17 +220,8 @@ impl FunctionEnv {
                 reason: format!("set it or {}, not both", env::SECRET_KEY),
             });
         }
-        let max_attempts = match get(env::MAX_ATTEMPTS) {
-            None => DEFAULT_MAX_ATTEMPTS,
-            Some(text) => text
-                .trim()
-                .parse::<u32>()
-                .map_err(|e| EnvError::Invalid {
-                    name: env::MAX_ATTEMPTS,
-                    reason: format!("`{text}` is not a count: {e}"),
-                })?
-                .max(1),
-        };
+        let max_attempts = count(&get, env::MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS)?;
+        let max_receive_count = count(&get, env::MAX_RECEIVE_COUNT, crate::sqs::MAX_RECEIVE_COUNT)?;
         let sync_wait_text = get(env::SYNC_WAIT).unwrap_or_else(|| DEFAULT_SYNC_WAIT.to_owned());
         let sync_wait = IsoDuration::parse(env::SYNC_WAIT, sync_wait_text.trim())
             .map(|d| Duration::from_millis(d.as_millis()))
@@ -267,6 +260,7 @@ impl FunctionEnv {
             allow_private_targets,
             inline_completion_events,
             subscription_cache,
+            max_receive_count,
         })
     }
 
@@ -278,11 +272,39 @@ impl FunctionEnv {
             max_attempts: self.max_attempts,
             event_source: self.aws.event_source.clone(),
             subscriber_bus: self.aws.subscriber_bus.clone(),
-            inline_completion_events: self.inline_completion_events,
             // The functions hand nothing over in memory: the lease covers a synchronous start
             // written before its inline delivery (its safety-net message).
             lease: DEFAULT_LEASE,
         }
+    }
+    /// How the functions announce settled invocations: on Triggerline's bus, to waiters that
+    /// poll ([`PollingWatch`]).
+    pub fn notifier(&self, events: Arc<dyn EventPublisher>) -> Notifier {
+        Notifier {
+            events,
+            watch: Arc::new(PollingWatch),
+            event_source: self.aws.event_source.clone(),
+            inline_completion_events: self.inline_completion_events,
+        }
+    }
+}
+
+/// A count: `default` when unset, at least 1.
+fn count(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u32,
+) -> Result<u32, EnvError> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .map(|n| n.max(1))
+            .map_err(|e| EnvError::Invalid {
+                name,
+                reason: format!("`{text}` is not a count: {e}"),
+            }),
     }
 }
 
@@ -459,142 +481,39 @@ pub fn delivery(
         queue: backend.queue.clone(),
         client,
         events: backend.events.clone(),
-        watch: Arc::new(PollingWatch),
         clock: Arc::new(SystemClock),
+        jitter: Arc::new(RandomJitter),
         key,
         policy: env.policy(),
+        notifier: env.notifier(backend.events.clone()),
     })
 }
 
-/// The [`Delivery`] of a function that settles invocations but never sends one (the callback,
-/// the deadline sweep). The callback checks a presented secret against the stored hash, and
-/// the sweep only times out, so:
-/// - subscriptions, the queue and the webhook client are [`NotDelivering`]: their binaries
-///   carry no subscription decoding (with its JSONPath and regex engine), no SQS code and no
-///   HTTP client, and their roles no queue access;
-/// - neither needs [`env::SECRET_KEY`] nor [`env::PUBLIC_URL`], and their roles no access to
-///   the key.
-pub fn settling_delivery(clients: &Clients, env: &FunctionEnv) -> Delivery {
-    // Unused (see above); random rather than empty, so that a future caller who did derive a
-    // secret here would get one that completes nothing, not a predictable one.
-    let key = SecretKey::new(RandomIds.secret(MIN_SECRET_KEY_BYTES).into_bytes());
-    Delivery {
+/// The callback's context: the invocation table and Triggerline's bus. No subscriptions, queue,
+/// HTTP client or key: the binary carries no subscription decoding, SQS code or HTTP client,
+/// and its role no access to the queue or the key (a presented secret is checked against the
+/// stored hash).
+pub fn completion(clients: &Clients, env: &FunctionEnv) -> Completion {
+    Completion {
         catalog: Catalog::builtin(),
-        subscriptions: Arc::new(NotDelivering),
         invocations: Arc::new(crate::invocation_store(clients, &env.aws)),
-        queue: Arc::new(NotDelivering),
-        client: Arc::new(NotDelivering),
-        events: Arc::new(EventBridgePublisher::new(clients.clone(), &env.aws)),
-        watch: Arc::new(PollingWatch),
         clock: Arc::new(SystemClock),
-        key,
-        policy: env.policy(),
+        notifier: env.notifier(Arc::new(EventBridgePublisher::new(
+            clients.clone(),
+            &env.aws,
+        ))),
     }
 }
 
-/// What the settling functions (callback, sweep) have instead of the dispatcher's subscription
-/// store, work queue and webhook client. Their use cases only `discard` a finished invocation's
-/// work, and a work message is only ever held by the dispatcher's consumer that received it, so
-/// there is nothing to delete; everything else is refused. If a change made them read
-/// subscriptions, queue work or post, it fails visibly instead of going out without the
-/// dispatcher's resources, network settings and key.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NotDelivering;
-
-/// What [`NotDelivering`] answers.
-#[derive(Debug, thiserror::Error)]
-#[error("this function does not deliver")]
-pub struct DoesNotDeliver;
-
-fn refused<T>() -> Result<T, Error> {
-    Err(Error::unavailable(DoesNotDeliver))
-}
-
-#[async_trait]
-impl SubscriptionStore for NotDelivering {
-    async fn create(&self, _subscription: &Subscription, _max: usize) -> Result<(), Error> {
-        refused()
-    }
-
-    async fn get(&self, _id: &str) -> Result<Option<Subscription>, Error> {
-        refused()
-    }
-
-    async fn list(&self, _query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
-        refused()
-    }
-
-    async fn list_for_trigger(&self, _trigger_id: &str) -> Result<Vec<Subscription>, Error> {
-        refused()
-    }
-
-    async fn replace(&self, _subscription: &Subscription, _version: u64) -> Result<(), Error> {
-        refused()
-    }
-
-    async fn delete(&self, _id: &str) -> Result<(), Error> {
-        refused()
-    }
-}
-
-#[async_trait]
-impl DeliveryQueue for NotDelivering {
-    async fn accept(
-        &self,
-        _invocations: &[Invocation],
-        _not_before: DateTime<Utc>,
-        _leased_until: Option<DateTime<Utc>>,
-    ) -> Result<Vec<WorkItem>, Error> {
-        refused()
-    }
-
-    async fn claim_due(
-        &self,
-        _now: DateTime<Utc>,
-        _lease_until: DateTime<Utc>,
-        _limit: usize,
-    ) -> Result<Vec<WorkItem>, Error> {
-        refused()
-    }
-
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        Ok(None)
-    }
-
-    async fn settle(
-        &self,
-        _invocation_id: &str,
-        _attempt: &Attempt,
-        _from: &[InvocationState],
-        _transition: Option<&Transition>,
-        _next: &NextStep,
-    ) -> Result<Option<Invocation>, Error> {
-        refused()
-    }
-
-    async fn replay(
-        &self,
-        _invocation_id: &str,
-        _deadline: Option<DateTime<Utc>>,
-        _not_before: DateTime<Utc>,
-        _leased_until: Option<DateTime<Utc>>,
-    ) -> Result<WorkItem, Error> {
-        refused()
-    }
-
-    async fn discard(&self, _invocation_id: &str) -> Result<(), Error> {
-        Ok(())
-    }
-
-    async fn release_all(&self) -> Result<(), Error> {
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl WebhookClient for NotDelivering {
-    async fn post(&self, _request: WebhookRequest) -> Reply {
-        Reply::Blocked(DoesNotDeliver.to_string())
+/// The deadline sweep's context: as [`completion`], without the catalog.
+pub fn sweep(clients: &Clients, env: &FunctionEnv) -> Sweep {
+    Sweep {
+        invocations: Arc::new(crate::invocation_store(clients, &env.aws)),
+        clock: Arc::new(SystemClock),
+        notifier: env.notifier(Arc::new(EventBridgePublisher::new(
+            clients.clone(),
+            &env.aws,
+        ))),
     }
 }
 
@@ -618,6 +537,7 @@ mod tests {
     fn defaults_need_nothing_set() {
         let env = read(&[]).unwrap();
         assert_eq!(env.max_attempts, DEFAULT_MAX_ATTEMPTS);
+        assert_eq!(env.max_receive_count, crate::sqs::MAX_RECEIVE_COUNT);
         assert_eq!(env.sync_wait, Duration::from_secs(25));
         assert!(!env.allow_private_targets);
         assert!(env.secret_key.is_none() && env.public_url.is_none());
@@ -642,6 +562,7 @@ mod tests {
             (env::SECRET_KEY, &key),
             (env::PUBLIC_URL, "https://api.example.com"),
             (env::MAX_ATTEMPTS, "3"),
+            (env::MAX_RECEIVE_COUNT, "7"),
             (env::SYNC_WAIT, "PT5S"),
             (env::ALLOW_PRIVATE_TARGETS, "TRUE"),
             (env::RETENTION_SUCCEEDED, "PT1H"),
@@ -658,6 +579,7 @@ mod tests {
         );
         assert!(env.secret_key.is_some());
         assert_eq!(env.max_attempts, 3);
+        assert_eq!(env.max_receive_count, 7);
         assert_eq!(env.sync_wait, Duration::from_secs(5));
         assert!(env.allow_private_targets);
         assert_eq!(env.aws.work_queue, "https://sqs/q");
@@ -668,6 +590,7 @@ mod tests {
             (env::SECRET_KEY, short.as_str()),
             (env::SECRET_KEY, "not base64!"),
             (env::MAX_ATTEMPTS, "many"),
+            (env::MAX_RECEIVE_COUNT, "-1"),
             (env::SYNC_WAIT, "25s"),
             (env::ALLOW_PRIVATE_TARGETS, "yes"),
             (env::RETENTION_SUCCEEDED, "24h"),
@@ -691,35 +614,5 @@ mod tests {
             Err(EnvError::Invalid { name, .. }) => assert_eq!(name, env::SECRET_KEY_ARN),
             other => panic!("both set gave {other:?}"),
         }
-    }
-
-    /// The settling functions' stand-in lets their use cases discard work they never held and
-    /// refuses the rest, so a change that made them deliver fails instead of half-working.
-    #[tokio::test]
-    async fn not_delivering_discards_and_refuses_the_rest() {
-        let now = Utc::now();
-        assert!(NotDelivering.discard("inv-1").await.is_ok());
-        assert_eq!(NotDelivering.next_due().await.unwrap(), None);
-        assert!(matches!(
-            NotDelivering.accept(&[], now, None).await,
-            Err(Error::Unavailable(_))
-        ));
-        assert!(matches!(
-            NotDelivering.list_for_trigger("idn:identity-created").await,
-            Err(Error::Unavailable(_))
-        ));
-        assert!(matches!(
-            NotDelivering.get("sub-1").await,
-            Err(Error::Unavailable(_))
-        ));
-        let request = WebhookRequest {
-            url: "https://example.com/hook".into(),
-            headers: vec![],
-            body: b"{}".to_vec(),
-        };
-        assert!(matches!(
-            NotDelivering.post(request).await,
-            Reply::Blocked(_)
-        ));
     }
 }

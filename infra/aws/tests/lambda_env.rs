@@ -195,7 +195,7 @@ async fn functions_write_the_ttl_of_finished_invocations_by_default() {
     // The dispatcher's functions (intake and queue consumer)...
     let backend = lambda::connect(&clients, &env).await.unwrap();
     // ... and the settling ones (callback, sweep).
-    let settling = lambda::settling_delivery(&clients, &env);
+    let settling = lambda::sweep(&clients, &env);
 
     let t0 = now();
     backend

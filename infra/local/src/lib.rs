@@ -23,17 +23,19 @@ use triggerline::ports::{
     DeliveryQueue, EventPublisher, InvocationScans, InvocationStore, SubscriptionStore,
 };
 use triggerline::secrets::{CredentialKey, Secret, SecretKey};
-use triggerline::time::{Clock, RandomIds, SystemClock};
+use triggerline::time::{Clock, RandomIds, RandomJitter, SystemClock};
+use triggerline::usecases::complete::Completion;
 use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
 use triggerline::usecases::intake::{Intake, SyncRecord};
-use triggerline::usecases::sweep::Retention;
+use triggerline::usecases::notify::Notifier;
+use triggerline::usecases::sweep::{Retention, Sweep};
 use triggerline_aws::AwsBackend;
 use triggerline_embedded::{
     Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
 };
 use triggerline_http::ApiAuth;
 
-mod runtime;
+pub mod runtime;
 mod server;
 
 use triggerline::cache::CachedSubscriptions;
@@ -319,6 +321,13 @@ impl App {
             .clone()
             .unwrap_or_else(|| format!("http://{address}"));
 
+        // Locally an event is a line in a file: announce everything.
+        let notifier = Notifier {
+            events: events.clone(),
+            watch: Arc::new(BroadcastWatch::default()),
+            event_source: event_source.clone(),
+            inline_completion_events: true,
+        };
         let delivery = Delivery {
             catalog: Catalog::builtin(),
             subscriptions: subscriptions.clone(),
@@ -326,18 +335,23 @@ impl App {
             queue,
             client: Arc::new(client),
             events,
-            watch: Arc::new(BroadcastWatch::default()),
             clock: clock.clone(),
+            jitter: Arc::new(RandomJitter),
             key,
             policy: DeliveryPolicy {
                 public_url,
                 max_attempts: config.max_attempts.max(1),
                 event_source,
                 subscriber_bus,
-                // Locally an event is a line in a file: announce everything.
-                inline_completion_events: true,
                 lease: std::time::Duration::from_millis(config.delivery_lease.as_millis()),
             },
+            notifier: notifier.clone(),
+        };
+        let completion = Completion {
+            catalog: Catalog::builtin(),
+            invocations: invocations.clone(),
+            clock: clock.clone(),
+            notifier: notifier.clone(),
         };
         let poke = Arc::new(Notify::new());
         let (worker, signal) = Worker::new(
@@ -369,9 +383,7 @@ impl App {
                 auth: auth.clone(),
             }))
             .merge(dispatcher::router(dispatcher::Context { intake, auth }))
-            .merge(invocation_complete::router(invocation_complete::Context {
-                delivery: delivery.clone(),
-            }))
+            .merge(invocation_complete::router(completion))
             .fallback(triggerline_http::not_found)
             .layer(server::trace_layer());
 
@@ -404,14 +416,22 @@ impl App {
         let stop = CancellationToken::new();
         let worker = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
         let worker = worker.map(|w| tokio::spawn(w.run(stop.clone())));
-        let upkeep = tokio::spawn(runtime::upkeep(
-            self.delivery.clone(),
-            self.scans.clone(),
-            self.retention,
-            self.sweep_interval,
-            self.purge_interval,
-            stop.clone(),
-        ));
+        let upkeep = tokio::spawn(
+            runtime::Upkeep {
+                sweep: Sweep {
+                    invocations: self.invocations.clone(),
+                    clock: self.delivery.clock.clone(),
+                    notifier: self.delivery.notifier.clone(),
+                },
+                queue: self.delivery.queue.clone(),
+                lease: self.delivery.policy.lease,
+                scans: self.scans.clone(),
+                retention: self.retention,
+                sweep_every: self.sweep_interval,
+                purge_every: self.purge_interval,
+            }
+            .run(stop.clone()),
+        );
         let served = server::serve(listener, self.router, shutdown).await;
         stop.cancel();
         if let Some(worker) = worker {

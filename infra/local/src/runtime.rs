@@ -12,11 +12,11 @@ use std::io::Write;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use triggerline::ports::{
-    Event, EventPublisher, Handoff, InvocationScans, InvocationWatch, WatchSubscription, WorkItem,
-    WorkSignal,
+    DeliveryQueue, Event, EventPublisher, Handoff, InvocationScans, InvocationWatch,
+    WatchSubscription, WorkItem, WorkSignal,
 };
 use triggerline::usecases::delivery::Delivery;
-use triggerline::usecases::sweep::{self, Retention};
+use triggerline::usecases::sweep::{self, Retention, Sweep};
 
 /// Hands accepted work to the worker through a bounded channel.
 #[derive(Debug, Clone)]
@@ -241,19 +241,38 @@ impl Worker {
         };
         let delivery = self.delivery.clone();
         tokio::spawn(async move {
-            let (id, result) = match job {
-                Job::Handoff(work) => (
-                    work.item.invocation_id.clone(),
-                    delivery.deliver_handoff(*work).await,
-                ),
-                Job::Queued(item) => (item.invocation_id.clone(), delivery.deliver(&item).await),
-            };
-            if let Err(e) = result {
-                // The work row stays; its lease runs out and the poller tries again.
-                tracing::warn!(invocation = %id, error = %e, "delivery not settled");
-            }
+            job.run(&delivery).await;
             drop(permit);
         });
+    }
+
+    /// One step of [`Worker::run`], to its end: delivers the hand-offs waiting in the channel
+    /// and the queued items due now (up to the concurrency), concurrently, and returns how many
+    /// jobs it ran. Tests drive the worker with it instead of waiting for the loop.
+    pub async fn run_once(&mut self) -> usize {
+        let mut jobs = Vec::new();
+        while let Ok(work) = self.items.try_recv() {
+            jobs.push(Job::Handoff(Box::new(work)));
+        }
+        let now = self.delivery.clock.now();
+        let until = triggerline::time::later(now, self.delivery.policy.lease_span());
+        match self
+            .delivery
+            .queue
+            .claim_due(now, until, self.concurrency)
+            .await
+        {
+            Ok(items) => jobs.extend(items.into_iter().map(Job::Queued)),
+            Err(e) => tracing::warn!(error = %e, "cannot claim due work"),
+        }
+        let ran = jobs.len();
+        let mut running = tokio::task::JoinSet::new();
+        for job in jobs {
+            let delivery = self.delivery.clone();
+            running.spawn(async move { job.run(&delivery).await });
+        }
+        while running.join_next().await.is_some() {}
+        ran
     }
 }
 
@@ -264,34 +283,71 @@ enum Job {
     Queued(WorkItem),
 }
 
-/// Runs the deadline sweep every `every` and retention every `purge_every`, until `stop`.
-pub async fn upkeep(
-    delivery: Delivery,
-    scans: Arc<dyn InvocationScans>,
-    retention: Retention,
-    every: Duration,
-    purge_every: Duration,
-    stop: CancellationToken,
-) {
-    let mut sweep_tick = tokio::time::interval(every);
-    let mut purge_tick = tokio::time::interval(purge_every);
-    loop {
-        tokio::select! {
-            () = stop.cancelled() => return,
-            _ = sweep_tick.tick() => {
-                match sweep::time_out_overdue(&delivery).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(timed_out = n, "deadline sweep"),
-                    Err(e) => tracing::warn!(error = %e, "deadline sweep failed"),
-                }
+impl Job {
+    async fn run(self, delivery: &Delivery) {
+        let (id, result) = match self {
+            Job::Handoff(work) => (
+                work.item.invocation_id.clone(),
+                delivery.deliver_handoff(*work).await,
+            ),
+            Job::Queued(item) => (item.invocation_id.clone(), delivery.deliver(&item).await),
+        };
+        if let Err(e) = result {
+            // The work row stays; its lease runs out and the poller tries again.
+            tracing::warn!(invocation = %id, error = %e, "delivery not settled");
+        }
+    }
+}
+
+/// The local stack's timers: the deadline sweep (with the recovery of lost work, which only a
+/// queue in two steps, as on the AWS backend, can need) and retention.
+#[derive(Debug)]
+pub struct Upkeep {
+    pub sweep: Sweep,
+    pub queue: Arc<dyn DeliveryQueue>,
+    /// The delivery lease; work unsent two leases after it was due is sent again.
+    pub lease: Duration,
+    pub scans: Arc<dyn InvocationScans>,
+    pub retention: Retention,
+    pub sweep_every: Duration,
+    pub purge_every: Duration,
+}
+
+impl Upkeep {
+    /// Runs the deadline sweep every `sweep_every` and retention every `purge_every`, until
+    /// `stop`.
+    pub async fn run(self, stop: CancellationToken) {
+        let mut sweep_tick = tokio::time::interval(self.sweep_every);
+        let mut purge_tick = tokio::time::interval(self.purge_every);
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                _ = sweep_tick.tick() => self.sweep_once().await,
+                _ = purge_tick.tick() => self.purge_once().await,
             }
-            _ = purge_tick.tick() => {
-                match sweep::purge(&*scans, &*delivery.clock, retention).await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!(purged = n, "retention"),
-                    Err(e) => tracing::warn!(error = %e, "retention failed"),
-                }
-            }
+        }
+    }
+
+    /// One deadline sweep and one recovery of lost work.
+    pub async fn sweep_once(&self) {
+        match self.sweep.time_out_overdue().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(timed_out = n, "deadline sweep"),
+            Err(e) => tracing::warn!(error = %e, "deadline sweep failed"),
+        }
+        match sweep::recover_unsent(&*self.queue, &*self.sweep.clock, self.lease).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(recovered = n, "work of accepted invocations sent again"),
+            Err(e) => tracing::warn!(error = %e, "recovery of unsent work failed"),
+        }
+    }
+
+    /// One retention pass.
+    pub async fn purge_once(&self) {
+        match sweep::purge(&*self.scans, &*self.sweep.clock, self.retention).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(purged = n, "retention"),
+            Err(e) => tracing::warn!(error = %e, "retention failed"),
         }
     }
 }
@@ -306,8 +362,9 @@ mod tests {
     use triggerline::catalog::Catalog;
     use triggerline::model::{Invocation, Subscription};
     use triggerline::secrets::SecretKey;
-    use triggerline::time::SystemClock;
+    use triggerline::time::{RandomJitter, SystemClock};
     use triggerline::usecases::delivery::DeliveryPolicy;
+    use triggerline::usecases::notify::Notifier;
     use triggerline_embedded::{
         Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
     };
@@ -361,6 +418,8 @@ mod tests {
             .await
             .unwrap();
         let key = SecretKey::new(vec![7; 32]);
+        let events: Arc<dyn EventPublisher> =
+            Arc::new(JsonlEvents::open(dir.path().join("events.jsonl")).unwrap());
         Delivery {
             catalog: Catalog::builtin(),
             subscriptions: Arc::new(SqliteSubscriptionStore::new(
@@ -370,17 +429,22 @@ mod tests {
             invocations: Arc::new(SqliteInvocationStore::new(db.clone())),
             queue: Arc::new(SqliteDeliveryQueue::new(db)),
             client: Arc::new(HttpWebhookClient::new(true)),
-            events: Arc::new(JsonlEvents::open(dir.path().join("events.jsonl")).unwrap()),
-            watch: Arc::new(BroadcastWatch::default()),
+            events: events.clone(),
             clock: Arc::new(SystemClock),
+            jitter: Arc::new(RandomJitter),
             key,
             policy: DeliveryPolicy {
                 public_url: "http://127.0.0.1:9".into(),
                 max_attempts: 3,
                 event_source: "triggerline".into(),
                 subscriber_bus: "default".into(),
-                inline_completion_events: true,
                 lease: Duration::from_secs(60),
+            },
+            notifier: Notifier {
+                events,
+                watch: Arc::new(BroadcastWatch::default()),
+                event_source: "triggerline".into(),
+                inline_completion_events: true,
             },
         }
     }
@@ -447,5 +511,40 @@ mod tests {
             .unwrap();
         delivery.deliver(&claimed[0]).await.unwrap();
         assert_eq!(received.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn one_worker_step_delivers_hand_offs_and_due_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let delivery = delivery(&dir).await;
+        let (url, received) = receiver().await;
+        delivery
+            .subscriptions
+            .create(&subscription(&url), 50)
+            .await
+            .unwrap();
+        let (mut worker, signal) = Worker::new(delivery.clone(), 4, Arc::new(Notify::new()));
+        assert_eq!(worker.run_once().await, 0, "nothing to do yet");
+
+        // One handed off by the intake, one queued and due (as after a restart).
+        let work = handed_off(&delivery, "handed", &url, 60).await;
+        signal.wake(vec![work]).await;
+        delivery
+            .queue
+            .accept(&[invocation("queued")], Utc::now(), None)
+            .await
+            .unwrap();
+
+        assert_eq!(worker.run_once().await, 2);
+        assert_eq!(received.load(Ordering::SeqCst), 2);
+        for id in ["handed", "queued"] {
+            let settled = delivery.invocations.get(id).await.unwrap().unwrap();
+            assert!(!settled.state.is_open(), "{id} is {}", settled.state);
+        }
+        assert_eq!(
+            worker.run_once().await,
+            0,
+            "settled work is not claimed again"
+        );
     }
 }

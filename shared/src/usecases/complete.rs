@@ -1,16 +1,31 @@
 //! The callback: a subscriber completes an acknowledged invocation with its secret.
 
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
 use crate::model::{InvocationState, TriggerType};
-use crate::ports::Transition;
+use crate::ports::{InvocationStore, Transition};
 use crate::secrets::secret_matches;
-use crate::usecases::delivery::{Delivery, open_states};
+use crate::time::Clock;
+use crate::usecases::notify::Notifier;
 use crate::wire::CompleteInvocation;
 use crate::{Error, Result};
 
+/// What completing an invocation needs. No subscriptions, queue or webhook client: a work item
+/// an invocation may still have queued (a retry of an ASYNC request whose acknowledgement never
+/// arrived) is dropped by whoever claims it, since only PENDING invocations are delivered.
+#[derive(Debug, Clone)]
+pub struct Completion {
+    pub catalog: &'static Catalog,
+    pub invocations: Arc<dyn InvocationStore>,
+    pub clock: Arc<dyn Clock>,
+    pub notifier: Notifier,
+}
+
 /// Completes invocation `id`. Exactly one completion wins, whoever else races it (another
 /// callback, the deadline sweep): the store's conditional transition decides.
-pub async fn complete(delivery: &Delivery, id: &str, request: CompleteInvocation) -> Result<()> {
-    let Some(invocation) = delivery.invocations.get(id).await? else {
+pub async fn complete(ctx: &Completion, id: &str, request: CompleteInvocation) -> Result<()> {
+    let Some(invocation) = ctx.invocations.get(id).await? else {
         return Err(Error::Unauthenticated);
     };
     if !secret_matches(&request.secret, &invocation.secret_hash) {
@@ -30,7 +45,7 @@ pub async fn complete(delivery: &Delivery, id: &str, request: CompleteInvocation
             status: invocation.state,
         });
     }
-    let now = delivery.clock.now();
+    let now = ctx.clock.now();
     if let Some(deadline) = invocation.deadline.filter(|d| *d <= now) {
         return Err(Error::DeadlinePassed {
             id: id.to_owned(),
@@ -54,8 +69,7 @@ pub async fn complete(delivery: &Delivery, id: &str, request: CompleteInvocation
         },
         None => {
             let output = request.output.unwrap_or(serde_json::Value::Null);
-            delivery
-                .catalog
+            ctx.catalog
                 .require("triggerId", &invocation.trigger_id)?
                 .check_output("output", &output)?;
             Transition {
@@ -66,15 +80,10 @@ pub async fn complete(delivery: &Delivery, id: &str, request: CompleteInvocation
             }
         }
     };
-    let finished = delivery
+    let finished = ctx
         .invocations
-        .transition(id, open_states(), &transition)
+        .transition(id, InvocationState::OPEN, &transition)
         .await?;
-    // A PENDING invocation may still have a retry queued (its acknowledgement never arrived);
-    // it is moot now. An ACKNOWLEDGED one has none, so the common case costs no extra write.
-    if invocation.state == InvocationState::Pending {
-        delivery.queue.discard(id).await?;
-    }
-    delivery.finished(&finished).await;
+    ctx.notifier.finished(&finished).await;
     Ok(())
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use serde_json::json;
 
 use crate::Result;
 use crate::catalog::Catalog;
@@ -15,14 +14,12 @@ use crate::model::{
     Attempt, HttpAuth, Invocation, InvocationState, Subscription, Target, TriggerType,
 };
 use crate::ports::{
-    DeliveryQueue, Event, EventPublisher, Handoff, InvocationStore, InvocationWatch, NextStep,
-    SubscriptionStore, Transition, WebhookClient, WebhookRequest, WorkItem,
+    DeliveryQueue, Event, EventPublisher, Handoff, InvocationStore, NextStep, SubscriptionStore,
+    Transition, WebhookClient, WebhookRequest, WorkItem,
 };
 use crate::secrets::{SecretKey, webhook_signature};
-use crate::time::Clock;
-
-/// The `detail-type` of the event published when a REQUEST_RESPONSE invocation finishes.
-pub const COMPLETED_EVENT: &str = "Trigger Invocation Completed";
+use crate::time::{Clock, Jitter};
+use crate::usecases::notify::Notifier;
 
 /// How deliveries are made and retried.
 #[derive(Debug, Clone)]
@@ -36,13 +33,6 @@ pub struct DeliveryPolicy {
     /// Name of the bus EVENTBRIDGE subscriptions deliver to, in the subscriber's account and
     /// region.
     pub subscriber_bus: String,
-    /// Whether invocations answered inline to a waiting producer ([`SyncRecord::WithOutcome`])
-    /// also publish `Trigger Invocation Completed`. The producer already holds the answer, and
-    /// on AWS each event is billed like the rest of the fast path together, so the functions
-    /// leave it off unless configured.
-    ///
-    /// [`SyncRecord::WithOutcome`]: crate::usecases::intake::SyncRecord::WithOutcome
-    pub inline_completion_events: bool,
     /// How long work taken up for delivery (a freshly accepted item handed to the in-process
     /// worker, or a due item it claims) stays reserved to the process delivering it. A process
     /// that dies mid-delivery has its work delivered by another after this; it must outlast
@@ -87,7 +77,10 @@ impl Tried {
     }
 }
 
-/// Everything one delivery needs.
+/// Everything one delivery needs. Only the functions that send (the intake and the work
+/// consumer) build one; the callback and the sweep settle invocations with
+/// [`Completion`](crate::usecases::complete::Completion) and
+/// [`Sweep`](crate::usecases::sweep::Sweep), which hold no subscriptions, queue or client.
 #[derive(Debug, Clone)]
 pub struct Delivery {
     pub catalog: &'static Catalog,
@@ -95,14 +88,16 @@ pub struct Delivery {
     pub invocations: Arc<dyn InvocationStore>,
     pub queue: Arc<dyn DeliveryQueue>,
     pub client: Arc<dyn WebhookClient>,
+    /// Where EVENTBRIDGE subscriptions' events are put.
     pub events: Arc<dyn EventPublisher>,
-    pub watch: Arc<dyn InvocationWatch>,
     pub clock: Arc<dyn Clock>,
+    /// Spreads retries (see [`delivery::next_attempt`]).
+    pub jitter: Arc<dyn Jitter>,
+    /// Signs requests and derives each invocation's callback secret.
     pub key: SecretKey,
     pub policy: DeliveryPolicy,
+    pub notifier: Notifier,
 }
-
-const OPEN: &[InvocationState] = &[InvocationState::Pending, InvocationState::Acknowledged];
 
 impl Delivery {
     /// The callback URL of one invocation.
@@ -188,7 +183,7 @@ impl Delivery {
             .await?
             .unwrap_or(invocation);
         if tried.transition.is_some() {
-            self.finished(&settled).await;
+            self.notifier.finished(&settled).await;
         }
         Ok(settled)
     }
@@ -288,7 +283,7 @@ impl Delivery {
                             self.policy.max_attempts,
                             *retry_after,
                             invocation.deadline,
-                            rand::random::<f64>(),
+                            self.jitter.fraction(),
                         )
                     })
                     .flatten();
@@ -387,48 +382,6 @@ impl Delivery {
             }
         }
     }
-
-    /// [`Delivery::finished`] for an invocation answered inline to its waiting producer: the
-    /// completion event only when [`DeliveryPolicy::inline_completion_events`] asks for it.
-    pub async fn finished_inline(&self, invocation: &Invocation) {
-        if self.policy.inline_completion_events {
-            self.finished(invocation).await;
-        } else {
-            self.watch.changed(&invocation.id);
-        }
-    }
-
-    /// Tells waiters, and publishes `Trigger Invocation Completed` for a finished
-    /// REQUEST_RESPONSE invocation. A publishing failure is logged and does not undo the
-    /// outcome, which is already durable.
-    pub async fn finished(&self, invocation: &Invocation) {
-        self.watch.changed(&invocation.id);
-        if invocation.state.is_open() || invocation.trigger_type != TriggerType::RequestResponse {
-            return;
-        }
-        let event = completion_event(&self.policy.event_source, invocation);
-        if let Err(e) = self.events.publish(&[event]).await {
-            tracing::warn!(invocation = %invocation.id, error = %e, "completion event not published");
-        }
-    }
-}
-
-/// The `Trigger Invocation Completed` event of a finished invocation.
-pub fn completion_event(source: &str, invocation: &Invocation) -> Event {
-    Event {
-        bus: None,
-        source: source.to_owned(),
-        detail_type: COMPLETED_EVENT.to_owned(),
-        detail: json!({
-            "invocationId": invocation.id,
-            "triggerId": invocation.trigger_id,
-            "subscriptionId": invocation.subscription_id,
-            "status": invocation.state,
-            "completed": invocation.completed.map(|t| crate::time::format_time(&t)),
-            "output": invocation.output,
-            "error": invocation.error,
-        }),
-    }
 }
 
 /// The ARN of the bus an EVENTBRIDGE subscription delivers to.
@@ -437,9 +390,4 @@ pub fn subscriber_bus_arn(target: &crate::model::EventBridgeTarget, bus_name: &s
         "arn:aws:events:{}:{}:event-bus/{bus_name}",
         target.aws_region, target.aws_account
     )
-}
-
-/// The states an invocation may be completed from by a callback or the sweep.
-pub fn open_states() -> &'static [InvocationState] {
-    OPEN
 }

@@ -437,7 +437,7 @@ impl Intake {
                 .await?;
         }
         for invocation in &recorded {
-            self.delivery.finished_inline(invocation).await;
+            self.delivery.notifier.finished_inline(invocation).await;
         }
         if retrying.is_empty() && recorded.iter().all(|i| !i.state.is_open()) {
             return Ok(Started::Finished(recorded));
@@ -454,7 +454,7 @@ impl Intake {
     ) -> Result<Started> {
         let started = std::time::Instant::now();
         let ids: Vec<String> = invocations.iter().map(|i| i.id.clone()).collect();
-        let mut changes = self.delivery.watch.subscribe();
+        let mut changes = self.delivery.notifier.watch.subscribe();
         loop {
             let mut current = Vec::with_capacity(ids.len());
             for id in &ids {

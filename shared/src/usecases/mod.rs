@@ -5,6 +5,7 @@ pub mod complete;
 pub mod delivery;
 pub mod intake;
 pub mod invocations;
+pub mod notify;
 pub mod subscriptions;
 pub mod sweep;
 pub mod triggers;

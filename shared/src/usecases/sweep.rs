@@ -1,79 +1,90 @@
-//! Background upkeep: the deadline sweep and retention.
+//! Background upkeep: the deadline sweep, the recovery of lost work, and retention.
+
+use std::sync::Arc;
 
 use chrono::Duration;
 
-use crate::model::InvocationState;
-use crate::ports::InvocationScans;
-use crate::ports::Transition;
+use crate::model::{Invocation, InvocationState};
+use crate::ports::{DeliveryQueue, InvocationScans, InvocationStore, Transition};
 use crate::time::{Clock, earlier};
-use crate::usecases::delivery::{Delivery, open_states};
+use crate::usecases::notify::Notifier;
 use crate::{Error, Result};
 
 /// How many invocations one sweep or purge step handles.
 pub const BATCH: usize = 500;
 
-/// Marks every open invocation past its deadline TIMED_OUT. Returns how many it timed out.
-///
-/// One invocation that cannot be timed out (its write fails) is logged and left for the next
-/// sweep; the others still are. The stores skip (and quarantine) rows they cannot read, so
-/// `overdue` itself fails only when the store does.
-pub async fn time_out_overdue(delivery: &Delivery) -> Result<usize> {
-    let mut timed_out = 0;
-    loop {
-        let now = delivery.clock.now();
-        let overdue = delivery.invocations.overdue(now, BATCH).await?;
-        let found = overdue.len();
-        let mut failed = 0;
-        for invocation in overdue {
-            match time_out(delivery, &invocation, now).await {
-                Ok(true) => timed_out += 1,
-                Ok(false) => {}
-                Err(e) => {
-                    failed += 1;
-                    tracing::warn!(invocation = %invocation.id, error = %e,
-                        "could not time out an overdue invocation; the next sweep tries again");
-                }
-            }
-        }
-        // A full batch in which nothing could be written would be read again at once: leave it
-        // to the next sweep instead of spinning on it.
-        if found < BATCH || failed == found {
-            return Ok(timed_out);
-        }
-    }
+/// What the deadline sweep needs. Like the callback it settles without the queue: the work a
+/// timed-out invocation may still have queued is dropped by whoever claims it.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    pub invocations: Arc<dyn InvocationStore>,
+    pub clock: Arc<dyn Clock>,
+    pub notifier: Notifier,
 }
 
-/// Times out one overdue invocation; `false` when a callback won the race.
-async fn time_out(
-    delivery: &Delivery,
-    invocation: &crate::model::Invocation,
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<bool> {
-    let transition = Transition {
-        to: InvocationState::TimedOut,
-        completed: Some(now),
-        output: None,
-        error: Some(format!(
-            "no answer before the response deadline ({})",
-            invocation
-                .deadline
-                .map(|d| crate::time::format_time(&d))
-                .unwrap_or_default()
-        )),
-    };
-    match delivery
-        .invocations
-        .transition(&invocation.id, open_states(), &transition)
-        .await
-    {
-        Ok(finished) => {
-            delivery.queue.discard(&finished.id).await?;
-            delivery.finished(&finished).await;
-            Ok(true)
+impl Sweep {
+    /// Marks every open invocation past its deadline TIMED_OUT. Returns how many it timed out.
+    ///
+    /// One invocation that cannot be timed out (its write fails) is logged and left for the
+    /// next sweep; the others still are. The stores skip (and quarantine) rows they cannot
+    /// read, so `overdue` itself fails only when the store does.
+    pub async fn time_out_overdue(&self) -> Result<usize> {
+        let mut timed_out = 0;
+        loop {
+            let now = self.clock.now();
+            let overdue = self.invocations.overdue(now, BATCH).await?;
+            let found = overdue.len();
+            let mut failed = 0;
+            for invocation in overdue {
+                match self.time_out(&invocation, now).await {
+                    Ok(true) => timed_out += 1,
+                    Ok(false) => {}
+                    Err(e) => {
+                        failed += 1;
+                        tracing::warn!(invocation = %invocation.id, error = %e,
+                            "could not time out an overdue invocation; the next sweep tries again");
+                    }
+                }
+            }
+            // A full batch in which nothing could be written would be read again at once:
+            // leave it to the next sweep instead of spinning on it.
+            if found < BATCH || failed == found {
+                return Ok(timed_out);
+            }
         }
-        // A callback won the race: that is its invocation now.
-        Err(Error::NotOpen { .. } | Error::NotFound { .. }) => Ok(false),
-        Err(e) => Err(e),
+    }
+
+    /// Times out one overdue invocation; `false` when a callback won the race.
+    async fn time_out(
+        &self,
+        invocation: &Invocation,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool> {
+        let transition = Transition {
+            to: InvocationState::TimedOut,
+            completed: Some(now),
+            output: None,
+            error: Some(format!(
+                "no answer before the response deadline ({})",
+                invocation
+                    .deadline
+                    .map(|d| crate::time::format_time(&d))
+                    .unwrap_or_default()
+            )),
+        };
+        match self
+            .invocations
+            .transition(&invocation.id, InvocationState::OPEN, &transition)
+            .await
+        {
+            Ok(finished) => {
+                self.notifier.finished(&finished).await;
+                Ok(true)
+            }
+            // A callback won the race: that is its invocation now.
+            Err(Error::NotOpen { .. } | Error::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -83,11 +94,14 @@ async fn time_out(
 /// be under way (a leased item's safety-net message shows only when the lease ends). At most
 /// [`BATCH`] per sweep: the queue moves what it sent out of the way, but its index may show
 /// them a moment longer, and the next sweep takes the rest. Returns how many it queued again.
-pub async fn recover_unsent(delivery: &Delivery) -> Result<usize> {
-    let grace = delivery.policy.lease_span() * 2;
-    let now = delivery.clock.now();
-    let due_before = crate::time::earlier(now, grace);
-    delivery.queue.recover_unsent(now, due_before, BATCH).await
+pub async fn recover_unsent(
+    queue: &dyn DeliveryQueue,
+    clock: &dyn Clock,
+    lease: std::time::Duration,
+) -> Result<usize> {
+    let grace = Duration::from_std(lease.saturating_mul(2)).unwrap_or(Duration::MAX);
+    let now = clock.now();
+    queue.recover_unsent(now, earlier(now, grace), BATCH).await
 }
 
 /// How long finished invocations stay listable.

@@ -13,11 +13,11 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
     lambda::create_missing_bus(&clients, &env).await?;
-    let delivery = sweep::sweep_delivery(&clients, &env).await?;
-    let delivery = &delivery;
+    let sweeper = sweep::Sweeper::connect(&clients, &env).await?;
+    let sweeper = &sweeper;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<EventBridgeEvent>| async move {
-            let swept = sweep::handle(delivery, event.payload).await?;
+            let swept = sweep::handle(sweeper, event.payload).await?;
             Ok::<_, lambda_runtime::Error>(
                 serde_json::json!({ "timedOut": swept.timed_out, "recovered": swept.recovered }),
             )

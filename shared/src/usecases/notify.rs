@@ -1,0 +1,71 @@
+//! What happens when an invocation settles: whoever waits on it is woken, and a finished
+//! REQUEST_RESPONSE invocation is announced as `Trigger Invocation Completed`. Every path that
+//! settles an invocation (a delivery, the callback, the deadline sweep) ends here.
+
+use std::sync::Arc;
+
+use serde_json::json;
+
+use crate::model::{Invocation, TriggerType};
+use crate::ports::{Event, EventPublisher, InvocationWatch};
+
+/// The `detail-type` of the event published when a REQUEST_RESPONSE invocation finishes.
+pub const COMPLETED_EVENT: &str = "Trigger Invocation Completed";
+
+/// Tells waiters and the bus that an invocation settled.
+#[derive(Debug, Clone)]
+pub struct Notifier {
+    pub events: Arc<dyn EventPublisher>,
+    pub watch: Arc<dyn InvocationWatch>,
+    /// `source` of the events Triggerline publishes.
+    pub event_source: String,
+    /// Whether invocations answered inline to a waiting producer (see
+    /// [`Notifier::finished_inline`]) also publish `Trigger Invocation Completed`. The producer
+    /// already holds the answer, and on AWS each event is billed like the rest of the fast path
+    /// together, so the functions leave it off unless configured.
+    pub inline_completion_events: bool,
+}
+
+impl Notifier {
+    /// Tells waiters, and publishes `Trigger Invocation Completed` for a finished
+    /// REQUEST_RESPONSE invocation. A publishing failure is logged and does not undo the
+    /// outcome, which is already durable.
+    pub async fn finished(&self, invocation: &Invocation) {
+        self.watch.changed(&invocation.id);
+        if invocation.state.is_open() || invocation.trigger_type != TriggerType::RequestResponse {
+            return;
+        }
+        let event = completion_event(&self.event_source, invocation);
+        if let Err(e) = self.events.publish(&[event]).await {
+            tracing::warn!(invocation = %invocation.id, error = %e, "completion event not published");
+        }
+    }
+
+    /// [`Notifier::finished`] for an invocation answered inline to its waiting producer: the
+    /// completion event only when [`Notifier::inline_completion_events`] asks for it.
+    pub async fn finished_inline(&self, invocation: &Invocation) {
+        if self.inline_completion_events {
+            self.finished(invocation).await;
+        } else {
+            self.watch.changed(&invocation.id);
+        }
+    }
+}
+
+/// The `Trigger Invocation Completed` event of a finished invocation.
+pub fn completion_event(source: &str, invocation: &Invocation) -> Event {
+    Event {
+        bus: None,
+        source: source.to_owned(),
+        detail_type: COMPLETED_EVENT.to_owned(),
+        detail: json!({
+            "invocationId": invocation.id,
+            "triggerId": invocation.trigger_id,
+            "subscriptionId": invocation.subscription_id,
+            "status": invocation.state,
+            "completed": invocation.completed.map(|t| crate::time::format_time(&t)),
+            "output": invocation.output,
+            "error": invocation.error,
+        }),
+    }
+}
