@@ -25,5 +25,7 @@ pub mod work;
 
 #[cfg(feature = "test-support")]
 pub mod contract;
+#[cfg(feature = "test-support")]
+pub mod memory;
 
 pub use error::{Error, Result};

@@ -1,6 +1,7 @@
 //! The port contract suites (feature `test-support`): what every store adapter must do, written
-//! once and run by each adapter's tests (SQLite on a temp file, DynamoDB on an emulator), so that
-//! both prove the same behaviour.
+//! once and run by each adapter's tests (SQLite on a temp file, DynamoDB on an emulator, and the
+//! in-memory adapters of [`crate::memory`] the use-case tests run on), so that all prove the
+//! same behaviour.
 //!
 //! Each suite takes a fresh, empty store and runs many small checks; a failed check panics with a
 //! message naming the broken promise. Checks build on realistic model values for real catalog

@@ -1,0 +1,198 @@
+//! [`DeliveryQueue`] on the maps of a [`MemoryInvocations`]: an invocation and its work are
+//! written together, as on SQLite.
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use super::invocations::{MemoryInvocations, Tables, Work, set_outcome};
+use super::lock;
+use crate::Error;
+use crate::error::ResourceKind;
+use crate::model::{Attempt, Invocation, InvocationState};
+use crate::ports::{DeliveryQueue, NextStep, Transition, WorkItem};
+
+/// The work queue of one [`MemoryInvocations`]. Leases end at the times the caller passes
+/// (`leased_until`, `lease_until`); the queue has no clock of its own, so a test moves time by
+/// passing a later `now` to `claim_due`.
+#[derive(Debug, Clone)]
+pub struct MemoryQueue {
+    tables: Arc<Mutex<Tables>>,
+}
+
+/// A work item as queued, with its lease (`None`: claimable once due).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    pub item: WorkItem,
+    pub leased_until: Option<DateTime<Utc>>,
+}
+
+impl MemoryQueue {
+    /// The queue that writes into (and reads) `invocations`' storage.
+    pub fn over(invocations: &MemoryInvocations) -> Self {
+        MemoryQueue {
+            tables: Arc::clone(&invocations.tables),
+        }
+    }
+
+    /// Every queued item, in invocation id order.
+    pub fn queued(&self) -> Vec<Queued> {
+        lock(&self.tables)
+            .work
+            .iter()
+            .map(|(id, work)| Queued {
+                item: item(id, work),
+                leased_until: work.leased_until,
+            })
+            .collect()
+    }
+}
+
+fn item(id: &str, work: &Work) -> WorkItem {
+    WorkItem {
+        invocation_id: id.to_owned(),
+        not_before: work.not_before,
+        attempts: work.attempts,
+    }
+}
+
+/// A fresh work row. A lease that ends before the item is due changes nothing about when it can
+/// be claimed, so none is kept (and `next_due` names no time at which nothing is due).
+fn fresh(not_before: DateTime<Utc>, leased_until: Option<DateTime<Utc>>) -> Work {
+    Work {
+        not_before,
+        leased_until: leased_until.filter(|until| *until >= not_before),
+        attempts: 0,
+    }
+}
+
+#[async_trait]
+impl DeliveryQueue for MemoryQueue {
+    async fn accept(
+        &self,
+        invocations: &[Invocation],
+        not_before: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<WorkItem>, Error> {
+        let mut tables = lock(&self.tables);
+        tables.insert_all(invocations)?;
+        let work = fresh(not_before, leased_until);
+        Ok(invocations
+            .iter()
+            .map(|i| {
+                tables.work.insert(i.id.clone(), work.clone());
+                item(&i.id, &work)
+            })
+            .collect())
+    }
+
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkItem>, Error> {
+        let mut tables = lock(&self.tables);
+        let mut due: Vec<WorkItem> = tables
+            .work
+            .iter()
+            .filter(|(_, w)| w.not_before <= now && w.leased_until.is_none_or(|l| l < now))
+            .map(|(id, w)| item(id, w))
+            .collect();
+        // Oldest first; in id order on ties (the map's order, kept by the stable sort).
+        due.sort_by_key(|i| i.not_before);
+        due.truncate(limit);
+        for claimed in &due {
+            if let Some(work) = tables.work.get_mut(&claimed.invocation_id) {
+                work.leased_until = Some(lease_until);
+            }
+        }
+        Ok(due)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(lock(&self.tables)
+            .work
+            .values()
+            .map(|w| w.leased_until.unwrap_or(w.not_before))
+            .min())
+    }
+
+    async fn settle(
+        &self,
+        invocation_id: &str,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+    ) -> Result<Option<Invocation>, Error> {
+        let mut tables = lock(&self.tables);
+        let Some(invocation) = tables.invocations.get_mut(invocation_id) else {
+            return Ok(None);
+        };
+        invocation.attempts.push(attempt.clone());
+        if let Some(transition) = transition.filter(|_| from.contains(&invocation.state)) {
+            set_outcome(invocation, transition);
+        }
+        let written = invocation.clone();
+        match next {
+            NextStep::Done => {
+                tables.work.remove(invocation_id);
+            }
+            NextStep::RetryAt(at) => {
+                if let Some(work) = tables.work.get_mut(invocation_id) {
+                    work.not_before = *at;
+                    work.leased_until = None;
+                    work.attempts += 1;
+                }
+            }
+        }
+        Ok(Some(written))
+    }
+
+    async fn replay(
+        &self,
+        invocation_id: &str,
+        deadline: Option<DateTime<Utc>>,
+        not_before: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> Result<WorkItem, Error> {
+        let mut tables = lock(&self.tables);
+        let invocation =
+            tables
+                .invocations
+                .get_mut(invocation_id)
+                .ok_or_else(|| Error::NotFound {
+                    kind: ResourceKind::Invocation,
+                    id: invocation_id.to_owned(),
+                })?;
+        if invocation.state != InvocationState::Failed {
+            return Err(Error::NotOpen {
+                id: invocation_id.to_owned(),
+                status: invocation.state,
+            });
+        }
+        invocation.state = InvocationState::Pending;
+        invocation.completed = None;
+        invocation.output = None;
+        invocation.error = None;
+        invocation.deadline = deadline;
+        // A replay starts a new round of delivery: its retry budget starts again too.
+        let work = fresh(not_before, leased_until);
+        tables.work.insert(invocation_id.to_owned(), work.clone());
+        Ok(item(invocation_id, &work))
+    }
+
+    async fn discard(&self, invocation_id: &str) -> Result<(), Error> {
+        lock(&self.tables).work.remove(invocation_id);
+        Ok(())
+    }
+
+    async fn release_all(&self) -> Result<(), Error> {
+        for work in lock(&self.tables).work.values_mut() {
+            work.leased_until = None;
+        }
+        Ok(())
+    }
+}
