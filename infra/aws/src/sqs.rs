@@ -21,6 +21,13 @@
 //! ([`SqsDeliveryQueue::defer`]); a new message also starts the receive count (the redrive to the
 //! dead-letter queue after 5 receives) afresh.
 //!
+//! A message that fails on its last receive before the work queue's redrive (the
+//! `maxReceiveCount`th) is moved to the dead-letter queue by the consumer itself, as a new message
+//! ([`SqsDeliveryQueue::dead_letter`]): SQS's redrive keeps a message's original enqueue time, so
+//! the DLQ's 14 days would count from when it was first queued; a new message gets all 14 days.
+//! The redrive stays the safety net for a message whose consumer never answers (a crash, a
+//! timeout) or whose move fails.
+//!
 //! Receipt handles of received messages are held in memory (invocation id → handle) so that
 //! `settle` and `discard` can delete the message. On Lambda the SQS event source mapping deletes
 //! the messages a function processed successfully, so settling without a held handle is normal.
@@ -30,9 +37,12 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_sqs::Client;
+use aws_sdk_sqs::primitives::Blob;
 #[cfg(feature = "create-resources")]
 use aws_sdk_sqs::types::QueueAttributeName;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry,
+};
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use triggerline::Error;
@@ -204,7 +214,50 @@ pub struct SqsDeliveryQueue {
     /// Whether an accept whose messages could not be sent leaves its invocations written, as a
     /// process that died between the two steps does (tests make that state with it).
     keep_unsent: bool,
+    /// Where the consumer moves a message failing on its last receive; `None`: it is left to the
+    /// redrive.
+    dead_letters: Option<DeadLetters>,
 }
+
+/// The work queue's dead-letter queue, as the consumer sees it.
+#[derive(Debug, Clone)]
+struct DeadLetters {
+    url: String,
+    /// The work queue's `maxReceiveCount`: the receive after this one is the redrive's.
+    max_receive_count: u32,
+}
+
+/// A message attribute, carried over to the dead-letter queue as it was received.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageAttribute {
+    pub data_type: String,
+    pub string_value: Option<String>,
+    pub binary_value: Option<Vec<u8>>,
+}
+
+/// A received message that failed: what the consumer knows of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedMessage {
+    pub body: String,
+    pub attributes: HashMap<String, MessageAttribute>,
+    /// `SentTimestamp` (epoch milliseconds), when the work queue got it, if known.
+    pub sent_timestamp: Option<i64>,
+    /// Why it failed (the error), for whoever looks at it in the DLQ.
+    pub reason: String,
+}
+
+/// Attributes the dead-letter move adds to a message.
+pub mod dead_letter_attribute {
+    /// Why the message failed on its last receive.
+    pub const FAILURE: &str = "triggerline.failure";
+    /// When the work queue first got it (epoch milliseconds): the moved message's own
+    /// `SentTimestamp` is the move's.
+    pub const FIRST_SENT: &str = "triggerline.firstSentTimestamp";
+}
+
+/// The longest failure reason written as an attribute, in bytes: the attribute counts towards
+/// the message's size limit.
+const MAX_REASON_BYTES: usize = 1024;
 
 impl SqsDeliveryQueue {
     pub fn new(sqs: Client, queue_url: String, invocations: Arc<DynamoInvocationStore>) -> Self {
@@ -214,6 +267,100 @@ impl SqsDeliveryQueue {
             invocations,
             held: Arc::new(Mutex::new(HashMap::new())),
             keep_unsent: false,
+            dead_letters: None,
+        }
+    }
+
+    /// This queue, for the consumer of the work queue whose redrive policy moves a message to the
+    /// dead-letter queue at `url` after `max_receive_count` receives: a message failing on its
+    /// last receive is then moved there by [`SqsDeliveryQueue::dead_letter`].
+    pub fn with_dead_letters(mut self, url: String, max_receive_count: u32) -> Self {
+        self.dead_letters = Some(DeadLetters {
+            url,
+            max_receive_count,
+        });
+        self
+    }
+
+    /// Whether a message received `receive_count` times (`ApproximateReceiveCount`, this receive
+    /// included) is on its last receive before the redrive, so that failing it should move it to
+    /// the dead-letter queue. Never without a dead-letter queue.
+    pub fn is_last_receive(&self, receive_count: u32) -> bool {
+        self.dead_letters
+            .as_ref()
+            .is_some_and(|d| receive_count >= d.max_receive_count)
+    }
+
+    /// Sends a message that failed on its last receive to the dead-letter queue as a new message
+    /// (a fresh retention period there, which the redrive would not give it): its body and
+    /// attributes, the reason ([`dead_letter_attribute::FAILURE`]) and, unless it carries one
+    /// already, when it was first sent ([`dead_letter_attribute::FIRST_SENT`]). The caller then
+    /// reports the received message processed, so that it is deleted from the work queue.
+    ///
+    /// Errors: [`Error::Unavailable`] when the DLQ did not take it (also without a dead-letter
+    /// queue, or with more attributes than SQS's 10): the caller reports the message failed and
+    /// the redrive moves it on its next receive.
+    pub async fn dead_letter(&self, message: &FailedMessage) -> Result<(), Error> {
+        let Some(dead_letters) = &self.dead_letters else {
+            return Err(failure("SendMessageBatch", "no dead-letter queue"));
+        };
+        let mut attributes = message
+            .attributes
+            .iter()
+            .map(|(name, a)| {
+                let value = MessageAttributeValue::builder()
+                    .data_type(&a.data_type)
+                    .set_string_value(a.string_value.clone())
+                    .set_binary_value(a.binary_value.clone().map(Blob::new))
+                    .build()
+                    .map_err(|e| failure("SendMessageBatch", e))?;
+                Ok((name.clone(), value))
+            })
+            .collect::<Result<HashMap<_, _>, Error>>()?;
+        let text = |value: String, data_type: &str| {
+            MessageAttributeValue::builder()
+                .data_type(data_type)
+                .string_value(value)
+                .build()
+                .map_err(|e| failure("SendMessageBatch", e))
+        };
+        attributes.insert(
+            dead_letter_attribute::FAILURE.to_owned(),
+            text(truncated(&message.reason, MAX_REASON_BYTES), "String")?,
+        );
+        if let Some(sent) = message.sent_timestamp {
+            // A message moved back from the DLQ and failing again keeps its first time.
+            let first_sent = text(sent.to_string(), "Number")?;
+            attributes
+                .entry(dead_letter_attribute::FIRST_SENT.to_owned())
+                .or_insert(first_sent);
+        }
+        // A batch of one: SendMessageBatch is what the queue links already (the same
+        // `sqs:SendMessage` permission).
+        let entry = SendMessageBatchRequestEntry::builder()
+            .id("0")
+            .message_body(&message.body)
+            .set_message_attributes(Some(attributes))
+            .build()
+            .map_err(|e| failure("SendMessageBatch", e))?;
+        let out = self
+            .sqs
+            .send_message_batch()
+            .queue_url(&dead_letters.url)
+            .entries(entry)
+            .send()
+            .await
+            .map_err(|e| unavailable("SendMessageBatch", e))?;
+        match out.failed.first() {
+            None => Ok(()),
+            Some(rejected) => Err(failure(
+                "SendMessageBatch",
+                format!(
+                    "the dead-letter queue rejected the message: {} {}",
+                    rejected.code,
+                    rejected.message.as_deref().unwrap_or_default()
+                ),
+            )),
         }
     }
 
@@ -803,6 +950,15 @@ fn delay_seconds(at: DateTime<Utc>, now: DateTime<Utc>) -> i32 {
     i32::try_from(seconds.clamp(0, MAX_DELAY_SECONDS)).unwrap_or(0)
 }
 
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncated(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_owned()
+}
+
 fn failure(operation: &'static str, detail: impl std::fmt::Display) -> Error {
     Error::unavailable(AwsFailure {
         operation,
@@ -827,6 +983,14 @@ mod tests {
         assert_eq!(delay_seconds(now + ms(2_000), now), 2);
         assert_eq!(delay_seconds(now + ms(2_001), now), 3);
         assert_eq!(delay_seconds(now + ms(3_600_000), now), 900);
+    }
+
+    #[test]
+    fn a_failure_reason_is_cut_on_a_character_boundary() {
+        assert_eq!(truncated("short", 10), "short");
+        assert_eq!(truncated("abcdef", 3), "abc");
+        // "é" is two bytes: cutting inside it drops it whole.
+        assert_eq!(truncated("aé", 2), "a");
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! `dispatcher-queue`: the SQS consumer Lambda of the work queue (event source mapping with
 //! `ReportBatchItemFailures`). Each record is one delivery attempt; see
-//! [`dispatcher::queue_consumer::handle`].
+//! [`dispatcher::queue_consumer::handle`]. A record failing on its last receive
+//! (`TRIGGERLINE_MAX_RECEIVE_COUNT`) goes to the dead-letter queue
+//! (`TRIGGERLINE_DEAD_LETTER_QUEUE`) as a new message.
 
 use std::convert::Infallible;
 
@@ -8,6 +10,7 @@ use aws_lambda_events::event::sqs::SqsEvent;
 use dispatcher::{aws, queue_consumer};
 use lambda_runtime::{LambdaEvent, service_fn};
 use triggerline_aws::lambda;
+use triggerline_aws::sqs::{self, SqsDeliveryQueue};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -16,8 +19,13 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::load_secret_key(&clients, &mut env).await?;
     let backend = lambda::connect(&clients, &env).await?;
     let delivery = aws::webhook_delivery(&backend, &env)?;
-    let queue = backend.queue.clone();
-    let (delivery, queue) = (&delivery, &*queue);
+    // The template passes the DLQ's URL, so this makes no call.
+    let dead_letters = sqs::resolve_queue_url(clients.sqs(), &env.aws.dead_letter_queue)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot find the dead-letter queue"))?;
+    let queue = SqsDeliveryQueue::clone(&backend.queue)
+        .with_dead_letters(dead_letters, env.max_receive_count);
+    let (delivery, queue) = (&delivery, &queue);
     // Failures are reported per record in the response, never as a function error: a function
     // error would send the whole batch back, the delivered records included.
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
