@@ -23,7 +23,8 @@ pub struct AwsSettings {
     pub invocations_table: String,
     /// SQS work queue: a queue URL, or a name resolved with `GetQueueUrl` at start.
     pub work_queue: String,
-    /// SQS dead-letter queue of the work queue (only used when creating resources).
+    /// SQS dead-letter queue of the work queue: a queue URL or a name. Created with the other
+    /// resources; the queue consumer sends a record failing on its last receive there.
     pub dead_letter_queue: String,
     /// Triggerline's own EventBridge bus: completion events go here.
     pub event_bus: String,
