@@ -10,9 +10,9 @@ use triggerline::usecases::intake::{Intake, SyncRecord};
 use triggerline_aws::AwsBackend;
 use triggerline_aws::lambda::{self, BootError, FunctionEnv};
 use triggerline_http::ApiAuth;
+use triggerline_webhook::HttpWebhookClient;
 
 use crate::Context;
-use crate::webhook::HttpWebhookClient;
 
 /// The delivery of the functions that post webhooks (intake and queue consumer): one pooled
 /// [`HttpWebhookClient`], guarded against private targets unless

@@ -1,5 +1,5 @@
 //! The dispatcher: invocation intake (`POST /trigger-invocations/v1/start` and `/test`) and
-//! delivery to webhooks ([`webhook::HttpWebhookClient`]) and event buses, with retries and
+//! delivery to webhooks ([`triggerline_webhook::HttpWebhookClient`]) and event buses, with retries and
 //! deadlines. [`router`] serves the intake; the delivery loop itself is
 //! [`triggerline::usecases::delivery::Delivery`], driven locally by `infra/local`'s worker and on
 //! AWS by the SQS consumer.
@@ -26,7 +26,6 @@ mod intake;
 pub mod queue_consumer;
 pub mod requested;
 pub mod sweep;
-pub mod webhook;
 
 use axum::Router;
 use axum::middleware::from_fn_with_state;

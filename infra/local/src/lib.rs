@@ -12,7 +12,6 @@ use anyhow::Context as _;
 use axum::routing::get;
 use axum::{Json, Router};
 use base64::Engine;
-use dispatcher::webhook::HttpWebhookClient;
 use rand::RngCore;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -34,6 +33,7 @@ use triggerline_embedded::{
     Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
 };
 use triggerline_http::ApiAuth;
+use triggerline_webhook::HttpWebhookClient;
 
 pub mod runtime;
 mod server;

@@ -358,7 +358,6 @@ mod tests {
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use chrono::Utc;
-    use dispatcher::webhook::HttpWebhookClient;
     use triggerline::catalog::Catalog;
     use triggerline::model::{Invocation, Subscription};
     use triggerline::secrets::SecretKey;
@@ -368,6 +367,7 @@ mod tests {
     use triggerline_embedded::{
         Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
     };
+    use triggerline_webhook::HttpWebhookClient;
 
     use super::*;
 

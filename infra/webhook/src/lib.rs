@@ -9,6 +9,7 @@
 //! (SSRF). The address judged is the one actually dialled: a resolver that keeps only public
 //! addresses, so a name that resolves differently between validation and delivery (DNS
 //! rebinding) gains nothing, plus a check of IP-literal hosts, which are never resolved.
+#![forbid(unsafe_code)]
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -43,7 +44,7 @@ const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 /// Posts webhooks with one pooled HTTP client (rustls, keep-alive, no redirects, no proxy).
 ///
 /// The client is the AWS SDK's own hyper-based connector, resolving names through a
-/// [`SharedDnsResolver`] exactly as [`triggerline_aws::Clients`] does. The same types mean the
+/// [`SharedDnsResolver`] exactly as `triggerline_aws::Clients` does. The same types mean the
 /// function binaries that post webhooks carry one copy of the HTTP/TLS client code, not a second
 /// HTTP stack beside the SDK's (a third of a megabyte of each bootstrap). It follows no redirects
 /// and uses no proxy: a 3xx is the subscriber's answer like any other non-2xx (following it would

@@ -10,13 +10,13 @@ use axum::body::Body;
 use axum::http::{HeaderMap, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use dispatcher::webhook::HttpWebhookClient;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio_util::io::ReaderStream;
 use triggerline::delivery::{MAX_RESPONSE_BYTES, Reply};
 use triggerline::ports::{WebhookClient, WebhookRequest};
+use triggerline_webhook::HttpWebhookClient;
 
 /// What a receiver got.
 #[derive(Debug)]
