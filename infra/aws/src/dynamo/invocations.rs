@@ -1,6 +1,7 @@
 //! Invocations in DynamoDB: one item each, whose state changes are single conditional
 //! `UpdateItem`s (no read first), so that exactly one of concurrent transitions wins.
 
+use std::cmp::Ordering;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 
@@ -799,33 +800,14 @@ impl DynamoInvocationStore {
         query: &ShardedQuery,
         mut take: impl FnMut(Item) -> bool,
     ) -> Result<(), Error> {
-        let order = |a: &Item, b: &Item| {
-            let (ka, kb) = (get_s(a, query.sort), get_s(b, query.sort));
-            let by_key = if query.forward {
-                ka.cmp(&kb)
-            } else {
-                kb.cmp(&ka)
-            };
-            by_key.then_with(|| get_s(a, INV_ID).cmp(&get_s(b, INV_ID)))
-        };
+        let order = |a: &Item, b: &Item| query.order(a, b);
         let partitions = SHARDS as usize + query.legacy.len();
         let mut shards: Vec<Cursor> = (0..partitions).map(|_| Cursor::default()).collect();
         loop {
-            // A shard's first item is its next only once the shard holds an item after it in
-            // the order: items tied on the range key come in no order within a shard, and a
-            // tie may go on in the next page.
             let needy: Vec<usize> = shards
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| {
-                    !c.done
-                        && match (c.buffer.front(), c.buffer.back()) {
-                            (Some(first), Some(last)) => {
-                                get_s(first, query.sort) == get_s(last, query.sort)
-                            }
-                            _ => true,
-                        }
-                })
+                .filter(|(_, c)| c.needs_page(query.sort))
                 .map(|(i, _)| i)
                 .collect();
             if !needy.is_empty() {
@@ -844,12 +826,7 @@ impl DynamoInvocationStore {
                 }
                 continue;
             }
-            let next = shards
-                .iter()
-                .enumerate()
-                .filter_map(|(i, c)| c.buffer.front().map(|item| (i, item)))
-                .min_by(|(_, a), (_, b)| order(a, b))
-                .map(|(i, _)| i);
+            let next = next_shard(&shards, order);
             let Some(item) = next.and_then(|i| shards[i].buffer.pop_front()) else {
                 return Ok(());
             };
@@ -1337,12 +1314,50 @@ struct ShardedQuery {
     page: i32,
 }
 
+impl ShardedQuery {
+    /// The merge order: the range key in the query's direction, then id.
+    fn order(&self, a: &Item, b: &Item) -> Ordering {
+        let (ka, kb) = (get_s(a, self.sort), get_s(b, self.sort));
+        let by_key = if self.forward {
+            ka.cmp(&kb)
+        } else {
+            kb.cmp(&ka)
+        };
+        by_key.then_with(|| get_s(a, INV_ID).cmp(&get_s(b, INV_ID)))
+    }
+}
+
 /// Where the merge is in one shard.
 #[derive(Default)]
 struct Cursor {
+    /// Read and not yet taken, in the merge order.
     buffer: VecDeque<Item>,
     start: Option<Item>,
     done: bool,
+}
+
+impl Cursor {
+    /// Whether the merge must read this shard's next page before it may take from it. A
+    /// shard's first item is its next only once the shard holds an item after it in the order
+    /// (`sort` is the range key): items tied on the range key come in no order within a shard,
+    /// and a tie may go on in the next page.
+    fn needs_page(&self, sort: &str) -> bool {
+        !self.done
+            && match (self.buffer.front(), self.buffer.back()) {
+                (Some(first), Some(last)) => get_s(first, sort) == get_s(last, sort),
+                _ => true,
+            }
+    }
+}
+
+/// The shard whose first item comes next in `order`; `None` once every buffer is empty.
+fn next_shard(shards: &[Cursor], order: impl Fn(&Item, &Item) -> Ordering) -> Option<usize> {
+    shards
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| c.buffer.front().map(|item| (i, item)))
+        .min_by(|(_, a), (_, b)| order(a, b))
+        .map(|(i, _)| i)
 }
 
 /// A query page for a merge that will take about `wanted` items in all: a share of them per
@@ -1410,6 +1425,174 @@ impl Row {
             InvocationField::Completed => self.completed.clone(),
         }
     }
+}
+
+/// The index a status list reads: `bySubscription` for a `subscriptionId eq`, else
+/// `byTrigger` for a `triggerId eq`, else `byCreated`.
+#[derive(Debug, PartialEq)]
+struct IndexChoice {
+    index: &'static str,
+    /// The hash key attribute and its value before the shard suffix.
+    hash: (&'static str, String),
+    /// The condition the hash key answers (its position in the query), if any.
+    answered: Option<usize>,
+}
+
+fn choose_index(query: &InvocationQuery) -> IndexChoice {
+    let eq = |field| {
+        query
+            .conditions
+            .iter()
+            .position(|c| c.field == field && c.op == Op::Eq)
+    };
+    let answered = eq(InvocationField::SubscriptionId).or_else(|| eq(InvocationField::TriggerId));
+    let (index, hash) = match answered.and_then(|k| query.conditions.get(k)) {
+        Some(c) if c.field == InvocationField::SubscriptionId => {
+            (INV_BY_SUBSCRIPTION, (INV_SUBSCRIPTION, c.value.clone()))
+        }
+        Some(c) => (INV_BY_TRIGGER, (INV_TRIGGER, c.value.clone())),
+        None => (INV_BY_CREATED, (INV_GROUP, INV_GROUP_VALUE.to_owned())),
+    };
+    IndexChoice {
+        index,
+        hash,
+        answered,
+    }
+}
+
+/// A status list's `FilterExpression`, in `filter`'s condition, names and values: items not
+/// expired at `now`, and every condition the hash key does not answer. The trigger and
+/// subscription attributes carry their shard, so an equality on them compares with a value
+/// each shard fills in (the returned placeholders and values before the shard); their other
+/// operators are left to the rows (which check every condition again).
+fn list_filter(
+    query: &InvocationQuery,
+    answered: Option<usize>,
+    now: i64,
+    filter: &mut Update,
+) -> Vec<(String, String)> {
+    filter.name(INV_EXPIRES);
+    filter.values.insert(":now".to_owned(), n(now));
+    filter
+        .condition
+        .push("(attribute_not_exists(#x) OR #x > :now)".to_owned());
+    let mut sharded_values = Vec::new();
+    for (i, c) in query.conditions.iter().enumerate() {
+        let attribute = field_attribute(c.field);
+        let is_sharded = attribute == INV_TRIGGER || attribute == INV_SUBSCRIPTION;
+        if Some(i) == answered || (is_sharded && c.op != Op::Eq) {
+            continue;
+        }
+        let name = filter.name(attribute);
+        let placeholder = format!(":c{i}");
+        if is_sharded {
+            sharded_values.push((placeholder.clone(), c.value.clone()));
+        } else {
+            filter.values.insert(placeholder.clone(), s(&c.value));
+        }
+        let op = match c.op {
+            Op::Eq => "=",
+            Op::Ge => ">=",
+            Op::Le => "<=",
+        };
+        filter.condition.push(format!("{name} {op} {placeholder}"));
+    }
+    sharded_values
+}
+
+/// The index query of a status list: [`choose_index`]'s index, [`list_filter`]'s filter, the
+/// [`Row`] attributes only, in `window`'s direction on created.
+fn list_query(query: &InvocationQuery, window: &Window, now: i64) -> ShardedQuery {
+    let IndexChoice {
+        index,
+        hash,
+        answered,
+    } = choose_index(query);
+    let mut filter = Update::default();
+    let sharded_values = list_filter(query, answered, now, &mut filter);
+    let projection = ROW_ATTRIBUTES
+        .iter()
+        .map(|a| filter.name(a))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let legacy = hash.1.clone();
+    ShardedQuery {
+        index,
+        hash,
+        sort: INV_CREATED,
+        range: None,
+        filter: filter.condition,
+        names: filter.names,
+        values: filter.values,
+        sharded_values,
+        legacy: vec![legacy],
+        projection: Some(projection),
+        forward: window.forward,
+        page: page_size(window.stop),
+    }
+}
+
+/// How much of the index a status list reads (see the module doc): sorted by created, the
+/// first `offset + limit` in that order; sorted otherwise, or counted, the window of the
+/// [`MAX_REACHABLE`] first in created order. Newest first unless `created` ascending leads.
+#[derive(Debug, PartialEq)]
+struct Window {
+    forward: bool,
+    /// Rows to collect (0: none, nothing to read).
+    stop: usize,
+    /// Whether the rows tied on created with the last one come along too: with more sorters
+    /// after `created`, they may sort before it.
+    with_ties: bool,
+}
+
+impl Window {
+    fn of(query: &InvocationQuery) -> Window {
+        let created_first = query
+            .sorters
+            .first()
+            .is_none_or(|k| k.field == InvocationField::Created);
+        let forward = created_first && query.sorters.first().is_some_and(|k| !k.descending);
+        let (stop, with_ties) = if created_first && !query.count {
+            (
+                query.offset.saturating_add(query.limit).min(MAX_REACHABLE),
+                query.sorters.len() > 1,
+            )
+        } else {
+            (MAX_REACHABLE, false)
+        };
+        Window {
+            forward,
+            stop,
+            with_ties,
+        }
+    }
+
+    /// Whether `row`, the next matching one in the index order, joins `rows`; once not, the
+    /// read stops.
+    fn admits(&self, rows: &[Row], row: &Row) -> bool {
+        rows.len() < self.stop
+            || (self.with_ties
+                && rows.len() < MAX_REACHABLE
+                && rows.last().is_some_and(|last| last.created == row.created))
+    }
+}
+
+/// The requested page of `rows`: ordered by the query's sorters (newest first when it has
+/// none), id breaking ties, then offset and limit.
+fn page_of(query: &InvocationQuery, mut rows: Vec<Row>) -> Page<Row> {
+    // `apply` sorts stably, so ordering by id first makes id the final tie-break.
+    rows.sort_by(|a, b| a.id.cmp(&b.id));
+    if query.sorters.is_empty() {
+        let newest_first = InvocationQuery {
+            sorters: vec![SortKey {
+                field: InvocationField::Created,
+                descending: true,
+            }],
+            ..query.clone()
+        };
+        return newest_first.apply(&rows, Row::field);
+    }
+    query.apply(&rows, Row::field)
 }
 
 fn field_attribute(field: InvocationField) -> &'static str {
@@ -1492,99 +1675,16 @@ impl InvocationStore for DynamoInvocationStore {
 #[async_trait]
 impl InvocationScans for DynamoInvocationStore {
     async fn list(&self, query: &InvocationQuery) -> Result<Page<Invocation>, Error> {
-        let key_condition = query
-            .conditions
-            .iter()
-            .position(|c| c.field == InvocationField::SubscriptionId && c.op == Op::Eq)
-            .or_else(|| {
-                query
-                    .conditions
-                    .iter()
-                    .position(|c| c.field == InvocationField::TriggerId && c.op == Op::Eq)
-            });
-        let (index, hash) = match key_condition.map(|k| &query.conditions[k]) {
-            Some(c) if c.field == InvocationField::SubscriptionId => {
-                (INV_BY_SUBSCRIPTION, (INV_SUBSCRIPTION, c.value.clone()))
-            }
-            Some(c) => (INV_BY_TRIGGER, (INV_TRIGGER, c.value.clone())),
-            None => (INV_BY_CREATED, (INV_GROUP, INV_GROUP_VALUE.to_owned())),
-        };
-        let mut filter = Update::default();
-        filter.name(INV_EXPIRES);
-        filter
-            .values
-            .insert(":now".to_owned(), n(now_epoch_seconds()));
-        filter
-            .condition
-            .push("(attribute_not_exists(#x) OR #x > :now)".to_owned());
-        let mut sharded_values = Vec::new();
-        for (i, c) in query.conditions.iter().enumerate() {
-            let attribute = field_attribute(c.field);
-            let is_sharded = attribute == INV_TRIGGER || attribute == INV_SUBSCRIPTION;
-            // Only equality has a sharded value to compare with; the rest is checked on the
-            // rows below (as every condition is, again).
-            if Some(i) == key_condition || (is_sharded && c.op != Op::Eq) {
-                continue;
-            }
-            let name = filter.name(attribute);
-            let placeholder = format!(":c{i}");
-            if is_sharded {
-                sharded_values.push((placeholder.clone(), c.value.clone()));
-            } else {
-                filter.values.insert(placeholder.clone(), s(&c.value));
-            }
-            let op = match c.op {
-                Op::Eq => "=",
-                Op::Ge => ">=",
-                Op::Le => "<=",
-            };
-            filter.condition.push(format!("{name} {op} {placeholder}"));
-        }
-        let projection = ROW_ATTRIBUTES
-            .iter()
-            .map(|a| filter.name(a))
-            .collect::<Vec<_>>()
-            .join(", ");
-
-        // What is reachable (see the module doc): sorted by created, the first offset + limit
-        // in that order; sorted otherwise, or counted, the window of the MAX_REACHABLE
-        // first in created order (newest first unless `created` ascending leads).
-        let created_first = query
-            .sorters
-            .first()
-            .is_none_or(|k| k.field == InvocationField::Created);
-        let forward = created_first && query.sorters.first().is_some_and(|k| !k.descending);
-        let (stop, with_ties) = if created_first && !query.count {
-            (
-                query.offset.saturating_add(query.limit).min(MAX_REACHABLE),
-                query.sorters.len() > 1,
-            )
-        } else {
-            (MAX_REACHABLE, false)
-        };
-        if stop == 0 {
+        let window = Window::of(query);
+        if window.stop == 0 {
             return Ok(Page {
                 items: Vec::new(),
                 total: None,
             });
         }
-        let legacy = hash.1.clone();
-        let sharded_query = ShardedQuery {
-            index,
-            hash,
-            sort: INV_CREATED,
-            range: None,
-            filter: filter.condition,
-            names: filter.names,
-            values: filter.values,
-            sharded_values,
-            legacy: vec![legacy],
-            projection: Some(projection),
-            forward,
-            page: page_size(stop),
-        };
+        let index_query = list_query(query, &window, now_epoch_seconds());
         let mut rows: Vec<Row> = Vec::new();
-        self.merged(&sharded_query, |item| {
+        self.merged(&index_query, |item| {
             let row = match Row::read(&item) {
                 Ok(row) => row,
                 Err(e) => {
@@ -1596,35 +1696,14 @@ impl InvocationScans for DynamoInvocationStore {
             if !query.accepts(&row, Row::field) {
                 return true;
             }
-            // With more sorters after `created`, the rows tied with the last one on created
-            // may sort before it, so they come along.
-            if rows.len() >= stop
-                && !(with_ties
-                    && rows.len() < MAX_REACHABLE
-                    && rows.last().is_some_and(|last| last.created == row.created))
-            {
+            if !window.admits(&rows, &row) {
                 return false;
             }
             rows.push(row);
             true
         })
         .await?;
-        // `apply` sorts stably, so ordering by id first makes id the final tie-break.
-        rows.sort_by(|a, b| a.id.cmp(&b.id));
-        let newest_first;
-        let query = if query.sorters.is_empty() {
-            newest_first = InvocationQuery {
-                sorters: vec![SortKey {
-                    field: InvocationField::Created,
-                    descending: true,
-                }],
-                ..query.clone()
-            };
-            &newest_first
-        } else {
-            query
-        };
-        let page = query.apply(&rows, Row::field);
+        let page = page_of(query, rows);
         let ids: Vec<String> = page.items.into_iter().map(|row| row.id).collect();
         Ok(Page {
             items: self.fetch_page(&ids).await?,
@@ -1658,6 +1737,7 @@ impl InvocationScans for DynamoInvocationStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use InvocationField::{Completed, Created, SubscriptionId, SubscriptionName, TriggerId};
 
     fn sized(n: usize, size: usize) -> Vec<(usize, Item, usize)> {
         (0..n).map(|i| (i, Item::new(), size)).collect()
@@ -1683,6 +1763,228 @@ mod tests {
         assert_eq!(lengths(&sized(100, 1024)), [100]);
         assert_eq!(lengths(&sized(1, 400 * 1024)), [1]);
         assert!(lengths(&sized(0, 1)).is_empty());
+    }
+
+    fn query(
+        conditions: &[(InvocationField, Op, &str)],
+        sorters: &[(InvocationField, bool)],
+    ) -> InvocationQuery {
+        InvocationQuery {
+            conditions: conditions
+                .iter()
+                .map(|&(field, op, value)| triggerline::query::Condition {
+                    field,
+                    op,
+                    value: value.to_owned(),
+                })
+                .collect(),
+            sorters: sorters
+                .iter()
+                .map(|&(field, descending)| SortKey { field, descending })
+                .collect(),
+            limit: 10,
+            offset: 0,
+            count: false,
+        }
+    }
+
+    fn row(id: &str, created: &str) -> Row {
+        Row {
+            id: id.to_owned(),
+            created: created.to_owned(),
+            completed: None,
+            trigger_id: "t".to_owned(),
+            subscription_id: "s".to_owned(),
+            subscription_name: "n".to_owned(),
+        }
+    }
+
+    #[test]
+    fn a_list_reads_the_index_of_its_subscription_else_trigger_else_created() {
+        let by_subscription = choose_index(&query(
+            &[(TriggerId, Op::Eq, "t1"), (SubscriptionId, Op::Eq, "s1")],
+            &[],
+        ));
+        assert_eq!(
+            by_subscription,
+            IndexChoice {
+                index: INV_BY_SUBSCRIPTION,
+                hash: (INV_SUBSCRIPTION, "s1".to_owned()),
+                answered: Some(1),
+            }
+        );
+        let by_trigger = choose_index(&query(
+            &[(SubscriptionId, Op::Ge, "s"), (TriggerId, Op::Eq, "t1")],
+            &[],
+        ));
+        assert_eq!(by_trigger.index, INV_BY_TRIGGER);
+        assert_eq!(by_trigger.hash, (INV_TRIGGER, "t1".to_owned()));
+        assert_eq!(by_trigger.answered, Some(1));
+        let by_created = choose_index(&query(&[(Created, Op::Ge, "2026")], &[]));
+        assert_eq!(by_created.index, INV_BY_CREATED);
+        assert_eq!(by_created.hash, (INV_GROUP, INV_GROUP_VALUE.to_owned()));
+        assert_eq!(by_created.answered, None);
+    }
+
+    #[test]
+    fn the_filter_holds_live_items_and_what_the_key_does_not_answer() {
+        let q = query(
+            &[
+                (TriggerId, Op::Eq, "t1"),
+                (SubscriptionId, Op::Eq, "s1"),
+                (TriggerId, Op::Ge, "a"),
+                (Completed, Op::Le, "2026-01-02T00:00:00Z"),
+            ],
+            &[],
+        );
+        let mut filter = Update::default();
+        let sharded = list_filter(&q, Some(1), 42, &mut filter);
+        assert_eq!(
+            filter.condition,
+            [
+                "(attribute_not_exists(#x) OR #x > :now)",
+                "#tg = :c0",
+                "#cp <= :c3"
+            ]
+        );
+        // The trigger's equality compares with each shard's value; its range is left to the
+        // rows.
+        assert_eq!(sharded, [(":c0".to_owned(), "t1".to_owned())]);
+        assert_eq!(filter.values.get(":now"), Some(&n(42)));
+        assert_eq!(filter.values.get(":c3"), Some(&s("2026-01-02T00:00:00Z")));
+        assert!(!filter.values.contains_key(":c0"));
+    }
+
+    #[test]
+    fn the_list_query_projects_the_row_in_the_window_direction() {
+        let q = query(&[(SubscriptionName, Op::Eq, "n")], &[(Created, false)]);
+        let window = Window::of(&q);
+        let plan = list_query(&q, &window, 0);
+        assert_eq!(plan.index, INV_BY_CREATED);
+        assert!(plan.forward);
+        assert_eq!(plan.legacy, [INV_GROUP_VALUE]);
+        assert_eq!(
+            plan.projection.as_deref(),
+            Some("#id, #cr, #cp, #tg, #sb, #sn")
+        );
+        assert_eq!(
+            plan.names.get("#sn").map(String::as_str),
+            Some(INV_SUBSCRIPTION_NAME)
+        );
+    }
+
+    #[test]
+    fn the_window_reads_the_page_in_created_order_or_the_reachable_window() {
+        let mut newest = query(&[], &[]);
+        newest.offset = 5;
+        assert_eq!(
+            Window::of(&newest),
+            Window {
+                forward: false,
+                stop: 15,
+                with_ties: false
+            }
+        );
+        let oldest_then_name = query(&[], &[(Created, false), (SubscriptionName, false)]);
+        assert_eq!(
+            Window::of(&oldest_then_name),
+            Window {
+                forward: true,
+                stop: 10,
+                with_ties: true
+            }
+        );
+        let by_name = query(&[], &[(SubscriptionName, false)]);
+        assert_eq!(
+            Window::of(&by_name),
+            Window {
+                forward: false,
+                stop: MAX_REACHABLE,
+                with_ties: false
+            }
+        );
+        let mut counted = query(&[], &[]);
+        counted.count = true;
+        assert_eq!(Window::of(&counted).stop, MAX_REACHABLE);
+        let mut empty = query(&[], &[]);
+        empty.limit = 0;
+        assert_eq!(Window::of(&empty).stop, 0);
+    }
+
+    #[test]
+    fn a_full_window_admits_only_ties_on_created_when_more_sorters_follow() {
+        let full = [row("a", "1"), row("b", "2")];
+        let plain = Window {
+            forward: true,
+            stop: 2,
+            with_ties: false,
+        };
+        assert!(plain.admits(&full[..1], &row("b", "2")));
+        assert!(!plain.admits(&full, &row("c", "2")));
+        let ties = Window {
+            with_ties: true,
+            ..plain
+        };
+        assert!(ties.admits(&full, &row("c", "2")));
+        assert!(!ties.admits(&full, &row("c", "3")));
+    }
+
+    #[test]
+    fn a_page_is_newest_first_by_default_with_id_breaking_ties() {
+        let rows = vec![row("b", "1"), row("c", "2"), row("a", "1"), row("d", "3")];
+        let mut q = query(&[], &[]);
+        q.offset = 1;
+        q.limit = 2;
+        let ids = |page: Page<Row>| page.items.into_iter().map(|r| r.id).collect::<Vec<_>>();
+        assert_eq!(ids(page_of(&q, rows.clone())), ["c", "a"]);
+        let oldest = query(&[], &[(Created, false)]);
+        assert_eq!(ids(page_of(&oldest, rows)), ["a", "b", "c", "d"]);
+    }
+
+    fn keyed(id: &str, created: &str) -> Item {
+        Item::from([
+            (INV_ID.to_owned(), s(id)),
+            (INV_CREATED.to_owned(), s(created)),
+        ])
+    }
+
+    fn cursor(items: &[(&str, &str)], done: bool) -> Cursor {
+        Cursor {
+            buffer: items
+                .iter()
+                .map(|(id, created)| keyed(id, created))
+                .collect(),
+            start: None,
+            done,
+        }
+    }
+
+    #[test]
+    fn a_shard_is_read_on_until_it_holds_an_item_past_its_first() {
+        assert!(cursor(&[], false).needs_page(INV_CREATED));
+        assert!(!cursor(&[], true).needs_page(INV_CREATED));
+        assert!(cursor(&[("a", "1"), ("b", "1")], false).needs_page(INV_CREATED));
+        assert!(!cursor(&[("a", "1"), ("b", "2")], false).needs_page(INV_CREATED));
+        assert!(!cursor(&[("a", "1")], true).needs_page(INV_CREATED));
+    }
+
+    #[test]
+    fn the_merge_takes_the_first_head_in_the_query_order_then_by_id() {
+        let oldest = query(&[], &[(Created, false)]);
+        let mut plan = list_query(&oldest, &Window::of(&oldest), 0);
+        let shards = [
+            cursor(&[("b", "2")], true),
+            cursor(&[], true),
+            cursor(&[("a", "2"), ("z", "3")], false),
+            cursor(&[("c", "3")], true),
+        ];
+        assert_eq!(next_shard(&shards, |a, b| plan.order(a, b)), Some(2));
+        plan.forward = false;
+        assert_eq!(next_shard(&shards, |a, b| plan.order(a, b)), Some(3));
+        assert_eq!(
+            next_shard(&[cursor(&[], true)], |a, b| plan.order(a, b)),
+            None
+        );
     }
 
     #[test]

@@ -305,6 +305,50 @@ impl DynamoSubscriptionStore {
     }
 }
 
+/// Where a subscription list finds its candidates: the one item of an `id eq` (GetItem), the
+/// `byTrigger` partition of a `triggerId eq` (Query), else every subscription (Scan). The
+/// conditions are all checked on the candidates again ([`page_of`]).
+#[derive(Debug, PartialEq)]
+enum Source<'a> {
+    Id(&'a str),
+    Trigger(&'a str),
+    Scan,
+}
+
+impl Source<'_> {
+    fn of(query: &SubscriptionQuery) -> Source<'_> {
+        let eq = |field| {
+            query
+                .conditions
+                .iter()
+                .find(|c| c.field == field && c.op == Op::Eq)
+                .map(|c| c.value.as_str())
+        };
+        if let Some(id) = eq(SubscriptionField::Id) {
+            Source::Id(id)
+        } else if let Some(trigger_id) = eq(SubscriptionField::TriggerId) {
+            Source::Trigger(trigger_id)
+        } else {
+            Source::Scan
+        }
+    }
+}
+
+/// The requested page of `candidates`: filtered, ordered by the query's sorters with id
+/// breaking ties, then offset and limit.
+fn page_of(query: &SubscriptionQuery, mut candidates: Vec<Subscription>) -> Page<Subscription> {
+    // `apply` sorts stably, so ordering by id first makes id the final tie-break.
+    candidates.sort_by(|a, b| a.id.cmp(&b.id));
+    query.apply(&candidates, |s, field| {
+        Some(match field {
+            SubscriptionField::Id => s.id.clone(),
+            SubscriptionField::TriggerId => s.trigger_id.clone(),
+            SubscriptionField::Type => s.subscription_type().as_str().to_owned(),
+            SubscriptionField::TriggerName => s.trigger_name.clone(),
+        })
+    })
+}
+
 #[async_trait]
 impl SubscriptionStore for DynamoSubscriptionStore {
     async fn create(
@@ -341,30 +385,12 @@ impl SubscriptionStore for DynamoSubscriptionStore {
     }
 
     async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
-        let eq = |field| {
-            query
-                .conditions
-                .iter()
-                .find(|c| c.field == field && c.op == Op::Eq)
-                .map(|c| c.value.as_str())
+        let candidates = match Source::of(query) {
+            Source::Id(id) => self.get(id).await?.into_iter().collect(),
+            Source::Trigger(trigger_id) => self.query_trigger(trigger_id, None).await?,
+            Source::Scan => self.scan().await?,
         };
-        let mut candidates = if let Some(id) = eq(SubscriptionField::Id) {
-            self.get(id).await?.into_iter().collect()
-        } else if let Some(trigger_id) = eq(SubscriptionField::TriggerId) {
-            self.query_trigger(trigger_id, None).await?
-        } else {
-            self.scan().await?
-        };
-        // `apply` sorts stably, so ordering by id first makes id the final tie-break.
-        candidates.sort_by(|a, b| a.id.cmp(&b.id));
-        Ok(query.apply(&candidates, |s, field| {
-            Some(match field {
-                SubscriptionField::Id => s.id.clone(),
-                SubscriptionField::TriggerId => s.trigger_id.clone(),
-                SubscriptionField::Type => s.subscription_type().as_str().to_owned(),
-                SubscriptionField::TriggerName => s.trigger_name.clone(),
-            })
-        }))
+        Ok(page_of(query, candidates))
     }
 
     async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
@@ -424,5 +450,41 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             counter_contended("delete subscription"),
         )
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use triggerline::query::Condition;
+
+    use super::*;
+
+    fn query(conditions: &[(SubscriptionField, Op, &str)]) -> SubscriptionQuery {
+        SubscriptionQuery {
+            conditions: conditions
+                .iter()
+                .map(|&(field, op, value)| Condition {
+                    field,
+                    op,
+                    value: value.to_owned(),
+                })
+                .collect(),
+            ..SubscriptionQuery::default()
+        }
+    }
+
+    #[test]
+    fn a_list_reads_one_item_else_one_trigger_else_the_table() {
+        use SubscriptionField::{Id, TriggerId, Type};
+        assert_eq!(
+            Source::of(&query(&[(TriggerId, Op::Eq, "t"), (Id, Op::Eq, "i")])),
+            Source::Id("i")
+        );
+        assert_eq!(
+            Source::of(&query(&[(Type, Op::Eq, "HTTP"), (TriggerId, Op::Eq, "t")])),
+            Source::Trigger("t")
+        );
+        assert_eq!(Source::of(&query(&[(Type, Op::Eq, "HTTP")])), Source::Scan);
+        assert_eq!(Source::of(&query(&[])), Source::Scan);
     }
 }
