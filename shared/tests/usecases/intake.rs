@@ -1,0 +1,302 @@
+//! `start`, `test` and `retry`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Duration as Span;
+use serde_json::json;
+use triggerline::Error;
+use triggerline::model::{InvocationState, InvocationType};
+use triggerline::ports::InvocationScans;
+use triggerline::query::InvocationQuery;
+use triggerline::secrets::{hash_secret, secret_matches};
+use triggerline::usecases::intake::{Intake, Started, SyncRecord};
+use triggerline::wire::{StartInvocation, TestInvocation};
+
+use crate::support::{FIRE, RESPOND, Stack, answered, example_input, example_output, t0};
+
+fn start(trigger_id: &str, extra: serde_json::Value) -> StartInvocation {
+    let mut body = json!({"triggerId": trigger_id, "input": example_input(trigger_id)});
+    body.as_object_mut()
+        .unwrap()
+        .extend(extra.as_object().unwrap().clone());
+    serde_json::from_value(body).unwrap()
+}
+
+async fn stored(stack: &Stack) -> usize {
+    let query = InvocationQuery::parse(&Default::default()).unwrap();
+    stack.invocations.list(&query).await.unwrap().items.len()
+}
+
+#[tokio::test]
+async fn a_start_raises_one_invocation_per_enabled_matching_subscription() {
+    let stack = Stack::new();
+    let matching = stack.webhook(FIRE, "SYNC").await;
+    let filtered = stack
+        .subscribe(json!({
+            "name": "Only bots", "triggerId": FIRE, "type": "HTTP",
+            "httpConfig": {"url": "https://hooks.example.com/bots", "httpDispatchMode": "SYNC"},
+            "filter": "$[?($.identity.name == \"nobody-has-this-name\")]",
+        }))
+        .await;
+    let disabled = stack
+        .subscribe(json!({
+            "name": "Off", "triggerId": FIRE, "type": "HTTP", "enabled": false,
+            "httpConfig": {"url": "https://hooks.example.com/off", "httpDispatchMode": "SYNC"},
+        }))
+        .await;
+
+    let Started::Queued(raised) = stack.intake().start(start(FIRE, json!({}))).await.unwrap()
+    else {
+        panic!("an asynchronous start is queued");
+    };
+
+    assert_eq!(raised.len(), 1);
+    let invocation = &raised[0];
+    assert_eq!(invocation.subscription_id, matching.id);
+    assert_ne!(invocation.subscription_id, filtered.id);
+    assert_ne!(invocation.subscription_id, disabled.id);
+    assert_eq!(invocation.state, InvocationState::Pending);
+    assert_eq!(invocation.invocation_type, InvocationType::RealTime);
+    assert_eq!(invocation.deadline, None, "FIRE_AND_FORGET has no deadline");
+    // Durable, due now, leased to the in-process worker, and handed to it.
+    assert_eq!(stack.invocation(&invocation.id).await.id, invocation.id);
+    let queued = stack.queue.queued();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].item.not_before, t0());
+    assert_eq!(queued[0].leased_until, Some(t0() + Span::seconds(60)));
+    let handed = stack.signal.handoffs();
+    assert_eq!(handed.len(), 1);
+    assert_eq!(handed[0].invocation.id, invocation.id);
+    assert_eq!(
+        handed[0].subscription.as_ref().map(|s| s.id.clone()),
+        Some(matching.id)
+    );
+    assert!(
+        stack.webhooks.requests().is_empty(),
+        "the worker sends, not the request"
+    );
+}
+
+#[tokio::test]
+async fn a_delayed_start_is_queued_for_later_and_not_handed_off() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+
+    stack
+        .intake()
+        .start(start(FIRE, json!({"delay": "PT10M"})))
+        .await
+        .unwrap();
+
+    let queued = stack.queue.queued();
+    assert_eq!(queued.len(), 1);
+    assert_eq!(queued[0].item.not_before, t0() + Span::minutes(10));
+    assert_eq!(queued[0].leased_until, None);
+    assert!(stack.signal.handoffs().is_empty());
+}
+
+#[tokio::test]
+async fn a_start_out_of_bounds_names_its_field_and_writes_nothing() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    let micros = t0().timestamp_millis() * 1000;
+    for (extra, field) in [
+        (json!({"timestamp": micros}), "timestamp"),
+        (json!({"delay": "P400D"}), "delay"),
+        (json!({"delay": "soon"}), "delay"),
+        (json!({"delay": "PT1M", "timestamp": 0}), "delay"),
+    ] {
+        match stack.intake().start(start(FIRE, extra.clone())).await {
+            Err(Error::Invalid { field: named, .. }) => assert_eq!(named, field, "{extra}"),
+            other => panic!("{extra} gave {other:?}"),
+        }
+    }
+    let unknown: StartInvocation =
+        serde_json::from_value(json!({"triggerId": "idn:nope", "input": {}})).unwrap();
+    assert!(stack.intake().start(unknown).await.is_err());
+    assert_eq!(stored(&stack).await, 0);
+    assert!(stack.queue.queued().is_empty());
+}
+
+#[tokio::test]
+async fn a_timestamp_in_the_past_means_now() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    let an_hour_ago = (t0() - Span::hours(1)).timestamp_millis();
+
+    stack
+        .intake()
+        .start(start(FIRE, json!({"timestamp": an_hour_ago})))
+        .await
+        .unwrap();
+
+    assert_eq!(stack.queue.queued()[0].item.not_before, t0());
+}
+
+#[tokio::test]
+async fn a_synchronous_start_with_room_to_deliver_answers_with_the_output() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "SYNC").await;
+    stack.webhooks.reply(answered(200, example_output(RESPOND)));
+
+    let started = stack
+        .intake()
+        .start(start(RESPOND, json!({"isSynchronous": true})))
+        .await
+        .unwrap();
+
+    let Started::Finished(finished) = started else {
+        panic!("answered within the wait limit: {started:?}");
+    };
+    assert_eq!(finished[0].state, InvocationState::Completed);
+    assert_eq!(finished[0].output, Some(example_output(RESPOND)));
+    assert_eq!(
+        stack.webhooks.requests().len(),
+        1,
+        "delivered from the request"
+    );
+    assert!(
+        stack.signal.handoffs().is_empty(),
+        "not also handed to the worker"
+    );
+    let stored = stack.invocation(&finished[0].id).await;
+    assert_eq!(stored.state, InvocationState::Completed);
+    assert_eq!(stored.attempts.len(), 1);
+    assert!(stack.queue.queued().is_empty(), "its work is done");
+}
+
+#[tokio::test]
+async fn with_outcome_a_synchronous_start_writes_once_after_delivering() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "SYNC").await;
+    stack.webhooks.reply(answered(200, example_output(RESPOND)));
+    let intake = Intake {
+        sync_record: SyncRecord::WithOutcome,
+        signal: None,
+        ..stack.intake()
+    };
+
+    let Started::Finished(finished) = intake
+        .start(start(RESPOND, json!({"isSynchronous": true})))
+        .await
+        .unwrap()
+    else {
+        panic!("answered in time");
+    };
+
+    let stored = stack.invocation(&finished[0].id).await;
+    assert_eq!(stored.state, InvocationState::Completed);
+    assert_eq!(stored.attempts.len(), 1);
+    assert!(stack.queue.queued().is_empty(), "no work was ever queued");
+    assert!(
+        stack.events.published().is_empty(),
+        "the producer holds the answer; no completion event unless configured"
+    );
+}
+
+#[tokio::test]
+async fn a_synchronous_start_with_a_short_wait_limit_leaves_delivery_to_the_worker() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "SYNC").await;
+    // Below one attempt plus room: the request only waits, so that its 542 comes at the limit.
+    let intake = Intake {
+        sync_wait: Duration::ZERO,
+        ..stack.intake()
+    };
+
+    let started = intake
+        .start(start(RESPOND, json!({"isSynchronous": true})))
+        .await
+        .unwrap();
+
+    let Started::StillRunning { invocations, .. } = started else {
+        panic!("nobody answered within a zero wait: {started:?}");
+    };
+    assert_eq!(invocations[0].state, InvocationState::Pending);
+    assert!(stack.webhooks.requests().is_empty());
+    assert_eq!(stack.signal.handoffs().len(), 1);
+}
+
+#[tokio::test]
+async fn a_test_reaches_every_subscription_and_returns_each_callback_secret() {
+    let stack = Stack::new();
+    let on = stack.webhook(RESPOND, "ASYNC").await;
+    let request: TestInvocation = serde_json::from_value(json!({"triggerId": RESPOND})).unwrap();
+
+    let tested = stack.intake().test(request).await.unwrap();
+
+    assert_eq!(tested.len(), 1);
+    let (invocation, secret) = &tested[0];
+    assert_eq!(invocation.subscription_id, on.id);
+    assert_eq!(invocation.invocation_type, InvocationType::Test);
+    assert_eq!(
+        invocation.input,
+        example_input(RESPOND),
+        "the trigger's example"
+    );
+    assert!(secret_matches(secret, &invocation.secret_hash));
+    assert_eq!(invocation.secret_hash, hash_secret(secret));
+    assert_eq!(invocation.deadline, Some(t0() + Span::hours(1)));
+}
+
+#[tokio::test]
+async fn a_test_of_an_unknown_subscription_names_it_and_writes_nothing() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    let request: TestInvocation = serde_json::from_value(
+        json!({"triggerId": FIRE, "subscriptionIds": ["0a1b2c3d-0000-4000-8000-000000000000"]}),
+    )
+    .unwrap();
+
+    match stack.intake().test(request).await {
+        Err(Error::Invalid { field, .. }) => assert_eq!(field, "subscriptionIds"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(stored(&stack).await, 0);
+}
+
+#[tokio::test]
+async fn only_a_failed_invocation_is_retried_with_a_deadline_as_long_as_before() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "ASYNC").await;
+    let Started::Queued(raised) = stack
+        .intake()
+        .start(start(RESPOND, json!({})))
+        .await
+        .unwrap()
+    else {
+        panic!("queued");
+    };
+    let id = raised[0].id.clone();
+    match stack.intake().retry(&id).await {
+        Err(Error::Invalid { field, .. }) => assert_eq!(field, "id"),
+        other => panic!("a PENDING invocation is not retried: {other:?}"),
+    }
+
+    // Refused for good (404 is not retried), an hour later.
+    stack.advance(Span::hours(2));
+    stack.webhooks.reply(answered(404, json!({})));
+    let item = stack.queue.queued()[0].item.clone();
+    stack.delivery().deliver(&item).await.unwrap();
+    assert_eq!(stack.invocation(&id).await.state, InvocationState::Failed);
+
+    let replayed = Arc::new(stack.intake()).retry(&id).await.unwrap();
+
+    assert_eq!(replayed.state, InvocationState::Pending);
+    assert_eq!(
+        replayed.deadline,
+        Some(t0() + Span::hours(3)),
+        "an hour from now"
+    );
+    assert_eq!(stack.invocation(&id).await.state, InvocationState::Pending);
+    assert_eq!(stack.signal.handoffs().last().unwrap().invocation.id, id);
+    match stack
+        .intake()
+        .retry("not an id at all but very long".repeat(10).as_str())
+        .await
+    {
+        Err(Error::Invalid { field, .. }) => assert_eq!(field, "id"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -1,0 +1,12 @@
+//! Unit tests of the use cases (intake, delivery, the callback, the sweep) on the in-memory
+//! ports (`triggerline::memory`, held to the same contract suites as SQLite and DynamoDB), a
+//! manual clock, fixed jitter and a scripted webhook client: every behaviour here runs in
+//! microseconds and without I/O. The black-box suite (tests/blackbox) checks the same flows
+//! through the real servers on both backends.
+#![allow(clippy::unwrap_used)]
+
+mod complete;
+mod delivery;
+mod intake;
+mod support;
+mod sweep;

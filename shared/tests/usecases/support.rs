@@ -1,0 +1,223 @@
+//! One stack of in-memory ports, and the contexts each use case takes, built over it.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+use triggerline::catalog::Catalog;
+use triggerline::delivery::Reply;
+use triggerline::memory::{
+    MemoryInvocations, MemoryQueue, MemorySubscriptions, MemoryWatch, RecordingEvents,
+    RecordingSignal,
+};
+use triggerline::model::{Invocation, Subscription};
+use triggerline::ports::{InvocationStore, WebhookClient, WebhookRequest};
+use triggerline::secrets::SecretKey;
+use triggerline::time::{FixedJitter, ManualClock, RandomIds};
+use triggerline::usecases::Subscriptions;
+use triggerline::usecases::complete::Completion;
+use triggerline::usecases::delivery::{Delivery, DeliveryPolicy};
+use triggerline::usecases::intake::{Intake, SyncRecord};
+use triggerline::usecases::notify::Notifier;
+use triggerline::usecases::sweep::Sweep;
+use triggerline::wire::SubscriptionPostRequest;
+
+pub const FIRE: &str = "idn:identity-created";
+pub const RESPOND: &str = "idn:access-request-pre-approval";
+pub const PUBLIC_URL: &str = "https://triggerline.example.com";
+
+/// A webhook client that answers from a script (then `200 {}`) and keeps every request.
+#[derive(Debug, Clone, Default)]
+pub struct ScriptedWebhooks {
+    replies: Arc<Mutex<VecDeque<Reply>>>,
+    requests: Arc<Mutex<Vec<WebhookRequest>>>,
+}
+
+impl ScriptedWebhooks {
+    pub fn reply(&self, reply: Reply) {
+        self.replies.lock().unwrap().push_back(reply);
+    }
+
+    pub fn requests(&self) -> Vec<WebhookRequest> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+#[async_trait]
+impl WebhookClient for ScriptedWebhooks {
+    async fn post(&self, request: WebhookRequest) -> Reply {
+        self.requests.lock().unwrap().push(request);
+        self.replies
+            .lock()
+            .unwrap()
+            .pop_front()
+            .unwrap_or_else(|| answered(200, json!({})))
+    }
+}
+
+pub fn answered(status: u16, body: Value) -> Reply {
+    Reply::Answered {
+        status,
+        body: body.to_string().into_bytes(),
+        retry_after: None,
+    }
+}
+
+pub fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 12, 3, 12, 0, 0).unwrap()
+}
+
+/// The example input and output of a catalog trigger.
+pub fn example_input(trigger_id: &str) -> Value {
+    Catalog::builtin()
+        .get(trigger_id)
+        .unwrap()
+        .trigger
+        .example_input
+        .clone()
+}
+
+pub fn example_output(trigger_id: &str) -> Value {
+    Catalog::builtin()
+        .get(trigger_id)
+        .unwrap()
+        .trigger
+        .example_output
+        .clone()
+        .unwrap()
+}
+
+#[derive(Debug, Clone)]
+pub struct Stack {
+    pub clock: Arc<ManualClock>,
+    pub subscriptions: MemorySubscriptions,
+    pub invocations: MemoryInvocations,
+    pub queue: MemoryQueue,
+    pub events: RecordingEvents,
+    pub watch: MemoryWatch,
+    pub signal: RecordingSignal,
+    pub webhooks: ScriptedWebhooks,
+    pub key: SecretKey,
+    pub max_attempts: u32,
+}
+
+impl Stack {
+    pub fn new() -> Stack {
+        let invocations = MemoryInvocations::default();
+        Stack {
+            clock: Arc::new(ManualClock::new(t0())),
+            subscriptions: MemorySubscriptions::default(),
+            queue: MemoryQueue::over(&invocations),
+            invocations,
+            events: RecordingEvents::default(),
+            watch: MemoryWatch::default(),
+            signal: RecordingSignal::default(),
+            webhooks: ScriptedWebhooks::default(),
+            key: SecretKey::new(vec![7; 32]),
+            max_attempts: 3,
+        }
+    }
+
+    pub fn notifier(&self) -> Notifier {
+        Notifier {
+            events: Arc::new(self.events.clone()),
+            watch: Arc::new(self.watch.clone()),
+            event_source: "triggerline".into(),
+            inline_completion_events: false,
+        }
+    }
+
+    pub fn delivery(&self) -> Delivery {
+        Delivery {
+            catalog: Catalog::builtin(),
+            subscriptions: Arc::new(self.subscriptions.clone()),
+            invocations: Arc::new(self.invocations.clone()),
+            queue: Arc::new(self.queue.clone()),
+            client: Arc::new(self.webhooks.clone()),
+            events: Arc::new(self.events.clone()),
+            clock: self.clock.clone(),
+            // The middle of the spread: retries land exactly on the schedule.
+            jitter: Arc::new(FixedJitter(0.5)),
+            key: self.key.clone(),
+            policy: DeliveryPolicy {
+                public_url: PUBLIC_URL.into(),
+                max_attempts: self.max_attempts,
+                event_source: "triggerline".into(),
+                subscriber_bus: "default".into(),
+                lease: Duration::from_secs(60),
+            },
+            notifier: self.notifier(),
+        }
+    }
+
+    /// The local stack's intake: an in-process worker (the recording signal), a write before
+    /// each inline delivery, and a wait limit long enough to deliver from the request.
+    pub fn intake(&self) -> Intake {
+        Intake {
+            delivery: self.delivery(),
+            signal: Some(Arc::new(self.signal.clone())),
+            sync_record: SyncRecord::BeforeDelivery,
+            ids: Arc::new(RandomIds),
+            sync_wait: Duration::from_secs(25),
+        }
+    }
+
+    pub fn completion(&self) -> Completion {
+        Completion {
+            catalog: Catalog::builtin(),
+            invocations: Arc::new(self.invocations.clone()),
+            clock: self.clock.clone(),
+            notifier: self.notifier(),
+        }
+    }
+
+    pub fn sweep(&self) -> Sweep {
+        Sweep {
+            invocations: Arc::new(self.invocations.clone()),
+            clock: self.clock.clone(),
+            notifier: self.notifier(),
+        }
+    }
+
+    /// Creates a subscription through its use case, from a SailPoint request body.
+    pub async fn subscribe(&self, request: Value) -> Subscription {
+        let request: SubscriptionPostRequest = serde_json::from_value(request).unwrap();
+        Subscriptions::new(
+            Arc::new(self.subscriptions.clone()),
+            Catalog::builtin(),
+            self.clock.clone(),
+            Arc::new(RandomIds),
+        )
+        .create(request)
+        .await
+        .unwrap()
+    }
+
+    /// An HTTP subscription of `trigger_id` in `mode`, with basic auth.
+    pub async fn webhook(&self, trigger_id: &str, mode: &str) -> Subscription {
+        self.subscribe(json!({
+            "name": format!("{mode} receiver"),
+            "triggerId": trigger_id,
+            "type": "HTTP",
+            "httpConfig": {
+                "url": "https://hooks.example.com/triggerline",
+                "httpDispatchMode": mode,
+                "httpAuthenticationType": "BASIC_AUTH",
+                "basicAuthConfig": {"userName": "hooks", "password": "s3cret-passw0rd"}
+            },
+            "responseDeadline": "PT1H",
+        }))
+        .await
+    }
+
+    pub async fn invocation(&self, id: &str) -> Invocation {
+        self.invocations.get(id).await.unwrap().unwrap()
+    }
+
+    pub fn advance(&self, by: chrono::Duration) {
+        self.clock.advance(by);
+    }
+}
