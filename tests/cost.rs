@@ -17,6 +17,7 @@
 mod receiver;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -29,10 +30,13 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use triggerline::catalog::Catalog;
 use triggerline::ports::InvocationScans;
+use triggerline::time::{RandomIds, SystemClock};
+use triggerline_aws::dynamo::DynamoSubscriptionStore;
 use triggerline_aws::testing::{
     ACCOUNT, CallCounter, Moto, REGION, clients_at, counting_clients_at,
 };
 use triggerline_aws::{AwsBackend, AwsSettings, Clients};
+use triggerline_http::ApiAuth;
 
 const PRE: &str = "idn:access-request-pre-approval";
 const CREATED: &str = "idn:identity-created";
@@ -64,29 +68,37 @@ impl Stack {
         .await
         .unwrap();
         let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
-        let mut env = triggerline_aws::lambda::FunctionEnv::from_lookup(|name| match name {
-            triggerline_aws::lambda::env::PUBLIC_URL => Some("http://127.0.0.1:9".into()),
-            triggerline_aws::lambda::env::SECRET_KEY => Some(key.clone()),
-            triggerline_aws::lambda::env::ALLOW_PRIVATE_TARGETS => Some("true".into()),
+        let mut env = triggerline_lambda::FunctionEnv::from_lookup(|name| match name {
+            triggerline_lambda::env::PUBLIC_URL => Some("http://127.0.0.1:9".into()),
+            triggerline_lambda::env::SECRET_KEY => Some(key.clone()),
+            triggerline_lambda::env::ALLOW_PRIVATE_TARGETS => Some("true".into()),
             _ => None,
         })
         .unwrap();
         env.aws = settings.clone();
-        let delivery = dispatcher::aws::webhook_delivery(&backend, &env).unwrap();
+        // What the functions' mains build (functions/*/src/main.rs, src/bin/*.rs).
+        let client = triggerline_webhook::HttpWebhookClient::new(env.allow_private_targets);
+        let delivery = triggerline_lambda::delivery(&backend, Arc::new(client), &env).unwrap();
         let esm = clients_at(&moto.endpoint).await;
         let queue_url = triggerline_aws::sqs::resolve_queue_url(esm.sqs(), &settings.work_queue)
             .await
             .unwrap();
         let stack = Stack {
-            subscriptions: subscription_api::router(subscription_api::aws::context(
-                &clients,
-                &settings,
-                triggerline_aws::testing::test_credentials(),
+            subscriptions: subscription_api::router(subscription_api::Context {
+                subscriptions: Arc::new(DynamoSubscriptionStore::new(
+                    clients.dynamodb().clone(),
+                    &settings.subscriptions_table,
+                    triggerline_aws::testing::test_credentials(),
+                )),
+                clock: Arc::new(SystemClock),
+                ids: Arc::new(RandomIds),
+                auth: ApiAuth::Upstream,
+            }),
+            dispatcher: dispatcher::router(dispatcher::Context::behind_api_gateway(
+                delivery.clone(),
+                env.sync_wait,
             )),
-            dispatcher: dispatcher::router(dispatcher::aws::http_context(delivery.clone(), &env)),
-            complete: invocation_complete::router(invocation_complete::aws::context(
-                &clients, &env,
-            )),
+            complete: invocation_complete::router(triggerline_lambda::completion(&clients, &env)),
             counter,
             esm,
             settings,

@@ -1,6 +1,6 @@
 //! The dispatcher: invocation intake (`POST /trigger-invocations/v1/start` and `/test`) and
-//! delivery to webhooks ([`triggerline_webhook::HttpWebhookClient`]) and event buses, with retries and
-//! deadlines. [`router`] serves the intake; the delivery loop itself is
+//! delivery to webhooks (`triggerline_webhook::HttpWebhookClient`) and event buses, with
+//! retries and deadlines. [`router`] serves the intake; the delivery loop itself is
 //! [`triggerline::usecases::delivery::Delivery`], driven locally by `infra/local`'s worker and on
 //! AWS by the SQS consumer.
 //!
@@ -8,7 +8,7 @@
 //!
 //! | binary | event | does | library entry |
 //! |---|---|---|---|
-//! | `dispatcher` | API Gateway HTTP API (v2) | start, test, retry | [`router`] over [`aws::http_context`] |
+//! | `dispatcher` | API Gateway HTTP API (v2) | start, test, retry | [`router`] over [`Context::behind_api_gateway`] |
 //! | `dispatcher-queue` | SQS batch (work queue) | one delivery attempt per record | [`queue_consumer::handle`] |
 //! | `dispatcher-sweep` | EventBridge `Scheduled Event` | deadline sweep | [`sweep::handle`] |
 //!
@@ -21,16 +21,20 @@
 //! three deployment packages of one crate, built by one `cargo lambda build`.
 #![forbid(unsafe_code)]
 
-pub mod aws;
 mod intake;
 pub mod queue_consumer;
 pub mod requested;
 pub mod sweep;
 
+use std::sync::Arc;
+use std::time::Duration;
+
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::post;
-use triggerline::usecases::intake::Intake;
+use triggerline::time::RandomIds;
+use triggerline::usecases::delivery::Delivery;
+use triggerline::usecases::intake::{Intake, SyncRecord};
 use triggerline_http::{ApiAuth, Versioned, edge, require_bearer};
 
 /// What the intake routes need.
@@ -38,6 +42,25 @@ use triggerline_http::{ApiAuth, Versioned, edge, require_bearer};
 pub struct Context {
     pub intake: Intake,
     pub auth: ApiAuth,
+}
+
+impl Context {
+    /// The intake of the `dispatcher` Lambda. No in-process worker (`signal: None`): the SQS
+    /// work queue hands fresh work to the queue consumer. A synchronous start writes once, with
+    /// its outcome ([`SyncRecord::WithOutcome`]), because every DynamoDB write is billed. Auth
+    /// is [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the caller.
+    pub fn behind_api_gateway(delivery: Delivery, sync_wait: Duration) -> Context {
+        Context {
+            intake: Intake {
+                delivery,
+                signal: None,
+                sync_record: SyncRecord::WithOutcome,
+                ids: Arc::new(RandomIds),
+                sync_wait,
+            },
+            auth: ApiAuth::Upstream,
+        }
+    }
 }
 
 /// `start`, `test` and `retry`, behind bearer auth.

@@ -3,15 +3,21 @@
 //! authorizer. Fresh work goes to the SQS work queue; a synchronous start delivers its SYNC
 //! webhooks itself. See the crate docs for the other two binaries.
 
-use dispatcher::aws;
-use triggerline_aws::lambda;
+use std::sync::Arc;
+
+use dispatcher::Context;
+use triggerline_lambda as lambda;
+use triggerline_webhook::HttpWebhookClient;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    triggerline_aws::lambda::init_logging();
+    lambda::init_logging();
     let (mut env, clients) = lambda::boot()?;
     lambda::load_secret_key(&clients, &mut env).await?;
     let backend = lambda::connect(&clients, &env).await?;
-    let delivery = aws::webhook_delivery(&backend, &env)?;
-    triggerline_http::lambda::run(dispatcher::router(aws::http_context(delivery, &env))).await
+    // One pooled client, guarded against private targets unless the environment allows them.
+    let client = HttpWebhookClient::new(env.allow_private_targets);
+    let delivery = lambda::delivery(&backend, Arc::new(client), &env)?;
+    let context = Context::behind_api_gateway(delivery, env.sync_wait);
+    triggerline_http::lambda::run(dispatcher::router(context)).await
 }

@@ -4,10 +4,10 @@
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use triggerline::Result;
+use triggerline::usecases::intake::DEFAULT_LEASE;
 use triggerline::usecases::sweep::{Sweep, recover_unsent};
-use triggerline_aws::Clients;
-use triggerline_aws::lambda::{self, BootError, FunctionEnv};
 use triggerline_aws::sqs::{SqsDeliveryQueue, resolve_queue_url};
+use triggerline_aws::{AwsSettings, Clients};
 
 /// What the sweep function needs: the deadline sweep, and the work queue that lost work is sent
 /// to again (no `GetQueueUrl` when the environment gives the queue's URL, as the template does).
@@ -19,13 +19,19 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    pub async fn connect(clients: &Clients, env: &FunctionEnv) -> Result<Sweeper, BootError> {
-        let url = resolve_queue_url(clients.sqs(), &env.aws.work_queue).await?;
-        let invocations = std::sync::Arc::new(triggerline_aws::invocation_store(clients, &env.aws));
+    /// `sweep` (`triggerline_lambda::sweep` in `main`) and the work queue of `settings`. The
+    /// lease is the one the functions' delivery policy sets.
+    pub async fn connect(
+        clients: &Clients,
+        settings: &AwsSettings,
+        sweep: Sweep,
+    ) -> Result<Sweeper> {
+        let url = resolve_queue_url(clients.sqs(), &settings.work_queue).await?;
+        let invocations = std::sync::Arc::new(triggerline_aws::invocation_store(clients, settings));
         Ok(Sweeper {
-            sweep: lambda::sweep(clients, env),
+            sweep,
             queue: SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations),
-            lease: env.policy().lease,
+            lease: DEFAULT_LEASE,
         })
     }
 }

@@ -15,7 +15,7 @@ use axum::Router;
 use axum::http::StatusCode;
 use bytes::Bytes;
 use chrono::Utc;
-use dispatcher::{aws, queue_consumer, requested, sweep};
+use dispatcher::{queue_consumer, requested, sweep};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -28,10 +28,11 @@ use triggerline::time::{ManualClock, RandomIds, SystemClock};
 use triggerline::usecases::Subscriptions;
 use triggerline::usecases::delivery::Delivery;
 use triggerline::wire::SubscriptionPostRequest;
-use triggerline_aws::lambda::FunctionEnv;
 use triggerline_aws::sqs::{SqsDeliveryQueue, resolve_queue_url};
 use triggerline_aws::testing::Moto;
 use triggerline_aws::{AwsBackend, Clients};
+use triggerline_lambda::FunctionEnv;
+use triggerline_webhook::HttpWebhookClient;
 
 const TRIGGER: &str = "idn:identity-created";
 
@@ -72,7 +73,12 @@ impl Stack {
     }
 
     fn delivery(&self) -> Delivery {
-        aws::webhook_delivery(&self.backend, &self.env).unwrap()
+        triggerline_lambda::delivery(
+            &self.backend,
+            Arc::new(HttpWebhookClient::new(self.env.allow_private_targets)),
+            &self.env,
+        )
+        .unwrap()
     }
 
     /// The delivery of a Lambda that dies between its DynamoDB write and its SQS send: the
@@ -243,9 +249,13 @@ async fn the_sweep_sends_the_work_of_an_invocation_left_unsent_past_its_grace() 
         .unwrap()
     };
     // The sweep function's own wiring (no webhooks, the work queue to send to).
-    let mut sweeper = sweep::Sweeper::connect(&stack.clients, &stack.env)
-        .await
-        .unwrap();
+    let mut sweeper = sweep::Sweeper::connect(
+        &stack.clients,
+        &stack.env.aws,
+        triggerline_lambda::sweep(&stack.clients, &stack.env),
+    )
+    .await
+    .unwrap();
     // Within the grace period (two leases) the work may just be late: left alone.
     let swept = sweep::handle(&sweeper, sweep_event()).await.unwrap();
     assert_eq!(swept.recovered, 0);

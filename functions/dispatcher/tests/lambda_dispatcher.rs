@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
@@ -15,7 +16,7 @@ use axum::Router;
 use axum::http::{HeaderMap, StatusCode};
 use bytes::Bytes;
 use chrono::Utc;
-use dispatcher::{aws, queue_consumer, sweep};
+use dispatcher::{queue_consumer, sweep};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -26,9 +27,10 @@ use triggerline::time::{RandomIds, SystemClock};
 use triggerline::usecases::Subscriptions;
 use triggerline::usecases::delivery::Delivery;
 use triggerline::wire::SubscriptionPostRequest;
-use triggerline_aws::lambda::FunctionEnv;
 use triggerline_aws::testing::{Moto, fixture, invoke_http};
 use triggerline_aws::{AwsBackend, Clients};
+use triggerline_lambda::FunctionEnv;
+use triggerline_webhook::HttpWebhookClient;
 
 /// The invocation id the `sqs-work-batch.json` fixture's good record names.
 const BATCH_INVOCATION: &str = "7d4e2f10-3c6b-4a8e-b1d2-5f6a7b8c9d0e";
@@ -121,12 +123,20 @@ impl Stack {
 
     /// The delivery `dispatcher` and `dispatcher-queue` build in `main`.
     fn delivery(&self) -> Delivery {
-        aws::webhook_delivery(&self.backend, &self.env).unwrap()
+        triggerline_lambda::delivery(
+            &self.backend,
+            Arc::new(HttpWebhookClient::new(self.env.allow_private_targets)),
+            &self.env,
+        )
+        .unwrap()
     }
 
     /// The router `dispatcher` serves.
     fn router(&self) -> Router {
-        dispatcher::router(aws::http_context(self.delivery(), &self.env))
+        dispatcher::router(dispatcher::Context::behind_api_gateway(
+            self.delivery(),
+            self.env.sync_wait,
+        ))
     }
 
     async fn subscribe(&self, request: Value) -> String {
@@ -452,9 +462,13 @@ async fn the_scheduled_sweep_times_out_overdue_invocations_only() {
     assert_eq!(event.detail_type, "Scheduled Event");
 
     // The sweep's own context, as `dispatcher-sweep` builds it: no key, no webhook client.
-    let sweeper = sweep::Sweeper::connect(&stack.clients, &stack.env)
-        .await
-        .unwrap();
+    let sweeper = sweep::Sweeper::connect(
+        &stack.clients,
+        &stack.env.aws,
+        triggerline_lambda::sweep(&stack.clients, &stack.env),
+    )
+    .await
+    .unwrap();
     let swept = sweep::handle(&sweeper, event).await.unwrap();
 
     assert_eq!(swept.timed_out, 1);

@@ -4,7 +4,6 @@
 //! invocation's secret is the credential.
 #![forbid(unsafe_code)]
 
-pub mod aws;
 
 use axum::Router;
 use axum::extract::State;

@@ -5,16 +5,20 @@
 //! Environment: the table and bus names of `triggerline_aws::settings::env`,
 //! `TRIGGERLINE_EVENT_SOURCE`, and the standard AWS variables; `RUST_LOG` (default `info`).
 
-use triggerline_aws::lambda;
+use triggerline_lambda as lambda;
 
+/// The context is [`lambda::completion`]: completing an invocation checks the presented secret
+/// against the stored hash, writes the outcome and publishes the completion event. It never
+/// posts to a subscriber, so the callback's role, environment and binary carry no HTTP client,
+/// no SQS queue, no secret key and no public URL.
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
     lambda::create_missing_bus(&clients, &env).await?;
-    triggerline_http::lambda::run(invocation_complete::router(
-        invocation_complete::aws::context(&clients, &env),
-    ))
+    triggerline_http::lambda::run(invocation_complete::router(lambda::completion(
+        &clients, &env,
+    )))
     .await
 }

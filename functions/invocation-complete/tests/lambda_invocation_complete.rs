@@ -9,9 +9,9 @@ use triggerline::catalog::Catalog;
 use triggerline::model::{DispatchMode, Invocation, InvocationState, InvocationType};
 use triggerline::ports::InvocationStore;
 use triggerline::secrets::hash_secret;
-use triggerline_aws::lambda::FunctionEnv;
 use triggerline_aws::testing::{Moto, fixture, invoke_http};
 use triggerline_aws::{AwsBackend, Clients};
+use triggerline_lambda::FunctionEnv;
 
 /// The invocation and secret `apigw-v2-complete-invocation.json` presents.
 const INVOCATION: &str = "0f8a6c1e-5b7d-4c2a-9e3f-1d2b3c4d5e6f";
@@ -67,7 +67,7 @@ async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, Clients, Fun
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_callback_completes_the_invocation_once() {
     let (_moto, backend, clients, env) = stack_with_acknowledged_invocation().await;
-    let router = || invocation_complete::router(invocation_complete::aws::context(&clients, &env));
+    let router = || invocation_complete::router(triggerline_lambda::completion(&clients, &env));
 
     let answer = invoke_http(router(), &fixture("apigw-v2-complete-invocation.json")).await;
 
@@ -99,7 +99,7 @@ async fn a_wrong_secret_is_a_401_and_changes_nothing() {
     event["body"] = Value::from(body.to_string());
 
     let answer = invoke_http(
-        invocation_complete::router(invocation_complete::aws::context(&clients, &env)),
+        invocation_complete::router(triggerline_lambda::completion(&clients, &env)),
         &event.to_string(),
     )
     .await;
@@ -146,7 +146,7 @@ async fn a_malformed_or_oversized_id_is_the_wrong_secret_401_without_a_store_rea
     let (moto, backend, _, env) = stack_with_acknowledged_invocation().await;
     let counter = triggerline_aws::testing::CallCounter::default();
     let clients = triggerline_aws::testing::counting_clients_at(&moto.endpoint, &counter).await;
-    let router = || invocation_complete::router(invocation_complete::aws::context(&clients, &env));
+    let router = || invocation_complete::router(triggerline_lambda::completion(&clients, &env));
     let errors = ErrorLog::default();
     let _logs = tracing::subscriber::set_default(tracing_subscriber::layer::SubscriberExt::with(
         tracing_subscriber::registry(),
@@ -195,7 +195,7 @@ async fn an_oversized_secret_is_a_401_without_a_store_read() {
     event["body"] = Value::from(json!({"secret": secret, "output": {}}).to_string());
 
     let answer = invoke_http(
-        invocation_complete::router(invocation_complete::aws::context(&clients, &env)),
+        invocation_complete::router(triggerline_lambda::completion(&clients, &env)),
         &event.to_string(),
     )
     .await;

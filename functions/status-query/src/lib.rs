@@ -3,7 +3,6 @@
 //! [`router`] serves both over its [`Context`].
 #![forbid(unsafe_code)]
 
-pub mod aws;
 
 use std::sync::Arc;
 

@@ -4,15 +4,25 @@
 //! Environment: the table names of `triggerline_aws::settings::env` (only the invocations
 //! table is used) and the standard AWS variables; `RUST_LOG` (default `info`).
 
-use triggerline_aws::lambda;
+use std::sync::Arc;
 
+use triggerline_aws::dynamo::DynamoInvocationStore;
+use triggerline_http::ApiAuth;
+use triggerline_lambda as lambda;
+
+/// The invocations table only (so the binary links no other service). Auth is
+/// [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the caller before the request
+/// reached the function.
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
-    triggerline_http::lambda::run(status_query::router(status_query::aws::context(
-        &clients, &env.aws,
-    )))
+    let invocations =
+        DynamoInvocationStore::new(clients.dynamodb().clone(), &env.aws.invocations_table);
+    triggerline_http::lambda::run(status_query::router(status_query::Context {
+        invocations: Arc::new(invocations),
+        auth: ApiAuth::Upstream,
+    }))
     .await
 }

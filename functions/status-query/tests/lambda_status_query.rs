@@ -5,14 +5,29 @@
 
 use chrono::Utc;
 use serde_json::json;
+use std::sync::Arc;
 use triggerline::catalog::Catalog;
 use triggerline::model::{Invocation, InvocationState, InvocationType};
 use triggerline::ports::InvocationStore;
-use triggerline_aws::AwsBackend;
+
+use triggerline_aws::dynamo::DynamoInvocationStore;
 use triggerline_aws::testing::{Moto, fixture, invoke_http};
+use triggerline_aws::{AwsBackend, AwsSettings, Clients};
+use triggerline_http::ApiAuth;
 
 /// The invocation the status fixtures name.
 const INVOCATION: &str = "0f8a6c1e-5b7d-4c2a-9e3f-1d2b3c4d5e6f";
+
+/// The context `main` builds.
+fn context(clients: &Clients, settings: &AwsSettings) -> status_query::Context {
+    status_query::Context {
+        invocations: Arc::new(DynamoInvocationStore::new(
+            clients.dynamodb().clone(),
+            &settings.invocations_table,
+        )),
+        auth: ApiAuth::Upstream,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn statuses_are_listed_and_one_is_detailed() {
@@ -52,7 +67,7 @@ async fn statuses_are_listed_and_one_is_detailed() {
         .await
         .unwrap();
     // The router `main` serves.
-    let router = || status_query::router(status_query::aws::context(&clients, &settings));
+    let router = || status_query::router(context(&clients, &settings));
 
     let listed = invoke_http(router(), &fixture("apigw-v2-list-statuses.json")).await;
     assert_eq!(listed.status, 200, "{:?}", listed.body);
@@ -78,7 +93,7 @@ async fn an_unknown_invocation_is_a_404() {
         .unwrap();
 
     let answer = invoke_http(
-        status_query::router(status_query::aws::context(&clients, &settings)),
+        status_query::router(context(&clients, &settings)),
         &fixture("apigw-v2-invocation-status.json"),
     )
     .await;

@@ -3,7 +3,6 @@
 //! [`Context`]; the same router runs under `lambda_http` on AWS and `axum::serve` locally.
 #![forbid(unsafe_code)]
 
-pub mod aws;
 mod handlers;
 
 use std::sync::Arc;

@@ -4,8 +4,16 @@
 //! Environment: the table names of `triggerline_aws::settings::env` (only the subscriptions
 //! table is used) and the standard AWS variables; `RUST_LOG` (default `info`).
 
-use triggerline_aws::lambda;
+use std::sync::Arc;
 
+use triggerline::time::{RandomIds, SystemClock};
+use triggerline_aws::dynamo::DynamoSubscriptionStore;
+use triggerline_http::ApiAuth;
+use triggerline_lambda as lambda;
+
+/// The subscriptions table only (so the binary links no other service). Auth is
+/// [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the caller before the request
+/// reached the function.
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     lambda::init_logging();
@@ -14,10 +22,16 @@ async fn main() -> Result<(), lambda_http::Error> {
     lambda::load_secret_key(&clients, &mut env).await?;
     let credentials = lambda::credential_key(&env)?;
     lambda::create_missing_tables(&clients, &env).await?;
-    triggerline_http::lambda::run(subscription_api::router(subscription_api::aws::context(
-        &clients,
-        &env.aws,
+    let subscriptions = DynamoSubscriptionStore::new(
+        clients.dynamodb().clone(),
+        &env.aws.subscriptions_table,
         credentials,
-    )))
+    );
+    triggerline_http::lambda::run(subscription_api::router(subscription_api::Context {
+        subscriptions: Arc::new(subscriptions),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(RandomIds),
+        auth: ApiAuth::Upstream,
+    }))
     .await
 }

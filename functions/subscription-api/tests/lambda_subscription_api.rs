@@ -3,8 +3,28 @@
 //! the router in), over the DynamoDB store on moto.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
+
 use serde_json::Value;
+use triggerline::time::{RandomIds, SystemClock};
+use triggerline_aws::dynamo::DynamoSubscriptionStore;
 use triggerline_aws::testing::{Moto, fixture, invoke_http};
+use triggerline_aws::{AwsSettings, Clients};
+use triggerline_http::ApiAuth;
+
+/// The context `main` builds.
+fn context(clients: &Clients, settings: &AwsSettings) -> subscription_api::Context {
+    subscription_api::Context {
+        subscriptions: Arc::new(DynamoSubscriptionStore::new(
+            clients.dynamodb().clone(),
+            &settings.subscriptions_table,
+            triggerline_aws::testing::test_credentials(),
+        )),
+        clock: Arc::new(SystemClock),
+        ids: Arc::new(RandomIds),
+        auth: ApiAuth::Upstream,
+    }
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_subscription_is_listed() {
@@ -16,13 +36,7 @@ async fn a_created_subscription_is_listed() {
         .await
         .unwrap();
     // The router `main` serves.
-    let router = || {
-        subscription_api::router(subscription_api::aws::context(
-            &clients,
-            &settings,
-            triggerline_aws::testing::test_credentials(),
-        ))
-    };
+    let router = || subscription_api::router(context(&clients, &settings));
 
     let created = invoke_http(router(), &fixture("apigw-v2-create-subscription.json")).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
@@ -60,11 +74,7 @@ async fn a_bad_body_gets_a_sailpoint_error_through_the_gateway() {
     event["body"] = Value::from(r#"{"name": "no trigger", "type": "HTTP"}"#);
 
     let answer = invoke_http(
-        subscription_api::router(subscription_api::aws::context(
-            &clients,
-            &settings,
-            triggerline_aws::testing::test_credentials(),
-        )),
+        subscription_api::router(context(&clients, &settings)),
         &event.to_string(),
     )
     .await;

@@ -1,7 +1,7 @@
 //! AWS adapters for Triggerline's ports: DynamoDB stores ([`dynamo`]), the SQS delivery queue
 //! ([`sqs`]) and the EventBridge publisher ([`eventbridge`]), over SDK clients built once per
-//! process ([`Clients`]). The Lambda functions and `triggerline --backend aws` assemble them with
-//! [`AwsBackend::connect`].
+//! process ([`Clients`]). The Lambda functions (through `triggerline-lambda`) and `triggerline
+//! --backend aws` assemble them with [`AwsBackend::connect`].
 //!
 //! The DynamoDB key design, its indexes and which list queries cost a scan are written down in
 //! [`dynamo`].
@@ -11,7 +11,6 @@ pub mod clients;
 pub mod dynamo;
 pub mod error;
 pub mod eventbridge;
-pub mod lambda;
 pub mod resources;
 pub mod secretsmanager;
 pub mod settings;

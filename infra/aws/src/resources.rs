@@ -38,3 +38,41 @@ pub async fn create_missing(
     .await?;
     eventbridge::create_missing_bus(clients.eventbridge(), &settings.event_bus).await
 }
+
+/// The tables only, for the functions that use nothing else of [`create_missing`]: with
+/// `settings.create_resources`, creates them where missing; otherwise does nothing. Asked of a
+/// build without the feature, [`NotBuiltIn`].
+#[cfg_attr(not(feature = "create-resources"), allow(unused_variables))]
+pub async fn create_missing_tables(
+    clients: &crate::Clients,
+    settings: &crate::AwsSettings,
+) -> Result<(), triggerline::Error> {
+    if !settings.create_resources {
+        return Ok(());
+    }
+    #[cfg(not(feature = "create-resources"))]
+    return Err(triggerline::Error::unavailable(NotBuiltIn));
+    #[cfg(feature = "create-resources")]
+    crate::dynamo::tables::create_missing(
+        clients.dynamodb(),
+        &settings.subscriptions_table,
+        &settings.invocations_table,
+    )
+    .await
+}
+
+/// [`create_missing_tables`] for Triggerline's bus, for the functions that publish completion
+/// events without the rest of the dispatcher (callback, sweep).
+#[cfg_attr(not(feature = "create-resources"), allow(unused_variables))]
+pub async fn create_missing_bus(
+    clients: &crate::Clients,
+    settings: &crate::AwsSettings,
+) -> Result<(), triggerline::Error> {
+    if !settings.create_resources {
+        return Ok(());
+    }
+    #[cfg(not(feature = "create-resources"))]
+    return Err(triggerline::Error::unavailable(NotBuiltIn));
+    #[cfg(feature = "create-resources")]
+    crate::eventbridge::create_missing_bus(clients.eventbridge(), &settings.event_bus).await
+}

@@ -37,9 +37,9 @@ pub struct AwsSettings {
     /// on by default, so a real account is only changed by its template).
     pub create_resources: bool,
     /// How long finished invocations are kept before DynamoDB's TTL deletes them; `None`: no
-    /// TTL is written. The functions always set it (from `TRIGGERLINE_RETENTION_*`,
-    /// [`crate::lambda::FunctionEnv`]), since no purge runs on AWS; the local server's `--backend
-    /// aws` leaves it off and purges on its own timer.
+    /// TTL is written. The functions always set it (from `TRIGGERLINE_RETENTION_*`, read by
+    /// `triggerline_lambda::FunctionEnv`), since no purge runs on AWS; the local server's
+    /// `--backend aws` leaves it off and purges on its own timer.
     pub retention: Option<InvocationTtl>,
 }
 

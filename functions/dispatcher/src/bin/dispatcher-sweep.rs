@@ -5,15 +5,17 @@
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use dispatcher::sweep;
 use lambda_runtime::{LambdaEvent, service_fn};
-use triggerline_aws::lambda;
+use triggerline_lambda as lambda;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    triggerline_aws::lambda::init_logging();
+    lambda::init_logging();
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
     lambda::create_missing_bus(&clients, &env).await?;
-    let sweeper = sweep::Sweeper::connect(&clients, &env).await?;
+    let sweeper = sweep::Sweeper::connect(&clients, &env.aws, lambda::sweep(&clients, &env))
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot find the work queue"))?;
     let sweeper = &sweeper;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<EventBridgeEvent>| async move {

@@ -13,11 +13,11 @@ use triggerline::catalog::Catalog;
 use triggerline::model::{DispatchMode, Invocation, InvocationState, InvocationType};
 use triggerline::ports::{InvocationStore, Transition};
 use triggerline::secrets::SecretKey;
-use triggerline_aws::lambda::{self, FunctionEnv, env};
 use triggerline_aws::secretsmanager::{SecretsError, SecretsManager};
 use triggerline_aws::settings::env as names;
 use triggerline_aws::testing::Moto;
 use triggerline_aws::{AwsSettings, Clients, dynamo};
+use triggerline_lambda::{self as lambda, FunctionEnv, env};
 
 /// The function environment these variables describe (what `main` reads).
 fn function_env(vars: &[(&str, &str)]) -> FunctionEnv {

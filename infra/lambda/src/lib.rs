@@ -1,5 +1,9 @@
 //! What the Lambda functions share at start: their settings from the environment (read once, in
-//! `main`) and the pieces of the delivery use case that differ on AWS from the local stack.
+//! `main`), their logging, and the use cases' contexts over the AWS adapters
+//! ([`triggerline_aws`]) with the pieces that differ on AWS from the local stack. The functions'
+//! mains call it; their libraries (handlers) never do, and the adapter crate reads no
+//! environment of its own beyond [`AwsSettings`].
+#![forbid(unsafe_code)]
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,12 +23,12 @@ use triggerline::usecases::intake::DEFAULT_LEASE;
 use triggerline::usecases::notify::Notifier;
 use triggerline::usecases::sweep::Sweep;
 
-use crate::eventbridge::EventBridgePublisher;
-use crate::secretsmanager::SecretsManager;
-use crate::settings::InvocationTtl;
-use crate::{AwsBackend, AwsSettings, Clients};
+use triggerline_aws::eventbridge::EventBridgePublisher;
+use triggerline_aws::secretsmanager::SecretsManager;
+use triggerline_aws::settings::InvocationTtl;
+use triggerline_aws::{AwsBackend, AwsSettings, Clients};
 
-/// Environment variables of the functions (besides [`crate::settings::env`]).
+/// Environment variables of the functions (besides [`triggerline_aws::settings::env`]).
 pub mod env {
     /// Base URL of the API (callback URLs are `{public_url}/trigger-invocations/v1/{id}/complete`).
     pub const PUBLIC_URL: &str = "TRIGGERLINE_PUBLIC_URL";
@@ -56,7 +60,7 @@ pub mod env {
     pub const SUBSCRIPTION_CACHE: &str = "TRIGGERLINE_SUBSCRIPTION_CACHE";
     /// The work queue's `maxReceiveCount` (default 5), from the same template value as its
     /// redrive policy: the queue consumer moves a message failing on that receive to the
-    /// dead-letter queue itself ([`crate::sqs::SqsDeliveryQueue::dead_letter`]).
+    /// dead-letter queue itself ([`triggerline_aws::sqs::SqsDeliveryQueue::dead_letter`]).
     pub const MAX_RECEIVE_COUNT: &str = "TRIGGERLINE_MAX_RECEIVE_COUNT";
 }
 
@@ -84,7 +88,8 @@ impl WatchSubscription for Backoff {
     }
 }
 
-/// A function's configuration, read once in `main` from [`env`] and [`crate::settings::env`].
+/// A function's configuration, read once in `main` from [`env`] and
+/// [`triggerline_aws::settings::env`].
 ///
 /// Only what a function uses is required of it: the secret key and the public URL matter where
 /// webhooks are sent ([`delivery`]), so the callback and sweep functions run without them (and
@@ -221,7 +226,11 @@ impl FunctionEnv {
             });
         }
         let max_attempts = count(&get, env::MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS)?;
-        let max_receive_count = count(&get, env::MAX_RECEIVE_COUNT, crate::sqs::MAX_RECEIVE_COUNT)?;
+        let max_receive_count = count(
+            &get,
+            env::MAX_RECEIVE_COUNT,
+            triggerline_aws::sqs::MAX_RECEIVE_COUNT,
+        )?;
         let sync_wait_text = get(env::SYNC_WAIT).unwrap_or_else(|| DEFAULT_SYNC_WAIT.to_owned());
         let sync_wait = IsoDuration::parse(env::SYNC_WAIT, sync_wait_text.trim())
             .map(|d| Duration::from_millis(d.as_millis()))
@@ -244,10 +253,10 @@ impl FunctionEnv {
             succeeded: retention(&get, env::RETENTION_SUCCEEDED, DEFAULT_RETENTION_SUCCEEDED)?,
             failed: retention(&get, env::RETENTION_FAILED, DEFAULT_RETENTION_FAILED)?,
         });
-        if aws.create_resources && !crate::resources::BUILT_IN {
+        if aws.create_resources && !triggerline_aws::resources::BUILT_IN {
             return Err(EnvError::Invalid {
-                name: crate::settings::env::CREATE_RESOURCES,
-                reason: crate::resources::NotBuiltIn.to_string(),
+                name: triggerline_aws::settings::env::CREATE_RESOURCES,
+                reason: triggerline_aws::resources::NotBuiltIn.to_string(),
             });
         }
         Ok(FunctionEnv {
@@ -363,47 +372,31 @@ pub fn boot() -> Result<(FunctionEnv, Clients), BootError> {
     Ok((env, clients))
 }
 
-/// With [`crate::settings::env::CREATE_RESOURCES`] (running a function against an emulator),
-/// creates the tables if they are missing; otherwise does nothing. Every function uses them.
-#[cfg_attr(not(feature = "create-resources"), allow(unused_variables))]
+/// With [`triggerline_aws::settings::env::CREATE_RESOURCES`] (running a function against an
+/// emulator), creates the tables if they are missing; otherwise does nothing. Every function
+/// uses them. See [`triggerline_aws::resources`] for the builds that can.
 pub async fn create_missing_tables(clients: &Clients, env: &FunctionEnv) -> Result<(), BootError> {
-    if !env.aws.create_resources {
-        return Ok(());
-    }
-    #[cfg(not(feature = "create-resources"))]
-    return Err(crate::resources::NotBuiltIn.into());
-    #[cfg(feature = "create-resources")]
-    crate::dynamo::tables::create_missing(
-        clients.dynamodb(),
-        &env.aws.subscriptions_table,
-        &env.aws.invocations_table,
-    )
-    .await
-    .inspect_err(|e| tracing::error!(error = %e, "cannot create the tables"))
-    .map_err(Into::into)
+    triggerline_aws::resources::create_missing_tables(clients, &env.aws)
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "cannot create the tables"))
+        .map_err(Into::into)
 }
 
 /// [`create_missing_tables`] for Triggerline's bus, for the functions that publish completion
 /// events without the rest of the dispatcher (callback, sweep).
-#[cfg_attr(not(feature = "create-resources"), allow(unused_variables))]
 pub async fn create_missing_bus(clients: &Clients, env: &FunctionEnv) -> Result<(), BootError> {
-    if !env.aws.create_resources {
-        return Ok(());
-    }
-    #[cfg(not(feature = "create-resources"))]
-    return Err(crate::resources::NotBuiltIn.into());
-    #[cfg(feature = "create-resources")]
-    crate::eventbridge::create_missing_bus(clients.eventbridge(), &env.aws.event_bus)
+    triggerline_aws::resources::create_missing_bus(clients, &env.aws)
         .await
         .inspect_err(|e| tracing::error!(error = %e, "cannot create the bus"))
         .map_err(Into::into)
 }
 
 /// Every adapter, for the dispatcher's functions (they use them all). With
-/// [`crate::settings::env::CREATE_RESOURCES`], missing resources are created first. The one I/O of their
-/// cold start is here: a `GetQueueUrl`, only when [`crate::settings::env::WORK_QUEUE`] is a
-/// name rather than a URL (the template passes the URL). Needs the key
-/// ([`credential_key`]): the dispatcher opens the subscriptions' credentials to send them.
+/// [`triggerline_aws::settings::env::CREATE_RESOURCES`], missing resources are created first.
+/// The one I/O of their cold start is here: a `GetQueueUrl`, only when
+/// [`triggerline_aws::settings::env::WORK_QUEUE`] is a name rather than a URL (the template
+/// passes the URL). Needs the key ([`credential_key`]): the dispatcher opens the subscriptions'
+/// credentials to send them.
 pub async fn connect(clients: &Clients, env: &FunctionEnv) -> Result<AwsBackend, BootError> {
     let credentials = credential_key(env)?;
     AwsBackend::connect(clients, &env.aws, credentials)
@@ -418,9 +411,13 @@ pub async fn connect(clients: &Clients, env: &FunctionEnv) -> Result<AwsBackend,
 /// [`delivery`] does: [`env::SECRET_KEY`], or [`env::SECRET_KEY_ARN`] after
 /// [`load_secret_key`].
 pub fn credential_key(env: &FunctionEnv) -> Result<CredentialKey, EnvError> {
+    secret_key(env).map(SecretKey::credential_key)
+}
+
+/// The service key, or which variable is missing (logged, as every failure at start is).
+fn secret_key(env: &FunctionEnv) -> Result<&SecretKey, EnvError> {
     env.secret_key
         .as_ref()
-        .map(SecretKey::credential_key)
         .ok_or(EnvError::Missing(if env.secret_key_arn.is_some() {
             "the key of TRIGGERLINE_SECRET_KEY_ARN (load_secret_key)"
         } else {
@@ -459,16 +456,11 @@ pub fn delivery(
     client: Arc<dyn WebhookClient>,
     env: &FunctionEnv,
 ) -> Result<Delivery, EnvError> {
-    let key = env
-        .secret_key
-        .clone()
-        .ok_or(EnvError::Missing(if env.secret_key_arn.is_some() {
-            "the key of TRIGGERLINE_SECRET_KEY_ARN (load_secret_key)"
-        } else {
-            env::SECRET_KEY_ARN
-        }))?;
+    let key = secret_key(env)?.clone();
     if env.public_url.is_none() {
-        return Err(EnvError::Missing(env::PUBLIC_URL));
+        let missing = EnvError::Missing(env::PUBLIC_URL);
+        tracing::error!(error = %missing, "invalid function environment");
+        return Err(missing);
     }
     Ok(Delivery {
         catalog: Catalog::builtin(),
@@ -496,7 +488,7 @@ pub fn delivery(
 pub fn completion(clients: &Clients, env: &FunctionEnv) -> Completion {
     Completion {
         catalog: Catalog::builtin(),
-        invocations: Arc::new(crate::invocation_store(clients, &env.aws)),
+        invocations: Arc::new(triggerline_aws::invocation_store(clients, &env.aws)),
         clock: Arc::new(SystemClock),
         notifier: env.notifier(Arc::new(EventBridgePublisher::new(
             clients.clone(),
@@ -508,7 +500,7 @@ pub fn completion(clients: &Clients, env: &FunctionEnv) -> Completion {
 /// The deadline sweep's context: as [`completion`], without the catalog.
 pub fn sweep(clients: &Clients, env: &FunctionEnv) -> Sweep {
     Sweep {
-        invocations: Arc::new(crate::invocation_store(clients, &env.aws)),
+        invocations: Arc::new(triggerline_aws::invocation_store(clients, &env.aws)),
         clock: Arc::new(SystemClock),
         notifier: env.notifier(Arc::new(EventBridgePublisher::new(
             clients.clone(),
@@ -537,7 +529,10 @@ mod tests {
     fn defaults_need_nothing_set() {
         let env = read(&[]).unwrap();
         assert_eq!(env.max_attempts, DEFAULT_MAX_ATTEMPTS);
-        assert_eq!(env.max_receive_count, crate::sqs::MAX_RECEIVE_COUNT);
+        assert_eq!(
+            env.max_receive_count,
+            triggerline_aws::sqs::MAX_RECEIVE_COUNT
+        );
         assert_eq!(env.sync_wait, Duration::from_secs(25));
         assert!(!env.allow_private_targets);
         assert!(env.secret_key.is_none() && env.public_url.is_none());
@@ -567,7 +562,7 @@ mod tests {
             (env::ALLOW_PRIVATE_TARGETS, "TRUE"),
             (env::RETENTION_SUCCEEDED, "PT1H"),
             (env::RETENTION_FAILED, "P7D"),
-            (crate::settings::env::WORK_QUEUE, "https://sqs/q"),
+            (triggerline_aws::settings::env::WORK_QUEUE, "https://sqs/q"),
         ])
         .unwrap();
         assert_eq!(
