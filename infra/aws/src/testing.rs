@@ -154,6 +154,22 @@ impl Drop for Moto {
     }
 }
 
+/// A test's own DynamoDB tables on the emulator (the shared one, or a new one): its clients,
+/// and fresh settings whose subscriptions and invocations tables exist.
+pub async fn dynamo_tables() -> (Moto, Clients, AwsSettings) {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    crate::dynamo::tables::create_missing(
+        clients.dynamodb(),
+        &settings.subscriptions_table,
+        &settings.invocations_table,
+    )
+    .await
+    .expect("create the tables");
+    (moto, clients, settings)
+}
+
 /// The subscription credential key of the tests: from the 32 bytes of 7 the tests' function
 /// environments use as their service key, so that every part of one test stack agrees.
 pub fn test_credentials() -> triggerline::secrets::CredentialKey {

@@ -21,23 +21,8 @@ use triggerline::model::{
 use triggerline::ports::{InvocationScans, InvocationStore, SubscriptionStore, Transition};
 use triggerline::query::{InvocationQuery, RawCollection};
 use triggerline_aws::dynamo::{self, DynamoInvocationStore, DynamoSubscriptionStore, tables};
-use triggerline_aws::testing::{Moto, clients_at};
+use triggerline_aws::testing::{clients_at, dynamo_tables};
 use triggerline_aws::{AwsSettings, Clients};
-
-/// Clients and freshly created tables of this test's own on the (shared) emulator.
-async fn setup() -> (Moto, Clients, AwsSettings) {
-    let moto = Moto::start();
-    let clients = moto.clients().await;
-    let settings = moto.settings();
-    tables::create_missing(
-        clients.dynamodb(),
-        &settings.subscriptions_table,
-        &settings.invocations_table,
-    )
-    .await
-    .expect("create the tables");
-    (moto, clients, settings)
-}
 
 fn invocations(clients: &Clients, settings: &AwsSettings) -> DynamoInvocationStore {
     DynamoInvocationStore::new(clients.dynamodb().clone(), &settings.invocations_table)
@@ -133,19 +118,19 @@ fn number(item: &std::collections::HashMap<String, AttributeValue>, name: &str) 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn subscription_store_passes_the_contract() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     contract::subscription_store(Arc::new(subscriptions(&clients, &settings))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invocation_store_passes_the_contract() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     contract::invocation_store(Arc::new(invocations(&clients, &settings))).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn creating_the_tables_again_is_harmless() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     tables::create_missing(
         clients.dynamodb(),
         &settings.subscriptions_table,
@@ -166,7 +151,7 @@ async fn creating_the_tables_again_is_harmless() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn record_attempt_appends_and_transitions_only_from_the_given_states() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     let store = invocations(&clients, &settings);
     let t0 = now();
 
@@ -256,7 +241,7 @@ async fn record_attempt_appends_and_transitions_only_from_the_given_states() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn reopen_takes_a_failed_invocation_back_to_pending() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     let store = invocations(&clients, &settings);
     let t0 = now();
     let deadline = Some(t0 + Duration::minutes(30));
@@ -338,7 +323,7 @@ async fn reopen_takes_a_failed_invocation_back_to_pending() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn retention_sets_the_ttl_and_expired_items_are_not_read() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     let store =
         invocations(&clients, &settings).with_retention(Duration::hours(1), Duration::hours(2));
     let t0 = now();
@@ -470,7 +455,7 @@ async fn retention_sets_the_ttl_and_expired_items_are_not_read() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn purge_deletes_items_rather_than_trusting_ttl() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     let store =
         invocations(&clients, &settings).with_retention(Duration::hours(1), Duration::hours(1));
     let t0 = now();
@@ -510,7 +495,7 @@ async fn purge_deletes_items_rather_than_trusting_ttl() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_at_the_limit_admit_exactly_the_limit() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     let store: Arc<dyn SubscriptionStore> = Arc::new(subscriptions(&clients, &settings));
     const LIMIT: usize = 5;
     let mut creates = JoinSet::new();
@@ -566,7 +551,7 @@ async fn concurrent_creates_at_the_limit_admit_exactly_the_limit() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_typical_invocation_is_one_write_unit() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     let store = invocations(&clients, &settings);
     let mut invocation = pending("sized", now());
     invocation
@@ -601,7 +586,7 @@ fn value_size(value: &AttributeValue) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn create_all_beyond_one_transaction_is_refused_whole() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     let store = invocations(&clients, &settings);
     let t0 = now();
     let hundred: Vec<Invocation> = (0..100)

@@ -9,8 +9,8 @@ use triggerline::model::{DispatchMode, HttpAuth, HttpTarget, Subscription, Targe
 use triggerline::ports::SubscriptionStore;
 use triggerline::query::{RawCollection, SubscriptionQuery};
 use triggerline::secrets::{CredentialKey, SecretKey};
-use triggerline_aws::dynamo::{self, DynamoSubscriptionStore, tables};
-use triggerline_aws::testing::Moto;
+use triggerline_aws::dynamo::{self, DynamoSubscriptionStore};
+use triggerline_aws::testing::dynamo_tables;
 use triggerline_aws::{AwsSettings, Clients};
 
 const TOKEN: &str = "bearer-2d7e41-token";
@@ -18,20 +18,6 @@ const URL_PASSWORD: &str = "url-pw-c3a9";
 const BASIC_PASSWORD: &str = "basic-pw-61f0";
 const SIGNING: &str = "whsec_YW5vdGhlci1zaWduaW5nLWtleS1vZi10aGUtdGVzdA";
 const HOST: &str = "hooks-a41c.example.com";
-
-async fn setup() -> (Moto, Clients, AwsSettings) {
-    let moto = Moto::start();
-    let clients = moto.clients().await;
-    let settings = moto.settings();
-    tables::create_missing(
-        clients.dynamodb(),
-        &settings.subscriptions_table,
-        &settings.invocations_table,
-    )
-    .await
-    .unwrap();
-    (moto, clients, settings)
-}
 
 fn key(byte: u8) -> CredentialKey {
     SecretKey::new(vec![byte; 32]).credential_key()
@@ -95,7 +81,7 @@ fn assert_no_plaintext(what: &str, stored: &str, secrets: &[&str]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stored_items_hold_no_plaintext_credentials_and_round_trip() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     let store = store(&clients, &settings, 7);
     let original = subscription("sub-1");
     store.create(&original, 50).await.unwrap();
@@ -138,7 +124,7 @@ async fn stored_items_hold_no_plaintext_credentials_and_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn items_written_before_encryption_are_read_and_sealed_on_their_next_write() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     let store = store(&clients, &settings, 7);
     // Created through the store (so its trigger counter exists), then overwritten with the
     // body the previous version wrote: the model's JSON, secrets in plain text.
@@ -181,7 +167,7 @@ async fn items_written_before_encryption_are_read_and_sealed_on_their_next_write
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn another_service_key_opens_nothing() {
-    let (_moto, clients, settings) = setup().await;
+    let (_moto, clients, settings) = dynamo_tables().await;
     store(&clients, &settings, 7)
         .create(&subscription("sub-1"), 50)
         .await

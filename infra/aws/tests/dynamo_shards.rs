@@ -15,21 +15,12 @@ use triggerline::model::{DispatchMode, Invocation, InvocationState, InvocationTy
 use triggerline::ports::{InvocationScans, InvocationStore};
 use triggerline::query::{InvocationQuery, RawCollection};
 use triggerline::time::format_time;
-use triggerline_aws::dynamo::{self, DynamoInvocationStore, tables};
-use triggerline_aws::testing::Moto;
+use triggerline_aws::dynamo::{self, DynamoInvocationStore};
+use triggerline_aws::testing::{Moto, dynamo_tables};
 use triggerline_aws::{AwsSettings, Clients};
 
 async fn setup() -> (Moto, Clients, AwsSettings, DynamoInvocationStore) {
-    let moto = Moto::start();
-    let clients = moto.clients().await;
-    let settings = moto.settings();
-    tables::create_missing(
-        clients.dynamodb(),
-        &settings.subscriptions_table,
-        &settings.invocations_table,
-    )
-    .await
-    .expect("create the tables");
+    let (moto, clients, settings) = dynamo_tables().await;
     let store = DynamoInvocationStore::new(clients.dynamodb().clone(), &settings.invocations_table);
     (moto, clients, settings, store)
 }
