@@ -17,9 +17,6 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
-use aws_smithy_http_client::tls;
-use aws_smithy_runtime::client::dns::TokioDnsResolver;
-use aws_smithy_runtime_api::client::dns::SharedDnsResolver;
 use aws_smithy_runtime_api::client::http::SharedHttpClient;
 
 /// The Lambda runtime's region variable, and the standard fallback.
@@ -112,16 +109,11 @@ impl Clients {
     }
 }
 
-/// HTTPS with rustls on ring (no aws-lc to build). Names resolve through a
-/// [`SharedDnsResolver`] rather than the builder's default resolver type: the dispatcher's
-/// webhook client is this same connector over its own resolver, and with the same types a binary
-/// that talks to AWS and posts webhooks carries one copy of the HTTP client code, not two.
+/// HTTPS with rustls on ring, from [`triggerline_http_client`]: the webhook client is the same
+/// connector over its own resolver, so a binary that talks to AWS and posts webhooks carries one
+/// copy of the HTTP client code, not two.
 fn http_client() -> SharedHttpClient {
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(tls::Provider::Rustls(
-            tls::rustls_provider::CryptoMode::Ring,
-        ))
-        .build_with_resolver(SharedDnsResolver::new(TokioDnsResolver::new()))
+    triggerline_http_client::sdk_http_client(triggerline_http_client::tokio_resolver())
 }
 
 fn retry_config() -> RetryConfig {

@@ -16,9 +16,6 @@ use std::time::{Duration, SystemTime};
 use aws_sdk_dynamodb::config::ProvideCredentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings, sign};
 use aws_sigv4::sign::v4;
-use aws_smithy_http_client::{Connector, tls};
-use aws_smithy_runtime::client::dns::TokioDnsResolver;
-use aws_smithy_runtime_api::client::dns::SharedDnsResolver;
 use aws_smithy_runtime_api::client::http::{HttpConnector, SharedHttpConnector};
 use aws_smithy_runtime_api::client::identity::Identity;
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
@@ -73,15 +70,12 @@ impl SecretsManager {
         // The same connector type as the SDK's and the webhook client's, so no second copy of
         // the HTTP/TLS code; its own instance, because the SDK's is only reachable through the
         // orchestrator.
-        let connector = Connector::builder()
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_with_resolver(SharedDnsResolver::new(TokioDnsResolver::new()));
+        let connector =
+            triggerline_http_client::connector(triggerline_http_client::tokio_resolver(), None);
         SecretsManager {
             clients: clients.clone(),
             endpoint: endpoint.trim_end_matches('/').to_owned(),
-            connector: SharedHttpConnector::new(connector),
+            connector,
         }
     }
 

@@ -17,8 +17,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use aws_smithy_http_client::{Connector, tls};
-use aws_smithy_runtime::client::dns::TokioDnsResolver;
 use aws_smithy_runtime_api::client::dns::{
     DnsFuture, ResolveDns, ResolveDnsError, SharedDnsResolver,
 };
@@ -43,10 +41,11 @@ const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 
 /// Posts webhooks with one pooled HTTP client (rustls, keep-alive, no redirects, no proxy).
 ///
-/// The client is the AWS SDK's own hyper-based connector, resolving names through a
-/// [`SharedDnsResolver`] exactly as `triggerline_aws::Clients` does. The same types mean the
-/// function binaries that post webhooks carry one copy of the HTTP/TLS client code, not a second
-/// HTTP stack beside the SDK's (a third of a megabyte of each bootstrap). It follows no redirects
+/// The client is the AWS SDK's own hyper-based connector ([`triggerline_http_client`]),
+/// resolving names through a [`SharedDnsResolver`] exactly as `triggerline_aws::Clients` does.
+/// The same types, built in that one crate, mean the function binaries that post webhooks carry
+/// one copy of the HTTP/TLS client code, not a second HTTP stack beside the SDK's (a third of a
+/// megabyte of each bootstrap). It follows no redirects
 /// and uses no proxy: a 3xx is the subscriber's answer like any other non-2xx (following it would
 /// also let a public host bounce the request to an internal one behind the guard's back), and
 /// through a proxy the guard would judge the proxy's address, not the target's.
@@ -73,19 +72,12 @@ impl HttpWebhookClient {
     /// so a subscriber that trickles its body cannot hold a delivery open.
     pub fn with_timeout(allow_private_targets: bool, timeout: Duration) -> Self {
         let resolver = if allow_private_targets {
-            SharedDnsResolver::new(TokioDnsResolver::new())
+            triggerline_http_client::tokio_resolver()
         } else {
             SharedDnsResolver::new(PublicOnlyResolver)
         };
-        let connector = Connector::builder()
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_HOST)
-            .enable_tcp_nodelay(true)
-            .tls_provider(tls::Provider::Rustls(
-                tls::rustls_provider::CryptoMode::Ring,
-            ))
-            .build_with_resolver(resolver);
         Self {
-            connector: SharedHttpConnector::new(connector),
+            connector: triggerline_http_client::connector(resolver, Some(POOL_MAX_IDLE_PER_HOST)),
             timeout,
             allow_private_targets,
         }
