@@ -1,8 +1,8 @@
 //! What the Lambda functions share at start: their settings from the environment (read once, in
 //! `main`), their logging, and the use cases' contexts over the AWS adapters
 //! ([`triggerline_aws`]) with the pieces that differ on AWS from the local stack. The functions'
-//! mains call it; their libraries (handlers) never do, and the adapter crate reads no
-//! environment of its own beyond [`AwsSettings`].
+//! mains call it; their libraries (handlers) never do. The adapter crate reads only its own
+//! settings ([`AwsSettings`], [`Clients::from_lambda_env`]).
 #![forbid(unsafe_code)]
 
 use std::sync::Arc;
