@@ -4,7 +4,6 @@
 //! invocation's secret is the credential.
 #![forbid(unsafe_code)]
 
-
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;

@@ -3,7 +3,6 @@
 //! [`router`] serves both over its [`Context`].
 #![forbid(unsafe_code)]
 
-
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
