@@ -213,10 +213,7 @@ fn fire_and_forget_rows(table: &mut Table, n: usize, f: &FireAndForget) {
         ),
     };
     table.row(
-        &format!(
-            "COMPLETED in status list ({} incl. warm-up)",
-            group(f.invocations as f64)
-        ),
+        &format!("COMPLETED ({} incl. warm-up)", group(f.invocations as f64)),
         completed,
         "all",
         verdict(f.all_completed_after_ms.is_some()),

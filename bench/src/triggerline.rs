@@ -141,6 +141,7 @@ impl Triggerline {
             base,
             token: launch.token.clone(),
             client: client.clone(),
+            database: launch.data_dir.join("triggerline.db"),
         };
         let health = api.client.get(api.url("/health")).send().await?;
         anyhow::ensure!(
@@ -290,6 +291,9 @@ pub struct Api {
     pub base: String,
     token: String,
     pub client: reqwest::Client,
+    /// The process's SQLite file (absent on `--backend aws`), read to count invocations by
+    /// state: the status list, like SailPoint's, reaches only 2,000 invocations.
+    database: PathBuf,
 }
 
 impl Api {
@@ -354,12 +358,23 @@ impl Api {
             .with_context(|| format!("no id in {created}"))
     }
 
-    /// How many invocations of the subscription are in each `status` (COMPLETED, PENDING, ...),
-    /// read page by page from `GET /trigger-invocations/v1/status`.
+    /// How many invocations of the subscription are in each `status` (COMPLETED, PENDING, ...).
+    /// The status list reaches only the first 2,000 invocations (`query::MAX_REACHABLE`, as
+    /// SailPoint caps it), and a run has up to 21,000, so on SQLite they are counted in the
+    /// database file, read-only beside the running process (WAL lets it read while the server
+    /// writes); without one (the AWS backend), from the status list, at most 2,000.
     pub async fn status_counts(
         &self,
         subscription_id: &str,
     ) -> anyhow::Result<BTreeMap<String, usize>> {
+        if self.database.exists() {
+            let database = self.database.clone();
+            let subscription_id = subscription_id.to_owned();
+            return tokio::task::spawn_blocking(move || {
+                count_in_database(&database, &subscription_id)
+            })
+            .await?;
+        }
         const PAGE: usize = 250;
         let filter = format!("subscriptionId eq \"{subscription_id}\"");
         let mut counts = BTreeMap::new();
@@ -445,6 +460,31 @@ pub struct StateWait {
     pub sweeps: usize,
     /// How long the last read of the whole list took.
     pub last_sweep_ms: f64,
+}
+
+/// Invocations of `subscription_id` per state, counted in the SQLite file at `database`.
+fn count_in_database(
+    database: &Path,
+    subscription_id: &str,
+) -> anyhow::Result<BTreeMap<String, usize>> {
+    let connection = rusqlite::Connection::open_with_flags(
+        database,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("cannot open {}", database.display()))?;
+    connection.busy_timeout(Duration::from_secs(5))?;
+    let mut statement = connection.prepare(
+        "SELECT state, count(*) FROM invocations WHERE subscription_id = ?1 GROUP BY state",
+    )?;
+    let rows = statement.query_map([subscription_id], |row| {
+        Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+    })?;
+    let mut counts = BTreeMap::new();
+    for row in rows {
+        let (state, n) = row?;
+        counts.insert(state, usize::try_from(n).unwrap_or(0));
+    }
+    Ok(counts)
 }
 
 /// The body of a response with status `want`, as JSON; any other status is an error.
