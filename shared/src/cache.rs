@@ -4,6 +4,11 @@
 //! next `start`. Where other processes write too (the AWS functions: subscriptions are written
 //! by another Lambda), entries also expire after a maximum age, which bounds how long a change
 //! takes to reach deliveries.
+//!
+//! With a maximum age, single subscriptions read by id (`get`: the SQS consumer's delivery of
+//! one invocation) are cached the same way, so a warm consumer reads each subscription once per
+//! `max_age` rather than once per delivery. Without one (the local stack) `get` is not cached,
+//! because there the cache's only staleness bound is a write through it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -14,6 +19,11 @@ use crate::model::Subscription;
 use crate::ports::SubscriptionStore;
 use crate::query::{Page, SubscriptionQuery};
 use async_trait::async_trait;
+
+/// Subscriptions cached by id at most: every trigger's subscriptions (at most 50 each, over a
+/// fixed catalog) fit many times over, and the map cannot grow without bound on ids that a
+/// caller made up.
+const MAX_CACHED_IDS: usize = 4096;
 
 /// [`SubscriptionStore`] with each trigger's subscriptions cached.
 #[derive(Debug)]
@@ -27,6 +37,8 @@ pub struct CachedSubscriptions {
 #[derive(Debug, Default)]
 struct Cache {
     by_trigger: HashMap<String, (Instant, Arc<Vec<Subscription>>)>,
+    /// `get` results (a missing subscription too), only with a maximum age.
+    by_id: HashMap<String, (Instant, Option<Arc<Subscription>>)>,
     /// Bumped by every write; a read that started before a write must not fill the cache.
     generation: u64,
 }
@@ -53,6 +65,7 @@ impl CachedSubscriptions {
     fn invalidate(&self) {
         let mut cache = self.state.write().unwrap_or_else(|e| e.into_inner());
         cache.by_trigger.clear();
+        cache.by_id.clear();
         cache.generation += 1;
     }
 }
@@ -70,7 +83,34 @@ impl SubscriptionStore for CachedSubscriptions {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
-        self.inner.get(id).await
+        let Some(max_age) = self.max_age else {
+            return self.inner.get(id).await;
+        };
+        let generation = {
+            let cache = self.state.read().unwrap_or_else(|e| e.into_inner());
+            if let Some((filled, hit)) = cache.by_id.get(id) {
+                if filled.elapsed() < max_age {
+                    return Ok(hit.as_deref().cloned());
+                }
+            }
+            cache.generation
+        };
+        let filled = Instant::now();
+        let fresh = self.inner.get(id).await?;
+        let mut cache = self.state.write().unwrap_or_else(|e| e.into_inner());
+        if cache.generation == generation {
+            // Bounded like the trigger entries are by the catalog: expired entries go first.
+            if cache.by_id.len() >= MAX_CACHED_IDS {
+                cache.by_id.retain(|_, (at, _)| at.elapsed() < max_age);
+                if cache.by_id.len() >= MAX_CACHED_IDS {
+                    cache.by_id.clear();
+                }
+            }
+            cache
+                .by_id
+                .insert(id.to_owned(), (filled, fresh.clone().map(Arc::new)));
+        }
+        Ok(fresh)
     }
 
     async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
@@ -112,5 +152,107 @@ impl SubscriptionStore for CachedSubscriptions {
         let result = self.inner.delete(id).await;
         self.invalidate();
         result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+    use crate::duration::IsoDuration;
+    use crate::model::{DispatchMode, HttpAuth, HttpTarget, Target};
+
+    /// One subscription, counting the reads that reach it.
+    #[derive(Debug, Default)]
+    struct Counting {
+        stored: Mutex<Option<Subscription>>,
+        gets: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl SubscriptionStore for Counting {
+        async fn create(&self, s: &Subscription, _: usize) -> Result<(), Error> {
+            *self.stored.lock().unwrap() = Some(s.clone());
+            Ok(())
+        }
+        async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            Ok(self.stored.lock().unwrap().clone().filter(|s| s.id == id))
+        }
+        async fn list(&self, _: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
+            unimplemented!()
+        }
+        async fn list_for_trigger(&self, _: &str) -> Result<Vec<Subscription>, Error> {
+            unimplemented!()
+        }
+        async fn replace(&self, s: &Subscription, _: u64) -> Result<(), Error> {
+            self.create(s, 0).await
+        }
+        async fn delete(&self, _: &str) -> Result<(), Error> {
+            *self.stored.lock().unwrap() = None;
+            Ok(())
+        }
+    }
+
+    fn subscription(name: &str) -> Subscription {
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        Subscription {
+            id: "s".into(),
+            name: name.into(),
+            description: None,
+            trigger_id: "idn:identity-created".into(),
+            trigger_name: "Identity Created".into(),
+            target: Target::Http(HttpTarget {
+                url: "https://hooks.example.com/in".into(),
+                mode: DispatchMode::Sync,
+                auth: HttpAuth::None,
+            }),
+            response_deadline: IsoDuration::parse("responseDeadline", "PT1H").unwrap(),
+            enabled: true,
+            filter: None,
+            signing_secret: "whsec_c2lnbmluZy1rZXktb2YtdGhlLXRlc3Q=".into(),
+            created: at,
+            modified: at,
+            version: 1,
+        }
+    }
+
+    #[tokio::test]
+    async fn with_a_max_age_a_get_is_read_once_until_it_expires_or_a_write_passes() {
+        let store = Arc::new(Counting::default());
+        store.create(&subscription("first"), 50).await.unwrap();
+        let cache = CachedSubscriptions::with_max_age(store.clone(), Duration::from_secs(3600));
+        for _ in 0..3 {
+            assert_eq!(cache.get("s").await.unwrap().unwrap().name, "first");
+        }
+        assert_eq!(cache.get("gone").await.unwrap(), None);
+        assert_eq!(cache.get("gone").await.unwrap(), None);
+        assert_eq!(store.gets.load(Ordering::SeqCst), 2, "one read per id");
+
+        // Another writer's change is not seen within the max age; a write through it is.
+        store.replace(&subscription("elsewhere"), 1).await.unwrap();
+        assert_eq!(cache.get("s").await.unwrap().unwrap().name, "first");
+        cache.replace(&subscription("through"), 1).await.unwrap();
+        assert_eq!(cache.get("s").await.unwrap().unwrap().name, "through");
+
+        let expiring = CachedSubscriptions::with_max_age(store.clone(), Duration::ZERO);
+        let before = store.gets.load(Ordering::SeqCst);
+        expiring.get("s").await.unwrap();
+        expiring.get("s").await.unwrap();
+        assert_eq!(store.gets.load(Ordering::SeqCst), before + 2);
+    }
+
+    #[tokio::test]
+    async fn without_a_max_age_every_get_reads_the_store() {
+        let store = Arc::new(Counting::default());
+        store.create(&subscription("first"), 50).await.unwrap();
+        let cache = CachedSubscriptions::new(store.clone());
+        cache.get("s").await.unwrap();
+        cache.get("s").await.unwrap();
+        assert_eq!(store.gets.load(Ordering::SeqCst), 2);
     }
 }
