@@ -54,6 +54,11 @@ pub mod env {
     /// Invocation Completed` (default false: the producer has the answer, and the event would
     /// double the fast path's cost).
     pub const INLINE_COMPLETION_EVENTS: &str = "TRIGGERLINE_INLINE_COMPLETION_EVENTS";
+    /// Whether finished REQUEST_RESPONSE invocations publish `Trigger Invocation Completed` on
+    /// Triggerline's bus at all (default false: each event is billed, $1.00 per million, and
+    /// nobody may listen; the template turns it on with its `CompletionEvents` parameter, or
+    /// when it creates the example rule). Off, [`INLINE_COMPLETION_EVENTS`] has no effect.
+    pub const COMPLETION_EVENTS: &str = "TRIGGERLINE_COMPLETION_EVENTS";
     /// How long a warm function trusts the subscriptions it read for a trigger (ISO-8601,
     /// default PT5S): a subscription change reaches deliveries within this time, and a `start`
     /// on a warm function reads no subscription.
@@ -114,6 +119,8 @@ pub struct FunctionEnv {
     pub allow_private_targets: bool,
     /// [`env::INLINE_COMPLETION_EVENTS`].
     pub inline_completion_events: bool,
+    /// [`env::COMPLETION_EVENTS`].
+    pub completion_events: bool,
     /// [`env::SUBSCRIPTION_CACHE`].
     pub subscription_cache: Duration,
     /// [`env::MAX_RECEIVE_COUNT`], at least 1.
@@ -134,6 +141,7 @@ impl std::fmt::Debug for FunctionEnv {
             .field("sync_wait", &self.sync_wait)
             .field("allow_private_targets", &self.allow_private_targets)
             .field("inline_completion_events", &self.inline_completion_events)
+            .field("completion_events", &self.completion_events)
             .field("subscription_cache", &self.subscription_cache)
             .field("max_receive_count", &self.max_receive_count)
             .finish()
@@ -240,6 +248,7 @@ impl FunctionEnv {
             })?;
         let allow_private_targets = flag(&get, env::ALLOW_PRIVATE_TARGETS)?;
         let inline_completion_events = flag(&get, env::INLINE_COMPLETION_EVENTS)?;
+        let completion_events = flag(&get, env::COMPLETION_EVENTS)?;
         let cache_text = get(env::SUBSCRIPTION_CACHE).unwrap_or_else(|| "PT5S".to_owned());
         let subscription_cache = IsoDuration::parse(env::SUBSCRIPTION_CACHE, cache_text.trim())
             .map(|d| Duration::from_millis(d.as_millis()))
@@ -268,6 +277,7 @@ impl FunctionEnv {
             sync_wait,
             allow_private_targets,
             inline_completion_events,
+            completion_events,
             subscription_cache,
             max_receive_count,
         })
@@ -286,15 +296,34 @@ impl FunctionEnv {
             lease: DEFAULT_LEASE,
         }
     }
-    /// How the functions announce settled invocations: on Triggerline's bus, to waiters that
-    /// poll ([`PollingWatch`]).
+    /// How the functions announce settled invocations: on Triggerline's bus when
+    /// [`env::COMPLETION_EVENTS`] is on (else nowhere), to waiters that poll ([`PollingWatch`]).
     pub fn notifier(&self, events: Arc<dyn EventPublisher>) -> Notifier {
+        let events: Arc<dyn EventPublisher> = if self.completion_events {
+            events
+        } else {
+            Arc::new(NoCompletionEvents)
+        };
         Notifier {
             events,
             watch: Arc::new(PollingWatch),
             event_source: self.aws.event_source.clone(),
             inline_completion_events: self.inline_completion_events,
         }
+    }
+}
+
+/// The notifier's publisher when completion events are off: they are dropped unsent.
+#[derive(Debug)]
+struct NoCompletionEvents;
+
+#[async_trait]
+impl EventPublisher for NoCompletionEvents {
+    async fn publish(
+        &self,
+        _events: &[triggerline::ports::Event],
+    ) -> Result<(), triggerline::Error> {
+        Ok(())
     }
 }
 
@@ -537,6 +566,7 @@ mod tests {
         assert!(!env.allow_private_targets);
         assert!(env.secret_key.is_none() && env.public_url.is_none());
         assert!(env.secret_key_arn.is_none());
+        assert!(!env.completion_events, "completion events are opted into");
         // The local stack's retention, written as a TTL: nothing on AWS purges otherwise.
         assert_eq!(
             env.aws,
@@ -560,6 +590,7 @@ mod tests {
             (env::MAX_RECEIVE_COUNT, "7"),
             (env::SYNC_WAIT, "PT5S"),
             (env::ALLOW_PRIVATE_TARGETS, "TRUE"),
+            (env::COMPLETION_EVENTS, "true"),
             (env::RETENTION_SUCCEEDED, "PT1H"),
             (env::RETENTION_FAILED, "P7D"),
             (triggerline_aws::settings::env::WORK_QUEUE, "https://sqs/q"),
@@ -577,6 +608,7 @@ mod tests {
         assert_eq!(env.max_receive_count, 7);
         assert_eq!(env.sync_wait, Duration::from_secs(5));
         assert!(env.allow_private_targets);
+        assert!(env.completion_events);
         assert_eq!(env.aws.work_queue, "https://sqs/q");
         assert_eq!(env.policy().public_url, "https://api.example.com");
 
@@ -588,6 +620,7 @@ mod tests {
             (env::MAX_RECEIVE_COUNT, "-1"),
             (env::SYNC_WAIT, "25s"),
             (env::ALLOW_PRIVATE_TARGETS, "yes"),
+            (env::COMPLETION_EVENTS, "sometimes"),
             (env::RETENTION_SUCCEEDED, "24h"),
             (env::RETENTION_FAILED, "PT30S"),
         ] {
