@@ -154,13 +154,14 @@ fn failed(record: &SqsMessage, error: &Error) -> FailedMessage {
     }
 }
 
-/// One record. [`SqsDeliveryQueue::admit`] reads the body (an error for one that is no work
+/// One record. [`SqsDeliveryQueue::admit_received`] reads the body (an error for one that is no work
 /// message), puts a record that is not due back on the queue for the time left (SQS delays a
 /// message by 15 minutes at most, so a later one comes round more than once), and drops a stale
 /// one: its invocation is gone, finished, or was attempted since the message was queued (the
 /// safety net of an inline delivery, or a message whose deletion failed), which delivering
 /// would duplicate and would start a second chain of retries. What is left is delivered with the
-/// invocation `admit` read, so a record costs one read of it, not two.
+/// invocation `admit_received` read, or, on a first receive of a message that carries it, with
+/// the invocation as carried, unread (the write recording the attempt is conditional instead).
 async fn process(
     delivery: &Delivery,
     queue: &SqsDeliveryQueue,
@@ -168,9 +169,13 @@ async fn process(
 ) -> Result<(), Error> {
     let body = record.body.as_deref().unwrap_or_default();
     if let Some(requested) = crate::requested::parse(body) {
-        return crate::requested::start(delivery, requested?).await;
+        return crate::requested::start(delivery, queue, requested?).await;
     }
-    let Some(admitted) = queue.admit(body, delivery.clock.now()).await? else {
+    let now = delivery.clock.now();
+    let Some(admitted) = queue
+        .admit_received(body, now, receive_count(record))
+        .await?
+    else {
         return Ok(());
     };
     delivery

@@ -23,6 +23,7 @@ use triggerline::time::{IdGenerator, RandomIds};
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::intake::{Intake, SyncRecord};
 use triggerline::wire::StartInvocation;
+use triggerline_aws::sqs::SqsDeliveryQueue;
 
 /// The `detail-type` of an intake event.
 pub const DETAIL_TYPE: &str = "Trigger Invocation Requested";
@@ -61,11 +62,20 @@ pub fn parse(body: &str) -> Option<Result<Requested, Error>> {
 }
 
 /// Raises the event's invocations: queued (an event has nobody waiting for an answer), with
-/// ids derived from the event. Already raised (a redelivered event) is success once their work
-/// is sure to exist.
-pub async fn start(delivery: &Delivery, requested: Requested) -> Result<(), Error> {
+/// ids derived from the event, on `queue` (the work queue), written before their work is sent
+/// ([`SqsDeliveryQueue::recording_first`]) so that a redelivered event finds them. Already
+/// raised (a redelivered event) is success once their work is sure to exist.
+pub async fn start(
+    delivery: &Delivery,
+    queue: &SqsDeliveryQueue,
+    requested: Requested,
+) -> Result<(), Error> {
     let event_id = requested.event_id.clone();
     let trigger_id = requested.request.trigger_id.clone();
+    let delivery = Delivery {
+        queue: Arc::new(queue.clone().recording_first()),
+        ..delivery.clone()
+    };
     let intake = Intake {
         delivery: delivery.clone(),
         signal: None,

@@ -46,11 +46,12 @@ use aws_sdk_sqs::types::{
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use triggerline::Error;
-use triggerline::model::{Attempt, Invocation, InvocationState};
+use triggerline::limits::SQS_MESSAGE_BYTES;
+use triggerline::model::{Attempt, DispatchMode, Invocation, InvocationState, InvocationType};
 use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem};
 use triggerline::work;
 
-use crate::dynamo::{DynamoInvocationStore, Unsent};
+use crate::dynamo::{DynamoInvocationStore, Recorded, Unsent};
 use crate::error::{AwsFailure, unavailable};
 
 /// The longest delay SQS takes (`DelaySeconds`), in seconds.
@@ -132,7 +133,7 @@ async fn create_queue(
 }
 
 /// The body of a work message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct WorkMessage {
     pub invocation_id: String,
@@ -143,6 +144,14 @@ pub struct WorkMessage {
     /// origin, which is then never taken for stale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recorded: Option<usize>,
+    /// The invocation itself, on the first message of an accept that no process delivers in
+    /// memory (the Lambda intake): the consumer delivers it without reading it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invocation: Option<Box<Invocation>>,
+    /// The message is the invocation's only record until its first attempt is written
+    /// (no DynamoDB write at accept: nothing can call back before the outcome is written).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub unrecorded: bool,
 }
 
 impl WorkMessage {
@@ -202,6 +211,17 @@ struct Held {
     handles: Vec<String>,
     /// Past this, SQS hands the message out again (and a newer receipt handle replaces ours).
     lease_until: DateTime<Utc>,
+    /// The invocation as its message carried it, when it was admitted without a read: its
+    /// attempt is then recorded by a write conditional on the attempts it had
+    /// ([`DynamoInvocationStore::record_attempt_if_current`]), or, `unrecorded`, by writing the
+    /// invocation for the first time ([`DynamoInvocationStore::create_delivered`]).
+    carried: Option<Carried>,
+}
+
+#[derive(Debug, Clone)]
+struct Carried {
+    invocation: Invocation,
+    unrecorded: bool,
 }
 
 /// [`DeliveryQueue`] on an SQS queue, writing invocations through DynamoDB.
@@ -217,6 +237,9 @@ pub struct SqsDeliveryQueue {
     /// Where the consumer moves a message failing on its last receive; `None`: it is left to the
     /// redrive.
     dead_letters: Option<DeadLetters>,
+    /// Whether `accept` may leave an invocation unwritten until its outcome (see
+    /// [`SqsDeliveryQueue::recording_first`]).
+    unrecorded_accepts: bool,
 }
 
 /// The work queue's dead-letter queue, as the consumer sees it.
@@ -268,7 +291,17 @@ impl SqsDeliveryQueue {
             held: Arc::new(Mutex::new(HashMap::new())),
             keep_unsent: false,
             dead_letters: None,
+            unrecorded_accepts: true,
         }
+    }
+
+    /// This queue, writing every accepted invocation before its message is sent, as the local
+    /// stack's queue does: for the intake of `Trigger Invocation Requested` events, whose ids
+    /// are derived from the event so that a redelivered event finds them written and raises
+    /// nothing twice (an unwritten invocation would be raised again).
+    pub fn recording_first(mut self) -> Self {
+        self.unrecorded_accepts = false;
+        self
     }
 
     /// This queue, for the consumer of the work queue whose redrive policy moves a message to the
@@ -385,8 +418,11 @@ impl SqsDeliveryQueue {
                 let message = WorkMessage {
                     invocation_id: u.id.clone(),
                     not_before: u.due.timestamp_millis(),
-                    attempts: 0,
+                    // An accept's work has none; a lost retry's counts the attempts before it.
+                    attempts: u32::try_from(u.recorded).unwrap_or(u32::MAX),
                     recorded: Some(u.recorded),
+                    invocation: None,
+                    unrecorded: false,
                 };
                 (message, delay_seconds(u.due, now))
             })
@@ -409,6 +445,8 @@ impl SqsDeliveryQueue {
             not_before: item.not_before.timestamp_millis(),
             attempts: item.attempts,
             recorded: held.as_ref().and_then(|h| h.recorded),
+            invocation: None,
+            unrecorded: false,
         };
         let handles = held.map(|h| h.handles).unwrap_or_default();
         self.defer_message(&message, &handles, now).await
@@ -421,29 +459,65 @@ impl SqsDeliveryQueue {
     /// remembered until it is settled, so that a retry counts its attempts. The invocation read
     /// to judge the message comes back with it, for [`Delivery::deliver_read`].
     ///
+    /// Reads the invocation every time; see [`SqsDeliveryQueue::admit_received`] for the
+    /// consumer's read-free path.
+    ///
     /// Errors: [`Error::Invalid`] for a body that is no work message (leave it to the
     /// dead-letter queue).
     ///
     /// [`Delivery::deliver_read`]: triggerline::usecases::delivery::Delivery::deliver_read
     pub async fn admit(&self, body: &str, now: DateTime<Utc>) -> Result<Option<Admitted>, Error> {
-        let message = parse_message(body)?;
+        self.admit_received(body, now, u32::MAX).await
+    }
+
+    /// [`SqsDeliveryQueue::admit`] for a message received `receive_count` times
+    /// (`ApproximateReceiveCount`). A message that carries its invocation (the first message of
+    /// an accept, see [`WorkMessage::invocation`]) received for the first time is admitted
+    /// without a read: whether it is still current is decided by the write that records its
+    /// attempt, which is conditional on the attempts the invocation had when it was queued
+    /// ([`SqsDeliveryQueue::settle`]). A copy delivered twice (SQS's at-least-once) is then a
+    /// duplicate delivery that queues nothing. A message received again (its first processing
+    /// failed or was cut short: the attempt may have been made and recorded) is judged against
+    /// the record as before, so that a redelivery does not repeat a recorded attempt.
+    pub async fn admit_received(
+        &self,
+        body: &str,
+        now: DateTime<Utc>,
+        receive_count: u32,
+    ) -> Result<Option<Admitted>, Error> {
+        let mut message = parse_message(body)?;
         let item = message.item()?;
         if item.not_before > now {
             self.defer_message(&message, &[], now).await?;
             return Ok(None);
         }
-        let invocation = self.invocations.get(&message.invocation_id).await?;
-        let Some(invocation) = invocation.filter(|i| !message.is_stale(Some(i))) else {
-            return Ok(None);
+        let carried = message.invocation.take().map(|i| Carried {
+            invocation: *i,
+            unrecorded: message.unrecorded,
+        });
+        let (invocation, carried) = match carried {
+            Some(carried) if receive_count <= 1 => (carried.invocation.clone(), Some(carried)),
+            carried => match self.invocations.get(&message.invocation_id).await? {
+                Some(read) if message.is_stale(Some(&read)) => return Ok(None),
+                Some(read) => (read, None),
+                // Never written: the message is its only record, and still current.
+                None => match carried.filter(|c| c.unrecorded) {
+                    Some(carried) => (carried.invocation.clone(), Some(carried)),
+                    None => return Ok(None),
+                },
+            },
         };
         self.hold(
             &item.invocation_id,
             Held {
                 attempts: item.attempts,
-                recorded: Some(invocation.attempts.len()),
+                recorded: Some(carried.as_ref().map_or(invocation.attempts.len(), |_| {
+                    message.recorded.unwrap_or_default()
+                })),
                 handles: Vec::new(),
                 // The function's run; a settle comes before it ends or not at all.
                 lease_until: now + chrono::Duration::minutes(15),
+                carried,
             },
         );
         Ok(Some(Admitted { item, invocation }))
@@ -464,6 +538,124 @@ impl SqsDeliveryQueue {
         Ok(())
     }
 
+    /// `settle` for work admitted from its message alone ([`SqsDeliveryQueue::admit_received`]):
+    /// one conditional write, then the retry's message, if any. The write is conditional on
+    /// the attempts the invocation had when the work was queued (or, for an invocation never
+    /// written, on there being none), so of two copies of the same work only the first to
+    /// record queues a retry; the other was a duplicate delivery and queues nothing, so no
+    /// second chain of retries starts. A retry is marked unsent by that same write, which is
+    /// how a retry message lost after it (a failed send, a crash) is still sent, by the sweep
+    /// ([`DeliveryQueue::recover_unsent`]).
+    async fn settle_carried(
+        &self,
+        held: Held,
+        carried: Carried,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+    ) -> Result<Option<Invocation>, Error> {
+        let id = carried.invocation.id.clone();
+        let retry_due = match next {
+            NextStep::RetryAt(at) => Some(*at),
+            NextStep::Done => None,
+        };
+        let recorded = held.recorded.unwrap_or_default();
+        let written = if carried.unrecorded {
+            let mut invocation = carried.invocation.clone();
+            invocation.attempts.push(attempt.clone());
+            if let Some(t) = transition.filter(|_| from.contains(&invocation.state)) {
+                invocation.state = t.to;
+                invocation.completed = t.completed;
+                invocation.output = t.output.clone();
+                invocation.error = t.error.clone();
+            }
+            match self
+                .invocations
+                .create_delivered(&invocation, retry_due)
+                .await
+            {
+                Ok(()) => Recorded::Written(invocation),
+                Err(Error::AlreadyExists { .. }) => {
+                    Recorded::Superseded(self.invocations.get(&id).await?)
+                }
+                Err(e) => {
+                    self.restore(&id, held, carried);
+                    return Err(e);
+                }
+            }
+        } else {
+            let result = self
+                .invocations
+                .record_attempt_if_current(&id, attempt, recorded, from, transition, retry_due)
+                .await;
+            match result {
+                Ok(written) => written,
+                Err(e) => {
+                    self.restore(&id, held, carried);
+                    return Err(e);
+                }
+            }
+        };
+        let settled = match written {
+            Recorded::Written(invocation) => invocation,
+            Recorded::Superseded(current) => {
+                tracing::info!(invocation = %id,
+                    "work delivered again after another copy recorded its attempt; nothing more queued");
+                self.delete(&held.handles).await;
+                return Ok(current);
+            }
+        };
+        if let Some(at) = retry_due {
+            let message = WorkMessage {
+                invocation_id: id.clone(),
+                not_before: at.timestamp_millis(),
+                attempts: held.attempts + 1,
+                recorded: Some(recorded + 1),
+                invocation: None,
+                unrecorded: false,
+            };
+            if let Err(e) = self.send(&[(message, delay_seconds(at, Utc::now()))]).await {
+                // Recorded and marked unsent: the sweep sends it once it is overdue.
+                tracing::warn!(invocation = %id, error = %e,
+                    "retry not queued; the sweep sends it once it is overdue");
+            }
+        }
+        self.delete(&held.handles).await;
+        Ok(Some(settled))
+    }
+
+    /// The invocation of a claimed message, as `claim_due`'s worker will read it. A message
+    /// that is its invocation's only record (an unrecorded accept of the Lambda intake) has
+    /// its invocation written here first, as a record-first accept would have: the worker
+    /// delivers by id and must find it.
+    async fn read_or_record(&self, message: &WorkMessage) -> Result<Option<Invocation>, Error> {
+        let read = self.invocations.get(&message.invocation_id).await?;
+        let Some(carried) = message.invocation.as_deref().filter(|_| message.unrecorded) else {
+            return Ok(read);
+        };
+        if read.is_some() {
+            return Ok(read);
+        }
+        let not_before = message.item()?.not_before;
+        match self
+            .invocations
+            .create_queued(std::slice::from_ref(carried), not_before)
+            .await
+        {
+            Ok(()) => Ok(Some(carried.clone())),
+            // Another consumer wrote it first: judged as it reads now.
+            Err(Error::AlreadyExists { .. }) => self.invocations.get(&message.invocation_id).await,
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Holds `held` again with what it carried, after a settle that wrote nothing.
+    fn restore(&self, id: &str, mut held: Held, carried: Carried) {
+        held.carried = Some(carried);
+        self.hold(id, held);
+    }
+
     fn hold(&self, id: &str, held: Held) {
         let mut map = self.held.lock().unwrap_or_else(|e| e.into_inner());
         match map.get_mut(id) {
@@ -473,6 +665,7 @@ impl SqsDeliveryQueue {
                 existing.attempts = held.attempts;
                 existing.recorded = held.recorded;
                 existing.lease_until = held.lease_until;
+                existing.carried = held.carried;
             }
             None => {
                 map.insert(id.to_owned(), held);
@@ -496,10 +689,14 @@ impl SqsDeliveryQueue {
             .retain(|_, h| h.lease_until >= now);
     }
 
-    /// Sends messages with their delays (seconds), 10 per `SendMessageBatch`, the batches
-    /// concurrently. Entries the batch rejected for a reason of SQS's own are tried once more.
+    /// Sends messages with their delays (seconds), at most 10 and 256 KiB per
+    /// `SendMessageBatch` ([`batches`]), the batches concurrently. Entries the batch rejected
+    /// for a reason of SQS's own are tried once more.
     async fn send(&self, messages: &[(WorkMessage, i32)]) -> Result<(), Error> {
-        let batches = messages.chunks(BATCH).map(|batch| self.send_batch(batch));
+        let sizes: Vec<usize> = messages.iter().map(|(m, _)| m.body().len()).collect();
+        let batches = batches(&sizes)
+            .into_iter()
+            .map(|range| self.send_batch(&messages[range]));
         futures::future::join_all(batches)
             .await
             .into_iter()
@@ -643,15 +840,11 @@ impl DeliveryQueue for SqsDeliveryQueue {
         if invocations.is_empty() {
             return Ok(Vec::new());
         }
-        // Marked unsent until the first attempt, so that if this process dies before the
-        // messages are sent, the work is still found (`resend_unsent`, `recover_unsent`).
-        self.invocations
-            .create_queued(invocations, not_before)
-            .await?;
         let now = Utc::now();
-        let visible_from = leased_until.map_or(not_before, |l| l.max(not_before));
-        let delay = delay_seconds(visible_from, now);
-        let messages: Vec<(WorkMessage, i32)> = invocations
+        // Nobody in this process delivers it (the Lambda intake) and it is due: the consumer
+        // delivers it from the message, which then carries the invocation (no read back).
+        let carry = leased_until.is_none() && not_before <= now;
+        let mut messages: Vec<(WorkMessage, i32)> = invocations
             .iter()
             .map(|inv| {
                 let message = WorkMessage {
@@ -659,15 +852,45 @@ impl DeliveryQueue for SqsDeliveryQueue {
                     not_before: not_before.timestamp_millis(),
                     attempts: 0,
                     recorded: Some(inv.attempts.len()),
+                    invocation: carry.then(|| Box::new(inv.clone())),
+                    unrecorded: false,
                 };
-                (message, delay)
+                let visible_from = leased_until.map_or(not_before, |l| l.max(not_before));
+                (message, delay_seconds(visible_from, now))
             })
             .collect();
-        if let Err(e) = self.send(&messages).await {
-            if !self.keep_unsent {
-                self.forget_invocations(invocations, &e).await;
+        // Each message fits SQS on its own (an input is at most 128 KiB: `triggerline::limits`);
+        // should one not, every message goes without its invocation.
+        if messages
+            .iter()
+            .any(|(m, _)| m.body().len() > SQS_MESSAGE_BYTES)
+        {
+            for (message, _) in &mut messages {
+                message.invocation = None;
             }
-            return Err(e);
+        }
+        let unrecorded = self.unrecorded_accepts
+            && messages.iter().all(|(m, _)| m.invocation.is_some())
+            && invocations.iter().all(outcome_first);
+        if unrecorded {
+            // The message is the durable record until the outcome is written: SQS keeps it
+            // as durably as DynamoDB would, and nothing reads the invocation before then.
+            for (message, _) in &mut messages {
+                message.unrecorded = true;
+            }
+            self.send(&messages).await?;
+        } else {
+            // Marked unsent until the first attempt, so that if this process dies before the
+            // messages are sent, the work is still found (`resend_unsent`, `recover_unsent`).
+            self.invocations
+                .create_queued(invocations, not_before)
+                .await?;
+            if let Err(e) = self.send(&messages).await {
+                if !self.keep_unsent {
+                    self.forget_invocations(invocations, &e).await;
+                }
+                return Err(e);
+            }
         }
         let items = messages
             .iter()
@@ -682,6 +905,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
                         recorded: message.recorded,
                         handles: Vec::new(),
                         lease_until,
+                        carried: None,
                     },
                 );
             }
@@ -736,9 +960,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
                 }
                 candidates.push((message, item, handle));
             }
-            let reads = candidates
-                .iter()
-                .map(|(m, _, _)| self.invocations.get(&m.invocation_id));
+            let reads = candidates.iter().map(|(m, _, _)| self.read_or_record(m));
             let invocations = futures::future::join_all(reads).await;
             let mut stale = Vec::new();
             for ((message, item, handle), invocation) in candidates.into_iter().zip(invocations) {
@@ -763,6 +985,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
                         recorded: invocation.map(|i| i.attempts.len()),
                         handles: vec![handle],
                         lease_until,
+                        carried: None,
                     },
                 );
                 // The same invocation twice in one claim: delivered once, either message
@@ -800,13 +1023,25 @@ impl DeliveryQueue for SqsDeliveryQueue {
         transition: Option<&Transition>,
         next: &NextStep,
     ) -> Result<Option<Invocation>, Error> {
-        let held = self.take_held(invocation_id);
+        let held = match self.take_held(invocation_id) {
+            Some(mut held) => match held.carried.take() {
+                Some(carried) => {
+                    return self
+                        .settle_carried(held, carried, attempt, from, transition, next)
+                        .await;
+                }
+                None => Some(held),
+            },
+            None => None,
+        };
         let retry = |attempts: u32, recorded: usize, at: &DateTime<Utc>| {
             let message = WorkMessage {
                 invocation_id: invocation_id.to_owned(),
                 not_before: at.timestamp_millis(),
                 attempts,
                 recorded: Some(recorded),
+                invocation: None,
+                unrecorded: false,
             };
             (message, delay_seconds(*at, Utc::now()))
         };
@@ -863,6 +1098,8 @@ impl DeliveryQueue for SqsDeliveryQueue {
             not_before: not_before.timestamp_millis(),
             attempts: 0,
             recorded: Some(reopened.attempts.len()),
+            invocation: None,
+            unrecorded: false,
         };
         if let Err(e) = self
             .send(&[(message.clone(), delay_seconds(visible_from, now))])
@@ -892,6 +1129,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
                     recorded: message.recorded,
                     handles: Vec::new(),
                     lease_until,
+                    carried: None,
                 },
             );
         }
@@ -943,6 +1181,36 @@ impl DeliveryQueue for SqsDeliveryQueue {
     }
 }
 
+/// Splits messages of `sizes` bytes, in order, into `SendMessageBatch` calls: at most
+/// [`BATCH`] entries and [`SQS_MESSAGE_BYTES`] of bodies each (SQS's limits for one batch; a
+/// message carrying its invocation can be over 100 KiB). A message over the limit by itself
+/// gets a batch of its own, which SQS then refuses, naming it.
+fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
+    let mut batches = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, size) in sizes.iter().enumerate() {
+        if i > start && (i - start == BATCH || bytes + size > SQS_MESSAGE_BYTES) {
+            batches.push(start..i);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < sizes.len() {
+        batches.push(start..sizes.len());
+    }
+    batches
+}
+
+/// Whether an invocation can go unwritten until its first attempt is recorded: nobody may
+/// call back before its outcome is written, i.e. a real-time FIRE_AND_FORGET invocation, or a
+/// REQUEST_RESPONSE one to a SYNC webhook (it answers within the request). An ASYNC, DYNAMIC or
+/// EVENTBRIDGE subscriber may complete it through the callback as soon as it has the request,
+/// and the callback must find it; a TEST invocation's secret goes to the caller at once.
+fn outcome_first(invocation: &Invocation) -> bool {
+    invocation.invocation_type == InvocationType::RealTime
+        && matches!(invocation.response_mode, None | Some(DispatchMode::Sync))
+}
+
 /// Seconds from `now` until `at`, rounded up (never early) and clamped to what SQS takes.
 fn delay_seconds(at: DateTime<Utc>, now: DateTime<Utc>) -> i32 {
     let ms = (at - now).num_milliseconds();
@@ -986,6 +1254,32 @@ mod tests {
     }
 
     #[test]
+    fn batches_hold_at_most_ten_messages_and_256_kib() {
+        assert!(batches(&[]).is_empty());
+        assert_eq!(batches(&[100; 25]), vec![0..10, 10..20, 20..25]);
+        // Carried invocations of up to ~130 KiB: two fit one batch only while under 256 KiB.
+        let big = 130 * 1024;
+        assert_eq!(batches(&[big, big, big]), vec![0..1, 1..2, 2..3]);
+        let half = SQS_MESSAGE_BYTES / 2;
+        assert_eq!(batches(&[half, half, 1]), vec![0..2, 2..3]);
+        assert_eq!(batches(&[half, 1, half]), vec![0..2, 2..3]);
+        // Exactly the limit is allowed; one byte more starts a new batch.
+        assert_eq!(batches(&[SQS_MESSAGE_BYTES - 10, 10, 1]), vec![0..2, 2..3]);
+        // A message too large by itself is sent alone (and refused by SQS, not split).
+        assert_eq!(
+            batches(&[1, SQS_MESSAGE_BYTES + 1, 1]),
+            vec![0..1, 1..2, 2..3]
+        );
+        for sizes in [vec![9_000; 40], vec![70_000; 9], vec![1; 10]] {
+            for range in batches(&sizes) {
+                assert!(range.len() <= BATCH);
+                let bytes: usize = sizes[range].iter().sum();
+                assert!(bytes <= SQS_MESSAGE_BYTES);
+            }
+        }
+    }
+
+    #[test]
     fn a_failure_reason_is_cut_on_a_character_boundary() {
         assert_eq!(truncated("short", 10), "short");
         assert_eq!(truncated("abcdef", 3), "abc");
@@ -1000,6 +1294,8 @@ mod tests {
             not_before: 1_741_944_413_271,
             attempts: 2,
             recorded: Some(3),
+            invocation: None,
+            unrecorded: false,
         };
         assert_eq!(parse_message(&message.body()).ok(), Some(message.clone()));
         let item = parse_work_message(&message.body()).ok();

@@ -81,20 +81,27 @@ impl Stack {
         .unwrap()
     }
 
+    /// The consumer's delivery and the work queue.
+    fn working(&self) -> (Delivery, SqsDeliveryQueue) {
+        (
+            self.delivery(),
+            SqsDeliveryQueue::clone(&self.backend.queue),
+        )
+    }
+
     /// The delivery of a Lambda that dies between its DynamoDB write and its SQS send: the
     /// send fails (no such queue) and the written invocations stay as they are.
-    fn dying_delivery(&self) -> Delivery {
+    fn dying_delivery(&self) -> (Delivery, SqsDeliveryQueue) {
         let mut delivery = self.delivery();
         let nowhere = format!("{}/123456789012/no-such-queue", self.moto.endpoint);
-        delivery.queue = Arc::new(
-            SqsDeliveryQueue::new(
-                self.clients.sqs().clone(),
-                nowhere,
-                self.backend.invocations.clone(),
-            )
-            .keeping_unsent(),
-        );
-        delivery
+        let queue = SqsDeliveryQueue::new(
+            self.clients.sqs().clone(),
+            nowhere,
+            self.backend.invocations.clone(),
+        )
+        .keeping_unsent();
+        delivery.queue = Arc::new(queue.clone());
+        (delivery, queue)
     }
 
     async fn subscribe(&self, url: &str) {
@@ -201,11 +208,14 @@ fn requested_event(event_id: &str) -> String {
     .to_string()
 }
 
-async fn raise(delivery: &Delivery, event_id: &str) -> triggerline::Result<()> {
+async fn raise(
+    (delivery, queue): &(Delivery, SqsDeliveryQueue),
+    event_id: &str,
+) -> triggerline::Result<()> {
     let parsed = requested::parse(&requested_event(event_id))
         .unwrap()
         .unwrap();
-    requested::start(delivery, parsed).await
+    requested::start(delivery, queue, parsed).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,7 +231,7 @@ async fn a_redelivered_event_sends_the_work_its_first_arrival_never_sent() {
     assert_eq!(written[0].state, InvocationState::Pending);
 
     // SQS hands the event out again; its invocation exists, its work does not.
-    raise(&stack.delivery(), "evt-lost-work").await.unwrap();
+    raise(&stack.working(), "evt-lost-work").await.unwrap();
     stack.consume_work().await;
 
     let body = delivered(&mut rx).await;
@@ -301,7 +311,7 @@ async fn an_intake_event_with_a_time_past_the_bounds_is_refused_and_writes_nothi
             .unwrap()
             .extend(extra.as_object().unwrap().clone());
         let parsed = requested::parse(&event.to_string()).unwrap().unwrap();
-        let refused = requested::start(&stack.delivery(), parsed).await;
+        let refused = requested::start(&stack.delivery(), &stack.backend.queue, parsed).await;
         assert!(
             matches!(&refused, Err(triggerline::Error::Invalid { field: f, .. }) if f == field),
             "{refused:?}"

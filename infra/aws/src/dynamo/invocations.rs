@@ -354,6 +354,22 @@ impl Update {
         Ok(())
     }
 
+    /// Marks the invocation unsent, with work due at `due` (undoing `append_attempt`'s removal):
+    /// a retry queued only after this write is found by the sweep if its message is lost.
+    fn mark_unsent(&mut self, id: &str, due: &DateTime<Utc>) {
+        let (us, nb) = (self.name(INV_UNSENT), self.name(INV_DUE));
+        self.removes.retain(|name| *name != us && *name != nb);
+        self.set(INV_UNSENT, s(sharded(INV_UNSENT_VALUE, shard_of(id))));
+        self.set(INV_DUE, s(format_time(due)));
+    }
+
+    /// Requires the invocation to hold exactly `attempts` attempts.
+    fn require_attempts(&mut self, attempts: usize) {
+        let name = self.name(INV_ATTEMPTS);
+        self.values.insert(":recorded".to_owned(), n(attempts));
+        self.condition.push(format!("size({name}) = :recorded"));
+    }
+
     /// Requires the item to exist and not to have expired.
     fn require_live(&mut self) {
         self.name(INV_ID);
@@ -577,6 +593,77 @@ impl DynamoInvocationStore {
             // The state moved into `from` in between: the transition applies after all.
             Updated::Refused(Some(_)) => Ok(Try::Again),
         }
+    }
+
+    /// Records an attempt made from work queued when the invocation had `expected` attempts,
+    /// only if it still has that many, in one conditional write with no read: the attempt, the
+    /// transition when the state is one of `from`, and, with `retry_due`, the unsent marker of
+    /// the retry its caller queues next ([`DynamoInvocationStore::unsent`] finds it if that
+    /// message is lost). Work delivered from the message alone (the SQS consumer's first
+    /// attempt) is judged by this write instead of by a read before delivery.
+    ///
+    /// Returns [`Recorded::Superseded`] when the invocation holds another number of attempts (a
+    /// copy of the same work recorded its attempt first: this one was a duplicate, and must
+    /// queue nothing) or is gone.
+    pub async fn record_attempt_if_current(
+        &self,
+        id: &str,
+        attempt: &Attempt,
+        expected: usize,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        retry_due: Option<DateTime<Utc>>,
+    ) -> Result<Recorded, Error> {
+        let transition = transition.filter(|_| !from.is_empty());
+        let refused = {
+            let _turn = self.turns.turn(id).await;
+            let mut update = Update::default();
+            update.append_attempt(attempt)?;
+            if let Some(transition) = transition {
+                update.outcome(id, transition, self.retention)?;
+                update.require_state(from, false);
+            }
+            if let Some(due) = &retry_due {
+                update.mark_unsent(id, due);
+            }
+            update.require_live();
+            update.require_attempts(expected);
+            match self.update(id, update).await? {
+                Updated::Written(item) => return from_item(&item).map(Recorded::Written),
+                Updated::Refused(old) => old,
+            }
+        };
+        let Some(old) = refused.filter(|item| !expired(item, now_epoch_seconds())) else {
+            return Ok(Recorded::Superseded(None));
+        };
+        let attempts = match old.get(INV_ATTEMPTS) {
+            Some(AttributeValue::L(list)) => list.len(),
+            _ => 0,
+        };
+        if attempts != expected {
+            return from_item(&old).map(|i| Recorded::Superseded(Some(i)));
+        }
+        // Current, but its state left `from` (the sweep timed it out): the attempt alone.
+        match self.record_attempt(id, attempt, from, transition).await? {
+            Some(invocation) => Ok(Recorded::Written(invocation)),
+            None => Ok(Recorded::Superseded(None)),
+        }
+    }
+
+    /// Writes an invocation delivered from its work message alone (never written before),
+    /// with its first attempt recorded, and with `retry_due` marked unsent until the retry's
+    /// attempt (see [`DynamoInvocationStore::record_attempt_if_current`]): one conditional
+    /// `PutItem`.
+    ///
+    /// Errors: [`Error::AlreadyExists`] when a copy of the same work wrote it first;
+    /// [`Error::TooLarge`] over DynamoDB's item limit.
+    pub async fn create_delivered(
+        &self,
+        invocation: &Invocation,
+        retry_due: Option<DateTime<Utc>>,
+    ) -> Result<(), Error> {
+        self.create(std::slice::from_ref(invocation), retry_due)
+            .await
     }
 
     /// Deletes invocations that were accepted but could not be queued, each only while it is
@@ -1239,6 +1326,15 @@ impl DynamoInvocationStore {
 
 /// Keys per `BatchGetItem`.
 const BATCH_GET: usize = 100;
+
+/// What [`DynamoInvocationStore::record_attempt_if_current`] came to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Recorded {
+    /// The attempt is recorded; the invocation as written.
+    Written(Invocation),
+    /// Another copy of the work recorded first (or the invocation is gone): as it reads now.
+    Superseded(Option<Invocation>),
+}
 
 /// An invocation whose work may never have been sent ([`DynamoInvocationStore::unsent`]).
 #[derive(Debug, Clone, PartialEq)]

@@ -160,7 +160,7 @@ mod subscriptions;
 #[cfg(feature = "create-resources")]
 pub mod tables;
 
-pub use invocations::{DynamoInvocationStore, Unsent};
+pub use invocations::{DynamoInvocationStore, Recorded, Unsent};
 pub use subscriptions::DynamoSubscriptionStore;
 
 /// Subscriptions table: the partition key (`sub#<id>` or `trigger#<triggerId>`).

@@ -42,7 +42,9 @@ async fn bare_queue(moto: &Moto) -> (Clients, AwsSettings, SqsDeliveryQueue) {
         clients.dynamodb().clone(),
         &settings.invocations_table,
     ));
-    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations);
+    // Record-first, as the local stack's accepts are; the Lambda intake's unrecorded accepts
+    // have tests of their own (`lambda_queue`).
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations).recording_first();
     (clients, settings, queue)
 }
 
@@ -60,7 +62,8 @@ async fn full_queue(moto: &Moto) -> (Clients, SqsDeliveryQueue, Arc<DynamoInvoca
         clients.dynamodb().clone(),
         &settings.invocations_table,
     ));
-    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations.clone());
+    let queue =
+        SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations.clone()).recording_first();
     (clients, queue, invocations)
 }
 
@@ -265,6 +268,8 @@ async fn a_message_not_due_yet_is_deferred_until_it_is() {
             not_before: at.timestamp_millis(),
             attempts: 4,
             recorded: Some(4),
+            invocation: None,
+            unrecorded: false,
         };
         clients
             .sqs()
@@ -313,6 +318,8 @@ async fn a_message_not_due_yet_is_deferred_until_it_is() {
             not_before: not_before.timestamp_millis(),
             attempts: 4,
             recorded: Some(4),
+            invocation: None,
+            unrecorded: false,
         }
     );
     // The one three hours out waits its first 15 minutes.
@@ -392,7 +399,7 @@ async fn a_queue_that_cannot_be_sent_to_fails_the_accept_and_leaves_nothing_open
     let moto = Moto::start();
     let (clients, _queue, store) = full_queue(&moto).await;
     let gone = format!("{}/123456789012/no-such-queue", moto.endpoint);
-    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), gone, store.clone());
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), gone, store.clone()).recording_first();
     let id = &ids(1)[0];
     let err = queue
         .accept(&[invocation(id)], Utc::now(), None)
@@ -716,6 +723,8 @@ async fn the_consumer_admits_only_due_and_current_work() {
             not_before: not_before.timestamp_millis(),
             attempts: 0,
             recorded: Some(recorded),
+            invocation: None,
+            unrecorded: false,
         })
         .unwrap()
     };
@@ -762,7 +771,8 @@ async fn an_accept_whose_messages_cannot_be_sent_leaves_no_invocation_behind() {
     let (clients, _, invocations) = full_queue(&moto).await;
     // A queue URL that names no queue: the DynamoDB write succeeds, the send fails.
     let missing = format!("{}/123456789012/no-such-queue", moto.endpoint);
-    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), missing, invocations.clone());
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), missing, invocations.clone())
+        .recording_first();
 
     let result = queue
         .accept(&[invocation("never-queued")], Utc::now(), None)
@@ -790,7 +800,7 @@ async fn a_claim_skips_an_invocation_it_cannot_read_and_claims_the_rest() {
         clients.dynamodb().clone(),
         &settings.invocations_table,
     ));
-    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations);
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations).recording_first();
     let ids = ids(3);
     let now = Utc::now();
     let accepted: Vec<Invocation> = ids.iter().map(|id| invocation(id)).collect();
@@ -826,4 +836,317 @@ async fn a_claim_skips_an_invocation_it_cannot_read_and_claims_the_rest() {
     }
     claimed.sort();
     assert_eq!(claimed, [ids[0].clone(), ids[2].clone()]);
+}
+
+/// The queue as the Lambda functions build it: accepts that nobody in the process delivers may
+/// leave an invocation unwritten until its outcome.
+async fn lambda_queue(moto: &Moto) -> (Clients, SqsDeliveryQueue, Arc<DynamoInvocationStore>) {
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    resources::create_missing(&clients, &settings)
+        .await
+        .unwrap();
+    let url = resolve_queue_url(clients.sqs(), &settings.work_queue)
+        .await
+        .unwrap();
+    let invocations = Arc::new(DynamoInvocationStore::new(
+        clients.dynamodb().clone(),
+        &settings.invocations_table,
+    ));
+    let queue = SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations.clone());
+    (clients, queue, invocations)
+}
+
+/// Every message visible on the queue now, received (and so hidden for a while).
+async fn receive_all(clients: &Clients, url: &str) -> Vec<aws_sdk_sqs::types::Message> {
+    let mut all = Vec::new();
+    loop {
+        let out = clients
+            .sqs()
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .send()
+            .await
+            .unwrap();
+        let got = out.messages.unwrap_or_default();
+        if got.is_empty() {
+            return all;
+        }
+        all.extend(got);
+    }
+}
+
+fn asynchronous(id: &str) -> Invocation {
+    Invocation {
+        trigger_id: "idn:access-request-pre-approval".into(),
+        trigger_type: TriggerType::RequestResponse,
+        response_mode: Some(triggerline::model::DispatchMode::Async),
+        deadline: Some(Utc::now().trunc_subsecs(3) + chrono::Duration::hours(1)),
+        ..invocation(id)
+    }
+}
+
+fn acknowledged() -> Transition {
+    Transition {
+        to: InvocationState::Acknowledged,
+        completed: None,
+        output: None,
+        error: None,
+    }
+}
+
+/// A FIRE_AND_FORGET accept of the Lambda intake writes nothing: its message carries the
+/// invocation, the consumer delivers it unread, and the outcome is its one write. A second copy
+/// of the message (SQS delivers at least once) finds the outcome written and queues nothing;
+/// received again after a failure, it is judged against the record and dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unrecorded_accept_is_written_once_with_its_outcome() {
+    let moto = Moto::start();
+    let (clients, queue, store) = lambda_queue(&moto).await;
+    let id = &ids(1)[0];
+    let now = Utc::now();
+    queue.accept(&[invocation(id)], now, None).await.unwrap();
+    assert_eq!(
+        store.get(id).await.unwrap(),
+        None,
+        "nothing written at accept"
+    );
+    let received = receive_all(&clients, queue.queue_url()).await;
+    assert_eq!(received.len(), 1);
+    let body = received[0].body().unwrap().to_owned();
+    let message = parse_message(&body).unwrap();
+    assert!(message.unrecorded);
+    assert_eq!(
+        message.invocation.as_ref().unwrap().input,
+        invocation(id).input
+    );
+
+    let admitted = queue.admit_received(&body, now, 1).await.unwrap().unwrap();
+    assert_eq!(admitted.invocation.id, *id);
+    let settled = queue
+        .settle(
+            id,
+            &attempt(AttemptOutcome::Completed),
+            &[InvocationState::Pending],
+            Some(&completed()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(settled.state, InvocationState::Completed);
+    let stored = store.get(id).await.unwrap().unwrap();
+    assert_eq!(stored.state, InvocationState::Completed);
+    assert_eq!(stored.attempts.len(), 1);
+    assert_eq!(stored.input, invocation(id).input);
+
+    // A duplicate copy, first receive: delivered unread, then refused by the write.
+    assert!(queue.admit_received(&body, now, 1).await.unwrap().is_some());
+    let again = queue
+        .settle(
+            id,
+            &attempt(AttemptOutcome::Failed),
+            &[InvocationState::Pending],
+            None,
+            &NextStep::RetryAt(now),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(again.attempts.len(), 1, "the first outcome stands");
+    assert!(
+        receive_all(&clients, queue.queue_url()).await.is_empty(),
+        "a duplicate queues no retry"
+    );
+    // Received again: judged against the record.
+    assert_eq!(queue.admit_received(&body, now, 2).await.unwrap(), None);
+}
+
+/// A failed first attempt of an unrecorded accept writes the invocation with its retry marked
+/// unsent (so that the sweep sends a retry whose message was lost) and queues one retry; a
+/// duplicate copy queues none; the retry's attempt clears the marker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_carried_retry_is_queued_once_and_marked_until_attempted() {
+    let moto = Moto::start();
+    let (clients, queue, store) = lambda_queue(&moto).await;
+    let id = &ids(1)[0];
+    let now = Utc::now().trunc_subsecs(3);
+    queue.accept(&[invocation(id)], now, None).await.unwrap();
+    let body = receive_all(&clients, queue.queue_url()).await[0]
+        .body()
+        .unwrap()
+        .to_owned();
+    for copy in 0..2 {
+        assert!(queue.admit_received(&body, now, 1).await.unwrap().is_some());
+        let settled = queue
+            .settle(
+                id,
+                &attempt(AttemptOutcome::Failed),
+                &[InvocationState::Pending],
+                None,
+                &NextStep::RetryAt(now),
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(settled.attempts.len(), 1, "copy {copy}");
+    }
+    let retries = receive_all(&clients, queue.queue_url()).await;
+    assert_eq!(retries.len(), 1, "one retry for two copies");
+    let retry = parse_message(retries[0].body().unwrap()).unwrap();
+    assert_eq!((retry.attempts, retry.recorded), (1, Some(1)));
+    assert!(retry.invocation.is_none() && !retry.unrecorded);
+    let unsent = store
+        .unsent(now + chrono::Duration::seconds(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        unsent.len(),
+        1,
+        "marked for the sweep until the retry is attempted"
+    );
+    assert_eq!((unsent[0].recorded, unsent[0].due), (1, now));
+
+    let admitted = queue
+        .admit_received(retries[0].body().unwrap(), now, 1)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(admitted.item.attempts, 1);
+    queue
+        .settle(
+            id,
+            &attempt(AttemptOutcome::Completed),
+            &[InvocationState::Pending],
+            Some(&completed()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+    let stored = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.attempts.len()),
+        (InvocationState::Completed, 2)
+    );
+    assert!(
+        store
+            .unsent(now + chrono::Duration::hours(1), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+/// An ASYNC invocation is written before its work is sent (its subscriber may call back at
+/// once), and its message carries it too: the consumer reads nothing, and its acknowledgement is
+/// a write conditional on the attempts the invocation had, which a duplicate copy fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recorded_accept_is_delivered_unread_and_settled_by_a_conditional_write() {
+    let moto = Moto::start();
+    let (clients, queue, store) = lambda_queue(&moto).await;
+    let id = &ids(1)[0];
+    let now = Utc::now();
+    queue.accept(&[asynchronous(id)], now, None).await.unwrap();
+    assert_eq!(
+        store.get(id).await.unwrap().map(|i| i.state),
+        Some(InvocationState::Pending),
+        "written before its work is sent"
+    );
+    let body = receive_all(&clients, queue.queue_url()).await[0]
+        .body()
+        .unwrap()
+        .to_owned();
+    let message = parse_message(&body).unwrap();
+    assert!(message.invocation.is_some() && !message.unrecorded);
+    for copy in 0..2 {
+        assert!(queue.admit_received(&body, now, 1).await.unwrap().is_some());
+        let settled = queue
+            .settle(
+                id,
+                &attempt(AttemptOutcome::Acknowledged),
+                &[InvocationState::Pending],
+                Some(&acknowledged()),
+                &NextStep::Done,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (settled.state, settled.attempts.len()),
+            (InvocationState::Acknowledged, 1),
+            "copy {copy}"
+        );
+    }
+    // A deadline sweep that came first: the attempt is recorded, the state stays.
+    let other = &ids(1)[0];
+    queue
+        .accept(&[asynchronous(other)], now, None)
+        .await
+        .unwrap();
+    let body = receive_all(&clients, queue.queue_url()).await[0]
+        .body()
+        .unwrap()
+        .to_owned();
+    let timed_out = Transition {
+        to: InvocationState::TimedOut,
+        completed: Some(Utc::now().trunc_subsecs(3)),
+        output: None,
+        error: None,
+    };
+    store
+        .transition(other, InvocationState::OPEN, &timed_out)
+        .await
+        .unwrap();
+    assert!(queue.admit_received(&body, now, 1).await.unwrap().is_some());
+    let settled = queue
+        .settle(
+            other,
+            &attempt(AttemptOutcome::Acknowledged),
+            &[InvocationState::Pending],
+            Some(&acknowledged()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (settled.state, settled.attempts.len()),
+        (InvocationState::TimedOut, 1)
+    );
+}
+
+/// SQS takes at most 256 KiB per message and per `SendMessageBatch`: a fan-out of invocations
+/// carrying the largest input (`MAX_INPUT_BYTES`) is sent in batches under both limits, each
+/// message with its invocation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn messages_carrying_the_largest_inputs_fit_sqs() {
+    let moto = Moto::start();
+    let (clients, queue, _store) = lambda_queue(&moto).await;
+    let filler = "x".repeat(triggerline::limits::MAX_INPUT_BYTES - 64);
+    let fan_out: Vec<Invocation> = ids(5)
+        .iter()
+        .map(|id| Invocation {
+            input: json!({"blob": filler}),
+            ..invocation(id)
+        })
+        .collect();
+    for invocation in &fan_out {
+        triggerline::limits::check_input(&invocation.input, Some(&invocation.content_json))
+            .unwrap();
+    }
+    queue.accept(&fan_out, Utc::now(), None).await.unwrap();
+    let received = receive_all(&clients, queue.queue_url()).await;
+    assert_eq!(received.len(), 5);
+    for message in &received {
+        let body = message.body().unwrap();
+        assert!(
+            body.len() <= triggerline::limits::SQS_MESSAGE_BYTES,
+            "{}",
+            body.len()
+        );
+        assert!(body.len() > 128 * 1000, "it carries the input");
+        assert!(parse_message(body).unwrap().unrecorded);
+    }
 }
