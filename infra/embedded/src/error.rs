@@ -34,6 +34,12 @@ pub(crate) enum StoreError {
         source: chrono::ParseError,
     },
 
+    #[error("invocation {id} cannot be read back ({reason}); moved to the quarantine table")]
+    Unreadable { id: String, reason: String },
+
+    #[error("stored invocation state {0:?} is not a state")]
+    BadState(String),
+
     #[error("{what} {value} does not fit in an SQLite integer")]
     OutOfRange { what: &'static str, value: u64 },
 

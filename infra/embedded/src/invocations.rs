@@ -5,13 +5,13 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
-use triggerline::model::{Invocation, InvocationState};
+use triggerline::model::{Attempt, Invocation, InvocationState};
 use triggerline::ports::{InvocationScans, InvocationStore, Transition};
 use triggerline::query::{InvocationField, InvocationQuery, Page};
 use triggerline::time::format_time;
 
 use crate::Sqlite;
-use crate::error::{db, from_body, to_body, to_sql_int};
+use crate::error::{StoreError, db, from_body, parse_time, to_body, to_sql_int};
 use crate::quarantine::{self, Unreadable};
 use crate::query::{Columns, page};
 
@@ -33,7 +33,14 @@ impl SqliteInvocationStore {
 impl Columns for InvocationField {
     const TABLE: &'static str = "invocations";
     const DEFAULT_ORDER: Option<&'static str> = Some("created DESC");
-    const WHAT: &'static str = WHAT;
+    const SELECT: &'static str = SELECT;
+
+    type Item = Invocation;
+
+    fn read(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, Result<Invocation, Error>)> {
+        let stored = Stored::from_row(row)?;
+        Ok((stored.id.clone(), stored.decode()))
+    }
 
     fn column(self) -> &'static str {
         match self {
@@ -52,6 +59,12 @@ impl Columns for InvocationField {
 
 /// An invocation as one row. Times are stored as [`format_time`] text, which sorts in time
 /// order, so `created` and `completed` compare and sort as the wire shows them.
+///
+/// `body` is the invocation as created and is never rewritten: what changes later lives in
+/// columns (`state`, `completed`, `deadline`, `output`, `error`) and attempts made after the
+/// insert are appended to `attempts`, one JSON object per line. Settling a delivery is then a
+/// small update on the single writer thread instead of reading, decoding, re-encoding and
+/// rewriting the whole body (input included), which made that thread the pipeline's bottleneck.
 pub(crate) struct Row {
     pub(crate) id: String,
     trigger_id: String,
@@ -61,6 +74,8 @@ pub(crate) struct Row {
     created: String,
     completed: Option<String>,
     deadline: Option<String>,
+    output: Option<String>,
+    error: Option<String>,
     body: String,
 }
 
@@ -76,14 +91,155 @@ impl Row {
             created: format_time(&i.created),
             completed: i.completed.as_ref().map(format_time),
             deadline: i.deadline.as_ref().map(format_time),
+            output: i.output.as_ref().map(|o| to_body(WHAT, o)).transpose()?,
+            error: i.error.clone(),
             body: to_body(WHAT, i)?,
         })
     }
 }
 
+/// The columns a read of whole invocations selects, in [`Stored::from_row`]'s order.
+pub(crate) const SELECT: &str = "id, body, state, completed, deadline, output, error, attempts";
+
+/// One invocation as read, not yet decoded: rows are decoded after they leave the writer thread
+/// or the read transaction, so neither spends its time in JSON.
+#[derive(Debug)]
+pub(crate) struct Stored {
+    pub(crate) id: String,
+    body: String,
+    state: String,
+    completed: Option<String>,
+    deadline: Option<String>,
+    output: Option<String>,
+    error: Option<String>,
+    attempts: Option<String>,
+}
+
+impl Stored {
+    pub(crate) fn from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Stored> {
+        Ok(Stored {
+            id: r.get(0)?,
+            body: r.get(1)?,
+            state: r.get(2)?,
+            completed: r.get(3)?,
+            deadline: r.get(4)?,
+            output: r.get(5)?,
+            error: r.get(6)?,
+            attempts: r.get(7)?,
+        })
+    }
+
+    /// The invocation: the body as created, with the columns' current values and every attempt.
+    pub(crate) fn decode(self) -> Result<Invocation, Error> {
+        let mut invocation: Invocation = from_body(WHAT, &self.body)?;
+        invocation.state = InvocationState::parse(&self.state)
+            .ok_or_else(|| Error::from(StoreError::BadState(self.state.clone())))?;
+        invocation.completed = self
+            .completed
+            .map(|t| parse_time("invocation completion time", t))
+            .transpose()?;
+        invocation.deadline = self
+            .deadline
+            .map(|t| parse_time("invocation deadline", t))
+            .transpose()?;
+        invocation.output = self
+            .output
+            .map(|o| from_body("invocation output", &o))
+            .transpose()?;
+        invocation.error = self.error;
+        for line in self.attempts.as_deref().unwrap_or_default().lines() {
+            invocation
+                .attempts
+                .push(from_body("invocation attempt", line)?);
+        }
+        Ok(invocation)
+    }
+
+    /// [`Stored::decode`], or the row as [`Unreadable`] for the quarantine.
+    pub(crate) fn read(self) -> Result<Invocation, Unreadable> {
+        let id = self.id.clone();
+        self.decode().map_err(|e| Unreadable::new(id, &e))
+    }
+}
+
+/// What a transition writes, encoded before the write is queued.
+pub(crate) struct Outcome {
+    state: &'static str,
+    completed: Option<String>,
+    output: Option<String>,
+    error: Option<String>,
+}
+
+impl Outcome {
+    pub(crate) fn of(transition: &Transition) -> Result<Outcome, Error> {
+        Ok(Outcome {
+            state: transition.to.as_str(),
+            completed: transition.completed.as_ref().map(format_time),
+            output: transition
+                .output
+                .as_ref()
+                .map(|o| to_body(WHAT, o))
+                .transpose()?,
+            error: transition.error.clone(),
+        })
+    }
+}
+
+/// The invocation's state, if it exists (inside a write job: including the batch's earlier
+/// writes).
+pub(crate) fn state_of(conn: &Connection, id: &str) -> Result<Option<InvocationState>, Error> {
+    let state: Option<String> = conn
+        .prepare_cached("SELECT state FROM invocations WHERE id = ?1")
+        .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
+        .map_err(db)?;
+    state
+        .map(|s| InvocationState::parse(&s).ok_or_else(|| StoreError::BadState(s).into()))
+        .transpose()
+}
+
+/// Sets the outcome's columns on the row (whose state the caller has checked) and returns it.
+pub(crate) fn set_outcome(conn: &Connection, id: &str, outcome: &Outcome) -> Result<Stored, Error> {
+    conn.prepare_cached(&format!(
+        "UPDATE invocations SET state = ?2, completed = ?3, output = ?4, error = ?5
+         WHERE id = ?1 RETURNING {SELECT}"
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_row(
+            params![
+                id,
+                outcome.state,
+                outcome.completed,
+                outcome.output,
+                outcome.error
+            ],
+            Stored::from_row,
+        )
+    })
+    .map_err(db)
+}
+
+/// Appends one attempt (a JSON line) to the row and returns it.
+pub(crate) fn append_attempt(conn: &Connection, id: &str, line: &str) -> Result<Stored, Error> {
+    conn.prepare_cached(&format!(
+        "UPDATE invocations SET attempts = coalesce(attempts, '') || ?2
+         WHERE id = ?1 RETURNING {SELECT}"
+    ))
+    .and_then(|mut stmt| stmt.query_row(params![id, line], Stored::from_row))
+    .map_err(db)
+}
+
+/// An attempt as the line [`append_attempt`] stores.
+pub(crate) fn attempt_line(attempt: &Attempt) -> Result<String, Error> {
+    let mut line = to_body("invocation attempt", attempt)?;
+    line.push('\n');
+    Ok(line)
+}
+
 /// The deadline sweep's query; the `state IN` term is the partial index's own condition, which
 /// is what lets SQLite use that index.
-pub(crate) const OVERDUE: &str = "SELECT id, body FROM invocations
+pub(crate) const OVERDUE: &str =
+    "SELECT id, body, state, completed, deadline, output, error, attempts
+     FROM invocations
      WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND deadline < ?1
      ORDER BY deadline LIMIT ?2";
 
@@ -103,8 +259,8 @@ pub(crate) fn insert_all(conn: &Connection, rows: &[Row]) -> Result<(), Error> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
-                                      created, completed, deadline, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT (id) DO NOTHING",
+                                      created, completed, deadline, output, error, body)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING",
         )
         .map_err(db)?;
     for row in rows {
@@ -118,6 +274,8 @@ pub(crate) fn insert_all(conn: &Connection, rows: &[Row]) -> Result<(), Error> {
                 row.created,
                 row.completed,
                 row.deadline,
+                row.output,
+                row.error,
                 row.body
             ])
             .map_err(db)?;
@@ -131,90 +289,48 @@ pub(crate) fn insert_all(conn: &Connection, rows: &[Row]) -> Result<(), Error> {
     Ok(())
 }
 
-/// The invocation as the connection sees it (inside a write job: including the batch's earlier
-/// writes).
-pub(crate) fn find(conn: &Connection, id: &str) -> Result<Option<Invocation>, Error> {
-    find_body(conn, id)?
-        .map(|(_, b)| from_body(WHAT, &b))
-        .transpose()
-}
-
-/// The invocation's id and body as stored, undecoded.
-fn find_body(conn: &Connection, id: &str) -> Result<Option<(String, String)>, Error> {
-    conn.prepare_cached("SELECT id, body FROM invocations WHERE id = ?1")
-        .and_then(|mut stmt| {
-            stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
-                .optional()
-        })
+/// The invocation's row, undecoded (inside a write job: including the batch's earlier writes).
+pub(crate) fn find(conn: &Connection, id: &str) -> Result<Option<Stored>, Error> {
+    conn.prepare_cached(&format!("SELECT {SELECT} FROM invocations WHERE id = ?1"))
+        .and_then(|mut stmt| stmt.query_row([id], Stored::from_row).optional())
         .map_err(db)
 }
 
-/// Writes `invocation` back over its row (the body and every column a write can change) if
-/// the row's state is still `current`.
-///
-/// The state guard is redundant while the writer thread is the only writer, and keeps the write
-/// correct should that ever change: it fails with [`Error::Conflict`].
-pub(crate) fn update(
-    conn: &Connection,
-    invocation: &Invocation,
-    current: InvocationState,
-) -> Result<(), Error> {
-    let row = Row::of(invocation)?;
-    let updated = conn
-        .prepare_cached(
-            "UPDATE invocations SET state = ?2, completed = ?3, deadline = ?4, body = ?5
-             WHERE id = ?1 AND state = ?6",
-        )
-        .and_then(|mut stmt| {
-            stmt.execute(params![
-                row.id,
-                row.state,
-                row.completed,
-                row.deadline,
-                row.body,
-                current.as_str()
-            ])
-        })
-        .map_err(db)?;
-    if updated == 0 {
-        return Err(Error::Conflict {
-            kind: ResourceKind::Invocation,
-            id: row.id,
-        });
-    }
-    Ok(())
-}
-
-/// Sets the transition's state and outcome on `invocation` (nothing else).
-pub(crate) fn set_outcome(invocation: &mut Invocation, transition: &Transition) {
-    invocation.state = transition.to;
-    invocation.completed = transition.completed;
-    invocation.output.clone_from(&transition.output);
-    invocation.error.clone_from(&transition.error);
-}
-
+/// Moves the invocation from one of `from` to the outcome. The state is checked and set in one
+/// write job on the single writer, so no other write comes between.
 fn apply(
     conn: &Connection,
     id: String,
     from: &[InvocationState],
-    transition: &Transition,
-) -> Result<Invocation, Error> {
-    let Some(mut invocation) = find(conn, &id)? else {
+    outcome: &Outcome,
+) -> Result<Stored, Error> {
+    let Some(current) = state_of(conn, &id)? else {
         return Err(Error::NotFound {
             kind: ResourceKind::Invocation,
             id,
         });
     };
-    let current = invocation.state;
     if !from.contains(&current) {
         return Err(Error::NotOpen {
             id,
             status: current,
         });
     }
-    set_outcome(&mut invocation, transition);
-    update(conn, &invocation, current)?;
-    Ok(invocation)
+    set_outcome(conn, &id, outcome)
+}
+
+/// Decodes a row read inside a write job, after it left the writer thread. A row a write just
+/// changed does not fail to decode unless its body was already damaged.
+pub(crate) async fn decoded(db: &Sqlite, stored: Stored) -> Result<Invocation, Error> {
+    match stored.read() {
+        Ok(invocation) => Ok(invocation),
+        Err(unreadable) => {
+            let reason = unreadable.reason.clone();
+            let id = unreadable.id.clone();
+            quarantine::invocations(db, vec![unreadable]).await;
+            Err(StoreError::Unreadable { id, reason }.into())
+        }
+    }
 }
 
 #[async_trait]
@@ -232,13 +348,13 @@ impl InvocationStore for SqliteInvocationStore {
 
     async fn get(&self, id: &str) -> Result<Option<Invocation>, Error> {
         let id = id.to_owned();
-        let found = self.db.read(move |conn| find_body(conn, &id)).await?;
-        match found.map(|(id, body)| (from_body(WHAT, &body), id)) {
+        let found = self.db.read(move |conn| find(conn, &id)).await?;
+        match found.map(Stored::read) {
             None => Ok(None),
-            Some((Ok(invocation), _)) => Ok(Some(invocation)),
+            Some(Ok(invocation)) => Ok(Some(invocation)),
             // Unreadable: moved out of the way, so it is as gone for this caller as for the next.
-            Some((Err(e), id)) => {
-                quarantine::invocations(&self.db, vec![Unreadable::new(id, &e)]).await;
+            Some(Err(unreadable)) => {
+                quarantine::invocations(&self.db, vec![unreadable]).await;
                 Ok(None)
             }
         }
@@ -252,10 +368,12 @@ impl InvocationStore for SqliteInvocationStore {
     ) -> Result<Invocation, Error> {
         let id = id.to_owned();
         let from = from.to_vec();
-        let transition = transition.clone();
-        self.db
-            .write(move |conn| apply(conn, id, &from, &transition))
-            .await
+        let outcome = Outcome::of(transition)?;
+        let stored = self
+            .db
+            .write(move |conn| apply(conn, id, &from, &outcome))
+            .await?;
+        decoded(&self.db, stored).await
     }
 
     async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error> {
@@ -266,17 +384,14 @@ impl InvocationStore for SqliteInvocationStore {
             .read(move |conn| {
                 let mut stmt = conn.prepare_cached(OVERDUE).map_err(db)?;
                 let rows = stmt
-                    .query_map(params![now, limit], |r| {
-                        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                    })
+                    .query_map(params![now, limit], Stored::from_row)
                     .map_err(db)?;
                 let mut overdue = Vec::new();
                 let mut unreadable = Vec::new();
                 for row in rows {
-                    let (id, body) = row.map_err(db)?;
-                    match from_body(WHAT, &body) {
+                    match row.map_err(db)?.read() {
                         Ok(invocation) => overdue.push(invocation),
-                        Err(e) => unreadable.push(Unreadable::new(id, &e)),
+                        Err(bad) => unreadable.push(bad),
                     }
                 }
                 Ok((overdue, unreadable))

@@ -64,7 +64,8 @@ pub(crate) fn move_invocations(conn: &Connection, rows: &[Unreadable]) -> Result
                                 'subscription_id', subscription_id,
                                 'subscription_name', subscription_name, 'state', state,
                                 'created', created, 'completed', completed,
-                                'deadline', deadline, 'body', body)
+                                'deadline', deadline, 'output', output, 'error', error,
+                                'attempts', attempts, 'body', body)
              FROM invocations WHERE id = ?1",
         )
         .map_err(db)?;

@@ -3,10 +3,9 @@
 
 use rusqlite::types::Value;
 use rusqlite::{Connection, params_from_iter};
-use serde::de::DeserializeOwned;
 use triggerline::query::{ListQuery, MAX_REACHABLE, Op, Page, QueryField, SortKey};
 
-use crate::error::{db, from_body, to_sql_int};
+use crate::error::{db, to_sql_int};
 use crate::quarantine::Unreadable;
 
 /// How a list endpoint's fields map to one table's columns.
@@ -15,8 +14,16 @@ pub(crate) trait Columns: QueryField {
     const TABLE: &'static str;
     /// The order without sorters, before the `id` tie-break (`None`: by id alone).
     const DEFAULT_ORDER: Option<&'static str>;
-    /// What the rows are, for error messages.
-    const WHAT: &'static str;
+    /// The columns a list reads, `id` first, as [`Columns::read`] takes them.
+    const SELECT: &'static str;
+
+    /// What a row is read as.
+    type Item;
+
+    /// Reads one selected row: its id, and the item or why it cannot be decoded.
+    fn read(
+        row: &rusqlite::Row<'_>,
+    ) -> rusqlite::Result<(String, Result<Self::Item, triggerline::Error>)>;
 
     fn column(self) -> &'static str;
 
@@ -68,10 +75,10 @@ fn order<F: Columns>(sorters: &[SortKey<F>]) -> String {
 /// Reads one page of `query` (and the unpaged total when asked) from one snapshot. Rows whose
 /// body cannot be decoded are left out of the page and returned beside it, for the caller to
 /// quarantine or log: one bad row never fails the list for everyone.
-pub(crate) fn page<F: Columns, T: DeserializeOwned>(
+pub(crate) fn page<F: Columns>(
     conn: &mut Connection,
     query: &ListQuery<F>,
-) -> Result<(Page<T>, Vec<Unreadable>), triggerline::Error> {
+) -> Result<(Page<F::Item>, Vec<Unreadable>), triggerline::Error> {
     let (clause, mut params) = filter(query);
     // One read transaction, so the total and the page see the same data.
     let tx = conn.transaction().map_err(db)?;
@@ -90,7 +97,8 @@ pub(crate) fn page<F: Columns, T: DeserializeOwned>(
         None
     };
     let sql = format!(
-        "SELECT id, body FROM {}{clause} ORDER BY {} LIMIT ? OFFSET ?",
+        "SELECT {} FROM {}{clause} ORDER BY {} LIMIT ? OFFSET ?",
+        F::SELECT,
         F::TABLE,
         order(&query.sorters)
     );
@@ -100,16 +108,13 @@ pub(crate) fn page<F: Columns, T: DeserializeOwned>(
     let items = {
         let mut stmt = tx.prepare_cached(&sql).map_err(db)?;
         let rows = stmt
-            .query_map(params_from_iter(&params), |row| {
-                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-            })
+            .query_map(params_from_iter(&params), F::read)
             .map_err(db)?;
         let mut items = Vec::new();
         for row in rows {
-            let (id, body) = row.map_err(db)?;
-            match from_body(F::WHAT, &body) {
-                Ok(item) => items.push(item),
-                Err(e) => unreadable.push(Unreadable::new(id, &e)),
+            match row.map_err(db)? {
+                (_, Ok(item)) => items.push(item),
+                (id, Err(e)) => unreadable.push(Unreadable::new(id, &e)),
             }
         }
         items

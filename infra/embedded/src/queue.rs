@@ -18,7 +18,9 @@ use triggerline::time::format_time;
 
 use crate::Sqlite;
 use crate::error::{db, parse_time, to_sql_int};
-use crate::invocations::{Row, find, insert_all, set_outcome, update};
+use crate::invocations::{
+    Outcome, Row, Stored, append_attempt, attempt_line, decoded, insert_all, set_outcome, state_of,
+};
 use crate::quarantine::{self, Unreadable};
 
 /// Due, unleased items, oldest first: a range of `work_unleased_by_not_before` read in order, so
@@ -124,32 +126,33 @@ fn accept_rows(conn: &Connection, rows: &[Row], when: &Schedule) -> Result<(), E
     Ok(())
 }
 
-/// Moves a FAILED invocation back to PENDING and queues it again.
+/// Moves a FAILED invocation back to PENDING and queues it again. Its attempts stay, as the
+/// history of the earlier round.
 fn reopen(
     conn: &Connection,
     id: String,
-    deadline: Option<DateTime<Utc>>,
+    deadline: Option<&str>,
     when: &Schedule,
 ) -> Result<(), Error> {
-    let Some(mut invocation) = find(conn, &id)? else {
+    let Some(current) = state_of(conn, &id)? else {
         return Err(Error::NotFound {
             kind: ResourceKind::Invocation,
             id,
         });
     };
-    let current = invocation.state;
     if current != InvocationState::Failed {
         return Err(Error::NotOpen {
             id,
             status: current,
         });
     }
-    invocation.state = InvocationState::Pending;
-    invocation.completed = None;
-    invocation.output = None;
-    invocation.error = None;
-    invocation.deadline = deadline;
-    update(conn, &invocation, current)?;
+    conn.prepare_cached(
+        "UPDATE invocations SET state = 'PENDING', completed = NULL, output = NULL, error = NULL,
+                                deadline = ?2
+         WHERE id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, deadline]))
+    .map_err(db)?;
     schedule(conn, &id, when)
 }
 
@@ -203,21 +206,19 @@ enum Reschedule {
 fn record_attempt(
     conn: &Connection,
     id: &str,
-    attempt: Attempt,
+    attempt: &str,
     from: &[InvocationState],
-    transition: Option<&Transition>,
+    outcome: Option<&Outcome>,
     next: &Reschedule,
-) -> Result<Option<Invocation>, Error> {
+) -> Result<Option<Stored>, Error> {
     // Deleting an invocation deletes its work row, so without one there is nothing to settle.
-    let Some(mut invocation) = find(conn, id)? else {
+    let Some(current) = state_of(conn, id)? else {
         return Ok(None);
     };
-    let current = invocation.state;
-    invocation.attempts.push(attempt);
-    if let Some(transition) = transition.filter(|_| from.contains(&current)) {
-        set_outcome(&mut invocation, transition);
+    let mut stored = append_attempt(conn, id, attempt)?;
+    if let Some(outcome) = outcome.filter(|_| from.contains(&current)) {
+        stored = set_outcome(conn, id, outcome)?;
     }
-    update(conn, &invocation, current)?;
     match next {
         Reschedule::Remove => conn
             .prepare_cached("DELETE FROM work WHERE invocation_id = ?1")
@@ -230,7 +231,7 @@ fn record_attempt(
             .and_then(|mut stmt| stmt.execute(params![id, not_before])),
     }
     .map_err(db)?;
-    Ok(Some(invocation))
+    Ok(Some(stored))
 }
 
 #[async_trait]
@@ -299,18 +300,21 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         next: &NextStep,
     ) -> Result<Option<Invocation>, Error> {
         let id = invocation_id.to_owned();
-        let attempt = attempt.clone();
+        let attempt = attempt_line(attempt)?;
         let from = from.to_vec();
-        let transition = transition.cloned();
+        let outcome = transition.map(Outcome::of).transpose()?;
         let next = match next {
             NextStep::Done => Reschedule::Remove,
             NextStep::RetryAt(at) => Reschedule::RetryAt(format_time(at)),
         };
-        self.db
-            .write(move |conn| {
-                record_attempt(conn, &id, attempt, &from, transition.as_ref(), &next)
-            })
-            .await
+        let stored = self
+            .db
+            .write(move |conn| record_attempt(conn, &id, &attempt, &from, outcome.as_ref(), &next))
+            .await?;
+        match stored {
+            Some(stored) => decoded(&self.db, stored).await.map(Some),
+            None => Ok(None),
+        }
     }
 
     async fn replay(
@@ -322,8 +326,9 @@ impl DeliveryQueue for SqliteDeliveryQueue {
     ) -> Result<WorkItem, Error> {
         let id = invocation_id.to_owned();
         let when = Schedule::of(not_before, leased_until);
+        let deadline = deadline.as_ref().map(format_time);
         self.db
-            .write(move |conn| reopen(conn, id, deadline, &when))
+            .write(move |conn| reopen(conn, id, deadline.as_deref(), &when))
             .await?;
         // A replay starts a new round of delivery: its retry budget starts again too.
         Ok(Schedule::item(invocation_id, not_before))

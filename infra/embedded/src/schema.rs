@@ -1,8 +1,10 @@
 //! Schema migrations, applied in order according to `PRAGMA user_version`.
 //!
 //! Each entry moves the schema one version up and is never edited once released: a change is a
-//! new entry. `body` holds the whole model as JSON and is the record of truth; the other columns
-//! copy the fields that queries filter and sort on, and every write keeps them in step.
+//! new entry. A subscription's `body` holds the whole model as JSON and is the record of truth;
+//! the other columns copy the fields that queries filter and sort on. An invocation's `body` is
+//! the invocation as created; the columns that change later (state, times, output, error,
+//! appended attempts) are the truth for those fields (version 4).
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -76,6 +78,18 @@ const MIGRATIONS: &[&str] = &[
         reason  TEXT NOT NULL,
         row     TEXT NOT NULL
     );",
+    // 4: what changes after an invocation is created moves out of its body.
+    "-- The body stays as created; settling writes these columns and appends to `attempts`
+    -- (attempts made after the insert, one JSON object per line, after those in the body)
+    -- instead of rewriting the body. `output` is JSON text; `state`, `completed` and `deadline`
+    -- were already columns. Rows from before take their current output and error from their
+    -- body; one whose body is not JSON keeps NULLs and is quarantined when first read.
+    ALTER TABLE invocations ADD COLUMN output TEXT;
+    ALTER TABLE invocations ADD COLUMN error TEXT;
+    ALTER TABLE invocations ADD COLUMN attempts TEXT;
+    UPDATE invocations
+       SET output = NULLIF(body -> '$.output', 'null'), error = body ->> '$.error'
+     WHERE json_valid(body);",
 ];
 
 /// The schema version this build writes.
@@ -120,6 +134,54 @@ mod tests {
         migrate(&mut conn).unwrap();
         migrate(&mut conn).unwrap();
         assert_eq!(version(&conn), VERSION as i64);
+    }
+
+    /// A row written by version 3 kept everything in its body; after the migration it reads
+    /// back the same, and settles like a new row.
+    #[test]
+    fn rows_written_before_version_4_read_back_unchanged() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..3] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 3").unwrap();
+        let body = serde_json::json!({
+            "id": "a", "triggerId": "t", "triggerType": "REQUEST_RESPONSE",
+            "subscriptionId": "s", "subscriptionName": "n", "invocationType": "REAL_TIME",
+            "responseMode": "ASYNC", "state": "FAILED", "created": "2026-01-01T00:00:00.000Z",
+            "completed": "2026-01-01T00:00:01.000Z", "deadline": "2026-01-02T00:00:00.000Z",
+            "input": {"k": 1}, "contentJson": {}, "output": {"approved": false},
+            "error": "receiver said no", "secretHash": "h",
+            "attempts": [{"startedAt": "2026-01-01T00:00:00.500Z", "target": "example.com",
+                          "statusCode": 500, "durationMs": 3, "outcome": "failed",
+                          "error": "HTTP 500"}]
+        });
+        conn.execute(
+            "INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
+                                      created, completed, deadline, body)
+             VALUES ('a', 't', 's', 'n', 'FAILED', '2026-01-01T00:00:00.000Z',
+                     '2026-01-01T00:00:01.000Z', '2026-01-02T00:00:00.000Z', ?1)",
+            [body.to_string()],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
+                                      created, body)
+             VALUES ('broken', 't', 's', 'n', 'PENDING', '2026-01-01T00:00:00.000Z', '{not json')",
+            [],
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let expected: triggerline::model::Invocation = serde_json::from_value(body).unwrap();
+        let read = crate::invocations::find(&conn, "a").unwrap().unwrap();
+        assert_eq!(read.decode().unwrap(), expected);
+        let broken = crate::invocations::find(&conn, "broken").unwrap().unwrap();
+        assert!(
+            broken.decode().is_err(),
+            "still unreadable, for the quarantine"
+        );
     }
 
     #[test]

@@ -63,7 +63,16 @@ impl SqliteSubscriptionStore {
 impl Columns for SubscriptionField {
     const TABLE: &'static str = "subscriptions";
     const DEFAULT_ORDER: Option<&'static str> = None;
-    const WHAT: &'static str = WHAT;
+    const SELECT: &'static str = "id, body";
+
+    type Item = SealedSubscription;
+
+    fn read(
+        row: &rusqlite::Row<'_>,
+    ) -> rusqlite::Result<(String, Result<SealedSubscription, Error>)> {
+        let body: String = row.get(1)?;
+        Ok((row.get(0)?, from_body(WHAT, &body)))
+    }
 
     fn column(self) -> &'static str {
         match self {
@@ -213,10 +222,7 @@ impl SubscriptionStore for SqliteSubscriptionStore {
 
     async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
         let query = query.clone();
-        let (page, unreadable) = self
-            .db
-            .read(move |conn| page::<_, SealedSubscription>(conn, &query))
-            .await?;
+        let (page, unreadable) = self.db.read(move |conn| page(conn, &query)).await?;
         // Skipped, not moved: a subscription that does not decode (a key that changed, say)
         // is a configuration problem for a person to fix, not a row to take away.
         for row in unreadable {
