@@ -98,6 +98,7 @@ impl Stack {
             }),
             dispatcher: dispatcher::router(dispatcher::Context::behind_api_gateway(
                 delivery.clone(),
+                &backend.queue,
                 env.sync_wait,
             )),
             complete: invocation_complete::router(triggerline_lambda::completion(&clients, &env)),

@@ -34,7 +34,8 @@ use axum::middleware::from_fn_with_state;
 use axum::routing::post;
 use triggerline::time::RandomIds;
 use triggerline::usecases::delivery::Delivery;
-use triggerline::usecases::intake::{Intake, SyncRecord};
+use triggerline::usecases::intake::{INLINE_WAIT_FLOOR, Intake, SyncRecord};
+use triggerline_aws::sqs::SqsDeliveryQueue;
 use triggerline_http::{ApiAuth, Versioned, edge, require_bearer};
 
 /// What the intake routes need.
@@ -49,7 +50,20 @@ impl Context {
     /// work queue hands fresh work to the queue consumer. A synchronous start writes once, with
     /// its outcome ([`SyncRecord::WithOutcome`]), because every DynamoDB write is billed. Auth
     /// is [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the caller.
-    pub fn behind_api_gateway(delivery: Delivery, sync_wait: Duration) -> Context {
+    ///
+    /// `queue` is `delivery`'s work queue. With a `sync_wait` under
+    /// [`INLINE_WAIT_FLOOR`] a synchronous start does not deliver inline but waits for the
+    /// consumer by reading its invocations, so they must be written before their work is sent:
+    /// the queue then records every accept first ([`SqsDeliveryQueue::recording_first`]) rather
+    /// than leaving a FIRE_AND_FORGET invocation unwritten until its outcome.
+    pub fn behind_api_gateway(
+        mut delivery: Delivery,
+        queue: &SqsDeliveryQueue,
+        sync_wait: Duration,
+    ) -> Context {
+        if sync_wait < INLINE_WAIT_FLOOR {
+            delivery.queue = Arc::new(queue.clone().recording_first());
+        }
         Context {
             intake: Intake {
                 delivery,

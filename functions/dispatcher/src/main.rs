@@ -18,6 +18,6 @@ async fn main() -> Result<(), lambda_http::Error> {
     // One pooled client, guarded against private targets unless the environment allows them.
     let client = HttpWebhookClient::new(env.allow_private_targets);
     let delivery = lambda::delivery(&backend, Arc::new(client), &env)?;
-    let context = Context::behind_api_gateway(delivery, env.sync_wait);
+    let context = Context::behind_api_gateway(delivery, &backend.queue, env.sync_wait);
     triggerline_http::lambda::run(dispatcher::router(context)).await
 }

@@ -9,7 +9,18 @@
 //!
 //! `notBefore` is epoch milliseconds, `attempts` the attempts made in this round of delivery (the
 //! retry budget), `recorded` how many attempts the invocation had recorded when the message was
-//! queued. A message is *stale* once the invocation records more attempts than that: someone
+//! queued.
+//!
+//! The first message of an accept that no process delivers in memory (the Lambda intake) also
+//! carries the invocation (`"invocation": {…}`), so that the consumer delivers it without
+//! reading it back ([`SqsDeliveryQueue::admit_received`]), and `"unrecorded": true` when the
+//! invocation was not written at all: nobody can call back before its outcome is written (see
+//! `outcome_first`), so the message, which SQS keeps as durably as DynamoDB keeps an item, is its
+//! record until the consumer writes it with the outcome of its first attempt
+//! ([`DynamoInvocationStore::create_delivered`]). Work delivered unread is judged by the write
+//! that records its attempt instead of by a read: it is conditional on the attempts the message
+//! was queued with ([`DynamoInvocationStore::record_attempt_if_current`]), so of two copies only
+//! the first to record queues a retry. A message is *stale* once the invocation records more attempts than that: someone
 //! delivered it since and queued its own follow-up, so the message is deleted unprocessed (the
 //! rule is the domain's, [`triggerline::work::is_stale`]; this adapter only applies it). That
 //! is what makes the safety net of a leased item (see [`DeliveryQueue::accept`]) harmless when

@@ -133,9 +133,15 @@ impl Stack {
 
     /// The router `dispatcher` serves.
     fn router(&self) -> Router {
+        self.router_waiting(self.env.sync_wait)
+    }
+
+    /// The router with another `TRIGGERLINE_SYNC_WAIT`.
+    fn router_waiting(&self, sync_wait: Duration) -> Router {
         dispatcher::router(dispatcher::Context::behind_api_gateway(
             self.delivery(),
-            self.env.sync_wait,
+            &self.backend.queue,
+            sync_wait,
         ))
     }
 
@@ -262,6 +268,28 @@ async fn a_start_event_is_queued_and_the_queue_consumer_delivers_it() {
         stack.invocation(&invocation_id).await.state,
         InvocationState::Completed
     );
+}
+
+/// With a wait too short to deliver inline, a synchronous start waits for the consumer by
+/// reading its invocation: it is written first, so the answer names it (a 542, as nothing
+/// consumes the queue here) rather than an empty list.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_synchronous_start_with_a_short_wait_answers_with_its_written_invocation() {
+    let stack = Stack::start().await;
+    let receiver = Receiver::start(json!({})).await;
+    stack
+        .subscribe(fire_and_forget_subscription(&receiver.url))
+        .await;
+    let mut event: Value =
+        serde_json::from_str(&fixture("apigw-v2-start-invocation.json")).unwrap();
+    let mut body: Value = serde_json::from_str(event["body"].as_str().unwrap()).unwrap();
+    body["isSynchronous"] = json!(true);
+    event["body"] = json!(body.to_string());
+    let event = event.to_string();
+    let answer = invoke_http(stack.router_waiting(Duration::from_secs(1)), &event).await;
+    assert_eq!(answer.status, 542, "{:?}", answer.body);
+    let id = answer.body["invocations"][0]["id"].as_str().unwrap();
+    assert_eq!(stack.invocation(id).await.state, InvocationState::Pending);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

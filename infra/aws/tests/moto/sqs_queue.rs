@@ -1150,3 +1150,39 @@ async fn messages_carrying_the_largest_inputs_fit_sqs() {
         assert!(parse_message(body).unwrap().unrecorded);
     }
 }
+
+/// A worker that claims by id (the local server on the AWS backend) finds an unrecorded
+/// message's invocation: the claim writes it first, as a record-first accept would have.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_writes_the_invocation_an_unrecorded_message_carries() {
+    let moto = Moto::start();
+    let (_clients, queue, store) = lambda_queue(&moto).await;
+    let id = &ids(1)[0];
+    queue
+        .accept(&[invocation(id)], Utc::now(), None)
+        .await
+        .unwrap();
+    assert_eq!(store.get(id).await.unwrap(), None);
+    let claimed = claim_until(&queue, chrono::Duration::seconds(30), |items| {
+        !items.is_empty()
+    })
+    .await;
+    assert_eq!(claimed.len(), 1);
+    let written = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (written.state, written.attempts.len()),
+        (InvocationState::Pending, 0)
+    );
+    let settled = queue
+        .settle(
+            id,
+            &attempt(AttemptOutcome::Completed),
+            &[InvocationState::Pending],
+            Some(&completed()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(settled.state, InvocationState::Completed);
+}
