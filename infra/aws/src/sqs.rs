@@ -158,7 +158,11 @@ pub struct WorkMessage {
     /// The invocation itself, on the first message of an accept that no process delivers in
     /// memory (the Lambda intake): the consumer delivers it without reading it back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub invocation: Option<Box<Invocation>>,
+    ///
+    /// Kept as JSON here and read with [`WorkMessage::carried`]: converting through a `Value`
+    /// reuses the invocation codec the DynamoDB store links anyway, where a typed field would
+    /// compile a second one into every function that sends or receives work.
+    pub invocation: Option<serde_json::Value>,
     /// The message is the invocation's only record until its first attempt is written
     /// (no DynamoDB write at accept: nothing can call back before the outcome is written).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -166,6 +170,17 @@ pub struct WorkMessage {
 }
 
 impl WorkMessage {
+    /// The invocation this message carries, if any.
+    ///
+    /// Errors: [`Error::Invalid`] when it carries something that is no invocation.
+    pub fn carried(&self) -> Result<Option<Invocation>, Error> {
+        self.invocation
+            .clone()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| Error::invalid("invocation", format!("not an invocation: {e}")))
+    }
+
     fn item(&self) -> Result<WorkItem, Error> {
         Ok(WorkItem {
             invocation_id: self.invocation_id.clone(),
@@ -209,6 +224,7 @@ pub fn parse_message(body: &str) -> Result<WorkMessage, Error> {
         return Err(Error::invalid("invocationId", "empty"));
     }
     message.item()?;
+    message.carried()?;
     Ok(message)
 }
 
@@ -496,14 +512,14 @@ impl SqsDeliveryQueue {
         now: DateTime<Utc>,
         receive_count: u32,
     ) -> Result<Option<Admitted>, Error> {
-        let mut message = parse_message(body)?;
+        let message = parse_message(body)?;
         let item = message.item()?;
         if item.not_before > now {
             self.defer_message(&message, &[], now).await?;
             return Ok(None);
         }
-        let carried = message.invocation.take().map(|i| Carried {
-            invocation: *i,
+        let carried = message.carried()?.map(|invocation| Carried {
+            invocation,
             unrecorded: message.unrecorded,
         });
         let (invocation, carried) = match carried {
@@ -642,7 +658,7 @@ impl SqsDeliveryQueue {
     /// delivers by id and must find it.
     async fn read_or_record(&self, message: &WorkMessage) -> Result<Option<Invocation>, Error> {
         let read = self.invocations.get(&message.invocation_id).await?;
-        let Some(carried) = message.invocation.as_deref().filter(|_| message.unrecorded) else {
+        let Some(carried) = message.carried()?.filter(|_| message.unrecorded) else {
             return Ok(read);
         };
         if read.is_some() {
@@ -651,10 +667,10 @@ impl SqsDeliveryQueue {
         let not_before = message.item()?.not_before;
         match self
             .invocations
-            .create_queued(std::slice::from_ref(carried), not_before)
+            .create_queued(std::slice::from_ref(&carried), not_before)
             .await
         {
-            Ok(()) => Ok(Some(carried.clone())),
+            Ok(()) => Ok(Some(carried)),
             // Another consumer wrote it first: judged as it reads now.
             Err(Error::AlreadyExists { .. }) => self.invocations.get(&message.invocation_id).await,
             Err(e) => Err(e),
@@ -855,21 +871,23 @@ impl DeliveryQueue for SqsDeliveryQueue {
         // Nobody in this process delivers it (the Lambda intake) and it is due: the consumer
         // delivers it from the message, which then carries the invocation (no read back).
         let carry = leased_until.is_none() && not_before <= now;
-        let mut messages: Vec<(WorkMessage, i32)> = invocations
-            .iter()
-            .map(|inv| {
-                let message = WorkMessage {
-                    invocation_id: inv.id.clone(),
-                    not_before: not_before.timestamp_millis(),
-                    attempts: 0,
-                    recorded: Some(inv.attempts.len()),
-                    invocation: carry.then(|| Box::new(inv.clone())),
-                    unrecorded: false,
-                };
-                let visible_from = leased_until.map_or(not_before, |l| l.max(not_before));
-                (message, delay_seconds(visible_from, now))
-            })
-            .collect();
+        let visible_from = leased_until.map_or(not_before, |l| l.max(not_before));
+        let mut messages: Vec<(WorkMessage, i32)> = Vec::with_capacity(invocations.len());
+        for inv in invocations {
+            let carried = carry
+                .then(|| serde_json::to_value(inv))
+                .transpose()
+                .map_err(|e| failure("encode invocation", e))?;
+            let message = WorkMessage {
+                invocation_id: inv.id.clone(),
+                not_before: not_before.timestamp_millis(),
+                attempts: 0,
+                recorded: Some(inv.attempts.len()),
+                invocation: carried,
+                unrecorded: false,
+            };
+            messages.push((message, delay_seconds(visible_from, now)));
+        }
         // Each message fits SQS on its own (an input is at most 128 KiB: `triggerline::limits`);
         // should one not, every message goes without its invocation.
         if messages
@@ -1322,6 +1340,7 @@ mod tests {
             r#"{"invocationId": "a", "notBefore": "soon", "attempts": 0}"#,
             r#"{"invocationId": "a", "notBefore": 1, "attempts": -1}"#,
             r#"{"invocationId": "a", "notBefore": 9223372036854775807, "attempts": 0}"#,
+            r#"{"invocationId": "a", "notBefore": 1, "attempts": 0, "invocation": {"id": 3}}"#,
         ] {
             assert!(
                 matches!(parse_work_message(garbage), Err(Error::Invalid { .. })),

@@ -919,7 +919,7 @@ async fn an_unrecorded_accept_is_written_once_with_its_outcome() {
     let message = parse_message(&body).unwrap();
     assert!(message.unrecorded);
     assert_eq!(
-        message.invocation.as_ref().unwrap().input,
+        message.carried().unwrap().unwrap().input,
         invocation(id).input
     );
 
