@@ -503,7 +503,8 @@ impl SqsDeliveryQueue {
     /// without a read: whether it is still current is decided by the write that records its
     /// attempt, which is conditional on the attempts the invocation had when it was queued
     /// ([`SqsDeliveryQueue::settle`]). A copy delivered twice (SQS's at-least-once) is then a
-    /// duplicate delivery that queues nothing. A message received again (its first processing
+    /// duplicate delivery that queues nothing. One past its deadline is read first (the sweep
+    /// may have timed it out). A message received again (its first processing
     /// failed or was cut short: the attempt may have been made and recorded) is judged against
     /// the record as before, so that a redelivery does not repeat a recorded attempt.
     pub async fn admit_received(
@@ -523,7 +524,12 @@ impl SqsDeliveryQueue {
             unrecorded: message.unrecorded,
         });
         let (invocation, carried) = match carried {
-            Some(carried) if receive_count <= 1 => (carried.invocation.clone(), Some(carried)),
+            // Past its deadline the sweep may have timed it out: only the record can tell.
+            Some(carried)
+                if receive_count <= 1 && carried.invocation.deadline.is_none_or(|d| d > now) =>
+            {
+                (carried.invocation.clone(), Some(carried))
+            }
             carried => match self.invocations.get(&message.invocation_id).await? {
                 Some(read) if message.is_stale(Some(&read)) => return Ok(None),
                 Some(read) => (read, None),

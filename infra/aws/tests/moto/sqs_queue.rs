@@ -1115,6 +1115,27 @@ async fn a_recorded_accept_is_delivered_unread_and_settled_by_a_conditional_writ
         (settled.state, settled.attempts.len()),
         (InvocationState::TimedOut, 1)
     );
+
+    // Past its deadline, a carried invocation is read first: one the sweep timed out is not
+    // delivered at all.
+    let late = &ids(1)[0];
+    let overdue = Invocation {
+        deadline: Some(Utc::now().trunc_subsecs(3) - chrono::Duration::seconds(1)),
+        ..asynchronous(late)
+    };
+    queue.accept(&[overdue], now, None).await.unwrap();
+    let body = receive_all(&clients, queue.queue_url()).await[0]
+        .body()
+        .unwrap()
+        .to_owned();
+    store
+        .transition(late, InvocationState::OPEN, &timed_out)
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.admit_received(&body, Utc::now(), 1).await.unwrap(),
+        None
+    );
 }
 
 /// SQS takes at most 256 KiB per message and per `SendMessageBatch`: a fan-out of invocations
