@@ -1207,3 +1207,71 @@ async fn a_claim_writes_the_invocation_an_unrecorded_message_carries() {
         .unwrap();
     assert_eq!(settled.state, InvocationState::Completed);
 }
+
+/// A carried retry whose message is lost after its attempt was recorded (the send failed, the
+/// function died) is sent by the sweep's recovery, with the attempts already made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweep_sends_a_carried_retry_whose_message_was_lost() {
+    let moto = Moto::start();
+    let (clients, queue, store) = lambda_queue(&moto).await;
+    let id = &ids(1)[0];
+    let now = Utc::now().trunc_subsecs(3);
+    queue.accept(&[invocation(id)], now, None).await.unwrap();
+    let body = receive_all(&clients, queue.queue_url()).await[0]
+        .body()
+        .unwrap()
+        .to_owned();
+    queue.admit_received(&body, now, 1).await.unwrap().unwrap();
+    queue
+        .settle(
+            id,
+            &attempt(AttemptOutcome::Failed),
+            &[InvocationState::Pending],
+            None,
+            &NextStep::RetryAt(now),
+        )
+        .await
+        .unwrap();
+    // Lost: received and deleted unprocessed.
+    for lost in receive_all(&clients, queue.queue_url()).await {
+        clients
+            .sqs()
+            .delete_message()
+            .queue_url(queue.queue_url())
+            .receipt_handle(lost.receipt_handle().unwrap())
+            .send()
+            .await
+            .unwrap();
+    }
+    let later = Utc::now();
+    let sent = queue
+        .recover_unsent(later, now + chrono::Duration::milliseconds(1), 10)
+        .await
+        .unwrap();
+    assert_eq!(sent, 1);
+    let resent = receive_all(&clients, queue.queue_url()).await;
+    assert_eq!(resent.len(), 1);
+    let message = parse_message(resent[0].body().unwrap()).unwrap();
+    assert_eq!((message.attempts, message.recorded), (1, Some(1)));
+    let admitted = queue
+        .admit_received(resent[0].body().unwrap(), later, 1)
+        .await
+        .unwrap()
+        .expect("current: the record holds the one attempt it was sent after");
+    assert_eq!(admitted.item.attempts, 1);
+    queue
+        .settle(
+            id,
+            &attempt(AttemptOutcome::Completed),
+            &[InvocationState::Pending],
+            Some(&completed()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+    let stored = store.get(id).await.unwrap().unwrap();
+    assert_eq!(
+        (stored.state, stored.attempts.len()),
+        (InvocationState::Completed, 2)
+    );
+}
