@@ -143,6 +143,63 @@ where
     }
 }
 
+/// Sends `request(0)` … `request(count - 1)` one at a time, each on the next tick of a
+/// `per_s` clock (one in flight: a slow answer delays the next request instead of bunching
+/// them), expecting `want` from each; failures are tallied under `label`. The low-load half of
+/// a latency figure, where queueing inside the server does not count.
+pub async fn paced<F>(
+    count: usize,
+    per_s: f64,
+    want: StatusCode,
+    label: &'static str,
+    request: F,
+) -> Burst
+where
+    F: Fn(usize) -> reqwest::RequestBuilder,
+{
+    let tally = Tally::default();
+    let mut latencies = Vec::with_capacity(count);
+    let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / per_s.max(1e-3)));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let began = Instant::now();
+    for i in 0..count {
+        ticks.tick().await;
+        let sent = Instant::now();
+        match send(request(i), want).await {
+            Ok(_) => tally.ok(),
+            Err(kind) => tally.error(format!("{label}: {kind}")),
+        }
+        latencies.push(sent.elapsed());
+    }
+    Burst {
+        began,
+        elapsed: began.elapsed(),
+        outcomes: tally.outcomes(),
+        latency: Summary::of(&latencies),
+    }
+}
+
+/// Now, in nanoseconds since the Unix epoch: the `"ts_ns"` a timed body carries, which the
+/// receiver (ours, or perf-limits' `echo-server`) subtracts from its own clock on arrival.
+pub fn epoch_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The `"ts_ns":<digits>` a timed body carries, found without parsing the JSON (as
+/// `echo-server` does), so that both receivers measure alike.
+pub fn find_ts_ns(body: &[u8]) -> Option<u64> {
+    const KEY: &[u8] = b"\"ts_ns\":";
+    let at = body.windows(KEY.len()).position(|w| w == KEY)? + KEY.len();
+    let digits: &[u8] = &body[at..];
+    let digits = &digits[..digits
+        .iter()
+        .position(|b| !b.is_ascii_digit())
+        .unwrap_or(digits.len())];
+    std::str::from_utf8(digits).ok()?.parse().ok()
+}
+
 /// Counts successes and, by kind, failures of many concurrent requests.
 #[derive(Debug, Default)]
 pub struct Tally {
@@ -259,5 +316,16 @@ mod tests {
         assert!((s.p99_ms - 99.0).abs() < 1e-9);
         assert!((s.mean_ms - 50.5).abs() < 1e-9);
         assert!((s.max_ms - 100.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn finds_the_send_time_in_a_body() {
+        assert_eq!(
+            find_ts_ns(br#"{"input":{"ts_ns":1234567,"x":1}}"#),
+            Some(1_234_567)
+        );
+        assert_eq!(find_ts_ns(br#"{"ts_ns":99}"#), Some(99));
+        assert_eq!(find_ts_ns(br#"{"ts_ns":"x"}"#), None);
+        assert_eq!(find_ts_ns(b"{}"), None);
     }
 }

@@ -1,25 +1,37 @@
-//! `triggerline-bench`: measures the real `triggerline` release binary on this machine.
+//! `triggerline-bench`: measures the real `triggerline` release binary on this machine, beside
+//! the bare pipeline, and the Lambda bootstraps' init; the report issue 14 asks for.
 //!
 //! ```sh
 //! cargo build --release -p triggerline-local -p triggerline-bench
-//! target/release/triggerline-bench [--triggerline target/release/triggerline] [--quick] [--json out.json]
+//! target/release/triggerline-bench --perf-limits /tmp/perf-limits/release \
+//!     --lambda-dir target/lambda-x86 --runs 3 --json target/bench.json
 //! ```
 //!
-//! Every scenario starts a fresh `triggerline` child process (own temporary data dir, random
-//! token, `--listen 127.0.0.1:0`, `RUST_LOG=warn`) and a fresh webhook receiver inside this
-//! process, then drives load through one pooled HTTP client:
+//! Each run repeats the whole set, the bare pipeline first:
 //!
+//! 0. [`bare_pipeline`] (with `--perf-limits`): perf-limits' `pipeline-proto` and `echo-server`
+//!    driven by this bench's load generator at the same concurrency, and its fsync probe.
 //! 1. [`fire_and_forget`]: deliveries/s to 1 and to 10 subscriptions of `idn:identity-created`.
 //! 2. [`sync_round_trip`]: latency of a synchronous `start` against a direct POST to the receiver.
-//! 3. [`async_callback`]: completions/s through the callback, and memory with invocations open.
+//! 3. [`create_deliver`]: create -> deliver at 20 starts/s, one in flight.
+//! 4. [`async_callback`]: completions/s through the callback, and memory with invocations open.
 //!
-//! Memory (VmRSS, VmHWM) is read from `/proc/<pid>/status` at the end of every scenario. The
-//! report is a plain-text table on stdout (and JSON with `--json`). Request failures are counted,
-//! never fatal; the exit code is non-zero only when the setup fails. Timing claims belong here,
-//! never in the test suite.
+//! Then, once, [`lambda_init`] (with `--lambda-dir`): exec -> first `GET /next` of each
+//! bootstrap against a runtime API on 127.0.0.1.
+//!
+//! Every Triggerline scenario starts a fresh `triggerline` child process (own temporary data
+//! dir, random token, `--listen 127.0.0.1:0`, `RUST_LOG=warn`) and a fresh webhook receiver
+//! inside this process, then drives load through one pooled HTTP client. Memory (VmRSS, VmHWM)
+//! is read from `/proc/<pid>/status` at the end of every scenario. The report is a plain-text
+//! table on stdout (and JSON with every run's raw numbers with `--json`). Request failures are
+//! counted, never fatal; the exit code is non-zero only when a setup fails. Timing claims
+//! belong here, never in the test suite. Nothing leaves 127.0.0.1.
 
 mod async_callback;
+mod bare_pipeline;
+mod create_deliver;
 mod fire_and_forget;
+mod lambda_init;
 mod report;
 mod sync_round_trip;
 
@@ -30,25 +42,46 @@ use anyhow::Context as _;
 use clap::Parser;
 use triggerline_bench::{load, receiver, triggerline};
 
-use crate::report::{Machine, Report};
+use crate::bare_pipeline::PerfLimits;
+use crate::report::{Machine, Report, Run, Setup};
+use crate::triggerline::Triggerline;
 
 /// Command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "triggerline-bench",
-    about = "Benchmarks the real triggerline binary on 127.0.0.1."
+    about = "Benchmarks the real triggerline binary on 127.0.0.1, beside the bare pipeline, and \
+             the Lambda bootstraps' init."
 )]
 struct Args {
     /// The `triggerline` binary to run (default: next to this one, else target/release/triggerline).
     #[arg(long)]
     triggerline: Option<PathBuf>,
-    /// Smaller counts (2,000 deliveries, 300 sync requests, 1,000 async invocations).
+    /// The directory of perf-limits' binaries (echo-server, pipeline-proto, sqlite-bench): runs
+    /// the bare pipeline first in every run, and gives every figure its ratio to it.
+    #[arg(long, env = "TRIGGERLINE_PERF_LIMITS")]
+    perf_limits: Option<PathBuf>,
+    /// A dir of `<function>/bootstrap` (`cargo lambda build --lambda-dir`, or a `sam build`
+    /// dir): times each bootstrap's init.
+    #[arg(long, env = "TRIGGERLINE_LAMBDA_DIR")]
+    lambda_dir: Option<PathBuf>,
+    /// Measured starts per bootstrap.
+    #[arg(long, default_value_t = 5)]
+    lambda_starts: usize,
+    /// Only the Lambda init (with --lambda-dir): no triggerline, no bare pipeline.
+    #[arg(long, requires = "lambda_dir")]
+    lambda_only: bool,
+    /// Runs of the whole set, each with its own bare pipeline (default 3; 1 with --quick).
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Smaller counts (2,000 deliveries, 300 sync requests, 60 paced starts, 1,000 async
+    /// invocations) and one run.
     #[arg(long)]
     quick: bool,
-    /// Also write the report as JSON to this file.
+    /// Also write the report, with every run's raw numbers, as JSON to this file.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// Concurrent producers for `start` and callback load.
+    /// Concurrent producers for `start` and callback load (the bare pipeline's too).
     #[arg(long, default_value_t = 64)]
     producers: usize,
     /// Deliveries per fire-and-forget run (default 20,000; 2,000 with --quick).
@@ -57,6 +90,9 @@ struct Args {
     /// Sequential requests per SYNC side (default 2,000; 300 with --quick).
     #[arg(long)]
     sync_requests: Option<usize>,
+    /// Starts paced at 20/s for create -> deliver (default 200; 60 with --quick).
+    #[arg(long)]
+    paced_starts: Option<usize>,
     /// ASYNC invocations to start and complete (default 5,000; 1,000 with --quick).
     #[arg(long)]
     async_invocations: Option<usize>,
@@ -69,12 +105,15 @@ pub struct Plan {
     pub producers: usize,
     pub deliveries: u64,
     pub sync_requests: usize,
+    pub paced_starts: usize,
     pub async_invocations: usize,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let date = chrono::Utc::now().format("%Y-%m-%d %H:%M UTC").to_string();
     let plan = Plan {
         quick: args.quick,
         producers: args.producers.max(1),
@@ -84,39 +123,76 @@ async fn main() -> anyhow::Result<()> {
         sync_requests: args
             .sync_requests
             .unwrap_or(if args.quick { 300 } else { 2_000 }),
+        paced_starts: args
+            .paced_starts
+            .unwrap_or(if args.quick { 60 } else { 200 })
+            .max(1),
         async_invocations: args
             .async_invocations
             .unwrap_or(if args.quick { 1_000 } else { 5_000 }),
     };
+    let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    let tools = args
+        .perf_limits
+        .as_deref()
+        .map(PerfLimits::at)
+        .transpose()?;
     let binary = match args.triggerline {
         Some(path) => path,
         None => default_binary(),
     };
     anyhow::ensure!(
-        binary.is_file(),
+        args.lambda_only || binary.is_file(),
         "no triggerline binary at {} (build it with `cargo build --release -p triggerline-local`, \
          or pass --triggerline PATH)",
         binary.display()
     );
-    let binary = binary
-        .canonicalize()
-        .context("cannot resolve the binary path")?;
+    let binary = if args.lambda_only {
+        binary
+    } else {
+        binary
+            .canonicalize()
+            .context("cannot resolve the binary path")?
+    };
     let client = http_client()?;
 
     let machine = Machine::describe();
     eprintln!("{}", machine.one_line());
-    eprintln!("binary: {}", binary.display());
+    let mut measured = Vec::new();
+    if !args.lambda_only {
+        eprintln!("binary: {}", binary.display());
+        // The bare pipeline is sent the same body as Triggerline: the trigger's example input.
+        let input = {
+            let triggerline = Triggerline::start(&binary, &client).await?;
+            let input = triggerline
+                .api
+                .example_input(fire_and_forget::TRIGGER)
+                .await?;
+            triggerline.finish().await?;
+            input
+        };
+        for run in 1..=runs {
+            measured
+                .push(one_run(run, runs, &binary, &client, &plan, tools.as_ref(), &input).await?);
+        }
+    }
+    let lambda_init = match &args.lambda_dir {
+        Some(dir) => {
+            eprintln!("Lambda init, {} ...", dir.display());
+            Some(lambda_init::run(dir, args.lambda_starts.max(1)).await?)
+        }
+        None => None,
+    };
 
-    eprintln!("[1/4] FIRE_AND_FORGET, 1 subscription ...");
-    let ff_one = fire_and_forget::run(&binary, &client, &plan, 1).await?;
-    eprintln!("[2/4] FIRE_AND_FORGET, 10 subscriptions ...");
-    let ff_ten = fire_and_forget::run(&binary, &client, &plan, 10).await?;
-    eprintln!("[3/4] SYNC round trip ...");
-    let sync = sync_round_trip::run(&binary, &client, &plan).await?;
-    eprintln!("[4/4] ASYNC callbacks ...");
-    let callbacks = async_callback::run(&binary, &client, &plan).await?;
-
-    let report = Report::new(machine, binary, plan, vec![ff_one, ff_ten], sync, callbacks);
+    let setup = Setup {
+        command,
+        date,
+        machine,
+        binary,
+        plan,
+        perf_limits: tools.map(|t| t.dir().to_owned()),
+    };
+    let report = Report::new(setup, measured, lambda_init);
     println!("{}", report.render());
     if let Some(path) = args.json {
         let json = serde_json::to_vec_pretty(&report)?;
@@ -124,6 +200,45 @@ async fn main() -> anyhow::Result<()> {
         eprintln!("JSON report written to {}", path.display());
     }
     Ok(())
+}
+
+/// One run of the whole set: the bare pipeline (when given), then every Triggerline scenario.
+async fn one_run(
+    run: usize,
+    runs: usize,
+    binary: &std::path::Path,
+    client: &reqwest::Client,
+    plan: &Plan,
+    tools: Option<&PerfLimits>,
+    input: &serde_json::Value,
+) -> anyhow::Result<Run> {
+    let step = |n: usize, what: &str| eprintln!("[run {run}/{runs}, {n}/6] {what} ...");
+    let bare_pipeline = match tools {
+        Some(tools) => {
+            step(1, "bare pipeline");
+            let bare = bare_pipeline::run(tools, client, plan, input).await?;
+            eprintln!("      {}", bare_pipeline::one_line(&bare));
+            Some(bare)
+        }
+        None => None,
+    };
+    step(2, "FIRE_AND_FORGET, 1 subscription");
+    let ff_one = fire_and_forget::run(binary, client, plan, 1).await?;
+    step(3, "FIRE_AND_FORGET, 10 subscriptions");
+    let ff_ten = fire_and_forget::run(binary, client, plan, 10).await?;
+    step(4, "SYNC round trip");
+    let sync_round_trip = sync_round_trip::run(binary, client, plan).await?;
+    step(5, "create -> deliver at 20 starts/s");
+    let create_deliver = create_deliver::run(binary, client, plan).await?;
+    step(6, "ASYNC callbacks");
+    let async_callbacks = async_callback::run(binary, client, plan).await?;
+    Ok(Run {
+        bare_pipeline,
+        fire_and_forget: vec![ff_one, ff_ten],
+        sync_round_trip,
+        create_deliver,
+        async_callbacks,
+    })
 }
 
 /// `triggerline` next to this executable (both are built into the same `target/release`),

@@ -13,11 +13,15 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
+use crate::load::{epoch_ns, find_ts_ns};
+
 /// How the receiver answers.
 #[derive(Debug, Clone)]
 pub enum Answer {
     /// 204 with no body, without looking at the request (fire-and-forget).
     NoContent,
+    /// 204, after recording how long ago the body's `"ts_ns"` was (create -> deliver).
+    NoContentTimed,
     /// 200 with this JSON body (a SYNC subscriber's output).
     Json(Value),
     /// 200 `{}`, after recording `_metadata.invocationId` and `_metadata.secret` (ASYNC).
@@ -55,6 +59,8 @@ struct Shared {
     callbacks: Mutex<Vec<Callback>>,
     /// The first request body, kept to replay it directly.
     first_body: OnceLock<Bytes>,
+    /// Send-to-arrival times of timed bodies (`Answer::NoContentTimed`).
+    transits: Mutex<Vec<Duration>>,
 }
 
 impl Receiver {
@@ -73,6 +79,7 @@ impl Receiver {
             malformed: AtomicU64::new(0),
             callbacks: Mutex::new(Vec::new()),
             first_body: OnceLock::new(),
+            transits: Mutex::new(Vec::new()),
         });
         let app = axum::Router::new()
             .fallback(handle)
@@ -121,6 +128,18 @@ impl Receiver {
         self.shared.last_ns.store(0, Ordering::Release);
         self.shared.malformed.store(0, Ordering::Release);
         self.take_callbacks();
+        self.take_transits();
+    }
+
+    /// The send-to-arrival times recorded so far (`Answer::NoContentTimed`), removed.
+    pub fn take_transits(&self) -> Vec<Duration> {
+        std::mem::take(
+            &mut *self
+                .shared
+                .transits
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
     }
 
     /// The callbacks recorded so far, removed from the receiver.
@@ -175,6 +194,17 @@ async fn handle(State(shared): State<Arc<Shared>>, body: Bytes) -> Response {
     }
     let response = match &shared.answer {
         Answer::NoContent => StatusCode::NO_CONTENT.into_response(),
+        Answer::NoContentTimed => {
+            if let Some(sent) = find_ts_ns(&body) {
+                let transit = Duration::from_nanos(epoch_ns().saturating_sub(sent));
+                shared
+                    .transits
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(transit);
+            }
+            StatusCode::NO_CONTENT.into_response()
+        }
         Answer::Json(_) => json_response(shared.json.clone()),
         Answer::AcknowledgeAndRecord => {
             record(&shared, &body);

@@ -1,109 +1,501 @@
-//! The report: the machine, every scenario's numbers next to their targets, errors and log
-//! lines; rendered as a plain-text table, and serialized as JSON.
+//! The report: the summary of issue 14's figures (each with its range over the runs, the bare
+//! pipeline's figure it is compared with, the ratio, the target and a verdict), Lambda init per
+//! bootstrap, then each run's details, errors and log lines; rendered as plain text, and
+//! serialized as JSON (every run's raw numbers).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
 use crate::Plan;
 use crate::async_callback::AsyncCallbacks;
+use crate::bare_pipeline::{self, BarePipeline};
+use crate::create_deliver::CreateDeliver;
 use crate::fire_and_forget::FireAndForget;
+use crate::lambda_init::{self, LambdaInit};
 use crate::load::{Outcomes, Summary};
 use crate::sync_round_trip::SyncRoundTrip;
 use crate::triggerline::{CpuUse, Memory, ProcessInfo};
 pub use triggerline_bench::machine::Machine;
 
-/// Targets, as agreed for the local stack.
+/// The command that produces the whole report, as the README gives it.
+pub const FULL_COMMAND: &str = "target/release/triggerline-bench --perf-limits /tmp/perf-limits/release \
+                                --lambda-dir target/lambda-x86 --runs 3 --json target/bench.json";
+
+/// Targets of issue 14.
 pub mod target {
-    /// Fire-and-forget deliveries per second: the floor, and the aim.
-    pub const DELIVERIES_PER_S: f64 = 10_000.0;
-    pub const DELIVERIES_PER_S_AIM: f64 = 20_000.0;
-    /// What a SYNC round trip may add over a direct call, in ms.
-    pub const SYNC_ADDED_P50_MS: f64 = 0.3;
-    pub const SYNC_ADDED_P99_MS: f64 = 2.0;
-    /// ASYNC callback completions per second.
-    pub const COMPLETIONS_PER_S: f64 = 5_000.0;
-    /// Peak RSS with 1,000+ ASYNC invocations in flight, in MiB.
+    /// F&F deliveries/s vs the bare pipeline's at the same concurrency.
+    pub const FF_ONE_RATIO: f64 = 0.80;
+    pub const FF_TEN_RATIO: f64 = 1.50;
+    /// SYNC added latency: at most fsync p50 + this at p50, this + fsync p99 at p99 (ms).
+    pub const SYNC_P50_OVER_FSYNC_MS: f64 = 0.2;
+    pub const SYNC_P99_OVER_FSYNC_MS: f64 = 2.0;
+    /// create -> deliver p50 at 20 starts/s vs the bare pipeline's accept -> deliver.
+    pub const CREATE_DELIVER_RATIO: f64 = 1.2;
+    /// Callback completions/s vs the bare pipeline's accept rate.
+    pub const CALLBACKS_RATIO: f64 = 1.0;
+    /// Peak RSS of every scenario's process, MiB.
     pub const PEAK_RSS_MIB: f64 = 64.0;
 }
 
-/// Everything one run measured.
+/// One run: the bare pipeline (with `--perf-limits`), then Triggerline's scenarios.
 #[derive(Debug, Clone, serde::Serialize)]
-pub struct Report {
+pub struct Run {
+    pub bare_pipeline: Option<BarePipeline>,
+    pub fire_and_forget: Vec<FireAndForget>,
+    pub sync_round_trip: SyncRoundTrip,
+    pub create_deliver: CreateDeliver,
+    pub async_callbacks: AsyncCallbacks,
+}
+
+/// What was run, where and when.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Setup {
+    /// The command line, as run.
+    pub command: String,
+    /// When it started (UTC).
+    pub date: String,
     pub machine: Machine,
     pub binary: PathBuf,
     pub plan: Plan,
-    pub fire_and_forget: Vec<FireAndForget>,
-    pub sync_round_trip: SyncRoundTrip,
-    pub async_callbacks: AsyncCallbacks,
-    /// The highest VmHWM of any scenario's process (each scenario runs its own process).
-    pub peak_rss: Memory,
+    /// Where perf-limits' binaries were taken from (None: the bare pipeline was not run).
+    pub perf_limits: Option<PathBuf>,
+}
+
+/// Everything the command measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    #[serde(flatten)]
+    pub setup: Setup,
+    pub runs: Vec<Run>,
+    pub lambda_init: Option<LambdaInit>,
+    /// The summary, computed from `runs`.
+    pub figures: Vec<Figure>,
+}
+
+/// One figure of the summary: a value per run, what it is compared with, and its target.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Figure {
+    pub name: String,
+    pub unit: Unit,
+    /// Triggerline's value in each run.
+    pub values: Vec<f64>,
+    /// What it is compared with, and that value in each run (the bare pipeline's figure, or
+    /// the fsync latency a SYNC target is built on); None when not measured.
+    pub compared_with: Option<(String, Vec<f64>)>,
+    /// values / compared, per run, for the figures whose target is a ratio.
+    pub ratios: Option<Vec<f64>>,
+    pub ratio_unit: Unit,
+    pub target: String,
+    /// Whether each run met the target; None when the run could not judge it.
+    pub passes: Option<Vec<bool>>,
+}
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub enum Unit {
+    PerS,
+    Ms,
+    MiB,
+    Percent,
+    Times,
+}
+
+impl Unit {
+    fn show(self, x: f64) -> String {
+        match self {
+            Unit::PerS => format!("{}/s", group(x)),
+            Unit::Ms => format!("{x:.2} ms"),
+            Unit::MiB => format!("{x:.1} MiB"),
+            Unit::Percent => format!("{:.0} %", x * 100.0),
+            Unit::Times => format!("{x:.2}x"),
+        }
+    }
+
+    /// `min..max` of `xs` (one value when they agree to the shown precision).
+    fn range(self, xs: &[f64]) -> String {
+        let min = xs.iter().copied().fold(f64::INFINITY, f64::min);
+        let max = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        if xs.is_empty() {
+            return "-".into();
+        }
+        let (lo, hi) = (self.show(min), self.show(max));
+        if lo == hi {
+            return lo;
+        }
+        // "5,624..7,100/s", "1.53..1.90 ms": the unit once, at the end.
+        let suffix_len = common_suffix(&lo, &hi);
+        format!("{}..{}", &lo[..lo.len() - suffix_len], hi)
+    }
+}
+
+/// Length of the unit both strings end with (" ms", "/s", " %", "x", " MiB").
+fn common_suffix(a: &str, b: &str) -> usize {
+    let n = a
+        .bytes()
+        .rev()
+        .zip(b.bytes().rev())
+        .take_while(|(x, y)| x == y && !x.is_ascii_digit() && *x != b'.')
+        .count();
+    n.min(a.len())
 }
 
 impl Report {
-    pub fn new(
-        machine: Machine,
-        binary: PathBuf,
-        plan: Plan,
-        fire_and_forget: Vec<FireAndForget>,
-        sync_round_trip: SyncRoundTrip,
-        async_callbacks: AsyncCallbacks,
-    ) -> Report {
-        let peak_rss = fire_and_forget
-            .iter()
-            .map(|f| f.process.memory)
-            .chain([
-                sync_round_trip.process.memory,
-                async_callbacks.process.memory,
-            ])
-            .max_by_key(|m| m.hwm_kib)
-            .unwrap_or_default();
+    pub fn new(setup: Setup, runs: Vec<Run>, lambda_init: Option<LambdaInit>) -> Report {
+        let figures = figures(&runs, &setup.machine);
         Report {
-            machine,
-            binary,
-            plan,
-            fire_and_forget,
-            sync_round_trip,
-            async_callbacks,
-            peak_rss,
+            setup,
+            runs,
+            lambda_init,
+            figures,
         }
     }
 
     /// The plain-text report.
     pub fn render(&self) -> String {
-        let p = &self.plan;
-        let mut table = Table::default();
+        let p = &self.setup.plan;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Triggerline benchmark ({}, {} run{}): {} deliveries per F&F run, {} SYNC pairs, {} paced \
+             starts at 20/s, {} ASYNC invocations, {} producers",
+            if p.quick { "quick" } else { "full" },
+            self.runs.len(),
+            if self.runs.len() == 1 { "" } else { "s" },
+            group(p.deliveries as f64),
+            group(p.sync_requests as f64),
+            group(p.paced_starts as f64),
+            group(p.async_invocations as f64),
+            p.producers
+        );
+        let _ = writeln!(out, "command: {}", self.setup.command);
+        let _ = writeln!(out, "the full report: {FULL_COMMAND}");
+        let _ = writeln!(out, "date:    {}", self.setup.date);
+        let _ = writeln!(out, "machine: {}", self.setup.machine.one_line());
+        let _ = writeln!(out, "binary:  {}", self.setup.binary.display());
+        match &self.setup.perf_limits {
+            Some(dir) => {
+                let _ = writeln!(
+                    out,
+                    "bare pipeline: perf-limits' pipeline-proto -> echo-server, sqlite-bench --probe \
+                     fsync, from {}; run first in every run, same load generator and concurrency",
+                    dir.display()
+                );
+            }
+            None => {
+                let _ = writeln!(
+                    out,
+                    "bare pipeline: NOT RUN, so no ratios. Build it (`{}`) and add \
+                     `--perf-limits /tmp/perf-limits/release`.",
+                    bare_pipeline::BUILD
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "(bench, receivers and the process measured share these CPUs; absolute figures follow \
+             the machine, ratios much less)"
+        );
+        out.push('\n');
+        if !self.runs.is_empty() {
+            out.push_str(&self.summary());
+            out.push('\n');
+        }
+        match &self.lambda_init {
+            Some(init) => out.push_str(&lambda_table(init)),
+            None => out.push_str(
+                "Lambda init: not run (add --lambda-dir target/lambda-x86, a dir of \
+                 <function>/bootstrap)\n",
+            ),
+        }
+        for (n, run) in self.runs.iter().enumerate() {
+            let _ = writeln!(out, "\nRun {} of {}", n + 1, self.runs.len());
+            out.push_str(&run.details());
+            out.push_str(&run.problems());
+        }
+        out
+    }
+
+    /// The figures of issue 14: ranges over the runs, ratios, targets, verdicts.
+    fn summary(&self) -> String {
+        let mut table = Table::new([
+            "figure",
+            "Triggerline",
+            "compared with",
+            "ratio",
+            "target",
+            "verdict",
+        ]);
+        let runs = self.runs.len();
+        for f in &self.figures {
+            let compared = match (&f.compared_with, &f.passes) {
+                (Some((what, xs)), _) => format!("{what} {}", compared_unit(f).range(xs)),
+                (None, None) => "bare pipeline not run".to_owned(),
+                (None, Some(_)) => String::new(),
+            };
+            let ratio = f
+                .ratios
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |r| f.ratio_unit.range(r));
+            let verdict = match &f.passes {
+                None => "not judged".to_owned(),
+                Some(passes) => {
+                    let met = passes.iter().filter(|p| **p).count();
+                    if met == runs {
+                        "met".to_owned()
+                    } else if met == 0 {
+                        "MISSED".to_owned()
+                    } else {
+                        format!("met in {met} of {runs} runs")
+                    }
+                }
+            };
+            table.row([
+                f.name.clone(),
+                f.unit.range(&f.values),
+                compared,
+                ratio,
+                f.target.clone(),
+                verdict,
+            ]);
+        }
+        let mut out = format!(
+            "Issue 14 figures (min..max over {runs} run{}; ratio = Triggerline / the bare pipeline of the \
+             same run)\n",
+            if runs == 1 { "" } else { "s" }
+        );
+        out.push_str(&table.render());
+        out
+    }
+}
+
+/// The unit of what a figure is compared with: the bare pipeline's accepts and deliveries are
+/// rates; fsync and accept -> deliver are ms.
+fn compared_unit(f: &Figure) -> Unit {
+    match f.unit {
+        Unit::PerS => Unit::PerS,
+        _ => Unit::Ms,
+    }
+}
+
+/// The figures of issue 14 from every run (fsync from sqlite-bench's probe in each run, or
+/// the bench's own probe when the bare pipeline did not run).
+fn figures(runs: &[Run], machine: &Machine) -> Vec<Figure> {
+    let bare: Option<Vec<&BarePipeline>> = runs.iter().map(|r| r.bare_pipeline.as_ref()).collect();
+    let per_run = |f: &dyn Fn(&Run) -> f64| runs.iter().map(f).collect::<Vec<f64>>();
+    let mut figures = Vec::new();
+
+    let mut ratio_figure = |name: &str,
+                            unit: Unit,
+                            values: Vec<f64>,
+                            against: &str,
+                            bare_value: &dyn Fn(&BarePipeline) -> f64,
+                            ratio_unit: Unit,
+                            target: String,
+                            meets: &dyn Fn(f64) -> bool| {
+        let compared: Option<Vec<f64>> = bare
+            .as_ref()
+            .map(|b| b.iter().map(|b| bare_value(b)).collect());
+        let ratios: Option<Vec<f64>> = compared
+            .as_ref()
+            .map(|c| values.iter().zip(c).map(|(v, c)| v / c.max(1e-9)).collect());
+        figures.push(Figure {
+            name: name.to_owned(),
+            unit,
+            passes: ratios
+                .as_ref()
+                .map(|r| r.iter().map(|r| meets(*r)).collect()),
+            values,
+            compared_with: compared.map(|c| (against.to_owned(), c)),
+            ratios,
+            ratio_unit,
+            target,
+        });
+    };
+    ratio_figure(
+        "F&F deliveries/s, 1 subscription",
+        Unit::PerS,
+        per_run(&|r| r.fire_and_forget[0].deliveries_per_s),
+        "bare deliveries",
+        &|b| b.deliveries_per_s,
+        Unit::Percent,
+        format!(">= {:.0} % of bare", target::FF_ONE_RATIO * 100.0),
+        &|r| r >= target::FF_ONE_RATIO,
+    );
+    ratio_figure(
+        "F&F deliveries/s, 10 subscriptions",
+        Unit::PerS,
+        per_run(&|r| r.fire_and_forget[1].deliveries_per_s),
+        "bare deliveries",
+        &|b| b.deliveries_per_s,
+        Unit::Percent,
+        format!(">= {:.0} % of bare", target::FF_TEN_RATIO * 100.0),
+        &|r| r >= target::FF_TEN_RATIO,
+    );
+    ratio_figure(
+        "create -> deliver p50, 20 starts/s",
+        Unit::Ms,
+        per_run(&|r| r.create_deliver.create_deliver.p50_ms),
+        "bare accept->deliver",
+        &|b| b.accept_deliver.p50_ms,
+        Unit::Times,
+        format!("<= {:.1}x bare", target::CREATE_DELIVER_RATIO),
+        &|r| r <= target::CREATE_DELIVER_RATIO,
+    );
+    ratio_figure(
+        "callback completions/s",
+        Unit::PerS,
+        per_run(&|r| r.async_callbacks.completions_per_s),
+        "bare accepts",
+        &|b| b.accepts_per_s,
+        Unit::Percent,
+        format!(
+            ">= {:.0} % of bare accepts",
+            target::CALLBACKS_RATIO * 100.0
+        ),
+        &|r| r >= target::CALLBACKS_RATIO,
+    );
+
+    // SYNC: the limit is built on this machine's fsync, measured in the same run.
+    let (fsync_p50, fsync_p99, probe) = match &bare {
+        Some(b) => (
+            b.iter().map(|b| b.fsync.p50_ms).collect::<Vec<_>>(),
+            b.iter().map(|b| b.fsync.p99_ms).collect::<Vec<_>>(),
+            "fsync",
+        ),
+        None => (
+            vec![machine.fsync_p50_ms; runs.len()],
+            vec![machine.fsync_p99_ms; runs.len()],
+            "fsync (bench probe)",
+        ),
+    };
+    let added_p50 = per_run(&|r| r.sync_round_trip.added_p50_ms);
+    let added_p99 = per_run(&|r| r.sync_round_trip.added_p99_ms);
+    figures.push(Figure {
+        name: "SYNC added latency p50".into(),
+        unit: Unit::Ms,
+        passes: Some(
+            added_p50
+                .iter()
+                .zip(&fsync_p50)
+                .map(|(a, f)| *a <= f + target::SYNC_P50_OVER_FSYNC_MS)
+                .collect(),
+        ),
+        values: added_p50,
+        compared_with: Some((format!("{probe} p50"), fsync_p50)),
+        ratios: None,
+        ratio_unit: Unit::Times,
+        target: format!("<= fsync p50 + {:.1} ms", target::SYNC_P50_OVER_FSYNC_MS),
+    });
+    figures.push(Figure {
+        name: "SYNC added latency p99".into(),
+        unit: Unit::Ms,
+        passes: Some(
+            added_p99
+                .iter()
+                .zip(&fsync_p99)
+                .map(|(a, f)| *a <= f + target::SYNC_P99_OVER_FSYNC_MS)
+                .collect(),
+        ),
+        values: added_p99,
+        compared_with: Some((format!("{probe} p99"), fsync_p99)),
+        ratios: None,
+        ratio_unit: Unit::Times,
+        target: format!("<= {:.0} ms + fsync p99", target::SYNC_P99_OVER_FSYNC_MS),
+    });
+
+    let mut rss = |name: &str, hwm: &dyn Fn(&Run) -> Memory| {
+        let values = per_run(&|r| hwm(r).hwm_mib());
+        figures.push(Figure {
+            name: format!("peak RSS, {name}"),
+            unit: Unit::MiB,
+            passes: Some(values.iter().map(|v| *v <= target::PEAK_RSS_MIB).collect()),
+            values,
+            compared_with: None,
+            ratios: None,
+            ratio_unit: Unit::Times,
+            target: format!("<= {:.0} MiB", target::PEAK_RSS_MIB),
+        });
+    };
+    rss("F&F 1 subscription", &|r| {
+        r.fire_and_forget[0].process.memory
+    });
+    rss("F&F 10-way fan-out", &|r| {
+        r.fire_and_forget[1].process.memory
+    });
+    rss("SYNC round trip", &|r| r.sync_round_trip.process.memory);
+    rss("create -> deliver", &|r| r.create_deliver.process.memory);
+    rss("ASYNC, all in flight", &|r| {
+        r.async_callbacks.process.memory
+    });
+    figures
+}
+
+/// Lambda init per bootstrap, against issue 14's targets.
+fn lambda_table(init: &LambdaInit) -> String {
+    let mut table = Table::new([
+        "bootstrap",
+        "bytes",
+        "init p50 / max",
+        "AWS calls at init",
+        "target",
+        "verdict",
+    ]);
+    for b in &init.bootstraps {
+        let calls = if b.aws_calls_per_start.is_empty() {
+            "none".to_owned()
+        } else {
+            b.aws_calls_per_start.join(", ")
+        };
+        let (times, verdict) = match &b.failure {
+            Some(why) => (format!("FAILED: {why}"), "MISSED".to_owned()),
+            None => (
+                format!("{:.1} / {:.1} ms", b.init.p50_ms, b.init.max_ms),
+                if b.meets_targets() { "met" } else { "MISSED" }.to_owned(),
+            ),
+        };
+        table.row([
+            b.function.clone(),
+            format!(
+                "{}{}",
+                group(b.bytes as f64),
+                if b.bytes < lambda_init::BUDGET_BYTES {
+                    ""
+                } else {
+                    " (over 6,000,000)"
+                }
+            ),
+            times,
+            calls,
+            format!(
+                "p50 <= {:.0} ms, max <= {:.0} ms",
+                lambda_init::TARGET_P50_MS,
+                lambda_init::TARGET_MAX_MS
+            ),
+            verdict,
+        ]);
+    }
+    format!(
+        "Lambda init, exec -> first GET /next ({} starts per bootstrap after one unmeasured, \
+         runtime API and AWS endpoints on 127.0.0.1; {})\n{}",
+        init.starts_per_bootstrap,
+        init.dir.display(),
+        table.render()
+    )
+}
+
+impl Run {
+    /// The run's own numbers, scenario by scenario.
+    fn details(&self) -> String {
+        let mut table = Table::new(["metric", "value", "check", ""]);
+        if let Some(b) = &self.bare_pipeline {
+            bare_rows(&mut table, b);
+        }
         for (n, f) in self.fire_and_forget.iter().enumerate() {
             fire_and_forget_rows(&mut table, n, f);
         }
         sync_rows(&mut table, &self.sync_round_trip);
+        create_deliver_rows(&mut table, &self.create_deliver);
         async_rows(&mut table, &self.async_callbacks);
-        table.section("4  Memory (VmHWM at the end of each scenario's process)");
-        table.row(
-            "peak RSS over all runs",
-            format!("{:.1} MiB", self.peak_rss.hwm_mib()),
-            "(64 MiB applies to 3)",
-            "",
-        );
-
-        let mut out = String::new();
-        let _ = writeln!(
-            out,
-            "Triggerline benchmark ({}): {} deliveries per F&F run, {} SYNC pairs, {} ASYNC \
-             invocations, {} producers",
-            if p.quick { "quick" } else { "full" },
-            group(p.deliveries as f64),
-            group(p.sync_requests as f64),
-            group(p.async_invocations as f64),
-            p.producers
-        );
-        let _ = writeln!(out, "machine: {}", self.machine.one_line());
-        let _ = writeln!(out, "binary:  {}", self.binary.display());
-        let _ = writeln!(out, "(bench, receiver and triggerline share these CPUs)");
-        out.push('\n');
-        out.push_str(&table.render());
-        out.push('\n');
-        out.push_str(&self.problems());
-        out
+        table.render()
     }
 
     /// Failed requests, incomplete waits and log lines, per scenario; "none" when clean.
@@ -114,14 +506,27 @@ impl Report {
                 lines.push(format!("  {scenario}: {n} x {kind}"));
             }
         };
+        if let Some(b) = &self.bare_pipeline {
+            add("bare", &b.accept_outcomes);
+            add("bare", &b.paced_outcomes);
+        }
         for f in &self.fire_and_forget {
             let name = format!("F&F {} sub", f.subscriptions);
             add(&name, &f.start_outcomes);
         }
         add("SYNC", &self.sync_round_trip.through_outcomes);
         add("SYNC", &self.sync_round_trip.direct_outcomes);
+        add("create->deliver", &self.create_deliver.start_outcomes);
         add("ASYNC", &self.async_callbacks.start_outcomes);
         add("ASYNC", &self.async_callbacks.callback_outcomes);
+        if let Some(b) = &self.bare_pipeline
+            && b.deliveries != b.expected_deliveries
+        {
+            lines.push(format!(
+                "  bare: {} deliveries, expected {}",
+                b.deliveries, b.expected_deliveries
+            ));
+        }
         for f in &self.fire_and_forget {
             if f.warmup_failed > 0 {
                 lines.push(format!(
@@ -135,6 +540,13 @@ impl Report {
                     f.subscriptions, f.deliveries, f.expected_deliveries
                 ));
             }
+        }
+        let c = &self.create_deliver;
+        if c.timed_deliveries as u64 != c.start_outcomes.ok {
+            lines.push(format!(
+                "  create->deliver: {} timed deliveries for {} accepted starts",
+                c.timed_deliveries, c.start_outcomes.ok
+            ));
         }
         let a = &self.async_callbacks;
         if a.malformed_deliveries > 0 {
@@ -156,6 +568,7 @@ impl Report {
             logs(&format!("F&F {} sub", f.subscriptions), &f.process);
         }
         logs("SYNC", &self.sync_round_trip.process);
+        logs("create->deliver", &c.process);
         logs("ASYNC", &a.process);
         if lines.is_empty() {
             "errors: none (every request got its expected status; no triggerline warnings)\n"
@@ -166,7 +579,61 @@ impl Report {
     }
 }
 
-fn fire_and_forget_rows(table: &mut Table, n: usize, f: &FireAndForget) {
+fn bare_rows(table: &mut Table<4>, b: &BarePipeline) {
+    table.section("0  bare pipeline (perf-limits: pipeline-proto -> echo-server)");
+    table.row([
+        "fsync p50 / p99 (sqlite-bench --probe fsync)".into(),
+        format!(
+            "{:.3} / {:.3} ms ({} ops)",
+            b.fsync.p50_ms, b.fsync.p99_ms, b.fsync.ops
+        ),
+        String::new(),
+        String::new(),
+    ]);
+    table.row([
+        "deliveries/s (first accept -> last delivery)".into(),
+        group(b.deliveries_per_s),
+        String::new(),
+        String::new(),
+    ]);
+    table.row([
+        "deliveries received".into(),
+        format!(
+            "{} / {} in {:.2} s",
+            group(b.deliveries as f64),
+            group(b.expected_deliveries as f64),
+            b.elapsed_s
+        ),
+        "all".into(),
+        verdict(b.deliveries == b.expected_deliveries).into(),
+    ]);
+    table.row([
+        "accepts/s (producer side)".into(),
+        group(b.accepts_per_s),
+        String::new(),
+        String::new(),
+    ]);
+    table.row([
+        "accept latency p50 / p99".into(),
+        p50_p99(&b.accept_latency),
+        String::new(),
+        String::new(),
+    ]);
+    table.row([
+        format!(
+            "accept -> deliver p50 / p99, {} paced at 20/s",
+            b.paced_starts
+        ),
+        format!(
+            "{:.2} / {:.2} ms ({} timed)",
+            b.accept_deliver.p50_ms, b.accept_deliver.p99_ms, b.accept_deliver.count
+        ),
+        String::new(),
+        String::new(),
+    ]);
+}
+
+fn fire_and_forget_rows(table: &mut Table<4>, n: usize, f: &FireAndForget) {
     let plural = if f.subscriptions == 1 { "" } else { "s" };
     table.section(&format!(
         "1{}  FIRE_AND_FORGET, {} subscription{plural} on idn:identity-created ({} starts)",
@@ -174,34 +641,23 @@ fn fire_and_forget_rows(table: &mut Table, n: usize, f: &FireAndForget) {
         f.subscriptions,
         group(f.starts as f64)
     ));
-    table.row(
+    table.value(
         "deliveries/s (first start -> last delivery)",
         group(f.deliveries_per_s),
-        ">= 10,000 (aim 20,000)",
-        if f.deliveries_per_s >= target::DELIVERIES_PER_S_AIM {
-            "ok (aim met)"
-        } else {
-            verdict(f.deliveries_per_s >= target::DELIVERIES_PER_S)
-        },
     );
-    table.row(
-        "deliveries received",
+    table.row([
+        "deliveries received".into(),
         format!(
             "{} / {} in {:.2} s",
             group(f.deliveries as f64),
             group(f.expected_deliveries as f64),
             f.elapsed_s
         ),
-        "",
-        verdict(f.deliveries == f.expected_deliveries),
-    );
-    table.row(
-        "starts accepted/s (producer side)",
-        group(f.starts_per_s),
-        "",
-        "",
-    );
-    table.row("start latency p50 / p99", p50_p99(&f.start_latency), "", "");
+        "all".into(),
+        verdict(f.deliveries == f.expected_deliveries).into(),
+    ]);
+    table.value("starts accepted/s (producer side)", group(f.starts_per_s));
+    table.value("start latency p50 / p99", p50_p99(&f.start_latency));
     let completed = match f.all_completed_after_ms {
         Some(after) => format!(
             "all, {after:.0} ms after last delivery (sweeps: {}, last {:.0} ms)",
@@ -212,110 +668,96 @@ fn fire_and_forget_rows(table: &mut Table, n: usize, f: &FireAndForget) {
             f.invocations_completed, f.invocations, f.statuses
         ),
     };
-    table.row(
-        &format!("COMPLETED ({} incl. warm-up)", group(f.invocations as f64)),
+    table.row([
+        format!("COMPLETED ({} incl. warm-up)", group(f.invocations as f64)),
         completed,
-        "all",
-        verdict(f.all_completed_after_ms.is_some()),
-    );
-    table.row("CPU cores busy: triggerline / bench", cores(&f.cpu), "", "");
-    table.row("RSS / peak RSS at end", rss(&f.process.memory), "", "");
+        "all".into(),
+        verdict(f.all_completed_after_ms.is_some()).into(),
+    ]);
+    table.value("CPU cores busy: triggerline / bench", cores(&f.cpu));
+    table.value("RSS / peak RSS at end", rss(&f.process.memory));
 }
 
-fn sync_rows(table: &mut Table, s: &SyncRoundTrip) {
+fn sync_rows(table: &mut Table<4>, s: &SyncRoundTrip) {
     table.section(&format!(
         "2  SYNC round trip, idn:access-request-pre-approval ({} sequential requests each side)",
         group(s.requests as f64)
     ));
     let summary = |x: &Summary| format!("{:.3} / {:.3} / {:.3} ms", x.p50_ms, x.p99_ms, x.mean_ms);
-    table.row(
-        "through triggerline p50 / p99 / mean",
-        summary(&s.through),
-        "",
-        "",
-    );
-    table.row(
-        "direct to receiver  p50 / p99 / mean",
-        summary(&s.direct),
-        "",
-        "",
-    );
-    table.row(
+    table.value("through triggerline p50 / p99 / mean", summary(&s.through));
+    table.value("direct to receiver  p50 / p99 / mean", summary(&s.direct));
+    table.value(
         "ratio through/direct (p50, mean)",
         format!("{:.1}x, {:.1}x", s.ratio_p50, s.ratio_mean),
-        "",
-        "",
     );
-    table.row(
-        "added latency at p50",
-        format!("{:.3} ms", s.added_p50_ms),
-        "<= 0.3 ms",
-        verdict(s.added_p50_ms <= target::SYNC_ADDED_P50_MS),
+    table.value(
+        "added latency p50 / p99",
+        format!("{:.3} / {:.3} ms", s.added_p50_ms, s.added_p99_ms),
     );
-    table.row(
-        "added latency at p99",
-        format!("{:.3} ms", s.added_p99_ms),
-        "<= 2 ms",
-        verdict(s.added_p99_ms <= target::SYNC_ADDED_P99_MS),
-    );
-    table.row("CPU cores busy: triggerline / bench", cores(&s.cpu), "", "");
-    table.row("RSS / peak RSS at end", rss(&s.process.memory), "", "");
+    table.value("CPU cores busy: triggerline / bench", cores(&s.cpu));
+    table.value("RSS / peak RSS at end", rss(&s.process.memory));
 }
 
-fn async_rows(table: &mut Table, a: &AsyncCallbacks) {
+fn create_deliver_rows(table: &mut Table<4>, c: &CreateDeliver) {
     table.section(&format!(
-        "3  ASYNC callbacks, idn:access-request-dynamic-approver ({} invocations)",
+        "3  create -> deliver, idn:identity-created, {} starts paced at {:.0}/s, one in flight",
+        group(c.starts as f64),
+        c.rate_per_s
+    ));
+    table.value(
+        "create -> deliver p50 / p99 / max",
+        format!(
+            "{:.2} / {:.2} / {:.2} ms",
+            c.create_deliver.p50_ms, c.create_deliver.p99_ms, c.create_deliver.max_ms
+        ),
+    );
+    table.row([
+        "timed deliveries".into(),
+        format!("{} of {}", c.timed_deliveries, c.start_outcomes.ok),
+        "all".into(),
+        verdict(c.timed_deliveries as u64 == c.start_outcomes.ok && c.timed_deliveries > 0).into(),
+    ]);
+    table.value("start (202) latency p50 / p99", p50_p99(&c.start_latency));
+    table.value("RSS / peak RSS at end", rss(&c.process.memory));
+}
+
+fn async_rows(table: &mut Table<4>, a: &AsyncCallbacks) {
+    table.section(&format!(
+        "4  ASYNC callbacks, idn:access-request-dynamic-approver ({} invocations)",
         group(a.invocations as f64)
     ));
-    table.row(
-        "starts accepted/s (producer side)",
-        group(a.starts_per_s),
-        "",
-        "",
-    );
-    table.row(
-        "deliveries recorded / ACKNOWLEDGED",
+    table.value("starts accepted/s (producer side)", group(a.starts_per_s));
+    table.row([
+        "deliveries recorded / ACKNOWLEDGED".into(),
         format!(
             "{} / {}",
             group(a.delivered as f64),
             group(a.in_flight as f64)
         ),
-        "",
-        verdict(a.in_flight >= a.invocations),
-    );
-    table.row(
+        "all".into(),
+        verdict(a.in_flight >= a.invocations).into(),
+    ]);
+    table.value(
         &format!(
             "RSS / peak RSS, {} ASYNC in flight",
             group(a.in_flight as f64)
         ),
         rss(&a.memory_in_flight),
-        "peak <= 64 MiB",
-        verdict(a.memory_in_flight.hwm_mib() <= target::PEAK_RSS_MIB && a.in_flight >= 1_000),
     );
-    table.row(
-        "callback completions/s",
-        group(a.completions_per_s),
-        ">= 5,000",
-        verdict(a.completions_per_s >= target::COMPLETIONS_PER_S),
-    );
-    table.row("CPU cores busy: triggerline / bench", cores(&a.cpu), "", "");
-    table.row(
-        "callback latency p50 / p99",
-        p50_p99(&a.callback_latency),
-        "",
-        "",
-    );
-    table.row(
-        "all COMPLETED afterwards",
+    table.value("callback completions/s", group(a.completions_per_s));
+    table.value("CPU cores busy: triggerline / bench", cores(&a.cpu));
+    table.value("callback latency p50 / p99", p50_p99(&a.callback_latency));
+    table.row([
+        "all COMPLETED afterwards".into(),
         if a.all_completed {
             "yes".to_owned()
         } else {
             format!("no: {:?}", a.statuses)
         },
-        "all",
-        verdict(a.all_completed),
-    );
-    table.row("RSS / peak RSS at end", rss(&a.process.memory), "", "");
+        "all".into(),
+        verdict(a.all_completed).into(),
+    ]);
+    table.value("RSS / peak RSS at end", rss(&a.process.memory));
 }
 
 fn verdict(ok: bool) -> &'static str {
@@ -348,35 +790,37 @@ fn group(x: f64) -> String {
     out
 }
 
-/// Sections of `metric | value | target | verdict` rows, with aligned columns.
-#[derive(Debug, Default)]
-struct Table {
-    lines: Vec<Line>,
+/// Sections of rows with aligned columns under a header.
+#[derive(Debug)]
+struct Table<const N: usize> {
+    header: [String; N],
+    lines: Vec<Line<N>>,
 }
 
 #[derive(Debug)]
-enum Line {
+enum Line<const N: usize> {
     Section(String),
-    Row([String; 4]),
+    Row([String; N]),
 }
 
-impl Table {
+impl<const N: usize> Table<N> {
+    fn new(header: [&str; N]) -> Self {
+        Table {
+            header: header.map(str::to_owned),
+            lines: Vec::new(),
+        }
+    }
+
     fn section(&mut self, title: &str) {
         self.lines.push(Line::Section(title.to_owned()));
     }
 
-    fn row(&mut self, metric: &str, value: impl Into<String>, target: &str, verdict: &str) {
-        self.lines.push(Line::Row([
-            metric.to_owned(),
-            value.into(),
-            target.to_owned(),
-            verdict.to_owned(),
-        ]));
+    fn row(&mut self, cells: [String; N]) {
+        self.lines.push(Line::Row(cells));
     }
 
     fn render(&self) -> String {
-        let header = ["metric", "value", "target", "verdict"].map(str::to_owned);
-        let mut widths = header.clone().map(|h| h.len());
+        let mut widths = self.header.clone().map(|h| h.chars().count());
         for line in &self.lines {
             if let Line::Row(cells) = line {
                 for (w, c) in widths.iter_mut().zip(cells) {
@@ -384,22 +828,16 @@ impl Table {
                 }
             }
         }
-        let format_row = |cells: &[String; 4]| {
-            let row = format!(
-                "   {:<w0$}  {:<w1$}  {:<w2$}  {}",
-                cells[0],
-                cells[1],
-                cells[2],
-                cells[3],
-                w0 = widths[0],
-                w1 = widths[1],
-                w2 = widths[2]
-            );
+        let format_row = |cells: &[String; N]| {
+            let mut row = String::from("  ");
+            for (cell, width) in cells.iter().zip(widths) {
+                let _ = write!(row, " {cell:<width$} ");
+            }
             row.trim_end().to_owned()
         };
-        let mut out = format_row(&header);
+        let mut out = format_row(&self.header);
         out.push('\n');
-        let rule = "-".repeat(widths.iter().sum::<usize>() + 11);
+        let rule = "-".repeat(widths.iter().sum::<usize>() + 2 * N + 2);
         out.push_str(&rule);
         out.push('\n');
         for line in &self.lines {
@@ -417,9 +855,16 @@ impl Table {
     }
 }
 
+impl Table<4> {
+    /// A measured value with nothing to check it against.
+    fn value(&mut self, metric: &str, value: String) {
+        self.row([metric.to_owned(), value, String::new(), String::new()]);
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::group;
+    use super::{Unit, group};
 
     #[test]
     fn groups_thousands() {
@@ -428,5 +873,14 @@ mod tests {
         assert_eq!(group(1_000.0), "1,000");
         assert_eq!(group(12_345.6), "12,346");
         assert_eq!(group(1_234_567.0), "1,234,567");
+    }
+
+    #[test]
+    fn ranges_show_the_unit_once() {
+        assert_eq!(Unit::PerS.range(&[5_624.0, 7_100.2]), "5,624..7,100/s");
+        assert_eq!(Unit::Ms.range(&[1.904, 1.53]), "1.53..1.90 ms");
+        assert_eq!(Unit::Percent.range(&[0.62, 0.615]), "62 %");
+        assert_eq!(Unit::Times.range(&[1.25, 1.5]), "1.25..1.50x");
+        assert_eq!(Unit::MiB.range(&[]), "-");
     }
 }
