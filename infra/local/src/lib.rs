@@ -178,7 +178,6 @@ struct Adapters {
     lists: Arc<dyn InvocationScans>,
     queue: Arc<dyn DeliveryQueue>,
     events: Arc<dyn EventPublisher>,
-    sync_record: SyncRecord,
     event_source: String,
     subscriber_bus: String,
 }
@@ -206,7 +205,6 @@ impl Adapters {
                     lists: store,
                     queue: Arc::new(SqliteDeliveryQueue::new(db)),
                     events: Arc::new(events),
-                    sync_record: SyncRecord::BeforeDelivery,
                     event_source: "triggerline".into(),
                     subscriber_bus: "default".into(),
                 }
@@ -226,8 +224,6 @@ impl Adapters {
                     lists: aws.invocations,
                     queue: aws.queue,
                     events: aws.events,
-                    // Like the Lambda functions: one write per synchronous invocation.
-                    sync_record: SyncRecord::WithOutcome,
                     event_source: settings.event_source.clone(),
                     subscriber_bus: settings.subscriber_bus.clone(),
                 }
@@ -304,7 +300,6 @@ impl App {
             lists,
             queue,
             events,
-            sync_record,
             event_source,
             subscriber_bus,
         } = Adapters::open(config, storage, key.credential_key()).await?;
@@ -362,7 +357,10 @@ impl App {
         let intake = Intake {
             delivery: delivery.clone(),
             signal: Some(Arc::new(signal)),
-            sync_record,
+            // One durable commit on a synchronous start's path instead of two (accept, then
+            // outcome): on SQLite each commit waits on an fsync, most of what Triggerline adds to
+            // a SYNC round trip; on AWS each write is billed, as in the Lambda functions.
+            sync_record: SyncRecord::WithOutcome,
             ids: Arc::new(RandomIds),
             sync_wait: std::time::Duration::from_millis(config.sync_wait.as_millis()),
         };

@@ -59,14 +59,15 @@ pub struct Intake {
 pub enum SyncRecord {
     /// Before the inline delivery, with a leased work item, as every other start does: a crash
     /// mid-delivery leaves work that is delivered again. Two writes per invocation (accept,
-    /// outcome). The local stack's choice, where a write is cheap.
+    /// outcome), so two durable commits before the answer. What the `Trigger Invocation
+    /// Requested` consumer does, whose producer waits on nothing.
     BeforeDelivery,
     /// Once, after the inline delivery, with its outcome: one write per invocation. Only when
     /// every matching subscription is a SYNC-mode webhook of a REQUEST_RESPONSE trigger (those
     /// answer within the request or fail; nothing calls back), otherwise as `BeforeDelivery`.
     /// Until the write, nothing was promised: the producer has no 2xx, so a crash mid-delivery
-    /// surfaces to it as a failed request it can repeat. The AWS functions' choice, where each
-    /// write is billed.
+    /// surfaces to it as a failed request it can repeat. The choice of the AWS functions, where
+    /// each write is billed, and of the local stack, where each commit waits on an fsync.
     WithOutcome,
 }
 
