@@ -79,6 +79,18 @@ impl Sqlite {
         .map_err(StoreError::from)?
     }
 
+    /// Runs a point lookup (`read` must read a handful of rows by key) on a pooled read-only
+    /// connection on the calling thread. Such a read takes microseconds, less than handing it
+    /// to the blocking pool and back, which showed as much of a callback's cost; pages and
+    /// scans go through [`Sqlite::read`].
+    pub(crate) fn lookup<T, F>(&self, read: F) -> Result<T, triggerline::Error>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, triggerline::Error>,
+    {
+        let mut conn = self.inner.readers.get().map_err(StoreError::from)?;
+        read(&mut conn)
+    }
+
     /// Runs `write` in the writer's next group commit; resolves once it is durable.
     pub(crate) async fn write<T, F>(&self, write: F) -> Result<T, triggerline::Error>
     where

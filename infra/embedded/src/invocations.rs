@@ -347,8 +347,7 @@ impl InvocationStore for SqliteInvocationStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Invocation>, Error> {
-        let id = id.to_owned();
-        let found = self.db.read(move |conn| find(conn, &id)).await?;
+        let found = self.db.lookup(|conn| find(conn, id))?;
         match found.map(Stored::read) {
             None => Ok(None),
             Some(Ok(invocation)) => Ok(Some(invocation)),
