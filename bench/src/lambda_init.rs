@@ -54,6 +54,8 @@ const SECRET_ARN: &str =
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct LambdaInit {
     pub dir: PathBuf,
+    /// Variables added to the template's (`--lambda-env`), for what-ifs.
+    pub extra_env: Vec<(String, String)>,
     pub starts_per_bootstrap: usize,
     pub bootstraps: Vec<BootstrapInit>,
 }
@@ -92,7 +94,11 @@ struct Start {
 type Stub = Arc<Mutex<Start>>;
 
 /// Starts every bootstrap under `dir` `starts` times each.
-pub async fn run(dir: &Path, starts: usize) -> anyhow::Result<LambdaInit> {
+pub async fn run(
+    dir: &Path,
+    starts: usize,
+    extra_env: &[(String, String)],
+) -> anyhow::Result<LambdaInit> {
     let dir = &dir
         .canonicalize()
         .with_context(|| format!("no directory {}", dir.display()))?;
@@ -120,7 +126,8 @@ pub async fn run(dir: &Path, starts: usize) -> anyhow::Result<LambdaInit> {
     for (function, memory, path) in found {
         eprintln!("      {function} ({})", path.display());
         let bytes = std::fs::metadata(&path)?.len();
-        let env = environment(&function, memory, &path, &addr.to_string());
+        let mut env = environment(&function, memory, &path, &addr.to_string());
+        env.extend(extra_env.iter().cloned());
         let mut init_ms = Vec::new();
         let mut failure = None;
         let mut aws_calls_per_start = Vec::new();
@@ -156,6 +163,7 @@ pub async fn run(dir: &Path, starts: usize) -> anyhow::Result<LambdaInit> {
     server.abort();
     Ok(LambdaInit {
         dir: dir.to_owned(),
+        extra_env: extra_env.to_vec(),
         starts_per_bootstrap: starts,
         bootstraps,
     })

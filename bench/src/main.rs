@@ -68,6 +68,10 @@ struct Args {
     /// Measured starts per bootstrap.
     #[arg(long, default_value_t = 5)]
     lambda_starts: usize,
+    /// A variable to add to every bootstrap's environment, NAME=VALUE (repeatable): what if the
+    /// template set it.
+    #[arg(long, value_parser = name_value)]
+    lambda_env: Vec<(String, String)>,
     /// Only the Lambda init (with --lambda-dir): no triggerline, no bare pipeline.
     #[arg(long, requires = "lambda_dir")]
     lambda_only: bool,
@@ -179,7 +183,7 @@ async fn main() -> anyhow::Result<()> {
     let lambda_init = match &args.lambda_dir {
         Some(dir) => {
             eprintln!("Lambda init, {} ...", dir.display());
-            Some(lambda_init::run(dir, args.lambda_starts.max(1)).await?)
+            Some(lambda_init::run(dir, args.lambda_starts.max(1), &args.lambda_env).await?)
         }
         None => None,
     };
@@ -239,6 +243,13 @@ async fn one_run(
         create_deliver,
         async_callbacks,
     })
+}
+
+/// `NAME=VALUE`.
+fn name_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not NAME=VALUE"))
 }
 
 /// `triggerline` next to this executable (both are built into the same `target/release`),

@@ -473,11 +473,21 @@ fn lambda_table(init: &LambdaInit) -> String {
             verdict,
         ]);
     }
+    let extra: Vec<String> = init
+        .extra_env
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     format!(
         "Lambda init, exec -> first GET /next ({} starts per bootstrap after one unmeasured, \
-         runtime API and AWS endpoints on 127.0.0.1; {})\n{}",
+         runtime API and AWS endpoints on 127.0.0.1; {}{})\n{}",
         init.starts_per_bootstrap,
         init.dir.display(),
+        if extra.is_empty() {
+            String::new()
+        } else {
+            format!("; added: {}", extra.join(" "))
+        },
         table.render()
     )
 }
