@@ -58,6 +58,8 @@ pub struct LambdaInit {
     pub extra_env: Vec<(String, String)>,
     pub starts_per_bootstrap: usize,
     pub bootstraps: Vec<BootstrapInit>,
+    /// Functions of the template with no bootstrap under `dir` (not measured).
+    pub missing: Vec<String>,
 }
 
 /// One bootstrap's starts.
@@ -161,7 +163,13 @@ pub async fn run(
         });
     }
     server.abort();
+    let missing = FUNCTIONS
+        .iter()
+        .map(|(name, ..)| (*name).to_owned())
+        .filter(|name| !bootstraps.iter().any(|b| &b.function == name))
+        .collect();
     Ok(LambdaInit {
+        missing,
         dir: dir.to_owned(),
         extra_env: extra_env.to_vec(),
         starts_per_bootstrap: starts,

@@ -473,6 +473,16 @@ fn lambda_table(init: &LambdaInit) -> String {
             verdict,
         ]);
     }
+    for function in &init.missing {
+        table.row([
+            function.clone(),
+            "-".into(),
+            "not measured: no bootstrap in the dir".into(),
+            String::new(),
+            String::new(),
+            "not judged".into(),
+        ]);
+    }
     let extra: Vec<String> = init
         .extra_env
         .iter()
