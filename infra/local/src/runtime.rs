@@ -148,7 +148,9 @@ impl EventPublisher for JsonlEvents {
 /// polled only for due retries, delayed invocations and items a crashed process left behind.
 #[derive(Debug)]
 pub struct Worker {
-    delivery: Delivery,
+    /// Shared with every delivery task: cloning the context itself per delivery copied its
+    /// strings (URLs, names) each time.
+    delivery: Arc<Delivery>,
     items: mpsc::Receiver<Handoff>,
     permits: Arc<Semaphore>,
     concurrency: usize,
@@ -167,7 +169,7 @@ impl Worker {
     ) -> (Worker, ChannelSignal) {
         let (tx, rx) = mpsc::channel(concurrency.max(1) * 4);
         let worker = Worker {
-            delivery,
+            delivery: Arc::new(delivery),
             items: rx,
             permits: Arc::new(Semaphore::new(concurrency)),
             concurrency,
@@ -239,7 +241,7 @@ impl Worker {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
-        let delivery = self.delivery.clone();
+        let delivery = Arc::clone(&self.delivery);
         tokio::spawn(async move {
             job.run(&delivery).await;
             drop(permit);
@@ -268,7 +270,7 @@ impl Worker {
         let ran = jobs.len();
         let mut running = tokio::task::JoinSet::new();
         for job in jobs {
-            let delivery = self.delivery.clone();
+            let delivery = Arc::clone(&self.delivery);
             running.spawn(async move { job.run(&delivery).await });
         }
         while running.join_next().await.is_some() {}
