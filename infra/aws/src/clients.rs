@@ -17,7 +17,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_dynamodb::config::SharedCredentialsProvider;
-use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_runtime_api::client::http::{HttpConnectorSettings, SharedHttpConnector};
+use triggerline_http_client::AwsHttpClient;
 
 /// The Lambda runtime's region variable, and the standard fallback.
 const REGION_VARS: [&str; 2] = ["AWS_REGION", "AWS_DEFAULT_REGION"];
@@ -28,6 +29,10 @@ const ENDPOINT_VAR: &str = "AWS_ENDPOINT_URL";
 #[derive(Debug, Clone)]
 pub struct Clients {
     config: SdkConfig,
+    /// The configuration's HTTP client when this process built it ([`Clients::from_env`],
+    /// [`Clients::from_lambda_env`]); else one of its own. The Secrets Manager call takes its
+    /// connector from here, so a function parses the TLS roots once for it and the SDK clients.
+    http: AwsHttpClient,
     pub(crate) dynamodb: OnceLock<aws_sdk_dynamodb::Client>,
     pub(crate) sqs: OnceLock<aws_sdk_sqs::Client>,
     pub(crate) eventbridge: OnceLock<aws_sdk_eventbridge::Client>,
@@ -43,14 +48,20 @@ impl Clients {
     /// by the SDK's standard mode (3 attempts, exponential backoff with jitter); a call gives up
     /// after 5 s so that an outage becomes a prompt 503, not a hung request.
     pub async fn from_env() -> Clients {
-        Clients::from_config(Clients::loader().load().await)
+        let http = AwsHttpClient::default();
+        let config = Clients::loader_over(&http).load().await;
+        Clients::from_parts(config, http)
     }
 
     /// The configuration loader [`Clients::from_env`] uses, for callers that override parts of
     /// it (the tests point it at an emulator with fixed credentials).
     pub fn loader() -> aws_config::ConfigLoader {
+        Clients::loader_over(&AwsHttpClient::default())
+    }
+
+    fn loader_over(http: &AwsHttpClient) -> aws_config::ConfigLoader {
         aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http_client())
+            .http_client(http.shared())
             .retry_config(retry_config())
             .timeout_config(timeout_config())
     }
@@ -63,25 +74,31 @@ impl Clients {
     pub fn from_lambda_env() -> Result<Clients, MissingRegion> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
         let region = REGION_VARS.into_iter().find_map(var).ok_or(MissingRegion)?;
+        let http = AwsHttpClient::default();
         let mut config = SdkConfig::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new(region))
             .credentials_provider(SharedCredentialsProvider::new(
                 EnvironmentVariableCredentialsProvider::new(),
             ))
-            .http_client(http_client())
+            .http_client(http.shared())
             .retry_config(retry_config())
             .timeout_config(timeout_config());
         if let Some(endpoint) = var(ENDPOINT_VAR) {
             config = config.endpoint_url(endpoint);
         }
-        Ok(Clients::from_config(config.build()))
+        Ok(Clients::from_parts(config.build(), http))
     }
 
     /// Clients over an already loaded configuration (tests add interceptors or endpoints).
     pub fn from_config(config: SdkConfig) -> Clients {
+        Clients::from_parts(config, AwsHttpClient::default())
+    }
+
+    fn from_parts(config: SdkConfig, http: AwsHttpClient) -> Clients {
         Clients {
             config,
+            http,
             dynamodb: OnceLock::new(),
             sqs: OnceLock::new(),
             eventbridge: OnceLock::new(),
@@ -91,6 +108,17 @@ impl Clients {
     /// The configuration the clients are built from (region-specific clients derive from it).
     pub fn config(&self) -> &SdkConfig {
         &self.config
+    }
+
+    /// The connector the SDK clients use for the configuration's timeouts, for calls made
+    /// outside the SDK (Secrets Manager).
+    pub(crate) fn connector(&self) -> SharedHttpConnector {
+        let timeouts = self.config.timeout_config();
+        let mut settings = HttpConnectorSettings::builder();
+        settings
+            .set_connect_timeout(timeouts.and_then(|t| t.connect_timeout()))
+            .set_read_timeout(timeouts.and_then(|t| t.read_timeout()));
+        self.http.connector(&settings.build())
     }
 
     pub fn dynamodb(&self) -> &aws_sdk_dynamodb::Client {
@@ -107,13 +135,6 @@ impl Clients {
         self.eventbridge
             .get_or_init(|| aws_sdk_eventbridge::Client::new(&self.config))
     }
-}
-
-/// HTTPS with rustls on ring, from [`triggerline_http_client`]: the webhook client is the same
-/// connector over its own resolver, so a binary that talks to AWS and posts webhooks carries one
-/// copy of the HTTP client code, not two.
-fn http_client() -> SharedHttpClient {
-    triggerline_http_client::sdk_http_client(triggerline_http_client::tokio_resolver())
 }
 
 fn retry_config() -> RetryConfig {

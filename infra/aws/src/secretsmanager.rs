@@ -67,11 +67,9 @@ impl SecretsManager {
             .filter(|v| !v.trim().is_empty())
             .or_else(|| config.endpoint_url().map(str::to_owned))
             .unwrap_or_else(|| regional_endpoint(region));
-        // The same connector type as the SDK's and the webhook client's, so no second copy of
-        // the HTTP/TLS code; its own instance, because the SDK's is only reachable through the
-        // orchestrator.
-        let connector =
-            triggerline_http_client::connector(triggerline_http_client::tokio_resolver(), None);
+        // The SDK clients' own connector (same timeouts, pool and TLS roots): a second one
+        // would parse the roots again at a function's start.
+        let connector = clients.connector();
         SecretsManager {
             clients: clients.clone(),
             endpoint: endpoint.trim_end_matches('/').to_owned(),
