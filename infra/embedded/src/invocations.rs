@@ -228,6 +228,34 @@ pub(crate) fn append_attempt(conn: &Connection, id: &str, line: &str) -> Result<
     .map_err(db)
 }
 
+/// Appends one attempt and sets the outcome it led to, in one row update, and returns the row.
+pub(crate) fn append_attempt_with_outcome(
+    conn: &Connection,
+    id: &str,
+    line: &str,
+    outcome: &Outcome,
+) -> Result<Stored, Error> {
+    conn.prepare_cached(&format!(
+        "UPDATE invocations SET attempts = coalesce(attempts, '') || ?2,
+                                state = ?3, completed = ?4, output = ?5, error = ?6
+         WHERE id = ?1 RETURNING {SELECT}"
+    ))
+    .and_then(|mut stmt| {
+        stmt.query_row(
+            params![
+                id,
+                line,
+                outcome.state,
+                outcome.completed,
+                outcome.output,
+                outcome.error
+            ],
+            Stored::from_row,
+        )
+    })
+    .map_err(db)
+}
+
 /// An attempt as the line [`append_attempt`] stores.
 pub(crate) fn attempt_line(attempt: &Attempt) -> Result<String, Error> {
     let mut line = to_body("invocation attempt", attempt)?;

@@ -19,7 +19,8 @@ use triggerline::time::format_time;
 use crate::Sqlite;
 use crate::error::{db, parse_time, to_sql_int};
 use crate::invocations::{
-    Outcome, Row, Stored, append_attempt, attempt_line, decoded, insert_all, set_outcome, state_of,
+    Outcome, Row, Stored, append_attempt, append_attempt_with_outcome, attempt_line, decoded,
+    insert_all, state_of,
 };
 use crate::quarantine::{self, Unreadable};
 
@@ -215,10 +216,10 @@ fn record_attempt(
     let Some(current) = state_of(conn, id)? else {
         return Ok(None);
     };
-    let mut stored = append_attempt(conn, id, attempt)?;
-    if let Some(outcome) = outcome.filter(|_| from.contains(&current)) {
-        stored = set_outcome(conn, id, outcome)?;
-    }
+    let stored = match outcome.filter(|_| from.contains(&current)) {
+        Some(outcome) => append_attempt_with_outcome(conn, id, attempt, outcome)?,
+        None => append_attempt(conn, id, attempt)?,
+    };
     match next {
         Reschedule::Remove => conn
             .prepare_cached("DELETE FROM work WHERE invocation_id = ?1")
