@@ -122,10 +122,6 @@ fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
     .map_err(db)?;
     conn.set_prepared_statement_cache_capacity(64);
     crate::schema::migrate(&mut conn)?;
-    // Checkpoints run on their own thread (see `checkpoint`), not inside the writer's commits.
-    conn.execute_batch("PRAGMA wal_autocheckpoint = 0;")
-        .map_err(db)?;
-    let checkpoints = crate::checkpoint::spawn(&path)?;
 
     let manager = SqliteConnectionManager::file(&path).with_init(|c| {
         c.busy_timeout(BUSY_TIMEOUT)?;
@@ -140,7 +136,7 @@ fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
         .test_on_check_out(false)
         .build(manager)
         .map_err(StoreError::from)?;
-    let writer = Writer::spawn_with(conn, Some(checkpoints))?;
+    let writer = Writer::spawn(conn)?;
     tracing::debug!(path = %path.display(), "sqlite database open");
     Ok(Sqlite {
         inner: Arc::new(Inner {
