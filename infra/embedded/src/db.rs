@@ -122,6 +122,14 @@ fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
     .map_err(db)?;
     conn.set_prepared_statement_cache_capacity(64);
     crate::schema::migrate(&mut conn)?;
+    // Checkpoints run on their own thread (see `checkpoint`), not inside the writer's commits,
+    // except the one that keeps the WAL bounded: see `checkpoint::WRITER_PAGES`.
+    conn.execute_batch(&format!(
+        "PRAGMA wal_autocheckpoint = {};",
+        crate::checkpoint::WRITER_PAGES
+    ))
+    .map_err(db)?;
+    let checkpoints = crate::checkpoint::spawn(&path)?;
 
     let manager = SqliteConnectionManager::file(&path).with_init(|c| {
         c.busy_timeout(BUSY_TIMEOUT)?;
@@ -136,7 +144,7 @@ fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
         .test_on_check_out(false)
         .build(manager)
         .map_err(StoreError::from)?;
-    let writer = Writer::spawn(conn)?;
+    let writer = Writer::spawn_with(conn, Some(checkpoints))?;
     tracing::debug!(path = %path.display(), "sqlite database open");
     Ok(Sqlite {
         inner: Arc::new(Inner {

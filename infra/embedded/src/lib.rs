@@ -22,6 +22,7 @@
 //! interleave between a job's read and its write.
 #![forbid(unsafe_code)]
 
+mod checkpoint;
 mod db;
 mod error;
 mod invocations;

@@ -8,6 +8,7 @@ use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
 use tracing::Span;
 
+use crate::checkpoint::Checkpoints;
 use crate::error::StoreError;
 
 /// The most jobs one transaction takes. Large enough to share an fsync among a burst, small
@@ -75,13 +76,22 @@ pub(crate) struct Writer {
 
 impl Writer {
     /// Starts the writer thread on `conn`, which must be the database's only write connection.
+    #[cfg(test)]
     pub(crate) fn spawn(conn: Connection) -> Result<Writer, StoreError> {
+        Self::spawn_with(conn, None)
+    }
+
+    /// [`Writer::spawn`], telling `checkpoints` after every commit.
+    pub(crate) fn spawn_with(
+        conn: Connection,
+        checkpoints: Option<Checkpoints>,
+    ) -> Result<Writer, StoreError> {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let batches = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&batches);
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&conn, jobs, &counter))
+            .spawn(move || run(&conn, jobs, &counter, checkpoints.as_ref()))
             .map_err(StoreError::Spawn)?;
         Ok(Writer { queue, batches })
     }
@@ -127,11 +137,19 @@ impl Writer {
     }
 }
 
-fn run(conn: &Connection, mut jobs: mpsc::Receiver<Box<dyn Job>>, batches: &AtomicU64) {
+fn run(
+    conn: &Connection,
+    mut jobs: mpsc::Receiver<Box<dyn Job>>,
+    batches: &AtomicU64,
+    checkpoints: Option<&Checkpoints>,
+) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
         batches.fetch_add(1, Ordering::Relaxed);
         commit(conn, &mut batch);
+        if let Some(checkpoints) = checkpoints {
+            checkpoints.committed();
+        }
     }
     tracing::debug!("sqlite writer stopped: every handle was dropped");
 }

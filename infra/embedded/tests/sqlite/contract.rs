@@ -291,6 +291,34 @@ async fn group_commit_takes_500_concurrent_writes() {
     }
 }
 
+/// Checkpoints run on their own thread: committed pages must reach the database file while it
+/// is open, long before the writer's own checkpoint at 4,000 pages would copy them.
+#[tokio::test]
+async fn committed_pages_reach_the_database_file_while_it_is_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("t.db");
+    let db = open(&path).await;
+    let invocations = SqliteInvocationStore::new(db.clone());
+    let before = std::fs::metadata(&path).unwrap().len();
+    for i in 0..200 {
+        invocations
+            .create_all(&[invocation(&format!("grow-{i:03}"))])
+            .await
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::metadata(&path).unwrap().len() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint copied the WAL into {} within 30 s",
+            path.display()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    drop(invocations);
+    drop(db);
+}
+
 fn minutes(n: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 14, 10, 0, 0).unwrap() + Duration::minutes(n)
 }
