@@ -8,12 +8,6 @@ use tracing_subscriber::EnvFilter;
 use triggerline::time::SystemClock;
 use triggerline_local::{App, Backend, Config, LogFormat, Storage, env};
 
-// Every request and delivery allocates on several runtime threads at once; with glibc's malloc
-// a fifth of the server's CPU went to the allocator (arena locks, chunk consolidation) under
-// load. mimalloc's per-thread free lists take that to a few per cent.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
