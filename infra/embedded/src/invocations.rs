@@ -197,16 +197,24 @@ pub(crate) fn state_of(conn: &Connection, id: &str) -> Result<Option<InvocationS
         .transpose()
 }
 
-/// Sets the outcome's columns on the row (whose state the caller has checked) and returns it.
-pub(crate) fn set_outcome(conn: &Connection, id: &str, outcome: &Outcome) -> Result<Stored, Error> {
+/// Sets the outcome's columns on the row (whose state the caller has checked), appending
+/// `attempt` (a JSON line) if there is one, in one row update, and returns the row.
+pub(crate) fn set_outcome(
+    conn: &Connection,
+    id: &str,
+    attempt: Option<&str>,
+    outcome: &Outcome,
+) -> Result<Stored, Error> {
     conn.prepare_cached(&format!(
-        "UPDATE invocations SET state = ?2, completed = ?3, output = ?4, error = ?5
+        "UPDATE invocations SET attempts = coalesce(attempts, '') || coalesce(?2, ''),
+                                state = ?3, completed = ?4, output = ?5, error = ?6
          WHERE id = ?1 RETURNING {SELECT}"
     ))
     .and_then(|mut stmt| {
         stmt.query_row(
             params![
                 id,
+                attempt,
                 outcome.state,
                 outcome.completed,
                 outcome.output,
@@ -225,34 +233,6 @@ pub(crate) fn append_attempt(conn: &Connection, id: &str, line: &str) -> Result<
          WHERE id = ?1 RETURNING {SELECT}"
     ))
     .and_then(|mut stmt| stmt.query_row(params![id, line], Stored::from_row))
-    .map_err(db)
-}
-
-/// Appends one attempt and sets the outcome it led to, in one row update, and returns the row.
-pub(crate) fn append_attempt_with_outcome(
-    conn: &Connection,
-    id: &str,
-    line: &str,
-    outcome: &Outcome,
-) -> Result<Stored, Error> {
-    conn.prepare_cached(&format!(
-        "UPDATE invocations SET attempts = coalesce(attempts, '') || ?2,
-                                state = ?3, completed = ?4, output = ?5, error = ?6
-         WHERE id = ?1 RETURNING {SELECT}"
-    ))
-    .and_then(|mut stmt| {
-        stmt.query_row(
-            params![
-                id,
-                line,
-                outcome.state,
-                outcome.completed,
-                outcome.output,
-                outcome.error
-            ],
-            Stored::from_row,
-        )
-    })
     .map_err(db)
 }
 
@@ -344,7 +324,7 @@ fn apply(
             status: current,
         });
     }
-    set_outcome(conn, &id, outcome)
+    set_outcome(conn, &id, None, outcome)
 }
 
 /// Decodes a row read inside a write job, after it left the writer thread. A row a write just

@@ -19,8 +19,7 @@ use triggerline::time::format_time;
 use crate::Sqlite;
 use crate::error::{db, parse_time, to_sql_int};
 use crate::invocations::{
-    Outcome, Row, Stored, append_attempt, append_attempt_with_outcome, attempt_line, decoded,
-    insert_all, state_of,
+    Outcome, Row, Stored, append_attempt, attempt_line, decoded, insert_all, set_outcome, state_of,
 };
 use crate::quarantine::{self, Unreadable};
 
@@ -217,7 +216,7 @@ fn record_attempt(
         return Ok(None);
     };
     let stored = match outcome.filter(|_| from.contains(&current)) {
-        Some(outcome) => append_attempt_with_outcome(conn, id, attempt, outcome)?,
+        Some(outcome) => set_outcome(conn, id, Some(attempt), outcome)?,
         None => append_attempt(conn, id, attempt)?,
     };
     match next {
