@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
 use triggerline::model::{Attempt, Invocation, InvocationState};
@@ -197,42 +197,83 @@ pub(crate) fn state_of(conn: &Connection, id: &str) -> Result<Option<InvocationS
         .transpose()
 }
 
+/// What a write does to the invocation's place in the delivery queue: its `not_before`,
+/// `leased_until` and `work_attempts` columns (version 5; before, a row of its own table).
+pub(crate) enum WorkChange {
+    /// Leaves it as it is: a callback or the sweep settles the invocation, and a retry already
+    /// queued stays queued (its delivery then finds the invocation settled).
+    Keep,
+    /// Takes it out of the queue: delivered, or given up.
+    Remove,
+    /// Queues the next attempt at this (formatted) time, unleased, one attempt more.
+    RetryAt(String),
+}
+
+impl WorkChange {
+    /// The `SET` terms, the retry time bound as parameter `n`.
+    fn set(&self, n: usize) -> String {
+        match self {
+            WorkChange::Keep => String::new(),
+            WorkChange::Remove => ", not_before = NULL, leased_until = NULL".to_owned(),
+            WorkChange::RetryAt(_) => format!(
+                ", not_before = ?{n}, leased_until = NULL, work_attempts = work_attempts + 1"
+            ),
+        }
+    }
+
+    fn retry_at(&self) -> Option<&String> {
+        match self {
+            WorkChange::RetryAt(at) => Some(at),
+            WorkChange::Keep | WorkChange::Remove => None,
+        }
+    }
+}
+
 /// Sets the outcome's columns on the row (whose state the caller has checked), appending
-/// `attempt` (a JSON line) if there is one, in one row update, and returns the row.
+/// `attempt` (a JSON line) if there is one and changing its work as `work` says, in one row
+/// update, and returns the row.
 pub(crate) fn set_outcome(
     conn: &Connection,
     id: &str,
     attempt: Option<&str>,
     outcome: &Outcome,
+    work: &WorkChange,
 ) -> Result<Stored, Error> {
+    let mut params: Vec<&dyn ToSql> = vec![
+        &id,
+        &attempt,
+        &outcome.state,
+        &outcome.completed,
+        &outcome.output,
+        &outcome.error,
+    ];
+    params.extend(work.retry_at().map(|at| at as &dyn ToSql));
     conn.prepare_cached(&format!(
         "UPDATE invocations SET attempts = coalesce(attempts, '') || coalesce(?2, ''),
-                                state = ?3, completed = ?4, output = ?5, error = ?6
-         WHERE id = ?1 RETURNING {SELECT}"
+                                state = ?3, completed = ?4, output = ?5, error = ?6{}
+         WHERE id = ?1 RETURNING {SELECT}",
+        work.set(7)
     ))
-    .and_then(|mut stmt| {
-        stmt.query_row(
-            params![
-                id,
-                attempt,
-                outcome.state,
-                outcome.completed,
-                outcome.output,
-                outcome.error
-            ],
-            Stored::from_row,
-        )
-    })
+    .and_then(|mut stmt| stmt.query_row(params.as_slice(), Stored::from_row))
     .map_err(db)
 }
 
-/// Appends one attempt (a JSON line) to the row and returns it.
-pub(crate) fn append_attempt(conn: &Connection, id: &str, line: &str) -> Result<Stored, Error> {
+/// Appends one attempt (a JSON line) to the row, changes its work as `work` says, and returns
+/// it.
+pub(crate) fn append_attempt(
+    conn: &Connection,
+    id: &str,
+    line: &str,
+    work: &WorkChange,
+) -> Result<Stored, Error> {
+    let mut params: Vec<&dyn ToSql> = vec![&id, &line];
+    params.extend(work.retry_at().map(|at| at as &dyn ToSql));
     conn.prepare_cached(&format!(
-        "UPDATE invocations SET attempts = coalesce(attempts, '') || ?2
-         WHERE id = ?1 RETURNING {SELECT}"
+        "UPDATE invocations SET attempts = coalesce(attempts, '') || ?2{}
+         WHERE id = ?1 RETURNING {SELECT}",
+        work.set(3)
     ))
-    .and_then(|mut stmt| stmt.query_row(params![id, line], Stored::from_row))
+    .and_then(|mut stmt| stmt.query_row(params.as_slice(), Stored::from_row))
     .map_err(db)
 }
 
@@ -243,8 +284,8 @@ pub(crate) fn attempt_line(attempt: &Attempt) -> Result<String, Error> {
     Ok(line)
 }
 
-/// The deadline sweep's query; the `state IN` term is the partial index's own condition, which
-/// is what lets SQLite use that index.
+/// The deadline sweep's query; the `state IN` term is the partial index's own condition and
+/// `deadline <` implies its `deadline IS NOT NULL`, which is what lets SQLite use that index.
 pub(crate) const OVERDUE: &str =
     "SELECT id, body, state, completed, deadline, output, error, attempts
      FROM invocations
@@ -253,24 +294,39 @@ pub(crate) const OVERDUE: &str =
 
 /// Retention's delete. Each half of the selection is a range of its own partial index (whose
 /// condition it repeats word for word, or SQLite would not use it); a `UNION ALL` keeps the
-/// planner from falling back to a scan, as an `OR` across both may. Foreign keys delete the
-/// invocations' work items with them.
+/// planner from falling back to a scan, as an `OR` across both may. An invocation's work is in
+/// its row and goes with it.
 pub(crate) const PURGE: &str = "DELETE FROM invocations WHERE id IN (
          SELECT id FROM invocations WHERE state = 'COMPLETED' AND completed < ?1
          UNION ALL
          SELECT id FROM invocations WHERE state IN ('FAILED', 'TIMED_OUT') AND completed < ?2
          LIMIT ?3)";
 
-/// Inserts every row, or fails with [`Error::AlreadyExists`] on the first taken id; the
-/// caller's job must then be rolled back (returning the error does that), so none is kept.
-pub(crate) fn insert_all(conn: &Connection, rows: &[Row]) -> Result<(), Error> {
+/// When an invocation's work is due and until when it is leased, formatted for its row.
+pub(crate) struct Queued {
+    pub(crate) not_before: String,
+    pub(crate) leased_until: Option<String>,
+}
+
+/// Inserts every row, queued for delivery as `queued` says (not at all when `None`), or fails
+/// with [`Error::AlreadyExists`] on the first taken id; the caller's job must then be rolled
+/// back (returning the error does that), so none is kept.
+pub(crate) fn insert_all(
+    conn: &Connection,
+    rows: &[Row],
+    queued: Option<&Queued>,
+) -> Result<(), Error> {
     let mut stmt = conn
         .prepare_cached(
             "INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
-                                      created, completed, deadline, output, error, body)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT (id) DO NOTHING",
+                                      created, completed, deadline, output, error, body,
+                                      not_before, leased_until, work_attempts)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0)
+             ON CONFLICT (id) DO NOTHING",
         )
         .map_err(db)?;
+    let not_before = queued.map(|q| &q.not_before);
+    let leased_until = queued.and_then(|q| q.leased_until.as_ref());
     for row in rows {
         let inserted = stmt
             .execute(params![
@@ -284,7 +340,9 @@ pub(crate) fn insert_all(conn: &Connection, rows: &[Row]) -> Result<(), Error> {
                 row.deadline,
                 row.output,
                 row.error,
-                row.body
+                row.body,
+                not_before,
+                leased_until
             ])
             .map_err(db)?;
         if inserted == 0 {
@@ -324,7 +382,7 @@ fn apply(
             status: current,
         });
     }
-    set_outcome(conn, &id, None, outcome)
+    set_outcome(conn, &id, None, outcome, &WorkChange::Keep)
 }
 
 /// Decodes a row read inside a write job, after it left the writer thread. A row a write just
@@ -351,7 +409,9 @@ impl InvocationStore for SqliteInvocationStore {
             .iter()
             .map(Row::of)
             .collect::<Result<Vec<_>, _>>()?;
-        self.db.write(move |conn| insert_all(conn, &rows)).await
+        self.db
+            .write(move |conn| insert_all(conn, &rows, None))
+            .await
     }
 
     async fn get(&self, id: &str) -> Result<Option<Invocation>, Error> {

@@ -65,7 +65,9 @@ pub(crate) fn move_invocations(conn: &Connection, rows: &[Unreadable]) -> Result
                                 'subscription_name', subscription_name, 'state', state,
                                 'created', created, 'completed', completed,
                                 'deadline', deadline, 'output', output, 'error', error,
-                                'attempts', attempts, 'body', body)
+                                'attempts', attempts, 'body', body,
+                                'not_before', not_before, 'leased_until', leased_until,
+                                'work_attempts', work_attempts)
              FROM invocations WHERE id = ?1",
         )
         .map_err(db)?;
@@ -74,7 +76,7 @@ pub(crate) fn move_invocations(conn: &Connection, rows: &[Unreadable]) -> Result
         .map_err(db)?;
     for row in rows {
         keep.execute(params![row.id, at, row.reason]).map_err(db)?;
-        // Foreign keys delete its work row with it.
+        // Its work is in its row and goes with it.
         delete.execute([&row.id]).map_err(db)?;
     }
     Ok(())

@@ -1,11 +1,11 @@
-//! [`DeliveryQueue`] on the `work` table: one row per invocation still to be delivered, written
-//! in the same transaction as the invocation itself.
+//! [`DeliveryQueue`] on the `invocations` table: an invocation still to be delivered has its
+//! work in its own row (`not_before`, `leased_until`, `work_attempts`), written with it.
 //!
-//! A row is due from `not_before`. A lease (`leased_until`) says that a worker holds the item;
+//! Work is due from `not_before`. A lease (`leased_until`) says that a worker holds the item;
 //! the item is claimable again once the lease has ended, which is how the items of a worker that
 //! died come back. Every write here is one job of the group-committing writer, so a burst of
 //! accepts and settles from thousands of concurrent deliveries shares its fsyncs; each job is a
-//! handful of statements on the primary key or on one of the `work` indexes.
+//! handful of statements on the primary key or on one of the two work indexes.
 
 use async_trait::async_trait;
 use chrono::{DateTime, SubsecRound, Utc};
@@ -19,30 +19,33 @@ use triggerline::time::format_time;
 use crate::Sqlite;
 use crate::error::{db, parse_time, to_sql_int};
 use crate::invocations::{
-    Outcome, Row, Stored, append_attempt, attempt_line, decoded, insert_all, set_outcome, state_of,
+    Outcome, Queued, Row, Stored, WorkChange, append_attempt, attempt_line, decoded, insert_all,
+    set_outcome, state_of,
 };
 use crate::quarantine::{self, Unreadable};
 
-/// Due, unleased items, oldest first: a range of `work_unleased_by_not_before` read in order, so
+/// Due, unleased items, oldest first: a range of `invocations_unleased_by_not_before` in order, so
 /// it stops after `limit` rows however long the backlog.
-pub(crate) const DUE_UNLEASED: &str = "SELECT invocation_id, not_before, attempts FROM work
+pub(crate) const DUE_UNLEASED: &str = "SELECT id, not_before, work_attempts FROM invocations
      WHERE leased_until IS NULL AND not_before <= ?1
      ORDER BY not_before LIMIT ?2";
 
-/// Due items whose lease has ended: a range of `work_leased_by_leased_until`. Only the leases
+/// Due items whose lease has ended: a range of `invocations_leased_by_leased_until`. Only the leases
 /// that ran out are read, which are few (a worker died, or a delivery overran its lease).
-pub(crate) const DUE_EXPIRED: &str = "SELECT invocation_id, not_before, attempts FROM work
+pub(crate) const DUE_EXPIRED: &str = "SELECT id, not_before, work_attempts FROM invocations
      WHERE leased_until < ?1 AND not_before <= ?1
      ORDER BY not_before LIMIT ?2";
 
 /// The earliest due time and the earliest lease end: one step into each partial index.
 pub(crate) const NEXT_DUE: &str = "SELECT MIN(t) FROM (
          SELECT not_before AS t FROM (
-             SELECT not_before FROM work WHERE leased_until IS NULL
+             SELECT not_before FROM invocations
+             WHERE not_before IS NOT NULL AND leased_until IS NULL
              ORDER BY not_before LIMIT 1)
          UNION ALL
          SELECT leased_until FROM (
-             SELECT leased_until FROM work WHERE leased_until IS NOT NULL
+             SELECT leased_until FROM invocations
+             WHERE not_before IS NOT NULL AND leased_until IS NOT NULL
              ORDER BY leased_until LIMIT 1))";
 
 /// The SQLite [`DeliveryQueue`]. It shares the database (and the transaction of each write) with
@@ -59,14 +62,14 @@ impl SqliteDeliveryQueue {
     }
 }
 
-/// A work row as read: invocation id, `not_before` text, attempts.
+/// Work as read: invocation id, `not_before` text, attempts.
 type RawItem = (String, String, u32);
 
 fn raw_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<RawItem> {
     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
 }
 
-/// A work row as the port hands it out.
+/// Work as the port hands it out.
 fn work_item((invocation_id, not_before, attempts): RawItem) -> Result<WorkItem, Error> {
     Ok(WorkItem {
         invocation_id,
@@ -76,63 +79,34 @@ fn work_item((invocation_id, not_before, attempts): RawItem) -> Result<WorkItem,
 }
 
 /// When a new work item is due and how long it is leased, formatted for its row.
-struct Schedule {
-    not_before: String,
-    leased_until: Option<String>,
-}
-
-impl Schedule {
-    fn of(not_before: DateTime<Utc>, leased_until: Option<DateTime<Utc>>) -> Schedule {
-        Schedule {
-            not_before: format_time(&not_before),
-            // A lease that ends before the item is due changes nothing about when it can be
-            // claimed; storing none keeps `next_due` from naming a time at which nothing is due.
-            leased_until: leased_until
-                .filter(|until| *until >= not_before)
-                .map(|until| format_time(&until)),
-        }
-    }
-
-    /// The item as stored: times at the millisecond precision of the row, so that it equals
-    /// what `claim_due` returns later.
-    fn item(invocation_id: &str, not_before: DateTime<Utc>) -> WorkItem {
-        WorkItem {
-            invocation_id: invocation_id.to_owned(),
-            not_before: not_before.trunc_subsecs(3),
-            attempts: 0,
-        }
+fn queued(not_before: DateTime<Utc>, leased_until: Option<DateTime<Utc>>) -> Queued {
+    Queued {
+        not_before: format_time(&not_before),
+        // A lease that ends before the item is due changes nothing about when it can be
+        // claimed; storing none keeps `next_due` from naming a time at which nothing is due.
+        leased_until: leased_until
+            .filter(|until| *until >= not_before)
+            .map(|until| format_time(&until)),
     }
 }
 
-/// Queues a fresh item (no attempts) for the invocation, replacing any it had.
-fn schedule(conn: &Connection, id: &str, schedule: &Schedule) -> Result<(), Error> {
-    conn.prepare_cached(
-        "INSERT INTO work (invocation_id, not_before, leased_until, attempts)
-         VALUES (?1, ?2, ?3, 0)
-         ON CONFLICT (invocation_id) DO UPDATE
-         SET not_before = excluded.not_before, leased_until = excluded.leased_until,
-             attempts = 0",
-    )
-    .and_then(|mut stmt| stmt.execute(params![id, schedule.not_before, schedule.leased_until]))
-    .map(drop)
-    .map_err(db)
-}
-
-fn accept_rows(conn: &Connection, rows: &[Row], when: &Schedule) -> Result<(), Error> {
-    insert_all(conn, rows)?;
-    for row in rows {
-        schedule(conn, &row.id, when)?;
+/// The item as stored: times at the millisecond precision of the row, so that it equals what
+/// `claim_due` returns later.
+fn stored_item(invocation_id: &str, not_before: DateTime<Utc>) -> WorkItem {
+    WorkItem {
+        invocation_id: invocation_id.to_owned(),
+        not_before: not_before.trunc_subsecs(3),
+        attempts: 0,
     }
-    Ok(())
 }
 
-/// Moves a FAILED invocation back to PENDING and queues it again. Its attempts stay, as the
-/// history of the earlier round.
+/// Moves a FAILED invocation back to PENDING and queues it again, with a fresh retry budget.
+/// Its attempts stay, as the history of the earlier round.
 fn reopen(
     conn: &Connection,
     id: String,
     deadline: Option<&str>,
-    when: &Schedule,
+    when: &Queued,
 ) -> Result<(), Error> {
     let Some(current) = state_of(conn, &id)? else {
         return Err(Error::NotFound {
@@ -148,12 +122,13 @@ fn reopen(
     }
     conn.prepare_cached(
         "UPDATE invocations SET state = 'PENDING', completed = NULL, output = NULL, error = NULL,
-                                deadline = ?2
+                                deadline = ?2, not_before = ?3, leased_until = ?4,
+                                work_attempts = 0
          WHERE id = ?1",
     )
-    .and_then(|mut stmt| stmt.execute(params![id, deadline]))
-    .map_err(db)?;
-    schedule(conn, &id, when)
+    .and_then(|mut stmt| stmt.execute(params![id, deadline, when.not_before, when.leased_until]))
+    .map(drop)
+    .map_err(db)
 }
 
 /// Leases the oldest due items. A row whose due time does not parse is never handed out: it is
@@ -187,7 +162,7 @@ fn claim(
     }
     quarantine::move_invocations(conn, &unreadable)?;
     let mut lease = conn
-        .prepare_cached("UPDATE work SET leased_until = ?2 WHERE invocation_id = ?1")
+        .prepare_cached("UPDATE invocations SET leased_until = ?2 WHERE id = ?1")
         .map_err(db)?;
     for item in &items {
         lease
@@ -197,40 +172,22 @@ fn claim(
     Ok((items, unreadable))
 }
 
-/// What [`NextStep`] does to the work row, with its time already formatted.
-enum Reschedule {
-    Remove,
-    RetryAt(String),
-}
-
 fn record_attempt(
     conn: &Connection,
     id: &str,
     attempt: &str,
     from: &[InvocationState],
     outcome: Option<&Outcome>,
-    next: &Reschedule,
+    next: &WorkChange,
 ) -> Result<Option<Stored>, Error> {
-    // Deleting an invocation deletes its work row, so without one there is nothing to settle.
+    // A deleted invocation took its work with it, so without one there is nothing to settle.
     let Some(current) = state_of(conn, id)? else {
         return Ok(None);
     };
     let stored = match outcome.filter(|_| from.contains(&current)) {
-        Some(outcome) => set_outcome(conn, id, Some(attempt), outcome)?,
-        None => append_attempt(conn, id, attempt)?,
+        Some(outcome) => set_outcome(conn, id, Some(attempt), outcome, next)?,
+        None => append_attempt(conn, id, attempt, next)?,
     };
-    match next {
-        Reschedule::Remove => conn
-            .prepare_cached("DELETE FROM work WHERE invocation_id = ?1")
-            .and_then(|mut stmt| stmt.execute([id])),
-        Reschedule::RetryAt(not_before) => conn
-            .prepare_cached(
-                "UPDATE work SET not_before = ?2, leased_until = NULL, attempts = attempts + 1
-                 WHERE invocation_id = ?1",
-            )
-            .and_then(|mut stmt| stmt.execute(params![id, not_before])),
-    }
-    .map_err(db)?;
     Ok(Some(stored))
 }
 
@@ -249,13 +206,13 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             .iter()
             .map(Row::of)
             .collect::<Result<Vec<_>, _>>()?;
-        let when = Schedule::of(not_before, leased_until);
+        let when = queued(not_before, leased_until);
         self.db
-            .write(move |conn| accept_rows(conn, &rows, &when))
+            .write(move |conn| insert_all(conn, &rows, Some(&when)))
             .await?;
         Ok(invocations
             .iter()
-            .map(|i| Schedule::item(&i.id, not_before))
+            .map(|i| stored_item(&i.id, not_before))
             .collect())
     }
 
@@ -304,8 +261,8 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let from = from.to_vec();
         let outcome = transition.map(Outcome::of).transpose()?;
         let next = match next {
-            NextStep::Done => Reschedule::Remove,
-            NextStep::RetryAt(at) => Reschedule::RetryAt(format_time(at)),
+            NextStep::Done => WorkChange::Remove,
+            NextStep::RetryAt(at) => WorkChange::RetryAt(format_time(at)),
         };
         let stored = self
             .db
@@ -325,20 +282,22 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         leased_until: Option<DateTime<Utc>>,
     ) -> Result<WorkItem, Error> {
         let id = invocation_id.to_owned();
-        let when = Schedule::of(not_before, leased_until);
+        let when = queued(not_before, leased_until);
         let deadline = deadline.as_ref().map(format_time);
         self.db
             .write(move |conn| reopen(conn, id, deadline.as_deref(), &when))
             .await?;
         // A replay starts a new round of delivery: its retry budget starts again too.
-        Ok(Schedule::item(invocation_id, not_before))
+        Ok(stored_item(invocation_id, not_before))
     }
 
     async fn discard(&self, invocation_id: &str) -> Result<(), Error> {
         let id = invocation_id.to_owned();
         self.db
             .write(move |conn| {
-                conn.prepare_cached("DELETE FROM work WHERE invocation_id = ?1")
+                conn.prepare_cached(
+                    "UPDATE invocations SET not_before = NULL, leased_until = NULL WHERE id = ?1",
+                )
                     .and_then(|mut stmt| stmt.execute([id]))
                     .map(drop)
                     .map_err(db)
@@ -350,7 +309,8 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         self.db
             .write(|conn| {
                 conn.execute(
-                    "UPDATE work SET leased_until = NULL WHERE leased_until IS NOT NULL",
+                    "UPDATE invocations SET leased_until = NULL
+                     WHERE not_before IS NOT NULL AND leased_until IS NOT NULL",
                     [],
                 )
                 .map(drop)
@@ -391,7 +351,7 @@ mod tests {
         let plan = plan(sql, params);
         for line in &plan {
             assert!(
-                line != "SCAN invocations" && line != "SCAN work",
+                line != "SCAN invocations",
                 "a full scan in the plan of {sql}: {plan:#?}"
             );
         }
@@ -426,18 +386,21 @@ mod tests {
 
     #[test]
     fn claiming_reads_each_half_through_its_own_index() {
-        assert_indexed(DUE_UNLEASED, 2, &["work_unleased_by_not_before"]);
+        assert_indexed(DUE_UNLEASED, 2, &["invocations_unleased_by_not_before"]);
         assert!(
             !plan(DUE_UNLEASED, 2)
                 .iter()
                 .any(|l| l.contains("TEMP B-TREE")),
             "the backlog is read in due order and stops at the limit, without a sort"
         );
-        assert_indexed(DUE_EXPIRED, 2, &["work_leased_by_leased_until"]);
+        assert_indexed(DUE_EXPIRED, 2, &["invocations_leased_by_leased_until"]);
         assert_indexed(
             NEXT_DUE,
             0,
-            &["work_unleased_by_not_before", "work_leased_by_leased_until"],
+            &[
+                "invocations_unleased_by_not_before",
+                "invocations_leased_by_leased_until",
+            ],
         );
     }
 }

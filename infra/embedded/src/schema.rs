@@ -4,7 +4,8 @@
 //! new entry. A subscription's `body` holds the whole model as JSON and is the record of truth;
 //! the other columns copy the fields that queries filter and sort on. An invocation's `body` is
 //! the invocation as created; the columns that change later (state, times, output, error,
-//! appended attempts) are the truth for those fields (version 4).
+//! appended attempts) are the truth for those fields (version 4), and its place in the delivery
+//! queue is in its row too (version 5).
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -90,6 +91,29 @@ const MIGRATIONS: &[&str] = &[
     UPDATE invocations
        SET output = NULLIF(body -> '$.output', 'null'), error = body ->> '$.error'
      WHERE json_valid(body);",
+    // 5: the delivery queue moves into the invocation's row.
+    "-- Work due (`not_before`), its lease (`leased_until`) and its attempts were a row of
+    -- `work`, inserted with the invocation and deleted when it settled: with them in the row,
+    -- an accept is one insert and a settle one update, with two B-tree entries fewer each (the
+    -- single writer thread is the local pipeline's bottleneck). `not_before` is NULL when
+    -- nothing is queued. The two partial indexes keep the roles of `work`'s.
+    ALTER TABLE invocations ADD COLUMN not_before TEXT;
+    ALTER TABLE invocations ADD COLUMN leased_until TEXT;
+    ALTER TABLE invocations ADD COLUMN work_attempts INTEGER NOT NULL DEFAULT 0;
+    UPDATE invocations
+       SET not_before = w.not_before, leased_until = w.leased_until, work_attempts = w.attempts
+      FROM work AS w
+     WHERE w.invocation_id = invocations.id;
+    DROP TABLE work;
+    CREATE INDEX invocations_unleased_by_not_before ON invocations (not_before)
+        WHERE not_before IS NOT NULL AND leased_until IS NULL;
+    CREATE INDEX invocations_leased_by_leased_until ON invocations (leased_until)
+        WHERE not_before IS NOT NULL AND leased_until IS NOT NULL;
+    -- FIRE_AND_FORGET invocations have no deadline: the sweep never needs them, and leaving
+    -- them out spares each one an insert and a delete in this index.
+    DROP INDEX invocations_open_by_deadline;
+    CREATE INDEX invocations_open_by_deadline ON invocations (deadline)
+        WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND deadline IS NOT NULL;",
 ];
 
 /// The schema version this build writes.
@@ -182,6 +206,56 @@ mod tests {
             broken.decode().is_err(),
             "still unreadable, for the quarantine"
         );
+    }
+
+    /// Work queued by version 4 (a row of `work`) is in its invocation's row after the
+    /// migration, with its due time, lease and attempts; an invocation without work is not queued.
+    #[test]
+    fn work_queued_before_version_5_is_still_queued() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..4] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 4;
+             INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
+                                      created, body)
+             VALUES ('queued', 't', 's', 'n', 'PENDING', '2026-01-01T00:00:00.000Z', '{}'),
+                    ('settled', 't', 's', 'n', 'COMPLETED', '2026-01-01T00:00:00.000Z', '{}');
+             INSERT INTO work (invocation_id, not_before, leased_until, attempts)
+             VALUES ('queued', '2026-01-01T00:00:05.000Z', '2026-01-01T00:01:00.000Z', 2);",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let work = |id: &str| -> (Option<String>, Option<String>, u32) {
+            conn.query_row(
+                "SELECT not_before, leased_until, work_attempts FROM invocations WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            work("queued"),
+            (
+                Some("2026-01-01T00:00:05.000Z".to_owned()),
+                Some("2026-01-01T00:01:00.000Z".to_owned()),
+                2
+            )
+        );
+        assert_eq!(work("settled"), (None, None, 0));
+        let claimable: Vec<String> = conn
+            .prepare(crate::queue::DUE_EXPIRED)
+            .unwrap()
+            .query_map(rusqlite::params!["2026-01-01T00:02:00.000Z", 10], |r| {
+                r.get(0)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(claimable, ["queued"], "claimable once its lease has ended");
     }
 
     #[test]

@@ -79,7 +79,7 @@ async fn a_due_time_that_does_not_parse_is_quarantined_and_the_rest_are_claimed(
     damage(
         &path,
         &format!(
-            "UPDATE work SET not_before = '{YEAR_56000}' WHERE invocation_id = 'bad';
+            "UPDATE invocations SET not_before = '{YEAR_56000}' WHERE id = 'bad';
              UPDATE invocations SET deadline = '{YEAR_56000}',
                     body = json_set(body, '$.deadline', '{YEAR_56000}') WHERE id = 'bad';"
         ),
