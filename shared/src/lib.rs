@@ -18,6 +18,7 @@ pub mod model;
 pub mod ports;
 pub mod query;
 pub mod secrets;
+pub mod telemetry;
 pub mod time;
 pub mod usecases;
 pub mod wire;

@@ -19,5 +19,9 @@ async fn main() -> Result<(), lambda_http::Error> {
     let client = HttpWebhookClient::new(env.allow_private_targets);
     let delivery = lambda::delivery(&backend, Arc::new(client), &env)?;
     let context = Context::behind_api_gateway(delivery, &backend.queue, env.sync_wait);
-    triggerline_http::lambda::run(dispatcher::router(context)).await
+    // The request's metrics go out (EMF lines on stdout) as its handler answers.
+    let router = dispatcher::router(context).layer(axum::middleware::map_response(
+        lambda::emf::flushed::<axum::response::Response>,
+    ));
+    triggerline_http::lambda::run(router).await
 }

@@ -17,8 +17,10 @@ async fn main() -> Result<(), lambda_http::Error> {
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
     lambda::create_missing_bus(&clients, &env).await?;
-    triggerline_http::lambda::run(invocation_complete::router(lambda::completion(
-        &clients, &env,
-    )))
-    .await
+    let router = invocation_complete::router(lambda::completion(&clients, &env));
+    // The request's metrics go out (EMF lines on stdout) as its handler answers.
+    let router = router.layer(axum::middleware::map_response(
+        lambda::emf::flushed::<axum::response::Response>,
+    ));
+    triggerline_http::lambda::run(router).await
 }

@@ -25,6 +25,7 @@
 mod checkpoint;
 mod db;
 mod error;
+mod gauges;
 mod invocations;
 mod quarantine;
 mod query;
@@ -34,6 +35,7 @@ mod subscriptions;
 mod writer;
 
 pub use db::Sqlite;
+pub use gauges::{GAUGE_CAP, StoreGauges};
 pub use invocations::SqliteInvocationStore;
 pub use queue::SqliteDeliveryQueue;
 pub use subscriptions::SqliteSubscriptionStore;

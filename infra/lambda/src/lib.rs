@@ -5,6 +5,8 @@
 //! settings ([`AwsSettings`], [`Clients::from_lambda_env`]).
 #![forbid(unsafe_code)]
 
+pub mod emf;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -67,6 +69,9 @@ pub mod env {
     /// redrive policy: the queue consumer moves a message failing on that receive to the
     /// dead-letter queue itself ([`triggerline_aws::sqs::SqsDeliveryQueue::dead_letter`]).
     pub const MAX_RECEIVE_COUNT: &str = "TRIGGERLINE_MAX_RECEIVE_COUNT";
+    /// The CloudWatch namespace of the functions' embedded-format metrics (default
+    /// `Triggerline`; the template gives each stack its own).
+    pub const METRICS_NAMESPACE: &str = "TRIGGERLINE_METRICS_NAMESPACE";
 }
 
 /// [`InvocationWatch`] across processes: a callback lands in another function, so a waiting
@@ -125,6 +130,8 @@ pub struct FunctionEnv {
     pub subscription_cache: Duration,
     /// [`env::MAX_RECEIVE_COUNT`], at least 1.
     pub max_receive_count: u32,
+    /// [`env::METRICS_NAMESPACE`].
+    pub metrics_namespace: String,
 }
 
 impl std::fmt::Debug for FunctionEnv {
@@ -144,6 +151,7 @@ impl std::fmt::Debug for FunctionEnv {
             .field("completion_events", &self.completion_events)
             .field("subscription_cache", &self.subscription_cache)
             .field("max_receive_count", &self.max_receive_count)
+            .field("metrics_namespace", &self.metrics_namespace)
             .finish()
     }
 }
@@ -280,6 +288,8 @@ impl FunctionEnv {
             completion_events,
             subscription_cache,
             max_receive_count,
+            metrics_namespace: get(env::METRICS_NAMESPACE)
+                .map_or_else(|| emf::DEFAULT_NAMESPACE.to_owned(), |n| n.trim().to_owned()),
         })
     }
 
@@ -387,14 +397,17 @@ pub fn init_logging() {
 /// A failure at start (the function then reports an init error and Lambda retries the start).
 pub type BootError = Box<dyn std::error::Error + Send + Sync>;
 
-/// What every function does at start, once: read its environment and configure the SDK from
-/// the variables the Lambda runtime sets ([`Clients::from_lambda_env`]). No I/O: clients are
-/// built when an adapter first needs them. A failure is logged as a structured line before it
-/// is returned, so it shows in the function's JSON logs, not only in Lambda's init error.
+/// What every function does at start, once: read its environment, install the metrics
+/// recorder ([`emf`]: its lines are written when a handler returns, see [`emf::metered`]) and
+/// configure the SDK from the variables the Lambda runtime sets ([`Clients::from_lambda_env`]).
+/// No I/O: clients are built when an adapter first needs them. A failure is logged as a
+/// structured line before it is returned, so it shows in the function's JSON logs, not only in
+/// Lambda's init error.
 pub fn boot() -> Result<(FunctionEnv, Clients), BootError> {
     let env = FunctionEnv::from_env().inspect_err(|e| {
         tracing::error!(error = %e, "invalid function environment");
     })?;
+    emf::install(&env.metrics_namespace);
     let clients = Clients::from_lambda_env().inspect_err(|e| {
         tracing::error!(error = %e, "invalid function environment");
     })?;

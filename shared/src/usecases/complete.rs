@@ -80,10 +80,13 @@ pub async fn complete(ctx: &Completion, id: &str, request: CompleteInvocation) -
             }
         }
     };
+    let writing = std::time::Instant::now();
     let finished = ctx
         .invocations
         .transition(id, InvocationState::OPEN, &transition)
         .await?;
+    crate::telemetry::store_write("transition", writing.elapsed());
+    crate::telemetry::transitioned(&finished, invocation.state);
     ctx.notifier.finished(&finished).await;
     Ok(())
 }

@@ -18,6 +18,7 @@ use crate::ports::{
     Transition, WebhookClient, WebhookRequest, WorkItem,
 };
 use crate::secrets::{SecretKey, webhook_signature};
+use crate::telemetry;
 use crate::time::{Clock, Jitter};
 use crate::usecases::notify::Notifier;
 
@@ -171,6 +172,7 @@ impl Delivery {
         let tried = self
             .try_once(&invocation, subscription.as_deref(), attempts_before)
             .await;
+        let writing = Instant::now();
         let settled = self
             .queue
             .settle(
@@ -182,7 +184,14 @@ impl Delivery {
             )
             .await?
             .unwrap_or(invocation);
-        if tried.transition.is_some() {
+        telemetry::store_write("settle", writing.elapsed());
+        if let Some(t) = &tried.transition {
+            // The write applies the transition only to a PENDING invocation: one a callback or
+            // the sweep settled meanwhile keeps its state, and this delivery changed nothing.
+            if settled.state == t.to {
+                telemetry::delivered(&settled);
+                telemetry::transitioned(&settled, InvocationState::Pending);
+            }
             self.notifier.finished(&settled).await;
         }
         Ok(settled)
@@ -198,6 +207,7 @@ impl Delivery {
     ) -> Tried {
         let started_at = self.clock.now();
         let clock_start = Instant::now();
+        let in_flight = telemetry::InFlight::start();
         let (target, reply) = match &subscription {
             None => (
                 "(deleted)".to_owned(),
@@ -205,6 +215,7 @@ impl Delivery {
             ),
             Some(s) => self.send(invocation, s).await,
         };
+        drop(in_flight);
         let verdict = match self.catalog.get(&invocation.trigger_id) {
             Some(entry) => delivery::judge(entry, invocation, &reply),
             None => Verdict::Failed {
@@ -234,6 +245,11 @@ impl Delivery {
                 _ => None,
             },
         };
+        telemetry::attempted(
+            &invocation.trigger_id,
+            attempt.outcome,
+            clock_start.elapsed(),
+        );
         let now = self.clock.now();
         let (transition, next) = self.outcome(invocation, &verdict, attempts_before + 1, now);
         Tried {

@@ -14,6 +14,7 @@ use crate::model::{
 };
 use crate::ports::{Handoff, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
+use crate::telemetry;
 use crate::time::{IdGenerator, MAX_AHEAD_DAYS, later, max_ahead};
 use crate::usecases::delivery::Delivery;
 use crate::wire::{StartInvocation, TestInvocation};
@@ -89,6 +90,20 @@ impl Intake {
     /// Raises a real-time invocation of `request.trigger_id` for each enabled subscription whose
     /// filter matches. Invocations and their work are durable before this returns.
     pub async fn start(&self, request: StartInvocation) -> Result<Started> {
+        let began = std::time::Instant::now();
+        let synchronous = request.is_synchronous.unwrap_or(false);
+        let catalog = self.delivery.catalog;
+        let entry = catalog.require("triggerId", &request.trigger_id)?;
+        let started = self.start_known(request).await;
+        if let (true, Ok(answer)) = (synchronous, &started) {
+            let finished = !matches!(answer, Started::StillRunning { .. });
+            telemetry::sync_answered(&entry.trigger.id, finished, began.elapsed());
+        }
+        started
+    }
+
+    /// [`Intake::start`] of a trigger the catalog knows.
+    async fn start_known(&self, request: StartInvocation) -> Result<Started> {
         let catalog = self.delivery.catalog;
         let entry = catalog.require("triggerId", &request.trigger_id)?;
         crate::limits::check_input(&request.input, request.content_json.as_ref())?;
@@ -254,6 +269,7 @@ impl Intake {
             .map(|d| later(now, d.signed_duration_since(invocation.created)));
         let lease_end = later(now, self.delivery.policy.lease_span());
         let leased_until = self.signal.is_some().then_some(lease_end);
+        let writing = std::time::Instant::now();
         let item = match self
             .delivery
             .queue
@@ -268,6 +284,7 @@ impl Intake {
             }
             other => other?,
         };
+        telemetry::store_write("replay", writing.elapsed());
         let invocation = Invocation {
             state: InvocationState::Pending,
             completed: None,
@@ -276,6 +293,7 @@ impl Intake {
             deadline,
             ..invocation
         };
+        telemetry::transitioned(&invocation, InvocationState::Failed);
         let handoff = Handoff {
             item,
             leased_until: lease_end,
@@ -352,11 +370,14 @@ impl Intake {
         };
         let leased_until = (in_process && not_before <= now)
             .then(|| later(now, self.delivery.policy.lease_span()));
+        let writing = std::time::Instant::now();
         let items = self
             .delivery
             .queue
             .accept(invocations, not_before, leased_until)
             .await?;
+        telemetry::store_write("accept", writing.elapsed());
+        invocations.iter().for_each(telemetry::created);
         if let (DeliveredBy::Worker, Some(signal), Some(until)) = (by, &self.signal, leased_until) {
             let work = items
                 .into_iter()
@@ -429,15 +450,24 @@ impl Intake {
             }
         }
         if !recorded.is_empty() {
+            let writing = std::time::Instant::now();
             self.delivery.invocations.create_all(&recorded).await?;
+            telemetry::store_write("record", writing.elapsed());
         }
         for (invocation, at) in &retrying {
+            let writing = std::time::Instant::now();
             self.delivery
                 .queue
                 .accept(std::slice::from_ref(invocation), *at, None)
                 .await?;
+            telemetry::store_write("accept", writing.elapsed());
+            telemetry::created(invocation);
         }
         for invocation in &recorded {
+            // Written once, already settled: raised and delivered in the one write.
+            telemetry::created(invocation);
+            telemetry::delivered(invocation);
+            telemetry::transitioned(invocation, InvocationState::Pending);
             self.delivery.notifier.finished_inline(invocation).await;
         }
         if retrying.is_empty() && recorded.iter().all(|i| !i.state.is_open()) {

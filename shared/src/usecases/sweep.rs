@@ -7,6 +7,7 @@ use chrono::Duration;
 use crate::model::{Invocation, InvocationState};
 use crate::ports::{DeliveryQueue, InvocationScans, InvocationStore, Transition};
 use crate::time::{Clock, earlier};
+use crate::telemetry;
 use crate::usecases::notify::Notifier;
 use crate::{Error, Result};
 
@@ -29,6 +30,12 @@ impl Sweep {
     /// next sweep; the others still are. The stores skip (and quarantine) rows they cannot
     /// read, so `overdue` itself fails only when the store does.
     pub async fn time_out_overdue(&self) -> Result<usize> {
+        let swept = self.time_out_all().await;
+        telemetry::swept(&swept);
+        swept
+    }
+
+    async fn time_out_all(&self) -> Result<usize> {
         let mut timed_out = 0;
         loop {
             let now = self.clock.now();
@@ -72,12 +79,15 @@ impl Sweep {
                     .unwrap_or_default()
             )),
         };
+        let writing = std::time::Instant::now();
         match self
             .invocations
             .transition(&invocation.id, InvocationState::OPEN, &transition)
             .await
         {
             Ok(finished) => {
+                telemetry::store_write("transition", writing.elapsed());
+                telemetry::transitioned(&finished, invocation.state);
                 self.notifier.finished(&finished).await;
                 Ok(true)
             }
@@ -101,7 +111,9 @@ pub async fn recover_unsent(
 ) -> Result<usize> {
     let grace = Duration::from_std(lease.saturating_mul(2)).unwrap_or(Duration::MAX);
     let now = clock.now();
-    queue.recover_unsent(now, earlier(now, grace), BATCH).await
+    let recovered = queue.recover_unsent(now, earlier(now, grace), BATCH).await?;
+    telemetry::recovered(recovered);
+    Ok(recovered)
 }
 
 /// How long finished invocations stay listable.
@@ -138,6 +150,7 @@ pub async fn purge(
             )
             .await?;
         purged += n;
+        telemetry::purged(n);
         if n < BATCH {
             return Ok(purged);
         }

@@ -33,7 +33,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     // Failures are reported per record in the response, never as a function error: a function
     // error would send the whole batch back, the delivered records included.
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Infallible>(queue_consumer::handle(delivery, queue, event.payload).await)
+        // The batch's metrics go out (EMF lines on stdout) as it ends.
+        let handled = lambda::emf::metered(queue_consumer::handle(delivery, queue, event.payload));
+        Ok::<_, Infallible>(handled.await)
     }))
     .await
 }

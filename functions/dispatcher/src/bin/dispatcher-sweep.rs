@@ -19,7 +19,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let sweeper = &sweeper;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<EventBridgeEvent>| async move {
-            let swept = sweep::handle(sweeper, event.payload).await?;
+            // The sweep's metrics go out (EMF lines on stdout) as it ends, failed or not.
+            let swept = lambda::emf::metered(sweep::handle(sweeper, event.payload)).await?;
             Ok::<_, lambda_runtime::Error>(
                 serde_json::json!({ "timedOut": swept.timed_out, "recovered": swept.recovered }),
             )
