@@ -141,8 +141,18 @@ impl Api {
     }
 
     fn transport(&self, source: reqwest::Error) -> Error {
+        let mut reason = source.to_string();
+        let mut cause: Option<&dyn std::error::Error> = std::error::Error::source(&source);
+        while let Some(inner) = cause {
+            reason = inner.to_string();
+            cause = inner.source();
+        }
+        if source.is_timeout() {
+            reason = "timed out".to_owned();
+        }
         Error::Unreachable {
             url: self.base.clone(),
+            reason,
             source,
         }
     }

@@ -10,10 +10,13 @@ pub const NEGATIVE: u8 = 4;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error(
-        "cannot reach Triggerline at {url} ({source}). Is it running? Start it with `triggerline serve`, or point --url / TRIGGERLINE_URL at it."
+        "cannot reach Triggerline at {url} ({reason}). Is it running? Start it with `triggerline serve`, or point --url / TRIGGERLINE_URL at it."
     )]
     Unreachable {
         url: String,
+        /// The innermost cause (`Connection refused (os error 111)`), which says more than
+        /// reqwest's own "error sending request".
+        reason: String,
         #[source]
         source: reqwest::Error,
     },
