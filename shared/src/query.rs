@@ -462,6 +462,94 @@ pub type TriggerQuery = ListQuery<TriggerField>;
 pub type SubscriptionQuery = ListQuery<SubscriptionField>;
 pub type InvocationQuery = ListQuery<InvocationField>;
 
+/// The collection parameters as OpenAPI query parameters, described from the same constants and
+/// field tables the parser uses, so the document states the limits and operators the endpoint
+/// enforces.
+#[cfg(feature = "openapi")]
+mod openapi {
+    use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+    use utoipa::openapi::{ObjectBuilder, Required, Type};
+
+    use super::{ListQuery, MAX_LIMIT, MAX_REACHABLE, QueryField, supported};
+
+    fn query(name: &str, description: String, schema: ObjectBuilder) -> Parameter {
+        ParameterBuilder::new()
+            .name(name)
+            .parameter_in(ParameterIn::Query)
+            .required(Required::False)
+            .description(Some(description))
+            .schema(Some(schema))
+            .build()
+    }
+
+    impl<F: QueryField> utoipa::IntoParams for ListQuery<F> {
+        fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
+            let sortable: Vec<&str> = F::SORTABLE.iter().map(|(name, _)| *name).collect();
+            vec![
+                query(
+                    "limit",
+                    format!(
+                        "How many items to return, 0 to {MAX_LIMIT}; `offset + limit` is held to \
+                         {MAX_REACHABLE} (the furthest any list reaches)."
+                    ),
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::Int32,
+                        )))
+                        .minimum(Some(0))
+                        .maximum(Some(MAX_LIMIT as u32))
+                        .default(Some(MAX_LIMIT.into())),
+                ),
+                query(
+                    "offset",
+                    format!(
+                        "How many items to skip. Any whole number is accepted; items past the \
+                         {MAX_REACHABLE}th are not reachable, so an offset at or past it is an \
+                         empty page."
+                    ),
+                    ObjectBuilder::new()
+                        .schema_type(Type::Integer)
+                        .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
+                            utoipa::openapi::KnownFormat::Int32,
+                        )))
+                        .minimum(Some(0))
+                        .default(Some(0.into())),
+                ),
+                query(
+                    "count",
+                    format!(
+                        "If true, the `X-Total-Count` header carries the number of matching items \
+                         (at most {MAX_REACHABLE})."
+                    ),
+                    ObjectBuilder::new()
+                        .schema_type(Type::Boolean)
+                        .default(Some(false.into())),
+                ),
+                query(
+                    "filters",
+                    format!(
+                        "SailPoint filter expression, conditions joined with `and`, values quoted: \
+                         `field op \"value\"`. Supported: {}. Anything else is a 400 naming \
+                         `filters`.",
+                        supported::<F>()
+                    ),
+                    ObjectBuilder::new().schema_type(Type::String),
+                ),
+                query(
+                    "sorters",
+                    format!(
+                        "Comma-separated fields to sort by, `-` before a field for descending. \
+                         Sortable: {}.",
+                        sortable.join(", ")
+                    ),
+                    ObjectBuilder::new().schema_type(Type::String),
+                ),
+            ]
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,20 @@ use triggerline_http::{ApiError, JsonBody};
 /// SailPoint's status for "started but not finished within the wait".
 const STILL_RUNNING: u16 = 542;
 
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/trigger-invocations/v1/start",
+    tag = "Invocations", operation_id = "startTriggerInvocation",
+    summary = "Raise a real-time invocation (extension)",
+    description = "The input is checked against the trigger's `inputSchema` first (400 naming the \
+        first violation, nothing created). Not synchronous: queued durably, then 202 at once \
+        (200 with no invocations when no enabled subscription matched). `isSynchronous`: held \
+        until every invocation is complete (200) or the wait limit passes (542; it keeps running).",
+    request_body = StartInvocation,
+    responses(
+        (status = 200, description = "Nothing matched, or (synchronous) every invocation finished",
+            body = StartResponse),
+        (status = 202, description = "Queued", body = StartResponse),
+        (status = 542, description = "Synchronous, and not finished within the wait limit",
+            body = StillRunning))))]
 pub async fn start(
     State(intake): State<Intake>,
     JsonBody(request): JsonBody<StartInvocation>,
@@ -61,6 +75,11 @@ pub async fn start(
     })
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/trigger-invocations/v1/{id}/retry",
+    tag = "Invocations", operation_id = "retryTriggerInvocation",
+    summary = "Deliver a finished invocation again, as a new one (extension)",
+    params(("id" = String, Path, description = "Invocation id (1 to 128 bytes)")),
+    responses((status = 202, description = "Queued", body = StartResponse))))]
 pub async fn retry(
     State(intake): State<Intake>,
     axum::extract::Path(id): axum::extract::Path<String>,
@@ -72,6 +91,15 @@ pub async fn retry(
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/trigger-invocations/v1/test",
+    tag = "Invocations", operation_id = "startTestTriggerInvocation",
+    summary = "Send a test invocation",
+    description = "`input` defaults to the trigger's `exampleInput`; disabled subscriptions \
+        receive tests too.",
+    request_body = TestInvocation,
+    responses(
+        (status = 200, description = "The invocations started", body = [wire::Invocation]),
+        (status = 204, description = "No subscription matched"))))]
 pub async fn test(
     State(intake): State<Intake>,
     JsonBody(request): JsonBody<TestInvocation>,

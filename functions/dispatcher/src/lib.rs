@@ -77,6 +77,13 @@ impl Context {
     }
 }
 
+/// These routes' OpenAPI description, in their v1 form (`triggerline-openapi` adds the prefixed
+/// forms and the shared error answers).
+#[cfg(feature = "openapi")]
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(intake::start, intake::test, intake::retry))]
+pub struct ApiDoc;
+
 /// `start`, `test` and `retry`, behind bearer auth.
 pub fn router(ctx: Context) -> Router {
     let routes = Versioned::new()

@@ -9,6 +9,7 @@ use triggerline::Error;
 
 /// SailPoint's error body, used for every 4xx and 5xx except 401 and 429 (whose shapes
 /// SailPoint's spec fixes as `{"error"}` and `{"message"}`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorResponseDto {
@@ -18,6 +19,7 @@ pub struct ErrorResponseDto {
     pub causes: Vec<ErrorMessageDto>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ErrorMessageDto {

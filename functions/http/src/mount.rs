@@ -36,19 +36,52 @@ impl<S: Clone + Send + Sync + 'static> Versioned<S> {
 
     /// Serves `handler` at `/{resource}/v1{rest}` and `/{prefix}/{resource}{rest}`.
     pub fn route(mut self, resource: &str, rest: &str, handler: MethodRouter<S>) -> Self {
-        self.router = self
-            .router
-            .route(&format!("/{resource}/v1{rest}"), handler.clone());
-        for prefix in PREFIXES {
-            self.router = self
-                .router
-                .route(&format!("/{prefix}/{resource}{rest}"), handler.clone());
+        for path in path_forms(resource, rest) {
+            #[cfg(feature = "openapi")]
+            mounted::record(&path);
+            self.router = self.router.route(&path, handler.clone());
         }
         self
     }
 
     pub fn into_router(self) -> Router<S> {
         self.router
+    }
+}
+
+/// Every path a route of `resource` at `rest` is served at: the v1 form first
+/// (`/{resource}/v1{rest}`), then `/{prefix}/{resource}{rest}` for each of [`PREFIXES`]. The
+/// OpenAPI document is expanded with the same forms.
+pub fn path_forms(resource: &str, rest: &str) -> Vec<String> {
+    std::iter::once(format!("/{resource}/v1{rest}"))
+        .chain(
+            PREFIXES
+                .iter()
+                .map(|prefix| format!("/{prefix}/{resource}{rest}")),
+        )
+        .collect()
+}
+
+/// The record of every path [`Versioned`] mounted in this process, so that a test can hold the
+/// OpenAPI document against the routes actually served (axum's `Router` lists none). Only with
+/// the `openapi` feature, which the Lambda packages are built without.
+#[cfg(feature = "openapi")]
+pub mod mounted {
+    use std::collections::BTreeSet;
+    use std::sync::{Mutex, PoisonError};
+
+    static PATHS: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
+
+    pub(super) fn record(path: &str) {
+        PATHS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(path.to_owned());
+    }
+
+    /// Every path template (`/trigger-subscriptions/v1/{id}`) mounted so far, sorted.
+    pub fn paths() -> BTreeSet<String> {
+        PATHS.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 }
 

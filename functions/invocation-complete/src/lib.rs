@@ -15,6 +15,13 @@ use triggerline_http::{ApiError, Callback, Versioned, edge};
 /// the notifier.
 pub type Context = Completion;
 
+/// These routes' OpenAPI description, in their v1 form (`triggerline-openapi` adds the prefixed
+/// forms and the shared error answers).
+#[cfg(feature = "openapi")]
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(complete_invocation))]
+pub struct ApiDoc;
+
 /// The callback route, without bearer auth.
 pub fn router(ctx: Context) -> Router {
     let routes = Versioned::new()
@@ -28,6 +35,16 @@ pub fn router(ctx: Context) -> Router {
     edge(routes)
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(post,
+    path = "/trigger-invocations/v1/{id}/complete", tag = "Invocations",
+    operation_id = "completeTriggerInvocation", summary = "Complete an invocation (callback)",
+    description = "Authenticated by the invocation's `secret`, not a bearer token (one sent is \
+        ignored). An unknown id and a wrong secret get the same 401. Already completed or past \
+        the deadline: 400. `error` set: a failed completion (`output` is then not checked).",
+    security(()),
+    params(("id" = String, Path, description = "Invocation id")),
+    request_body = triggerline::wire::CompleteInvocation,
+    responses((status = 204, description = "Completed"))))]
 /// An id or secret of the wrong shape is refused by [`Callback`] before the store is read.
 async fn complete_invocation(
     State(ctx): State<Completion>,

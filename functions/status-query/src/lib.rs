@@ -23,6 +23,13 @@ pub struct Context {
     pub auth: ApiAuth,
 }
 
+/// These routes' OpenAPI description, in their v1 form (`triggerline-openapi` adds the prefixed
+/// forms and the shared error answers).
+#[cfg(feature = "openapi")]
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(list_statuses, invocation_status))]
+pub struct ApiDoc;
+
 /// Both status routes, behind bearer auth.
 pub fn router(ctx: Context) -> Router {
     let routes = Versioned::new()
@@ -38,6 +45,12 @@ pub fn router(ctx: Context) -> Router {
     edge(routes)
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/trigger-invocations/v1/status",
+    tag = "Invocations", operation_id = "listTriggerInvocationStatus",
+    summary = "List the latest invocations and what became of them", params(InvocationQuery),
+    responses((status = 200, description = "The invocations (without attempts)",
+        body = [InvocationStatus],
+        headers(("X-Total-Count" = u32, description = "Matching items, when `count=true`"))))))]
 async fn list_statuses(
     State(statuses): State<InvocationStatuses>,
     Collection(params): Collection,
@@ -48,6 +61,12 @@ async fn list_statuses(
     Ok(listed(items, page.total))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/trigger-invocations/v1/{id}/status",
+    tag = "Invocations", operation_id = "getTriggerInvocationStatus",
+    summary = "One invocation with every delivery attempt (extension)",
+    params(("id" = String, Path, description = "Invocation id (1 to 128 bytes)")),
+    responses((status = 200, description = "The invocation, with `attempts`",
+        body = InvocationStatus))))]
 async fn invocation_status(
     State(statuses): State<InvocationStatuses>,
     Path(id): Path<String>,

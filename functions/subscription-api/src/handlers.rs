@@ -14,6 +14,10 @@ use triggerline_http::{ApiError, Collection, JsonBody, listed};
 
 use crate::AppState;
 
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/triggers/v1", tag = "Triggers",
+    operation_id = "listTriggers", summary = "List the trigger catalog", params(TriggerQuery),
+    responses((status = 200, description = "The triggers", body = [wire::Trigger<'static>],
+        headers(("X-Total-Count" = u32, description = "Matching items, when `count=true`"))))))]
 pub async fn list_triggers(
     State(state): State<AppState>,
     Collection(params): Collection,
@@ -24,6 +28,11 @@ pub async fn list_triggers(
     Ok(listed(items, page.total))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/trigger-subscriptions/v1",
+    tag = "Subscriptions", operation_id = "createSubscription", summary = "Create a subscription",
+    request_body = SubscriptionPostRequest,
+    responses((status = 201, description = "The subscription, with its `signingSecret` (this once)",
+        body = wire::Subscription))))]
 pub async fn create_subscription(
     State(state): State<AppState>,
     JsonBody(request): JsonBody<SubscriptionPostRequest>,
@@ -36,6 +45,11 @@ pub async fn create_subscription(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(get, path = "/trigger-subscriptions/v1",
+    tag = "Subscriptions", operation_id = "listSubscriptions", summary = "List subscriptions",
+    params(SubscriptionQuery),
+    responses((status = 200, description = "The subscriptions", body = [wire::Subscription],
+        headers(("X-Total-Count" = u32, description = "Matching items, when `count=true`"))))))]
 pub async fn list_subscriptions(
     State(state): State<AppState>,
     Collection(params): Collection,
@@ -50,6 +64,13 @@ pub async fn list_subscriptions(
     Ok(listed(items, page.total))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(put, path = "/trigger-subscriptions/v1/{id}",
+    tag = "Subscriptions", operation_id = "updateSubscription", summary = "Replace a subscription",
+    description = "Replaces the subscription; `id` and `triggerId` cannot change. A secret sent \
+        as null or left out keeps the stored one.",
+    params(("id" = String, Path, description = "Subscription id")),
+    request_body = SubscriptionPutRequest,
+    responses((status = 200, description = "The subscription", body = wire::Subscription))))]
 pub async fn replace_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -59,6 +80,14 @@ pub async fn replace_subscription(
     Ok(Json(wire::Subscription::from_model(&updated)))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(patch, path = "/trigger-subscriptions/v1/{id}",
+    tag = "Subscriptions", operation_id = "patchSubscription",
+    summary = "Change a subscription with a JSON Patch",
+    params(("id" = String, Path, description = "Subscription id")),
+    request_body(content(
+        ([wire::JsonPatchOperation] = "application/json-patch+json"),
+        ([wire::JsonPatchOperation] = "application/json"))),
+    responses((status = 200, description = "The subscription", body = wire::Subscription))))]
 pub async fn patch_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -68,6 +97,10 @@ pub async fn patch_subscription(
     Ok(Json(wire::Subscription::from_model(&updated)))
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(delete, path = "/trigger-subscriptions/v1/{id}",
+    tag = "Subscriptions", operation_id = "deleteSubscription", summary = "Delete a subscription",
+    params(("id" = String, Path, description = "Subscription id")),
+    responses((status = 204, description = "Deleted"))))]
 pub async fn delete_subscription(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -76,6 +109,12 @@ pub async fn delete_subscription(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[cfg_attr(feature = "openapi", utoipa::path(post,
+    path = "/trigger-subscriptions/v1/validate-filter", tag = "Subscriptions",
+    operation_id = "testSubscriptionFilter", summary = "Check a filter against an input",
+    request_body = ValidateFilterInputDto,
+    responses((status = 200, description = "Whether the filter parses and selects something",
+        body = ValidateFilterOutputDto))))]
 pub async fn validate_filter(
     JsonBody(request): JsonBody<ValidateFilterInputDto>,
 ) -> Result<Json<ValidateFilterOutputDto>, ApiError> {

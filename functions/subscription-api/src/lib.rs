@@ -31,6 +31,21 @@ struct AppState {
     subscriptions: Subscriptions,
 }
 
+/// These routes' OpenAPI description, in their v1 form (`triggerline-openapi` adds the prefixed
+/// forms and the shared error answers).
+#[cfg(feature = "openapi")]
+#[derive(Debug, utoipa::OpenApi)]
+#[openapi(paths(
+    handlers::list_triggers,
+    handlers::create_subscription,
+    handlers::list_subscriptions,
+    handlers::replace_subscription,
+    handlers::patch_subscription,
+    handlers::delete_subscription,
+    handlers::validate_filter
+))]
+pub struct ApiDoc;
+
 /// Every route of the subscription API, behind bearer auth.
 pub fn router(ctx: Context) -> Router {
     let catalog = Catalog::builtin();

@@ -5,6 +5,8 @@ use serde_json::Value;
 use super::{DispatchMode, TriggerType};
 
 /// Whether an invocation came from the test API or from a real event.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = InvocationStatusType))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvocationType {
@@ -14,6 +16,7 @@ pub enum InvocationType {
 
 /// Where an invocation is in its lifecycle. Only the store's conditional write moves it out of
 /// an open state (`PENDING`, `ACKNOWLEDGED`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum InvocationState {
@@ -92,6 +95,7 @@ pub struct Invocation {
 }
 
 /// One try at delivering an invocation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attempt {
@@ -107,6 +111,7 @@ pub struct Attempt {
 
 /// What one attempt came to. Stored and shown (the status extension's `attempts`) as the
 /// lower-case name, as it was when this was a string, so rows written before still read.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AttemptOutcome {

@@ -7,6 +7,7 @@ use crate::secrets::{Secret, redacted_url};
 
 /// SailPoint's subscription types. Only `HTTP` and `EVENTBRIDGE` are served; the others exist so
 /// that a client sending them gets a clear answer instead of a parse error.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum SubscriptionType {
@@ -30,6 +31,8 @@ impl SubscriptionType {
 }
 
 /// How an HTTP subscriber answers a REQUEST_RESPONSE invocation.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(as = HttpDispatchMode))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DispatchMode {

@@ -15,6 +15,7 @@ use crate::model::{
 use crate::secrets::{Secret, redacted_url};
 
 /// An item of `GET /triggers/v1`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger<'a> {
@@ -23,9 +24,13 @@ pub struct Trigger<'a> {
     #[serde(rename = "type")]
     pub trigger_type: TriggerType,
     pub description: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = String, content_media_type = "application/schema+json"))]
     pub input_schema: &'a str,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub example_input: &'a Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, content_media_type = "application/schema+json"))]
     pub output_schema: Option<&'a str>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub example_output: Option<&'a Value>,
 }
 
@@ -46,6 +51,7 @@ impl<'a> From<&'a CatalogEntry> for Trigger<'a> {
 
 /// `httpConfig`, as sent and as answered (with secrets nulled and the URL's credentials
 /// redacted). `Debug` shows the URL redacted too.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpConfig {
@@ -71,6 +77,7 @@ impl std::fmt::Debug for HttpConfig {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum HttpAuthenticationType {
@@ -79,22 +86,27 @@ pub enum HttpAuthenticationType {
     BearerToken,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BasicAuthConfig {
     #[serde(default)]
     pub user_name: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     #[serde(default)]
     pub password: Option<Secret>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BearerTokenAuthConfig {
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     #[serde(default)]
     pub bearer_token: Option<Secret>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventBridgeConfig {
@@ -103,6 +115,7 @@ pub struct EventBridgeConfig {
 }
 
 /// Body of `POST /trigger-subscriptions/v1`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionPostRequest {
@@ -128,6 +141,7 @@ pub struct SubscriptionPostRequest {
 /// Nothing is required (SailPoint's spec); `id` and `triggerId` are accepted only to refuse a
 /// change to them. Unset fields serialize as null, so that a patch may `replace` or `remove` an
 /// optional field whether or not it has a value.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionPutRequest {
@@ -156,9 +170,43 @@ pub struct SubscriptionPutRequest {
 /// One operation of a `PATCH /trigger-subscriptions/v1/{id}` body (RFC 6902).
 pub type SubscriptionPatchRequest = json_patch::Patch;
 
+/// A JSON Patch operation (RFC 6902) as the OpenAPI document shows an item of
+/// [`SubscriptionPatchRequest`], which `json_patch` parses. Patchable paths: `/name`,
+/// `/description`, `/enabled`, `/type`, `/filter`, `/responseDeadline`, `/httpConfig`,
+/// `/eventBridgeConfig` (and below them). For `/enabled` the strings `"true"`/`"false"` and the
+/// integers `1`/`0` count as booleans, since the SDK cannot send a JSON boolean here.
+#[cfg(feature = "openapi")]
+#[derive(Debug, utoipa::ToSchema)]
+#[schema(as = SubscriptionPatchRequestInner)]
+#[allow(dead_code)]
+pub struct JsonPatchOperation {
+    op: JsonPatchOp,
+    /// A JSON Pointer to the field the operation acts on.
+    path: String,
+    /// The value to add or replace with (add, replace, test).
+    #[schema(value_type = Option<Value>)]
+    value: Option<Value>,
+    /// A JSON Pointer to the value to move or copy (move, copy).
+    from: Option<String>,
+}
+
+#[cfg(feature = "openapi")]
+#[derive(Debug, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)]
+enum JsonPatchOp {
+    Add,
+    Remove,
+    Replace,
+    Move,
+    Copy,
+    Test,
+}
+
 /// A subscription as every endpoint answers it. Secrets are always null, except
 /// `signingSecret` in the answer to the create that made it, and credentials in the URL's
 /// userinfo are redacted (`https://user:*****@host/`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
@@ -174,6 +222,7 @@ pub struct Subscription {
     pub event_bridge_config: Option<EventBridgeConfig>,
     pub enabled: bool,
     pub filter: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^whsec_"))]
     /// Extension: the Standard Webhooks signing key, present only in the 201 of the create.
     pub signing_secret: Option<Secret>,
 }
@@ -253,14 +302,17 @@ impl HttpConfig {
 }
 
 /// Body of `POST /trigger-subscriptions/v1/validate-filter`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateFilterInputDto {
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub input: serde_json::Map<String, Value>,
     pub filter: String,
 }
 
 /// Answer of `validate-filter`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateFilterOutputDto {
@@ -271,22 +323,28 @@ pub struct ValidateFilterOutputDto {
 }
 
 /// `startInvocationInput` of an invocation status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartInvocationInput {
     pub trigger_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub input: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub content_json: Value,
 }
 
 /// `completeInvocationInput` of an invocation status.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompleteInvocationInput {
     pub localized_error: Option<LocalizedMessage>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub output: Option<Value>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LocalizedMessage {
     pub locale: String,
@@ -304,6 +362,7 @@ impl LocalizedMessage {
 
 /// An item of `GET /trigger-invocations/v1/status`, and (with `attempts`) the answer of
 /// `GET /trigger-invocations/v1/{id}/status`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvocationStatus {
@@ -373,11 +432,14 @@ impl InvocationStatus {
 
 /// Body of `POST /trigger-invocations/v1/start` (extension): how producers raise real-time
 /// invocations.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartInvocation {
     pub trigger_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub input: Value,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(default)]
     pub content_json: Option<Value>,
     #[serde(default)]
@@ -391,12 +453,15 @@ pub struct StartInvocation {
 }
 
 /// Body of `POST /trigger-invocations/v1/test`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TestInvocation {
     pub trigger_id: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(default)]
     pub input: Option<Value>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(default)]
     pub content_json: Option<Value>,
     #[serde(default)]
@@ -405,12 +470,14 @@ pub struct TestInvocation {
 
 /// An item of the answer to `/test`: what a caller needs to complete a test invocation itself.
 /// `Debug` leaves the callback secret out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Invocation {
     pub id: String,
     pub trigger_id: String,
     pub secret: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub content_json: Value,
 }
 
@@ -428,10 +495,12 @@ impl std::fmt::Debug for Invocation {
 /// Body of `POST /trigger-invocations/v1/{id}/complete`. `output` is required by SailPoint's
 /// spec even with `error`; it is accepted when missing, since nothing depends on it then.
 /// `Debug` leaves the callback secret out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompleteInvocation {
     pub secret: String,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(default)]
     pub output: Option<Value>,
     #[serde(default)]
@@ -449,6 +518,7 @@ impl std::fmt::Debug for CompleteInvocation {
 }
 
 /// An invocation as `/start` answers it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartedInvocation {
@@ -457,6 +527,7 @@ pub struct StartedInvocation {
     pub subscription_id: String,
     pub subscription_name: String,
     pub status: InvocationState,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub output: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
@@ -486,12 +557,14 @@ impl StartedInvocation {
 }
 
 /// The answer to `/start`: 202 (queued), 200 (synchronous, all finished).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StartResponse {
     pub invocations: Vec<StartedInvocation>,
 }
 
 /// The 542 answer of a synchronous `/start` whose invocations outlived the wait limit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StillRunning {
@@ -502,6 +575,7 @@ pub struct StillRunning {
     pub invocations: Vec<RunningInvocation>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunningInvocation {

@@ -1,0 +1,130 @@
+//! The committed `docs/openapi.json` is the document the code generates.
+
+#![allow(clippy::unwrap_used)]
+
+const REGENERATE: &str = "cargo run -p triggerline-openapi -- docs/openapi.json";
+
+#[test]
+fn the_committed_document_is_the_generated_one() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/openapi.json");
+    let committed = std::fs::read_to_string(path).unwrap_or_else(|e| {
+        panic!("cannot read docs/openapi.json ({e}); write it with `{REGENERATE}`")
+    });
+    let generated = triggerline_openapi::json();
+    if committed != generated {
+        let line = committed
+            .lines()
+            .zip(generated.lines())
+            .position(|(a, b)| a != b)
+            .map_or_else(
+                || committed.lines().count().min(generated.lines().count()),
+                |i| i,
+            )
+            + 1;
+        panic!(
+            "docs/openapi.json differs from the document the code generates (first at line \
+             {line}); regenerate it with `{REGENERATE}` and commit it"
+        );
+    }
+}
+
+#[test]
+fn the_document_is_openapi_3_1_with_the_sailpoint_models() {
+    let doc: serde_json::Value = serde_json::from_str(&triggerline_openapi::json()).unwrap();
+    assert_eq!(doc["openapi"], "3.1.0");
+    let schemas = &doc["components"]["schemas"];
+    for name in [
+        "Trigger",
+        "Subscription",
+        "SubscriptionPostRequest",
+        "SubscriptionPutRequest",
+        "HttpConfig",
+        "EventBridgeConfig",
+        "InvocationStatus",
+        "TestInvocation",
+        "CompleteInvocation",
+        "ValidateFilterInputDto",
+        "ValidateFilterOutputDto",
+        "ErrorResponseDto",
+        "ErrorMessageDto",
+        "StillRunning",
+    ] {
+        assert!(schemas[name].is_object(), "no schema {name}");
+    }
+    // SailPoint's exact field names and enum values, as SDK 2.1.72 reads them.
+    assert!(schemas["ValidateFilterOutputDto"]["properties"]["isValidJSONPath"].is_object());
+    assert_eq!(
+        schemas["HttpDispatchMode"]["enum"],
+        serde_json::json!(["SYNC", "ASYNC", "DYNAMIC"])
+    );
+    assert_eq!(
+        schemas["InvocationStatusType"]["enum"],
+        serde_json::json!(["TEST", "REAL_TIME"])
+    );
+    assert_eq!(
+        schemas["InvocationStatus"]["properties"]["created"]["format"],
+        "date-time"
+    );
+    // Bearer for the management API; none for the callback.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
+    assert_eq!(
+        doc["paths"]["/trigger-invocations/v1/{id}/complete"]["post"]["security"],
+        serde_json::json!([{}])
+    );
+    assert_eq!(
+        doc["paths"]["/beta/trigger-invocations/{id}/complete"]["post"]["security"],
+        serde_json::json!([{}])
+    );
+    // The error bodies.
+    let start = &doc["paths"]["/trigger-invocations/v1/start"]["post"]["responses"];
+    assert_eq!(
+        start["542"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/StillRunning"
+    );
+    assert_eq!(start["401"]["$ref"], "#/components/responses/Unauthorized");
+    let responses = &doc["components"]["responses"];
+    assert_eq!(
+        responses["Unauthorized"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorUnauthorized"
+    );
+    assert_eq!(
+        responses["TooManyRequests"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorTooManyRequests"
+    );
+    assert_eq!(
+        responses["BadRequest"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/ErrorResponseDto"
+    );
+    // The collection parameters carry the parser's limits.
+    let params = doc["paths"]["/v2025/trigger-subscriptions"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let limit = params.iter().find(|p| p["name"] == "limit").unwrap();
+    assert_eq!(limit["schema"]["maximum"], triggerline::query::MAX_LIMIT);
+    let filters = params.iter().find(|p| p["name"] == "filters").unwrap();
+    assert!(
+        filters["description"]
+            .as_str()
+            .unwrap()
+            .contains("triggerId (eq)"),
+        "{filters}"
+    );
+}
+
+#[test]
+fn operation_ids_are_unique() {
+    let doc: serde_json::Value = serde_json::from_str(&triggerline_openapi::json()).unwrap();
+    let mut seen = std::collections::BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{method} {path}"));
+            assert!(seen.insert(id.to_owned()), "{id} twice ({method} {path})");
+        }
+    }
+}
