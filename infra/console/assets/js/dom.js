@@ -51,9 +51,9 @@ export function uid(prefix = "id") {
   return `${prefix}-${ids}`;
 }
 
-/** Pretty-printed JSON in a scrollable, focusable block (keyboard users can scroll it). */
+/** Pretty-printed JSON in a scrollable, focusable, named region (keyboard users can scroll it). */
 export function jsonBlock(value, label) {
-  return h("pre", { class: "json", tabindex: "0", "aria-label": label }, JSON.stringify(value, null, 2));
+  return h("pre", { class: "json", tabindex: "0", role: "region", "aria-label": label }, JSON.stringify(value, null, 2));
 }
 
 /** Copies text, with the button saying so for a moment. */
@@ -69,4 +69,9 @@ export function copyButton(text, label = "Copy") {
     setTimeout(() => { button.textContent = label; }, 1500);
   });
   return button;
+}
+
+/** A path segment of a console address; a trigger id's colon stays readable (`#/triggers/idn:x`). */
+export function segment(value) {
+  return encodeURIComponent(value).replaceAll("%3A", ":");
 }

@@ -3,7 +3,7 @@
 // message of the API shown beside the field it names.
 
 import { call, eq, splitField, triggers } from "../api.js";
-import { h, replace, skeleton } from "../dom.js";
+import { h, jsonBlock, replace, skeleton } from "../dom.js";
 
 export async function render(main, route, app) {
   const id = route.parts[1];
@@ -289,7 +289,7 @@ function filterTester({ filter, trigger, catalog, app }) {
 
   const showExample = () => {
     const t = catalog.find((x) => x.id === trigger.value);
-    replace(example, h("pre", { class: "json", tabindex: "0", "aria-label": "Example input" }, JSON.stringify(t?.exampleInput ?? {}, null, 2)));
+    replace(example, jsonBlock(t?.exampleInput ?? {}, "Example input"));
     if (!sample.value.trim()) sample.placeholder = JSON.stringify(t?.exampleInput ?? {}, null, 2);
   };
 

@@ -3,7 +3,7 @@
 // settles.
 
 import { call, trigger as findTrigger, OPEN_STATES } from "../api.js";
-import { copyButton, h, jsonBlock, replace, skeleton } from "../dom.js";
+import { copyButton, h, jsonBlock, replace, segment, skeleton } from "../dom.js";
 import { dateTime, millis, outcomeBadge, relative, stateBadge, stateTone } from "../format.js";
 
 export async function render(main, route, app) {
@@ -17,7 +17,7 @@ export async function render(main, route, app) {
       h("div", {},
         h("a", { href: "#/invocations", class: "hint" }, "← Invocations"),
         h("div", { class: "actions" }, heading, badge),
-        h("p", { class: "lead mono" }, id, " ", copyButton(id, "Copy id")))),
+        h("p", { class: "lead actions" }, h("code", {}, id), copyButton(id, "Copy id")))),
     content);
 
   let polling = null;
@@ -98,7 +98,7 @@ function detail(i, trigger, { replay }) {
   return h("div", { class: "stack" },
     h("section", { class: "card", "aria-label": "Summary" }, h("div", { class: "card-body stack" },
       h("dl", { class: "facts" },
-        fact("Trigger", h("a", { href: `#/triggers/${encodeURIComponent(i.triggerId)}` }, trigger?.name ?? i.triggerId), h("div", { class: "hint mono" }, i.triggerId)),
+        fact("Trigger", h("a", { href: `#/triggers/${segment(i.triggerId)}` }, trigger?.name ?? i.triggerId), h("div", { class: "hint mono" }, i.triggerId)),
         fact("Subscription", h("a", { href: `#/subscriptions/${encodeURIComponent(i.subscriptionId)}` }, i.subscriptionName)),
         fact("Type", i.type === "TEST" ? "Test" : "Real time", i.responseMode ? h("div", { class: "hint" }, `${i.responseMode} response`) : null),
         fact("Attempts", String(i.attempts?.length ?? 0)),
@@ -116,7 +116,7 @@ function detail(i, trigger, { replay }) {
     h("div", { class: "two-col" },
       h("section", { class: "card", "aria-labelledby": "input-title" }, h("div", { class: "card-body" },
         h("h2", { id: "input-title", style: "margin-bottom:10px" }, "Input"),
-        jsonBlock(i.startInvocationInput?.input ?? {}, "Input"),
+        jsonBlock(i.startInvocationInput?.input ?? {}, "Input JSON"),
         i.startInvocationInput?.contentJson && Object.keys(i.startInvocationInput.contentJson).length
           ? h("details", {}, h("summary", {}, "contentJson"), jsonBlock(i.startInvocationInput.contentJson, "contentJson"))
           : null)),
@@ -124,7 +124,7 @@ function detail(i, trigger, { replay }) {
         h("h2", { id: "output-title", style: "margin-bottom:10px" }, "Output"),
         localizedError ? h("p", { class: "alert error", style: "margin-bottom:10px" }, localizedError.message) : null,
         output !== undefined && output !== null
-          ? jsonBlock(output, "Output")
+          ? jsonBlock(output, "Output JSON")
           : h("p", { class: "hint" }, i.completeInvocationInput === null && !OPEN_STATES.has(i.status)
             ? "None: fire-and-forget deliveries have no output."
             : OPEN_STATES.has(i.status) ? "Not yet: the subscriber has not answered." : "No output.")))));
@@ -142,7 +142,7 @@ function timeline(i, localizedError) {
       h("div", { class: "what" }, `Attempt ${n + 1}`, outcomeBadge(a.outcome),
         a.statusCode ? h("span", { class: "badge plain mono" }, `HTTP ${a.statusCode}`) : h("span", { class: "badge plain" }, "no answer")),
       h("div", { class: "when" }, dateTime(a.startedAt)),
-      h("div", { class: "meta" }, `${a.target ?? ""} · ${millis(a.durationMs)}`),
+      h("div", { class: "meta" }, `${a.target ?? ""} · answered in ${millis(a.durationMs)} · started ${millis(new Date(a.startedAt) - new Date(i.created))} after creation`),
       a.error ? h("div", { class: "error" }, a.error) : null));
   });
   if (OPEN_STATES.has(i.status)) {

@@ -29,12 +29,13 @@ export async function render(main, route, app) {
   const pagerText = h("span", { "aria-live": "polite" }, "\u00a0");
   const newer = h("button", { type: "button", class: "button small", disabled: true }, "← Newer");
   const older = h("button", { type: "button", class: "button small", disabled: true }, "Older →");
+  // The pager sits above the rows: a page shorter than its skeleton then moves nothing.
   const tableCard = h("div", { class: "card", id: "invocations" },
+    h("div", { class: "pager" }, pagerText, h("div", { class: "actions" }, newer, older)),
     h("div", { class: "table-wrap" }, h("table", { class: "data" },
       h("caption", { class: "visually-hidden" }, "Invocations, newest first"),
       h("thead", {}, h("tr", {}, ["Status", "Created", "Trigger", "Subscription", "Type", "Took"].map((c) => h("th", { scope: "col" }, c)))),
-      body)),
-    h("div", { class: "pager" }, pagerText, h("div", { class: "actions" }, newer, older)));
+      body)));
 
   replace(main,
     h("div", { class: "page-head" },

@@ -121,7 +121,7 @@ function row(s, trigger, view) {
   const deleteButton = h("button", { type: "button", class: "button small danger" }, "Delete");
   deleteButton.addEventListener("click", () => openDeleteDialog(s, tr, view));
   const tr = h("tr", { dataset: { subscription: s.id } },
-    h("td", { "data-label": "Name" },
+    h("td", { "data-label": "Name", class: "name-cell" },
       h("div", {},
         h("a", { class: "cell-main", href: `#/subscriptions/${encodeURIComponent(s.id)}` }, s.name),
         s.description ? h("div", { class: "cell-sub" }, s.description) : null)),
@@ -134,7 +134,7 @@ function row(s, trigger, view) {
       h("div", {}, h("div", { class: "actions" },
         h("a", { class: "button small", href: `#/subscriptions/${encodeURIComponent(s.id)}` }, "Edit"),
         testButton,
-        h("a", { class: "button small ghost", href: `#/invocations?subscription=${encodeURIComponent(s.id)}` }, "Invocations"),
+        h("a", { class: "button small ghost", href: `#/invocations?subscription=${encodeURIComponent(s.id)}`, "aria-label": `Invocations of ${s.name}` }, "History"),
         deleteButton), error)));
   return tr;
 }

@@ -2,8 +2,11 @@
 // table read from its JSON Schema, its example, and the schema itself.
 
 import { triggers } from "../api.js";
-import { h, jsonBlock, replace, skeleton } from "../dom.js";
+import { h, jsonBlock, replace, segment, skeleton } from "../dom.js";
 import { triggerTypeBadge } from "../format.js";
+
+// The list's search text outlives a view: choosing a trigger re-renders the page.
+let needle = "";
 
 export async function render(main, route, app) {
   const selected = route.parts[1] ?? null;
@@ -36,19 +39,24 @@ export async function render(main, route, app) {
   if (app.signal.aborted) return;
 
   const items = catalog.map((t) => {
-    const link = h("a", { href: `#/triggers/${encodeURIComponent(t.id)}`, "aria-current": t.id === selected ? "true" : null },
+    const link = h("a", { href: `#/triggers/${segment(t.id)}`, "aria-current": t.id === selected ? "true" : null },
       h("span", { class: "name" }, h("span", {}, t.name),
         t.type === "REQUEST_RESPONSE" ? h("span", { class: "badge accent plain", title: "Request / response" }, "R/R") : null),
       h("span", { class: "id" }, t.id));
     return { trigger: t, li: h("li", {}, link) };
   });
   replace(list, items.map((i) => i.li));
-  search.addEventListener("input", () => {
-    const needle = search.value.trim().toLowerCase();
+  const narrow = () => {
+    needle = search.value;
+    const wanted = needle.trim().toLowerCase();
     for (const { trigger, li } of items) {
-      li.hidden = needle !== "" && !`${trigger.name} ${trigger.id}`.toLowerCase().includes(needle);
+      li.hidden = wanted !== "" && !`${trigger.name} ${trigger.id}`.toLowerCase().includes(wanted);
     }
-  });
+  };
+  search.value = needle;
+  search.addEventListener("input", narrow);
+  narrow();
+  list.querySelector("[aria-current='true']")?.scrollIntoView({ block: "nearest" });
 
   if (!selected) {
     replace(detail, h("div", { class: "card placeholder-detail" },
