@@ -1,0 +1,104 @@
+"""Runs schemathesis over every operation of Triggerline's OpenAPI document, against the real
+`triggerline` binary ($TRIGGERLINE_BIN, else target/debug/triggerline) on SQLite in a temp data
+dir with a fixed API token. The document is read from the running server (`GET /openapi.json`).
+
+Checks: no 5xx, status codes, content types, response headers and bodies as documented. Bounded
+by examples per operation and a time budget (--max-time) so that it takes at most ~3 minutes on
+2 cores. Subscriptions' webhook URLs are redirected to a receiver on 127.0.0.1 (hooks.py), so
+nothing leaves the machine. Exits with schemathesis's status.
+
+Usage: tests/schemathesis/run [extra schemathesis arguments] (makes the venv, then runs this)
+"""
+
+import http.server
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import threading
+
+HERE = pathlib.Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+TOKEN = "schemathesis-token"
+CHECKS = ",".join([
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+])
+
+
+class Receiver(http.server.BaseHTTPRequestHandler):
+    """Every delivery gets 200 `{}` (a FIRE_AND_FORGET delivery, an ASYNC acknowledgement)."""
+
+    def do_POST(self):
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"{}"
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+def main() -> int:
+    binary = os.environ.get("TRIGGERLINE_BIN", str(ROOT / "target" / "debug" / "triggerline"))
+    receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    sink = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
+    report_dir = ROOT / "target" / "schemathesis"
+    with tempfile.TemporaryDirectory() as data_dir:
+        server = subprocess.Popen(
+            # A short synchronous wait: a synchronous start against a slow subscriber answers 542
+            # in a second instead of holding a worker for 25.
+            [binary, "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--sync-wait", "PT1S"],
+            env={**os.environ, "TRIGGERLINE_API_TOKEN": TOKEN},
+            stdout=subprocess.PIPE,
+            stderr=open(report_dir.parent / "schemathesis-server.log", "w")
+            if report_dir.parent.is_dir() else subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            base_url = None
+            for line in server.stdout:
+                if line.startswith("triggerline listening on "):
+                    base_url = line.removeprefix("triggerline listening on ").strip()
+                    break
+            if not base_url:
+                print("schemathesis: triggerline exited before it was listening", file=sys.stderr)
+                return 1
+            threading.Thread(target=server.stdout.read, daemon=True).start()
+            command = [
+                str(pathlib.Path(sys.executable).parent / "schemathesis"), "run",
+                f"{base_url}/openapi.json",
+                "--url", base_url,
+                "--header", f"Authorization: Bearer {TOKEN}",
+                "--checks", CHECKS,
+                "--max-examples", os.environ.get("TRIGGERLINE_SCHEMATHESIS_EXAMPLES", "12"),
+                "--max-time", os.environ.get("TRIGGERLINE_SCHEMATHESIS_MAX_TIME", "150"),
+                "--workers", "2",
+                "--seed", os.environ.get("TRIGGERLINE_SCHEMATHESIS_SEED", "16"),
+                "--report", "junit",
+                "--report-dir", str(report_dir),
+                *sys.argv[1:],
+            ]
+            env = {
+                **os.environ,
+                "SCHEMATHESIS_HOOKS": "hooks",
+                "PYTHONPATH": str(HERE),
+                "TRIGGERLINE_SCHEMATHESIS_SINK": sink,
+            }
+            return subprocess.run(command, env=env, cwd=ROOT).returncode
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+            receiver.shutdown()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
