@@ -1,16 +1,60 @@
-//! `triggerline`: the local stack as one process.
+//! `triggerline`: the local stack as one process (`serve`, also what runs with no subcommand, so
+//! `triggerline --listen … --data-dir …` keeps working), and the client subcommands of
+//! `triggerline_cli` that talk to a running one.
 
-use clap::Parser;
+use std::process::ExitCode;
 use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use triggerline::time::SystemClock;
 use triggerline_local::{App, Backend, Config, LogFormat, Storage, env};
 
+#[derive(Debug, Parser)]
+#[command(
+    name = "triggerline",
+    version,
+    about = "Triggerline: event triggers, locally. With no subcommand, serves (as `serve`).",
+    // The server's flags stand alone (`triggerline --listen …`), or follow `serve`; a client
+    // subcommand after them is a usage error rather than a silently ignored flag.
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Top>,
+    #[command(flatten)]
+    serve: Config,
+}
+
+#[derive(Debug, Subcommand)]
+enum Top {
+    /// Run the service: the API on --listen over the SQLite file in --data-dir (the default
+    /// when no subcommand is given).
+    Serve(Config),
+    #[command(flatten)]
+    Client(triggerline_cli::Command),
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.command {
+        Some(Top::Client(command)) => return triggerline_cli::run(command).await,
+        Some(Top::Serve(config)) => config,
+        None => cli.serve,
+    };
+    match serve(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("Error: {e:?}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
     init_tracing(config.log_format);
 
     let listener = TcpListener::bind(config.listen).await?;
