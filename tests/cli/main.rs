@@ -462,6 +462,49 @@ async fn listen_acknowledges_an_async_invocation_and_completes_it_through_the_ca
     );
 }
 
+#[tokio::test]
+async fn a_test_invocation_of_a_fire_and_forget_trigger_reaches_listen_and_shows_in_status() {
+    let server = Server::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut listener = server.listen(state.path(), &["idn:identity-created", "--count", "1"]);
+
+    let tested = server
+        .cli(&["invoke", "idn:identity-created", "--test", "--json"])
+        .ok()
+        .json();
+    let id = tested[0]["id"].as_str().unwrap().to_owned();
+    let delivery = listener.next("delivery");
+    let answer = listener.next("answer");
+    server
+        .invocation_until(&id, |s| !s["completed"].is_null())
+        .await;
+    let listed = server
+        .cli(&["status", "--trigger", "idn:identity-created", "--json"])
+        .ok()
+        .json();
+    let table = server
+        .cli(&["status", "--trigger", "idn:identity-created"])
+        .ok();
+
+    assert_eq!(
+        delivery["body"]["_metadata"]["triggerType"],
+        "fireAndForget"
+    );
+    assert_eq!(delivery["signature"], "valid", "{delivery}");
+    assert_eq!(answer["status"], 200);
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert_eq!(listed[0]["type"], "TEST");
+    let row = table
+        .stdout
+        .lines()
+        .find(|l| l.starts_with(&id))
+        .unwrap_or_else(|| panic!("{table:?}"));
+    assert!(
+        row.contains("TEST") && row.contains("triggerline listen"),
+        "{row}"
+    );
+}
+
 #[test]
 fn a_second_listen_reuses_its_subscription_and_still_verifies_signatures() {
     let server = Server::start();
