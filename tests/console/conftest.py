@@ -20,7 +20,6 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SHOTS = ROOT / "target" / "console"
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -164,9 +163,3 @@ def console(browser, triggerline):
     for context in contexts:
         context.close()
 
-
-def screenshot(page, name):
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    path = SHOTS / f"{name}.png"
-    page.screenshot(path=str(path), full_page=False)
-    return path

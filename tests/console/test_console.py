@@ -3,15 +3,23 @@ sees and does, from the sign-in through create -> test -> inspect -> replay, at 
 phone's 390 px. Screenshots of the main pages go to target/console/ (CI artifacts)."""
 
 import json
+import pathlib
 import shutil
 import urllib.parse
 
 from playwright.sync_api import expect
 
-from conftest import ROOT, screenshot
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHOTS = ROOT / "target" / "console"
 
 IDENTITY_CREATED = "idn:identity-created"
 MAIN_PAGES = ["#/triggers", f"#/triggers/{IDENTITY_CREATED}", "#/subscriptions", "#/subscriptions/new", "#/invocations"]
+
+
+def screenshot(page, name):
+    """The viewport as a person sees it, for CI artifacts and the README."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
 
 
 def open_console(page, triggerline, route=""):
@@ -190,7 +198,7 @@ def test_create_test_inspect_and_replay_a_failed_invocation(console, triggerline
     assert second["answered"] == 200
     assert second["headers"]["webhook-id"] == first["headers"]["webhook-id"] == invocation_id
     screenshot(page, "invocation-detail")
-    shutil.copyfile(ROOT / "target" / "console" / "invocation-detail.png", ROOT / "docs" / "console.png")
+    shutil.copyfile(SHOTS / "invocation-detail.png", ROOT / "docs" / "console.png")
 
     # The list, newest first, filtered by status (here) and by subscription (by the API).
     page.get_by_role("link", name="← Invocations").click()

@@ -21,7 +21,7 @@ async fn get(path: &str, if_none_match: Option<&str>) -> axum::response::Respons
         .expect("infallible")
 }
 
-fn header_of<'a>(response: &'a axum::response::Response, name: header::HeaderName) -> &'a str {
+fn header_of(response: &axum::response::Response, name: header::HeaderName) -> &str {
     response
         .headers()
         .get(&name)
@@ -58,7 +58,10 @@ async fn the_page_is_html_that_must_be_revalidated() {
         "text/html; charset=utf-8"
     );
     assert_eq!(header_of(&response, header::CACHE_CONTROL), "no-cache");
-    assert_eq!(header_of(&response, header::X_CONTENT_TYPE_OPTIONS), "nosniff");
+    assert_eq!(
+        header_of(&response, header::X_CONTENT_TYPE_OPTIONS),
+        "nosniff"
+    );
     let csp = header_of(&response, header::CONTENT_SECURITY_POLICY);
     assert!(csp.contains("script-src 'self'"), "{csp}");
     assert!(csp.contains("connect-src 'self'"), "{csp}");
