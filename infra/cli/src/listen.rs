@@ -305,6 +305,7 @@ impl SecretBook {
         if let Some(dir) = self.path.parent() {
             tokio::fs::create_dir_all(dir).await.map_err(io)?;
         }
+        // A map of strings always serializes.
         let text = serde_json::to_string_pretty(&self.secrets).unwrap_or_default();
         let temporary = self.path.with_extension("json.tmp");
         let mut options = tokio::fs::OpenOptions::new();
