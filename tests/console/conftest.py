@@ -17,7 +17,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
@@ -31,6 +31,10 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 TOKEN_KEY = "triggerline.console.token"
+
+# Assertions poll the page until they hold or this passes (Playwright's default is 5 s, short for
+# a loaded CI runner); a page that never gets there still fails.
+expect.set_options(timeout=20_000)
 
 
 class Triggerline:

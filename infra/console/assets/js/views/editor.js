@@ -351,7 +351,9 @@ function filterTester({ filter, trigger, catalog, app }) {
   sample.addEventListener("input", run);
   useExample.addEventListener("change", run);
   usePasted.addEventListener("change", run);
-  run();
+  // The first verdict comes at once, so the result box is never blank.
+  showExample();
+  check();
   return { fieldset, help, run };
 }
 
