@@ -4,12 +4,23 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use triggerline::Error;
 use triggerline::usecases::intake::{Intake, Started};
 use triggerline::wire::{
     self, RunningInvocation, StartInvocation, StartResponse, StartedInvocation, StillRunning,
     TestInvocation,
 };
 use triggerline_http::{ApiError, JsonBody};
+
+/// `contentJson` is a JSON object or absent: SailPoint's SDK reads it back (the status list's
+/// `startInvocationInput.contentJson`) as a map, so anything else stored would make every later
+/// status list unreadable to it. (Found by schemathesis.)
+fn content_is_an_object(content: Option<&serde_json::Value>) -> Result<(), ApiError> {
+    match content {
+        None | Some(serde_json::Value::Object(_)) => Ok(()),
+        Some(_) => Err(Error::invalid("contentJson", "must be a JSON object").into()),
+    }
+}
 
 /// SailPoint's status for "started but not finished within the wait".
 const STILL_RUNNING: u16 = 542;
@@ -32,6 +43,7 @@ pub async fn start(
     State(intake): State<Intake>,
     JsonBody(request): JsonBody<StartInvocation>,
 ) -> Result<Response, ApiError> {
+    content_is_an_object(request.content_json.as_ref())?;
     let trigger_id = request.trigger_id.clone();
     Ok(match intake.start(request).await? {
         Started::Queued(invocations) => {
@@ -104,6 +116,7 @@ pub async fn test(
     State(intake): State<Intake>,
     JsonBody(request): JsonBody<TestInvocation>,
 ) -> Result<Response, ApiError> {
+    content_is_an_object(request.content_json.as_ref())?;
     let started = intake.test(request).await?;
     if started.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());

@@ -16,10 +16,7 @@ fn the_committed_document_is_the_generated_one() {
             .lines()
             .zip(generated.lines())
             .position(|(a, b)| a != b)
-            .map_or_else(
-                || committed.lines().count().min(generated.lines().count()),
-                |i| i,
-            )
+            .unwrap_or_else(|| committed.lines().count().min(generated.lines().count()))
             + 1;
         panic!(
             "docs/openapi.json differs from the document the code generates (first at line \

@@ -55,6 +55,10 @@ impl<'a> From<&'a CatalogEntry> for Trigger<'a> {
 #[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct HttpConfig {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(format = "uri", example = "https://hr.example.com/hooks/identity")
+    )]
     pub url: String,
     pub http_dispatch_mode: DispatchMode,
     #[serde(default)]
@@ -110,12 +114,26 @@ pub struct BearerTokenAuthConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct EventBridgeConfig {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^[0-9]{12}$", example = "123456789012")
+    )]
     pub aws_account: String,
+    #[cfg_attr(feature = "openapi", schema(example = "us-east-1"))]
     pub aws_region: String,
 }
 
 /// Body of `POST /trigger-subscriptions/v1`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "name": "New identities to HR",
+    "triggerId": "idn:identity-created",
+    "type": "HTTP",
+    "httpConfig": {"url": "https://hr.example.com/hooks/identity", "httpDispatchMode": "SYNC",
+        "httpAuthenticationType": "BEARER_TOKEN",
+        "bearerTokenAuthConfig": {"bearerToken": "receiver-secret"}},
+    "filter": "$[?($.identity.type == \"IDENTITY\")]"
+})))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionPostRequest {
@@ -125,6 +143,7 @@ pub struct SubscriptionPostRequest {
     pub trigger_id: String,
     #[serde(rename = "type")]
     pub subscription_type: SubscriptionType,
+    #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT1H"))]
     #[serde(default)]
     pub response_deadline: Option<String>,
     #[serde(default)]
@@ -155,6 +174,7 @@ pub struct SubscriptionPutRequest {
     pub description: Option<String>,
     #[serde(rename = "type", default)]
     pub subscription_type: Option<SubscriptionType>,
+    #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT1H"))]
     #[serde(default)]
     pub response_deadline: Option<String>,
     #[serde(default)]
@@ -217,6 +237,7 @@ pub struct Subscription {
     pub trigger_name: String,
     #[serde(rename = "type")]
     pub subscription_type: SubscriptionType,
+    #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT1H"))]
     pub response_deadline: String,
     pub http_config: Option<HttpConfig>,
     pub event_bridge_config: Option<EventBridgeConfig>,
@@ -303,6 +324,9 @@ impl HttpConfig {
 
 /// Body of `POST /trigger-subscriptions/v1/validate-filter`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "input": {"identity": {"type": "IDENTITY"}}, "filter": "$.identity"
+})))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateFilterInputDto {
@@ -433,6 +457,11 @@ impl InvocationStatus {
 /// Body of `POST /trigger-invocations/v1/start` (extension): how producers raise real-time
 /// invocations.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "triggerId": "idn:identity-created",
+    "input": {"identity": {"type": "IDENTITY", "id": "2c91808a", "name": "Ann"},
+        "attributes": {}}
+})))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartInvocation {
@@ -444,9 +473,11 @@ pub struct StartInvocation {
     pub content_json: Option<Value>,
     #[serde(default)]
     pub is_synchronous: Option<bool>,
+    #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT10M"))]
     /// ISO-8601 duration to wait before delivering.
     #[serde(default)]
     pub delay: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(example = json!(1764777600000_i64)))]
     /// Epoch milliseconds before which nothing is delivered.
     #[serde(default)]
     pub timestamp: Option<i64>,
@@ -454,6 +485,9 @@ pub struct StartInvocation {
 
 /// Body of `POST /trigger-invocations/v1/test`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({
+    "triggerId": "idn:identity-created", "contentJson": {}
+})))]
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TestInvocation {
