@@ -307,3 +307,28 @@ def test_the_main_navigation_works_from_the_keyboard(console, triggerline):
     expect(heading).to_be_focused()
     expect(page.get_by_role("link", name="Subscriptions", exact=True)).to_have_attribute("aria-current", "page")
     assert page.console_errors == []
+
+
+def test_an_action_that_fails_says_why_in_its_row(console, triggerline, receiver):
+    subscription = subscribe(triggerline, receiver.url, name="Deleted elsewhere")
+    page = console()
+    open_console(page, triggerline, "#/subscriptions")
+    row = page.locator(f"tr[data-subscription='{subscription['id']}']")
+    expect(row).to_be_visible()
+
+    triggerline.call("DELETE", f"/trigger-subscriptions/v1/{subscription['id']}")
+    row.get_by_role("switch").click()
+
+    expect(row.get_by_role("alert")).to_contain_text("Not changed:")
+    expect(row.get_by_role("alert")).to_contain_text(subscription["id"])
+    expect(row.get_by_role("switch")).to_have_attribute("aria-checked", "true")
+
+
+def test_a_token_the_api_refuses_sends_the_person_back_to_sign_in(console, triggerline):
+    page = console(signed_in=False)
+    page.context.add_init_script("sessionStorage.setItem('triggerline.console.token', 'stale-token')")
+    open_console(page, triggerline, "#/invocations")
+
+    expect(page.get_by_role("heading", name="Sign in to the console")).to_be_visible()
+    expect(page.get_by_role("status")).to_contain_text("The API refused the token")
+    assert page.evaluate("sessionStorage.getItem('triggerline.console.token')") is None
