@@ -329,7 +329,10 @@ mod tests {
                 InvocationState::Pending,
             );
             transitioned(
-                &invocation(InvocationState::TimedOut, Some("no answer before the deadline")),
+                &invocation(
+                    InvocationState::TimedOut,
+                    Some("no answer before the deadline"),
+                ),
                 InvocationState::Acknowledged,
             );
         });
@@ -357,10 +360,7 @@ mod tests {
             ]
         );
         assert!(lines[0]["fields"].get("error").is_none(), "{}", lines[0]);
-        assert_eq!(
-            lines[2]["fields"]["error"],
-            "no answer before the deadline"
-        );
+        assert_eq!(lines[2]["fields"]["error"], "no answer before the deadline");
     }
 
     #[test]

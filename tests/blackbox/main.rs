@@ -13,6 +13,7 @@ mod delivery;
 mod edge;
 mod helpers;
 mod logs;
+mod metrics;
 mod operations;
 mod receiver;
 mod restart;

@@ -98,11 +98,10 @@ impl Emf {
         for (key, count) in &series.counters {
             let n = count.swap(0, Ordering::Relaxed);
             if n > 0 {
-                by_labels.entry(key.labels().cloned().collect()).or_default().push((
-                    cloudwatch_name(key.name()),
-                    Some("Count"),
-                    vec![n as f64],
-                ));
+                by_labels
+                    .entry(key.labels().cloned().collect())
+                    .or_default()
+                    .push((cloudwatch_name(key.name()), Some("Count"), vec![n as f64]));
             }
         }
         for (key, samples) in &series.histograms {
@@ -116,11 +115,14 @@ impl Emf {
                 Some(Unit::Count) => (Some("Count"), 1.0),
                 _ => (None, 1.0),
             };
-            by_labels.entry(key.labels().cloned().collect()).or_default().push((
-                cloudwatch_name(key.name()),
-                unit,
-                taken.into_iter().map(|v| v * scale).collect(),
-            ));
+            by_labels
+                .entry(key.labels().cloned().collect())
+                .or_default()
+                .push((
+                    cloudwatch_name(key.name()),
+                    unit,
+                    taken.into_iter().map(|v| v * scale).collect(),
+                ));
         }
         drop(series);
         let mut lines = Vec::new();
@@ -309,9 +311,15 @@ mod tests {
     #[test]
     fn names_are_camel_case_without_prefix_or_unit() {
         assert_eq!(cloudwatch_name(telemetry::ATTEMPTS), "DeliveryAttempts");
-        assert_eq!(cloudwatch_name(telemetry::ATTEMPT_DURATION), "DeliveryDuration");
+        assert_eq!(
+            cloudwatch_name(telemetry::ATTEMPT_DURATION),
+            "DeliveryDuration"
+        );
         assert_eq!(cloudwatch_name(telemetry::SWEEPS), "Sweeps");
-        assert_eq!(cloudwatch_name(telemetry::STORE_WRITE), "StoreWriteDuration");
+        assert_eq!(
+            cloudwatch_name(telemetry::STORE_WRITE),
+            "StoreWriteDuration"
+        );
     }
 
     #[test]

@@ -288,8 +288,10 @@ impl FunctionEnv {
             completion_events,
             subscription_cache,
             max_receive_count,
-            metrics_namespace: get(env::METRICS_NAMESPACE)
-                .map_or_else(|| emf::DEFAULT_NAMESPACE.to_owned(), |n| n.trim().to_owned()),
+            metrics_namespace: get(env::METRICS_NAMESPACE).map_or_else(
+                || emf::DEFAULT_NAMESPACE.to_owned(),
+                |n| n.trim().to_owned(),
+            ),
         })
     }
 

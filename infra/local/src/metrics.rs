@@ -93,7 +93,7 @@ fn install() -> Option<PrometheusHandle> {
 }
 
 /// What a scrape reads.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Scrape {
     handle: Option<PrometheusHandle>,
     /// The SQLite store, for its gauges (`None` on the AWS backend).
@@ -129,7 +129,11 @@ async fn scrape(State(scrape): State<Scrape>) -> Response {
     if let Some(store) = &scrape.store {
         match store.gauges(scrape.clock.now()).await {
             Ok(g) => {
-                let depth = [("due", g.due), ("scheduled", g.scheduled), ("leased", g.leased)];
+                let depth = [
+                    ("due", g.due),
+                    ("scheduled", g.scheduled),
+                    ("leased", g.leased),
+                ];
                 for (state, n) in depth {
                     metrics::gauge!(QUEUE_DEPTH, "state" => state).set(n as f64);
                 }

@@ -6,8 +6,8 @@ use chrono::Duration;
 
 use crate::model::{Invocation, InvocationState};
 use crate::ports::{DeliveryQueue, InvocationScans, InvocationStore, Transition};
-use crate::time::{Clock, earlier};
 use crate::telemetry;
+use crate::time::{Clock, earlier};
 use crate::usecases::notify::Notifier;
 use crate::{Error, Result};
 
@@ -111,7 +111,9 @@ pub async fn recover_unsent(
 ) -> Result<usize> {
     let grace = Duration::from_std(lease.saturating_mul(2)).unwrap_or(Duration::MAX);
     let now = clock.now();
-    let recovered = queue.recover_unsent(now, earlier(now, grace), BATCH).await?;
+    let recovered = queue
+        .recover_unsent(now, earlier(now, grace), BATCH)
+        .await?;
     telemetry::recovered(recovered);
     Ok(recovered)
 }
