@@ -36,6 +36,9 @@ const MAX_VALUES: usize = 100;
 /// that records this many between flushes is not one of Triggerline's).
 const MAX_SAMPLES: usize = 10 * MAX_VALUES;
 
+/// One metric's values in a line: its CloudWatch name, unit, and values.
+type Values = (String, Option<&'static str>, Vec<f64>);
+
 /// The recorder: counters and histogram samples since the last flush, by series.
 #[derive(Debug)]
 pub struct Emf {
@@ -92,9 +95,8 @@ impl Emf {
     /// (epoch milliseconds).
     pub fn take_lines(&self, timestamp: u64) -> Vec<Value> {
         let series = self.series();
-        // Values by label set, each a (CloudWatch name, unit, values) list.
-        let mut by_labels: BTreeMap<Vec<Label>, Vec<(String, Option<&'static str>, Vec<f64>)>> =
-            BTreeMap::new();
+        // Values by label set.
+        let mut by_labels: BTreeMap<Vec<Label>, Vec<Values>> = BTreeMap::new();
         for (key, count) in &series.counters {
             let n = count.swap(0, Ordering::Relaxed);
             if n > 0 {
