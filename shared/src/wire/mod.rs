@@ -19,15 +19,21 @@ use crate::secrets::{Secret, redacted_url};
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Trigger<'a> {
+    /// Unique identifier of the trigger.
     pub id: &'a str,
+    /// Trigger Name.
     pub name: &'a str,
     #[serde(rename = "type")]
     pub trigger_type: TriggerType,
+    /// Trigger Description.
     pub description: &'a str,
+    /// The JSON schema of the payload that will be sent by the trigger to the subscribed service.
     #[cfg_attr(feature = "openapi", schema(value_type = String, content_media_type = "application/schema+json"))]
     pub input_schema: &'a str,
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub example_input: &'a Value,
+    /// The JSON schema of the response that will be sent by the subscribed service to the trigger
+    /// in response to an event. This only applies to a trigger type of `REQUEST_RESPONSE`.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, content_media_type = "application/schema+json"))]
     pub output_schema: Option<&'a str>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
@@ -59,6 +65,7 @@ pub struct HttpConfig {
         feature = "openapi",
         schema(format = "uri", example = "https://hr.example.com/hooks/identity")
     )]
+    /// URL of the external/custom integration.
     pub url: String,
     pub http_dispatch_mode: DispatchMode,
     #[serde(default)]
@@ -94,8 +101,11 @@ pub enum HttpAuthenticationType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BasicAuthConfig {
+    /// The username to authenticate.
     #[serde(default)]
     pub user_name: Option<String>,
+    /// The password to authenticate. On response, this field is set to null as to not return
+    /// secrets.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     #[serde(default)]
     pub password: Option<Secret>,
@@ -105,6 +115,7 @@ pub struct BasicAuthConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BearerTokenAuthConfig {
+    /// Bearer token
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     #[serde(default)]
     pub bearer_token: Option<Secret>,
@@ -118,7 +129,11 @@ pub struct EventBridgeConfig {
         feature = "openapi",
         schema(pattern = "^[0-9]{12}$", example = "123456789012")
     )]
+    /// AWS Account Number (12-digit number) that has the EventBridge Partner Event Source Resource.
     pub aws_account: String,
+    /// AWS Region that has the EventBridge Partner Event Source Resource. See
+    /// https://docs.aws.amazon.com/general/latest/gr/rande.html for a full list of available
+    /// values.
     #[cfg_attr(feature = "openapi", schema(example = "us-east-1"))]
     pub aws_region: String,
 }
@@ -137,12 +152,17 @@ pub struct EventBridgeConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SubscriptionPostRequest {
+    /// Subscription name.
     pub name: String,
+    /// Subscription description.
     #[serde(default)]
     pub description: Option<String>,
+    /// ID of trigger subscribed to.
     pub trigger_id: String,
     #[serde(rename = "type")]
     pub subscription_type: SubscriptionType,
+    /// Deadline for completing REQUEST_RESPONSE trigger invocation, represented in ISO-8601
+    /// duration format.
     #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT1H"))]
     #[serde(default)]
     pub response_deadline: Option<String>,
@@ -150,8 +170,11 @@ pub struct SubscriptionPostRequest {
     pub http_config: Option<HttpConfig>,
     #[serde(default)]
     pub event_bridge_config: Option<EventBridgeConfig>,
+    /// Whether subscription should receive real-time trigger invocations or not. Test trigger
+    /// invocations are always enabled regardless of this option.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// JSONPath filter to conditionally invoke trigger when expression evaluates to true.
     #[serde(default)]
     pub filter: Option<String>,
 }
@@ -168,12 +191,16 @@ pub struct SubscriptionPutRequest {
     pub id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger_id: Option<String>,
+    /// Subscription name.
     #[serde(default)]
     pub name: Option<String>,
+    /// Subscription description.
     #[serde(default)]
     pub description: Option<String>,
     #[serde(rename = "type", default)]
     pub subscription_type: Option<SubscriptionType>,
+    /// Deadline for completing REQUEST_RESPONSE trigger invocation, represented in ISO-8601
+    /// duration format.
     #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT1H"))]
     #[serde(default)]
     pub response_deadline: Option<String>,
@@ -181,8 +208,11 @@ pub struct SubscriptionPutRequest {
     pub http_config: Option<HttpConfig>,
     #[serde(default)]
     pub event_bridge_config: Option<EventBridgeConfig>,
+    /// Whether subscription should receive real-time trigger invocations or not. Test trigger
+    /// invocations are always enabled regardless of this option.
     #[serde(default)]
     pub enabled: Option<bool>,
+    /// JSONPath filter to conditionally invoke trigger when expression evaluates to true.
     #[serde(default)]
     pub filter: Option<String>,
 }
@@ -230,18 +260,28 @@ enum JsonPatchOp {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Subscription {
+    /// Subscription ID.
     pub id: String,
+    /// Subscription name.
     pub name: String,
+    /// Subscription description.
     pub description: Option<String>,
+    /// ID of trigger subscribed to.
     pub trigger_id: String,
+    /// Trigger name of trigger subscribed to.
     pub trigger_name: String,
     #[serde(rename = "type")]
     pub subscription_type: SubscriptionType,
+    /// Deadline for completing REQUEST_RESPONSE trigger invocation, represented in ISO-8601
+    /// duration format.
     #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT1H"))]
     pub response_deadline: String,
     pub http_config: Option<HttpConfig>,
     pub event_bridge_config: Option<EventBridgeConfig>,
+    /// Whether subscription should receive real-time trigger invocations or not. Test trigger
+    /// invocations are always enabled regardless of this option.
     pub enabled: bool,
+    /// JSONPath filter to conditionally invoke trigger when expression evaluates to true.
     pub filter: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^whsec_"))]
     /// Extension: the Standard Webhooks signing key, present only in the 201 of the create.
@@ -330,8 +370,10 @@ impl HttpConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateFilterInputDto {
+    /// Mock input to evaluate filter expression against.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub input: serde_json::Map<String, Value>,
+    /// JSONPath filter to conditionally invoke trigger when expression evaluates to true.
     pub filter: String,
 }
 
@@ -340,9 +382,12 @@ pub struct ValidateFilterInputDto {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ValidateFilterOutputDto {
+    /// When this field is true, the filter expression is valid against the input.
     pub is_valid: bool,
+    /// When this field is true, the filter expression is using a valid JSON path.
     #[serde(rename = "isValidJSONPath")]
     pub is_valid_json_path: bool,
+    /// When this field is true, the filter expression is using an existing path.
     pub is_path_exist: bool,
 }
 
@@ -351,9 +396,12 @@ pub struct ValidateFilterOutputDto {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartInvocationInput {
+    /// Trigger ID
     pub trigger_id: String,
+    /// Trigger input payload. Its schema is defined in the trigger definition.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub input: Value,
+    /// JSON map of invocation metadata
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub content_json: Value,
 }
@@ -364,6 +412,8 @@ pub struct StartInvocationInput {
 #[serde(rename_all = "camelCase")]
 pub struct CompleteInvocationInput {
     pub localized_error: Option<LocalizedMessage>,
+    /// Trigger output that completed the invocation. Its schema is defined in the trigger
+    /// definition.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub output: Option<Value>,
 }
@@ -371,7 +421,9 @@ pub struct CompleteInvocationInput {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LocalizedMessage {
+    /// Message locale
     pub locale: String,
+    /// Message text
     pub message: String,
 }
 
@@ -390,14 +442,21 @@ impl LocalizedMessage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InvocationStatus {
+    /// Invocation ID
     pub id: String,
+    /// Trigger ID
     pub trigger_id: String,
+    /// Subscription ID
     pub subscription_id: String,
+    /// Subscription name
     pub subscription_name: String,
     #[serde(rename = "type")]
     pub invocation_type: InvocationType,
+    /// Invocation created timestamp. ISO-8601 in UTC.
     #[serde(with = "crate::time::rfc3339")]
     pub created: DateTime<Utc>,
+    /// Invocation completed timestamp; empty fields imply invocation is in-flight or not completed.
+    /// ISO-8601 in UTC.
     #[serde(with = "crate::time::rfc3339::option")]
     pub completed: Option<DateTime<Utc>>,
     pub start_invocation_input: StartInvocationInput,
@@ -491,13 +550,20 @@ pub struct StartInvocation {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TestInvocation {
+    /// Trigger ID
     pub trigger_id: String,
+    /// Mock input to use for test invocation. This must adhere to the input schema defined in the
+    /// trigger being invoked. If this property is omitted, then the default trigger sample payload
+    /// will be sent.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(default)]
     pub input: Option<Value>,
+    /// JSON map of invocation metadata.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(default)]
     pub content_json: Option<Value>,
+    /// Only send the test event to the subscription IDs listed. If omitted, the test event will be
+    /// sent to all subscribers.
     #[serde(default)]
     pub subscription_ids: Option<Vec<String>>,
 }
@@ -508,9 +574,13 @@ pub struct TestInvocation {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Invocation {
+    /// Invocation ID
     pub id: String,
+    /// Trigger ID
     pub trigger_id: String,
+    /// Unique invocation secret.
     pub secret: String,
+    /// JSON map of invocation metadata.
     #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub content_json: Value,
 }
@@ -533,10 +603,14 @@ impl std::fmt::Debug for Invocation {
 #[derive(Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CompleteInvocation {
+    /// Unique invocation secret that was generated when the invocation was created. Required to
+    /// authenticate to the endpoint.
     pub secret: String,
+    /// Trigger output to complete the invocation. Its schema is defined in the trigger definition.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(default)]
     pub output: Option<Value>,
+    /// The error message to indicate a failed invocation or error if any.
     #[serde(default)]
     pub error: Option<String>,
 }
