@@ -7,6 +7,10 @@ by examples per operation and a time budget (--max-time) so that it takes at mos
 2 cores. Subscriptions' webhook URLs are redirected to a receiver on 127.0.0.1 (hooks.py), so
 nothing leaves the machine. Exits with schemathesis's status.
 
+Knobs (environment): TRIGGERLINE_SCHEMATHESIS_EXAMPLES (examples per operation, 12),
+TRIGGERLINE_SCHEMATHESIS_MAX_TIME (seconds, 150), TRIGGERLINE_SCHEMATHESIS_SEED (16). The JUnit
+report and the server's log land in target/schemathesis/.
+
 Usage: tests/schemathesis/run [extra schemathesis arguments] (makes the venv, then runs this)
 """
 
@@ -56,15 +60,15 @@ def main() -> int:
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     sink = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     report_dir = ROOT / "target" / "schemathesis"
-    with tempfile.TemporaryDirectory() as data_dir:
+    report_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as data_dir, open(report_dir / "server.log", "w") as log:
         server = subprocess.Popen(
             # A short synchronous wait: a synchronous start against a slow subscriber answers 542
             # in a second instead of holding a worker for 25.
             [binary, "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--sync-wait", "PT1S"],
             env={**os.environ, "TRIGGERLINE_API_TOKEN": TOKEN},
             stdout=subprocess.PIPE,
-            stderr=open(report_dir.parent / "schemathesis-server.log", "w")
-            if report_dir.parent.is_dir() else subprocess.DEVNULL,
+            stderr=log,
             text=True,
         )
         try:
@@ -99,7 +103,9 @@ def main() -> int:
                 "PYTHONPATH": str(HERE),
                 "TRIGGERLINE_SCHEMATHESIS_SINK": sink,
             }
-            return subprocess.run(command, env=env, cwd=ROOT).returncode
+            # Schemathesis keeps its replay store in `.schemathesis/` of its working directory:
+            # under target/, not in the work tree.
+            return subprocess.run(command, env=env, cwd=report_dir).returncode
         finally:
             server.terminate()
             server.wait(timeout=30)
