@@ -15,12 +15,14 @@ Usage: tests/schemathesis/run [extra schemathesis arguments] (makes the venv, th
 """
 
 import http.server
+import json
 import os
 import pathlib
 import subprocess
 import sys
 import tempfile
 import threading
+import urllib.request
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -52,6 +54,33 @@ class Receiver(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+def deliveries_off_loopback(base_url: str, sink: str) -> list[str]:
+    """Attempt targets of the run's invocations other than the receiver (its host, with or
+    without the port) or an event bus (which the local backend writes to a file): proof that
+    hooks.py kept every delivery on loopback."""
+
+    def get(path):
+        request = urllib.request.Request(base_url + path, headers={"Authorization": f"Bearer {TOKEN}"})
+        with urllib.request.urlopen(request) as response:
+            return json.load(response)
+
+    escaped, checked = set(), 0
+    for offset in range(0, 2000, 250):
+        page = get(f"/trigger-invocations/v1/status?limit=250&offset={offset}")
+        for invocation in page:
+            for attempt in get(f"/trigger-invocations/v1/{invocation['id']}/status")["attempts"]:
+                checked += 1
+                target = attempt["target"]
+                # `(deleted)`: the subscription was gone before the delivery, so none was made.
+                if target not in (sink, "127.0.0.1", "(deleted)") and not target.startswith("eventbridge:"):
+                    escaped.add(target)
+        if len(page) < 250:
+            break
+    if not escaped:
+        print(f"schemathesis: {checked} delivery attempts, all to {sink} or an event bus")
+    return sorted(escaped)
 
 
 def main() -> int:
@@ -105,7 +134,13 @@ def main() -> int:
             }
             # Schemathesis keeps its replay store in `.schemathesis/` of its working directory:
             # under target/, not in the work tree.
-            return subprocess.run(command, env=env, cwd=report_dir).returncode
+            status = subprocess.run(command, env=env, cwd=report_dir).returncode
+            escaped = deliveries_off_loopback(base_url, f"127.0.0.1:{receiver.server_address[1]}")
+            if escaped:
+                print(f"schemathesis: deliveries went past the loopback receiver: {escaped}",
+                      file=sys.stderr)
+                return 1
+            return status
         finally:
             server.terminate()
             server.wait(timeout=30)
