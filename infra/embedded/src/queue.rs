@@ -298,9 +298,9 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                 conn.prepare_cached(
                     "UPDATE invocations SET not_before = NULL, leased_until = NULL WHERE id = ?1",
                 )
-                    .and_then(|mut stmt| stmt.execute([id]))
-                    .map(drop)
-                    .map_err(db)
+                .and_then(|mut stmt| stmt.execute([id]))
+                .map(drop)
+                .map_err(db)
             })
             .await
     }

@@ -35,6 +35,7 @@ use triggerline_embedded::{
 use triggerline_http::ApiAuth;
 use triggerline_webhook::HttpWebhookClient;
 
+pub mod metrics;
 pub mod runtime;
 mod server;
 
@@ -59,6 +60,7 @@ pub mod env {
     pub const PURGE_INTERVAL: &str = "TRIGGERLINE_PURGE_INTERVAL";
     pub const DELIVERY_LEASE: &str = "TRIGGERLINE_DELIVERY_LEASE";
     pub const BACKEND: &str = "TRIGGERLINE_BACKEND";
+    pub const METRICS_TOKEN: &str = "TRIGGERLINE_METRICS_TOKEN";
 }
 
 /// The local stack's configuration, read once at the edge (`main.rs`: flags, then environment).
@@ -122,6 +124,10 @@ pub struct Config {
     /// claimed messages.
     #[arg(long, env = env::DELIVERY_LEASE, default_value = "PT60S", value_parser = lease)]
     pub delivery_lease: IsoDuration,
+    /// Bearer token `GET /metrics` asks for; unset, the metrics need no token. Not the API
+    /// token: a scraper should not hold the keys to the API.
+    #[arg(long, env = env::METRICS_TOKEN, hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
 }
 
 fn duration(text: &str) -> Result<IsoDuration, String> {
@@ -180,6 +186,8 @@ struct Adapters {
     events: Arc<dyn EventPublisher>,
     event_source: String,
     subscriber_bus: String,
+    /// The SQLite database, whose gauges `/metrics` reads (`None` on the AWS backend).
+    gauges: Option<Sqlite>,
 }
 
 impl Adapters {
@@ -203,10 +211,11 @@ impl Adapters {
                     )),
                     invocations: store.clone(),
                     lists: store,
-                    queue: Arc::new(SqliteDeliveryQueue::new(db)),
+                    queue: Arc::new(SqliteDeliveryQueue::new(db.clone())),
                     events: Arc::new(events),
                     event_source: "triggerline".into(),
                     subscriber_bus: "default".into(),
+                    gauges: Some(db),
                 }
             }
             Storage::Aws { clients, settings } => {
@@ -226,6 +235,7 @@ impl Adapters {
                     events: aws.events,
                     event_source: settings.event_source.clone(),
                     subscriber_bus: settings.subscriber_bus.clone(),
+                    gauges: None,
                 }
             }
         })
@@ -302,6 +312,7 @@ impl App {
             events,
             event_source,
             subscriber_bus,
+            gauges,
         } = Adapters::open(config, storage, key.credential_key()).await?;
         let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(subscriptions);
         let client = HttpWebhookClient::new(config.allow_private_targets);
@@ -365,11 +376,22 @@ impl App {
             sync_wait: std::time::Duration::from_millis(config.sync_wait.as_millis()),
         };
 
+        let metrics = crate::metrics::router(
+            gauges,
+            clock.clone(),
+            config
+                .metrics_token
+                .as_ref()
+                .filter(|t| !t.is_empty())
+                .map(|t| Arc::from(t.expose())),
+        );
         let router = Router::new()
             .route(
                 "/health",
                 get(|| async { Json(serde_json::json!({"status": "ok"})) }),
             )
+            .merge(triggerline_openapi::router())
+            .merge(metrics)
             .merge(subscription_api::router(subscription_api::Context {
                 subscriptions: subscriptions.clone(),
                 clock,
@@ -382,6 +404,7 @@ impl App {
             }))
             .merge(dispatcher::router(dispatcher::Context { intake, auth }))
             .merge(invocation_complete::router(completion))
+            .merge(triggerline_console::router())
             .fallback(triggerline_http::not_found)
             .layer(server::trace_layer());
 
