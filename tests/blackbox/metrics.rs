@@ -114,7 +114,8 @@ impl Server {
             .unwrap()
     }
 
-    async fn subscribe(&self, trigger: &str, url: &str, mode: &str) {
+    /// Subscribes `url` and returns the subscription's id.
+    async fn subscribe(&self, trigger: &str, url: &str, mode: &str) -> String {
         let created = self
             .post(
                 "/trigger-subscriptions/v1",
@@ -122,6 +123,8 @@ impl Server {
             )
             .await;
         assert_eq!(created.status(), StatusCode::CREATED);
+        let body: Value = created.json().await.unwrap();
+        body["id"].as_str().unwrap().to_owned()
     }
 
     async fn raise(&self, body: Value) -> reqwest::Response {
@@ -199,7 +202,7 @@ async fn deliveries_move_the_counters_histograms_and_gauges_and_each_state_chang
     server.subscribe(CREATED, &delivered.url, "SYNC").await;
     server.subscribe(FAILING, &refusing.url, "SYNC").await;
     server.subscribe(PRE, &approving.url, "SYNC").await;
-    server.subscribe(DYNAMIC, &acknowledging.url, "ASYNC").await;
+    let dynamic = server.subscribe(DYNAMIC, &acknowledging.url, "ASYNC").await;
 
     // The scrape has its own token: none, or the API's, is refused.
     let url = format!("{}/metrics", server.base);
@@ -395,6 +398,48 @@ async fn deliveries_move_the_counters_histograms_and_gauges_and_each_state_chang
         assert!(page.contains(&format!("# HELP {name} ")), "{page}");
     }
 
+    // The subscriber acknowledges the next one and never calls back: with a deadline of 3 s,
+    // the sweep times it out.
+    let patched = server
+        .client
+        .patch(format!(
+            "{}/trigger-subscriptions/v1/{dynamic}",
+            server.base
+        ))
+        .bearer_auth(TOKEN)
+        .header("Content-Type", "application/json-patch+json")
+        .body(r#"[{"op": "replace", "path": "/responseDeadline", "value": "PT3S"}]"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(patched.status(), StatusCode::OK);
+    let started = server
+        .raise(json!({"triggerId": DYNAMIC, "input": example(DYNAMIC)}))
+        .await;
+    assert_eq!(started.status(), StatusCode::ACCEPTED);
+    let page = server
+        .scrape_until("the deadline sweep", |s| {
+            value(s, "triggerline_sweep_timed_out_total", &[]) >= 1.0
+        })
+        .await;
+    assert_eq!(value(&page, "triggerline_sweep_timed_out_total", &[]), 1.0);
+    assert_eq!(
+        value(
+            &page,
+            "triggerline_invocation_transitions_total",
+            &[("trigger", DYNAMIC), ("to", "TIMED_OUT")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &page,
+            "triggerline_invocations_open",
+            &[("status", "ACKNOWLEDGED")]
+        ),
+        0.0
+    );
+
     // The logs: one JSON line per state change, which a person follows by the invocation id.
     let logs = server.stop().await;
     let changes: Vec<&Value> = logs
@@ -426,10 +471,17 @@ async fn deliveries_move_the_counters_histograms_and_gauges_and_each_state_chang
             .is_some_and(|s| !s.is_empty())
     );
     assert_eq!(last["fields"]["error"], "no approver today");
-    // Every invocation raised has its creation line: five starts, one invocation each.
+    // Every invocation raised has its creation line: six starts, one invocation each.
     let raised = changes
         .iter()
         .filter(|l| l["fields"]["to"] == "PENDING" && l["fields"].get("from").is_none())
         .count();
-    assert_eq!(raised, 5, "{changes:#?}");
+    assert_eq!(raised, 6, "{changes:#?}");
+    let timed_out = changes
+        .iter()
+        .filter(|l| l["fields"]["to"] == "TIMED_OUT")
+        .collect::<Vec<_>>();
+    assert_eq!(timed_out.len(), 1, "{changes:#?}");
+    let error = timed_out[0]["fields"]["error"].as_str().unwrap();
+    assert!(error.contains("deadline"), "{error}");
 }
