@@ -10,8 +10,7 @@ import pathlib
 import queue
 import secrets
 import shutil
-import subprocess
-import tempfile
+import sys
 import threading
 import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -20,6 +19,9 @@ import pytest
 from playwright.sync_api import expect, sync_playwright
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from triggerline_process import running  # noqa: E402
+
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -58,27 +60,9 @@ class Triggerline:
 @pytest.fixture(scope="session")
 def triggerline():
     """A triggerline with an empty database that gives up after one attempt, so a 500 FAILs."""
-    binary = os.environ.get("TRIGGERLINE_BIN", str(ROOT / "target" / "debug" / "triggerline"))
     token = secrets.token_urlsafe(24)
-    with tempfile.TemporaryDirectory() as data_dir:
-        proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--max-attempts", "1"],
-            env={**os.environ, "TRIGGERLINE_API_TOKEN": token},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            base_url = None
-            for line in proc.stdout:
-                if line.startswith("triggerline listening on "):
-                    base_url = line.removeprefix("triggerline listening on ").strip()
-                    break
-            assert base_url, "triggerline exited before it was listening"
-            yield Triggerline(base_url, token)
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with running(token, "--max-attempts", "1") as base_url:
+        yield Triggerline(base_url, token)
 
 
 class Receiver:

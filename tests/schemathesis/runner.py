@@ -1,5 +1,5 @@
 """Runs schemathesis over every operation of Triggerline's OpenAPI document, against the real
-`triggerline` binary ($TRIGGERLINE_BIN, else target/debug/triggerline) on SQLite in a temp data
+`triggerline` binary ($TRIGGERLINE_BIN, else target/debug/triggerline; tests/support) on SQLite in a temp data
 dir with a fixed API token. The document is read from the running server (`GET /openapi.json`).
 
 Checks: no 5xx, status codes, content types, response headers and bodies as documented. Bounded
@@ -20,12 +20,14 @@ import os
 import pathlib
 import subprocess
 import sys
-import tempfile
 import threading
 import urllib.request
 
 HERE = pathlib.Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from triggerline_process import running  # noqa: E402
+
 TOKEN = "schemathesis-token"
 CHECKS = ",".join([
     "not_a_server_error",
@@ -84,32 +86,16 @@ def deliveries_off_loopback(base_url: str, sink: str) -> list[str]:
 
 
 def main() -> int:
-    binary = os.environ.get("TRIGGERLINE_BIN", str(ROOT / "target" / "debug" / "triggerline"))
     receiver = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
     threading.Thread(target=receiver.serve_forever, daemon=True).start()
     sink = f"http://127.0.0.1:{receiver.server_address[1]}/hook"
     report_dir = ROOT / "target" / "schemathesis"
     report_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory() as data_dir, open(report_dir / "server.log", "w") as log:
-        server = subprocess.Popen(
-            # A short synchronous wait: a synchronous start against a slow subscriber answers 542
-            # in a second instead of holding a worker for 25.
-            [binary, "--listen", "127.0.0.1:0", "--data-dir", data_dir, "--sync-wait", "PT1S"],
-            env={**os.environ, "TRIGGERLINE_API_TOKEN": TOKEN},
-            stdout=subprocess.PIPE,
-            stderr=log,
-            text=True,
-        )
-        try:
-            base_url = None
-            for line in server.stdout:
-                if line.startswith("triggerline listening on "):
-                    base_url = line.removeprefix("triggerline listening on ").strip()
-                    break
-            if not base_url:
-                print("schemathesis: triggerline exited before it was listening", file=sys.stderr)
-                return 1
-            threading.Thread(target=server.stdout.read, daemon=True).start()
+    # A short synchronous wait: a synchronous start against a slow subscriber answers 542 in a
+    # second instead of holding a worker for 25.
+    try:
+        with open(report_dir / "server.log", "w") as log, \
+                running(TOKEN, "--sync-wait", "PT1S", stderr=log) as base_url:
             command = [
                 str(pathlib.Path(sys.executable).parent / "schemathesis"),
                 "--config-file", str(HERE / "schemathesis.toml"),
@@ -141,10 +127,11 @@ def main() -> int:
                       file=sys.stderr)
                 return 1
             return status
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            receiver.shutdown()
+    except RuntimeError as e:
+        print(f"schemathesis: {e}", file=sys.stderr)
+        return 1
+    finally:
+        receiver.shutdown()
 
 
 if __name__ == "__main__":

@@ -1,13 +1,12 @@
 """Starts the real `triggerline` binary on a free loopback port for the SDK tests.
 
-The binary comes from $TRIGGERLINE_BIN, else target/debug/triggerline (built by scripts/test).
+The binary comes from $TRIGGERLINE_BIN, else target/debug/triggerline (built by scripts/test;
+tests/support/triggerline_process.py starts it).
 """
 
-import os
 import pathlib
 import secrets
-import subprocess
-import tempfile
+import sys
 
 import pytest
 
@@ -16,32 +15,16 @@ from sailpoint.triggers.api.triggers_api import TriggersApi
 from sailpoint.triggers.api_client import ApiClient
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+from triggerline_process import running  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def triggerline():
     """(base_url, token) of a running triggerline with an empty database."""
-    binary = os.environ.get("TRIGGERLINE_BIN", str(ROOT / "target" / "debug" / "triggerline"))
     token = secrets.token_urlsafe(24)
-    with tempfile.TemporaryDirectory() as data_dir:
-        proc = subprocess.Popen(
-            [binary, "--listen", "127.0.0.1:0", "--data-dir", data_dir],
-            env={**os.environ, "TRIGGERLINE_API_TOKEN": token},
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-        )
-        try:
-            base_url = None
-            for line in proc.stdout:
-                if line.startswith("triggerline listening on "):
-                    base_url = line.removeprefix("triggerline listening on ").strip()
-                    break
-            assert base_url, "triggerline exited before it was listening"
-            yield base_url, token
-        finally:
-            proc.terminate()
-            proc.wait(timeout=10)
+    with running(token) as base_url:
+        yield base_url, token
 
 
 @pytest.fixture()
