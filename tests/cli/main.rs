@@ -421,16 +421,16 @@ async fn listen_acknowledges_an_async_invocation_and_completes_it_through_the_ca
 
     let started = server.cli(&["invoke", PRE_APPROVAL, "--json"]).ok().json();
     let id = started["invocations"][0]["id"].as_str().unwrap().to_owned();
+    // Held by the server until listen completes the invocation (1 s after acknowledging it).
+    let status = server
+        .cli(&["status", &id, "--wait", "20s", "--json"])
+        .ok()
+        .json();
     let delivery = listener.next("delivery");
     let answer = listener.next("answer");
     let completed = listener.next("completed");
     let stopped = listener.next("stopped");
     let exit = listener.exit_code();
-    let status = server
-        .invocation_until(&id, |s| {
-            s["status"] != "PENDING" && s["status"] != "ACKNOWLEDGED"
-        })
-        .await;
     let timeline = server.cli(&["status", &id]).ok();
 
     let ready = listener.ready.take().unwrap();

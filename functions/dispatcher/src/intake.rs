@@ -78,6 +78,7 @@ pub async fn start(
                         id: i.id.clone(),
                         subscription_id: i.subscription_id.clone(),
                         status: i.state,
+                        status_url: intake.delivery.status_url(&i.id),
                     })
                     .collect(),
             };

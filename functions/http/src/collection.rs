@@ -27,9 +27,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Collection {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let query = parts.uri.query().unwrap_or("");
-        let p: Params = serde_urlencoded::from_str(query)
-            .map_err(|e| ApiError::Http(StatusCode::BAD_REQUEST, format!("query: {e}")))?;
+        let p: Params = query_params(parts)?;
         Ok(Collection(RawCollection {
             limit: p.limit,
             offset: p.offset,
@@ -38,6 +36,24 @@ impl<S: Send + Sync> FromRequestParts<S> for Collection {
             sorters: p.sorters,
         }))
     }
+}
+
+/// Query parameters as an [`ErrorResponseDto`](crate::ErrorResponseDto)-answering extractor
+/// (axum's `Query` refuses in plain text). Unknown parameters are ignored.
+#[derive(Debug, Clone, Default)]
+pub struct QueryParams<T>(pub T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        query_params(parts).map(QueryParams)
+    }
+}
+
+fn query_params<T: serde::de::DeserializeOwned>(parts: &Parts) -> Result<T, ApiError> {
+    serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+        .map_err(|e| ApiError::Http(StatusCode::BAD_REQUEST, format!("query: {e}")))
 }
 
 /// 200 with the items, and `X-Total-Count` when the caller asked for `count=true`.

@@ -1,5 +1,5 @@
 //! The HTTP edge every function crate shares: extractors that parse and validate once
-//! ([`JsonBody`], [`Collection`], [`Callback`]), bearer auth for the management API, the one
+//! ([`JsonBody`], [`Collection`], [`QueryParams`], [`Callback`]), bearer auth for the management API, the one
 //! mapping of errors to SailPoint's `ErrorResponseDto` ([`ApiError`]), the mounting of every
 //! route under its `/…/v1` path and the `/beta`, `/v2024`, `/v2025`, `/v2026` prefixes
 //! ([`Versioned`]), and the routers' Lambda entry point ([`lambda::run`]).
@@ -15,7 +15,7 @@ mod mount;
 
 pub use auth::{ApiAuth, require_bearer};
 pub use callback::{Callback, MAX_CALLBACK_SECRET_BYTES, is_invocation_id};
-pub use collection::{Collection, listed};
+pub use collection::{Collection, QueryParams, listed};
 pub use error::{ApiError, ErrorMessageDto, ErrorResponseDto, json_errors};
 pub use json::JsonBody;
 #[cfg(feature = "openapi")]

@@ -10,16 +10,22 @@ use axum::middleware::from_fn_with_state;
 use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
-use triggerline::ports::InvocationScans;
+use triggerline::ports::{InvocationScans, InvocationWatch};
 use triggerline::query::InvocationQuery;
 use triggerline::usecases::InvocationStatuses;
 use triggerline::wire::InvocationStatus;
-use triggerline_http::{ApiAuth, ApiError, Collection, Versioned, edge, listed, require_bearer};
+use triggerline_http::{
+    ApiAuth, ApiError, Collection, QueryParams, Versioned, edge, listed, require_bearer,
+};
 
 /// What the status query needs from the outside world.
 #[derive(Debug, Clone)]
 pub struct Context {
     pub invocations: Arc<dyn InvocationScans>,
+    /// Wakes a detail read that waits (`?wait=`) when its invocation changes.
+    pub watch: Arc<dyn InvocationWatch>,
+    /// The longest `wait`: the synchronous start's wait limit.
+    pub max_wait: std::time::Duration,
     pub auth: ApiAuth,
 }
 
@@ -40,7 +46,11 @@ pub fn router(ctx: Context) -> Router {
             get(invocation_status),
         )
         .into_router()
-        .with_state(InvocationStatuses::new(ctx.invocations))
+        .with_state(InvocationStatuses::new(
+            ctx.invocations,
+            ctx.watch,
+            ctx.max_wait,
+        ))
         .route_layer(from_fn_with_state(ctx.auth, require_bearer));
     edge(routes)
 }
@@ -61,16 +71,31 @@ async fn list_statuses(
     Ok(listed(items, page.total))
 }
 
+/// The detail's query: only `wait`.
+#[derive(Debug, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::IntoParams))]
+#[cfg_attr(feature = "openapi", into_params(parameter_in = Query))]
+struct DetailQuery {
+    /// Extension: hold the answer until the invocation is finished, at most this long (an
+    /// ISO-8601 duration, e.g. `PT20S`, up to the synchronous wait limit); then answer with the
+    /// state it is in. How a producer that got a 542 waits for the outcome without polling.
+    wait: Option<String>,
+}
+
 #[cfg_attr(feature = "openapi", utoipa::path(get, path = "/trigger-invocations/v1/{id}/status",
     tag = "Invocations", operation_id = "getTriggerInvocationStatus",
     summary = "One invocation with every delivery attempt (extension)",
-    params(("id" = String, Path, description = "Invocation id (1 to 128 bytes)")),
+    params(("id" = String, Path, description = "Invocation id (1 to 128 bytes)"), DetailQuery),
     responses((status = 200, description = "The invocation, with `attempts`",
         body = InvocationStatus))))]
 async fn invocation_status(
     State(statuses): State<InvocationStatuses>,
     Path(id): Path<String>,
+    QueryParams(query): QueryParams<DetailQuery>,
 ) -> Result<Json<InvocationStatus>, ApiError> {
-    let invocation = statuses.get(&id).await?;
+    let invocation = match &query.wait {
+        Some(wait) => statuses.get_waiting(&id, wait).await?,
+        None => statuses.get(&id).await?,
+    };
     Ok(Json(InvocationStatus::detail(&invocation)))
 }

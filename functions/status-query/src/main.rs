@@ -22,6 +22,8 @@ async fn main() -> Result<(), lambda_http::Error> {
         DynamoInvocationStore::new(clients.dynamodb().clone(), &env.aws.invocations_table);
     triggerline_http::lambda::run(status_query::router(status_query::Context {
         invocations: Arc::new(invocations),
+        watch: Arc::new(lambda::PollingWatch),
+        max_wait: env.sync_wait,
         auth: ApiAuth::Upstream,
     }))
     .await

@@ -25,6 +25,8 @@ fn context(clients: &Clients, settings: &AwsSettings) -> status_query::Context {
             clients.dynamodb().clone(),
             &settings.invocations_table,
         )),
+        watch: Arc::new(triggerline_lambda::PollingWatch),
+        max_wait: std::time::Duration::from_secs(25),
         auth: ApiAuth::Upstream,
     }
 }

@@ -263,6 +263,10 @@ pub struct Status {
     /// How many to list (at most 250).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=250))]
     pub limit: u32,
+    /// With an id: hold until it is finished, at most this long (20s, PT20S; up to the server's
+    /// sync wait), e.g. after `invoke --sync` ran out of time.
+    #[arg(long, value_name = "DURATION", requires = "id")]
+    pub wait: Option<String>,
 }
 
 /// How `listen` answers REQUEST_RESPONSE deliveries.

@@ -511,8 +511,16 @@ async fn status(status: Status) -> Result<Outcome> {
     let api = Api::new(&status.connection)?;
     let json = status.connection.json;
     if let Some(id) = &status.id {
+        let mut query = Vec::new();
+        if let Some(wait) = &status.wait {
+            let wait = crate::duration::to_iso(wait).map_err(|e| Error::usage("--wait", e))?;
+            query.push(("wait", wait));
+        }
         let detail = api
-            .get(&format!("{INVOCATIONS}/{}/status", path_segment(id)?), &[])
+            .get(
+                &format!("{INVOCATIONS}/{}/status", path_segment(id)?),
+                &query,
+            )
             .await?;
         if json {
             print_json(&detail);

@@ -400,6 +400,8 @@ impl App {
             }))
             .merge(status_query::router(status_query::Context {
                 invocations: lists.clone(),
+                watch: notifier.watch.clone(),
+                max_wait: intake.sync_wait,
                 auth: auth.clone(),
             }))
             .merge(dispatcher::router(dispatcher::Context { intake, auth }))

@@ -25,7 +25,8 @@ use crate::usecases::notify::Notifier;
 /// How deliveries are made and retried.
 #[derive(Debug, Clone)]
 pub struct DeliveryPolicy {
-    /// Base URL of the callback route (`{public_url}/trigger-invocations/v1/{id}/complete`).
+    /// Base URL of the callback route (`{public_url}/trigger-invocations/v1/{id}/complete`) and
+    /// of the status URLs a 542 names.
     pub public_url: String,
     /// Attempts per invocation, the first included.
     pub max_attempts: u32,
@@ -105,6 +106,15 @@ impl Delivery {
     pub fn callback_url(&self, invocation_id: &str) -> String {
         format!(
             "{}/trigger-invocations/v1/{invocation_id}/complete",
+            self.policy.public_url.trim_end_matches('/')
+        )
+    }
+
+    /// Where a producer reads (and waits for) one invocation's outcome: the 542 answer names it
+    /// for each invocation still running.
+    pub fn status_url(&self, invocation_id: &str) -> String {
+        format!(
+            "{}/trigger-invocations/v1/{invocation_id}/status",
             self.policy.public_url.trim_end_matches('/')
         )
     }

@@ -690,4 +690,6 @@ pub struct RunningInvocation {
     pub id: String,
     pub subscription_id: String,
     pub status: InvocationState,
+    /// Extension: `GET` it with `?wait=PT20S` to hold until the invocation is finished.
+    pub status_url: String,
 }

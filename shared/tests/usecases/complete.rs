@@ -13,7 +13,7 @@ use crate::support::{FIRE, RESPOND, Stack, example_input, example_output, t0};
 
 /// A REQUEST_RESPONSE invocation delivered to an ASYNC subscriber, acknowledged, with the
 /// secret it was sent.
-async fn acknowledged(stack: &Stack) -> (Invocation, String) {
+pub async fn acknowledged(stack: &Stack) -> (Invocation, String) {
     stack.webhook(RESPOND, "ASYNC").await;
     let request: StartInvocation =
         serde_json::from_value(json!({"triggerId": RESPOND, "input": example_input(RESPOND)}))
@@ -29,7 +29,7 @@ async fn acknowledged(stack: &Stack) -> (Invocation, String) {
     (invocation, secret)
 }
 
-fn answer(secret: &str, body: serde_json::Value) -> CompleteInvocation {
+pub fn answer(secret: &str, body: serde_json::Value) -> CompleteInvocation {
     let mut body = body;
     body["secret"] = json!(secret);
     serde_json::from_value(body).unwrap()

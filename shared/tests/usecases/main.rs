@@ -8,5 +8,6 @@
 mod complete;
 mod delivery;
 mod intake;
+mod status;
 mod support;
 mod sweep;
