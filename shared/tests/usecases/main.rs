@@ -8,5 +8,6 @@
 mod complete;
 mod delivery;
 mod intake;
+mod rotate;
 mod support;
 mod sweep;
