@@ -215,6 +215,7 @@ mod tests {
             enabled: true,
             filter: None,
             signing_secret: "whsec_c2lnbmluZy1rZXktb2YtdGhlLXRlc3Q=".into(),
+            previous_signing_secret: None,
             created: at,
             modified: at,
             version: 1,

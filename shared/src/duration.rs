@@ -76,6 +76,35 @@ impl IsoDuration {
         Ok(duration)
     }
 
+    /// As [`IsoDuration::parse`], but zero (`PT0S`, `P0D`) is a length too: for periods where
+    /// "none" means something (a rotation's grace period). Its length in milliseconds.
+    pub fn parse_millis_or_zero(field: &str, text: &str) -> Result<u64, Error> {
+        match Self::parse(field, text) {
+            Ok(duration) => Ok(duration.millis),
+            // iso8601 also reads `P`, `PT` and `PT0` as zero: a zero must be written with a
+            // digit and its unit (`PT0S`, `P0D`).
+            Err(e)
+                if !text.bytes().any(|b| b.is_ascii_digit())
+                    || !text.ends_with(['W', 'D', 'H', 'M', 'S']) =>
+            {
+                Err(e)
+            }
+            Err(e) => match iso8601::duration(text) {
+                Ok(iso8601::Duration::Weeks(0))
+                | Ok(iso8601::Duration::YMDHMS {
+                    year: 0,
+                    month: 0,
+                    day: 0,
+                    hour: 0,
+                    minute: 0,
+                    second: 0,
+                    millisecond: 0,
+                }) => Ok(0),
+                _ => Err(e),
+            },
+        }
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }

@@ -183,9 +183,11 @@ const URL: &str = "httpConfig.url";
 const PASSWORD: &str = "httpConfig.basicAuthConfig.password";
 const TOKEN: &str = "httpConfig.bearerTokenAuthConfig.bearerToken";
 const SIGNING_SECRET: &str = "signingSecret";
+const PREVIOUS_SIGNING_SECRET: &str = "previousSigningSecret";
 
 impl CredentialKey {
-    /// Seals what is secret in `subscription`: the signing secret, the basic password or bearer
+    /// Seals what is secret in `subscription`: the signing secret (and the previous one, during
+    /// a rotation's grace period), the basic password or bearer
     /// token, and the whole webhook URL (which may carry credentials in its userinfo, path or
     /// query). Everything else (names, trigger, type, version) stays readable, as the stores
     /// query and show it.
@@ -194,6 +196,10 @@ impl CredentialKey {
         let mut sealed = subscription.clone();
         sealed.signing_secret =
             Secret(self.seal_text(id, SIGNING_SECRET, sealed.signing_secret.expose())?);
+        if let Some(previous) = &mut sealed.previous_signing_secret {
+            previous.secret =
+                Secret(self.seal_text(id, PREVIOUS_SIGNING_SECRET, previous.secret.expose())?);
+        }
         if let Target::Http(http) = &mut sealed.target {
             http.url = self.seal_text(id, URL, &http.url)?;
             match &mut http.auth {
@@ -216,6 +222,13 @@ impl CredentialKey {
         let id = subscription.id.clone();
         subscription.signing_secret =
             Secret(self.open_text(&id, SIGNING_SECRET, subscription.signing_secret.0)?);
+        if let Some(previous) = &mut subscription.previous_signing_secret {
+            previous.secret = Secret(self.open_text(
+                &id,
+                PREVIOUS_SIGNING_SECRET,
+                std::mem::take(&mut previous.secret.0),
+            )?);
+        }
         if let Target::Http(http) = &mut subscription.target {
             http.url = self.open_text(&id, URL, std::mem::take(&mut http.url))?;
             match &mut http.auth {
@@ -334,6 +347,23 @@ pub fn webhook_signature(signing_secret: &str, id: &str, timestamp: i64, body: &
     format!("v1,{}", STANDARD.encode(hmac(&key, &message)))
 }
 
+/// The `webhook-signature` header value signed with each of `signing_secrets` (the current
+/// secret first, then the previous one during a rotation's grace period): the signatures
+/// separated by a space, as Standard Webhooks specifies, so that a receiver holding either
+/// secret finds one that verifies.
+pub fn webhook_signatures<'a>(
+    signing_secrets: impl IntoIterator<Item = &'a Secret>,
+    id: &str,
+    timestamp: i64,
+    body: &[u8],
+) -> String {
+    signing_secrets
+        .into_iter()
+        .map(|secret| webhook_signature(secret.expose(), id, timestamp, body))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -374,6 +404,7 @@ mod tests {
             enabled: true,
             filter: None,
             signing_secret: SIGNING.into(),
+            previous_signing_secret: None,
             created: at,
             modified: at,
             version: 1,
@@ -475,6 +506,70 @@ mod tests {
             "https://h.example.com"
         );
         assert_eq!(redacted_url("not a url"), "not a url");
+    }
+
+    #[test]
+    fn during_a_grace_period_two_signatures_go_out_each_verifying_with_its_secret() {
+        const NEW: &str = "whsec_bmV3LXNpZ25pbmcta2V5";
+        let mut rotated = subscription("sub-1");
+        rotated.signing_secret = NEW.into();
+        let until = rotated.created + chrono::Duration::hours(24);
+        rotated.previous_signing_secret = Some(crate::model::PreviousSigningSecret {
+            secret: SIGNING.into(),
+            until,
+        });
+        let (id, ts, body) = ("inv-1", 1_700_000_000, br#"{"a":1}"#.as_slice());
+
+        let header = webhook_signatures(
+            rotated.signing_secrets(until - chrono::Duration::seconds(1)),
+            id,
+            ts,
+            body,
+        );
+
+        // Standard Webhooks: `v1,<b64> v1,<b64>`, the new secret's first.
+        let parts: Vec<&str> = header.split(' ').collect();
+        assert_eq!(
+            parts,
+            [
+                webhook_signature(NEW, id, ts, body),
+                webhook_signature(SIGNING, id, ts, body)
+            ]
+        );
+        assert!(parts.iter().all(|p| p.starts_with("v1,")), "{header}");
+        assert_ne!(parts[0], parts[1]);
+
+        // At the end of the grace period (exclusive), only the new one.
+        let after = webhook_signatures(rotated.signing_secrets(until), id, ts, body);
+        assert_eq!(after, webhook_signature(NEW, id, ts, body));
+        // Without a rotation, exactly the one signature as before.
+        let plain = subscription("sub-2");
+        assert_eq!(
+            webhook_signatures(plain.signing_secrets(until), id, ts, body),
+            webhook_signature(SIGNING, id, ts, body)
+        );
+    }
+
+    #[test]
+    fn a_rotated_out_secret_is_sealed_in_its_own_field_and_hidden_from_debug() {
+        let mut rotated = subscription("sub-1");
+        rotated.signing_secret = "whsec_bmV3LXNpZ25pbmcta2V5".into();
+        rotated.previous_signing_secret = Some(crate::model::PreviousSigningSecret {
+            secret: SIGNING.into(),
+            until: rotated.created,
+        });
+        let stored = serde_json::to_string(&key(7).seal(&rotated).unwrap()).unwrap();
+        assert!(!stored.contains(SIGNING), "{stored}");
+        assert_eq!(stored.matches(SEALED_PREFIX).count(), 4, "{stored}");
+        let read: SealedSubscription = serde_json::from_str(&stored).unwrap();
+        assert_eq!(key(7).open(read).unwrap(), rotated);
+        // Moved into the current secret's field, it does not open.
+        let mut swapped: Subscription = serde_json::from_str(&stored).unwrap();
+        let previous = swapped.previous_signing_secret.take().unwrap();
+        swapped.signing_secret = previous.secret;
+        assert!(key(7).open(SealedSubscription(swapped)).is_err());
+        let text = format!("{rotated:?}");
+        assert!(!text.contains(SIGNING), "{text}");
     }
 
     #[test]

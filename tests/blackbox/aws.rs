@@ -22,6 +22,7 @@ mod edge;
 mod helpers;
 mod operations;
 mod receiver;
+mod rotate;
 mod sizes;
 mod status;
 mod subscriptions;

@@ -17,6 +17,7 @@ mod metrics;
 mod operations;
 mod receiver;
 mod restart;
+mod rotate;
 mod sizes;
 mod status;
 mod subscriptions;

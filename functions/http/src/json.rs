@@ -1,4 +1,5 @@
-//! `JsonBody<T>`: the request body as `T`, or a 400 naming the field that was wrong.
+//! `JsonBody<T>`: the request body as `T`, or a 400 naming the field that was wrong;
+//! `JsonBodyOrDefault<T>` the same for bodies that may be left out.
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -17,18 +18,43 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::Http(
-                    rejection.status(),
-                    format!("body: {}", rejection.body_text()),
-                )
-            }
-        })?;
+        let bytes = body_bytes(req, state).await?;
         parse(&bytes).map(JsonBody).map_err(ApiError::Domain)
     }
+}
+
+/// As [`JsonBody`], but an empty body (or one of only whitespace, or `null`) is
+/// `T::default()`: for requests whose every field is optional, so that a client may send no
+/// body at all.
+#[derive(Debug, Clone)]
+pub struct JsonBodyOrDefault<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyOrDefault<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = body_bytes(req, state).await?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(JsonBodyOrDefault(T::default()));
+        }
+        // `null` too, as the OpenAPI document describes an optional body.
+        parse::<Option<T>>(&bytes)
+            .map(|body| JsonBodyOrDefault(body.unwrap_or_default()))
+            .map_err(ApiError::Domain)
+    }
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::Http(
+                rejection.status(),
+                format!("body: {}", rejection.body_text()),
+            )
+        }
+    })
 }
 
 /// Parses `bytes` as `T`; the error's field is the JSON path (`httpConfig.url`) of the problem.

@@ -17,7 +17,7 @@ pub use auth::{ApiAuth, require_bearer};
 pub use callback::{Callback, MAX_CALLBACK_SECRET_BYTES, is_invocation_id};
 pub use collection::{Collection, QueryParams, listed};
 pub use error::{ApiError, ErrorMessageDto, ErrorResponseDto, json_errors};
-pub use json::JsonBody;
+pub use json::{JsonBody, JsonBodyOrDefault};
 #[cfg(feature = "openapi")]
 pub use mount::mounted;
 pub use mount::{MAX_BODY_BYTES, PREFIXES, Versioned, edge, not_found, path_forms};

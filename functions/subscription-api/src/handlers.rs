@@ -7,10 +7,10 @@ use axum::response::{IntoResponse, Response};
 use triggerline::query::{SubscriptionQuery, TriggerQuery};
 use triggerline::usecases::{subscriptions, triggers};
 use triggerline::wire::{
-    self, SubscriptionPatchRequest, SubscriptionPostRequest, SubscriptionPutRequest,
-    ValidateFilterInputDto, ValidateFilterOutputDto,
+    self, RotateSigningSecretRequest, SubscriptionPatchRequest, SubscriptionPostRequest,
+    SubscriptionPutRequest, ValidateFilterInputDto, ValidateFilterOutputDto,
 };
-use triggerline_http::{ApiError, Collection, JsonBody, listed};
+use triggerline_http::{ApiError, Collection, JsonBody, JsonBodyOrDefault, listed};
 
 use crate::AppState;
 
@@ -107,6 +107,34 @@ pub async fn delete_subscription(
 ) -> Result<StatusCode, ApiError> {
     state.subscriptions.delete(&id).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg_attr(feature = "openapi", utoipa::path(post,
+    path = "/trigger-subscriptions/v1/{id}/rotate-secret", tag = "Subscriptions",
+    operation_id = "rotateSubscriptionSigningSecret",
+    summary = "Give a subscription a new signing secret (extension)",
+    description = "Answers the new `signingSecret` (this once). For `gracePeriod` (default PT24H, \
+        up to P30D; PT0S: none) deliveries carry two signatures in `webhook-signature`, the new \
+        secret's and the previous one's, so receivers can switch without a gap; then only the \
+        new one. Rotating again in a grace period makes the current secret the previous one. \
+        The body may be left out.",
+    params(("id" = String, Path, description = "Subscription id")),
+    request_body(content = Option<RotateSigningSecretRequest>, description = "Optional"),
+    responses((status = 200, description = "The subscription, with its new `signingSecret` \
+        (this once)", body = wire::Subscription))))]
+pub async fn rotate_signing_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    JsonBodyOrDefault(request): JsonBodyOrDefault<RotateSigningSecretRequest>,
+) -> Result<Json<wire::Subscription>, ApiError> {
+    let rotated = state
+        .subscriptions
+        .rotate_signing_secret(&id, request)
+        .await?;
+    Ok(Json(wire::Subscription {
+        signing_secret: Some(rotated.signing_secret.clone()),
+        ..wire::Subscription::from_model(&rotated)
+    }))
 }
 
 #[cfg_attr(feature = "openapi", utoipa::path(post,

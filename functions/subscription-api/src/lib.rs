@@ -1,5 +1,6 @@
 //! The subscription API: the trigger catalog (`GET /triggers/v1`), subscription CRUD
-//! (`/trigger-subscriptions/v1`) and `validate-filter`. [`router`] serves it over its
+//! (`/trigger-subscriptions/v1`), signing secret rotation (`…/{id}/rotate-secret`) and
+//! `validate-filter`. [`router`] serves it over its
 //! [`Context`]; the same router runs under `lambda_http` on AWS and `axum::serve` locally.
 #![forbid(unsafe_code)]
 
@@ -42,6 +43,7 @@ struct AppState {
     handlers::replace_subscription,
     handlers::patch_subscription,
     handlers::delete_subscription,
+    handlers::rotate_signing_secret,
     handlers::validate_filter
 ))]
 pub struct ApiDoc;
@@ -71,6 +73,11 @@ pub fn router(ctx: Context) -> Router {
             put(handlers::replace_subscription)
                 .patch(handlers::patch_subscription)
                 .delete(handlers::delete_subscription),
+        )
+        .route(
+            "trigger-subscriptions",
+            "/{id}/rotate-secret",
+            post(handlers::rotate_signing_secret),
         )
         .into_router()
         .with_state(state)

@@ -55,7 +55,7 @@ struct ErrorTooManyRequests {
         description = "Event triggers, wire-compatible with the SailPoint Event Trigger API \
             (SDK `sailpoint` 2.1.72), plus Triggerline's extensions: `start`, the status of one \
             invocation with its attempts, `retry`, and each subscription's Standard Webhooks \
-            `signingSecret`. Every route is served at its `/…/v1` path and under the prefixes \
+            `signingSecret` with its rotation (`rotate-secret`). Every route is served at its `/…/v1` path and under the prefixes \
             `/beta`, `/v2024`, `/v2025`, `/v2026` (`/beta/triggers`, \
             `/v2025/trigger-subscriptions/{id}`, …). The `X-SailPoint-Experimental` header older \
             SDKs send is accepted and ignored. Request bodies over 1 MiB get 413.",
@@ -234,7 +234,11 @@ fn add_shared_answers(path: &str, item: &mut PathItem) {
         if path.contains('{') {
             shared.push(("404", "NotFound"));
         }
-        if subscription_item && matches!(method, HttpMethod::Put | HttpMethod::Patch) {
+        // Writes conditional on the stored version (a rotation is one too).
+        if subscription_item
+            && (matches!(method, HttpMethod::Put | HttpMethod::Patch)
+                || path.ends_with("/rotate-secret"))
+        {
             shared.push(("409", "Conflict"));
         }
         for (status, name) in shared {

@@ -70,6 +70,7 @@ pub(super) fn http_subscription(id: &str, trigger_id: &str) -> Subscription {
             JsonPathFilter::parse("filter", r#"$[?($.identity.type == "IDENTITY")]"#).unwrap(),
         ),
         signing_secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwQ3pXb7yV4gE=".into(),
+        previous_signing_secret: None,
         created: at(0),
         modified: at(0),
         version: 1,

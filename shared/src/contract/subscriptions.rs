@@ -9,7 +9,8 @@ use crate::Error;
 use crate::duration::IsoDuration;
 use crate::error::ResourceKind;
 use crate::model::{
-    DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, Subscription, Target, TriggerType,
+    DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, PreviousSigningSecret, Subscription,
+    Target, TriggerType,
 };
 use crate::ports::SubscriptionStore;
 
@@ -24,6 +25,7 @@ pub async fn subscription_store(store: Arc<dyn SubscriptionStore>) {
     subscription_create_refuses_the_51st_fire_and_forget_subscription(&store).await;
     subscription_limit_holds_under_concurrent_creates(&store).await;
     subscription_replace_is_conditional_on_the_version(&store).await;
+    subscription_rotated_out_signing_secret_round_trips_and_goes(&store).await;
     subscription_delete_removes_once(&store).await;
 }
 
@@ -541,6 +543,55 @@ async fn subscription_replace_is_conditional_on_the_version(store: &Arc<dyn Subs
         "replace must never create"
     );
     delete_all(store, ["replace-me".to_owned()]).await;
+}
+
+/// A rotation is a replace that keeps the previous signing secret with the end of its grace
+/// period (both read back exactly, by id and in a trigger's list); a later replace without it
+/// (the grace period over, or a rotation with none) leaves no trace of it.
+async fn subscription_rotated_out_signing_secret_round_trips_and_goes(
+    store: &Arc<dyn SubscriptionStore>,
+) {
+    let original = http_subscription("rotate-me", IDENTITY_CREATED);
+    store.create(&original, 50).await.unwrap();
+
+    let rotated = Subscription {
+        signing_secret: "whsec_bmV3LXNpZ25pbmcta2V5LWFmdGVyLXJvdGF0aW9u".into(),
+        previous_signing_secret: Some(PreviousSigningSecret {
+            secret: original.signing_secret.clone(),
+            until: at(40),
+        }),
+        modified: at(16),
+        version: 2,
+        ..original.clone()
+    };
+    store
+        .replace(&rotated, 1)
+        .await
+        .expect("replace with a previous signing secret");
+    assert_eq!(
+        store.get("rotate-me").await.unwrap(),
+        Some(rotated.clone()),
+        "get must return the previous signing secret and its grace end exactly"
+    );
+    assert_eq!(
+        store.list_for_trigger(IDENTITY_CREATED).await.unwrap(),
+        vec![rotated.clone()],
+        "the deliveries' read must see the previous signing secret too"
+    );
+
+    let expired = Subscription {
+        previous_signing_secret: None,
+        modified: at(41),
+        version: 3,
+        ..rotated
+    };
+    store.replace(&expired, 2).await.unwrap();
+    assert_eq!(
+        store.get("rotate-me").await.unwrap(),
+        Some(expired),
+        "a replace without a previous signing secret must drop the stored one"
+    );
+    delete_all(store, ["rotate-me".to_owned()]).await;
 }
 
 async fn subscription_delete_removes_once(store: &Arc<dyn SubscriptionStore>) {

@@ -7,6 +7,7 @@ mod trigger;
 
 pub use invocation::{Attempt, AttemptOutcome, Invocation, InvocationState, InvocationType};
 pub use subscription::{
-    DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, Subscription, SubscriptionType, Target,
+    DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, PreviousSigningSecret, Subscription,
+    SubscriptionType, Target,
 };
 pub use trigger::{Trigger, TriggerType};

@@ -59,6 +59,10 @@ pub struct Subscription {
     pub filter: Option<JsonPathFilter>,
     /// Standard Webhooks signing key (`whsec_…`), shown once at creation.
     pub signing_secret: Secret,
+    /// The signing secret a rotation replaced, which still signs beside `signing_secret` until
+    /// its grace period ends. Absent in records written before rotation existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_signing_secret: Option<PreviousSigningSecret>,
     #[serde(with = "crate::time::rfc3339")]
     pub created: DateTime<Utc>,
     #[serde(with = "crate::time::rfc3339")]
@@ -74,6 +78,30 @@ impl Subscription {
             Target::EventBridge(_) => SubscriptionType::Eventbridge,
         }
     }
+
+    /// The secrets a delivery at `now` is signed with: the current one, then the previous one
+    /// while its grace period lasts (`now` before `until`). Never more than two.
+    pub fn signing_secrets(&self, now: DateTime<Utc>) -> Vec<&Secret> {
+        let mut secrets = vec![&self.signing_secret];
+        if let Some(previous) = self
+            .previous_signing_secret
+            .as_ref()
+            .filter(|p| now < p.until)
+        {
+            secrets.push(&previous.secret);
+        }
+        secrets
+    }
+}
+
+/// A replaced signing secret and the end of its grace period (exclusive), during which
+/// deliveries carry its signature too, so that receivers can switch secrets without a gap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviousSigningSecret {
+    pub secret: Secret,
+    #[serde(with = "crate::time::rfc3339")]
+    pub until: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

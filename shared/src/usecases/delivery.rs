@@ -17,7 +17,7 @@ use crate::ports::{
     DeliveryQueue, Event, EventPublisher, Handoff, InvocationStore, NextStep, SubscriptionStore,
     Transition, WebhookClient, WebhookRequest, WorkItem,
 };
-use crate::secrets::{SecretKey, webhook_signature};
+use crate::secrets::{SecretKey, webhook_signatures};
 use crate::telemetry;
 use crate::time::{Clock, Jitter};
 use crate::usecases::notify::Notifier;
@@ -335,14 +335,15 @@ impl Delivery {
         match &subscription.target {
             Target::Http(http) => {
                 let bytes = body.to_string().into_bytes();
-                let timestamp = self.clock.now().timestamp();
+                let now = self.clock.now();
+                let timestamp = now.timestamp();
                 let mut headers = vec![
                     ("webhook-id".to_owned(), invocation.id.clone()),
                     ("webhook-timestamp".to_owned(), timestamp.to_string()),
                     (
                         "webhook-signature".to_owned(),
-                        webhook_signature(
-                            subscription.signing_secret.expose(),
+                        webhook_signatures(
+                            subscription.signing_secrets(now),
                             &invocation.id,
                             timestamp,
                             &bytes,

@@ -1,5 +1,5 @@
-//! Subscription use cases: create, list, replace (PUT), patch (JSON Patch), delete, and the
-//! stateless filter check.
+//! Subscription use cases: create, list, replace (PUT), patch (JSON Patch), delete, signing
+//! secret rotation, and the stateless filter check.
 
 use std::sync::Arc;
 
@@ -10,18 +10,29 @@ use crate::catalog::Catalog;
 use crate::duration::IsoDuration;
 use crate::error::ResourceKind;
 use crate::jsonpath::{JsonPathFilter, check_filter};
-use crate::model::Subscription;
+use crate::model::{PreviousSigningSecret, Subscription};
 use crate::ports::SubscriptionStore;
 use crate::query::{Page, SubscriptionQuery};
 use crate::time::{Clock, IdGenerator};
 use crate::wire::{
-    self, SubscriptionPatchRequest, SubscriptionPostRequest, SubscriptionPutRequest,
-    ValidateFilterInputDto, ValidateFilterOutputDto,
+    self, RotateSigningSecretRequest, SubscriptionPatchRequest, SubscriptionPostRequest,
+    SubscriptionPutRequest, ValidateFilterInputDto, ValidateFilterOutputDto,
 };
 use crate::{Error, Result};
 
 /// The deadline SailPoint (and its SDK) applies when none is given.
 pub const DEFAULT_RESPONSE_DEADLINE: &str = "PT1H";
+
+/// How long a rotated-out signing secret keeps signing when the request names no `gracePeriod`.
+pub const DEFAULT_GRACE_PERIOD: &str = "PT24H";
+
+/// The longest `gracePeriod` of a rotation, in days: long enough for a slow receiver's release
+/// cycle, short enough that a secret rotated out because it leaked stops signing soon.
+pub const MAX_GRACE_PERIOD_DAYS: u64 = 30;
+
+/// The longest `gracePeriod` text looked at: every valid duration up to the maximum is far
+/// shorter, and the error message quotes it.
+const MAX_GRACE_PERIOD_CHARS: usize = 32;
 
 /// Top-level fields a JSON Patch may touch (SailPoint's list, less `workflowConfig`, which has no
 /// model anywhere).
@@ -85,6 +96,7 @@ impl Subscriptions {
             enabled: request.enabled.unwrap_or(true),
             filter,
             signing_secret: format!("whsec_{}", self.ids.secret(32)).into(),
+            previous_signing_secret: None,
             created: now,
             modified: now,
             version: 1,
@@ -140,6 +152,34 @@ impl Subscriptions {
         self.store.delete(id).await
     }
 
+    /// Gives the subscription a new signing secret. The current one becomes the previous
+    /// secret, which signs beside the new one until `gracePeriod` (default PT24H; PT0S drops
+    /// it at once) has passed; a secret rotated out earlier is dropped, so deliveries carry at
+    /// most two signatures. The result holds the new secret, which the caller shows once.
+    pub async fn rotate_signing_secret(
+        &self,
+        id: &str,
+        request: RotateSigningSecretRequest,
+    ) -> Result<Subscription> {
+        let grace = grace_period(request.grace_period.as_deref())?;
+        let current = self.get(id).await?;
+        let now = self.clock.now();
+        let previous = (grace > chrono::Duration::zero()).then(|| PreviousSigningSecret {
+            secret: current.signing_secret.clone(),
+            until: now + grace,
+        });
+        let rotated = Subscription {
+            signing_secret: format!("whsec_{}", self.ids.secret(32)).into(),
+            previous_signing_secret: previous,
+            modified: now,
+            // One per write since creation: u64 is never reached.
+            version: current.version + 1,
+            ..current.clone()
+        };
+        self.store.replace(&rotated, current.version).await?;
+        Ok(rotated)
+    }
+
     async fn get(&self, id: &str) -> Result<Subscription> {
         self.store.get(id).await?.ok_or_else(|| Error::NotFound {
             kind: ResourceKind::Subscription,
@@ -181,6 +221,7 @@ impl Subscriptions {
             request.event_bridge_config,
             Some(&current.target),
         )?;
+        let now = self.clock.now();
         let updated = Subscription {
             name,
             description: request.description,
@@ -188,7 +229,12 @@ impl Subscriptions {
             response_deadline: deadline(request.response_deadline.as_deref())?,
             enabled: request.enabled.unwrap_or(true),
             filter: filter(request.filter.as_deref())?,
-            modified: self.clock.now(),
+            // A rotated-out secret whose grace period is over is not kept at rest any longer.
+            previous_signing_secret: current
+                .previous_signing_secret
+                .clone()
+                .filter(|p| now < p.until),
+            modified: now,
             // One per write since creation: u64 is never reached.
             version: current.version + 1,
             ..current.clone()
@@ -214,6 +260,30 @@ fn deadline(text: Option<&str>) -> Result<IsoDuration> {
         "responseDeadline",
         text.unwrap_or(DEFAULT_RESPONSE_DEADLINE),
     )
+}
+
+/// `gracePeriod`: an ISO-8601 duration from PT0S to [`MAX_GRACE_PERIOD_DAYS`] days.
+fn grace_period(text: Option<&str>) -> Result<chrono::Duration> {
+    const FIELD: &str = "gracePeriod";
+    let text = text.unwrap_or(DEFAULT_GRACE_PERIOD);
+    if text.len() > MAX_GRACE_PERIOD_CHARS {
+        return Err(Error::invalid(
+            FIELD,
+            format!(
+                "is longer than {MAX_GRACE_PERIOD_CHARS} characters; give an ISO-8601 duration \
+                 from PT0S to P{MAX_GRACE_PERIOD_DAYS}D"
+            ),
+        ));
+    }
+    let millis = IsoDuration::parse_millis_or_zero(FIELD, text)?;
+    if millis > MAX_GRACE_PERIOD_DAYS * 86_400_000 {
+        return Err(Error::invalid(
+            FIELD,
+            format!("`{text}` is longer than the most allowed, P{MAX_GRACE_PERIOD_DAYS}D"),
+        ));
+    }
+    // At most 30 days in milliseconds: far inside i64.
+    Ok(chrono::Duration::milliseconds(millis as i64))
 }
 
 fn filter(text: Option<&str>) -> Result<Option<JsonPathFilter>> {

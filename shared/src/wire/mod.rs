@@ -254,7 +254,8 @@ enum JsonPatchOp {
 }
 
 /// A subscription as every endpoint answers it. Secrets are always null, except
-/// `signingSecret` in the answer to the create that made it, and credentials in the URL's
+/// `signingSecret` in the answer to the create that made it (and to a `rotate-secret`, the new
+/// one), and credentials in the URL's
 /// userinfo are redacted (`https://user:*****@host/`).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -284,7 +285,8 @@ pub struct Subscription {
     /// JSONPath filter to conditionally invoke trigger when expression evaluates to true.
     pub filter: Option<String>,
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, pattern = "^whsec_"))]
-    /// Extension: the Standard Webhooks signing key, present only in the 201 of the create.
+    /// Extension: the Standard Webhooks signing key, present only in the 201 of the create and
+    /// the 200 of a `rotate-secret`.
     pub signing_secret: Option<Secret>,
 }
 
@@ -375,6 +377,20 @@ pub struct ValidateFilterInputDto {
     pub input: serde_json::Map<String, Value>,
     /// JSONPath filter to conditionally invoke trigger when expression evaluates to true.
     pub filter: String,
+}
+
+/// Extension: body of `POST /trigger-subscriptions/v1/{id}/rotate-secret`. The body itself is
+/// optional: none, or `{}`, rotates with the default grace period.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"gracePeriod": "PT24H"})))]
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RotateSigningSecretRequest {
+    /// How long the previous signing secret keeps signing beside the new one (deliveries carry
+    /// both signatures): an ISO-8601 duration from PT0S (dropped at once) to P30D. Default
+    /// PT24H.
+    #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT24H"))]
+    pub grace_period: Option<String>,
 }
 
 /// Answer of `validate-filter`.

@@ -9,5 +9,6 @@ mod complete;
 mod delivery;
 mod intake;
 mod status;
+mod rotate;
 mod support;
 mod sweep;

@@ -5,7 +5,9 @@
 use aws_sdk_dynamodb::types::AttributeValue;
 use triggerline::Error;
 use triggerline::duration::IsoDuration;
-use triggerline::model::{DispatchMode, HttpAuth, HttpTarget, Subscription, Target};
+use triggerline::model::{
+    DispatchMode, HttpAuth, HttpTarget, PreviousSigningSecret, Subscription, Target,
+};
 use triggerline::ports::SubscriptionStore;
 use triggerline::query::{RawCollection, SubscriptionQuery};
 use triggerline::secrets::{CredentialKey, SecretKey};
@@ -50,6 +52,7 @@ fn subscription(id: &str) -> Subscription {
         enabled: true,
         filter: None,
         signing_secret: SIGNING.into(),
+        previous_signing_secret: None,
         created: at,
         modified: at,
         version: 1,
@@ -120,6 +123,39 @@ async fn stored_items_hold_no_plaintext_credentials_and_round_trip() {
     let item = raw_item(&clients, &settings, "sub-1").await;
     assert_no_plaintext("the replaced item", &item, &[BASIC_PASSWORD, SIGNING]);
     assert_eq!(store.get("sub-1").await.unwrap(), Some(replaced));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_out_signing_secret_is_stored_sealed_and_round_trips() {
+    const NEW_SIGNING: &str = "whsec_cm90YXRlZC1pbi1zaWduaW5nLWtleQ";
+    let (_moto, clients, settings) = dynamo_tables().await;
+    let store = store(&clients, &settings, 7);
+    let original = subscription("sub-1");
+    store.create(&original, 50).await.unwrap();
+    let until = chrono::DateTime::from_timestamp(1_700_086_400, 0).unwrap();
+
+    let rotated = Subscription {
+        signing_secret: NEW_SIGNING.into(),
+        previous_signing_secret: Some(PreviousSigningSecret {
+            secret: SIGNING.into(),
+            until,
+        }),
+        version: 2,
+        ..original
+    };
+    store.replace(&rotated, 1).await.unwrap();
+
+    let item = raw_item(&clients, &settings, "sub-1").await;
+    assert_no_plaintext("the rotated item", &item, &[SIGNING, NEW_SIGNING]);
+    assert_eq!(item.matches("sealed:v1:").count(), 4, "{item}");
+    assert_eq!(store.get("sub-1").await.unwrap(), Some(rotated.clone()));
+    // Sealed under the service key: another key does not open it.
+    assert!(
+        self::store(&clients, &settings, 8)
+            .get("sub-1")
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{Connection, OpenFlags};
 use triggerline::Error;
 use triggerline::duration::IsoDuration;
-use triggerline::model::{DispatchMode, HttpAuth, HttpTarget, Subscription, Target};
+use triggerline::model::{
+    DispatchMode, HttpAuth, HttpTarget, PreviousSigningSecret, Subscription, Target,
+};
 use triggerline::ports::SubscriptionStore;
 use triggerline::query::{RawCollection, SubscriptionQuery};
 use triggerline::secrets::{CredentialKey, SecretKey};
@@ -42,6 +44,7 @@ fn subscription(id: &str) -> Subscription {
         enabled: true,
         filter: None,
         signing_secret: SIGNING.into(),
+        previous_signing_secret: None,
         created: at,
         modified: at,
         version: 1,
@@ -138,6 +141,36 @@ async fn stored_rows_hold_no_plaintext_credentials_and_round_trip() {
         &[BASIC_PASSWORD, SIGNING],
     );
     assert_eq!(store.get("sub-1").await.unwrap(), Some(replaced));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_out_signing_secret_is_stored_sealed_and_round_trips() {
+    const NEW_SIGNING: &str = "whsec_cm90YXRlZC1pbi1zaWduaW5nLWtleQ";
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("triggerline.db");
+    let store = SqliteSubscriptionStore::new(Sqlite::open(&path).await.unwrap(), key(7));
+    let original = subscription("sub-1");
+    store.create(&original, 50).await.unwrap();
+    let until = chrono::DateTime::from_timestamp(1_700_086_400, 0).unwrap();
+
+    let rotated = Subscription {
+        signing_secret: NEW_SIGNING.into(),
+        previous_signing_secret: Some(PreviousSigningSecret {
+            secret: SIGNING.into(),
+            until,
+        }),
+        version: 2,
+        ..original
+    };
+    store.replace(&rotated, 1).await.unwrap();
+
+    let body = raw_body(&path, "sub-1");
+    assert_no_plaintext("the rotated body", body.as_bytes(), &[SIGNING, NEW_SIGNING]);
+    assert_eq!(body.matches("sealed:v1:").count(), 4, "{body}");
+    assert_eq!(store.get("sub-1").await.unwrap(), Some(rotated.clone()));
+    // Sealed for this subscription and field: it does not open under another key.
+    let other = SqliteSubscriptionStore::new(Sqlite::open(&path).await.unwrap(), key(8));
+    assert!(other.get("sub-1").await.is_err());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
