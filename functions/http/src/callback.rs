@@ -8,8 +8,8 @@
 //! and one over 2 kB reached DynamoDB, which refuses such keys: a 503 logged at ERROR.
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
-use triggerline::Error;
 use serde::de::DeserializeOwned;
+use triggerline::Error;
 use triggerline::wire::{CompleteInvocation, HeartbeatRequest};
 
 use crate::{ApiError, JsonBody};

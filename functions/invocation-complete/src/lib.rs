@@ -7,9 +7,9 @@
 #![forbid(unsafe_code)]
 
 use axum::extract::State;
-use axum::{Json, Router};
 use axum::http::StatusCode;
 use axum::routing::post;
+use axum::{Json, Router};
 use triggerline::usecases::complete::{Completion, complete};
 use triggerline::usecases::heartbeat::heartbeat;
 use triggerline::wire::{HeartbeatRequest, HeartbeatResponse};
