@@ -201,6 +201,7 @@ mod tests {
     fn subscription(name: &str) -> Subscription {
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         Subscription {
+            heartbeat_timeout: None,
             id: "s".into(),
             name: name.into(),
             description: None,

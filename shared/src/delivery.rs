@@ -217,6 +217,7 @@ mod tests {
     fn invocation(trigger: &str, mode: Option<DispatchMode>) -> Invocation {
         let entry = Catalog::builtin().get(trigger).unwrap();
         Invocation {
+            heartbeat: None,
             id: "inv".into(),
             trigger_id: trigger.into(),
             trigger_type: entry.trigger.trigger_type,

@@ -126,6 +126,7 @@ mod tests {
         let trigger = "idn:access-request-pre-approval";
         let entry = Catalog::builtin().get(trigger).unwrap();
         let invocation = Invocation {
+            heartbeat: None,
             id: "inv".into(),
             trigger_id: trigger.into(),
             trigger_type: entry.trigger.trigger_type,

@@ -87,9 +87,26 @@ pub trait InvocationStore: Send + Sync + std::fmt::Debug {
         transition: &Transition,
     ) -> Result<Invocation, Error>;
 
-    /// Open invocations (`PENDING`, `ACKNOWLEDGED`) whose deadline is before `now`, earliest
-    /// deadline first, at most `limit` (the deadline sweep).
+    /// Open invocations (`PENDING`, `ACKNOWLEDGED`) whose deadline or heartbeat due time
+    /// ([`Invocation::due`]) is before `now`, earliest first, at most `limit` (the deadline
+    /// sweep).
     async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error>;
+
+    /// Moves the heartbeat due time of an open invocation with a heartbeat timer to `due`
+    /// (which the caller keeps at or before the deadline), and sets its last heartbeat to
+    /// `heartbeat` when given (`None` leaves it), in one write conditional on the state being
+    /// open; returns the invocation as written. From then on [`InvocationStore::overdue`]
+    /// returns it once `due` has passed, not before; a later transition or replay ends the
+    /// timer (a replay clears it).
+    ///
+    /// Errors: [`Error::NotFound`] when there is none; [`Error::NotOpen`] (with the current
+    /// state) when it is not open.
+    async fn keep_alive(
+        &self,
+        id: &str,
+        due: DateTime<Utc>,
+        heartbeat: Option<DateTime<Utc>>,
+    ) -> Result<Invocation, Error>;
 }
 
 /// What reads or deletes across many invocations: the status list and retention. A port of its
@@ -175,7 +192,8 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     ) -> Result<Option<Invocation>, Error>;
 
     /// Replays a FAILED invocation: in one atomic step, moves it back to PENDING (clearing
-    /// `completed`, `output` and `error`, setting `deadline`, keeping its attempts) and queues a
+    /// `completed`, `output`, `error` and the heartbeat timer's `last` and `due`, setting
+    /// `deadline`, keeping its attempts) and queues a
     /// work item due at `not_before`, leased until `leased_until`.
     ///
     /// Errors: [`Error::NotFound`] when there is none; [`Error::NotOpen`] with the current state

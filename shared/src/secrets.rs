@@ -388,6 +388,7 @@ mod tests {
     fn subscription(id: &str) -> Subscription {
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         Subscription {
+            heartbeat_timeout: None,
             id: id.into(),
             name: "n".into(),
             description: None,

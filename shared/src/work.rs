@@ -40,6 +40,7 @@ mod tests {
         }))
         .unwrap();
         Invocation {
+            heartbeat: None,
             id: "inv".into(),
             trigger_id: "idn:identity-created".into(),
             trigger_type: TriggerType::FireAndForget,

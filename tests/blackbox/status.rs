@@ -17,6 +17,7 @@ fn invocation(id: &str, trigger_id: &str, subscription: (&str, &str), minute: i6
     };
     let created = Utc.with_ymd_and_hms(2030, 1, 1, 12, 0, 0).unwrap() + Duration::minutes(minute);
     Invocation {
+        heartbeat: None,
         id: id.into(),
         trigger_id: trigger_id.into(),
         trigger_type,

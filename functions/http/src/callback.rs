@@ -1,5 +1,5 @@
-//! The callback's credentials, `POST …/{id}/complete` with `{secret, …}`: checked for shape
-//! before any store is read.
+//! The callback's credentials, `POST …/{id}/complete` (and `…/{id}/heartbeat`) with
+//! `{secret, …}`: checked for shape before any store is read.
 //!
 //! The route is public, so anyone can send it anything. An id the service could never have
 //! made, or a secret longer than any it hands out, cannot name an invocation: it gets the same
@@ -8,8 +8,9 @@
 //! and one over 2 kB reached DynamoDB, which refuses such keys: a 503 logged at ERROR.
 
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use serde::de::DeserializeOwned;
 use triggerline::Error;
-use triggerline::wire::CompleteInvocation;
+use triggerline::wire::{CompleteInvocation, HeartbeatRequest};
 
 use crate::{ApiError, JsonBody};
 
@@ -21,12 +22,29 @@ pub const MAX_CALLBACK_SECRET_BYTES: usize = 256;
 /// A callback whose id and secret have the shape of real ones. Rejects with the wrong-secret
 /// 401 otherwise; a well-shaped request with a malformed body is the usual 400 naming the field.
 #[derive(Debug)]
-pub struct Callback {
+pub struct Callback<T = CompleteInvocation> {
     pub id: String,
-    pub request: CompleteInvocation,
+    pub request: T,
 }
 
-impl<S: Send + Sync> FromRequest<S> for Callback {
+/// A callback body: it carries the invocation's secret (the completion, the heartbeat).
+pub trait CallbackBody: DeserializeOwned {
+    fn secret(&self) -> &str;
+}
+
+impl CallbackBody for CompleteInvocation {
+    fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+impl CallbackBody for HeartbeatRequest {
+    fn secret(&self) -> &str {
+        &self.secret
+    }
+}
+
+impl<S: Send + Sync, T: CallbackBody> FromRequest<S> for Callback<T> {
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
@@ -38,9 +56,8 @@ impl<S: Send + Sync> FromRequest<S> for Callback {
             _ => return Err(ApiError::Domain(Error::Unauthenticated)),
         };
         let JsonBody(request) =
-            JsonBody::<CompleteInvocation>::from_request(Request::from_parts(parts, body), state)
-                .await?;
-        if request.secret.len() > MAX_CALLBACK_SECRET_BYTES {
+            JsonBody::<T>::from_request(Request::from_parts(parts, body), state).await?;
+        if request.secret().len() > MAX_CALLBACK_SECRET_BYTES {
             return Err(ApiError::Domain(Error::Unauthenticated));
         }
         Ok(Callback { id, request })

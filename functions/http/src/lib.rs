@@ -14,7 +14,7 @@ pub mod lambda;
 mod mount;
 
 pub use auth::{ApiAuth, require_bearer};
-pub use callback::{Callback, MAX_CALLBACK_SECRET_BYTES, is_invocation_id};
+pub use callback::{Callback, CallbackBody, MAX_CALLBACK_SECRET_BYTES, is_invocation_id};
 pub use collection::{Collection, QueryParams, listed};
 pub use error::{ApiError, ErrorMessageDto, ErrorResponseDto, json_errors};
 pub use json::{JsonBody, JsonBodyOrDefault};

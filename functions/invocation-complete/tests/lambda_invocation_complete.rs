@@ -36,6 +36,7 @@ async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, Clients, Fun
     backend
         .invocations
         .create_all(&[Invocation {
+            heartbeat: None,
             id: INVOCATION.into(),
             trigger_id: entry.trigger.id.clone(),
             trigger_type: entry.trigger.trigger_type,

@@ -48,6 +48,7 @@ async fn statuses_are_listed_and_one_is_detailed() {
     backend
         .invocations
         .create_all(&[Invocation {
+            heartbeat: None,
             id: INVOCATION.into(),
             trigger_id: entry.trigger.id.clone(),
             trigger_type: entry.trigger.trigger_type,

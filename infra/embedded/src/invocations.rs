@@ -77,6 +77,8 @@ pub(crate) struct Row {
     output: Option<String>,
     error: Option<String>,
     body: String,
+    last_heartbeat: Option<String>,
+    heartbeat_due: Option<String>,
 }
 
 impl Row {
@@ -94,12 +96,25 @@ impl Row {
             output: i.output.as_ref().map(|o| to_body(WHAT, o)).transpose()?,
             error: i.error.clone(),
             body: to_body(WHAT, i)?,
+            last_heartbeat: i
+                .heartbeat
+                .as_ref()
+                .and_then(|h| h.last)
+                .as_ref()
+                .map(format_time),
+            heartbeat_due: i
+                .heartbeat
+                .as_ref()
+                .and_then(|h| h.due)
+                .as_ref()
+                .map(format_time),
         })
     }
 }
 
 /// The columns a read of whole invocations selects, in [`Stored::from_row`]'s order.
-pub(crate) const SELECT: &str = "id, body, state, completed, deadline, output, error, attempts";
+pub(crate) const SELECT: &str = "id, body, state, completed, deadline, output, error, attempts, \
+                                 last_heartbeat, heartbeat_due";
 
 /// One invocation as read, not yet decoded: rows are decoded after they leave the writer thread
 /// or the read transaction, so neither spends its time in JSON.
@@ -113,6 +128,8 @@ pub(crate) struct Stored {
     output: Option<String>,
     error: Option<String>,
     attempts: Option<String>,
+    last_heartbeat: Option<String>,
+    heartbeat_due: Option<String>,
 }
 
 impl Stored {
@@ -126,6 +143,8 @@ impl Stored {
             output: r.get(5)?,
             error: r.get(6)?,
             attempts: r.get(7)?,
+            last_heartbeat: r.get(8)?,
+            heartbeat_due: r.get(9)?,
         })
     }
 
@@ -147,6 +166,16 @@ impl Stored {
             .map(|o| from_body("invocation output", &o))
             .transpose()?;
         invocation.error = self.error;
+        if let Some(timer) = invocation.heartbeat.as_mut() {
+            timer.last = self
+                .last_heartbeat
+                .map(|t| parse_time("invocation last heartbeat", t))
+                .transpose()?;
+            timer.due = self
+                .heartbeat_due
+                .map(|t| parse_time("invocation heartbeat due time", t))
+                .transpose()?;
+        }
         for line in self.attempts.as_deref().unwrap_or_default().lines() {
             invocation
                 .attempts
@@ -284,13 +313,24 @@ pub(crate) fn attempt_line(attempt: &Attempt) -> Result<String, Error> {
     Ok(line)
 }
 
-/// The deadline sweep's query; the `state IN` term is the partial index's own condition and
-/// `deadline <` implies its `deadline IS NOT NULL`, which is what lets SQLite use that index.
+/// The deadline sweep's query: the earliest `?2` of the open invocations past their deadline
+/// or their heartbeat due time. Each half is a range of its own partial index, limited on its
+/// own (the `state IN` term is the index's condition and `deadline <` / `heartbeat_due <`
+/// implies its `IS NOT NULL`, which is what lets SQLite use it); `UNION` takes an invocation
+/// past both once, and the outer order is by whichever time comes first.
 pub(crate) const OVERDUE: &str =
-    "SELECT id, body, state, completed, deadline, output, error, attempts
+    "SELECT id, body, state, completed, deadline, output, error, attempts, last_heartbeat,
+            heartbeat_due
      FROM invocations
-     WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND deadline < ?1
-     ORDER BY deadline LIMIT ?2";
+     WHERE id IN (
+         SELECT id FROM (SELECT id FROM invocations
+                          WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND deadline < ?1
+                          ORDER BY deadline LIMIT ?2)
+         UNION
+         SELECT id FROM (SELECT id FROM invocations
+                          WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND heartbeat_due < ?1
+                          ORDER BY heartbeat_due LIMIT ?2))
+     ORDER BY coalesce(min(deadline, heartbeat_due), deadline, heartbeat_due), id LIMIT ?2";
 
 /// Retention's delete. Each half of the selection is a range of its own partial index (whose
 /// condition it repeats word for word, or SQLite would not use it); a `UNION ALL` keeps the
@@ -320,8 +360,9 @@ pub(crate) fn insert_all(
         .prepare_cached(
             "INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
                                       created, completed, deadline, output, error, body,
-                                      not_before, leased_until, work_attempts)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0)
+                                      not_before, leased_until, work_attempts, last_heartbeat,
+                                      heartbeat_due)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, ?14, ?15)
              ON CONFLICT (id) DO NOTHING",
         )
         .map_err(db)?;
@@ -342,7 +383,9 @@ pub(crate) fn insert_all(
                 row.error,
                 row.body,
                 not_before,
-                leased_until
+                leased_until,
+                row.last_heartbeat,
+                row.heartbeat_due
             ])
             .map_err(db)?;
         if inserted == 0 {
@@ -383,6 +426,34 @@ fn apply(
         });
     }
     set_outcome(conn, &id, None, outcome, &WorkChange::Keep)
+}
+
+/// Sets the heartbeat columns of an open invocation (the state is checked and the row written
+/// in one write job on the single writer); `last` NULL leaves the last heartbeat.
+fn keep_alive(
+    conn: &Connection,
+    id: String,
+    due: &str,
+    last: Option<&str>,
+) -> Result<Stored, Error> {
+    let Some(current) = state_of(conn, &id)? else {
+        return Err(Error::NotFound {
+            kind: ResourceKind::Invocation,
+            id,
+        });
+    };
+    if !current.is_open() {
+        return Err(Error::NotOpen {
+            id,
+            status: current,
+        });
+    }
+    conn.prepare_cached(&format!(
+        "UPDATE invocations SET heartbeat_due = ?2, last_heartbeat = coalesce(?3, last_heartbeat)
+         WHERE id = ?1 RETURNING {SELECT}"
+    ))
+    .and_then(|mut stmt| stmt.query_row(params![id, due, last], Stored::from_row))
+    .map_err(db)
 }
 
 /// Decodes a row read inside a write job, after it left the writer thread. A row a write just
@@ -467,6 +538,22 @@ impl InvocationStore for SqliteInvocationStore {
         // Out of the deadline index, so that the next sweep does not meet them first again.
         quarantine::invocations(&self.db, unreadable).await;
         Ok(overdue)
+    }
+
+    async fn keep_alive(
+        &self,
+        id: &str,
+        due: DateTime<Utc>,
+        heartbeat: Option<DateTime<Utc>>,
+    ) -> Result<Invocation, Error> {
+        let id = id.to_owned();
+        let due = format_time(&due);
+        let last = heartbeat.as_ref().map(format_time);
+        let stored = self
+            .db
+            .write(move |conn| keep_alive(conn, id, &due, last.as_deref()))
+            .await?;
+        decoded(&self.db, stored).await
     }
 }
 

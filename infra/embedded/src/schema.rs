@@ -5,7 +5,8 @@
 //! the other columns copy the fields that queries filter and sort on. An invocation's `body` is
 //! the invocation as created; the columns that change later (state, times, output, error,
 //! appended attempts) are the truth for those fields (version 4), and its place in the delivery
-//! queue is in its row too (version 5).
+//! queue is in its row too (version 5), and so are its heartbeat timer's last heartbeat and due
+//! time (version 6).
 
 use rusqlite::{Connection, TransactionBehavior};
 
@@ -114,6 +115,17 @@ const MIGRATIONS: &[&str] = &[
     DROP INDEX invocations_open_by_deadline;
     CREATE INDEX invocations_open_by_deadline ON invocations (deadline)
         WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND deadline IS NOT NULL;",
+    // 6: heartbeats.
+    "-- An acknowledged invocation whose subscription sets `heartbeatTimeout` times out at its
+    -- heartbeat due time if that comes before its deadline. The timeout is in the body (copied
+    -- at creation); the last heartbeat and the due time change, so they are columns, NULL on
+    -- rows from before and on invocations without heartbeats. The sweep reads this partial
+    -- index beside `invocations_open_by_deadline`; it holds only open invocations whose timer
+    -- runs.
+    ALTER TABLE invocations ADD COLUMN last_heartbeat TEXT;
+    ALTER TABLE invocations ADD COLUMN heartbeat_due TEXT;
+    CREATE INDEX invocations_open_by_heartbeat_due ON invocations (heartbeat_due)
+        WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND heartbeat_due IS NOT NULL;",
 ];
 
 /// The schema version this build writes.
@@ -256,6 +268,51 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(claimable, ["queued"], "claimable once its lease has ended");
+    }
+
+    /// Rows written by version 5 have no heartbeat timer; after the migration they read back
+    /// unchanged, and the sweep's query still finds them by their deadline.
+    #[test]
+    fn rows_written_before_version_6_read_back_without_a_heartbeat_timer() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch("PRAGMA user_version = 5").unwrap();
+        let body = serde_json::json!({
+            "id": "a", "triggerId": "t", "triggerType": "REQUEST_RESPONSE",
+            "subscriptionId": "s", "subscriptionName": "n", "invocationType": "REAL_TIME",
+            "responseMode": "ASYNC", "state": "ACKNOWLEDGED", "created": "2026-01-01T00:00:00.000Z",
+            "completed": null, "deadline": "2026-01-02T00:00:00.000Z",
+            "input": {"k": 1}, "contentJson": {}, "output": null, "error": null,
+            "secretHash": "h", "attempts": []
+        });
+        conn.execute(
+            "INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
+                                      created, deadline, body)
+             VALUES ('a', 't', 's', 'n', 'ACKNOWLEDGED', '2026-01-01T00:00:00.000Z',
+                     '2026-01-02T00:00:00.000Z', ?1)",
+            [body.to_string()],
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        let expected: triggerline::model::Invocation = serde_json::from_value(body).unwrap();
+        let read = crate::invocations::find(&conn, "a").unwrap().unwrap();
+        let read = read.decode().unwrap();
+        assert_eq!(read, expected);
+        assert_eq!(read.heartbeat, None);
+        let overdue: Vec<String> = conn
+            .prepare(crate::invocations::OVERDUE)
+            .unwrap()
+            .query_map(rusqlite::params!["2026-01-03T00:00:00.000Z", 10], |r| {
+                r.get(0)
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        assert_eq!(overdue, ["a"], "overdue by its deadline");
     }
 
     #[test]

@@ -110,6 +110,7 @@ fn pending(id: &str, created: DateTime<Utc>) -> Invocation {
     const APPROVAL: &str = "idn:access-request-pre-approval";
     let trigger = &Catalog::builtin().get(APPROVAL).unwrap().trigger;
     Invocation {
+        heartbeat: None,
         id: id.to_owned(),
         trigger_id: APPROVAL.to_owned(),
         trigger_type: trigger.trigger_type,

@@ -47,6 +47,7 @@ pub(super) fn limit_of(trigger_id: &str) -> usize {
 pub(super) fn http_subscription(id: &str, trigger_id: &str) -> Subscription {
     let request_response = trigger(trigger_id).trigger_type == TriggerType::RequestResponse;
     Subscription {
+        heartbeat_timeout: None,
         id: id.to_owned(),
         name: format!("HR audit webhook ({id})"),
         description: Some("Forwards identity events to the HR audit service".to_owned()),
@@ -105,6 +106,7 @@ pub(super) fn invocation(
     let t = trigger(trigger_id);
     let request_response = t.trigger_type == TriggerType::RequestResponse;
     Invocation {
+        heartbeat: None,
         id: id.to_owned(),
         trigger_id: trigger_id.to_owned(),
         trigger_type: t.trigger_type,

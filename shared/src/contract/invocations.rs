@@ -24,6 +24,7 @@ pub async fn invocation_store(store: Arc<dyn InvocationScans>) {
     invocation_transition_has_one_winner_under_concurrency(&store).await;
     invocation_overdue_lists_open_invocations_past_their_deadline(&store).await;
     invocation_purge_deletes_finished_invocations_past_their_retention(&store).await;
+    invocation_keep_alive_moves_the_heartbeat_due_time_of_an_open_invocation(&store).await;
 }
 
 async fn invocations_start_empty(store: &Arc<dyn InvocationScans>) {
@@ -688,5 +689,166 @@ async fn invocation_purge_deletes_finished_invocations_past_their_retention(
         store.get("purge-acked").await.unwrap().as_ref(),
         Some(&seed[7]),
         "purge leaves what it keeps untouched"
+    );
+}
+
+/// An open invocation with a heartbeat timer of five minutes, not started, and a deadline an
+/// hour after [`HEARTBEATS`].
+fn beating(id: &str, state: InvocationState) -> Invocation {
+    Invocation {
+        state,
+        deadline: Some(at(HEARTBEATS + 60)),
+        heartbeat: Some(crate::model::Heartbeat {
+            timeout: crate::duration::IsoDuration::parse("heartbeatTimeout", "PT5M")
+                .expect("a duration"),
+            last: None,
+            due: None,
+        }),
+        ..invocation(
+            id,
+            PRE_APPROVAL,
+            ("sub-heartbeat", "Heartbeat approver"),
+            HEARTBEATS,
+            None,
+        )
+    }
+}
+
+/// Far after every other case's times, so their open invocations are left out by id.
+const HEARTBEATS: i64 = 100_000;
+
+async fn invocation_keep_alive_moves_the_heartbeat_due_time_of_an_open_invocation(
+    store: &Arc<dyn InvocationScans>,
+) {
+    let open = beating("hb-open", InvocationState::Acknowledged);
+    let pending = beating("hb-pending", InvocationState::Pending);
+    let done = Invocation {
+        state: InvocationState::Completed,
+        completed: Some(at(HEARTBEATS + 1)),
+        ..beating("hb-done", InvocationState::Pending)
+    };
+    store
+        .create_all(&[open.clone(), pending.clone(), done.clone()])
+        .await
+        .unwrap();
+    let overdue = |now: i64| {
+        let store = Arc::clone(store);
+        async move {
+            store
+                .overdue(at(now), 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .filter(|i| i.id.starts_with("hb-"))
+                .map(|i| i.id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        overdue(HEARTBEATS + 30).await,
+        Vec::<String>::new(),
+        "a timer not started keeps an invocation out of overdue until its deadline"
+    );
+
+    let started = store
+        .keep_alive("hb-open", at(HEARTBEATS + 10), None)
+        .await
+        .unwrap();
+    let mut expected = open.clone();
+    if let Some(timer) = expected.heartbeat.as_mut() {
+        timer.due = Some(at(HEARTBEATS + 10));
+    }
+    assert_eq!(
+        started, expected,
+        "keep_alive sets the due time (and no last heartbeat when none is given) and returns the \
+         invocation as written"
+    );
+    assert_eq!(
+        store.get("hb-open").await.unwrap().as_ref(),
+        Some(&expected)
+    );
+    assert_eq!(
+        overdue(HEARTBEATS + 10).await,
+        Vec::<String>::new(),
+        "a due time equal to now is not past"
+    );
+    assert_eq!(
+        overdue(HEARTBEATS + 11).await,
+        ["hb-open"],
+        "past its heartbeat due time, an open invocation is overdue before its deadline"
+    );
+
+    let beaten = store
+        .keep_alive("hb-open", at(HEARTBEATS + 20), Some(at(HEARTBEATS + 15)))
+        .await
+        .unwrap();
+    let timer = beaten.heartbeat.clone().unwrap();
+    assert_eq!(
+        (timer.last, timer.due),
+        (Some(at(HEARTBEATS + 15)), Some(at(HEARTBEATS + 20))),
+        "a heartbeat sets the last heartbeat and moves the due time"
+    );
+    assert_eq!(overdue(HEARTBEATS + 11).await, Vec::<String>::new());
+    let moved = store
+        .keep_alive("hb-open", at(HEARTBEATS + 25), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        moved.heartbeat.and_then(|t| t.last),
+        Some(at(HEARTBEATS + 15)),
+        "without a heartbeat time the last heartbeat stays"
+    );
+    store
+        .keep_alive("hb-pending", at(HEARTBEATS + 22), Some(at(HEARTBEATS + 21)))
+        .await
+        .unwrap();
+    assert_eq!(
+        overdue(HEARTBEATS + 30).await,
+        ["hb-pending", "hb-open"],
+        "overdue lists by the earlier of deadline and heartbeat due time, earliest first"
+    );
+    assert_eq!(
+        overdue(HEARTBEATS + 61).await,
+        ["hb-pending", "hb-open"],
+        "once the deadline passed too, each is listed once"
+    );
+
+    let result = store.keep_alive("hb-done", at(HEARTBEATS + 30), None).await;
+    assert!(
+        matches!(&result, Err(Error::NotOpen { id, status: InvocationState::Completed }) if id == "hb-done"),
+        "keep_alive of a finished invocation must be NotOpen(hb-done, COMPLETED), got {result:?}"
+    );
+    assert_eq!(store.get("hb-done").await.unwrap().as_ref(), Some(&done));
+    let result = store
+        .keep_alive("hb-never", at(HEARTBEATS + 30), None)
+        .await;
+    assert!(
+        matches!(&result, Err(Error::NotFound { kind: ResourceKind::Invocation, id }) if id == "hb-never"),
+        "keep_alive of an unknown invocation must be NotFound, got {result:?}"
+    );
+
+    store
+        .transition(
+            "hb-open",
+            &[InvocationState::Acknowledged],
+            &Transition {
+                to: InvocationState::TimedOut,
+                completed: Some(at(HEARTBEATS + 26)),
+                output: None,
+                error: Some("no heartbeat for PT5M".to_owned()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        overdue(HEARTBEATS + 30).await,
+        ["hb-pending"],
+        "a finished invocation leaves overdue, whatever its heartbeat due time"
+    );
+    let finished = store.get("hb-open").await.unwrap().unwrap();
+    assert_eq!(
+        finished.heartbeat.and_then(|t| t.last),
+        Some(at(HEARTBEATS + 15)),
+        "the last heartbeat stays visible after the end"
     );
 }

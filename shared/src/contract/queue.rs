@@ -612,9 +612,21 @@ async fn queue_replay_reopens_only_a_failed_invocation(
          {result:?}"
     );
 
-    let open = fresh("queue-replay", PRE_APPROVAL);
+    let open = Invocation {
+        heartbeat: Some(crate::model::Heartbeat {
+            timeout: crate::duration::IsoDuration::parse("heartbeatTimeout", "PT5M").unwrap(),
+            last: None,
+            due: None,
+        }),
+        ..fresh("queue-replay", PRE_APPROVAL)
+    };
     queue
         .accept(std::slice::from_ref(&open), at(850), None)
+        .await
+        .unwrap();
+    // A heartbeat timer that ran before the failure ends with it: the replay clears it.
+    invocations
+        .keep_alive("queue-replay", at(853), Some(at(850)))
         .await
         .unwrap();
     let result = queue
@@ -672,8 +684,8 @@ async fn queue_replay_reopens_only_a_failed_invocation(
     assert_eq!(
         invocations.get("queue-replay").await.unwrap().as_ref(),
         Some(&expected),
-        "replay makes the invocation PENDING again: no completed, output or error, the new \
-         deadline, the attempts kept"
+        "replay makes the invocation PENDING again: no completed, output or error, no \
+         heartbeat timer running, the new deadline, the attempts kept"
     );
     assert_eq!(
         invocations.overdue(at(NEW_DEADLINE + 1), 10).await.unwrap(),

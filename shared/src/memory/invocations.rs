@@ -130,10 +130,39 @@ impl InvocationStore for MemoryInvocations {
         let mut overdue: Vec<&Invocation> = tables
             .invocations
             .values()
-            .filter(|i| i.state.is_open() && i.deadline.is_some_and(|d| d < now))
+            .filter(|i| i.state.is_open() && i.due().is_some_and(|d| d < now))
             .collect();
-        overdue.sort_by_key(|i| i.deadline);
+        overdue.sort_by_key(|i| i.due());
         Ok(overdue.into_iter().take(limit).cloned().collect())
+    }
+
+    async fn keep_alive(
+        &self,
+        id: &str,
+        due: DateTime<Utc>,
+        heartbeat: Option<DateTime<Utc>>,
+    ) -> Result<Invocation, Error> {
+        let mut tables = lock(&self.tables);
+        let invocation = tables
+            .invocations
+            .get_mut(id)
+            .ok_or_else(|| Error::NotFound {
+                kind: ResourceKind::Invocation,
+                id: id.to_owned(),
+            })?;
+        if !invocation.state.is_open() {
+            return Err(Error::NotOpen {
+                id: id.to_owned(),
+                status: invocation.state,
+            });
+        }
+        if let Some(timer) = invocation.heartbeat.as_mut() {
+            timer.due = Some(due);
+            if heartbeat.is_some() {
+                timer.last = heartbeat;
+            }
+        }
+        Ok(invocation.clone())
     }
 }
 

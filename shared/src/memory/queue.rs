@@ -178,6 +178,10 @@ impl DeliveryQueue for MemoryQueue {
         invocation.output = None;
         invocation.error = None;
         invocation.deadline = deadline;
+        if let Some(timer) = invocation.heartbeat.as_mut() {
+            timer.last = None;
+            timer.due = None;
+        }
         // A replay starts a new round of delivery: its retry budget starts again too.
         let work = fresh(not_before, leased_until);
         tables.work.insert(invocation_id.to_owned(), work.clone());

@@ -92,6 +92,47 @@ pub struct Invocation {
     pub secret_hash: String,
     #[serde(default)]
     pub attempts: Vec<Attempt>,
+    /// Heartbeats the subscriber owes while the invocation is acknowledged; `None` when its
+    /// subscription asked for none. Rows written before heartbeats existed have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat: Option<Heartbeat>,
+}
+
+/// An invocation's heartbeat timer. The timeout is copied from the subscription at creation, so
+/// later edits of the subscription leave open invocations as they were.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Heartbeat {
+    pub timeout: crate::duration::IsoDuration,
+    /// The last heartbeat received (none yet: `None`).
+    #[serde(default, with = "crate::time::rfc3339::option")]
+    pub last: Option<DateTime<Utc>>,
+    /// When the invocation times out for want of a heartbeat: set at the first
+    /// acknowledgement, moved by each heartbeat, never after the response deadline; `None`
+    /// until the timer starts.
+    #[serde(default, with = "crate::time::rfc3339::option")]
+    pub due: Option<DateTime<Utc>>,
+}
+
+impl Heartbeat {
+    /// The heartbeat due time of a timer (re)started at `at`: `at` plus the timeout, never after
+    /// `deadline`.
+    pub fn due_after(&self, at: DateTime<Utc>, deadline: Option<DateTime<Utc>>) -> DateTime<Utc> {
+        let due = crate::time::later(at, self.timeout.as_chrono());
+        deadline.map_or(due, |d| due.min(d))
+    }
+}
+
+impl Invocation {
+    /// When the sweep times the open invocation out: the earlier of its deadline and its
+    /// heartbeat due time.
+    pub fn due(&self) -> Option<DateTime<Utc>> {
+        let heartbeat = self.heartbeat.as_ref().and_then(|h| h.due);
+        match (self.deadline, heartbeat) {
+            (Some(d), Some(h)) => Some(d.min(h)),
+            (d, h) => d.or(h),
+        }
+    }
 }
 
 /// One try at delivering an invocation.

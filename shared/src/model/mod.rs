@@ -5,7 +5,9 @@ mod invocation;
 mod subscription;
 mod trigger;
 
-pub use invocation::{Attempt, AttemptOutcome, Invocation, InvocationState, InvocationType};
+pub use invocation::{
+    Attempt, AttemptOutcome, Heartbeat, Invocation, InvocationState, InvocationType,
+};
 pub use subscription::{
     DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, PreviousSigningSecret, Subscription,
     SubscriptionType, Target,

@@ -69,6 +69,10 @@ pub struct Subscription {
     pub modified: DateTime<Utc>,
     /// Bumped on every write; updates are conditional on it.
     pub version: u64,
+    /// How long an acknowledged invocation may go without a heartbeat (shorter than
+    /// `response_deadline`); `None`: no heartbeats required. Absent from bodies stored before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heartbeat_timeout: Option<IsoDuration>,
 }
 
 impl Subscription {

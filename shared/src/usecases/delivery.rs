@@ -183,7 +183,7 @@ impl Delivery {
             .try_once(&invocation, subscription.as_deref(), attempts_before)
             .await;
         let writing = Instant::now();
-        let settled = self
+        let mut settled = self
             .queue
             .settle(
                 &invocation.id,
@@ -195,6 +195,14 @@ impl Delivery {
             .await?
             .unwrap_or(invocation);
         telemetry::store_write("settle", writing.elapsed());
+        if settled.state == InvocationState::Acknowledged
+            && tried
+                .transition
+                .as_ref()
+                .is_some_and(|t| t.to == InvocationState::Acknowledged)
+        {
+            settled = self.start_heartbeat(settled).await;
+        }
         if let Some(t) = &tried.transition {
             // The write applies the transition only to a PENDING invocation: one a callback or
             // the sweep settled meanwhile keeps its state, and this delivery changed nothing.
@@ -205,6 +213,33 @@ impl Delivery {
             self.notifier.finished(&settled).await;
         }
         Ok(settled)
+    }
+
+    /// Starts the heartbeat timer of a freshly acknowledged invocation that has one and whose
+    /// subscriber has not sent a heartbeat yet: a second, small write after the settle. Should
+    /// it fail, the invocation keeps its response deadline, which the sweep still enforces.
+    async fn start_heartbeat(&self, acknowledged: Invocation) -> Invocation {
+        let Some(timer) = acknowledged.heartbeat.as_ref().filter(|t| t.due.is_none()) else {
+            return acknowledged;
+        };
+        let due = timer.due_after(self.clock.now(), acknowledged.deadline);
+        match self
+            .invocations
+            .keep_alive(&acknowledged.id, due, None)
+            .await
+        {
+            Ok(written) => written,
+            Err(e) => {
+                if !matches!(
+                    e,
+                    crate::Error::NotOpen { .. } | crate::Error::NotFound { .. }
+                ) {
+                    tracing::warn!(invocation = %acknowledged.id, error = %e,
+                        "could not start the heartbeat timer; the response deadline still holds");
+                }
+                acknowledged
+            }
+        }
     }
 
     /// Makes one attempt and judges it, without writing anything: what to record, how the

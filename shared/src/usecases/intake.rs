@@ -291,6 +291,11 @@ impl Intake {
             output: None,
             error: None,
             deadline,
+            heartbeat: invocation.heartbeat.map(|timer| crate::model::Heartbeat {
+                last: None,
+                due: None,
+                ..timer
+            }),
             ..invocation
         };
         telemetry::transitioned(&invocation, InvocationState::Failed);
@@ -343,12 +348,22 @@ impl Intake {
             state: InvocationState::Pending,
             created: now,
             completed: None,
-            deadline,
             input: input.clone(),
             content_json: content.clone(),
             output: None,
             error: None,
             attempts: vec![],
+            // Copied, so that editing the subscription leaves open invocations as they were.
+            heartbeat: subscription
+                .heartbeat_timeout
+                .clone()
+                .filter(|_| deadline.is_some())
+                .map(|timeout| crate::model::Heartbeat {
+                    timeout,
+                    last: None,
+                    due: None,
+                }),
+            deadline,
         }
     }
 

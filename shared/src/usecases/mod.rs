@@ -3,6 +3,7 @@
 
 pub mod complete;
 pub mod delivery;
+pub mod heartbeat;
 pub mod intake;
 pub mod invocations;
 pub mod notify;

@@ -43,6 +43,7 @@ pub const PATCHABLE: &[&str] = &[
     "type",
     "filter",
     "responseDeadline",
+    "heartbeatTimeout",
     "httpConfig",
     "eventBridgeConfig",
 ];
@@ -83,6 +84,8 @@ impl Subscriptions {
             None,
         )?;
         let response_deadline = deadline(request.response_deadline.as_deref())?;
+        let heartbeat_timeout =
+            heartbeat_timeout(request.heartbeat_timeout.as_deref(), &response_deadline)?;
         let filter = filter(request.filter.as_deref())?;
         let now = self.clock.now();
         let subscription = Subscription {
@@ -100,6 +103,7 @@ impl Subscriptions {
             created: now,
             modified: now,
             version: 1,
+            heartbeat_timeout,
         };
         self.store
             .create(
@@ -221,12 +225,16 @@ impl Subscriptions {
             request.event_bridge_config,
             Some(&current.target),
         )?;
+        let response_deadline = deadline(request.response_deadline.as_deref())?;
+        let heartbeat_timeout =
+            heartbeat_timeout(request.heartbeat_timeout.as_deref(), &response_deadline)?;
         let now = self.clock.now();
         let updated = Subscription {
             name,
             description: request.description,
             target,
-            response_deadline: deadline(request.response_deadline.as_deref())?,
+            response_deadline,
+            heartbeat_timeout,
             enabled: request.enabled.unwrap_or(true),
             filter: filter(request.filter.as_deref())?,
             // A rotated-out secret whose grace period is over is not kept at rest any longer.
@@ -284,6 +292,36 @@ fn grace_period(text: Option<&str>) -> Result<chrono::Duration> {
     }
     // At most 30 days in milliseconds: far inside i64.
     Ok(chrono::Duration::milliseconds(millis as i64))
+}
+
+/// The shortest `heartbeatTimeout` taken: the sweep runs every minute on AWS, so shorter
+/// timeouts would only be honoured to the sweep's resolution anyway; one second keeps tests and
+/// local runs quick.
+pub const MIN_HEARTBEAT_TIMEOUT_MILLIS: u64 = 1000;
+
+/// `heartbeatTimeout`: a bounded ISO-8601 duration of at least a second, shorter than the
+/// response deadline (a heartbeat timer that never fires before the deadline is a mistake).
+fn heartbeat_timeout(
+    text: Option<&str>,
+    response_deadline: &IsoDuration,
+) -> Result<Option<IsoDuration>> {
+    let Some(text) = text else {
+        return Ok(None);
+    };
+    let timeout = IsoDuration::parse_bounded("heartbeatTimeout", text)?;
+    if timeout.as_millis() < MIN_HEARTBEAT_TIMEOUT_MILLIS {
+        return Err(Error::invalid(
+            "heartbeatTimeout",
+            format!("`{text}` is shorter than the least allowed, PT1S"),
+        ));
+    }
+    if timeout.as_millis() >= response_deadline.as_millis() {
+        return Err(Error::invalid(
+            "heartbeatTimeout",
+            format!("`{text}` must be shorter than responseDeadline ({response_deadline})"),
+        ));
+    }
+    Ok(Some(timeout))
 }
 
 fn filter(text: Option<&str>) -> Result<Option<JsonPathFilter>> {
@@ -370,5 +408,21 @@ mod tests {
             err.starts_with("[1].path: `/triggerId` cannot be patched"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn heartbeat_timeouts_are_bounded_and_shorter_than_the_deadline() {
+        let hour = IsoDuration::parse("responseDeadline", "PT1H").unwrap();
+        assert_eq!(heartbeat_timeout(None, &hour).unwrap(), None);
+        assert_eq!(
+            heartbeat_timeout(Some("PT30S"), &hour)
+                .unwrap()
+                .map(|t| t.as_millis()),
+            Some(30_000)
+        );
+        for bad in ["PT1H", "PT2H", "PT0.5S", "30", "P99999D", "PT0S"] {
+            let err = heartbeat_timeout(Some(bad), &hour).unwrap_err().to_string();
+            assert!(err.starts_with("heartbeatTimeout:"), "{bad}: {err}");
+        }
     }
 }

@@ -71,13 +71,7 @@ impl Sweep {
             to: InvocationState::TimedOut,
             completed: Some(now),
             output: None,
-            error: Some(format!(
-                "no answer before the response deadline ({})",
-                invocation
-                    .deadline
-                    .map(|d| crate::time::format_time(&d))
-                    .unwrap_or_default()
-            )),
+            error: Some(timeout_reason(invocation, now)),
         };
         let writing = std::time::Instant::now();
         match self
@@ -95,6 +89,26 @@ impl Sweep {
             Err(Error::NotOpen { .. } | Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+}
+
+/// Why the sweep times `invocation` out at `now`: its response deadline passed, or else a
+/// heartbeat it owed did not come.
+fn timeout_reason(invocation: &Invocation, now: chrono::DateTime<chrono::Utc>) -> String {
+    let missed_heartbeat = invocation
+        .heartbeat
+        .as_ref()
+        .filter(|timer| timer.due.is_some_and(|due| due < now))
+        .filter(|_| invocation.deadline.is_none_or(|deadline| deadline >= now));
+    match missed_heartbeat {
+        Some(timer) => format!("no heartbeat for {}", timer.timeout),
+        None => format!(
+            "no answer before the response deadline ({})",
+            invocation
+                .deadline
+                .map(|d| crate::time::format_time(&d))
+                .unwrap_or_default()
+        ),
     }
 }
 

@@ -166,6 +166,12 @@ pub struct SubscriptionPostRequest {
     #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT1H"))]
     #[serde(default)]
     pub response_deadline: Option<String>,
+    /// Extension: how long an acknowledged (ASYNC, DYNAMIC answered asynchronously,
+    /// EVENTBRIDGE) invocation may go without a heartbeat before it times out, as an ISO-8601
+    /// duration of at least PT1S and shorter than `responseDeadline`; null: no heartbeats.
+    #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT30S"))]
+    #[serde(default)]
+    pub heartbeat_timeout: Option<String>,
     #[serde(default)]
     pub http_config: Option<HttpConfig>,
     #[serde(default)]
@@ -204,6 +210,12 @@ pub struct SubscriptionPutRequest {
     #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT1H"))]
     #[serde(default)]
     pub response_deadline: Option<String>,
+    /// Extension: how long an acknowledged (ASYNC, DYNAMIC answered asynchronously,
+    /// EVENTBRIDGE) invocation may go without a heartbeat before it times out, as an ISO-8601
+    /// duration of at least PT1S and shorter than `responseDeadline`; null: no heartbeats.
+    #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT30S"))]
+    #[serde(default)]
+    pub heartbeat_timeout: Option<String>,
     #[serde(default)]
     pub http_config: Option<HttpConfig>,
     #[serde(default)]
@@ -222,7 +234,7 @@ pub type SubscriptionPatchRequest = json_patch::Patch;
 
 /// A JSON Patch operation (RFC 6902) as the OpenAPI document shows an item of
 /// [`SubscriptionPatchRequest`], which `json_patch` parses. Patchable paths: `/name`,
-/// `/description`, `/enabled`, `/type`, `/filter`, `/responseDeadline`, `/httpConfig`,
+/// `/description`, `/enabled`, `/type`, `/filter`, `/responseDeadline`, `/heartbeatTimeout`, `/httpConfig`,
 /// `/eventBridgeConfig` (and below them). For `/enabled` the strings `"true"`/`"false"` and the
 /// integers `1`/`0` count as booleans, since the SDK cannot send a JSON boolean here.
 #[cfg(feature = "openapi")]
@@ -277,6 +289,11 @@ pub struct Subscription {
     /// duration format.
     #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT1H"))]
     pub response_deadline: String,
+    /// Extension: how long an acknowledged invocation may go without a heartbeat
+    /// (`POST /trigger-invocations/v1/{id}/heartbeat`); null: no heartbeats required.
+    #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT30S"))]
+    #[serde(default)]
+    pub heartbeat_timeout: Option<String>,
     pub http_config: Option<HttpConfig>,
     pub event_bridge_config: Option<EventBridgeConfig>,
     /// Whether subscription should receive real-time trigger invocations or not. Test trigger
@@ -311,6 +328,7 @@ impl Subscription {
             trigger_name: s.trigger_name.clone(),
             subscription_type: s.subscription_type(),
             response_deadline: s.response_deadline.as_str().to_owned(),
+            heartbeat_timeout: s.heartbeat_timeout.as_ref().map(|t| t.as_str().to_owned()),
             http_config,
             event_bridge_config,
             enabled: s.enabled,
@@ -328,6 +346,7 @@ impl Subscription {
             description: self.description.clone(),
             subscription_type: Some(self.subscription_type),
             response_deadline: Some(self.response_deadline.clone()),
+            heartbeat_timeout: self.heartbeat_timeout.clone(),
             http_config: self.http_config.clone(),
             event_bridge_config: self.event_bridge_config.clone(),
             enabled: Some(self.enabled),
@@ -487,6 +506,26 @@ pub struct InvocationStatus {
     /// Extension, detail only: every delivery attempt.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub attempts: Option<Vec<model::Attempt>>,
+    /// Extension: the heartbeat timeout copied from the subscription at creation; absent when
+    /// the invocation needs no heartbeats.
+    #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT30S"))]
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub heartbeat_timeout: Option<String>,
+    /// Extension: when the last heartbeat came; absent before the first.
+    #[serde(
+        with = "crate::time::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub last_heartbeat: Option<DateTime<Utc>>,
+    /// Extension: when the open invocation times out unless a heartbeat (or the completion)
+    /// comes first; absent until its first acknowledgement.
+    #[serde(
+        with = "crate::time::rfc3339::option",
+        skip_serializing_if = "Option::is_none",
+        default
+    )]
+    pub heartbeat_due: Option<DateTime<Utc>>,
 }
 
 impl InvocationStatus {
@@ -517,6 +556,9 @@ impl InvocationStatus {
             deadline: i.deadline,
             response_mode: i.response_mode,
             attempts: None,
+            heartbeat_timeout: i.heartbeat.as_ref().map(|h| h.timeout.as_str().to_owned()),
+            last_heartbeat: i.heartbeat.as_ref().and_then(|h| h.last),
+            heartbeat_due: i.heartbeat.as_ref().and_then(|h| h.due),
         }
     }
 
@@ -639,6 +681,40 @@ impl std::fmt::Debug for CompleteInvocation {
             .field("error", &self.error)
             .finish()
     }
+}
+
+/// Body of `POST /trigger-invocations/v1/{id}/heartbeat` (extension): the subscriber of an
+/// acknowledged invocation says it is still working. `Debug` leaves the secret out.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatRequest {
+    /// The invocation's secret, as for the completion.
+    pub secret: String,
+}
+
+impl std::fmt::Debug for HeartbeatRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeartbeatRequest")
+            .field("secret", &"<redacted>")
+            .finish()
+    }
+}
+
+/// The 200 answer of a heartbeat: when the next one is due at the latest.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HeartbeatResponse {
+    /// Invocation ID
+    pub id: String,
+    /// The invocation times out unless the next heartbeat (or the completion) comes before
+    /// this. Never after `deadline`.
+    #[serde(with = "crate::time::rfc3339")]
+    pub heartbeat_due: DateTime<Utc>,
+    /// The response deadline, which heartbeats never move.
+    #[serde(with = "crate::time::rfc3339::option")]
+    pub deadline: Option<DateTime<Utc>>,
 }
 
 /// An invocation as `/start` answers it.

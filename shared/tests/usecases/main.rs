@@ -7,6 +7,7 @@
 
 mod complete;
 mod delivery;
+mod heartbeat;
 mod intake;
 mod status;
 mod rotate;

@@ -207,6 +207,7 @@ fn invocation(id: &str, trigger: &str, subscription: &str, state: InvocationStat
     let entry = Catalog::builtin().get(trigger).unwrap();
     let now = Utc::now();
     Invocation {
+        heartbeat: None,
         id: id.into(),
         trigger_id: trigger.into(),
         trigger_type: entry.trigger.trigger_type,

@@ -32,10 +32,11 @@ use super::lock::KeyedTurns;
 use super::{
     INV_ATTEMPTS, INV_BODY, INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED,
     INV_CREATED, INV_DEADLINE, INV_DUE, INV_ERROR, INV_EXPIRES, INV_FINAL_STATE,
-    INV_FINISHED_BY_COMPLETED, INV_GROUP, INV_GROUP_VALUE, INV_ID, INV_OPEN_BY_DEADLINE,
-    INV_OPEN_STATE, INV_OPEN_VALUE, INV_OUTPUT, INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME,
-    INV_TRIGGER, INV_UNSENT, INV_UNSENT_BY_DUE, INV_UNSENT_VALUE, INV_WRITE_TOKEN,
-    MAX_TRANSACTION_ITEMS, SHARDS, shard_of, sharded, unsharded,
+    INV_FINISHED_BY_COMPLETED, INV_GROUP, INV_GROUP_VALUE, INV_HEARTBEAT_DUE, INV_ID,
+    INV_LAST_HEARTBEAT, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_OPEN_VALUE, INV_OUTPUT,
+    INV_RESPONSE_DEADLINE, INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME, INV_TRIGGER,
+    INV_UNSENT, INV_UNSENT_BY_DUE, INV_UNSENT_VALUE, INV_WRITE_TOKEN, MAX_TRANSACTION_ITEMS,
+    SHARDS, shard_of, sharded, unsharded,
 };
 use crate::error::{corrupt, unavailable};
 
@@ -220,9 +221,30 @@ fn item_of(invocation: &Invocation, retention: Option<Retention>) -> Result<Item
         INV_COMPLETED,
         invocation.completed.as_ref().map(|t| s(format_time(t))),
     );
+    let heartbeat_due = invocation.heartbeat.as_ref().and_then(|h| h.due);
     optional(
         INV_DEADLINE,
-        invocation.deadline.as_ref().map(|t| s(format_time(t))),
+        invocation
+            .deadline
+            .into_iter()
+            .chain(heartbeat_due)
+            .min()
+            .map(|t| s(format_time(&t))),
+    );
+    if let Some(due) = heartbeat_due {
+        optional(INV_HEARTBEAT_DUE, Some(s(format_time(&due))));
+        optional(
+            INV_RESPONSE_DEADLINE,
+            invocation.deadline.as_ref().map(|t| s(format_time(t))),
+        );
+    }
+    optional(
+        INV_LAST_HEARTBEAT,
+        invocation
+            .heartbeat
+            .as_ref()
+            .and_then(|h| h.last)
+            .map(|t| s(format_time(&t))),
     );
     optional(
         INV_OUTPUT,
@@ -249,6 +271,16 @@ fn item_of(invocation: &Invocation, retention: Option<Retention>) -> Result<Item
     Ok(item)
 }
 
+/// The attribute holding the response deadline: `rd` while a heartbeat timer runs (then `dl`
+/// may be the heartbeat due time), else `dl`.
+fn deadline_attribute(item: &Item) -> &'static str {
+    if item.contains_key(INV_HEARTBEAT_DUE) {
+        INV_RESPONSE_DEADLINE
+    } else {
+        INV_DEADLINE
+    }
+}
+
 fn from_item(item: &Item) -> Result<Invocation, Error> {
     let bad = |detail: &str| corrupt("read invocation", detail);
     let body = match item.get(INV_BODY) {
@@ -272,10 +304,14 @@ fn from_item(item: &Item) -> Result<Invocation, Error> {
         ("state", INV_STATE),
         ("created", INV_CREATED),
         ("completed", INV_COMPLETED),
-        ("deadline", INV_DEADLINE),
+        ("deadline", deadline_attribute(item)),
         ("error", INV_ERROR),
     ] {
         fields.insert(field.to_owned(), text(name));
+    }
+    if let Some(Value::Object(timer)) = fields.get_mut("heartbeat") {
+        timer.insert("last".to_owned(), text(INV_LAST_HEARTBEAT));
+        timer.insert("due".to_owned(), text(INV_HEARTBEAT_DUE));
     }
     let output = match get_s(item, INV_OUTPUT) {
         Some(o) => serde_json::from_str(o).map_err(|e| corrupt("read invocation", e))?,
@@ -735,6 +771,10 @@ impl DynamoInvocationStore {
             self.retention,
         )?;
         update.set_or_remove(INV_DEADLINE, deadline.as_ref().map(|t| s(format_time(t))));
+        // A new round: the heartbeat timer starts again at the next acknowledgement.
+        update.remove(INV_HEARTBEAT_DUE);
+        update.remove(INV_RESPONSE_DEADLINE);
+        update.remove(INV_LAST_HEARTBEAT);
         update.require_live();
         update.require_state(&[InvocationState::Failed], false);
         let old = match self.update(id, update).await? {
@@ -753,6 +793,58 @@ impl DynamoInvocationStore {
         }
         // Only reachable when an emulator's read came after another change.
         Ok(Try::Again)
+    }
+
+    /// One try of [`InvocationStore::keep_alive`]: reads the item for its response deadline,
+    /// then writes the timer conditional on the state being open and `dl` unchanged (a reopen
+    /// or another heartbeat in between makes it try again).
+    async fn try_keep_alive(
+        &self,
+        id: &str,
+        due: &str,
+        heartbeat: Option<&str>,
+    ) -> Result<Try<Invocation>, Error> {
+        let Some(old) = self
+            .get_item(id)
+            .await?
+            .filter(|item| !expired(item, now_epoch_seconds()))
+        else {
+            return Err(not_found(id));
+        };
+        let status = state_of(&old)?;
+        if !status.is_open() {
+            return Err(Error::NotOpen {
+                id: id.to_owned(),
+                status,
+            });
+        }
+        let deadline = get_s(&old, deadline_attribute(&old)).map(str::to_owned);
+        let mut update = Update::default();
+        update.set(INV_HEARTBEAT_DUE, s(due));
+        // Times are text that sorts in time order, so the earlier is the lesser.
+        let sweep_at = deadline
+            .as_deref()
+            .map_or(due, |deadline| deadline.min(due));
+        let dl = update.name(INV_DEADLINE);
+        match get_s(&old, INV_DEADLINE) {
+            Some(seen) => {
+                update.values.insert(":seenDl".to_owned(), s(seen));
+                update.condition.push(format!("{dl} = :seenDl"));
+            }
+            None => update.condition.push(format!("attribute_not_exists({dl})")),
+        }
+        update.set(INV_DEADLINE, s(sweep_at));
+        update.set_or_remove(INV_RESPONSE_DEADLINE, deadline.map(s));
+        if let Some(heartbeat) = heartbeat {
+            update.set(INV_LAST_HEARTBEAT, s(heartbeat));
+        }
+        update.require_live();
+        update.require_state(InvocationState::OPEN, false);
+        match self.update(id, update).await? {
+            Updated::Written(item) => from_item(&item).map(Try::Done),
+            // Changed since the read (or gone): read it again.
+            Updated::Refused(_) => Ok(Try::Again),
+        }
     }
 
     /// One try of [`InvocationStore::transition`], writing `token` with the outcome.
@@ -1765,6 +1857,23 @@ impl InvocationStore for DynamoInvocationStore {
         })
         .await?;
         Ok(found)
+    }
+
+    async fn keep_alive(
+        &self,
+        id: &str,
+        due: DateTime<Utc>,
+        heartbeat: Option<DateTime<Utc>>,
+    ) -> Result<Invocation, Error> {
+        let _turn = self.turns.turn(id).await;
+        let due = format_time(&due);
+        let heartbeat = heartbeat.as_ref().map(format_time);
+        retry_on_conflict(
+            &self.client,
+            || self.try_keep_alive(id, &due, heartbeat.as_deref()),
+            contended(id),
+        )
+        .await
     }
 }
 

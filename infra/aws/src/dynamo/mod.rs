@@ -85,7 +85,10 @@
 //! `o` (output as JSON, absent when none), `e` (error, absent when none), `a` (attempts: a list
 //! of JSON strings, appended to with `list_append`), `g`, `os`, `fs`, `x` (above), and `b`: the
 //! rest of the model as deflated JSON (binary: trigger type, invocation type, response mode,
-//! input, content, secret hash). Nothing is stored twice and the input is compressed, so a
+//! input, content, secret hash, heartbeat timeout). An invocation whose heartbeat timer runs
+//! also holds `hd` (heartbeat due), `lh` (last heartbeat) and `rd` (its response deadline),
+//! and then its `dl` is the earlier of `hd` and `rd`: the sweep's `openByDeadline` index finds
+//! it by whichever comes first, with no index of its own (no table change on deploy). Nothing is stored twice and the input is compressed, so a
 //! typical invocation stays under 1 KB even with its output and first attempt (the `aws-cost`
 //! test measures the synchronous one), and its one write is one write unit; every state change
 //! is one `UpdateItem`, with no read.
@@ -202,6 +205,16 @@ pub const INV_CREATED: &str = "cr";
 pub const INV_COMPLETED: &str = "cp";
 /// Invocations table: deadline (text), absent while none.
 pub const INV_DEADLINE: &str = "dl";
+/// Invocations table: the heartbeat due time (text), absent until the invocation's heartbeat
+/// timer starts. While it is set, [`INV_DEADLINE`] holds the earlier of it and the response
+/// deadline (what `openByDeadline` sorts the sweep by) and [`INV_RESPONSE_DEADLINE`] the
+/// response deadline.
+pub const INV_HEARTBEAT_DUE: &str = "hd";
+/// Invocations table: the response deadline (text) while [`INV_HEARTBEAT_DUE`] is set (absent
+/// when the invocation has none).
+pub const INV_RESPONSE_DEADLINE: &str = "rd";
+/// Invocations table: the last heartbeat (text), absent before the first.
+pub const INV_LAST_HEARTBEAT: &str = "lh";
 /// Invocations table: the output as JSON, absent while none.
 pub const INV_OUTPUT: &str = "o";
 /// Invocations table: the error, absent while none.

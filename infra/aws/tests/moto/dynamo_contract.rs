@@ -50,6 +50,7 @@ const IDENTITY_CREATED: &str = "idn:identity-created";
 fn pending(id: &str, created: DateTime<Utc>) -> Invocation {
     let trigger = &Catalog::builtin().get(APPROVAL).unwrap().trigger;
     Invocation {
+        heartbeat: None,
         id: id.to_owned(),
         trigger_id: APPROVAL.to_owned(),
         trigger_type: trigger.trigger_type,

@@ -36,6 +36,7 @@ fn store(clients: &Clients, settings: &AwsSettings, byte: u8) -> DynamoSubscript
 fn subscription(id: &str) -> Subscription {
     let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
     Subscription {
+        heartbeat_timeout: None,
         id: id.into(),
         name: "HR".into(),
         description: None,

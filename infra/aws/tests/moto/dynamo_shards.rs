@@ -40,6 +40,7 @@ const SUBSCRIPTIONS: [&str; 2] = [
 fn pending(id: &str, subscription: usize, created: DateTime<Utc>) -> Invocation {
     let trigger = &Catalog::builtin().get(APPROVAL).unwrap().trigger;
     Invocation {
+        heartbeat: None,
         id: id.to_owned(),
         trigger_id: APPROVAL.to_owned(),
         trigger_type: trigger.trigger_type,

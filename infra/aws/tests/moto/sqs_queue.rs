@@ -69,6 +69,7 @@ async fn full_queue(moto: &Moto) -> (Clients, SqsDeliveryQueue, Arc<DynamoInvoca
 
 fn invocation(id: &str) -> Invocation {
     Invocation {
+        heartbeat: None,
         id: id.to_owned(),
         trigger_id: "idn:identity-created".into(),
         trigger_type: TriggerType::FireAndForget,

@@ -28,6 +28,7 @@ fn key(byte: u8) -> CredentialKey {
 fn subscription(id: &str) -> Subscription {
     let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
     Subscription {
+        heartbeat_timeout: None,
         id: id.into(),
         name: "HR".into(),
         description: None,
