@@ -7,6 +7,7 @@
 
 mod complete;
 mod delivery;
+mod idempotency;
 mod intake;
 mod support;
 mod sweep;
