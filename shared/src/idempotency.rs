@@ -115,3 +115,10 @@ pub struct IdempotencyRecord {
     /// still being accepted (or died before it was).
     pub raised: Option<Vec<Raised>>,
 }
+
+/// The scope of a caller known only by its bearer token (the local stack's one token): a
+/// digest of the token, so that the token itself is never stored.
+pub fn token_scope(token: &str) -> String {
+    let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    format!("token:{}", &digest[..32])
+}

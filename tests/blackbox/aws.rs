@@ -20,6 +20,7 @@ mod credentials;
 mod delivery;
 mod edge;
 mod helpers;
+mod idempotency;
 mod operations;
 mod receiver;
 mod sizes;

@@ -12,6 +12,7 @@ mod credentials;
 mod delivery;
 mod edge;
 mod helpers;
+mod idempotency;
 mod logs;
 mod metrics;
 mod operations;

@@ -10,7 +10,8 @@ use triggerline::wire::{
     self, RunningInvocation, StartInvocation, StartResponse, StartedInvocation, StillRunning,
     TestInvocation,
 };
-use triggerline_http::{ApiError, JsonBody};
+use triggerline::idempotency::Keyed;
+use triggerline_http::{ApiError, IdempotencyHeader, JsonBody};
 
 /// `contentJson` is a JSON object or absent: SailPoint's SDK reads it back (the status list's
 /// `startInvocationInput.contentJson`) as a map, so anything else stored would make every later
@@ -41,11 +42,19 @@ const STILL_RUNNING: u16 = 542;
             body = StillRunning))))]
 pub async fn start(
     State(intake): State<Intake>,
+    IdempotencyHeader(key): IdempotencyHeader,
     JsonBody(request): JsonBody<StartInvocation>,
 ) -> Result<Response, ApiError> {
     content_is_an_object(request.content_json.as_ref())?;
     let trigger_id = request.trigger_id.clone();
-    Ok(match intake.start(request).await? {
+    let started = match key {
+        Some((scope, key)) => {
+            let keyed = Keyed::new(scope, key, "start", &request)?;
+            intake.start_keyed(&keyed, request).await?
+        }
+        None => intake.start(request).await?,
+    };
+    Ok(match started {
         Started::Queued(invocations) => {
             let status = if invocations.is_empty() {
                 StatusCode::OK
@@ -114,10 +123,17 @@ pub async fn retry(
         (status = 204, description = "No subscription matched"))))]
 pub async fn test(
     State(intake): State<Intake>,
+    IdempotencyHeader(key): IdempotencyHeader,
     JsonBody(request): JsonBody<TestInvocation>,
 ) -> Result<Response, ApiError> {
     content_is_an_object(request.content_json.as_ref())?;
-    let started = intake.test(request).await?;
+    let started = match key {
+        Some((scope, key)) => {
+            let keyed = Keyed::new(scope, key, "test", &request)?;
+            intake.test_keyed(&keyed, request).await?
+        }
+        None => intake.test(request).await?,
+    };
     if started.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
