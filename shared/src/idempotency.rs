@@ -77,7 +77,12 @@ impl Keyed {
     /// The key under which a store keeps the record: the scope length-prefixed, so that no
     /// scope and key pair can spell another's.
     pub fn record_key(&self) -> String {
-        format!("idem#{}:{}#{}", self.scope.len(), self.scope, self.key.as_str())
+        format!(
+            "idem#{}:{}#{}",
+            self.scope.len(),
+            self.scope,
+            self.key.as_str()
+        )
     }
 }
 

@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 use triggerline::contract;
 use triggerline::memory::{
-    MemoryIdempotency, MemoryInvocations, MemoryQueue, MemorySubscriptions, MemoryWatch, RecordingEvents,
+    MemoryIdempotency, MemoryInvocations, MemoryQueue, MemorySubscriptions, MemoryWatch,
+    RecordingEvents,
 };
 use triggerline::ports::{Event, EventPublisher, InvocationWatch};
 

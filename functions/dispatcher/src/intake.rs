@@ -5,12 +5,12 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use triggerline::Error;
+use triggerline::idempotency::Keyed;
 use triggerline::usecases::intake::{Intake, Started};
 use triggerline::wire::{
     self, RunningInvocation, StartInvocation, StartResponse, StartedInvocation, StillRunning,
     TestInvocation,
 };
-use triggerline::idempotency::Keyed;
 use triggerline_http::{ApiError, IdempotencyHeader, JsonBody};
 
 /// `contentJson` is a JSON object or absent: SailPoint's SDK reads it back (the status list's

@@ -290,9 +290,11 @@ mod tests {
 
         assert_eq!(version(&conn), 6);
         let kept: i64 = conn
-            .query_row("SELECT count(*) FROM invocations WHERE id = 'kept'", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT count(*) FROM invocations WHERE id = 'kept'",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(kept, 1);
         conn.execute(

@@ -12,8 +12,8 @@ use std::io::Write;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use triggerline::ports::{
-    DeliveryQueue, Event, EventPublisher, Handoff, IdempotencyStore, InvocationScans, InvocationWatch,
-    WatchSubscription, WorkItem, WorkSignal,
+    DeliveryQueue, Event, EventPublisher, Handoff, IdempotencyStore, InvocationScans,
+    InvocationWatch, WatchSubscription, WorkItem, WorkSignal,
 };
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::sweep::{self, Retention, Sweep};

@@ -36,7 +36,11 @@ pub async fn idempotency_store(store: Arc<dyn IdempotencyStore>) {
 
     // The first claim writes; a second finds the first's record, in progress.
     let first = record(&key("a"), "h1", 0);
-    assert_eq!(store.claim(&first, at(0)).await.unwrap(), None, "a fresh key is claimed");
+    assert_eq!(
+        store.claim(&first, at(0)).await.unwrap(),
+        None,
+        "a fresh key is claimed"
+    );
     let again = record(&key("a"), "h2", 1);
     assert_eq!(
         store.claim(&again, at(1)).await.unwrap(),
@@ -64,7 +68,10 @@ pub async fn idempotency_store(store: Arc<dyn IdempotencyStore>) {
     // Nothing raised is recorded too (a start that matched nothing).
     let empty = record(&key("empty"), "h", 0);
     assert_eq!(store.claim(&empty, at(0)).await.unwrap(), None);
-    store.record_raised(&key("empty"), at(0), &[]).await.unwrap();
+    store
+        .record_raised(&key("empty"), at(0), &[])
+        .await
+        .unwrap();
     let found = store.claim(&empty, at(1)).await.unwrap().unwrap();
     assert_eq!(found.raised, Some(vec![]));
 
@@ -83,7 +90,10 @@ pub async fn idempotency_store(store: Arc<dyn IdempotencyStore>) {
     );
     store.release(&key("failed"), at(0)).await.unwrap();
     assert_eq!(
-        store.claim(&record(&key("failed"), "h", 2), at(2)).await.unwrap(),
+        store
+            .claim(&record(&key("failed"), "h", 2), at(2))
+            .await
+            .unwrap(),
         None,
         "a released key is claimed again"
     );
@@ -113,13 +123,21 @@ pub async fn idempotency_store(store: Arc<dyn IdempotencyStore>) {
         .flatten()
         .map(|r| r.request_hash.as_str())
         .collect();
-    assert_eq!(hashes.len(), 1, "every loser sees the one winner: {hashes:?}");
+    assert_eq!(
+        hashes.len(),
+        1,
+        "every loser sees the one winner: {hashes:?}"
+    );
 
     // Retention deletes expired records only.
     let purged = store.purge_expired(at(24 * 60 + 2), 1000).await.unwrap();
     assert!(purged <= 1000);
     assert!(
-        store.claim(&later, at(24 * 60 + 3)).await.unwrap().is_some(),
+        store
+            .claim(&later, at(24 * 60 + 3))
+            .await
+            .unwrap()
+            .is_some(),
         "a live record survives retention"
     );
 }

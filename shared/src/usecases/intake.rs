@@ -8,11 +8,11 @@ use serde_json::{Value, json};
 
 use crate::delivery::ATTEMPT_TIMEOUT;
 use crate::duration::IsoDuration;
+use crate::idempotency::{self, IdempotencyRecord, Keyed, Raised};
 use crate::jsonpath::cost::Size;
 use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, Subscription, Target, TriggerType,
 };
-use crate::idempotency::{self, IdempotencyRecord, Keyed, Raised};
 use crate::ports::{Handoff, IdempotencyStore, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
 use crate::telemetry;

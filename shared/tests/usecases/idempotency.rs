@@ -76,13 +76,23 @@ async fn a_repeat_answers_the_same_invocations_and_raises_nothing() {
     };
     assert_eq!(first.len(), 2);
     assert_eq!(
-        first.iter().map(|i| (&i.id, &i.subscription_id, &i.subscription_name, i.state)).collect::<Vec<_>>(),
-        again.iter().map(|i| (&i.id, &i.subscription_id, &i.subscription_name, i.state)).collect::<Vec<_>>(),
+        first
+            .iter()
+            .map(|i| (&i.id, &i.subscription_id, &i.subscription_name, i.state))
+            .collect::<Vec<_>>(),
+        again
+            .iter()
+            .map(|i| (&i.id, &i.subscription_id, &i.subscription_name, i.state))
+            .collect::<Vec<_>>(),
         "the same invocations, as first answered"
     );
     assert_eq!(again[0].created, first[0].created);
     assert_eq!(stored(&stack).await, 2, "nothing new stored");
-    assert_eq!(stack.signal.handoffs().len(), handed, "nothing new handed to the worker");
+    assert_eq!(
+        stack.signal.handoffs().len(),
+        handed,
+        "nothing new handed to the worker"
+    );
 }
 
 #[tokio::test]
@@ -106,7 +116,10 @@ async fn the_same_key_with_another_body_is_refused_naming_the_key() {
         matches!(&err, Error::IdempotencyKeyReused { key, in_progress: false } if key == "order-2"),
         "{err:?}"
     );
-    assert!(err.to_string().starts_with("Idempotency-Key: `order-2`"), "{err}");
+    assert!(
+        err.to_string().starts_with("Idempotency-Key: `order-2`"),
+        "{err}"
+    );
     assert_eq!(stored(&stack).await, 1);
 }
 
@@ -257,7 +270,13 @@ async fn a_repeat_while_the_first_is_being_accepted_is_refused_as_in_progress() 
         .unwrap_err();
 
     assert!(
-        matches!(err, Error::IdempotencyKeyReused { in_progress: true, .. }),
+        matches!(
+            err,
+            Error::IdempotencyKeyReused {
+                in_progress: true,
+                ..
+            }
+        ),
         "{err:?}"
     );
     assert_eq!(stored(&stack).await, 0, "no second set");
@@ -287,7 +306,16 @@ async fn concurrent_requests_with_one_key_raise_one_set() {
     assert!(answered.iter().all(|a| a == &answered[0]), "{answered:?}");
     for r in &results {
         if let Err(e) = r {
-            assert!(matches!(e, Error::IdempotencyKeyReused { in_progress: true, .. }), "{e:?}");
+            assert!(
+                matches!(
+                    e,
+                    Error::IdempotencyKeyReused {
+                        in_progress: true,
+                        ..
+                    }
+                ),
+                "{e:?}"
+            );
         }
     }
     assert_eq!(stored(&stack).await, 1, "one set");
@@ -310,7 +338,11 @@ async fn a_failed_request_gives_its_key_back() {
         .start_keyed(&keyed_start("retry-me", &good), good.clone())
         .await
         .unwrap();
-    assert_eq!(ids(&started).len(), 1, "the corrected request is not a conflict");
+    assert_eq!(
+        ids(&started).len(),
+        1,
+        "the corrected request is not a conflict"
+    );
 }
 
 #[tokio::test]
@@ -328,7 +360,10 @@ async fn a_start_that_matched_nothing_is_repeated_as_nothing() {
         .await
         .unwrap();
     assert!(matches!(&first, Started::Queued(i) if i.is_empty()));
-    assert!(matches!(&again, Started::Queued(i) if i.is_empty()), "{again:?}");
+    assert!(
+        matches!(&again, Started::Queued(i) if i.is_empty()),
+        "{again:?}"
+    );
     assert_eq!(stored(&stack).await, 0);
 }
 
@@ -383,6 +418,9 @@ async fn an_intake_without_a_key_store_refuses_the_header() {
         .start_keyed(&keyed_start("k", &request), request.clone())
         .await
         .unwrap_err();
-    assert!(matches!(&err, Error::Invalid { field, .. } if field == HEADER), "{err:?}");
+    assert!(
+        matches!(&err, Error::Invalid { field, .. } if field == HEADER),
+        "{err:?}"
+    );
     let _: Arc<dyn IdempotencyStore> = Arc::new(stack.keys.clone());
 }

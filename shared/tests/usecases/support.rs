@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use triggerline::catalog::Catalog;
 use triggerline::delivery::Reply;
 use triggerline::memory::{
-    MemoryIdempotency, MemoryInvocations, MemoryQueue, MemorySubscriptions, MemoryWatch, RecordingEvents,
-    RecordingSignal,
+    MemoryIdempotency, MemoryInvocations, MemoryQueue, MemorySubscriptions, MemoryWatch,
+    RecordingEvents, RecordingSignal,
 };
 use triggerline::model::{Invocation, Subscription};
 use triggerline::ports::{InvocationStore, WebhookClient, WebhookRequest};

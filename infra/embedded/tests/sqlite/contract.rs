@@ -14,7 +14,8 @@ use triggerline::ports::{
     DeliveryQueue, InvocationScans, InvocationStore, NextStep, SubscriptionStore, WorkItem,
 };
 use triggerline_embedded::{
-    Sqlite, SqliteDeliveryQueue, SqliteIdempotencyStore, SqliteInvocationStore, SqliteSubscriptionStore,
+    Sqlite, SqliteDeliveryQueue, SqliteIdempotencyStore, SqliteInvocationStore,
+    SqliteSubscriptionStore,
 };
 
 async fn open(path: &Path) -> Sqlite {
