@@ -34,6 +34,9 @@ const STILL_RUNNING: u16 = 542;
         (200 with no invocations when no enabled subscription matched). `isSynchronous`: held \
         until every invocation is complete (200) or the wait limit passes (542; it keeps running).",
     request_body = StartInvocation,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 printable ASCII characters: within 24 h a repeat with the same \
+            body answers the same and creates nothing; another body is a 409")),
     responses(
         (status = 200, description = "Nothing matched, or (synchronous) every invocation finished",
             body = StartResponse),
@@ -118,6 +121,9 @@ pub async fn retry(
     description = "`input` defaults to the trigger's `exampleInput`; disabled subscriptions \
         receive tests too.",
     request_body = TestInvocation,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 printable ASCII characters: within 24 h a repeat with the same \
+            body answers the same and creates nothing; another body is a 409")),
     responses(
         (status = 200, description = "The invocations started", body = [wire::Invocation]),
         (status = 204, description = "No subscription matched"))))]
