@@ -100,6 +100,7 @@ impl Stack {
                 delivery.clone(),
                 &backend.queue,
                 env.sync_wait,
+                backend.keys.clone(),
             )),
             complete: invocation_complete::router(triggerline_lambda::completion(&clients, &env)),
             counter,

@@ -31,6 +31,11 @@ pub enum Error {
     #[error("{kind} {id} was changed concurrently; retry the request")]
     Conflict { kind: ResourceKind, id: String },
 
+    /// An `Idempotency-Key` came again with a different request (`in_progress: false`), or
+    /// while the request that first used it is still being accepted (`in_progress: true`).
+    #[error("Idempotency-Key: {}", reused(.key, *.in_progress))]
+    IdempotencyKeyReused { key: String, in_progress: bool },
+
     /// A record with this id already exists (create-if-absent failed).
     #[error("{kind} {id} already exists")]
     AlreadyExists { kind: ResourceKind, id: String },
@@ -96,6 +101,14 @@ impl fmt::Display for ResourceKind {
             ResourceKind::Subscription => "subscription",
             ResourceKind::Invocation => "invocation",
         })
+    }
+}
+
+fn reused(key: &str, in_progress: bool) -> String {
+    if in_progress {
+        format!("`{key}` belongs to a request that is still in progress; repeat it later")
+    } else {
+        format!("`{key}` was already used with a different request in the last 24 hours")
     }
 }
 

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::Error;
+use crate::idempotency::{IdempotencyRecord, Raised};
 use crate::model::{Invocation, InvocationState, Subscription};
 use crate::query::{InvocationQuery, Page, SubscriptionQuery};
 
@@ -328,4 +329,39 @@ pub trait WatchSubscription: Send {
     /// Returns when one of `ids` may have changed since the subscription began or the last
     /// return, or after `timeout`.
     async fn wait(&mut self, ids: &[String], timeout: std::time::Duration);
+}
+
+/// Where `Idempotency-Key`s of `start` and `test` are remembered ([`crate::idempotency`]).
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync + std::fmt::Debug {
+    /// Writes `record` unless a record of its key exists that expires after `now` (an expired
+    /// one is replaced), as one conditional write: of several concurrent claims of one key,
+    /// exactly one is written. Returns `None` when `record` was written, else the record that
+    /// is there.
+    async fn claim(
+        &self,
+        record: &IdempotencyRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Option<IdempotencyRecord>, Error>;
+
+    /// Sets `raised` on the record of `key` claimed at `created` (to the millisecond); does
+    /// nothing when there is none (it expired and was claimed again, or was released).
+    async fn record_raised(
+        &self,
+        key: &str,
+        created: DateTime<Utc>,
+        raised: &[Raised],
+    ) -> Result<(), Error>;
+
+    /// Deletes the record of `key` claimed at `created` if nothing was raised under it yet
+    /// (its request failed before accepting anything, so that a repeat may try again); leaves
+    /// any other record alone.
+    async fn release(&self, key: &str, created: DateTime<Utc>) -> Result<(), Error>;
+
+    /// Deletes up to `limit` records that expired before `now`; returns how many. The local
+    /// retention timer runs it; DynamoDB's TTL does the same by itself, hence the default.
+    async fn purge_expired(&self, now: DateTime<Utc>, limit: usize) -> Result<usize, Error> {
+        let _ = (now, limit);
+        Ok(0)
+    }
 }

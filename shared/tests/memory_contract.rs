@@ -9,7 +9,8 @@ use std::time::Duration;
 use serde_json::json;
 use triggerline::contract;
 use triggerline::memory::{
-    MemoryInvocations, MemoryQueue, MemorySubscriptions, MemoryWatch, RecordingEvents,
+    MemoryIdempotency, MemoryInvocations, MemoryQueue, MemorySubscriptions, MemoryWatch,
+    RecordingEvents,
 };
 use triggerline::ports::{Event, EventPublisher, InvocationWatch};
 
@@ -21,6 +22,13 @@ async fn memory_subscriptions_keep_the_subscription_store_contract() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn memory_invocations_keep_the_invocation_store_contract() {
     contract::invocation_store(Arc::new(MemoryInvocations::default())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_idempotency_keeps_the_idempotency_store_contract() {
+    let keys = MemoryIdempotency::default();
+    contract::idempotency_store(Arc::new(keys.clone())).await;
+    assert_eq!(keys.len(), 1, "retention deleted the expired records");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

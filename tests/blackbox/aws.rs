@@ -21,6 +21,7 @@ mod delivery;
 mod edge;
 mod heartbeat;
 mod helpers;
+mod idempotency;
 mod operations;
 mod receiver;
 mod rotate;

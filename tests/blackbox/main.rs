@@ -13,6 +13,7 @@ mod delivery;
 mod edge;
 mod heartbeat;
 mod helpers;
+mod idempotency;
 mod logs;
 mod metrics;
 mod operations;

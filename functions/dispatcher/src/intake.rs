@@ -5,12 +5,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use triggerline::Error;
+use triggerline::idempotency::Keyed;
 use triggerline::usecases::intake::{Intake, Started};
 use triggerline::wire::{
     self, RunningInvocation, StartInvocation, StartResponse, StartedInvocation, StillRunning,
     TestInvocation,
 };
-use triggerline_http::{ApiError, JsonBody};
+use triggerline_http::{ApiError, IdempotencyHeader, JsonBody};
 
 /// `contentJson` is a JSON object or absent: SailPoint's SDK reads it back (the status list's
 /// `startInvocationInput.contentJson`) as a map, so anything else stored would make every later
@@ -33,6 +34,9 @@ const STILL_RUNNING: u16 = 542;
         (200 with no invocations when no enabled subscription matched). `isSynchronous`: held \
         until every invocation is complete (200) or the wait limit passes (542; it keeps running).",
     request_body = StartInvocation,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 printable ASCII characters: within 24 h a repeat with the same \
+            body answers the same and creates nothing; another body is a 409")),
     responses(
         (status = 200, description = "Nothing matched, or (synchronous) every invocation finished",
             body = StartResponse),
@@ -41,11 +45,19 @@ const STILL_RUNNING: u16 = 542;
             body = StillRunning))))]
 pub async fn start(
     State(intake): State<Intake>,
+    IdempotencyHeader(key): IdempotencyHeader,
     JsonBody(request): JsonBody<StartInvocation>,
 ) -> Result<Response, ApiError> {
     content_is_an_object(request.content_json.as_ref())?;
     let trigger_id = request.trigger_id.clone();
-    Ok(match intake.start(request).await? {
+    let started = match key {
+        Some((scope, key)) => {
+            let keyed = Keyed::new(scope, key, "start", &request)?;
+            intake.start_keyed(&keyed, request).await?
+        }
+        None => intake.start(request).await?,
+    };
+    Ok(match started {
         Started::Queued(invocations) => {
             let status = if invocations.is_empty() {
                 StatusCode::OK
@@ -110,15 +122,25 @@ pub async fn retry(
     description = "`input` defaults to the trigger's `exampleInput`; disabled subscriptions \
         receive tests too.",
     request_body = TestInvocation,
+    params(("Idempotency-Key" = Option<String>, Header,
+        description = "1 to 255 printable ASCII characters: within 24 h a repeat with the same \
+            body answers the same and creates nothing; another body is a 409")),
     responses(
         (status = 200, description = "The invocations started", body = [wire::Invocation]),
         (status = 204, description = "No subscription matched"))))]
 pub async fn test(
     State(intake): State<Intake>,
+    IdempotencyHeader(key): IdempotencyHeader,
     JsonBody(request): JsonBody<TestInvocation>,
 ) -> Result<Response, ApiError> {
     content_is_an_object(request.content_json.as_ref())?;
-    let started = intake.test(request).await?;
+    let started = match key {
+        Some((scope, key)) => {
+            let keyed = Keyed::new(scope, key, "test", &request)?;
+            intake.test_keyed(&keyed, request).await?
+        }
+        None => intake.test(request).await?,
+    };
     if started.is_empty() {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }

@@ -32,6 +32,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::post;
+use triggerline::ports::IdempotencyStore;
 use triggerline::time::RandomIds;
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::intake::{INLINE_WAIT_FLOOR, Intake, SyncRecord};
@@ -56,10 +57,13 @@ impl Context {
     /// consumer by reading its invocations, so they must be written before their work is sent:
     /// the queue then records every accept first ([`SqsDeliveryQueue::recording_first`]) rather
     /// than leaving a FIRE_AND_FORGET invocation unwritten until its outcome.
+    ///
+    /// `keys` remembers the `Idempotency-Key`s (on AWS: [`triggerline_aws::AwsBackend::keys`]).
     pub fn behind_api_gateway(
         mut delivery: Delivery,
         queue: &SqsDeliveryQueue,
         sync_wait: Duration,
+        keys: Arc<dyn IdempotencyStore>,
     ) -> Context {
         if sync_wait < INLINE_WAIT_FLOOR {
             delivery.queue = Arc::new(queue.clone().recording_first());
@@ -71,6 +75,7 @@ impl Context {
                 sync_record: SyncRecord::WithOutcome,
                 ids: Arc::new(RandomIds),
                 sync_wait,
+                keys: Some(keys),
             },
             auth: ApiAuth::Upstream,
         }

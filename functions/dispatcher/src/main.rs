@@ -18,7 +18,12 @@ async fn main() -> Result<(), lambda_http::Error> {
     // One pooled client, guarded against private targets unless the environment allows them.
     let client = HttpWebhookClient::new(env.allow_private_targets);
     let delivery = lambda::delivery(&backend, Arc::new(client), &env)?;
-    let context = Context::behind_api_gateway(delivery, &backend.queue, env.sync_wait);
+    let context = Context::behind_api_gateway(
+        delivery,
+        &backend.queue,
+        env.sync_wait,
+        backend.keys.clone(),
+    );
     // The request's metrics go out (EMF lines on stdout) as its handler answers.
     let router = dispatcher::router(context).layer(axum::middleware::map_response(
         lambda::emf::flushed::<axum::response::Response>,

@@ -82,6 +82,7 @@ pub async fn start(
         sync_record: SyncRecord::BeforeDelivery,
         ids: Arc::new(EventIds::new(&requested.event_id)),
         sync_wait: Duration::ZERO,
+        keys: None,
     };
     let request = StartInvocation {
         is_synchronous: Some(false),

@@ -119,7 +119,9 @@ impl IntoResponse for ApiError {
             }
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Conflict { .. } | Error::AlreadyExists { .. } => StatusCode::CONFLICT,
+            Error::Conflict { .. }
+            | Error::AlreadyExists { .. }
+            | Error::IdempotencyKeyReused { .. } => StatusCode::CONFLICT,
             Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if let Error::Unavailable(source) = &domain {

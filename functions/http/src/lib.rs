@@ -9,6 +9,7 @@ mod auth;
 mod callback;
 mod collection;
 mod error;
+mod idempotency;
 mod json;
 pub mod lambda;
 mod mount;
@@ -17,6 +18,7 @@ pub use auth::{ApiAuth, require_bearer};
 pub use callback::{Callback, CallbackBody, MAX_CALLBACK_SECRET_BYTES, is_invocation_id};
 pub use collection::{Collection, QueryParams, listed};
 pub use error::{ApiError, ErrorMessageDto, ErrorResponseDto, json_errors};
+pub use idempotency::IdempotencyHeader;
 pub use json::{JsonBody, JsonBodyOrDefault};
 #[cfg(feature = "openapi")]
 pub use mount::mounted;

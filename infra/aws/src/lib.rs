@@ -25,7 +25,7 @@ pub use settings::AwsSettings;
 use triggerline::Error;
 use triggerline::secrets::CredentialKey;
 
-use dynamo::{DynamoInvocationStore, DynamoSubscriptionStore};
+use dynamo::{DynamoIdempotencyStore, DynamoInvocationStore, DynamoSubscriptionStore};
 use eventbridge::EventBridgePublisher;
 use sqs::SqsDeliveryQueue;
 
@@ -36,6 +36,8 @@ pub struct AwsBackend {
     pub invocations: Arc<DynamoInvocationStore>,
     pub queue: Arc<SqsDeliveryQueue>,
     pub events: Arc<EventBridgePublisher>,
+    /// The `Idempotency-Key`s of `start` and `test`, on the invocations table.
+    pub keys: Arc<DynamoIdempotencyStore>,
 }
 
 impl AwsBackend {
@@ -69,6 +71,10 @@ impl AwsBackend {
             )),
             invocations,
             events: Arc::new(EventBridgePublisher::new(clients.clone(), settings)),
+            keys: Arc::new(DynamoIdempotencyStore::new(
+                clients.dynamodb().clone(),
+                &settings.invocations_table,
+            )),
         })
     }
 }

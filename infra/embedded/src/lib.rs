@@ -26,6 +26,7 @@ mod checkpoint;
 mod db;
 mod error;
 mod gauges;
+mod idempotency;
 mod invocations;
 mod quarantine;
 mod query;
@@ -36,6 +37,7 @@ mod writer;
 
 pub use db::Sqlite;
 pub use gauges::{GAUGE_CAP, StoreGauges};
+pub use idempotency::SqliteIdempotencyStore;
 pub use invocations::SqliteInvocationStore;
 pub use queue::SqliteDeliveryQueue;
 pub use subscriptions::SqliteSubscriptionStore;

@@ -126,6 +126,19 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE invocations ADD COLUMN heartbeat_due TEXT;
     CREATE INDEX invocations_open_by_heartbeat_due ON invocations (heartbeat_due)
         WHERE state IN ('PENDING', 'ACKNOWLEDGED') AND heartbeat_due IS NOT NULL;",
+    // 7: the Idempotency-Keys of start and test.
+    "-- One row per key (`key`: the caller's scope and key), remembered until `expires` (24 h):
+    -- the hash of the request it came with and, once accepted, the invocations it raised (a
+    -- JSON array of {id, subscriptionId, subscriptionName}; NULL while the first request is
+    -- still being accepted). Retention deletes expired rows through the index on `expires`.
+    CREATE TABLE idempotency_keys (
+        key          TEXT PRIMARY KEY NOT NULL,
+        request_hash TEXT NOT NULL,
+        created      TEXT NOT NULL,
+        expires      TEXT NOT NULL,
+        raised       TEXT
+    ) WITHOUT ROWID;
+    CREATE INDEX idempotency_keys_by_expires ON idempotency_keys (expires);",
 ];
 
 /// The schema version this build writes.
@@ -313,6 +326,49 @@ mod tests {
             .map(Result::unwrap)
             .collect();
         assert_eq!(overdue, ["a"], "overdue by its deadline");
+    }
+
+    /// Version 7 adds the key table beside version 6's rows, which read back unchanged.
+    #[test]
+    fn version_7_adds_idempotency_keys_and_keeps_invocations() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..6] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 6;
+             INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
+                                      created, body)
+             VALUES ('kept', 't', 's', 'n', 'PENDING', '2026-01-01T00:00:00.000Z', '{}');",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        assert_eq!(version(&conn), 7);
+        let kept: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM invocations WHERE id = 'kept'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(kept, 1);
+        conn.execute(
+            "INSERT INTO idempotency_keys (key, request_hash, created, expires)
+             VALUES ('idem#1:a#k', 'h', '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z')",
+            [],
+        )
+        .unwrap();
+        assert!(
+            conn.execute(
+                "INSERT INTO idempotency_keys (key, request_hash, created, expires)
+                 VALUES ('idem#1:a#k', 'h', '2026-01-01T00:00:00.000Z', '2026-01-02T00:00:00.000Z')",
+                [],
+            )
+            .is_err(),
+            "one row per key"
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ use tokio_util::sync::CancellationToken;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
 use triggerline::ports::{
-    DeliveryQueue, EventPublisher, InvocationScans, InvocationStore, SubscriptionStore,
+    DeliveryQueue, EventPublisher, IdempotencyStore, InvocationScans, InvocationStore,
+    SubscriptionStore,
 };
 use triggerline::secrets::{CredentialKey, Secret, SecretKey};
 use triggerline::time::{Clock, RandomIds, RandomJitter, SystemClock};
@@ -30,7 +31,8 @@ use triggerline::usecases::notify::Notifier;
 use triggerline::usecases::sweep::{Retention, Sweep};
 use triggerline_aws::AwsBackend;
 use triggerline_embedded::{
-    Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
+    Sqlite, SqliteDeliveryQueue, SqliteIdempotencyStore, SqliteInvocationStore,
+    SqliteSubscriptionStore,
 };
 use triggerline_http::ApiAuth;
 use triggerline_webhook::HttpWebhookClient;
@@ -188,6 +190,8 @@ struct Adapters {
     subscriber_bus: String,
     /// The SQLite database, whose gauges `/metrics` reads (`None` on the AWS backend).
     gauges: Option<Sqlite>,
+    /// The `Idempotency-Key`s of `start` and `test`.
+    keys: Arc<dyn IdempotencyStore>,
 }
 
 impl Adapters {
@@ -215,6 +219,7 @@ impl Adapters {
                     events: Arc::new(events),
                     event_source: "triggerline".into(),
                     subscriber_bus: "default".into(),
+                    keys: Arc::new(SqliteIdempotencyStore::new(db.clone())),
                     gauges: Some(db),
                 }
             }
@@ -236,6 +241,7 @@ impl Adapters {
                     event_source: settings.event_source.clone(),
                     subscriber_bus: settings.subscriber_bus.clone(),
                     gauges: None,
+                    keys: aws.keys,
                 }
             }
         })
@@ -261,6 +267,8 @@ pub struct App {
     pub poke: Arc<Notify>,
     /// The same store as `invocations`, for the status list and retention.
     pub scans: Arc<dyn InvocationScans>,
+    /// The `Idempotency-Key`s, which retention also purges.
+    pub keys: Arc<dyn IdempotencyStore>,
     retention: Retention,
     sweep_interval: std::time::Duration,
     purge_interval: std::time::Duration,
@@ -313,6 +321,7 @@ impl App {
             event_source,
             subscriber_bus,
             gauges,
+            keys,
         } = Adapters::open(config, storage, key.credential_key()).await?;
         let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(subscriptions);
         let client = HttpWebhookClient::new(config.allow_private_targets);
@@ -374,6 +383,7 @@ impl App {
             sync_record: SyncRecord::WithOutcome,
             ids: Arc::new(RandomIds),
             sync_wait: std::time::Duration::from_millis(config.sync_wait.as_millis()),
+            keys: Some(keys.clone()),
         };
 
         let metrics = crate::metrics::router(
@@ -419,6 +429,7 @@ impl App {
             token_generated,
             poke,
             scans: lists,
+            keys,
             retention: Retention {
                 succeeded: config.retention_succeeded.as_chrono(),
                 failed: config.retention_failed.as_chrono(),
@@ -449,6 +460,7 @@ impl App {
                 queue: self.delivery.queue.clone(),
                 lease: self.delivery.policy.lease,
                 scans: self.scans.clone(),
+                keys: self.keys.clone(),
                 retention: self.retention,
                 sweep_every: self.sweep_interval,
                 purge_every: self.purge_interval,

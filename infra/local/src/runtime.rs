@@ -12,8 +12,8 @@ use std::io::Write;
 use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use triggerline::ports::{
-    DeliveryQueue, Event, EventPublisher, Handoff, InvocationScans, InvocationWatch,
-    WatchSubscription, WorkItem, WorkSignal,
+    DeliveryQueue, Event, EventPublisher, Handoff, IdempotencyStore, InvocationScans,
+    InvocationWatch, WatchSubscription, WorkItem, WorkSignal,
 };
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::sweep::{self, Retention, Sweep};
@@ -301,6 +301,9 @@ impl Job {
     }
 }
 
+/// How many expired `Idempotency-Key`s one delete of retention removes.
+const PURGE_BATCH: usize = 500;
+
 /// The local stack's timers: the deadline sweep (with the recovery of lost work, which only a
 /// queue in two steps, as on the AWS backend, can need) and retention.
 #[derive(Debug)]
@@ -310,6 +313,8 @@ pub struct Upkeep {
     /// The delivery lease; work unsent two leases after it was due is sent again.
     pub lease: Duration,
     pub scans: Arc<dyn InvocationScans>,
+    /// Expired `Idempotency-Key`s go with retention.
+    pub keys: Arc<dyn IdempotencyStore>,
     pub retention: Retention,
     pub sweep_every: Duration,
     pub purge_every: Duration,
@@ -350,6 +355,17 @@ impl Upkeep {
             Ok(0) => {}
             Ok(n) => tracing::info!(purged = n, "retention"),
             Err(e) => tracing::warn!(error = %e, "retention failed"),
+        }
+        let now = self.sweep.clock.now();
+        loop {
+            match self.keys.purge_expired(now, PURGE_BATCH).await {
+                Ok(n) if n < PURGE_BATCH => break,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "retention of Idempotency-Keys failed");
+                    break;
+                }
+            }
         }
     }
 }

@@ -24,10 +24,12 @@
 #![allow(clippy::unwrap_used)]
 
 mod fixtures;
+mod idempotency;
 mod invocations;
 mod queue;
 mod subscriptions;
 
+pub use idempotency::idempotency_store;
 pub use invocations::invocation_store;
 pub use queue::delivery_queue;
 pub use subscriptions::subscription_store;

@@ -18,11 +18,13 @@
 //! Every value is a cheap handle: clones share their state, so a test keeps one clone to look
 //! into and hands another (as an `Arc<dyn Port>`) to the use case.
 
+mod idempotency;
 mod invocations;
 mod notices;
 mod queue;
 mod subscriptions;
 
+pub use idempotency::MemoryIdempotency;
 pub use invocations::MemoryInvocations;
 pub use notices::{MemoryWatch, RecordingEvents, RecordingSignal};
 pub use queue::{MemoryQueue, Queued};

@@ -8,11 +8,12 @@ use serde_json::{Value, json};
 
 use crate::delivery::ATTEMPT_TIMEOUT;
 use crate::duration::IsoDuration;
+use crate::idempotency::{self, IdempotencyRecord, Keyed, Raised};
 use crate::jsonpath::cost::Size;
 use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, Subscription, Target, TriggerType,
 };
-use crate::ports::{Handoff, NextStep, WorkSignal};
+use crate::ports::{Handoff, IdempotencyStore, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
 use crate::telemetry;
 use crate::time::{IdGenerator, MAX_AHEAD_DAYS, later, max_ahead};
@@ -53,6 +54,28 @@ pub struct Intake {
     pub ids: Arc<dyn IdGenerator>,
     /// How long a synchronous `start` waits before answering 542.
     pub sync_wait: Duration,
+    /// Where `Idempotency-Key`s are remembered; `None` for an intake that takes none (the
+    /// `Trigger Invocation Requested` consumer, whose event ids do that job).
+    pub keys: Option<Arc<dyn IdempotencyStore>>,
+}
+
+/// A key this request claimed: under it, the invocations it raises are recorded.
+#[derive(Debug, Clone)]
+struct Claim {
+    store: Arc<dyn IdempotencyStore>,
+    key: String,
+    created: DateTime<Utc>,
+}
+
+/// What claiming a key found.
+enum Claimed {
+    /// The key is this request's.
+    Fresh(Claim),
+    /// A request with the same key and body came first, raising these, at this time.
+    Repeat {
+        created: DateTime<Utc>,
+        raised: Vec<Raised>,
+    },
 }
 
 /// When a synchronous `start` makes its invocations durable.
@@ -94,7 +117,7 @@ impl Intake {
         let synchronous = request.is_synchronous.unwrap_or(false);
         let catalog = self.delivery.catalog;
         let entry = catalog.require("triggerId", &request.trigger_id)?;
-        let started = self.start_known(request).await;
+        let started = self.start_known(request, None).await;
         if let (true, Ok(answer)) = (synchronous, &started) {
             let finished = !matches!(answer, Started::StillRunning { .. });
             telemetry::sync_answered(&entry.trigger.id, finished, began.elapsed());
@@ -102,8 +125,197 @@ impl Intake {
         started
     }
 
+    /// [`Intake::start`] with an `Idempotency-Key`: the first request with the key raises and
+    /// answers as `start` does; a repeat with the same body within [`idempotency::KEEP_FOR`]
+    /// raises nothing and answers the same invocations (queued: as they were answered; a
+    /// synchronous one waits on them again, with the same wait limit, and answers their
+    /// outcome). Errors: [`Error::IdempotencyKeyReused`] for a different body, or while the
+    /// first request has not yet accepted its invocations.
+    pub async fn start_keyed(&self, keyed: &Keyed, request: StartInvocation) -> Result<Started> {
+        self.delivery
+            .catalog
+            .require("triggerId", &request.trigger_id)?;
+        match self.claim(keyed).await? {
+            Claimed::Fresh(claim) => {
+                let began = std::time::Instant::now();
+                let synchronous = request.is_synchronous.unwrap_or(false);
+                let trigger_id = request.trigger_id.clone();
+                let started = self.start_known(request, Some(&claim)).await;
+                if let (true, Ok(answer)) = (synchronous, &started) {
+                    let finished = !matches!(answer, Started::StillRunning { .. });
+                    telemetry::sync_answered(&trigger_id, finished, began.elapsed());
+                }
+                release_on_error(&claim, started).await
+            }
+            Claimed::Repeat { created, raised } => {
+                if raised.is_empty() {
+                    return Ok(Started::Queued(Vec::new()));
+                }
+                if request.is_synchronous.unwrap_or(false) {
+                    let ids = raised.into_iter().map(|r| r.id).collect();
+                    return self.wait_ids(created, ids).await;
+                }
+                let content = request.content_json.unwrap_or_else(|| json!({}));
+                let answered = raised
+                    .iter()
+                    .map(|r| {
+                        self.as_answered(
+                            r,
+                            &request.trigger_id,
+                            InvocationType::RealTime,
+                            &request.input,
+                            &content,
+                            created,
+                        )
+                    })
+                    .collect::<Result<_>>()?;
+                Ok(Started::Queued(answered))
+            }
+        }
+    }
+
+    /// [`Intake::test`] with an `Idempotency-Key`, as [`Intake::start_keyed`] does it: a repeat
+    /// answers the same invocations (and their callback secrets) and sends nothing.
+    pub async fn test_keyed(
+        &self,
+        keyed: &Keyed,
+        request: TestInvocation,
+    ) -> Result<Vec<(Invocation, String)>> {
+        let entry = self
+            .delivery
+            .catalog
+            .require("triggerId", &request.trigger_id)?;
+        match self.claim(keyed).await? {
+            Claimed::Fresh(claim) => {
+                let tested = self.test_with(request, Some(&claim)).await;
+                release_on_error(&claim, tested).await
+            }
+            Claimed::Repeat { created, raised } => {
+                let input = request
+                    .input
+                    .unwrap_or_else(|| entry.trigger.example_input.clone());
+                let content = request.content_json.unwrap_or_else(|| json!({}));
+                raised
+                    .iter()
+                    .map(|r| {
+                        let invocation = self.as_answered(
+                            r,
+                            &request.trigger_id,
+                            InvocationType::Test,
+                            &input,
+                            &content,
+                            created,
+                        )?;
+                        let secret = self.delivery.key.callback_secret(&r.id);
+                        Ok((invocation, secret))
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    /// Claims `keyed`'s key, or tells what an earlier request with it left.
+    async fn claim(&self, keyed: &Keyed) -> Result<Claimed> {
+        let Some(store) = &self.keys else {
+            return Err(Error::invalid(
+                idempotency::HEADER,
+                "this intake takes no Idempotency-Key",
+            ));
+        };
+        // To the millisecond, as the stores keep times, so that the record is found again by it.
+        let now = self.delivery.clock.now();
+        let now = Utc
+            .timestamp_millis_opt(now.timestamp_millis())
+            .single()
+            .unwrap_or(now);
+        let keep = chrono::Duration::from_std(idempotency::KEEP_FOR).unwrap_or_default();
+        let record = IdempotencyRecord {
+            key: keyed.record_key(),
+            request_hash: keyed.request_hash.clone(),
+            created: now,
+            expires: later(now, keep),
+            raised: None,
+        };
+        let reused = |in_progress| Error::IdempotencyKeyReused {
+            key: keyed.key.as_str().to_owned(),
+            in_progress,
+        };
+        match store.claim(&record, now).await? {
+            None => Ok(Claimed::Fresh(Claim {
+                store: Arc::clone(store),
+                key: record.key,
+                created: now,
+            })),
+            Some(found) if found.request_hash != keyed.request_hash => Err(reused(false)),
+            Some(IdempotencyRecord {
+                created,
+                raised: Some(raised),
+                ..
+            }) => Ok(Claimed::Repeat { created, raised }),
+            Some(_) => Err(reused(true)),
+        }
+    }
+
+    /// Records under `claim` the invocations its request raised (now durable). A failure is
+    /// logged, not returned: the invocations are accepted and this request's answer stands; a
+    /// repeat then finds the key still in progress (409) rather than raising a second set.
+    async fn record_raised(&self, claim: Option<&Claim>, invocations: &[Invocation]) {
+        let Some(claim) = claim else { return };
+        let raised: Vec<Raised> = invocations
+            .iter()
+            .map(|i| Raised {
+                id: i.id.clone(),
+                subscription_id: i.subscription_id.clone(),
+                subscription_name: i.subscription_name.clone(),
+            })
+            .collect();
+        if let Err(e) = claim
+            .store
+            .record_raised(&claim.key, claim.created, &raised)
+            .await
+        {
+            tracing::warn!(error = %e, "the invocations of an Idempotency-Key could not be recorded");
+        }
+    }
+
+    /// An invocation as the first answer showed it: just raised, PENDING.
+    fn as_answered(
+        &self,
+        raised: &Raised,
+        trigger_id: &str,
+        invocation_type: InvocationType,
+        input: &Value,
+        content: &Value,
+        created: DateTime<Utc>,
+    ) -> Result<Invocation> {
+        let entry = self.delivery.catalog.require("triggerId", trigger_id)?;
+        Ok(Invocation {
+            id: raised.id.clone(),
+            trigger_id: entry.trigger.id.clone(),
+            trigger_type: entry.trigger.trigger_type,
+            subscription_id: raised.subscription_id.clone(),
+            subscription_name: raised.subscription_name.clone(),
+            invocation_type,
+            response_mode: None,
+            state: InvocationState::Pending,
+            created,
+            completed: None,
+            deadline: None,
+            input: input.clone(),
+            content_json: content.clone(),
+            output: None,
+            error: None,
+            secret_hash: String::new(),
+            attempts: vec![],
+        })
+    }
+
     /// [`Intake::start`] of a trigger the catalog knows.
-    async fn start_known(&self, request: StartInvocation) -> Result<Started> {
+    async fn start_known(
+        &self,
+        request: StartInvocation,
+        claim: Option<&Claim>,
+    ) -> Result<Started> {
         let catalog = self.delivery.catalog;
         let entry = catalog.require("triggerId", &request.trigger_id)?;
         crate::limits::check_input(&request.input, request.content_json.as_ref())?;
@@ -142,6 +354,7 @@ impl Intake {
             })
             .collect();
         if invocations.is_empty() {
+            self.record_raised(claim, &invocations).await;
             return Ok(Started::Queued(invocations));
         }
         let due_now = not_before <= now;
@@ -156,7 +369,7 @@ impl Intake {
             && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)
         {
             return self
-                .deliver_then_record(now, invocations, &subscriptions)
+                .deliver_then_record(now, invocations, &subscriptions, claim)
                 .await;
         }
         let by = if inline {
@@ -166,6 +379,7 @@ impl Intake {
         };
         self.accept(&invocations, &subscriptions, not_before, by)
             .await?;
+        self.record_raised(claim, &invocations).await;
         if !synchronous {
             return Ok(Started::Queued(invocations));
         }
@@ -183,6 +397,15 @@ impl Intake {
     /// Sends a test invocation to every subscription of the trigger (enabled or not), or to
     /// `subscriptionIds`. Returns the invocations with their callback secrets.
     pub async fn test(&self, request: TestInvocation) -> Result<Vec<(Invocation, String)>> {
+        self.test_with(request, None).await
+    }
+
+    /// [`Intake::test`], recording what it raised under `claim`.
+    async fn test_with(
+        &self,
+        request: TestInvocation,
+        claim: Option<&Claim>,
+    ) -> Result<Vec<(Invocation, String)>> {
         let catalog = self.delivery.catalog;
         let entry = catalog.require("triggerId", &request.trigger_id)?;
         let input = request
@@ -230,6 +453,7 @@ impl Intake {
             self.accept(&invocations, &subscriptions, now, DeliveredBy::Worker)
                 .await?;
         }
+        self.record_raised(claim, &invocations).await;
         Ok(invocations
             .into_iter()
             .map(|i| {
@@ -449,6 +673,7 @@ impl Intake {
         submitted: DateTime<Utc>,
         invocations: Vec<Invocation>,
         subscriptions: &[Arc<Subscription>],
+        claim: Option<&Claim>,
     ) -> Result<Started> {
         let tries = invocations.iter().map(|inv| {
             let sub = subscriptions.iter().find(|s| s.id == inv.subscription_id);
@@ -485,6 +710,14 @@ impl Intake {
             telemetry::transitioned(invocation, InvocationState::Pending);
             self.delivery.notifier.finished_inline(invocation).await;
         }
+        if claim.is_some() {
+            let raised: Vec<Invocation> = recorded
+                .iter()
+                .chain(retrying.iter().map(|(i, _)| i))
+                .cloned()
+                .collect();
+            self.record_raised(claim, &raised).await;
+        }
         if retrying.is_empty() && recorded.iter().all(|i| !i.state.is_open()) {
             return Ok(Started::Finished(recorded));
         }
@@ -498,8 +731,14 @@ impl Intake {
         submitted: DateTime<Utc>,
         invocations: Vec<Invocation>,
     ) -> Result<Started> {
-        let started = std::time::Instant::now();
         let ids: Vec<String> = invocations.iter().map(|i| i.id.clone()).collect();
+        self.wait_ids(submitted, ids).await
+    }
+
+    /// [`Intake::wait`] on invocations known by id (a repeated keyed start re-attaching to
+    /// those of the first).
+    async fn wait_ids(&self, submitted: DateTime<Utc>, ids: Vec<String>) -> Result<Started> {
+        let started = std::time::Instant::now();
         let mut changes = self.delivery.notifier.watch.subscribe();
         loop {
             let mut current = Vec::with_capacity(ids.len());
@@ -526,6 +765,17 @@ impl Intake {
             changes.wait(&open, left).await;
         }
     }
+}
+
+/// Gives `claim`'s key back when its request failed (before accepting anything: the store
+/// keeps a key under which invocations were recorded), so that a repeat may try again.
+async fn release_on_error<T>(claim: &Claim, result: Result<T>) -> Result<T> {
+    if result.is_err() {
+        if let Err(e) = claim.store.release(&claim.key, claim.created).await {
+            tracing::warn!(error = %e, "an Idempotency-Key could not be released");
+        }
+    }
+    result
 }
 
 /// When a `start` is due: `delay` after now, at `timestamp` (epoch milliseconds), or now. A time

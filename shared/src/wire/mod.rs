@@ -579,7 +579,7 @@ impl InvocationStatus {
     "input": {"identity": {"type": "IDENTITY", "id": "2c91808a", "name": "Ann"},
         "attributes": {}}
 })))]
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct StartInvocation {
     pub trigger_id: String,
@@ -605,7 +605,7 @@ pub struct StartInvocation {
 #[cfg_attr(feature = "openapi", schema(example = json!({
     "triggerId": "idn:identity-created", "contentJson": {}
 })))]
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TestInvocation {
     /// Trigger ID

@@ -8,6 +8,7 @@
 mod complete;
 mod delivery;
 mod heartbeat;
+mod idempotency;
 mod intake;
 mod status;
 mod rotate;

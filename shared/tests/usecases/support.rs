@@ -10,8 +10,8 @@ use serde_json::{Value, json};
 use triggerline::catalog::Catalog;
 use triggerline::delivery::Reply;
 use triggerline::memory::{
-    MemoryInvocations, MemoryQueue, MemorySubscriptions, MemoryWatch, RecordingEvents,
-    RecordingSignal,
+    MemoryIdempotency, MemoryInvocations, MemoryQueue, MemorySubscriptions, MemoryWatch,
+    RecordingEvents, RecordingSignal,
 };
 use triggerline::model::{Invocation, Subscription};
 use triggerline::ports::{InvocationStore, WebhookClient, WebhookRequest};
@@ -102,6 +102,7 @@ pub struct Stack {
     pub webhooks: ScriptedWebhooks,
     pub key: SecretKey,
     pub max_attempts: u32,
+    pub keys: MemoryIdempotency,
 }
 
 impl Stack {
@@ -118,6 +119,7 @@ impl Stack {
             webhooks: ScriptedWebhooks::default(),
             key: SecretKey::new(vec![7; 32]),
             max_attempts: 3,
+            keys: MemoryIdempotency::default(),
         }
     }
 
@@ -162,6 +164,7 @@ impl Stack {
             sync_record: SyncRecord::BeforeDelivery,
             ids: Arc::new(RandomIds),
             sync_wait: Duration::from_secs(25),
+            keys: Some(Arc::new(self.keys.clone())),
         }
     }
 

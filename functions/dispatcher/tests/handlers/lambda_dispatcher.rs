@@ -142,6 +142,7 @@ impl Stack {
             self.delivery(),
             &self.backend.queue,
             sync_wait,
+            self.backend.keys.clone(),
         ))
     }
 

@@ -157,12 +157,14 @@
 //! `codec::Cancellation`.
 
 mod codec;
+mod idempotency;
 mod invocations;
 mod lock;
 mod subscriptions;
 #[cfg(feature = "create-resources")]
 pub mod tables;
 
+pub use idempotency::DynamoIdempotencyStore;
 pub use invocations::{DynamoInvocationStore, Recorded, Unsent};
 pub use subscriptions::DynamoSubscriptionStore;
 

@@ -124,6 +124,22 @@ async fn subscription_store_passes_the_contract() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_store_passes_the_contract() {
+    let (_moto, clients, settings) = dynamo_tables().await;
+    let keys = dynamo::DynamoIdempotencyStore::new(
+        clients.dynamodb().clone(),
+        &settings.invocations_table,
+    );
+    contract::idempotency_store(Arc::new(keys)).await;
+    // The key items share the invocations table and stay out of every list of invocations.
+    let listed = invocations(&clients, &settings)
+        .list(&InvocationQuery::parse(&RawCollection::default()).unwrap())
+        .await
+        .unwrap();
+    assert!(listed.items.is_empty(), "{:?}", listed.items);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invocation_store_passes_the_contract() {
     let (_moto, clients, settings) = dynamo_tables().await;
     contract::invocation_store(Arc::new(invocations(&clients, &settings))).await;

@@ -14,7 +14,8 @@ use triggerline::ports::{
     DeliveryQueue, InvocationScans, InvocationStore, NextStep, SubscriptionStore, WorkItem,
 };
 use triggerline_embedded::{
-    Sqlite, SqliteDeliveryQueue, SqliteInvocationStore, SqliteSubscriptionStore,
+    Sqlite, SqliteDeliveryQueue, SqliteIdempotencyStore, SqliteInvocationStore,
+    SqliteSubscriptionStore,
 };
 
 async fn open(path: &Path) -> Sqlite {
@@ -100,6 +101,18 @@ async fn invocation_store_meets_the_port_contract() {
     let dir = tempfile::tempdir().unwrap();
     let (_, invocations) = stores(&dir).await;
     contract::invocation_store(invocations).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idempotency_store_meets_the_port_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = open(&dir.path().join("triggerline.db")).await;
+    contract::idempotency_store(Arc::new(SqliteIdempotencyStore::new(db.clone()))).await;
+    let left: i64 = rusqlite::Connection::open(dir.path().join("triggerline.db"))
+        .unwrap()
+        .query_row("SELECT count(*) FROM idempotency_keys", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(left, 1, "retention deleted the expired records");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -232,7 +245,7 @@ async fn opening_twice_migrates_once() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 6, "the schema version after two opens");
+    assert_eq!(version, 7, "the schema version after two opens");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
