@@ -31,15 +31,17 @@ impl<S: Send + Sync> FromRequest<S> for Callback {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
+        let trace = crate::trace_of(&parts.headers);
         // The id is checked before the body is read: a request with a forged id costs no more
         // than its headers.
         let id = match Path::<String>::from_request_parts(&mut parts, state).await {
             Ok(Path(id)) if is_invocation_id(&id) => id,
             _ => return Err(ApiError::Domain(Error::Unauthenticated)),
         };
-        let JsonBody(request) =
+        let JsonBody(mut request) =
             JsonBody::<CompleteInvocation>::from_request(Request::from_parts(parts, body), state)
                 .await?;
+        request.trace = trace;
         if request.secret.len() > MAX_CALLBACK_SECRET_BYTES {
             return Err(ApiError::Domain(Error::Unauthenticated));
         }

@@ -16,6 +16,7 @@ use crate::ports::{Handoff, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
 use crate::telemetry;
 use crate::time::{IdGenerator, MAX_AHEAD_DAYS, later, max_ahead};
+use crate::trace::TraceContext;
 use crate::usecases::delivery::Delivery;
 use crate::wire::{StartInvocation, TestInvocation};
 use crate::{Error, Result};
@@ -127,6 +128,7 @@ impl Intake {
             .map(Arc::new)
             .collect();
         let content = request.content_json.unwrap_or_else(|| json!({}));
+        let trace = self.trace(request.trace);
         let invocations: Vec<Invocation> = subscriptions
             .iter()
             .map(|s| {
@@ -138,6 +140,7 @@ impl Intake {
                     &content,
                     now,
                     not_before,
+                    &trace,
                 )
             })
             .collect();
@@ -212,6 +215,7 @@ impl Intake {
         }
         let now = self.delivery.clock.now();
         let content = request.content_json.unwrap_or_else(|| json!({}));
+        let trace = self.trace(request.trace);
         let invocations: Vec<Invocation> = subscriptions
             .iter()
             .map(|s| {
@@ -223,6 +227,7 @@ impl Intake {
                     &content,
                     now,
                     now,
+                    &trace,
                 )
             })
             .collect();
@@ -306,6 +311,14 @@ impl Intake {
         Ok(invocation)
     }
 
+    /// The trace every invocation of one request joins: the request's own, or a new one. Its
+    /// id goes on the request's log span (`trace_id`), where the edge declared the field.
+    fn trace(&self, requested: Option<TraceContext>) -> TraceContext {
+        let trace = requested.unwrap_or_else(|| TraceContext::start(&*self.ids));
+        telemetry::traced(&trace);
+        trace
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn invocation(
         &self,
@@ -316,6 +329,7 @@ impl Intake {
         content: &Value,
         now: DateTime<Utc>,
         not_before: DateTime<Utc>,
+        trace: &TraceContext,
     ) -> Invocation {
         let id = self.ids.id();
         let response_mode = match (trigger_type, &subscription.target) {
@@ -349,6 +363,7 @@ impl Intake {
             output: None,
             error: None,
             attempts: vec![],
+            trace: Some(trace.clone()),
         }
     }
 

@@ -10,3 +10,4 @@ mod delivery;
 mod intake;
 mod support;
 mod sweep;
+mod trace;

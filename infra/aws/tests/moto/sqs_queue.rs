@@ -86,6 +86,7 @@ fn invocation(id: &str) -> Invocation {
         error: None,
         secret_hash: "sha256:00".into(),
         attempts: vec![],
+        trace: None,
     }
 }
 
