@@ -242,7 +242,7 @@ mod tests {
     fn a_later_version_is_read_as_version_00() {
         let later = "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-the-future-holds";
         let trace = TraceContext::parse(Some(later), &[]).unwrap();
-        assert_eq!(trace.traceparent, GOOD.replace("-01", "-01"));
+        assert_eq!(trace.traceparent, GOOD);
         assert_eq!(trace.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
     }
 
