@@ -235,6 +235,7 @@ mod tests {
             error: None,
             secret_hash: String::new(),
             attempts: vec![],
+            trace: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub mod query;
 pub mod secrets;
 pub mod telemetry;
 pub mod time;
+pub mod trace;
 pub mod usecases;
 pub mod wire;
 pub mod work;

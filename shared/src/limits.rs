@@ -11,6 +11,9 @@
 //!   under the 256 KiB entry limit with 128 KiB to spare.
 //! - A subscriber's output ([`MAX_OUTPUT_BYTES`], 128 KiB of JSON) travels whole in the
 //!   `Trigger Invocation Completed` event (with ids and times, under 1 KiB).
+//! - An invocation's trace context (`crate::trace`) is at most a 55-character `traceparent` and
+//!   a 512-character `tracestate` (a longer one is dropped): under 1 KiB more in its item, its
+//!   SQS work message and the event an EVENTBRIDGE subscription receives, within the room above.
 //! - One invocation item then holds at most 128 KiB of input (stored deflated: never more than
 //!   the text plus 0.1 %), 128 KiB of output, the attempts (each under 2 KiB; the retry policy
 //!   makes a handful) and about 1 KiB of ids, times and names: at most ~260 KiB plus attempts,
@@ -144,6 +147,7 @@ mod tests {
             error: None,
             secret_hash: String::new(),
             attempts: vec![],
+            trace: None,
         };
         let answer =
             json!({"approved": true, "comment": "x".repeat(MAX_OUTPUT_BYTES), "approver": "bot"});

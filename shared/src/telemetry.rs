@@ -16,6 +16,7 @@ use std::time::Duration;
 use metrics::Unit;
 
 use crate::model::{AttemptOutcome, Invocation, InvocationState};
+use crate::trace::TraceContext;
 
 /// Delivery attempts, by `trigger` and attempt `outcome` (`completed`, `acknowledged`,
 /// `failed`): every webhook post or event put, retries included.
@@ -263,8 +264,41 @@ fn state_line(invocation: &Invocation, from: Option<InvocationState>, to: Invoca
         from = from.map(InvocationState::as_str),
         to = to.as_str(),
         error = invocation.error.as_deref().filter(|_| !to.is_open()),
+        trace_id = invocation.trace.as_ref().map(TraceContext::trace_id),
         "{STATE_LOG_MESSAGE}"
     );
+}
+
+/// The field of a request's log span that carries its trace id (declared by the edge that
+/// makes the span: the local server's request trace).
+pub const TRACE_ID_FIELD: &str = "trace_id";
+
+/// The message of the line that records a callback's own trace context.
+pub const CALLBACK_TRACE_MESSAGE: &str = "callback carried a trace context";
+
+/// An authenticated callback arrived, with its request's trace context if it sent one. That
+/// context is logged, at INFO, as the completion's span: its `trace_id` and `parent_id` (the
+/// subscriber's span that completed) beside the invocation's own `invocation_trace_id`; nothing
+/// of it is stored. Without one, the request's span carries the invocation's trace id.
+pub fn called_back(invocation: &Invocation, callback: Option<&TraceContext>) {
+    match (callback, &invocation.trace) {
+        (Some(callback), stored) => tracing::info!(
+            target: STATE_LOG_TARGET,
+            invocation = %invocation.id,
+            trace_id = callback.trace_id(),
+            parent_id = callback.parent_id(),
+            invocation_trace_id = stored.as_ref().map(TraceContext::trace_id),
+            "{CALLBACK_TRACE_MESSAGE}"
+        ),
+        (None, Some(stored)) => traced(stored),
+        (None, None) => {}
+    }
+}
+
+/// Puts the trace a request joined on its log span, where the span declared [`TRACE_ID_FIELD`]
+/// (a span without it is left as it is).
+pub fn traced(trace: &TraceContext) {
+    tracing::Span::current().record(TRACE_ID_FIELD, trace.trace_id());
 }
 
 #[cfg(test)]
@@ -361,6 +395,37 @@ mod tests {
         );
         assert!(lines[0]["fields"].get("error").is_none(), "{}", lines[0]);
         assert_eq!(lines[2]["fields"]["error"], "no answer before the deadline");
+    }
+
+    #[test]
+    fn the_state_line_and_the_callback_line_carry_the_trace_id() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let mut traced = invocation(InvocationState::Pending, None);
+        traced.trace = TraceContext::parse(Some(parent), &[]);
+        let callback = TraceContext::parse(
+            Some("00-4bf92f3577b34da6a3ce929d0e0e4736-b7ad6b7169203331-01"),
+            &[],
+        );
+        let lines = logged(|| {
+            created(&traced);
+            created(&invocation(InvocationState::Pending, None));
+            called_back(&traced, callback.as_ref());
+        });
+
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert_eq!(
+            lines[0]["fields"]["trace_id"],
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(lines[1]["fields"].get("trace_id").is_none(), "{}", lines[1]);
+        let fields = &lines[2]["fields"];
+        assert_eq!(fields["message"], CALLBACK_TRACE_MESSAGE);
+        assert_eq!(fields["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(fields["parent_id"], "b7ad6b7169203331");
+        assert_eq!(
+            fields["invocation_trace_id"],
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
     }
 
     #[test]

@@ -74,6 +74,11 @@ pub trait IdGenerator: Send + Sync + std::fmt::Debug {
     fn id(&self) -> String;
     /// `bytes` bytes of secret randomness, base64 encoded.
     fn secret(&self, bytes: usize) -> String;
+    /// Random bytes for a new W3C trace: its trace id and parent id
+    /// ([`crate::trace::TraceContext::start`]). Random unless a generator fixes them.
+    fn trace_bytes(&self, out: &mut [u8]) {
+        rand::rng().fill_bytes(out);
+    }
 }
 
 /// Whether `id` has the one shape invocation ids have: a lowercase hyphenated UUID, as every

@@ -58,6 +58,7 @@ mod tests {
             error: None,
             secret_hash: String::new(),
             attempts: vec![attempt; attempts],
+            trace: None,
         }
     }
 

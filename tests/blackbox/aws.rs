@@ -29,4 +29,5 @@ mod sizes;
 mod status;
 mod subscriptions;
 mod time_bounds;
+mod trace;
 mod triggers;

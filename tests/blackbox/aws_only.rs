@@ -138,7 +138,10 @@ async fn an_eventbridge_subscription_reaches_the_subscriber_through_its_rule_and
     }))
     .await;
 
-    let id = app.start_one(PRE).await;
+    let id = app
+        .start_traced(PRE, &[("traceparent", crate::trace::PARENT)])
+        .await
+        .remove(0);
     let acknowledged = app.status_until(&id, |s| s["status"] != "PENDING").await;
     assert_eq!(acknowledged["status"], "ACKNOWLEDGED", "{acknowledged}");
     let event = receive_one(clients.sqs(), &queue_url).await;
@@ -147,6 +150,13 @@ async fn an_eventbridge_subscription_reaches_the_subscriber_through_its_rule_and
     let metadata = &event["detail"]["_metadata"];
     assert_eq!(metadata["invocationId"], json!(id));
     assert_eq!(metadata["responseMode"], "async");
+    // The start's trace, in a span of the delivery's own.
+    let traced = triggerline::trace::TraceContext::parse(metadata["traceparent"].as_str(), &[]);
+    assert_eq!(
+        traced.as_ref().map(|t| t.trace_id()),
+        Some(crate::trace::TRACE_ID),
+        "{metadata}"
+    );
 
     // The subscriber answers through the callback, with the secret the event carried.
     let response = app

@@ -25,4 +25,5 @@ mod status;
 mod subscriptions;
 mod time_bounds;
 mod timing;
+mod trace;
 mod triggers;

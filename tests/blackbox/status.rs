@@ -36,6 +36,7 @@ fn invocation(id: &str, trigger_id: &str, subscription: (&str, &str), minute: i6
         error: None,
         secret_hash: "hash".into(),
         attempts: vec![],
+        trace: None,
     }
 }
 

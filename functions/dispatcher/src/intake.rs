@@ -11,7 +11,7 @@ use triggerline::wire::{
     self, RunningInvocation, StartInvocation, StartResponse, StartedInvocation, StillRunning,
     TestInvocation,
 };
-use triggerline_http::{ApiError, IdempotencyHeader, JsonBody};
+use triggerline_http::{ApiError, IdempotencyHeader, JsonBody, Traced};
 
 /// `contentJson` is a JSON object or absent: SailPoint's SDK reads it back (the status list's
 /// `startInvocationInput.contentJson`) as a map, so anything else stored would make every later
@@ -33,6 +33,11 @@ const STILL_RUNNING: u16 = 542;
         first violation, nothing created). Not synchronous: queued durably, then 202 at once \
         (200 with no invocations when no enabled subscription matched). `isSynchronous`: held \
         until every invocation is complete (200) or the wait limit passes (542; it keeps running).",
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context: kept \
+            with the invocations and sent with every delivery; without one (or an invalid one, \
+            which is ignored) a new trace is started"),
+        ("tracestate" = Option<String>, Header, description = "W3C trace state, passed on as \
+            received (dropped when invalid, over 512 characters or 32 members)")),
     request_body = StartInvocation,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "1 to 255 printable ASCII characters: within 24 h a repeat with the same \
@@ -46,9 +51,11 @@ const STILL_RUNNING: u16 = 542;
 pub async fn start(
     State(intake): State<Intake>,
     IdempotencyHeader(key): IdempotencyHeader,
-    JsonBody(request): JsonBody<StartInvocation>,
+    Traced(trace): Traced,
+    JsonBody(mut request): JsonBody<StartInvocation>,
 ) -> Result<Response, ApiError> {
     content_is_an_object(request.content_json.as_ref())?;
+    request.trace = trace;
     let trigger_id = request.trigger_id.clone();
     let started = match key {
         Some((scope, key)) => {
@@ -121,6 +128,11 @@ pub async fn retry(
     summary = "Send a test invocation",
     description = "`input` defaults to the trigger's `exampleInput`; disabled subscriptions \
         receive tests too.",
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context: kept \
+            with the invocations and sent with every delivery; without one (or an invalid one, \
+            which is ignored) a new trace is started"),
+        ("tracestate" = Option<String>, Header, description = "W3C trace state, passed on as \
+            received (dropped when invalid, over 512 characters or 32 members)")),
     request_body = TestInvocation,
     params(("Idempotency-Key" = Option<String>, Header,
         description = "1 to 255 printable ASCII characters: within 24 h a repeat with the same \
@@ -131,9 +143,11 @@ pub async fn retry(
 pub async fn test(
     State(intake): State<Intake>,
     IdempotencyHeader(key): IdempotencyHeader,
-    JsonBody(request): JsonBody<TestInvocation>,
+    Traced(trace): Traced,
+    JsonBody(mut request): JsonBody<TestInvocation>,
 ) -> Result<Response, ApiError> {
     content_is_an_object(request.content_json.as_ref())?;
+    request.trace = trace;
     let started = match key {
         Some((scope, key)) => {
             let keyed = Keyed::new(scope, key, "test", &request)?;

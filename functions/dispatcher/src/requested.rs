@@ -20,6 +20,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use triggerline::Error;
 use triggerline::time::{IdGenerator, RandomIds};
+use triggerline::trace::TraceContext;
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::intake::{Intake, SyncRecord};
 use triggerline::wire::StartInvocation;
@@ -51,14 +52,31 @@ pub fn parse(body: &str) -> Option<Result<Requested, Error>> {
     if envelope.detail_type != DETAIL_TYPE {
         return None;
     }
+    let trace = trace_of(&envelope.detail);
     Some(
         serde_json::from_value::<StartInvocation>(envelope.detail)
             .map(|request| Requested {
                 event_id: envelope.id,
-                request,
+                request: StartInvocation { trace, ..request },
             })
             .map_err(|e| Error::invalid("detail", e.to_string())),
     )
+}
+
+/// The trace context of an intake event: its detail's `traceparent` and `tracestate` (strings,
+/// as the HTTP headers of a `start` would be). Invalid or of another type: ignored, as the W3C
+/// spec has it; the invocations then join a trace started for the event.
+fn trace_of(detail: &serde_json::Value) -> Option<TraceContext> {
+    let parent = detail
+        .get("traceparent")
+        .and_then(serde_json::Value::as_str);
+    let states: Vec<&str> = match detail.get("tracestate") {
+        None | Some(serde_json::Value::Null) => vec![],
+        Some(serde_json::Value::String(state)) => vec![state],
+        // Not text: invalid, so dropped; the parent stands.
+        Some(_) => vec!["\u{0}"],
+    };
+    TraceContext::parse(parent, &states)
 }
 
 /// Raises the event's invocations: queued (an event has nobody waiting for an answer), with
@@ -139,6 +157,19 @@ impl IdGenerator for EventIds {
     fn secret(&self, bytes: usize) -> String {
         RandomIds.secret(bytes)
     }
+
+    /// Derived from the event like the ids, so that a redelivered event without a trace context
+    /// starts the same trace.
+    fn trace_bytes(&self, out: &mut [u8]) {
+        let digest = Sha256::new()
+            .chain_update(b"traceparent")
+            .chain_update(self.event_id.as_bytes())
+            .chain_update(out.len().to_be_bytes())
+            .finalize();
+        for (byte, derived) in out.iter_mut().zip(digest.iter().cycle()) {
+            *byte = *derived;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -169,6 +200,40 @@ mod tests {
         let mut other = event;
         other["detail-type"] = serde_json::json!("Something Else");
         assert!(parse(&other.to_string()).is_none());
+    }
+
+    #[test]
+    fn an_intake_event_carries_its_detail_trace_context_and_junk_is_ignored() {
+        let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let event = |extra: serde_json::Value| {
+            let mut detail = serde_json::json!({"triggerId": "idn:identity-created", "input": {}});
+            detail
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            serde_json::json!({"id": "e-1", "detail-type": DETAIL_TYPE, "detail": detail})
+                .to_string()
+        };
+        let traced = |extra| parse(&event(extra)).unwrap().unwrap().request.trace;
+
+        let trace =
+            traced(serde_json::json!({"traceparent": parent, "tracestate": "a=1"})).unwrap();
+        assert_eq!(trace.traceparent, parent);
+        assert_eq!(trace.tracestate.as_deref(), Some("a=1"));
+        let no_state = traced(serde_json::json!({"traceparent": parent, "tracestate": 7})).unwrap();
+        assert_eq!(no_state.tracestate, None);
+        assert!(traced(serde_json::json!({})).is_none());
+        assert!(traced(serde_json::json!({"traceparent": "00-zz"})).is_none());
+        assert!(traced(serde_json::json!({"traceparent": ["x"]})).is_none());
+    }
+
+    #[test]
+    fn a_trace_started_for_an_event_is_fixed_by_the_event() {
+        let (a, b) = (EventIds::new("event-1"), EventIds::new("event-1"));
+        let first = TraceContext::start(&a);
+        assert_eq!(first, TraceContext::start(&b));
+        assert_ne!(first, TraceContext::start(&EventIds::new("event-2")));
+        assert!(TraceContext::parse(Some(&first.traceparent), &[]).is_some());
     }
 
     #[test]

@@ -30,11 +30,17 @@ pub struct Callback<T = CompleteInvocation> {
 /// A callback body: it carries the invocation's secret (the completion, the heartbeat).
 pub trait CallbackBody: DeserializeOwned {
     fn secret(&self) -> &str;
+    /// Keeps the request's trace context, where the use case reads one.
+    fn set_trace(&mut self, _trace: Option<triggerline::trace::TraceContext>) {}
 }
 
 impl CallbackBody for CompleteInvocation {
     fn secret(&self) -> &str {
         &self.secret
+    }
+
+    fn set_trace(&mut self, trace: Option<triggerline::trace::TraceContext>) {
+        self.trace = trace;
     }
 }
 
@@ -49,14 +55,16 @@ impl<S: Send + Sync, T: CallbackBody> FromRequest<S> for Callback<T> {
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = request.into_parts();
+        let trace = crate::trace_of(&parts.headers);
         // The id is checked before the body is read: a request with a forged id costs no more
         // than its headers.
         let id = match Path::<String>::from_request_parts(&mut parts, state).await {
             Ok(Path(id)) if is_invocation_id(&id) => id,
             _ => return Err(ApiError::Domain(Error::Unauthenticated)),
         };
-        let JsonBody(request) =
+        let JsonBody(mut request) =
             JsonBody::<T>::from_request(Request::from_parts(parts, body), state).await?;
+        request.set_trace(trace);
         if request.secret().len() > MAX_CALLBACK_SECRET_BYTES {
             return Err(ApiError::Domain(Error::Unauthenticated));
         }

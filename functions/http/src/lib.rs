@@ -1,6 +1,6 @@
 //! The HTTP edge every function crate shares: extractors that parse and validate once
-//! ([`JsonBody`], [`Collection`], [`QueryParams`], [`Callback`]), bearer auth for the management API, the one
-//! mapping of errors to SailPoint's `ErrorResponseDto` ([`ApiError`]), the mounting of every
+//! ([`JsonBody`], [`Collection`], [`QueryParams`], [`Callback`], [`Traced`]), bearer auth for
+//! the management API, the one mapping of errors to SailPoint's `ErrorResponseDto` ([`ApiError`]), the mounting of every
 //! route under its `/…/v1` path and the `/beta`, `/v2024`, `/v2025`, `/v2026` prefixes
 //! ([`Versioned`]), and the routers' Lambda entry point ([`lambda::run`]).
 #![forbid(unsafe_code)]
@@ -13,6 +13,7 @@ mod idempotency;
 mod json;
 pub mod lambda;
 mod mount;
+mod trace;
 
 pub use auth::{ApiAuth, require_bearer};
 pub use callback::{Callback, CallbackBody, MAX_CALLBACK_SECRET_BYTES, is_invocation_id};
@@ -23,3 +24,4 @@ pub use json::{JsonBody, JsonBodyOrDefault};
 #[cfg(feature = "openapi")]
 pub use mount::mounted;
 pub use mount::{MAX_BODY_BYTES, PREFIXES, Versioned, edge, not_found, path_forms};
+pub use trace::{Traced, trace_of};

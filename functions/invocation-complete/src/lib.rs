@@ -51,7 +51,9 @@ pub fn router(ctx: Context) -> Router {
         ignored). An unknown id and a wrong secret get the same 401. Already completed or past \
         the deadline: 400. `error` set: a failed completion (`output` is then not checked).",
     security(()),
-    params(("id" = String, Path, description = "Invocation id")),
+    params(("id" = String, Path, description = "Invocation id"),
+        ("traceparent" = Option<String>, Header, description = "W3C trace context of the \
+            subscriber's span that completes: logged with the invocation's trace, not stored")),
     request_body = triggerline::wire::CompleteInvocation,
     responses((status = 204, description = "Completed"))))]
 /// An id or secret of the wrong shape is refused by [`Callback`] before the store is read.

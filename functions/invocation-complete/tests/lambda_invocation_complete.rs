@@ -54,6 +54,7 @@ async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, Clients, Fun
             error: None,
             secret_hash: hash_secret(SECRET),
             attempts: vec![],
+            trace: None,
         }])
         .await
         .unwrap();

@@ -66,6 +66,7 @@ async fn statuses_are_listed_and_one_is_detailed() {
             error: None,
             secret_hash: String::new(),
             attempts: vec![],
+            trace: None,
         }])
         .await
         .unwrap();

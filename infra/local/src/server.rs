@@ -87,8 +87,33 @@ const STILL_RUNNING: u16 = 542;
 
 /// The request trace: a server error is a failure, which the layer logs at ERROR, except 542,
 /// which is an expected answer (the invocation goes on) and is traced like any other response.
-pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsExceptStillRunning>> {
+/// Each request's span carries a `trace_id` ([`RequestSpan`]).
+pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsExceptStillRunning>, RequestSpan> {
     TraceLayer::new(SharedClassifier::new(ServerErrorsExceptStillRunning))
+        .make_span_with(RequestSpan)
+}
+
+/// The span of one request, as tower-http's default makes it (`request`, at DEBUG, with the
+/// method, URI and version), plus `trace_id`: the W3C trace id of the request's valid
+/// `traceparent` header; without one, the trace a `start` or `test` started, or a callback's
+/// invocation's (the use cases record it, [`triggerline::telemetry::traced`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RequestSpan;
+
+impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
+    fn make_span(&mut self, request: &axum::http::Request<B>) -> tracing::Span {
+        let span = tracing::debug_span!(
+            "request",
+            method = %request.method(),
+            uri = %request.uri(),
+            version = ?request.version(),
+            trace_id = tracing::field::Empty,
+        );
+        if let Some(trace) = triggerline_http::trace_of(request.headers()) {
+            span.record(triggerline::telemetry::TRACE_ID_FIELD, trace.trace_id());
+        }
+        span
+    }
 }
 
 /// [`ServerErrorsAsFailures`], with 542 a success.
@@ -165,6 +190,69 @@ mod tests {
     }
 
     // Current-thread runtimes: the log capture is set for the test's thread.
+    /// The `trace_id` values recorded on spans.
+    #[derive(Clone, Default)]
+    struct TraceIds(Arc<Mutex<Vec<String>>>);
+
+    impl tracing::field::Visit for TraceIds {
+        fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+            if field.name() == "trace_id" {
+                self.0.lock().unwrap().push(value.to_owned());
+            }
+        }
+        fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+            if field.name() == "trace_id" {
+                self.0.lock().unwrap().push(format!("{value:?}"));
+            }
+        }
+    }
+
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for TraceIds {
+        fn on_new_span(
+            &self,
+            attrs: &tracing::span::Attributes<'_>,
+            _: &tracing::span::Id,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            attrs.record(&mut self.clone());
+        }
+        fn on_record(
+            &self,
+            _: &tracing::span::Id,
+            values: &tracing::span::Record<'_>,
+            _: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            values.record(&mut self.clone());
+        }
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn the_request_span_carries_the_trace_id_of_a_valid_traceparent() {
+        let router = Router::new()
+            .route("/", get(|| async { StatusCode::OK }))
+            .layer(trace_layer());
+        let seen = TraceIds::default();
+        let _logs =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(seen.clone()));
+
+        for parent in [
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        ] {
+            let request = Request::get("/")
+                .header("traceparent", parent)
+                .body(Body::empty())
+                .unwrap();
+            router.clone().oneshot(request).await.unwrap();
+        }
+
+        assert_eq!(
+            *seen.0.lock().unwrap(),
+            ["4bf92f3577b34da6a3ce929d0e0e4736"],
+            "an invalid one leaves the field to the use case"
+        );
+    }
+
     #[tokio::test(flavor = "current_thread")]
     async fn a_542_is_not_logged_as_an_error() {
         assert_eq!(errors_logged_for(542).await, Vec::<String>::new());

@@ -136,6 +136,11 @@ pub(super) fn invocation(
             outcome: AttemptOutcome::Completed,
             error: None,
         }],
+        // Kept by every store as written (the trace context travels in the invocation).
+        trace: Some(crate::trace::TraceContext {
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".to_owned(),
+            tracestate: Some("rojo=00f067aa0ba902b7,congo=t61rcWkgMzE".to_owned()),
+        }),
     }
 }
 

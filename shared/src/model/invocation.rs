@@ -92,6 +92,10 @@ pub struct Invocation {
     pub secret_hash: String,
     #[serde(default)]
     pub attempts: Vec<Attempt>,
+    /// The W3C trace context it was raised with (or started for it): passed to every delivery,
+    /// shown in its status. `None` on invocations stored before traces were kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace: Option<crate::trace::TraceContext>,
     /// Heartbeats the subscriber owes while the invocation is acknowledged; `None` when its
     /// subscription asked for none. Rows written before heartbeats existed have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -31,6 +31,7 @@ pub async fn complete(ctx: &Completion, id: &str, request: CompleteInvocation) -
     if !secret_matches(&request.secret, &invocation.secret_hash) {
         return Err(Error::Unauthenticated);
     }
+    crate::telemetry::called_back(&invocation, request.trace.as_ref());
     if invocation.trigger_type != TriggerType::RequestResponse {
         return Err(Error::invalid(
             "id",

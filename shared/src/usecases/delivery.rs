@@ -258,7 +258,7 @@ impl Delivery {
                 "(deleted)".to_owned(),
                 Reply::Blocked("the subscription was deleted".into()),
             ),
-            Some(s) => self.send(invocation, s).await,
+            Some(s) => self.send(invocation, s, attempts_before).await,
         };
         drop(in_flight);
         let verdict = match self.catalog.get(&invocation.trigger_id) {
@@ -364,9 +364,21 @@ impl Delivery {
         }
     }
 
-    async fn send(&self, invocation: &Invocation, subscription: &Subscription) -> (String, Reply) {
+    async fn send(
+        &self,
+        invocation: &Invocation,
+        subscription: &Subscription,
+        attempts_before: u32,
+    ) -> (String, Reply) {
         let secret = self.key.callback_secret(&invocation.id);
-        let body = delivery::payload(invocation, &self.callback_url(&invocation.id), &secret);
+        let mut body = delivery::payload(invocation, &self.callback_url(&invocation.id), &secret);
+        // Each attempt is a span of its own in the invocation's trace: numbered by the attempts
+        // recorded and the attempts its work counts (a replay restarts the latter).
+        let span = (u64::from(attempts_before) << 32) | invocation.attempts.len() as u64;
+        let trace = invocation.trace.as_ref().map(|t| {
+            let state = t.tracestate.clone();
+            (t.for_attempt(&invocation.id, span), state)
+        });
         match &subscription.target {
             Target::Http(http) => {
                 let bytes = body.to_string().into_bytes();
@@ -385,6 +397,10 @@ impl Delivery {
                         ),
                     ),
                 ];
+                if let Some((traceparent, tracestate)) = trace {
+                    headers.push(("traceparent".to_owned(), traceparent));
+                    headers.extend(tracestate.map(|state| ("tracestate".to_owned(), state)));
+                }
                 match &http.auth {
                     HttpAuth::None => {}
                     HttpAuth::Basic {
@@ -417,6 +433,15 @@ impl Delivery {
             }
             Target::EventBridge(bus) => {
                 let target = format!("eventbridge:{}:{}", bus.aws_region, bus.aws_account);
+                // An event has no headers: the trace context rides in `_metadata`.
+                if let (Some((traceparent, tracestate)), Some(metadata)) =
+                    (trace, body.get_mut("_metadata"))
+                {
+                    metadata["traceparent"] = traceparent.into();
+                    if let Some(state) = tracestate {
+                        metadata["tracestate"] = state.into();
+                    }
+                }
                 let event = Event {
                     bus: Some(subscriber_bus_arn(bus, &self.policy.subscriber_bus)),
                     source: self.policy.event_source.clone(),

@@ -17,6 +17,7 @@ use crate::ports::{Handoff, IdempotencyStore, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
 use crate::telemetry;
 use crate::time::{IdGenerator, MAX_AHEAD_DAYS, later, max_ahead};
+use crate::trace::TraceContext;
 use crate::usecases::delivery::Delivery;
 use crate::wire::{StartInvocation, TestInvocation};
 use crate::{Error, Result};
@@ -339,6 +340,7 @@ impl Intake {
             .map(Arc::new)
             .collect();
         let content = request.content_json.unwrap_or_else(|| json!({}));
+        let trace = self.trace(request.trace);
         let invocations: Vec<Invocation> = subscriptions
             .iter()
             .map(|s| {
@@ -350,6 +352,7 @@ impl Intake {
                     &content,
                     now,
                     not_before,
+                    &trace,
                 )
             })
             .collect();
@@ -435,6 +438,7 @@ impl Intake {
         }
         let now = self.delivery.clock.now();
         let content = request.content_json.unwrap_or_else(|| json!({}));
+        let trace = self.trace(request.trace);
         let invocations: Vec<Invocation> = subscriptions
             .iter()
             .map(|s| {
@@ -446,6 +450,7 @@ impl Intake {
                     &content,
                     now,
                     now,
+                    &trace,
                 )
             })
             .collect();
@@ -535,6 +540,14 @@ impl Intake {
         Ok(invocation)
     }
 
+    /// The trace every invocation of one request joins: the request's own, or a new one. Its
+    /// id goes on the request's log span (`trace_id`), where the edge declared the field.
+    fn trace(&self, requested: Option<TraceContext>) -> TraceContext {
+        let trace = requested.unwrap_or_else(|| TraceContext::start(&*self.ids));
+        telemetry::traced(&trace);
+        trace
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn invocation(
         &self,
@@ -545,6 +558,7 @@ impl Intake {
         content: &Value,
         now: DateTime<Utc>,
         not_before: DateTime<Utc>,
+        trace: &TraceContext,
     ) -> Invocation {
         let id = self.ids.id();
         let response_mode = match (trigger_type, &subscription.target) {
@@ -577,6 +591,7 @@ impl Intake {
             output: None,
             error: None,
             attempts: vec![],
+            trace: Some(trace.clone()),
             // Copied, so that editing the subscription leaves open invocations as they were.
             heartbeat: subscription
                 .heartbeat_timeout

@@ -506,6 +506,13 @@ pub struct InvocationStatus {
     /// Extension, detail only: every delivery attempt.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub attempts: Option<Vec<model::Attempt>>,
+    /// Extension, detail only: the W3C `traceparent` the invocation was raised with (or the
+    /// one Triggerline started for it).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub traceparent: Option<String>,
+    /// Extension, detail only: the W3C `tracestate` that came with it.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub tracestate: Option<String>,
     /// Extension: the heartbeat timeout copied from the subscription at creation; absent when
     /// the invocation needs no heartbeats.
     #[cfg_attr(feature = "openapi", schema(format = Duration, example = "PT30S"))]
@@ -556,6 +563,8 @@ impl InvocationStatus {
             deadline: i.deadline,
             response_mode: i.response_mode,
             attempts: None,
+            traceparent: None,
+            tracestate: None,
             heartbeat_timeout: i.heartbeat.as_ref().map(|h| h.timeout.as_str().to_owned()),
             last_heartbeat: i.heartbeat.as_ref().and_then(|h| h.last),
             heartbeat_due: i.heartbeat.as_ref().and_then(|h| h.due),
@@ -566,6 +575,8 @@ impl InvocationStatus {
     pub fn detail(i: &model::Invocation) -> Self {
         InvocationStatus {
             attempts: Some(i.attempts.clone()),
+            traceparent: i.trace.as_ref().map(|t| t.traceparent.clone()),
+            tracestate: i.trace.as_ref().and_then(|t| t.tracestate.clone()),
             ..Self::summary(i)
         }
     }
@@ -598,6 +609,10 @@ pub struct StartInvocation {
     /// Epoch milliseconds before which nothing is delivered.
     #[serde(default)]
     pub timestamp: Option<i64>,
+    /// The W3C trace context of the request (its `traceparent` and `tracestate` headers, or a
+    /// `Trigger Invocation Requested` event's detail fields); not part of the body.
+    #[serde(skip)]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// Body of `POST /trigger-invocations/v1/test`.
@@ -624,6 +639,10 @@ pub struct TestInvocation {
     /// sent to all subscribers.
     #[serde(default)]
     pub subscription_ids: Option<Vec<String>>,
+    /// The W3C trace context of the request (its `traceparent` and `tracestate` headers); not
+    /// part of the body.
+    #[serde(skip)]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 /// An item of the answer to `/test`: what a caller needs to complete a test invocation itself.
@@ -671,6 +690,10 @@ pub struct CompleteInvocation {
     /// The error message to indicate a failed invocation or error if any.
     #[serde(default)]
     pub error: Option<String>,
+    /// The W3C trace context of the callback request (its `traceparent` header); not part of
+    /// the body.
+    #[serde(skip)]
+    pub trace: Option<crate::trace::TraceContext>,
 }
 
 impl std::fmt::Debug for CompleteInvocation {
@@ -679,6 +702,7 @@ impl std::fmt::Debug for CompleteInvocation {
             .field("secret", &"<redacted>")
             .field("output", &self.output)
             .field("error", &self.error)
+            .field("trace", &self.trace)
             .finish()
     }
 }

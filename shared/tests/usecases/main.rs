@@ -14,3 +14,4 @@ mod status;
 mod rotate;
 mod support;
 mod sweep;
+mod trace;

@@ -319,3 +319,85 @@ async fn an_intake_event_with_a_time_past_the_bounds_is_refused_and_writes_nothi
     }
     assert!(stack.invocations().await.is_empty(), "nothing was written");
 }
+
+/// A real receiver on 127.0.0.1 that answers 200 and hands on each request's `traceparent`.
+async fn traced_receiver() -> (String, mpsc::UnboundedReceiver<Option<String>>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = Router::new().fallback(move |headers: axum::http::HeaderMap| {
+        let tx = tx.clone();
+        async move {
+            let parent = headers
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let _ = tx.send(parent);
+            (StatusCode::OK, axum::Json(json!({})))
+        }
+    });
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/hook"), rx)
+}
+
+/// The trace id a delivery's `traceparent` carried.
+async fn delivered_trace_id(rx: &mut mpsc::UnboundedReceiver<Option<String>>) -> String {
+    let parent = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a delivery within 10 s")
+        .expect("the receiver is running")
+        .expect("a traceparent header");
+    triggerline::trace::TraceContext::parse(Some(&parent), &[])
+        .expect("a valid traceparent")
+        .trace_id()
+        .to_owned()
+}
+
+/// An intake event's detail may carry `traceparent` and `tracestate`, as a `start`'s headers do:
+/// the invocations keep them, through the work message, to the subscriber.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_event_with_a_traceparent_delivers_within_its_trace() {
+    let stack = Stack::start().await;
+    let (url, mut rx) = traced_receiver().await;
+    stack.subscribe(&url).await;
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut event: Value = serde_json::from_str(&requested_event("evt-traced")).unwrap();
+    event["detail"]["traceparent"] = json!(parent);
+    event["detail"]["tracestate"] = json!("congo=t61rcWkgMzE");
+
+    let parsed = requested::parse(&event.to_string()).unwrap().unwrap();
+    requested::start(&stack.delivery(), &stack.backend.queue, parsed)
+        .await
+        .unwrap();
+    stack.consume_work().await;
+
+    assert_eq!(
+        delivered_trace_id(&mut rx).await,
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let stored = stack.invocations().await.remove(0);
+    let trace = stored.trace.expect("the trace is stored");
+    assert_eq!(trace.traceparent, parent);
+    assert_eq!(trace.tracestate.as_deref(), Some("congo=t61rcWkgMzE"));
+}
+
+/// Without one, the event starts a trace derived from its id: a redelivered event (its first
+/// arrival died before sending the work) delivers within the trace its invocation was stored
+/// with.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_intake_event_without_a_traceparent_starts_a_trace_its_redelivery_keeps() {
+    let stack = Stack::start().await;
+    let (url, mut rx) = traced_receiver().await;
+    stack.subscribe(&url).await;
+
+    let _ = raise(&stack.dying_delivery(), "evt-untraced").await;
+    raise(&stack.working(), "evt-untraced").await.unwrap();
+    stack.consume_work().await;
+
+    let stored = stack.invocations().await.remove(0);
+    let trace = stored.trace.expect("a trace was started");
+    assert_eq!(trace.flags(), "01");
+    assert_eq!(delivered_trace_id(&mut rx).await, trace.trace_id());
+}

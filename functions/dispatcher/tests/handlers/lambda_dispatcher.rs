@@ -227,6 +227,7 @@ fn invocation(id: &str, trigger: &str, subscription: &str, state: InvocationStat
         error: None,
         secret_hash: String::new(),
         attempts: vec![],
+        trace: None,
     }
 }
 

@@ -58,6 +58,7 @@ fn pending(id: &str, subscription: usize, created: DateTime<Utc>) -> Invocation 
         error: None,
         secret_hash: "sha256:00".to_owned(),
         attempts: Vec::new(),
+        trace: None,
     }
 }
 

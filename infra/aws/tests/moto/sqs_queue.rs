@@ -87,6 +87,7 @@ fn invocation(id: &str) -> Invocation {
         error: None,
         secret_hash: "sha256:00".into(),
         attempts: vec![],
+        trace: None,
     }
 }
 
