@@ -308,6 +308,9 @@ impl Intake {
             error: None,
             secret_hash: String::new(),
             attempts: vec![],
+            // The answer shows neither; the stored invocation keeps both.
+            heartbeat: None,
+            trace: None,
         })
     }
 
