@@ -241,6 +241,10 @@ fn add_shared_answers(path: &str, item: &mut PathItem) {
         {
             shared.push(("409", "Conflict"));
         }
+        // An `Idempotency-Key` reused with another body, or while its first request runs.
+        if path == "/trigger-invocations/v1/start" || path == "/trigger-invocations/v1/test" {
+            shared.push(("409", "Conflict"));
+        }
         for (status, name) in shared {
             op.responses
                 .responses
