@@ -180,7 +180,10 @@ fn shared_responses() -> Vec<(&'static str, Response)> {
         ("NotFound", dto("No such resource")),
         (
             "Conflict",
-            dto("The subscription changed concurrently; retry the request"),
+            dto(
+                "The subscription changed concurrently (retry the request), or an \
+                 Idempotency-Key was used with another request or is still in progress",
+            ),
         ),
         (
             "PayloadTooLarge",
