@@ -202,6 +202,7 @@ mod tests {
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         Subscription {
             heartbeat_timeout: None,
+            health: Default::default(),
             id: "s".into(),
             name: name.into(),
             description: None,

@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod delivery;
 pub mod duration;
 pub mod error;
+pub mod health;
 pub mod idempotency;
 pub mod jsonpath;
 pub mod limits;

@@ -210,6 +210,11 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     /// Removes a work item without an attempt (its invocation is gone or no longer open).
     async fn discard(&self, invocation_id: &str) -> Result<(), Error>;
 
+    /// Puts taken-up work back, due at `until`, without an attempt: its attempt count stays and
+    /// its lease ends (its subscription's circuit is open, or the subscription is disabled).
+    /// Work that is gone is left gone.
+    async fn postpone(&self, invocation_id: &str, until: DateTime<Utc>) -> Result<(), Error>;
+
     /// Ends every lease (a local process owns its database, so at start nothing is in flight).
     async fn release_all(&self) -> Result<(), Error>;
 

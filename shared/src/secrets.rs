@@ -389,6 +389,7 @@ mod tests {
         let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         Subscription {
             heartbeat_timeout: None,
+            health: Default::default(),
             id: id.into(),
             name: "n".into(),
             description: None,

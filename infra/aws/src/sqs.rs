@@ -1179,6 +1179,44 @@ impl DeliveryQueue for SqsDeliveryQueue {
         Ok(())
     }
 
+    /// Sends the held message again as it came, due at `until` (delayed by at most SQS's 15
+    /// minutes, and deferred again when it comes back early), and deletes the received one.
+    /// The attempt count in it stays, so a hold burns no retry. An invocation whose message
+    /// was its only record is written first, so that the status API and the deadline sweep
+    /// see it while it waits. One not held here is left to come back by itself.
+    async fn postpone(&self, invocation_id: &str, until: DateTime<Utc>) -> Result<(), Error> {
+        let Some(mut held) = self.take_held(invocation_id) else {
+            return Ok(());
+        };
+        let recorded = match held.carried.take() {
+            Some(carried) if carried.unrecorded => {
+                match self
+                    .invocations
+                    .create_queued(std::slice::from_ref(&carried.invocation), until)
+                    .await
+                {
+                    Ok(()) | Err(Error::AlreadyExists { .. }) => {}
+                    Err(e) => {
+                        self.restore(invocation_id, held, carried);
+                        return Err(e);
+                    }
+                }
+                Some(carried.invocation.attempts.len())
+            }
+            _ => held.recorded,
+        };
+        let message = WorkMessage {
+            invocation_id: invocation_id.to_owned(),
+            not_before: until.timestamp_millis(),
+            attempts: held.attempts,
+            recorded,
+            invocation: None,
+            unrecorded: false,
+        };
+        self.defer_message(&message, &held.handles, Utc::now())
+            .await
+    }
+
     /// Nothing to do: a received message's visibility timeout ends by itself, and the work
     /// queue is shared with other consumers whose leases are not this process's to end.
     async fn release_all(&self) -> Result<(), Error> {

@@ -305,6 +305,22 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             .await
     }
 
+    async fn postpone(&self, invocation_id: &str, until: DateTime<Utc>) -> Result<(), Error> {
+        let id = invocation_id.to_owned();
+        let until = format_time(&until);
+        self.db
+            .write(move |conn| {
+                conn.prepare_cached(
+                    "UPDATE invocations SET not_before = ?2, leased_until = NULL
+                     WHERE id = ?1 AND not_before IS NOT NULL",
+                )
+                .and_then(|mut stmt| stmt.execute(params![id, until]))
+                .map(drop)
+                .map_err(db)
+            })
+            .await
+    }
+
     async fn release_all(&self) -> Result<(), Error> {
         self.db
             .write(|conn| {

@@ -16,6 +16,7 @@ use tracing_subscriber::filter::LevelFilter;
 use triggerline::cache::CachedSubscriptions;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
+use triggerline::health::{HealthPolicy, env as health_env};
 use triggerline::ports::{EventPublisher, InvocationWatch, WatchSubscription, WebhookClient};
 use triggerline::secrets::{CredentialKey, SecretKey};
 use triggerline::time::{RandomJitter, SystemClock};
@@ -130,6 +131,8 @@ pub struct FunctionEnv {
     pub subscription_cache: Duration,
     /// [`env::MAX_RECEIVE_COUNT`], at least 1.
     pub max_receive_count: u32,
+    /// The circuit breaker and automatic disabling ([`health_env`]'s variables).
+    pub health: HealthPolicy,
     /// [`env::METRICS_NAMESPACE`].
     pub metrics_namespace: String,
 }
@@ -151,6 +154,7 @@ impl std::fmt::Debug for FunctionEnv {
             .field("completion_events", &self.completion_events)
             .field("subscription_cache", &self.subscription_cache)
             .field("max_receive_count", &self.max_receive_count)
+            .field("health", &self.health)
             .field("metrics_namespace", &self.metrics_namespace)
             .finish()
     }
@@ -264,6 +268,16 @@ impl FunctionEnv {
                 name: env::SUBSCRIPTION_CACHE,
                 reason: e.to_string(),
             })?;
+        let health = HealthPolicy::from_settings(
+            get(health_env::CIRCUIT_FAILURES).as_deref(),
+            get(health_env::CIRCUIT_COOL_DOWN).as_deref(),
+            get(health_env::CIRCUIT_MAX_COOL_DOWN).as_deref(),
+            get(health_env::DISABLE_AFTER).as_deref(),
+        )
+        .map_err(|e| EnvError::Invalid {
+            name: e.name,
+            reason: e.reason,
+        })?;
         let mut aws = AwsSettings::from_lookup(&lookup);
         // No purge runs on AWS: the TTL written on every finished invocation is the retention.
         aws.retention = Some(InvocationTtl {
@@ -288,6 +302,7 @@ impl FunctionEnv {
             completion_events,
             subscription_cache,
             max_receive_count,
+            health,
             metrics_namespace: get(env::METRICS_NAMESPACE).map_or_else(
                 || emf::DEFAULT_NAMESPACE.to_owned(),
                 |n| n.trim().to_owned(),
@@ -306,6 +321,7 @@ impl FunctionEnv {
             // The functions hand nothing over in memory: the lease covers a synchronous start
             // written before its inline delivery (its safety-net message).
             lease: DEFAULT_LEASE,
+            health: self.health.clone(),
         }
     }
     /// How the functions announce settled invocations: on Triggerline's bus when

@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
+use triggerline::health::{HealthPolicy, env as health_env};
 use triggerline::ports::{
     DeliveryQueue, EventPublisher, IdempotencyStore, InvocationScans, InvocationStore,
     SubscriptionStore,
@@ -126,6 +127,19 @@ pub struct Config {
     /// claimed messages.
     #[arg(long, env = env::DELIVERY_LEASE, default_value = "PT60S", value_parser = lease)]
     pub delivery_lease: IsoDuration,
+    /// Consecutive failed attempts that open a subscription's circuit: its deliveries then
+    /// wait for a cool-down, and one probe goes when it ends (1 to 1000).
+    #[arg(long, env = health_env::CIRCUIT_FAILURES, default_value = "5")]
+    pub circuit_failures: String,
+    /// The first cool-down of an open circuit; each opening in a row doubles it (ISO-8601).
+    #[arg(long, env = health_env::CIRCUIT_COOL_DOWN, default_value = "PT30S")]
+    pub circuit_cool_down: String,
+    /// The longest cool-down (ISO-8601).
+    #[arg(long, env = health_env::CIRCUIT_MAX_COOL_DOWN, default_value = "PT10M")]
+    pub circuit_max_cool_down: String,
+    /// How long a subscription may fail every attempt before it is disabled (ISO-8601).
+    #[arg(long, env = health_env::DISABLE_AFTER, default_value = "P5D")]
+    pub disable_after: String,
     /// Bearer token `GET /metrics` asks for; unset, the metrics need no token. Not the API
     /// token: a scraper should not hold the keys to the API.
     #[arg(long, env = env::METRICS_TOKEN, hide_env_values = true)]
@@ -151,6 +165,18 @@ fn lease(text: &str) -> Result<IsoDuration, String> {
         return Err("must be at most PT12H (SQS's longest visibility timeout)".to_owned());
     }
     Ok(lease)
+}
+
+impl Config {
+    /// The circuit breaker's and automatic disabling's settings, checked.
+    pub fn health_policy(&self) -> anyhow::Result<HealthPolicy> {
+        Ok(HealthPolicy::from_settings(
+            Some(&self.circuit_failures),
+            Some(&self.circuit_cool_down),
+            Some(&self.circuit_max_cool_down),
+            Some(&self.disable_after),
+        )?)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -359,6 +385,7 @@ impl App {
                 event_source,
                 subscriber_bus,
                 lease: std::time::Duration::from_millis(config.delivery_lease.as_millis()),
+                health: config.health_policy()?,
             },
             notifier: notifier.clone(),
         };

@@ -457,6 +457,7 @@ mod tests {
                 event_source: "triggerline".into(),
                 subscriber_bus: "default".into(),
                 lease: Duration::from_secs(60),
+                health: Default::default(),
             },
             notifier: Notifier {
                 events,

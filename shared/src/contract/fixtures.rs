@@ -48,6 +48,7 @@ pub(super) fn http_subscription(id: &str, trigger_id: &str) -> Subscription {
     let request_response = trigger(trigger_id).trigger_type == TriggerType::RequestResponse;
     Subscription {
         heartbeat_timeout: None,
+        health: Default::default(),
         id: id.to_owned(),
         name: format!("HR audit webhook ({id})"),
         description: Some("Forwards identity events to the HR audit service".to_owned()),

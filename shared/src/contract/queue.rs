@@ -29,6 +29,7 @@ pub async fn delivery_queue(queue: Arc<dyn DeliveryQueue>, invocations: Arc<dyn 
     queue_settle_of_a_missing_invocation_is_none(&queue, &invocations).await;
     queue_replay_reopens_only_a_failed_invocation(&queue, &invocations).await;
     queue_discard_removes_only_the_work(&queue, &invocations).await;
+    queue_postpone_puts_work_back_without_an_attempt(&queue, &invocations).await;
     queue_release_all_ends_every_lease(&queue, &invocations).await;
     queue_purge_takes_the_work_with_the_invocation(&queue, &invocations).await;
     queue_concurrent_accepts_and_settles_all_land(&queue, &invocations).await;
@@ -759,6 +760,63 @@ async fn queue_discard_removes_only_the_work(
         .discard("queue-never")
         .await
         .expect("discarding an unknown item is Ok");
+}
+
+async fn queue_postpone_puts_work_back_without_an_attempt(
+    queue: &Arc<dyn DeliveryQueue>,
+    invocations: &Arc<dyn InvocationScans>,
+) {
+    let open = fresh("queue-postpone", IDENTITY_CREATED);
+    queue
+        .accept(std::slice::from_ref(&open), at(1100), None)
+        .await
+        .unwrap();
+    queue.claim_due(at(1100), at(1160), 10).await.unwrap();
+    let failed = attempt(1100, Some(503), AttemptOutcome::Failed);
+    queue
+        .settle(
+            "queue-postpone",
+            &failed,
+            &OPEN,
+            None,
+            &NextStep::RetryAt(at(1110)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.claim_due(at(1110), at(1170), 10).await.unwrap(),
+        [item("queue-postpone", 1110, 1)]
+    );
+    queue.postpone("queue-postpone", at(1130)).await.unwrap();
+    assert_eq!(
+        queue.next_due().await.unwrap(),
+        Some(at(1130)),
+        "postpone ends the lease (to 1170): the item is next due at the hold's end"
+    );
+    assert_eq!(
+        queue.claim_due(at(1129), at(1190), 10).await.unwrap(),
+        [],
+        "a postponed item is not claimable before the hold's end"
+    );
+    assert_eq!(
+        queue.claim_due(at(1130), at(1190), 10).await.unwrap(),
+        [item("queue-postpone", 1130, 1)],
+        "claimable at the hold's end with its attempts as they were: a hold burns no retry"
+    );
+    assert_eq!(
+        invocations.get("queue-postpone").await.unwrap(),
+        Some(Invocation {
+            attempts: vec![failed],
+            ..open
+        }),
+        "postpone records no attempt"
+    );
+    discard_all(queue, &["queue-postpone"]).await;
+    queue
+        .postpone("queue-never", at(1200))
+        .await
+        .expect("postponing unknown work is Ok");
+    assert_no_work(queue, "postponing unknown work queues nothing").await;
 }
 
 async fn queue_release_all_ends_every_lease(

@@ -193,6 +193,14 @@ impl DeliveryQueue for MemoryQueue {
         Ok(())
     }
 
+    async fn postpone(&self, invocation_id: &str, until: DateTime<Utc>) -> Result<(), Error> {
+        if let Some(work) = lock(&self.tables).work.get_mut(invocation_id) {
+            work.not_before = until;
+            work.leased_until = None;
+        }
+        Ok(())
+    }
+
     async fn release_all(&self) -> Result<(), Error> {
         for work in lock(&self.tables).work.values_mut() {
             work.leased_until = None;

@@ -2,6 +2,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::duration::IsoDuration;
+use crate::health::Health;
 use crate::jsonpath::JsonPathFilter;
 use crate::secrets::{Secret, redacted_url};
 
@@ -73,6 +74,10 @@ pub struct Subscription {
     /// `response_deadline`); `None`: no heartbeats required. Absent from bodies stored before.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub heartbeat_timeout: Option<IsoDuration>,
+    /// Endpoint health (extension): the circuit breaker, and why Triggerline disabled the
+    /// subscription. Absent from bodies stored before, and from healthy ones.
+    #[serde(default, skip_serializing_if = "Health::is_default")]
+    pub health: Health,
 }
 
 impl Subscription {

@@ -10,8 +10,10 @@ use chrono::{DateTime, Utc};
 use crate::Result;
 use crate::catalog::Catalog;
 use crate::delivery::{self, Reply, Verdict};
+use crate::health::{self, Gate, HealthPolicy};
 use crate::model::{
-    Attempt, HttpAuth, Invocation, InvocationState, Subscription, Target, TriggerType,
+    Attempt, AttemptOutcome, HttpAuth, Invocation, InvocationState, InvocationType, Subscription,
+    Target, TriggerType,
 };
 use crate::ports::{
     DeliveryQueue, Event, EventPublisher, Handoff, InvocationStore, NextStep, SubscriptionStore,
@@ -41,6 +43,8 @@ pub struct DeliveryPolicy {
     /// one attempt ([`delivery::ATTEMPT_TIMEOUT`]). On SQS it is the visibility timeout of a
     /// claimed message. Usually [`crate::usecases::intake::DEFAULT_LEASE`].
     pub lease: std::time::Duration,
+    /// The circuit breaker and automatic disabling ([`crate::health`]).
+    pub health: HealthPolicy,
 }
 
 impl DeliveryPolicy {
@@ -173,12 +177,25 @@ impl Delivery {
 
     /// Makes one attempt with the invocation and subscription already in hand (the fast path),
     /// and settles it.
+    ///
+    /// A delivery its subscription's health holds back (the circuit is open, or the
+    /// subscription is disabled) is put back on the queue without an attempt, and the
+    /// invocation comes back as it was. Test invocations are never held back.
     pub async fn attempt(
         &self,
         invocation: Invocation,
         subscription: Option<Arc<Subscription>>,
         attempts_before: u32,
     ) -> Result<Invocation> {
+        let subscription = match subscription {
+            Some(s) if invocation.invocation_type != InvocationType::Test => {
+                match self.admit(s).await {
+                    Admission::Send(s) => Some(s),
+                    Admission::Hold(until, s) => return self.hold(invocation, &s, until).await,
+                }
+            }
+            other => other,
+        };
         let tried = self
             .try_once(&invocation, subscription.as_deref(), attempts_before)
             .await;
@@ -203,6 +220,9 @@ impl Delivery {
         {
             settled = self.start_heartbeat(settled).await;
         }
+        if let Some(s) = &subscription {
+            self.record_health(s, &tried.attempt).await;
+        }
         if let Some(t) = &tried.transition {
             // The write applies the transition only to a PENDING invocation: one a callback or
             // the sweep settled meanwhile keeps its state, and this delivery changed nothing.
@@ -213,6 +233,153 @@ impl Delivery {
             self.notifier.finished(&settled).await;
         }
         Ok(settled)
+    }
+
+    /// Whether a delivery to `subscription` may go now, by its health. When the cool-down of
+    /// an open circuit is over, the delivery that claims the probe (one conditional write of
+    /// the subscription) goes; the others wait for the probe's outcome.
+    async fn admit(&self, subscription: Arc<Subscription>) -> Admission {
+        let now = self.clock.now();
+        let policy = &self.policy.health;
+        match health::gate(&subscription, now, policy) {
+            Gate::Send => return Admission::Send(subscription),
+            Gate::HoldUntil(until) => return Admission::Hold(until, subscription),
+            Gate::Probe => {}
+        }
+        let claimed = health::claim_probe(&subscription, now, policy);
+        if self
+            .subscriptions
+            .replace(&claimed, subscription.version)
+            .await
+            .is_ok()
+        {
+            tracing::info!(subscription = %subscription.id, "circuit half-open: sending a probe");
+            return Admission::Send(Arc::new(claimed));
+        }
+        // Another delivery claimed the probe, or the subscription changed: judged as it reads
+        // now (a failed write empties the cache, so this read is fresh).
+        let retry_soon = crate::time::later(now, chrono::Duration::seconds(1));
+        match self.subscriptions.get(&subscription.id).await {
+            Ok(Some(fresh)) => match health::gate(&fresh, now, policy) {
+                Gate::Send => Admission::Send(Arc::new(fresh)),
+                Gate::HoldUntil(until) => Admission::Hold(until, Arc::new(fresh)),
+                Gate::Probe => Admission::Hold(retry_soon, Arc::new(fresh)),
+            },
+            // Deleted: the next look fails the invocation as a delivery to a deleted one does.
+            Ok(None) => Admission::Hold(retry_soon, subscription),
+            Err(e) => {
+                tracing::warn!(subscription = %subscription.id, error = %e,
+                    "cannot read the subscription's health; the delivery waits");
+                Admission::Hold(retry_soon, subscription)
+            }
+        }
+    }
+
+    /// Puts held work back until `until`. Work for a disabled subscription whose invocation has
+    /// no deadline (FIRE_AND_FORGET) is not held for ever: once it is older than the
+    /// disabling period it fails with a note instead of an attempt.
+    async fn hold(
+        &self,
+        invocation: Invocation,
+        subscription: &Subscription,
+        until: DateTime<Utc>,
+    ) -> Result<Invocation> {
+        let now = self.clock.now();
+        let gave_up = !subscription.enabled
+            && invocation.deadline.is_none()
+            && now >= crate::time::later(invocation.created, self.policy.health.disable_after);
+        if !gave_up {
+            tracing::debug!(invocation = %invocation.id, subscription = %subscription.id,
+                until = %crate::time::format_time(&until), "delivery held by the subscription's health");
+            self.queue.postpone(&invocation.id, until).await?;
+            return Ok(invocation);
+        }
+        let why = subscription.health.disabled.as_ref().map_or_else(
+            || "the subscription is disabled".to_owned(),
+            |d| format!("the subscription is disabled ({})", d.reason),
+        );
+        let attempt = Attempt {
+            started_at: now,
+            target: "(not sent)".to_owned(),
+            status_code: None,
+            duration_ms: 0,
+            outcome: AttemptOutcome::Failed,
+            error: Some(format!("not sent: {why}")),
+        };
+        let failed = Transition {
+            to: InvocationState::Failed,
+            completed: Some(now),
+            output: None,
+            error: Some(format!("not delivered: {why}")),
+        };
+        let settled = self
+            .queue
+            .settle(
+                &invocation.id,
+                &attempt,
+                &[InvocationState::Pending],
+                Some(&failed),
+                &NextStep::Done,
+            )
+            .await?
+            .unwrap_or(invocation);
+        if settled.state == InvocationState::Failed {
+            telemetry::transitioned(&settled, InvocationState::Pending);
+        }
+        self.notifier.finished(&settled).await;
+        Ok(settled)
+    }
+
+    /// Records what an attempt says about its subscription's receiver ([`health::after_attempt`]):
+    /// nothing to write for a success of a healthy subscription; otherwise one write
+    /// conditional on the subscription's version, made again on a fresh read when another
+    /// write came first. A transition is published as `Subscription Health Changed`. Health
+    /// is bookkeeping: a failure to record it is logged and the delivery stands.
+    pub async fn record_health(&self, subscription: &Subscription, attempt: &Attempt) {
+        let outcome = match attempt.outcome {
+            AttemptOutcome::Completed | AttemptOutcome::Acknowledged => health::Outcome::Succeeded,
+            AttemptOutcome::Failed if attempt.status_code == Some(410) => health::Outcome::Gone,
+            AttemptOutcome::Failed => health::Outcome::Failed,
+        };
+        let now = self.clock.now();
+        let mut current = std::borrow::Cow::Borrowed(subscription);
+        for _ in 0..HEALTH_WRITE_TRIES {
+            let Some((updated, change)) =
+                health::after_attempt(&current, outcome, now, &self.policy.health)
+            else {
+                return;
+            };
+            match self.subscriptions.replace(&updated, current.version).await {
+                Ok(()) => {
+                    if let Some(change) = change {
+                        self.health_changed(&updated, &change).await;
+                    }
+                    return;
+                }
+                Err(crate::Error::Conflict { .. }) => {
+                    match self.subscriptions.get(&subscription.id).await {
+                        Ok(Some(fresh)) => current = std::borrow::Cow::Owned(fresh),
+                        _ => return,
+                    }
+                }
+                Err(crate::Error::NotFound { .. }) => return,
+                Err(e) => {
+                    tracing::warn!(subscription = %subscription.id, error = %e,
+                        "subscription health not recorded");
+                    return;
+                }
+            }
+        }
+    }
+
+    async fn health_changed(&self, subscription: &Subscription, change: &health::Change) {
+        tracing::info!(subscription = %subscription.id, transition = change.name(),
+            "subscription health changed");
+        let event = health::changed_event(&self.policy.event_source, subscription, change);
+        if let Err(e) = self.events.publish(&[event]).await {
+            tracing::warn!(subscription = %subscription.id, error = %e,
+                "health event not published");
+        }
     }
 
     /// Starts the heartbeat timer of a freshly acknowledged invocation that has one and whose
@@ -469,6 +636,18 @@ impl Delivery {
             }
         }
     }
+}
+
+/// How many times a health write is made again after another write to the subscription came
+/// first (many deliveries of one subscription failing at once).
+const HEALTH_WRITE_TRIES: usize = 4;
+
+/// What a subscription's health says about a delivery to it.
+enum Admission {
+    /// Send it (to this subscription, as it reads after a probe's claim).
+    Send(Arc<Subscription>),
+    /// Hold it until then.
+    Hold(DateTime<Utc>, Arc<Subscription>),
 }
 
 /// The ARN of the bus an EVENTBRIDGE subscription delivers to.

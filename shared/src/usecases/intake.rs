@@ -373,6 +373,11 @@ impl Intake {
         if inline
             && self.sync_record == SyncRecord::WithOutcome
             && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)
+            && subscriptions.iter().all(|s| {
+                // A delivery the health may hold back needs its invocation queued first.
+                crate::health::gate(s, now, &self.delivery.policy.health)
+                    == crate::health::Gate::Send
+            })
         {
             return self
                 .deliver_then_record(now, invocations, &subscriptions, claim)
@@ -720,6 +725,14 @@ impl Intake {
                 .await?;
             telemetry::store_write("accept", writing.elapsed());
             telemetry::created(invocation);
+        }
+        for (invocation, tried) in invocations.iter().zip(&tried) {
+            if let Some(s) = subscriptions
+                .iter()
+                .find(|s| s.id == invocation.subscription_id)
+            {
+                self.delivery.record_health(s, &tried.attempt).await;
+            }
         }
         for invocation in &recorded {
             // Written once, already settled: raised and delivered in the one write.

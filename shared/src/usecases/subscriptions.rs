@@ -34,6 +34,10 @@ pub const MAX_GRACE_PERIOD_DAYS: u64 = 30;
 /// shorter, and the error message quotes it.
 const MAX_GRACE_PERIOD_CHARS: usize = 32;
 
+/// How many times a PUT or PATCH is made again when a delivery wrote the subscription's health
+/// between its read and its write.
+const CONFLICT_TRIES: u32 = 3;
+
 /// Top-level fields a JSON Patch may touch (SailPoint's list, less `workflowConfig`, which has no
 /// model anywhere).
 pub const PATCHABLE: &[&str] = &[
@@ -104,6 +108,7 @@ impl Subscriptions {
             modified: now,
             version: 1,
             heartbeat_timeout,
+            health: Default::default(),
         };
         self.store
             .create(
@@ -122,8 +127,16 @@ impl Subscriptions {
     /// values (a subscription cannot exist without them); every other field left out takes its
     /// default (`responseDeadline` PT1H, `enabled` true, the rest none), as a replacement should.
     pub async fn replace(&self, id: &str, request: SubscriptionPutRequest) -> Result<Subscription> {
-        let current = self.get(id).await?;
-        self.apply(current, request).await
+        let mut tries = 0;
+        loop {
+            let current = self.get(id).await?;
+            match self.apply(current, request.clone()).await {
+                // Deliveries write a subscription's health between a read and this write; a
+                // replacement applies as well to the newer record, so it is made again.
+                Err(Error::Conflict { .. }) if tries < CONFLICT_TRIES => tries += 1,
+                result => return result,
+            }
+        }
     }
 
     /// PATCH: applies RFC 6902 operations to the subscription's PUT view, then validates the
@@ -132,26 +145,17 @@ impl Subscriptions {
         for (i, op) in patch.0.iter().enumerate() {
             check_patch_path(i, op)?;
         }
-        let current = self.get(id).await?;
-        let mut document =
-            serde_json::to_value(wire::Subscription::from_model(&current).patch_document())
-                .map_err(|e| Error::invalid("body", e.to_string()))?;
-        // `patch_unsafe`: on a failure the document is dropped, so nothing needs undoing, and
-        // json-patch's undo panics on some patches it applied (a `move` into a parent followed
-        // by a failing op: "unable to undo applied patches"), which a request must never do.
-        json_patch::patch_unsafe(&mut document, &patch.0).map_err(|e| {
-            let path = patch.0.get(e.operation).map(|op| op.path().to_string());
-            Error::invalid(
-                format!("[{}].path", e.operation),
-                format!("`{}`: {}", path.unwrap_or_default(), e.kind),
-            )
-        })?;
-        coerce_boolean(&mut document, "enabled")?;
-        let request: SubscriptionPutRequest = serde_path_to_error::deserialize(document)
-            .map_err(|e| Error::invalid(e.path().to_string(), e.inner().to_string()))?;
-        self.apply(current, request).await
+        let mut tries = 0;
+        loop {
+            let current = self.get(id).await?;
+            let request = patched(&current, &patch)?;
+            match self.apply(current, request).await {
+                // As in `replace`: the patch is applied again to the newer record.
+                Err(Error::Conflict { .. }) if tries < CONFLICT_TRIES => tries += 1,
+                result => return result,
+            }
+        }
     }
-
     pub async fn delete(&self, id: &str) -> Result<()> {
         self.store.delete(id).await
     }
@@ -229,7 +233,7 @@ impl Subscriptions {
         let heartbeat_timeout =
             heartbeat_timeout(request.heartbeat_timeout.as_deref(), &response_deadline)?;
         let now = self.clock.now();
-        let updated = Subscription {
+        let mut updated = Subscription {
             name,
             description: request.description,
             target,
@@ -247,9 +251,34 @@ impl Subscriptions {
             version: current.version + 1,
             ..current.clone()
         };
+        crate::health::on_enabled(&mut updated, current.enabled, now);
         self.store.replace(&updated, current.version).await?;
         Ok(updated)
     }
+}
+
+/// The PUT request a JSON Patch makes of `current`'s PUT view.
+fn patched(
+    current: &Subscription,
+    patch: &SubscriptionPatchRequest,
+) -> Result<SubscriptionPutRequest> {
+    let mut document =
+        serde_json::to_value(wire::Subscription::from_model(current).patch_document())
+            .map_err(|e| Error::invalid("body", e.to_string()))?;
+    // `patch_unsafe`: on a failure the document is dropped, so nothing needs undoing, and
+    // json-patch's undo panics on some patches it applied (a `move` into a parent followed
+    // by a failing op: "unable to undo applied patches"), which a request must never do.
+    json_patch::patch_unsafe(&mut document, &patch.0).map_err(|e| {
+        let path = patch.0.get(e.operation).map(|op| op.path().to_string());
+        Error::invalid(
+            format!("[{}].path", e.operation),
+            format!("`{}`: {}", path.unwrap_or_default(), e.kind),
+        )
+    })?;
+    coerce_boolean(&mut document, "enabled")?;
+    let request: SubscriptionPutRequest = serde_path_to_error::deserialize(document)
+        .map_err(|e| Error::invalid(e.path().to_string(), e.inner().to_string()))?;
+    Ok(request)
 }
 
 /// `validate-filter`: a bad expression is an answer (`isValidJSONPath: false`), not an error; a

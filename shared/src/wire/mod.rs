@@ -305,6 +305,54 @@ pub struct Subscription {
     /// Extension: the Standard Webhooks signing key, present only in the 201 of the create and
     /// the 200 of a `rotate-secret`.
     pub signing_secret: Option<Secret>,
+    /// Extension: what the delivery record says about the receiver (endpoint health).
+    #[serde(default)]
+    pub health: SubscriptionHealth,
+    /// Extension: why Triggerline disabled the subscription (a 410 Gone, or failing for the
+    /// whole disabling period); null when it did not. Enabling it again clears it.
+    #[serde(default)]
+    pub disabled_reason: Option<String>,
+    /// Extension: when Triggerline disabled the subscription.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    #[serde(default)]
+    pub disabled_at: Option<String>,
+}
+
+/// Extension: a subscription's endpoint health. After consecutive failed attempts (5 by
+/// default) the circuit opens and deliveries wait, without spending attempts, for a cool-down
+/// that doubles with each opening in a row (30 s to 10 min by default); then one probe
+/// delivery goes, whose success closes the circuit.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionHealth {
+    /// CLOSED: deliveries go. OPEN: they wait until `openUntil`. HALF_OPEN: one probe delivery
+    /// is on its way (until `openUntil` at most), the others wait for its outcome.
+    pub circuit: crate::health::Circuit,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+    /// The first failure since the last success.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub failing_since: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub open_until: Option<String>,
+    /// The last transition (opened, closed, disabled, enabled again).
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
+    pub changed: Option<String>,
+}
+
+impl SubscriptionHealth {
+    pub fn from_model(h: &crate::health::Health) -> Self {
+        let time =
+            |t: &Option<chrono::DateTime<chrono::Utc>>| t.as_ref().map(crate::time::format_time);
+        SubscriptionHealth {
+            circuit: h.circuit,
+            consecutive_failures: h.consecutive_failures,
+            failing_since: time(&h.failing_since),
+            open_until: time(&h.open_until),
+            changed: time(&h.changed),
+        }
+    }
 }
 
 impl Subscription {
@@ -334,6 +382,13 @@ impl Subscription {
             enabled: s.enabled,
             filter: s.filter.as_ref().map(|f| f.as_str().to_owned()),
             signing_secret: None,
+            health: SubscriptionHealth::from_model(&s.health),
+            disabled_reason: s.health.disabled.as_ref().map(|d| d.reason.clone()),
+            disabled_at: s
+                .health
+                .disabled
+                .as_ref()
+                .map(|d| crate::time::format_time(&d.at)),
         }
     }
 

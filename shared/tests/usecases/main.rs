@@ -7,6 +7,7 @@
 
 mod complete;
 mod delivery;
+mod health;
 mod heartbeat;
 mod idempotency;
 mod intake;

@@ -150,6 +150,7 @@ impl Stack {
                 event_source: "triggerline".into(),
                 subscriber_bus: "default".into(),
                 lease: Duration::from_secs(60),
+                health: Default::default(),
             },
             notifier: self.notifier(),
         }

@@ -1277,3 +1277,43 @@ async fn the_sweep_sends_a_carried_retry_whose_message_was_lost() {
         (InvocationState::Completed, 2)
     );
 }
+
+/// A postponed item (its subscription's circuit is open) goes back on the queue as a new
+/// message due at the hold's end, with its attempt count as it was; an invocation its message
+/// was the only record of is written first, so that the status API and the sweep see it while
+/// it waits. (Held until now here, so that the new message is visible at once: SQS's delay of a
+/// later hold is `defer`'s, tested above.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postponed_item_goes_back_with_no_attempt_spent_and_its_invocation_written() {
+    let moto = Moto::start();
+    let (clients, queue, store) = lambda_queue(&moto).await;
+    let id = &ids(1)[0];
+    let now = Utc::now().trunc_subsecs(3);
+    queue.accept(&[invocation(id)], now, None).await.unwrap();
+    let received = receive_all(&clients, queue.queue_url()).await;
+    let body = received[0].body().unwrap().to_owned();
+    assert!(parse_message(&body).unwrap().unrecorded);
+    queue.admit_received(&body, now, 1).await.unwrap().unwrap();
+
+    queue.postpone(id, now).await.unwrap();
+    let written = store
+        .get(id)
+        .await
+        .unwrap()
+        .expect("written while it waits");
+    assert_eq!(written.state, InvocationState::Pending);
+    assert!(written.attempts.is_empty());
+    let again = receive_all(&clients, queue.queue_url()).await;
+    assert_eq!(again.len(), 1, "one message put back");
+    let message = parse_message(again[0].body().unwrap()).unwrap();
+    assert_eq!(message.not_before, now.timestamp_millis());
+    assert_eq!((message.attempts, message.recorded), (0, Some(0)));
+    assert!(message.invocation.is_none() && !message.unrecorded);
+    let admitted = queue
+        .admit_received(again[0].body().unwrap(), now, 1)
+        .await
+        .unwrap()
+        .expect("still current: delivered when it comes back");
+    assert_eq!(admitted.item.attempts, 0);
+    queue.postpone("never-held", now).await.unwrap();
+}

@@ -29,6 +29,7 @@ fn subscription(id: &str) -> Subscription {
     let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
     Subscription {
         heartbeat_timeout: None,
+        health: Default::default(),
         id: id.into(),
         name: "HR".into(),
         description: None,
