@@ -25,6 +25,9 @@ use crate::ports::Event;
 /// The `detail-type` of the event published on each health transition.
 pub const HEALTH_CHANGED_EVENT: &str = "Subscription Health Changed";
 
+/// How often a delivery held while a probe is out looks again.
+const PROBE_RECHECK: Duration = Duration::seconds(5);
+
 /// How the circuit breaker and automatic disabling behave (service configuration).
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthPolicy {
@@ -256,6 +259,10 @@ impl Health {
     pub fn gate(&self, now: DateTime<Utc>) -> Gate {
         match (self.circuit, self.open_until) {
             (Circuit::Closed, _) => Gate::Send,
+            // While a probe is out, look again soon: its success lets everything go.
+            (Circuit::HalfOpen, Some(until)) if until > now => {
+                Gate::HoldUntil(until.min(crate::time::later(now, PROBE_RECHECK)))
+            }
             (_, Some(until)) if until > now => Gate::HoldUntil(until),
             _ => Gate::Probe,
         }
@@ -483,10 +490,9 @@ mod tests {
             now = (s.health.open_until.unwrap() - at(0)).num_seconds();
             s = claim_probe(&s, at(now), &policy);
             assert_eq!(s.health.circuit, Circuit::HalfOpen);
-            assert_eq!(
-                gate(&s, at(now + 1), &policy),
-                Gate::HoldUntil(at(now + 60))
-            );
+            assert_eq!(gate(&s, at(now + 1), &policy), Gate::HoldUntil(at(now + 6)));
+            assert_eq!(gate(&s, at(now + 58), &policy), Gate::HoldUntil(at(now + 60)));
+            assert_eq!(gate(&s, at(now + 60), &policy), Gate::Probe, "the probe died");
             let (next, change) = fail(&s, at(now));
             assert_eq!(change, Some(Change::Opened));
             cool_downs.push((next.health.open_until.unwrap() - at(now)).num_seconds());

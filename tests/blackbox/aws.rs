@@ -19,6 +19,7 @@ mod callback;
 mod credentials;
 mod delivery;
 mod edge;
+mod health;
 mod heartbeat;
 mod helpers;
 mod idempotency;

@@ -176,6 +176,37 @@ async fn an_eventbridge_subscription_reaches_the_subscriber_through_its_rule_and
     assert_eq!(completed["detail"]["status"], "COMPLETED");
 }
 
+/// A receiver's 410 disables its subscription, announced as `Subscription Health Changed` on
+/// Triggerline's own bus, where a rule routes it on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_health_transition_is_published_on_triggerlines_bus() {
+    let moto = Moto::start();
+    let clients = moto.clients().await;
+    let settings = moto.settings();
+    triggerline_aws::eventbridge::create_missing_bus(clients.eventbridge(), &settings.event_bus)
+        .await
+        .unwrap();
+    let health_url = route_to_queue(
+        &clients,
+        &settings.event_bus,
+        json!({"detail-type": ["Subscription Health Changed"]}),
+        &format!("{}health", settings.event_bus),
+    )
+    .await;
+    let app = spawn_app_on(|_| {}, Arc::new(SystemClock), Some((moto, settings))).await;
+    let mut receiver = Receiver::start(vec![Answer::Empty(410)]).await;
+    let created = app.subscribe(CREATED, &receiver.url, "SYNC").await;
+    app.start_one(CREATED).await;
+    receiver.next().await;
+
+    let event = receive_one(clients.sqs(), &health_url).await;
+    assert_eq!(event["source"], "triggerline");
+    assert_eq!(event["detail"]["subscriptionId"], created["id"]);
+    assert_eq!(event["detail"]["transition"], "DISABLED");
+    assert_eq!(event["detail"]["reason"], "the receiver answered 410 Gone");
+    assert_eq!(event["detail"]["enabled"], false);
+}
+
 /// Creates queue `queue` and a rule on `bus` sending events that match `pattern` to it, and
 /// returns the queue's URL.
 async fn route_to_queue(

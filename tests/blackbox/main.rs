@@ -11,6 +11,7 @@ mod crash;
 mod credentials;
 mod delivery;
 mod edge;
+mod health;
 mod heartbeat;
 mod helpers;
 mod idempotency;
