@@ -491,8 +491,15 @@ mod tests {
             s = claim_probe(&s, at(now), &policy);
             assert_eq!(s.health.circuit, Circuit::HalfOpen);
             assert_eq!(gate(&s, at(now + 1), &policy), Gate::HoldUntil(at(now + 6)));
-            assert_eq!(gate(&s, at(now + 58), &policy), Gate::HoldUntil(at(now + 60)));
-            assert_eq!(gate(&s, at(now + 60), &policy), Gate::Probe, "the probe died");
+            assert_eq!(
+                gate(&s, at(now + 58), &policy),
+                Gate::HoldUntil(at(now + 60))
+            );
+            assert_eq!(
+                gate(&s, at(now + 60), &policy),
+                Gate::Probe,
+                "the probe died"
+            );
             let (next, change) = fail(&s, at(now));
             assert_eq!(change, Some(Change::Opened));
             cool_downs.push((next.health.open_until.unwrap() - at(now)).num_seconds());
