@@ -145,6 +145,7 @@ mod tests {
             content_json: json!({}),
             output: None,
             error: None,
+            ordering_key: None,
             secret_hash: String::new(),
             attempts: vec![],
             trace: None,

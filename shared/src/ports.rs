@@ -207,6 +207,15 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
         leased_until: Option<DateTime<Utc>>,
     ) -> Result<WorkItem, Error>;
 
+    /// Whether this queue keeps the ordering-key promise: work of an invocation with an
+    /// ordering key is claimable only once every invocation of the same subscription and key
+    /// accepted before it is finished (not PENDING or ACKNOWLEDGED); accepted in one step, such
+    /// work is not leased to the caller. Queues that do not (default) get no ordered work: the
+    /// intake refuses `orderingKey`.
+    fn orders_by_key(&self) -> bool {
+        false
+    }
+
     /// Removes a work item without an attempt (its invocation is gone or no longer open).
     async fn discard(&self, invocation_id: &str) -> Result<(), Error>;
 
@@ -254,6 +263,12 @@ pub struct Handoff {
     pub invocation: Invocation,
     /// `None` when the caller does not have it at hand (the worker reads it).
     pub subscription: Option<Arc<Subscription>>,
+}
+
+/// Tells the in-process worker to look at the queue now: work it was not handed became
+/// claimable (an ordered invocation's turn came). On AWS the queue needs no such nudge.
+pub trait WorkPoke: Send + Sync + std::fmt::Debug {
+    fn poke(&self);
 }
 
 /// Wakes the delivery worker for new work (locally: an in-process channel; on AWS the queue

@@ -34,6 +34,7 @@ fn invocation(id: &str, trigger_id: &str, subscription: (&str, &str), minute: i6
         content_json: json!({"workflowId": 1234}),
         output: None,
         error: None,
+        ordering_key: None,
         secret_hash: "hash".into(),
         attempts: vec![],
         trace: None,

@@ -52,6 +52,7 @@ async fn stack_with_acknowledged_invocation() -> (Moto, AwsBackend, Clients, Fun
             content_json: json!({}),
             output: None,
             error: None,
+            ordering_key: None,
             secret_hash: hash_secret(SECRET),
             attempts: vec![],
             trace: None,

@@ -64,6 +64,7 @@ async fn statuses_are_listed_and_one_is_detailed() {
             content_json: json!({"workflow": "onboarding"}),
             output: None,
             error: None,
+            ordering_key: None,
             secret_hash: String::new(),
             attempts: vec![],
             trace: None,

@@ -79,6 +79,7 @@ pub(crate) struct Row {
     body: String,
     last_heartbeat: Option<String>,
     heartbeat_due: Option<String>,
+    ordering_key: Option<String>,
 }
 
 impl Row {
@@ -96,6 +97,7 @@ impl Row {
             output: i.output.as_ref().map(|o| to_body(WHAT, o)).transpose()?,
             error: i.error.clone(),
             body: to_body(WHAT, i)?,
+            ordering_key: i.ordering_key.clone(),
             last_heartbeat: i
                 .heartbeat
                 .as_ref()
@@ -361,14 +363,17 @@ pub(crate) fn insert_all(
             "INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
                                       created, completed, deadline, output, error, body,
                                       not_before, leased_until, work_attempts, last_heartbeat,
-                                      heartbeat_due)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, ?14, ?15)
+                                      heartbeat_due, ordering_key)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, 0, ?14, ?15, ?16)
              ON CONFLICT (id) DO NOTHING",
         )
         .map_err(db)?;
     let not_before = queued.map(|q| &q.not_before);
-    let leased_until = queued.and_then(|q| q.leased_until.as_ref());
     for row in rows {
+        // Ordered work is claimed in its turn, never leased to the caller.
+        let leased_until = queued
+            .and_then(|q| q.leased_until.as_ref())
+            .filter(|_| row.ordering_key.is_none());
         let inserted = stmt
             .execute(params![
                 row.id,
@@ -385,7 +390,8 @@ pub(crate) fn insert_all(
                 not_before,
                 leased_until,
                 row.last_heartbeat,
-                row.heartbeat_due
+                row.heartbeat_due,
+                row.ordering_key
             ])
             .map_err(db)?;
         if inserted == 0 {
@@ -394,8 +400,32 @@ pub(crate) fn insert_all(
                 id: row.id.clone(),
             });
         }
+        if let (Some(key), Some(_)) = (&row.ordering_key, queued) {
+            park_behind_open(conn, &row.id, &row.subscription_id, key)?;
+        }
     }
     Ok(())
+}
+
+/// Parks the work of a just-inserted ordered invocation if an earlier invocation of its
+/// subscription and key is still open (schema version 8 says how it is unparked).
+fn park_behind_open(
+    conn: &Connection,
+    id: &str,
+    subscription_id: &str,
+    key: &str,
+) -> Result<(), Error> {
+    conn.prepare_cached(
+        "UPDATE invocations SET leased_until = ?4
+         WHERE id = ?1 AND EXISTS (
+             SELECT 1 FROM invocations p
+             WHERE p.subscription_id = ?2 AND p.ordering_key = ?3
+               AND p.state IN ('PENDING', 'ACKNOWLEDGED')
+               AND p.rowid < (SELECT rowid FROM invocations WHERE id = ?1))",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, subscription_id, key, crate::queue::PARKED]))
+    .map(drop)
+    .map_err(db)
 }
 
 /// The invocation's row, undecoded (inside a write job: including the batch's earlier writes).

@@ -24,6 +24,11 @@ use crate::invocations::{
 };
 use crate::quarantine::{self, Unreadable};
 
+/// The lease of parked work: ordered work waiting for an earlier invocation of its
+/// subscription and key to finish. Far enough ahead that no claim takes it, and read by the
+/// schema's triggers (version 8), which unpark it.
+pub(crate) const PARKED: &str = "9999-12-31T23:59:59.999Z";
+
 /// Due, unleased items, oldest first: a range of `invocations_unleased_by_not_before` in order, so
 /// it stops after `limit` rows however long the backlog.
 pub(crate) const DUE_UNLEASED: &str = "SELECT id, not_before, work_attempts FROM invocations
@@ -305,6 +310,10 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             .await
     }
 
+    fn orders_by_key(&self) -> bool {
+        true
+    }
+
     async fn postpone(&self, invocation_id: &str, until: DateTime<Utc>) -> Result<(), Error> {
         let id = invocation_id.to_owned();
         let until = format_time(&until);
@@ -326,8 +335,9 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             .write(|conn| {
                 conn.execute(
                     "UPDATE invocations SET leased_until = NULL
-                     WHERE not_before IS NOT NULL AND leased_until IS NOT NULL",
-                    [],
+                     WHERE not_before IS NOT NULL AND leased_until IS NOT NULL
+                       AND leased_until <> ?1",
+                    [PARKED],
                 )
                 .map(drop)
                 .map_err(db)

@@ -139,6 +139,41 @@ const MIGRATIONS: &[&str] = &[
         raised       TEXT
     ) WITHOUT ROWID;
     CREATE INDEX idempotency_keys_by_expires ON idempotency_keys (expires);",
+    // 8: ordering keys.
+    "-- A start's orderingKey (NULL without one). Work of an ordered invocation accepted while an
+    -- earlier one of its subscription and key is open is parked: its lease is the far-future
+    -- PARKED time (crate::queue::PARKED), so no claim takes it and next_due never wakes for
+    -- it. When an ordered invocation leaves the open states (or is deleted open), the
+    -- earliest parked one of its subscription and key (rowid: the order of acceptance) is
+    -- unparked by these triggers, in the same transaction as the write that finished it,
+    -- whichever write that is (a delivery, the callback, the sweep).
+    ALTER TABLE invocations ADD COLUMN ordering_key TEXT;
+    CREATE INDEX invocations_by_ordering_key ON invocations (subscription_id, ordering_key)
+        WHERE ordering_key IS NOT NULL;
+    CREATE TRIGGER invocations_next_in_order_when_finished
+    AFTER UPDATE OF state ON invocations
+    WHEN NEW.ordering_key IS NOT NULL
+     AND OLD.state IN ('PENDING', 'ACKNOWLEDGED')
+     AND NEW.state NOT IN ('PENDING', 'ACKNOWLEDGED')
+    BEGIN
+        UPDATE invocations SET leased_until = NULL
+        WHERE rowid = (SELECT rowid FROM invocations
+                       WHERE subscription_id = NEW.subscription_id
+                         AND ordering_key = NEW.ordering_key
+                         AND leased_until = '9999-12-31T23:59:59.999Z'
+                       ORDER BY rowid LIMIT 1);
+    END;
+    CREATE TRIGGER invocations_next_in_order_when_deleted
+    AFTER DELETE ON invocations
+    WHEN OLD.ordering_key IS NOT NULL AND OLD.state IN ('PENDING', 'ACKNOWLEDGED')
+    BEGIN
+        UPDATE invocations SET leased_until = NULL
+        WHERE rowid = (SELECT rowid FROM invocations
+                       WHERE subscription_id = OLD.subscription_id
+                         AND ordering_key = OLD.ordering_key
+                         AND leased_until = '9999-12-31T23:59:59.999Z'
+                       ORDER BY rowid LIMIT 1);
+    END;",
 ];
 
 /// The schema version this build writes.
@@ -345,7 +380,7 @@ mod tests {
 
         migrate(&mut conn).unwrap();
 
-        assert_eq!(version(&conn), 7);
+        assert_eq!(version(&conn), VERSION as i64);
         let kept: i64 = conn
             .query_row(
                 "SELECT count(*) FROM invocations WHERE id = 'kept'",
@@ -369,6 +404,36 @@ mod tests {
             .is_err(),
             "one row per key"
         );
+    }
+
+    /// Version 8 adds ordering keys; rows of version 7 read back without one.
+    #[test]
+    fn version_8_adds_ordering_keys_and_keeps_invocations() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..7] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.execute_batch(
+            "PRAGMA user_version = 7;
+             INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name, state,
+                                      created, body)
+             VALUES ('kept', 't', 's', 'n', 'PENDING', '2026-01-01T00:00:00.000Z', '{}');",
+        )
+        .unwrap();
+
+        migrate(&mut conn).unwrap();
+
+        assert_eq!(version(&conn), VERSION as i64);
+        let key: Option<String> = conn
+            .query_row(
+                "SELECT ordering_key FROM invocations WHERE id = 'kept'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(key, None);
+        // The parked time the triggers look for is the queue's.
+        assert!(MIGRATIONS[7].contains(crate::queue::PARKED));
     }
 
     #[test]

@@ -337,6 +337,8 @@ impl FunctionEnv {
             watch: Arc::new(PollingWatch),
             event_source: self.aws.event_source.clone(),
             inline_completion_events: self.inline_completion_events,
+            // SQS delivers by itself, and refuses ordered work (`orders_by_key`).
+            poke: None,
         }
     }
 }

@@ -126,6 +126,7 @@ fn pending(id: &str, created: DateTime<Utc>) -> Invocation {
         content_json: json!({}),
         output: None,
         error: None,
+        ordering_key: None,
         secret_hash: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
             .to_owned(),
         attempts: Vec::new(),

@@ -44,7 +44,7 @@ mod server;
 
 use triggerline::cache::CachedSubscriptions;
 
-use runtime::{BroadcastWatch, JsonlEvents, Worker};
+use runtime::{BroadcastWatch, JsonlEvents, NotifyPoke, Worker};
 
 /// Environment variables, named once.
 pub mod env {
@@ -363,11 +363,15 @@ impl App {
             .unwrap_or_else(|| format!("http://{address}"));
 
         // Locally an event is a line in a file: announce everything.
+        // The worker's nudge: the intake and every settling path pull it when ordered work may
+        // have become claimable.
+        let poke = Arc::new(Notify::new());
         let notifier = Notifier {
             events: events.clone(),
             watch: Arc::new(BroadcastWatch::default()),
             event_source: event_source.clone(),
             inline_completion_events: true,
+            poke: Some(Arc::new(NotifyPoke(poke.clone()))),
         };
         let delivery = Delivery {
             catalog: Catalog::builtin(),
@@ -395,7 +399,6 @@ impl App {
             clock: clock.clone(),
             notifier: notifier.clone(),
         };
-        let poke = Arc::new(Notify::new());
         let (worker, signal) = Worker::new(
             delivery.clone(),
             config.delivery_concurrency.max(1),

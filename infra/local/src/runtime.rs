@@ -37,6 +37,16 @@ impl WorkSignal for ChannelSignal {
     }
 }
 
+/// Nudges the worker to look at the queue (its `poke`).
+#[derive(Debug, Clone)]
+pub struct NotifyPoke(pub Arc<tokio::sync::Notify>);
+
+impl triggerline::ports::WorkPoke for NotifyPoke {
+    fn poke(&self) {
+        self.0.notify_one();
+    }
+}
+
 /// Wakes synchronous `start` callers when an invocation they wait on changes.
 #[derive(Debug, Clone)]
 pub struct BroadcastWatch {
@@ -464,6 +474,7 @@ mod tests {
                 watch: Arc::new(BroadcastWatch::default()),
                 event_source: "triggerline".into(),
                 inline_completion_events: true,
+                poke: None,
             },
         }
     }

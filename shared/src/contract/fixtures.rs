@@ -127,6 +127,7 @@ pub(super) fn invocation(
         content_json: json!({"workflowId": 1234, "tenant": "acme"}),
         output: completed.and(t.example_output.clone()),
         error: None,
+        ordering_key: None,
         secret_hash: "sha256:9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
             .to_owned(),
         attempts: vec![Attempt {

@@ -30,6 +30,7 @@ pub async fn delivery_queue(queue: Arc<dyn DeliveryQueue>, invocations: Arc<dyn 
     queue_replay_reopens_only_a_failed_invocation(&queue, &invocations).await;
     queue_discard_removes_only_the_work(&queue, &invocations).await;
     queue_postpone_puts_work_back_without_an_attempt(&queue, &invocations).await;
+    queue_orders_work_by_key(&queue, &invocations).await;
     queue_release_all_ends_every_lease(&queue, &invocations).await;
     queue_purge_takes_the_work_with_the_invocation(&queue, &invocations).await;
     queue_concurrent_accepts_and_settles_all_land(&queue, &invocations).await;
@@ -817,6 +818,108 @@ async fn queue_postpone_puts_work_back_without_an_attempt(
         .await
         .expect("postponing unknown work is Ok");
     assert_no_work(queue, "postponing unknown work queues nothing").await;
+}
+
+/// Work of an invocation with an ordering key is claimable only once every invocation of its
+/// subscription and key accepted before it is finished; other keys, other subscriptions and
+/// unordered work are not held back. (Only for queues that keep this promise.)
+async fn queue_orders_work_by_key(
+    queue: &Arc<dyn DeliveryQueue>,
+    invocations: &Arc<dyn InvocationScans>,
+) {
+    if !queue.orders_by_key() {
+        return;
+    }
+    let ordered = |id: &str, key: Option<&str>| Invocation {
+        ordering_key: key.map(str::to_owned),
+        ..fresh(id, IDENTITY_CREATED)
+    };
+    let other_subscription = Invocation {
+        subscription_id: "sub-queue-other".to_owned(),
+        ..ordered("queue-order-c1", Some("k"))
+    };
+    let accepted = [
+        ordered("queue-order-a1", Some("k")),
+        ordered("queue-order-a2", Some("k")),
+        ordered("queue-order-b1", Some("another key")),
+        other_subscription,
+        ordered("queue-order-a3", Some("k")),
+        ordered("queue-order-free", None),
+    ];
+    // One accept each, as separate starts make them, each asking for a lease.
+    for invocation in &accepted {
+        queue
+            .accept(std::slice::from_ref(invocation), at(1300), Some(at(1360)))
+            .await
+            .unwrap();
+    }
+    let claimed = by_invocation(queue.claim_due(at(1300), at(1360), 10).await.unwrap());
+    assert_eq!(
+        work_ids(&claimed),
+        ["queue-order-a1", "queue-order-b1", "queue-order-c1"],
+        "the first of each subscription and key, not leased at accept; the unordered one was"
+    );
+    let acknowledged = Transition {
+        to: InvocationState::Acknowledged,
+        completed: None,
+        output: None,
+        error: None,
+    };
+    queue
+        .settle(
+            "queue-order-a1",
+            &attempt(1300, Some(200), AttemptOutcome::Acknowledged),
+            &OPEN,
+            Some(&acknowledged),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        queue.claim_due(at(1301), at(1361), 10).await.unwrap(),
+        [],
+        "an acknowledged invocation is not finished: the next of its key waits"
+    );
+    invocations
+        .transition("queue-order-a1", &OPEN, &completion(1302))
+        .await
+        .unwrap();
+    assert_eq!(
+        work_ids(&queue.claim_due(at(1302), at(1362), 10).await.unwrap()),
+        ["queue-order-a2"],
+        "completed (by the callback): the next of its key is claimable"
+    );
+    let gave_up = Transition {
+        to: InvocationState::Failed,
+        completed: Some(at(1303)),
+        output: None,
+        error: Some("gave up".to_owned()),
+    };
+    queue
+        .settle(
+            "queue-order-a2",
+            &attempt(1303, Some(500), AttemptOutcome::Failed),
+            &OPEN,
+            Some(&gave_up),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        work_ids(&queue.claim_due(at(1303), at(1363), 10).await.unwrap()),
+        ["queue-order-a3"],
+        "failed for good: the next of its key is claimable"
+    );
+    discard_all(
+        queue,
+        &[
+            "queue-order-a3",
+            "queue-order-b1",
+            "queue-order-c1",
+            "queue-order-free",
+        ],
+    )
+    .await;
 }
 
 async fn queue_release_all_ends_every_lease(

@@ -20,6 +20,8 @@ use crate::time::format_time;
 pub(super) struct Tables {
     pub(super) invocations: BTreeMap<String, Invocation>,
     pub(super) work: BTreeMap<String, Work>,
+    /// The order invocations were written in (ordering keys follow it).
+    pub(super) accepted: BTreeMap<String, u64>,
 }
 
 /// A work row: what a [`crate::ports::WorkItem`] is, plus its lease.
@@ -44,8 +46,29 @@ impl Tables {
         }
         for i in invocations {
             self.invocations.insert(i.id.clone(), i.clone());
+            let next = self.accepted.len() as u64;
+            self.accepted.insert(i.id.clone(), next);
         }
         Ok(())
+    }
+
+    /// Whether the work of `id` waits for an earlier invocation of its subscription and
+    /// ordering key that is not finished yet.
+    pub(super) fn waits_its_turn(&self, id: &str) -> bool {
+        let Some(invocation) = self.invocations.get(id) else {
+            return false;
+        };
+        let Some(key) = &invocation.ordering_key else {
+            return false;
+        };
+        let seq = self.accepted.get(id).copied().unwrap_or(u64::MAX);
+        self.invocations.values().any(|other| {
+            other.id != invocation.id
+                && other.state.is_open()
+                && other.subscription_id == invocation.subscription_id
+                && other.ordering_key.as_ref() == Some(key)
+                && self.accepted.get(&other.id).is_some_and(|s| *s < seq)
+        })
     }
 }
 

@@ -77,10 +77,11 @@ impl DeliveryQueue for MemoryQueue {
     ) -> Result<Vec<WorkItem>, Error> {
         let mut tables = lock(&self.tables);
         tables.insert_all(invocations)?;
-        let work = fresh(not_before, leased_until);
         Ok(invocations
             .iter()
             .map(|i| {
+                // Ordered work is claimed in its turn, never leased to the caller.
+                let work = fresh(not_before, leased_until.filter(|_| i.ordering_key.is_none()));
                 tables.work.insert(i.id.clone(), work.clone());
                 item(&i.id, &work)
             })
@@ -97,7 +98,11 @@ impl DeliveryQueue for MemoryQueue {
         let mut due: Vec<WorkItem> = tables
             .work
             .iter()
-            .filter(|(_, w)| w.not_before <= now && w.leased_until.is_none_or(|l| l < now))
+            .filter(|(id, w)| {
+                w.not_before <= now
+                    && w.leased_until.is_none_or(|l| l < now)
+                    && !tables.waits_its_turn(id)
+            })
             .map(|(id, w)| item(id, w))
             .collect();
         // Oldest first; in id order on ties (the map's order, kept by the stable sort).
@@ -112,10 +117,12 @@ impl DeliveryQueue for MemoryQueue {
     }
 
     async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        Ok(lock(&self.tables)
+        let tables = lock(&self.tables);
+        Ok(tables
             .work
-            .values()
-            .map(|w| w.leased_until.unwrap_or(w.not_before))
+            .iter()
+            .filter(|(id, _)| !tables.waits_its_turn(id))
+            .map(|(_, w)| w.leased_until.unwrap_or(w.not_before))
             .min())
     }
 
@@ -191,6 +198,10 @@ impl DeliveryQueue for MemoryQueue {
     async fn discard(&self, invocation_id: &str) -> Result<(), Error> {
         lock(&self.tables).work.remove(invocation_id);
         Ok(())
+    }
+
+    fn orders_by_key(&self) -> bool {
+        true
     }
 
     async fn postpone(&self, invocation_id: &str, until: DateTime<Utc>) -> Result<(), Error> {

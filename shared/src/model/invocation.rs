@@ -96,6 +96,10 @@ pub struct Invocation {
     /// shown in its status. `None` on invocations stored before traces were kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trace: Option<crate::trace::TraceContext>,
+    /// Extension: the start's `orderingKey`. Invocations of one subscription with the same key
+    /// are delivered one at a time, in the order they were accepted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ordering_key: Option<String>,
     /// Heartbeats the subscriber owes while the invocation is acknowledged; `None` when its
     /// subscription asked for none. Rows written before heartbeats existed have none.
     #[serde(default, skip_serializing_if = "Option::is_none")]

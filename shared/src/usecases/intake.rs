@@ -306,6 +306,7 @@ impl Intake {
             content_json: content.clone(),
             output: None,
             error: None,
+            ordering_key: None,
             secret_hash: String::new(),
             attempts: vec![],
             // The answer shows neither; the stored invocation keeps both.
@@ -326,6 +327,13 @@ impl Intake {
         entry.check_input("input", &request.input)?;
         let now = self.delivery.clock.now();
         let not_before = scheduled_at(now, request.delay.as_deref(), request.timestamp)?;
+        let ordering_key = ordering_key(request.ordering_key)?;
+        if ordering_key.is_some() && !self.delivery.queue.orders_by_key() {
+            return Err(Error::invalid(
+                "orderingKey",
+                "not supported by this backend (the AWS backend does not order deliveries yet)",
+            ));
+        }
         // Measured once for every subscription's filter: the walk is linear in the input.
         let size = Size::of(&request.input);
         let subscriptions: Vec<Arc<Subscription>> = self
@@ -356,6 +364,7 @@ impl Intake {
                     now,
                     not_before,
                     &trace,
+                    &ordering_key,
                 )
             })
             .collect();
@@ -369,7 +378,11 @@ impl Intake {
         // when the wait limit leaves room for it, so that the caller gets its 542 at the limit
         // and not when a slow attempt ends. Otherwise the worker (or queue) delivers, and the
         // request waits on the outcome with the limit.
-        let inline = synchronous && due_now && self.sync_wait >= INLINE_WAIT_FLOOR;
+        // Ordered work waits its turn in the queue, so it is never delivered from here.
+        let inline = synchronous
+            && due_now
+            && self.sync_wait >= INLINE_WAIT_FLOOR
+            && ordering_key.is_none();
         if inline
             && self.sync_record == SyncRecord::WithOutcome
             && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)
@@ -459,6 +472,7 @@ impl Intake {
                     now,
                     now,
                     &trace,
+                    &None,
                 )
             })
             .collect();
@@ -567,6 +581,7 @@ impl Intake {
         now: DateTime<Utc>,
         not_before: DateTime<Utc>,
         trace: &TraceContext,
+        ordering_key: &Option<String>,
     ) -> Invocation {
         let id = self.ids.id();
         let response_mode = match (trigger_type, &subscription.target) {
@@ -583,6 +598,7 @@ impl Intake {
             )
         });
         Invocation {
+            ordering_key: ordering_key.clone(),
             secret_hash: hash_secret(&self.delivery.key.callback_secret(&id)),
             id,
             trigger_id: subscription.trigger_id.clone(),
@@ -630,7 +646,9 @@ impl Intake {
             DeliveredBy::Caller => true,
             DeliveredBy::Worker => self.signal.is_some(),
         };
-        let leased_until = (in_process && not_before <= now)
+        // Ordered work is claimed from the queue in its turn, never handed over.
+        let ordered = invocations.iter().any(|i| i.ordering_key.is_some());
+        let leased_until = (in_process && not_before <= now && !ordered)
             .then(|| later(now, self.delivery.policy.lease_span()));
         let writing = std::time::Instant::now();
         let items = self
@@ -655,6 +673,9 @@ impl Intake {
                 })
                 .collect();
             signal.wake(work).await;
+        }
+        if ordered {
+            self.delivery.notifier.poke_worker();
         }
         Ok(())
     }
@@ -847,6 +868,30 @@ fn scheduled_at(
         (None, None) => Ok(now),
     }
 }
+
+/// A start's `orderingKey`: 1 to 255 characters, none of them a control character.
+fn ordering_key(key: Option<String>) -> Result<Option<String>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    let length = key.chars().count();
+    if length == 0 || length > MAX_ORDERING_KEY_CHARS {
+        return Err(Error::invalid(
+            "orderingKey",
+            format!("must be 1 to {MAX_ORDERING_KEY_CHARS} characters, not {length}"),
+        ));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(Error::invalid(
+            "orderingKey",
+            "must not contain control characters",
+        ));
+    }
+    Ok(Some(key))
+}
+
+/// The longest `orderingKey`, in characters.
+pub const MAX_ORDERING_KEY_CHARS: usize = 255;
 
 /// Whether every subscription answers within the request itself (a SYNC-mode webhook of a
 /// REQUEST_RESPONSE trigger): then nothing can call back before the outcome is written.

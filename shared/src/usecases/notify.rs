@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde_json::json;
 
 use crate::model::{Invocation, TriggerType};
-use crate::ports::{Event, EventPublisher, InvocationWatch};
+use crate::ports::{Event, EventPublisher, InvocationWatch, WorkPoke};
 
 /// The `detail-type` of the event published when a REQUEST_RESPONSE invocation finishes.
 pub const COMPLETED_EVENT: &str = "Trigger Invocation Completed";
@@ -24,6 +24,9 @@ pub struct Notifier {
     /// already holds the answer, and on AWS each event is billed like the rest of the fast path
     /// together, so the functions leave it off unless configured.
     pub inline_completion_events: bool,
+    /// The in-process worker, nudged when an invocation with an ordering key finishes (the
+    /// next of its key may go) or is accepted; `None` where the queue needs no nudge (AWS).
+    pub poke: Option<Arc<dyn WorkPoke>>,
 }
 
 impl Notifier {
@@ -32,12 +35,22 @@ impl Notifier {
     /// outcome, which is already durable.
     pub async fn finished(&self, invocation: &Invocation) {
         self.watch.changed(&invocation.id);
+        if invocation.ordering_key.is_some() && !invocation.state.is_open() {
+            self.poke_worker();
+        }
         if invocation.state.is_open() || invocation.trigger_type != TriggerType::RequestResponse {
             return;
         }
         let event = completion_event(&self.event_source, invocation);
         if let Err(e) = self.events.publish(&[event]).await {
             tracing::warn!(invocation = %invocation.id, error = %e, "completion event not published");
+        }
+    }
+
+    /// Nudges the in-process worker, if there is one.
+    pub fn poke_worker(&self) {
+        if let Some(poke) = &self.poke {
+            poke.poke();
         }
     }
 

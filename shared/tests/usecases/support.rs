@@ -129,6 +129,7 @@ impl Stack {
             watch: Arc::new(self.watch.clone()),
             event_source: "triggerline".into(),
             inline_completion_events: false,
+            poke: None,
         }
     }
 

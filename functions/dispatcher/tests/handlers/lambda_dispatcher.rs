@@ -225,6 +225,7 @@ fn invocation(id: &str, trigger: &str, subscription: &str, state: InvocationStat
         content_json: json!({}),
         output: None,
         error: None,
+        ordering_key: None,
         secret_hash: String::new(),
         attempts: vec![],
         trace: None,

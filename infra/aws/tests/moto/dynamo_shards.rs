@@ -56,6 +56,7 @@ fn pending(id: &str, subscription: usize, created: DateTime<Utc>) -> Invocation 
         content_json: json!({}),
         output: None,
         error: None,
+        ordering_key: None,
         secret_hash: "sha256:00".to_owned(),
         attempts: Vec::new(),
         trace: None,

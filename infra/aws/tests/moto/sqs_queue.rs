@@ -85,6 +85,7 @@ fn invocation(id: &str) -> Invocation {
         content_json: json!({}),
         output: None,
         error: None,
+        ordering_key: None,
         secret_hash: "sha256:00".into(),
         attempts: vec![],
         trace: None,
