@@ -24,6 +24,7 @@ mod heartbeat;
 mod helpers;
 mod idempotency;
 mod operations;
+mod ordering;
 mod receiver;
 mod rotate;
 mod sizes;

@@ -18,6 +18,7 @@ mod idempotency;
 mod logs;
 mod metrics;
 mod operations;
+mod ordering;
 mod receiver;
 mod restart;
 mod rotate;

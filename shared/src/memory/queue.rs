@@ -81,7 +81,10 @@ impl DeliveryQueue for MemoryQueue {
             .iter()
             .map(|i| {
                 // Ordered work is claimed in its turn, never leased to the caller.
-                let work = fresh(not_before, leased_until.filter(|_| i.ordering_key.is_none()));
+                let work = fresh(
+                    not_before,
+                    leased_until.filter(|_| i.ordering_key.is_none()),
+                );
                 tables.work.insert(i.id.clone(), work.clone());
                 item(&i.id, &work)
             })

@@ -379,10 +379,8 @@ impl Intake {
         // and not when a slow attempt ends. Otherwise the worker (or queue) delivers, and the
         // request waits on the outcome with the limit.
         // Ordered work waits its turn in the queue, so it is never delivered from here.
-        let inline = synchronous
-            && due_now
-            && self.sync_wait >= INLINE_WAIT_FLOOR
-            && ordering_key.is_none();
+        let inline =
+            synchronous && due_now && self.sync_wait >= INLINE_WAIT_FLOOR && ordering_key.is_none();
         if inline
             && self.sync_record == SyncRecord::WithOutcome
             && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)

@@ -667,7 +667,10 @@ pub struct StartInvocation {
     /// Extension: invocations of one subscription with the same key are delivered one at a
     /// time, in the order they were accepted: the next is sent only when the previous one is
     /// finished (completed, failed or timed out). 1 to 255 characters, no control characters.
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 255, example = "order-4711"))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(min_length = 1, max_length = 255, example = "order-4711")
+    )]
     #[serde(default)]
     pub ordering_key: Option<String>,
     /// The W3C trace context of the request (its `traceparent` and `tracestate` headers, or a

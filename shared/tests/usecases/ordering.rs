@@ -92,7 +92,12 @@ async fn an_ordering_key_is_1_to_255_characters_without_control_characters() {
         raise(&stack, Some(&longest)).await.ordering_key.as_deref(),
         Some(longest.as_str())
     );
-    for bad in [String::new(), "k".repeat(256), "a\nb".to_owned(), "\u{0}".to_owned()] {
+    for bad in [
+        String::new(),
+        "k".repeat(256),
+        "a\nb".to_owned(),
+        "\u{0}".to_owned(),
+    ] {
         let err = stack.intake().start(start(Some(&bad))).await.unwrap_err();
         assert!(
             matches!(&err, Error::Invalid { field, .. } if field == "orderingKey"),
