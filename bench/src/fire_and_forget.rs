@@ -13,7 +13,9 @@ use axum::body::Bytes;
 use serde_json::json;
 
 use crate::Plan;
-use crate::load::{Outcomes, STALL, Summary, ms, start_many};
+use std::sync::Arc;
+
+use crate::load::{Outcomes, STALL, Starts, Summary, burst, ms};
 use crate::receiver::{Answer, Receiver};
 use crate::triggerline::{CpuUse, ProcessInfo, Triggerline};
 
@@ -23,6 +25,8 @@ pub const TRIGGER: &str = "idn:identity-created";
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FireAndForget {
     pub subscriptions: usize,
+    /// Starts spread round-robin over this many `orderingKey`s (None: unordered).
+    pub ordering_keys: Option<usize>,
     /// Measured `start` requests (each fans out to every subscription).
     pub starts: usize,
     pub warmup_starts: usize,
@@ -57,6 +61,7 @@ pub async fn run(
     client: &reqwest::Client,
     plan: &Plan,
     subscriptions: usize,
+    ordering_keys: Option<usize>,
 ) -> anyhow::Result<FireAndForget> {
     let triggerline = Triggerline::start(binary, client).await?;
     let api = &triggerline.api;
@@ -67,15 +72,25 @@ pub async fn run(
         ids.push(api.subscribe(&name, TRIGGER, &receiver.url, "SYNC").await?);
     }
     let input = api.example_input(TRIGGER).await?;
-    let body = Bytes::from(serde_json::to_vec(
-        &json!({"triggerId": TRIGGER, "input": input, "isSynchronous": false}),
-    )?);
+    let body = json!({"triggerId": TRIGGER, "input": input, "isSynchronous": false});
+    // With ordering keys, start `i` carries key `i mod keys`: each key's invocations are
+    // delivered one after the other, the keys side by side.
+    let bodies: Arc<Vec<Bytes>> = Arc::new(match ordering_keys {
+        None => vec![Bytes::from(serde_json::to_vec(&body)?)],
+        Some(keys) => (0..keys.max(1))
+            .map(|k| {
+                let mut keyed = body.clone();
+                keyed["orderingKey"] = json!(format!("bench-key-{k}"));
+                serde_json::to_vec(&keyed).map(Bytes::from)
+            })
+            .collect::<Result<_, _>>()?,
+    });
     let starts = usize::try_from(plan.deliveries)?.div_ceil(subscriptions);
     let warmup_starts = (starts / 20).max(20);
 
     // Warm-up (connections, SQLite pages, allocator), then a quiet service: every warm-up
     // invocation delivered and COMPLETED before the clock starts.
-    let warmup = start_many(api, &body, warmup_starts, plan.producers).await;
+    let warmup = start_each(api, &bodies, warmup_starts, plan.producers).await;
     receiver
         .wait_for((warmup_starts * subscriptions) as u64, STALL)
         .await;
@@ -84,7 +99,7 @@ pub async fn run(
     receiver.reset();
 
     let cpu = triggerline.cpu_meter();
-    let measured = start_many(api, &body, starts, plan.producers).await;
+    let measured = start_each(api, &bodies, starts, plan.producers).await;
     let expected_deliveries = (starts * subscriptions) as u64;
     receiver.wait_for(expected_deliveries, STALL).await;
     let cpu = triggerline.cpu_since(&cpu);
@@ -101,6 +116,7 @@ pub async fn run(
 
     Ok(FireAndForget {
         subscriptions,
+        ordering_keys,
         starts,
         warmup_starts,
         expected_deliveries,
@@ -122,4 +138,33 @@ pub async fn run(
         cpu,
         process: triggerline.finish().await?,
     })
+}
+
+/// `count` starts from `producers` tasks, start `i` with `bodies[i mod len]`.
+async fn start_each(
+    api: &crate::triggerline::Api,
+    bodies: &Arc<Vec<Bytes>>,
+    count: usize,
+    producers: usize,
+) -> Starts {
+    let (api, bodies) = (api.clone(), bodies.clone());
+    let request = move |i: usize| {
+        api.post("/trigger-invocations/v1/start")
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(bodies[i % bodies.len()].clone())
+    };
+    let burst = burst(
+        count,
+        producers,
+        reqwest::StatusCode::ACCEPTED,
+        "start",
+        request,
+    )
+    .await;
+    Starts {
+        began: burst.began,
+        elapsed: burst.elapsed,
+        outcomes: burst.outcomes,
+        latency: burst.latency,
+    }
 }

@@ -11,7 +11,8 @@
 //!
 //! 0. [`bare_pipeline`] (with `--perf-limits`): perf-limits' `pipeline-proto` and `echo-server`
 //!    driven by this bench's load generator at the same concurrency, and its fsync probe.
-//! 1. [`fire_and_forget`]: deliveries/s to 1 and to 10 subscriptions of `idn:identity-created`.
+//! 1. [`fire_and_forget`]: deliveries/s to 1 and to 10 subscriptions of `idn:identity-created`,
+//!    and to 1 with the starts spread over 1,000 `orderingKey`s.
 //! 2. [`sync_round_trip`]: latency of a synchronous `start` against a direct POST to the receiver.
 //! 3. [`create_deliver`]: create -> deliver at 20 starts/s, one in flight.
 //! 4. [`async_callback`]: completions/s through the callback, and memory with invocations open.
@@ -227,9 +228,11 @@ async fn one_run(
         None => None,
     };
     step(2, "FIRE_AND_FORGET, 1 subscription");
-    let ff_one = fire_and_forget::run(binary, client, plan, 1).await?;
+    let ff_one = fire_and_forget::run(binary, client, plan, 1, None).await?;
     step(3, "FIRE_AND_FORGET, 10 subscriptions");
-    let ff_ten = fire_and_forget::run(binary, client, plan, 10).await?;
+    let ff_ten = fire_and_forget::run(binary, client, plan, 10, None).await?;
+    step(3, "FIRE_AND_FORGET, 1 subscription, 1,000 ordering keys");
+    let ff_ordered = fire_and_forget::run(binary, client, plan, 1, Some(ORDERING_KEYS)).await?;
     step(4, "SYNC round trip");
     let sync_round_trip = sync_round_trip::run(binary, client, plan).await?;
     step(5, "create -> deliver at 20 starts/s");
@@ -238,12 +241,15 @@ async fn one_run(
     let async_callbacks = async_callback::run(binary, client, plan).await?;
     Ok(Run {
         bare_pipeline,
-        fire_and_forget: vec![ff_one, ff_ten],
+        fire_and_forget: vec![ff_one, ff_ten, ff_ordered],
         sync_round_trip,
         create_deliver,
         async_callbacks,
     })
 }
+
+/// Ordering keys of the ordered fire-and-forget run (issue 15 asks for 1,000).
+const ORDERING_KEYS: usize = 1000;
 
 /// `NAME=VALUE`.
 fn name_value(text: &str) -> Result<(String, String), String> {
