@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::Error;
 use crate::model::Subscription;
-use crate::ports::SubscriptionStore;
+use crate::ports::{SubscriptionAdmin, SubscriptionStore};
 use crate::query::{Page, SubscriptionQuery};
 use async_trait::async_trait;
 
@@ -25,10 +25,12 @@ use async_trait::async_trait;
 /// caller made up.
 const MAX_CACHED_IDS: usize = 4096;
 
-/// [`SubscriptionStore`] with each trigger's subscriptions cached.
+/// [`SubscriptionStore`] (and [`SubscriptionAdmin`], when the inner store is one) with each
+/// trigger's subscriptions cached. Generic over the inner store, so that a delivering function
+/// that caches a concrete store links only the [`SubscriptionStore`] half.
 #[derive(Debug)]
-pub struct CachedSubscriptions {
-    inner: Arc<dyn SubscriptionStore>,
+pub struct CachedSubscriptions<S: ?Sized = dyn SubscriptionAdmin> {
+    inner: Arc<S>,
     /// `None`: entries live until a write through this decorator.
     max_age: Option<Duration>,
     state: RwLock<Cache>,
@@ -43,9 +45,9 @@ struct Cache {
     generation: u64,
 }
 
-impl CachedSubscriptions {
+impl<S: ?Sized> CachedSubscriptions<S> {
     /// A cache that only writes through it invalidate (the store has no other writer).
-    pub fn new(inner: Arc<dyn SubscriptionStore>) -> Self {
+    pub fn new(inner: Arc<S>) -> Self {
         CachedSubscriptions {
             inner,
             max_age: None,
@@ -55,7 +57,7 @@ impl CachedSubscriptions {
 
     /// A cache whose entries are also read again once older than `max_age` (other processes
     /// write the store too).
-    pub fn with_max_age(inner: Arc<dyn SubscriptionStore>, max_age: Duration) -> Self {
+    pub fn with_max_age(inner: Arc<S>, max_age: Duration) -> Self {
         CachedSubscriptions {
             max_age: Some(max_age),
             ..Self::new(inner)
@@ -71,17 +73,7 @@ impl CachedSubscriptions {
 }
 
 #[async_trait]
-impl SubscriptionStore for CachedSubscriptions {
-    async fn create(
-        &self,
-        subscription: &Subscription,
-        max_per_trigger: usize,
-    ) -> Result<(), Error> {
-        let result = self.inner.create(subscription, max_per_trigger).await;
-        self.invalidate();
-        result
-    }
-
+impl<S: SubscriptionStore + ?Sized> SubscriptionStore for CachedSubscriptions<S> {
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
         let Some(max_age) = self.max_age else {
             return self.inner.get(id).await;
@@ -111,10 +103,6 @@ impl SubscriptionStore for CachedSubscriptions {
                 .insert(id.to_owned(), (filled, fresh.clone().map(Arc::new)));
         }
         Ok(fresh)
-    }
-
-    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
-        self.inner.list(query).await
     }
 
     async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
@@ -147,6 +135,23 @@ impl SubscriptionStore for CachedSubscriptions {
         self.invalidate();
         result
     }
+}
+
+#[async_trait]
+impl<S: SubscriptionAdmin + ?Sized> SubscriptionAdmin for CachedSubscriptions<S> {
+    async fn create(
+        &self,
+        subscription: &Subscription,
+        max_per_trigger: usize,
+    ) -> Result<(), Error> {
+        let result = self.inner.create(subscription, max_per_trigger).await;
+        self.invalidate();
+        result
+    }
+
+    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
+        self.inner.list(query).await
+    }
 
     async fn delete(&self, id: &str) -> Result<(), Error> {
         let result = self.inner.delete(id).await;
@@ -175,16 +180,9 @@ mod tests {
 
     #[async_trait]
     impl SubscriptionStore for Counting {
-        async fn create(&self, s: &Subscription, _: usize) -> Result<(), Error> {
-            *self.stored.lock().unwrap() = Some(s.clone());
-            Ok(())
-        }
         async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
             self.gets.fetch_add(1, Ordering::SeqCst);
             Ok(self.stored.lock().unwrap().clone().filter(|s| s.id == id))
-        }
-        async fn list(&self, _: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
-            unimplemented!()
         }
         async fn list_for_trigger(&self, _: &str) -> Result<Vec<Subscription>, Error> {
             unimplemented!()
@@ -192,6 +190,19 @@ mod tests {
         async fn replace(&self, s: &Subscription, _: u64) -> Result<(), Error> {
             self.create(s, 0).await
         }
+    }
+
+    #[async_trait]
+    impl SubscriptionAdmin for Counting {
+        async fn create(&self, s: &Subscription, _: usize) -> Result<(), Error> {
+            *self.stored.lock().unwrap() = Some(s.clone());
+            Ok(())
+        }
+
+        async fn list(&self, _: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
+            unimplemented!()
+        }
+
         async fn delete(&self, _: &str) -> Result<(), Error> {
             *self.stored.lock().unwrap() = None;
             Ok(())

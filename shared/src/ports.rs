@@ -13,27 +13,15 @@ use crate::idempotency::{IdempotencyRecord, Raised};
 use crate::model::{Invocation, InvocationState, Subscription};
 use crate::query::{InvocationQuery, Page, SubscriptionQuery};
 
-/// Where subscriptions live.
+/// What delivering needs of the subscriptions: read them (one, or a trigger's), and write one
+/// back (its endpoint health). A port of its own, apart from [`SubscriptionAdmin`], because the
+/// functions that deliver link only what they call: a trait object carries every method of its
+/// trait, so a delivering Lambda holding the whole store would carry the subscription API's
+/// create, list and delete too.
 #[async_trait]
 pub trait SubscriptionStore: Send + Sync + std::fmt::Debug {
-    /// Inserts `subscription` unless its trigger already has `max_per_trigger` subscriptions.
-    ///
-    /// The count and the insert are one atomic step, so two concurrent creates cannot both pass
-    /// the limit. Errors: [`Error::SubscriptionLimit`] (naming any one existing subscription of
-    /// the trigger) when the trigger is full, checked first; [`Error::AlreadyExists`] when the id
-    /// is taken.
-    async fn create(
-        &self,
-        subscription: &Subscription,
-        max_per_trigger: usize,
-    ) -> Result<(), Error>;
-
     /// The subscription with this id, if any.
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error>;
-
-    /// One page of subscriptions matching `query`. Ties in the sort order are broken by id,
-    /// and without sorters the order is by id, so pages never overlap.
-    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error>;
 
     /// Every subscription of one trigger, enabled or not (the dispatcher's fan-out), in no
     /// particular order.
@@ -48,6 +36,26 @@ pub trait SubscriptionStore: Send + Sync + std::fmt::Debug {
         subscription: &Subscription,
         expected_version: u64,
     ) -> Result<(), Error>;
+}
+
+/// Where subscriptions are managed (the subscription API): create, query, delete.
+#[async_trait]
+pub trait SubscriptionAdmin: SubscriptionStore {
+    /// Inserts `subscription` unless its trigger already has `max_per_trigger` subscriptions.
+    ///
+    /// The count and the insert are one atomic step, so two concurrent creates cannot both pass
+    /// the limit. Errors: [`Error::SubscriptionLimit`] (naming any one existing subscription of
+    /// the trigger) when the trigger is full, checked first; [`Error::AlreadyExists`] when the id
+    /// is taken.
+    async fn create(
+        &self,
+        subscription: &Subscription,
+        max_per_trigger: usize,
+    ) -> Result<(), Error>;
+
+    /// One page of subscriptions matching `query`. Ties in the sort order are broken by id,
+    /// and without sorters the order is by id, so pages never overlap.
+    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error>;
 
     /// Deletes the subscription. Errors: [`Error::NotFound`] when there is none.
     async fn delete(&self, id: &str) -> Result<(), Error>;

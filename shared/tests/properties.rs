@@ -13,7 +13,7 @@ use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
 use triggerline::jsonpath::{JsonPathFilter, check_filter, cost};
 use triggerline::model::Subscription;
-use triggerline::ports::SubscriptionStore;
+use triggerline::ports::{SubscriptionAdmin, SubscriptionStore};
 use triggerline::query::{InvocationQuery, Page, RawCollection, SubscriptionQuery, TriggerQuery};
 use triggerline::time::{RandomIds, SystemClock};
 use triggerline::usecases::subscriptions::{Subscriptions, validate_filter};
@@ -336,18 +336,8 @@ impl MapStore {
 
 #[async_trait]
 impl SubscriptionStore for MapStore {
-    async fn create(&self, s: &Subscription, _max: usize) -> Result<(), Error> {
-        self.lock().insert(s.id.clone(), s.clone());
-        Ok(())
-    }
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
         Ok(self.lock().get(id).cloned())
-    }
-    async fn list(&self, _q: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
-        Ok(Page {
-            items: self.lock().values().cloned().collect(),
-            total: None,
-        })
     }
     async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
         Ok(self
@@ -361,6 +351,22 @@ impl SubscriptionStore for MapStore {
         self.lock().insert(s.id.clone(), s.clone());
         Ok(())
     }
+}
+
+#[async_trait]
+impl SubscriptionAdmin for MapStore {
+    async fn create(&self, s: &Subscription, _max: usize) -> Result<(), Error> {
+        self.lock().insert(s.id.clone(), s.clone());
+        Ok(())
+    }
+
+    async fn list(&self, _q: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
+        Ok(Page {
+            items: self.lock().values().cloned().collect(),
+            total: None,
+        })
+    }
+
     async fn delete(&self, id: &str) -> Result<(), Error> {
         self.lock().remove(id);
         Ok(())

@@ -12,7 +12,7 @@ use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post, put};
 use triggerline::catalog::Catalog;
-use triggerline::ports::SubscriptionStore;
+use triggerline::ports::SubscriptionAdmin;
 use triggerline::time::{Clock, IdGenerator};
 use triggerline::usecases::Subscriptions;
 use triggerline_http::{ApiAuth, Versioned, edge, require_bearer};
@@ -20,7 +20,7 @@ use triggerline_http::{ApiAuth, Versioned, edge, require_bearer};
 /// What the subscription API needs from the outside world.
 #[derive(Debug, Clone)]
 pub struct Context {
-    pub subscriptions: Arc<dyn SubscriptionStore>,
+    pub subscriptions: Arc<dyn SubscriptionAdmin>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
     pub auth: ApiAuth,

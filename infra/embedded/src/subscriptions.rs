@@ -6,7 +6,7 @@ use triggerline::Error;
 use triggerline::catalog::Catalog;
 use triggerline::error::ResourceKind;
 use triggerline::model::{Subscription, TriggerType};
-use triggerline::ports::SubscriptionStore;
+use triggerline::ports::{SubscriptionAdmin, SubscriptionStore};
 use triggerline::query::{Page, SubscriptionField, SubscriptionQuery};
 use triggerline::secrets::{CredentialKey, SealedSubscription};
 
@@ -194,17 +194,6 @@ fn update(conn: &Connection, row: Row, expected_version: i64) -> Result<(), Erro
 
 #[async_trait]
 impl SubscriptionStore for SqliteSubscriptionStore {
-    async fn create(
-        &self,
-        subscription: &Subscription,
-        max_per_trigger: usize,
-    ) -> Result<(), Error> {
-        let row = self.row(subscription)?;
-        self.db
-            .write(move |conn| insert(conn, row, max_per_trigger))
-            .await
-    }
-
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
         let id = id.to_owned();
         let sealed: Option<SealedSubscription> = self
@@ -218,21 +207,6 @@ impl SubscriptionStore for SqliteSubscriptionStore {
             })
             .await?;
         sealed.map(|s| self.open(s)).transpose()
-    }
-
-    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
-        let query = query.clone();
-        let (page, unreadable) = self.db.read(move |conn| page(conn, &query)).await?;
-        // Skipped, not moved: a subscription that does not decode (a key that changed, say)
-        // is a configuration problem for a person to fix, not a row to take away.
-        for row in unreadable {
-            tracing::warn!(subscription = %row.id, reason = %row.reason,
-                "unreadable subscription left out of a list");
-        }
-        Ok(Page {
-            items: self.open_all(page.items),
-            total: page.total,
-        })
     }
 
     /// Unreadable rows are left out with a warning, as in `list`: one subscription whose body
@@ -275,6 +249,35 @@ impl SubscriptionStore for SqliteSubscriptionStore {
         let row = self.row(subscription)?;
         let expected = to_sql_int("version", expected_version)?;
         self.db.write(move |conn| update(conn, row, expected)).await
+    }
+}
+
+#[async_trait]
+impl SubscriptionAdmin for SqliteSubscriptionStore {
+    async fn create(
+        &self,
+        subscription: &Subscription,
+        max_per_trigger: usize,
+    ) -> Result<(), Error> {
+        let row = self.row(subscription)?;
+        self.db
+            .write(move |conn| insert(conn, row, max_per_trigger))
+            .await
+    }
+
+    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
+        let query = query.clone();
+        let (page, unreadable) = self.db.read(move |conn| page(conn, &query)).await?;
+        // Skipped, not moved: a subscription that does not decode (a key that changed, say)
+        // is a configuration problem for a person to fix, not a row to take away.
+        for row in unreadable {
+            tracing::warn!(subscription = %row.id, reason = %row.reason,
+                "unreadable subscription left out of a list");
+        }
+        Ok(Page {
+            items: self.open_all(page.items),
+            total: page.total,
+        })
     }
 
     async fn delete(&self, id: &str) -> Result<(), Error> {

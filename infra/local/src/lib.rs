@@ -21,7 +21,7 @@ use triggerline::duration::IsoDuration;
 use triggerline::health::{HealthPolicy, env as health_env};
 use triggerline::ports::{
     DeliveryQueue, EventPublisher, IdempotencyStore, InvocationScans, InvocationStore,
-    SubscriptionStore,
+    SubscriptionAdmin,
 };
 use triggerline::secrets::{CredentialKey, Secret, SecretKey};
 use triggerline::time::{Clock, RandomIds, RandomJitter, SystemClock};
@@ -282,7 +282,7 @@ const SUBSCRIPTION_CACHE_AGE: std::time::Duration = std::time::Duration::from_se
 #[derive(Clone)]
 pub struct App {
     pub router: Router,
-    pub subscriptions: Arc<dyn SubscriptionStore>,
+    pub subscriptions: Arc<dyn SubscriptionAdmin>,
     pub invocations: Arc<dyn InvocationStore>,
     pub delivery: Delivery,
     /// The token the management API accepts.
@@ -349,7 +349,7 @@ impl App {
             gauges,
             keys,
         } = Adapters::open(config, storage, key.credential_key()).await?;
-        let subscriptions: Arc<dyn SubscriptionStore> = Arc::new(subscriptions);
+        let subscriptions: Arc<dyn SubscriptionAdmin> = Arc::new(subscriptions);
         let client = HttpWebhookClient::new(config.allow_private_targets);
 
         let (api_token, token_generated) = match &config.api_token {

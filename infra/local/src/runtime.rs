@@ -388,6 +388,7 @@ mod tests {
     use chrono::Utc;
     use triggerline::catalog::Catalog;
     use triggerline::model::{Invocation, Subscription};
+    use triggerline::ports::SubscriptionAdmin;
     use triggerline::secrets::SecretKey;
     use triggerline::time::{RandomJitter, SystemClock};
     use triggerline::usecases::delivery::DeliveryPolicy;
@@ -439,6 +440,14 @@ mod tests {
             "attempts": []
         }))
         .unwrap()
+    }
+
+    /// The subscriptions of `delivery(dir)`'s database, as the subscription API writes them.
+    async fn admin(dir: &tempfile::TempDir) -> SqliteSubscriptionStore {
+        let db = Sqlite::open(&dir.path().join("triggerline.db"))
+            .await
+            .unwrap();
+        SqliteSubscriptionStore::new(db, SecretKey::new(vec![7; 32]).credential_key())
     }
 
     async fn delivery(dir: &tempfile::TempDir) -> Delivery {
@@ -534,8 +543,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(claimed.len(), 1);
-        delivery
-            .subscriptions
+        admin(&dir)
+            .await
             .create(&subscription(&url), 50)
             .await
             .unwrap();
@@ -548,8 +557,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let delivery = delivery(&dir).await;
         let (url, received) = receiver().await;
-        delivery
-            .subscriptions
+        admin(&dir)
+            .await
             .create(&subscription(&url), 50)
             .await
             .unwrap();

@@ -12,10 +12,10 @@ use crate::model::{
     DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, PreviousSigningSecret, Subscription,
     Target, TriggerType,
 };
-use crate::ports::SubscriptionStore;
+use crate::ports::SubscriptionAdmin;
 
 /// Runs every [`SubscriptionStore`] check against `store`, which must be fresh and empty.
-pub async fn subscription_store(store: Arc<dyn SubscriptionStore>) {
+pub async fn subscription_store(store: Arc<dyn SubscriptionAdmin>) {
     subscriptions_start_empty(&store).await;
     subscription_lists(&store).await;
     subscription_create_then_get_round_trips(&store).await;
@@ -29,7 +29,7 @@ pub async fn subscription_store(store: Arc<dyn SubscriptionStore>) {
     subscription_delete_removes_once(&store).await;
 }
 
-async fn delete_all(store: &Arc<dyn SubscriptionStore>, ids: impl IntoIterator<Item = String>) {
+async fn delete_all(store: &Arc<dyn SubscriptionAdmin>, ids: impl IntoIterator<Item = String>) {
     for id in ids {
         store
             .delete(&id)
@@ -38,7 +38,7 @@ async fn delete_all(store: &Arc<dyn SubscriptionStore>, ids: impl IntoIterator<I
     }
 }
 
-async fn subscriptions_start_empty(store: &Arc<dyn SubscriptionStore>) {
+async fn subscriptions_start_empty(store: &Arc<dyn SubscriptionAdmin>) {
     let page = store
         .list(&q(&[("count", "true")]))
         .await
@@ -68,7 +68,7 @@ fn subscription_list_seed() -> Vec<Subscription> {
     ]
 }
 
-async fn subscription_lists(store: &Arc<dyn SubscriptionStore>) {
+async fn subscription_lists(store: &Arc<dyn SubscriptionAdmin>) {
     let seed = subscription_list_seed();
     for s in &seed {
         store
@@ -225,7 +225,7 @@ async fn subscription_lists(store: &Arc<dyn SubscriptionStore>) {
     delete_all(store, seed.into_iter().map(|s| s.id)).await;
 }
 
-async fn subscription_create_then_get_round_trips(store: &Arc<dyn SubscriptionStore>) {
+async fn subscription_create_then_get_round_trips(store: &Arc<dyn SubscriptionAdmin>) {
     let bearer = Subscription {
         target: Target::Http(HttpTarget {
             url: "https://approvals.example.com/hooks/pre-approval".to_owned(),
@@ -270,7 +270,7 @@ async fn subscription_create_then_get_round_trips(store: &Arc<dyn SubscriptionSt
     delete_all(store, all.into_iter().map(|s| s.id)).await;
 }
 
-async fn subscription_get_of_an_unknown_id_is_none(store: &Arc<dyn SubscriptionStore>) {
+async fn subscription_get_of_an_unknown_id_is_none(store: &Arc<dyn SubscriptionAdmin>) {
     assert_eq!(
         store
             .get("00000000-0000-4000-8000-000000000000")
@@ -281,7 +281,7 @@ async fn subscription_get_of_an_unknown_id_is_none(store: &Arc<dyn SubscriptionS
     );
 }
 
-async fn subscription_create_refuses_a_taken_id(store: &Arc<dyn SubscriptionStore>) {
+async fn subscription_create_refuses_a_taken_id(store: &Arc<dyn SubscriptionAdmin>) {
     let original = http_subscription("taken", IDENTITY_CREATED);
     store.create(&original, 50).await.unwrap();
     let clash = eventbridge_subscription("taken", IDENTITY_DELETED);
@@ -310,7 +310,7 @@ async fn subscription_create_refuses_a_taken_id(store: &Arc<dyn SubscriptionStor
 }
 
 async fn subscription_create_refuses_a_second_request_response_subscription(
-    store: &Arc<dyn SubscriptionStore>,
+    store: &Arc<dyn SubscriptionAdmin>,
 ) {
     let limit = limit_of(PRE_APPROVAL);
     assert_eq!(limit, 1, "the catalog's REQUEST_RESPONSE limit");
@@ -368,7 +368,7 @@ async fn subscription_create_refuses_a_second_request_response_subscription(
 }
 
 async fn subscription_create_refuses_the_51st_fire_and_forget_subscription(
-    store: &Arc<dyn SubscriptionStore>,
+    store: &Arc<dyn SubscriptionAdmin>,
 ) {
     let limit = limit_of(IDENTITY_CREATED);
     assert_eq!(limit, 50, "the catalog's FIRE_AND_FORGET limit");
@@ -412,7 +412,7 @@ async fn subscription_create_refuses_the_51st_fire_and_forget_subscription(
     delete_all(store, ids).await;
 }
 
-async fn subscription_limit_holds_under_concurrent_creates(store: &Arc<dyn SubscriptionStore>) {
+async fn subscription_limit_holds_under_concurrent_creates(store: &Arc<dyn SubscriptionAdmin>) {
     let limit = limit_of(DYNAMIC_APPROVER);
     let mut creates = JoinSet::new();
     for i in 0..20 {
@@ -454,7 +454,7 @@ async fn subscription_limit_holds_under_concurrent_creates(store: &Arc<dyn Subsc
     delete_all(store, [winner]).await;
 }
 
-async fn subscription_replace_is_conditional_on_the_version(store: &Arc<dyn SubscriptionStore>) {
+async fn subscription_replace_is_conditional_on_the_version(store: &Arc<dyn SubscriptionAdmin>) {
     let original = http_subscription("replace-me", IDENTITY_CREATED);
     store.create(&original, 50).await.unwrap();
 
@@ -549,7 +549,7 @@ async fn subscription_replace_is_conditional_on_the_version(store: &Arc<dyn Subs
 /// period (both read back exactly, by id and in a trigger's list); a later replace without it
 /// (the grace period over, or a rotation with none) leaves no trace of it.
 async fn subscription_rotated_out_signing_secret_round_trips_and_goes(
-    store: &Arc<dyn SubscriptionStore>,
+    store: &Arc<dyn SubscriptionAdmin>,
 ) {
     let original = http_subscription("rotate-me", IDENTITY_CREATED);
     store.create(&original, 50).await.unwrap();
@@ -594,7 +594,7 @@ async fn subscription_rotated_out_signing_secret_round_trips_and_goes(
     delete_all(store, ["rotate-me".to_owned()]).await;
 }
 
-async fn subscription_delete_removes_once(store: &Arc<dyn SubscriptionStore>) {
+async fn subscription_delete_removes_once(store: &Arc<dyn SubscriptionAdmin>) {
     let doomed = http_subscription("delete-me", IDENTITY_CREATED);
     let kept = http_subscription("keep-me", IDENTITY_CREATED);
     store.create(&doomed, 50).await.unwrap();

@@ -10,7 +10,7 @@ use crate::Error;
 use crate::catalog::Catalog;
 use crate::error::ResourceKind;
 use crate::model::{Subscription, TriggerType};
-use crate::ports::SubscriptionStore;
+use crate::ports::{SubscriptionAdmin, SubscriptionStore};
 use crate::query::{Page, SubscriptionField, SubscriptionQuery};
 
 /// Subscriptions by id. `MemorySubscriptions::default()` is empty; [`MemorySubscriptions::all`]
@@ -43,6 +43,40 @@ fn not_found(id: &str) -> Error {
 
 #[async_trait]
 impl SubscriptionStore for MemorySubscriptions {
+    async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
+        Ok(lock(&self.by_id).get(id).cloned())
+    }
+
+    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
+        Ok(lock(&self.by_id)
+            .values()
+            .filter(|s| s.trigger_id == trigger_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn replace(
+        &self,
+        subscription: &Subscription,
+        expected_version: u64,
+    ) -> Result<(), Error> {
+        let mut by_id = lock(&self.by_id);
+        let stored = by_id
+            .get_mut(&subscription.id)
+            .ok_or_else(|| not_found(&subscription.id))?;
+        if stored.version != expected_version {
+            return Err(Error::Conflict {
+                kind: ResourceKind::Subscription,
+                id: subscription.id.clone(),
+            });
+        }
+        *stored = subscription.clone();
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl SubscriptionAdmin for MemorySubscriptions {
     async fn create(
         &self,
         subscription: &Subscription,
@@ -77,10 +111,6 @@ impl SubscriptionStore for MemorySubscriptions {
         Ok(())
     }
 
-    async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
-        Ok(lock(&self.by_id).get(id).cloned())
-    }
-
     async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
         // In id order, and `apply` sorts stably: id is the final tie-break.
         let all = self.all();
@@ -92,33 +122,6 @@ impl SubscriptionStore for MemorySubscriptions {
                 SubscriptionField::TriggerName => s.trigger_name.clone(),
             })
         }))
-    }
-
-    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
-        Ok(lock(&self.by_id)
-            .values()
-            .filter(|s| s.trigger_id == trigger_id)
-            .cloned()
-            .collect())
-    }
-
-    async fn replace(
-        &self,
-        subscription: &Subscription,
-        expected_version: u64,
-    ) -> Result<(), Error> {
-        let mut by_id = lock(&self.by_id);
-        let stored = by_id
-            .get_mut(&subscription.id)
-            .ok_or_else(|| not_found(&subscription.id))?;
-        if stored.version != expected_version {
-            return Err(Error::Conflict {
-                kind: ResourceKind::Subscription,
-                id: subscription.id.clone(),
-            });
-        }
-        *stored = subscription.clone();
-        Ok(())
     }
 
     async fn delete(&self, id: &str) -> Result<(), Error> {

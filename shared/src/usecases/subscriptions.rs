@@ -11,7 +11,7 @@ use crate::duration::IsoDuration;
 use crate::error::ResourceKind;
 use crate::jsonpath::{JsonPathFilter, check_filter};
 use crate::model::{PreviousSigningSecret, Subscription};
-use crate::ports::SubscriptionStore;
+use crate::ports::SubscriptionAdmin;
 use crate::query::{Page, SubscriptionQuery};
 use crate::time::{Clock, IdGenerator};
 use crate::wire::{
@@ -55,7 +55,7 @@ pub const PATCHABLE: &[&str] = &[
 /// The subscription use cases over their dependencies.
 #[derive(Debug, Clone)]
 pub struct Subscriptions {
-    store: Arc<dyn SubscriptionStore>,
+    store: Arc<dyn SubscriptionAdmin>,
     catalog: &'static Catalog,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
@@ -63,7 +63,7 @@ pub struct Subscriptions {
 
 impl Subscriptions {
     pub fn new(
-        store: Arc<dyn SubscriptionStore>,
+        store: Arc<dyn SubscriptionAdmin>,
         catalog: &'static Catalog,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,

@@ -4,7 +4,7 @@ use chrono::Duration as Span;
 use serde_json::json;
 use triggerline::delivery::Reply;
 use triggerline::model::{AttemptOutcome, Invocation, InvocationState};
-use triggerline::ports::{Handoff, SubscriptionStore, WorkItem};
+use triggerline::ports::{Handoff, SubscriptionAdmin, WorkItem};
 use triggerline::secrets::{secret_matches, webhook_signature};
 use triggerline::usecases::intake::Started;
 use triggerline::usecases::notify::COMPLETED_EVENT;

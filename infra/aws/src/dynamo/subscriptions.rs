@@ -11,7 +11,7 @@ use triggerline::Error;
 use triggerline::catalog::Catalog;
 use triggerline::error::ResourceKind;
 use triggerline::model::{Subscription, TriggerType};
-use triggerline::ports::SubscriptionStore;
+use triggerline::ports::{SubscriptionAdmin, SubscriptionStore};
 use triggerline::query::{Op, Page, SubscriptionField, SubscriptionQuery};
 use triggerline::secrets::{CredentialKey, SealedSubscription};
 
@@ -351,46 +351,11 @@ fn page_of(query: &SubscriptionQuery, mut candidates: Vec<Subscription>) -> Page
 
 #[async_trait]
 impl SubscriptionStore for DynamoSubscriptionStore {
-    async fn create(
-        &self,
-        subscription: &Subscription,
-        max_per_trigger: usize,
-    ) -> Result<(), Error> {
-        let item = item_of(subscription, &self.credentials)?;
-        let _turn = self.writes.turn().await;
-        if max_per_trigger == 0 {
-            return Err(self
-                .limit_error(&subscription.trigger_id, 0)
-                .await?
-                .unwrap_or_else(|| Error::SubscriptionLimit {
-                    trigger_id: subscription.trigger_id.clone(),
-                    trigger_type: TriggerType::FireAndForget,
-                    limit: 0,
-                    existing: String::new(),
-                }));
-        }
-        retry_on_conflict(
-            &self.client,
-            || self.try_create(subscription, &item, max_per_trigger),
-            counter_contended("create subscription"),
-        )
-        .await
-    }
-
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
         self.get_item(sub_pk(id))
             .await?
             .map(|item| from_item(&item, &self.credentials))
             .transpose()
-    }
-
-    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
-        let candidates = match Source::of(query) {
-            Source::Id(id) => self.get(id).await?.into_iter().collect(),
-            Source::Trigger(trigger_id) => self.query_trigger(trigger_id, None).await?,
-            Source::Scan => self.scan().await?,
-        };
-        Ok(page_of(query, candidates))
     }
 
     async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
@@ -440,6 +405,44 @@ impl SubscriptionStore for DynamoSubscriptionStore {
         } else {
             not_found(&subscription.id)
         })
+    }
+}
+
+#[async_trait]
+impl SubscriptionAdmin for DynamoSubscriptionStore {
+    async fn create(
+        &self,
+        subscription: &Subscription,
+        max_per_trigger: usize,
+    ) -> Result<(), Error> {
+        let item = item_of(subscription, &self.credentials)?;
+        let _turn = self.writes.turn().await;
+        if max_per_trigger == 0 {
+            return Err(self
+                .limit_error(&subscription.trigger_id, 0)
+                .await?
+                .unwrap_or_else(|| Error::SubscriptionLimit {
+                    trigger_id: subscription.trigger_id.clone(),
+                    trigger_type: TriggerType::FireAndForget,
+                    limit: 0,
+                    existing: String::new(),
+                }));
+        }
+        retry_on_conflict(
+            &self.client,
+            || self.try_create(subscription, &item, max_per_trigger),
+            counter_contended("create subscription"),
+        )
+        .await
+    }
+
+    async fn list(&self, query: &SubscriptionQuery) -> Result<Page<Subscription>, Error> {
+        let candidates = match Source::of(query) {
+            Source::Id(id) => self.get(id).await?.into_iter().collect(),
+            Source::Trigger(trigger_id) => self.query_trigger(trigger_id, None).await?,
+            Source::Scan => self.scan().await?,
+        };
+        Ok(page_of(query, candidates))
     }
 
     async fn delete(&self, id: &str) -> Result<(), Error> {

@@ -18,7 +18,9 @@ use triggerline::model::{
     Attempt, AttemptOutcome, DispatchMode, Invocation, InvocationState, InvocationType,
     Subscription,
 };
-use triggerline::ports::{InvocationScans, InvocationStore, SubscriptionStore, Transition};
+use triggerline::ports::{
+    InvocationScans, InvocationStore, SubscriptionAdmin, SubscriptionStore, Transition,
+};
 use triggerline::query::{InvocationQuery, RawCollection};
 use triggerline_aws::dynamo::{self, DynamoInvocationStore, DynamoSubscriptionStore, tables};
 use triggerline_aws::testing::{clients_at, dynamo_tables};
@@ -515,7 +517,7 @@ async fn purge_deletes_items_rather_than_trusting_ttl() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_creates_at_the_limit_admit_exactly_the_limit() {
     let (_moto, clients, settings) = dynamo_tables().await;
-    let store: Arc<dyn SubscriptionStore> = Arc::new(subscriptions(&clients, &settings));
+    let store: Arc<dyn SubscriptionAdmin> = Arc::new(subscriptions(&clients, &settings));
     const LIMIT: usize = 5;
     let mut creates = JoinSet::new();
     for i in 0..30 {

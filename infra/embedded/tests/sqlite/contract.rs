@@ -11,7 +11,8 @@ use tokio::task::JoinSet;
 use triggerline::cache::CachedSubscriptions;
 use triggerline::contract;
 use triggerline::ports::{
-    DeliveryQueue, InvocationScans, InvocationStore, NextStep, SubscriptionStore, WorkItem,
+    DeliveryQueue, InvocationScans, InvocationStore, NextStep, SubscriptionAdmin,
+    SubscriptionStore, WorkItem,
 };
 use triggerline_embedded::{
     Sqlite, SqliteDeliveryQueue, SqliteIdempotencyStore, SqliteInvocationStore,
@@ -29,7 +30,7 @@ fn credentials() -> triggerline::secrets::CredentialKey {
     triggerline::secrets::SecretKey::new(vec![7; 32]).credential_key()
 }
 
-async fn stores(dir: &tempfile::TempDir) -> (Arc<dyn SubscriptionStore>, Arc<dyn InvocationScans>) {
+async fn stores(dir: &tempfile::TempDir) -> (Arc<dyn SubscriptionAdmin>, Arc<dyn InvocationScans>) {
     let db = open(&dir.path().join("triggerline.db")).await;
     (
         Arc::new(SqliteSubscriptionStore::new(db.clone(), credentials())),

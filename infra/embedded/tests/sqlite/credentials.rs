@@ -10,7 +10,7 @@ use triggerline::duration::IsoDuration;
 use triggerline::model::{
     DispatchMode, HttpAuth, HttpTarget, PreviousSigningSecret, Subscription, Target,
 };
-use triggerline::ports::SubscriptionStore;
+use triggerline::ports::{SubscriptionAdmin, SubscriptionStore};
 use triggerline::query::{RawCollection, SubscriptionQuery};
 use triggerline::secrets::{CredentialKey, SecretKey};
 use triggerline_embedded::{Sqlite, SqliteSubscriptionStore};
