@@ -7,6 +7,10 @@
 //! A record that fails on its last receive before the work queue's redrive is moved to the
 //! dead-letter queue by the consumer itself, as a new message, and reported processed, so that it
 //! keeps the DLQ's whole retention period ([`SqsDeliveryQueue::dead_letter`]).
+//!
+//! The same function consumes the ordered (FIFO) queue: its records carry a `MessageGroupId`
+//! (one subscription and ordering key) and are processed one key at a time, in order
+//! ([`ordered_group`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -29,7 +33,8 @@ pub const MAX_CONCURRENT_RECORDS: usize = 32;
 /// at). A failed delivery attempt is not a failed record: the attempt is recorded and, when
 /// retried, re-enqueued by the queue itself. A record failing on its last receive is moved to
 /// the dead-letter queue (when `queue` has one) and not listed; if the move fails, it is listed,
-/// and the redrive moves it on its next receive.
+/// and the redrive moves it on its next receive. Records of the ordered queue also list
+/// those whose invocation is not finished: their messages stay in flight, holding their key.
 ///
 /// A record without a `messageId` cannot be named; if it fails, it is reported with an empty
 /// identifier, which Lambda treats as a failure of the whole batch (never seen in practice:
@@ -40,75 +45,136 @@ pub async fn handle(
     event: SqsEvent,
 ) -> SqsBatchResponse {
     let permits = Arc::new(Semaphore::new(MAX_CONCURRENT_RECORDS));
+    // Records of the ordered queue, by message group (one subscription and ordering key), in
+    // the order SQS gave them; the others each on their own.
+    let mut groups: Vec<(String, Vec<SqsMessage>)> = Vec::new();
+    let mut singles = Vec::new();
+    for record in event.records {
+        match record.attributes.get("MessageGroupId").cloned() {
+            Some(group) => match groups.iter_mut().find(|(g, _)| *g == group) {
+                Some((_, records)) => records.push(record),
+                None => groups.push((group, vec![record])),
+            },
+            None => singles.push(record),
+        }
+    }
     // Spawned rather than joined in place: records run on every core, and a panic in one
-    // fails that record only.
-    let tasks: Vec<_> = event
-        .records
-        .into_iter()
-        .map(|record| {
-            let id = record.message_id.clone().unwrap_or_default();
-            let (delivery, queue, permits) = (delivery.clone(), queue.clone(), permits.clone());
-            let task = tokio::spawn(async move {
-                // The semaphore is never closed, so this always gets a permit.
-                let _permit = permits.acquire_owned().await.ok();
-                let result = process(&delivery, &queue, &record).await;
-                match result {
-                    Err(error) if queue.is_last_receive(receive_count(&record)) => {
-                        match queue.dead_letter(&failed(&record, &error)).await {
-                            Ok(()) => Outcome::DeadLettered(error),
-                            Err(move_error) => {
-                                tracing::warn!(%error, %move_error, "failed record not moved to the dead-letter queue");
-                                Outcome::Failed(error)
-                            }
-                        }
-                    }
-                    Err(error) => Outcome::Failed(error),
-                    Ok(()) => Outcome::Done,
-                }
-            });
-            (id, task)
-        })
-        .collect();
+    // fails that record (or that group) only.
+    let mut tasks = Vec::new();
+    for record in singles {
+        let ids = vec![record.message_id.clone().unwrap_or_default()];
+        let (delivery, queue, permits) = (delivery.clone(), queue.clone(), permits.clone());
+        let task = tokio::spawn(async move {
+            // The semaphore is never closed, so this always gets a permit.
+            let _permit = permits.acquire_owned().await.ok();
+            vec![one(&delivery, &queue, &record).await]
+        });
+        tasks.push((ids, task));
+    }
+    for (_, records) in groups {
+        let ids = records
+            .iter()
+            .map(|r| r.message_id.clone().unwrap_or_default())
+            .collect();
+        let (delivery, queue, permits) = (delivery.clone(), queue.clone(), permits.clone());
+        let task = tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await.ok();
+            ordered_group(&delivery, &queue, records).await
+        });
+        tasks.push((ids, task));
+    }
     let mut response = SqsBatchResponse::default();
-    for (id, task) in tasks {
-        let failed = match task.await {
-            Ok(Outcome::Done) => false,
-            Ok(Outcome::DeadLettered(error)) => {
-                tracing::warn!(
-                    message_id = %id,
-                    %error,
-                    "record failed on its last receive; moved to the dead-letter queue"
-                );
-                false
-            }
-            Ok(Outcome::Failed(error @ (Error::Invalid { .. } | Error::TooLarge { .. }))) => {
-                tracing::warn!(
-                    message_id = %id,
-                    %error,
-                    "not a work message; it goes to the dead-letter queue after its last receive"
-                );
-                true
-            }
-            Ok(Outcome::Failed(error)) => {
-                tracing::warn!(
-                    message_id = %id,
-                    %error,
-                    "work message not processed; it will be received again"
-                );
-                true
-            }
+    for (ids, task) in tasks {
+        let outcomes = match task.await {
+            Ok(outcomes) => outcomes,
             Err(error) => {
-                tracing::error!(message_id = %id, %error, "work message processing panicked");
-                true
+                tracing::error!(message_ids = ?ids, %error, "work message processing panicked");
+                ids.iter().map(|_| Outcome::Panicked).collect()
             }
         };
-        if failed {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = id;
-            response.batch_item_failures.push(failure);
+        for (id, outcome) in ids.into_iter().zip(outcomes) {
+            if outcome.is_failure(&id) {
+                let mut failure = BatchItemFailure::default();
+                failure.item_identifier = id;
+                response.batch_item_failures.push(failure);
+            }
         }
     }
     response
+}
+
+/// One record of the work queue.
+async fn one(delivery: &Delivery, queue: &SqsDeliveryQueue, record: &SqsMessage) -> Outcome {
+    match process(delivery, queue, record).await {
+        Err(error) if queue.is_last_receive(receive_count(record)) => {
+            dead_letter(queue, record, error).await
+        }
+        Err(error) => Outcome::Failed(error),
+        Ok(()) => Outcome::Done,
+    }
+}
+
+/// The records of one key of the ordered queue, one after the other, in order: the first
+/// whose invocation is not finished stays in flight (reported failed, so that the mapping
+/// leaves it to its visibility timeout) and the ones behind it are let go unprocessed, to
+/// come back once it is deleted. A record that fails also holds the key (it is received again;
+/// there is no redrive on this queue), except one that is no work message at all, which is
+/// moved to the dead-letter queue at once.
+async fn ordered_group(
+    delivery: &Delivery,
+    queue: &SqsDeliveryQueue,
+    records: Vec<SqsMessage>,
+) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut blocked = false;
+    for record in records {
+        if blocked {
+            if let Some(handle) = &record.receipt_handle {
+                queue.let_go(handle).await;
+            }
+            outcomes.push(Outcome::Behind);
+            continue;
+        }
+        let outcome = match process_ordered(delivery, queue, &record).await {
+            Ok(false) => Outcome::Done,
+            Ok(true) => Outcome::Kept,
+            Err(error @ Error::Invalid { .. }) => dead_letter(queue, &record, error).await,
+            Err(error) => Outcome::Failed(error),
+        };
+        blocked = matches!(outcome, Outcome::Kept | Outcome::Failed(_));
+        outcomes.push(outcome);
+    }
+    outcomes
+}
+
+/// Moves a failed record to the dead-letter queue; if that fails, it stays failed.
+async fn dead_letter(queue: &SqsDeliveryQueue, record: &SqsMessage, error: Error) -> Outcome {
+    match queue.dead_letter(&failed(record, &error)).await {
+        Ok(()) => Outcome::DeadLettered(error),
+        Err(move_error) => {
+            tracing::warn!(%error, %move_error, "failed record not moved to the dead-letter queue");
+            Outcome::Failed(error)
+        }
+    }
+}
+
+/// One record of the ordered queue ([`SqsDeliveryQueue::admit_ordered`]): delivered when it
+/// is its invocation's turn. Returns whether its message stays in flight, holding its key.
+async fn process_ordered(
+    delivery: &Delivery,
+    queue: &SqsDeliveryQueue,
+    record: &SqsMessage,
+) -> Result<bool, Error> {
+    let body = record.body.as_deref().unwrap_or_default();
+    let id = triggerline_aws::sqs::parse_message(body)?.invocation_id;
+    let handle = record.receipt_handle.as_deref().unwrap_or_default();
+    let now = delivery.clock.now();
+    if let Some(admitted) = queue.admit_ordered(body, handle, now).await? {
+        delivery
+            .deliver_read(&admitted.item, admitted.invocation)
+            .await?;
+    }
+    Ok(queue.keeps(&id).await)
 }
 
 /// What became of one record.
@@ -118,6 +184,37 @@ enum Outcome {
     DeadLettered(Error),
     /// It failed and is to be received again (or redriven).
     Failed(Error),
+    /// An ordered record whose invocation is not finished: kept in flight, holding its key.
+    Kept,
+    /// An ordered record behind a kept or failed one of its key: not processed, let go.
+    Behind,
+    /// Its task panicked.
+    Panicked,
+}
+
+impl Outcome {
+    /// Whether the record is listed for the mapping to leave (not delete), logging why.
+    fn is_failure(&self, id: &str) -> bool {
+        match self {
+            Outcome::Done => false,
+            Outcome::DeadLettered(error) => {
+                tracing::warn!(message_id = %id, %error,
+                    "record failed on its last receive; moved to the dead-letter queue");
+                false
+            }
+            Outcome::Failed(error @ (Error::Invalid { .. } | Error::TooLarge { .. })) => {
+                tracing::warn!(message_id = %id, %error,
+                    "not a work message; it goes to the dead-letter queue after its last receive");
+                true
+            }
+            Outcome::Failed(error) => {
+                tracing::warn!(message_id = %id, %error,
+                    "work message not processed; it will be received again");
+                true
+            }
+            Outcome::Kept | Outcome::Behind | Outcome::Panicked => true,
+        }
+    }
 }
 
 /// `ApproximateReceiveCount`, this receive included; 0 when absent (never the last receive).

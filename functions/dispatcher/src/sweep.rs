@@ -19,7 +19,8 @@ pub struct Sweeper {
 }
 
 impl Sweeper {
-    /// `sweep` (`triggerline_lambda::sweep` in `main`) and the work queue of `settings`. The
+    /// `sweep` (`triggerline_lambda::sweep` in `main`) and the work and ordered queues of
+    /// `settings`. The
     /// lease is the one the functions' delivery policy sets.
     pub async fn connect(
         clients: &Clients,
@@ -27,10 +28,13 @@ impl Sweeper {
         sweep: Sweep,
     ) -> Result<Sweeper> {
         let url = resolve_queue_url(clients.sqs(), &settings.work_queue).await?;
+        // Recovered work with an ordering key goes back to its key's queue.
+        let ordered = resolve_queue_url(clients.sqs(), &settings.ordered_queue).await?;
         let invocations = std::sync::Arc::new(triggerline_aws::invocation_store(clients, settings));
         Ok(Sweeper {
             sweep,
-            queue: SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations),
+            queue: SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations)
+                .with_ordered_queue(ordered, settings.order_recheck),
             lease: DEFAULT_LEASE,
         })
     }

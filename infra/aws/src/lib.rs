@@ -42,8 +42,8 @@ pub struct AwsBackend {
 
 impl AwsBackend {
     /// Builds the adapters. With `settings.create_resources`, first creates whatever tables,
-    /// queues and bus are missing; then resolves the work queue's URL (one `GetQueueUrl` when a
-    /// name was given). `credentials` seal and open the subscriptions' credentials (derived
+    /// queues and bus are missing; then resolves the work and ordered queues' URLs (a `GetQueueUrl`
+    /// each when a name was given). `credentials` seal and open the subscriptions' credentials (derived
     /// from the service key: every process sharing the tables needs the same one).
     pub async fn connect(
         clients: &Clients,
@@ -57,6 +57,7 @@ impl AwsBackend {
             return Err(Error::unavailable(resources::NotBuiltIn));
         }
         let queue_url = sqs::resolve_queue_url(clients.sqs(), &settings.work_queue).await?;
+        let ordered_url = sqs::resolve_queue_url(clients.sqs(), &settings.ordered_queue).await?;
         let invocations = Arc::new(invocation_store(clients, settings));
         Ok(AwsBackend {
             subscriptions: Arc::new(DynamoSubscriptionStore::new(
@@ -64,11 +65,10 @@ impl AwsBackend {
                 &settings.subscriptions_table,
                 credentials,
             )),
-            queue: Arc::new(SqsDeliveryQueue::new(
-                clients.sqs().clone(),
-                queue_url,
-                invocations.clone(),
-            )),
+            queue: Arc::new(
+                SqsDeliveryQueue::new(clients.sqs().clone(), queue_url, invocations.clone())
+                    .with_ordered_queue(ordered_url, settings.order_recheck),
+            ),
             invocations,
             events: Arc::new(EventBridgePublisher::new(clients.clone(), settings)),
             keys: Arc::new(DynamoIdempotencyStore::new(

@@ -16,7 +16,8 @@ pub const BUILT_IN: bool = cfg!(feature = "create-resources");
 )]
 pub struct NotBuiltIn;
 
-/// Creates the tables, the work queue with its dead-letter queue, and the bus, where missing.
+/// Creates the tables, the work queue with its dead-letter queue, the ordered (FIFO) queue and
+/// the bus, where missing.
 #[cfg(feature = "create-resources")]
 pub async fn create_missing(
     clients: &crate::Clients,
@@ -36,6 +37,7 @@ pub async fn create_missing(
         &settings.dead_letter_queue,
     )
     .await?;
+    sqs::create_missing_ordered_queue(clients.sqs(), &settings.ordered_queue).await?;
     eventbridge::create_missing_bus(clients.eventbridge(), &settings.event_bus).await
 }
 

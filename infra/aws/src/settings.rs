@@ -8,6 +8,10 @@ pub mod env {
     pub const INVOCATIONS_TABLE: &str = "TRIGGERLINE_INVOCATIONS_TABLE";
     pub const WORK_QUEUE: &str = "TRIGGERLINE_WORK_QUEUE";
     pub const DEAD_LETTER_QUEUE: &str = "TRIGGERLINE_DEAD_LETTER_QUEUE";
+    pub const ORDERED_QUEUE: &str = "TRIGGERLINE_ORDERED_QUEUE";
+    /// How often an acknowledged ordered invocation is looked at again (ISO-8601 duration),
+    /// read by the edges with [`super::order_recheck`].
+    pub const ORDER_RECHECK: &str = "TRIGGERLINE_ORDER_RECHECK";
     pub const EVENT_BUS: &str = "TRIGGERLINE_EVENT_BUS";
     pub const SUBSCRIBER_BUS: &str = "TRIGGERLINE_SUBSCRIBER_BUS";
     pub const EVENT_SOURCE: &str = "TRIGGERLINE_EVENT_SOURCE";
@@ -26,6 +30,13 @@ pub struct AwsSettings {
     /// SQS dead-letter queue of the work queue: a queue URL or a name. Created with the other
     /// resources; the queue consumer sends a record failing on its last receive there.
     pub dead_letter_queue: String,
+    /// SQS FIFO queue of the work of invocations with an ordering key (one message group per
+    /// subscription and key): a queue URL or a name (ending in `.fifo`).
+    pub ordered_queue: String,
+    /// How long an ordered invocation that was acknowledged (ASYNC: it waits for its callback)
+    /// keeps its key's queue before it is looked at again; when it is found finished, the next
+    /// of its key goes (see `crate::sqs`).
+    pub order_recheck: std::time::Duration,
     /// Triggerline's own EventBridge bus: completion events go here.
     pub event_bus: String,
     /// Name of the bus EVENTBRIDGE subscriptions deliver to, in the subscriber's account and
@@ -52,6 +63,23 @@ pub struct InvocationTtl {
     pub failed: chrono::Duration,
 }
 
+/// [`AwsSettings::order_recheck`] unless [`env::ORDER_RECHECK`] says otherwise.
+pub const DEFAULT_ORDER_RECHECK: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads [`env::ORDER_RECHECK`]: an ISO-8601 duration of 1 second to 12 hours (SQS's longest
+/// visibility timeout), whole seconds. The error says why, for a message naming the variable.
+pub fn order_recheck(text: &str) -> Result<std::time::Duration, String> {
+    let parsed = triggerline::duration::IsoDuration::parse(env::ORDER_RECHECK, text.trim())
+        .map_err(|e| e.to_string())?;
+    let ms = parsed.as_millis();
+    if !(1_000..=43_200_000).contains(&ms) || ms % 1_000 != 0 {
+        return Err(format!(
+            "{text} is not a whole number of seconds from PT1S to PT12H"
+        ));
+    }
+    Ok(std::time::Duration::from_millis(ms))
+}
+
 impl Default for AwsSettings {
     fn default() -> Self {
         AwsSettings {
@@ -59,6 +87,8 @@ impl Default for AwsSettings {
             invocations_table: "triggerline-invocations".into(),
             work_queue: "triggerline-work".into(),
             dead_letter_queue: "triggerline-work-dlq".into(),
+            ordered_queue: "triggerline-ordered.fifo".into(),
+            order_recheck: DEFAULT_ORDER_RECHECK,
             event_bus: "triggerline".into(),
             subscriber_bus: "default".into(),
             event_source: "triggerline".into(),
@@ -84,6 +114,8 @@ impl AwsSettings {
             invocations_table: text(env::INVOCATIONS_TABLE, d.invocations_table),
             work_queue: text(env::WORK_QUEUE, d.work_queue),
             dead_letter_queue: text(env::DEAD_LETTER_QUEUE, d.dead_letter_queue),
+            ordered_queue: text(env::ORDERED_QUEUE, d.ordered_queue),
+            order_recheck: d.order_recheck,
             event_bus: text(env::EVENT_BUS, d.event_bus),
             subscriber_bus: text(env::SUBSCRIBER_BUS, d.subscriber_bus),
             event_source: text(env::EVENT_SOURCE, d.event_source),
@@ -100,6 +132,7 @@ impl AwsSettings {
             invocations_table: format!("{prefix}{}", self.invocations_table),
             work_queue: format!("{prefix}{}", self.work_queue),
             dead_letter_queue: format!("{prefix}{}", self.dead_letter_queue),
+            ordered_queue: format!("{prefix}{}", self.ordered_queue),
             event_bus: format!("{prefix}{}", self.event_bus),
             ..self.clone()
         }

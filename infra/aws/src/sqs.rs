@@ -43,7 +43,7 @@
 //! `settle` and `discard` can delete the message. On Lambda the SQS event source mapping deletes
 //! the messages a function processed successfully, so settling without a held handle is normal.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -52,10 +52,12 @@ use aws_sdk_sqs::primitives::Blob;
 #[cfg(feature = "create-resources")]
 use aws_sdk_sqs::types::QueueAttributeName;
 use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry,
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, MessageSystemAttributeName,
+    SendMessageBatchRequestEntry,
 };
 use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use triggerline::Error;
 use triggerline::limits::SQS_MESSAGE_BYTES;
 use triggerline::model::{Attempt, DispatchMode, Invocation, InvocationState, InvocationType};
@@ -109,6 +111,15 @@ pub async fn create_missing_queues(sqs: &Client, work: &str, dlq: &str) -> Resul
     });
     let attributes = HashMap::from([(QueueAttributeName::RedrivePolicy, redrive.to_string())]);
     create_queue(sqs, work, attributes).await.map(drop)
+}
+
+/// Creates the FIFO queue of ordered work if missing. No redrive: an ordered message that fails
+/// is received again until it succeeds (moving it aside would let the next of its key overtake
+/// it); one that is no work message is moved to the dead-letter queue by its consumer.
+#[cfg(feature = "create-resources")]
+pub async fn create_missing_ordered_queue(sqs: &Client, name: &str) -> Result<(), Error> {
+    let attributes = HashMap::from([(QueueAttributeName::FifoQueue, "true".to_owned())]);
+    create_queue(sqs, name, attributes).await.map(drop)
 }
 
 /// `CreateQueue`, which returns the existing queue when its attributes are equal. A queue that
@@ -243,6 +254,9 @@ struct Held {
     /// ([`DynamoInvocationStore::record_attempt_if_current`]), or, `unrecorded`, by writing the
     /// invocation for the first time ([`DynamoInvocationStore::create_delivered`]).
     carried: Option<Carried>,
+    /// The message is on the ordered (FIFO) queue: it stays in flight, holding its key, until
+    /// its invocation is finished.
+    ordered: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +281,32 @@ pub struct SqsDeliveryQueue {
     /// Whether `accept` may leave an invocation unwritten until its outcome (see
     /// [`SqsDeliveryQueue::recording_first`]).
     unrecorded_accepts: bool,
+    /// The FIFO queue of work with an ordering key; `None`: ordering keys are not offered.
+    ordered: Option<OrderedQueue>,
+    /// Invocations whose ordered message was left in flight by the last step (it holds its
+    /// key): the Lambda consumer reports their records failed so that the event source mapping
+    /// does not delete them ([`SqsDeliveryQueue::take_kept`]).
+    kept: Arc<Mutex<HashSet<String>>>,
+}
+
+/// The ordered queue, as this process uses it.
+#[derive(Debug, Clone)]
+struct OrderedQueue {
+    url: String,
+    /// How long an acknowledged invocation holds its key before it is looked at again.
+    recheck: chrono::Duration,
+}
+
+/// What becomes of a received ordered message ([`ordered_step`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderedStep {
+    /// Its turn: deliver this work.
+    Deliver(WorkItem),
+    /// Its invocation is finished (or gone): delete the message, so the next of its key goes.
+    Release,
+    /// Its invocation is not finished and not due (acknowledged and waiting for its callback,
+    /// a retry or a delayed start): keep the message in flight, holding its key, this long.
+    Keep(chrono::Duration),
 }
 
 /// The work queue's dead-letter queue, as the consumer sees it.
@@ -319,7 +359,371 @@ impl SqsDeliveryQueue {
             keep_unsent: false,
             dead_letters: None,
             unrecorded_accepts: true,
+            ordered: None,
+            kept: Arc::new(Mutex::new(HashSet::new())),
         }
+    }
+
+    /// This queue, offering ordering keys on the FIFO queue at `url` (see [`ordered_step`]);
+    /// an acknowledged invocation is looked at again every `recheck`.
+    pub fn with_ordered_queue(mut self, url: String, recheck: std::time::Duration) -> Self {
+        self.ordered = Some(OrderedQueue {
+            url,
+            recheck: chrono::Duration::from_std(recheck).unwrap_or(chrono::Duration::seconds(30)),
+        });
+        self
+    }
+
+    /// The ordered queue's URL, if this queue offers ordering keys.
+    pub fn ordered_queue_url(&self) -> Option<&str> {
+        self.ordered.as_ref().map(|o| o.url.as_str())
+    }
+
+    /// Whether the last step left the ordered message of `invocation_id` in flight (it holds
+    /// its key); forgets it. The Lambda consumer then reports the record failed, so that the
+    /// event source mapping leaves the message to its visibility timeout.
+    pub fn take_kept(&self, invocation_id: &str) -> bool {
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(invocation_id)
+    }
+
+    /// What the SQS consumer (Lambda) does with one received message of the ordered queue
+    /// before delivering it ([`ordered_step`] on the invocation as read): `Some` when it is
+    /// the message's turn; `None` when there is nothing to deliver now: the invocation is
+    /// finished or gone (the event source mapping deletes the message), or it is not due
+    /// (the message is kept in flight, see [`SqsDeliveryQueue::take_kept`]).
+    ///
+    /// Errors: [`Error::Invalid`] for a body that is no work message.
+    pub async fn admit_ordered(
+        &self,
+        body: &str,
+        receipt_handle: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Admitted>, Error> {
+        let message = parse_message(body)?;
+        let invocation = self.invocations.get(&message.invocation_id).await?;
+        let recheck = self.recheck();
+        match ordered_step(&message, invocation.as_ref(), now, recheck)? {
+            OrderedStep::Deliver(item) => {
+                let Some(invocation) = invocation else {
+                    return Ok(None);
+                };
+                self.hold_ordered(&item, &invocation, receipt_handle, now);
+                Ok(Some(Admitted { item, invocation }))
+            }
+            OrderedStep::Release => Ok(None),
+            OrderedStep::Keep(time) => {
+                self.keep(&message.invocation_id, &[receipt_handle.to_owned()], time)
+                    .await;
+                Ok(None)
+            }
+        }
+    }
+
+    /// After an ordered record's step: whether its message stays in flight, holding its key
+    /// (the consumer reports the record failed so that the event source mapping leaves it).
+    /// Work admitted but neither settled, discarded nor postponed (a step that ended early)
+    /// is kept for the recheck interval rather than let go: its key must not move on.
+    pub async fn keeps(&self, invocation_id: &str) -> bool {
+        let unsettled = self.take_held(invocation_id).filter(|held| held.ordered);
+        if let Some(held) = unsettled {
+            self.keep(invocation_id, &held.handles, self.recheck())
+                .await;
+        }
+        self.take_kept(invocation_id)
+    }
+
+    /// Makes a received ordered message visible again at once: the rest of its key that came
+    /// in the same batch behind one that is kept in flight (SQS hands none of them out again
+    /// before the first is deleted). Best effort: it comes back after its visibility timeout.
+    pub async fn let_go(&self, receipt_handle: &str) {
+        if let Some(ordered) = &self.ordered {
+            self.change_visibility(&ordered.url, receipt_handle, 0)
+                .await;
+        }
+    }
+
+    fn recheck(&self) -> chrono::Duration {
+        self.ordered
+            .as_ref()
+            .map_or(chrono::Duration::seconds(30), |o| o.recheck)
+    }
+
+    fn hold_ordered(
+        &self,
+        item: &WorkItem,
+        invocation: &Invocation,
+        handle: &str,
+        now: DateTime<Utc>,
+    ) {
+        self.hold(
+            &item.invocation_id,
+            Held {
+                attempts: item.attempts,
+                recorded: Some(invocation.attempts.len()),
+                handles: vec![handle.to_owned()],
+                // The consumer's run (Lambda) or the claim's lease; a settle comes before.
+                lease_until: now + chrono::Duration::minutes(15),
+                carried: None,
+                ordered: true,
+            },
+        );
+    }
+
+    /// Keeps ordered messages in flight for `time` (their key waits) and notes it for
+    /// [`SqsDeliveryQueue::take_kept`]. A visibility change that fails brings the message
+    /// back early, where it is judged again: harmless.
+    async fn keep(&self, invocation_id: &str, handles: &[String], time: chrono::Duration) {
+        let Some(ordered) = &self.ordered else {
+            return;
+        };
+        let seconds = i32::try_from(
+            time.num_seconds()
+                .clamp(1, MAX_VISIBILITY_SECONDS - KEEP_MARGIN_SECONDS),
+        )
+        .unwrap_or(1);
+        for handle in handles {
+            self.change_visibility(&ordered.url, handle, seconds).await;
+        }
+        self.kept
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(invocation_id.to_owned());
+    }
+
+    async fn change_visibility(&self, url: &str, handle: &str, seconds: i32) {
+        let result = self
+            .sqs
+            .change_message_visibility()
+            .queue_url(url)
+            .receipt_handle(handle)
+            .visibility_timeout(seconds)
+            .send()
+            .await;
+        if let Err(e) = result {
+            tracing::warn!(error = %unavailable("ChangeMessageVisibility", e),
+                "ordered work message comes back at its old visibility timeout");
+        }
+    }
+
+    /// Settles work of the ordered queue: records the attempt, then deletes the message when
+    /// the invocation is finished (the next of its key goes) or keeps it in flight until the
+    /// retry is due, or, acknowledged, until it is looked at again. No message is queued: the
+    /// one message carries the invocation's whole turn.
+    async fn settle_ordered(
+        &self,
+        invocation_id: &str,
+        held: Held,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+    ) -> Result<Option<Invocation>, Error> {
+        let settled = match self
+            .invocations
+            .record_attempt(invocation_id, attempt, from, transition)
+            .await
+        {
+            Ok(settled) => settled,
+            Err(e) => {
+                self.hold(invocation_id, held);
+                return Err(e);
+            }
+        };
+        let now = Utc::now();
+        let step = match (&settled, next) {
+            (Some(invocation), NextStep::RetryAt(at)) if invocation.state.is_open() => {
+                OrderedStep::Keep(*at - now)
+            }
+            (Some(invocation), _) if invocation.state.is_open() => {
+                OrderedStep::Keep(recheck_after(invocation, now, self.recheck()))
+            }
+            _ => OrderedStep::Release,
+        };
+        self.apply_ordered(invocation_id, &held.handles, step).await;
+        Ok(settled)
+    }
+
+    async fn apply_ordered(&self, invocation_id: &str, handles: &[String], step: OrderedStep) {
+        match step {
+            OrderedStep::Keep(time) => self.keep(invocation_id, handles, time).await,
+            OrderedStep::Release | OrderedStep::Deliver(_) => {
+                if let Some(ordered) = &self.ordered {
+                    self.delete_from(&ordered.url, handles).await;
+                }
+            }
+        }
+    }
+
+    /// Sends ordered work: one message group per subscription and key ([`order_group`]), in
+    /// the order given; deduplicated by invocation and attempts recorded, so a message sent
+    /// again within SQS's five minutes (a redelivered event) is dropped by SQS itself.
+    async fn send_ordered(&self, messages: &[(WorkMessage, String)]) -> Result<(), Error> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let Some(ordered) = &self.ordered else {
+            return Err(failure("SendMessageBatch", "no ordered queue"));
+        };
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, (message, group))| {
+                let dedup = format!(
+                    "{}.{}",
+                    message.invocation_id,
+                    message.recorded.unwrap_or_default()
+                );
+                let body = message.body();
+                let entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&body)
+                    .message_group_id(group)
+                    .message_deduplication_id(dedup)
+                    .build()
+                    .map_err(|e| failure("SendMessageBatch", e))?;
+                Ok((body.len(), entry))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.send_entries(&ordered.url, entries).await
+    }
+
+    /// `accept` of work with an ordering key: the invocations are written first (marked unsent,
+    /// as every record-first accept), then their messages sent to the ordered queue, then the
+    /// marker cleared, since ordered work may wait for its turn longer than the sweep's grace
+    /// period. Never leased: the work goes when its key's queue says so.
+    async fn accept_ordered(
+        &self,
+        invocations: &[Invocation],
+        not_before: DateTime<Utc>,
+        leased_until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<WorkItem>, Error> {
+        self.invocations
+            .create_queued(invocations, not_before)
+            .await?;
+        let now = Utc::now();
+        let mut keyed = Vec::new();
+        let mut free = Vec::new();
+        for invocation in invocations {
+            let message = WorkMessage {
+                invocation_id: invocation.id.clone(),
+                not_before: not_before.timestamp_millis(),
+                attempts: 0,
+                recorded: Some(invocation.attempts.len()),
+                invocation: None,
+                unrecorded: false,
+            };
+            match &invocation.ordering_key {
+                Some(key) => keyed.push((message, order_group(&invocation.subscription_id, key))),
+                None => {
+                    let visible_from = leased_until.map_or(not_before, |l| l.max(not_before));
+                    free.push((message, delay_seconds(visible_from, now)));
+                }
+            }
+        }
+        let sent = match self.send_ordered(&keyed).await {
+            Ok(()) => self.send(&free).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = sent {
+            if !self.keep_unsent {
+                self.forget_invocations(invocations, &e).await;
+            }
+            return Err(e);
+        }
+        let ids: Vec<String> = keyed.iter().map(|(m, _)| m.invocation_id.clone()).collect();
+        self.invocations.mark_sent(&ids).await;
+        if let Some(lease_until) = leased_until {
+            for (message, _) in &free {
+                self.hold(
+                    &message.invocation_id,
+                    Held {
+                        attempts: 0,
+                        recorded: message.recorded,
+                        handles: Vec::new(),
+                        lease_until,
+                        carried: None,
+                        ordered: false,
+                    },
+                );
+            }
+        }
+        keyed
+            .iter()
+            .map(|(m, _)| m.item())
+            .chain(free.iter().map(|(m, _)| m.item()))
+            .collect()
+    }
+
+    /// Receives from the ordered queue into `due`, up to `limit`: the first message of each
+    /// key that is its turn is held (leased until `lease_until`) and returned; the others of
+    /// its key that came with it are let go at once; finished ones are deleted and waiting
+    /// ones kept in flight ([`ordered_step`]).
+    async fn claim_ordered(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+        due: &mut Vec<WorkItem>,
+    ) -> Result<(), Error> {
+        let Some(ordered) = self.ordered.clone() else {
+            return Ok(());
+        };
+        let visibility = visibility_seconds(lease_until - now);
+        let received = self
+            .receive_from(&ordered.url, limit, visibility, true)
+            .await?;
+        let mut groups = HashSet::new();
+        let mut candidates = Vec::new();
+        for message in received {
+            if !groups.insert(message.group.clone().unwrap_or_default()) {
+                self.change_visibility(&ordered.url, &message.handle, 0)
+                    .await;
+                continue;
+            }
+            match parse_message(&message.body) {
+                Ok(parsed) => candidates.push((parsed, message.handle)),
+                // Left alone: only Triggerline writes this queue; it blocks its own group only.
+                Err(e) => tracing::error!(error = %e, "unreadable ordered work message"),
+            }
+        }
+        let reads = candidates
+            .iter()
+            .map(|(m, _)| self.invocations.get(&m.invocation_id));
+        let invocations = futures::future::join_all(reads).await;
+        for ((message, handle), invocation) in candidates.into_iter().zip(invocations) {
+            let invocation = match invocation {
+                Ok(invocation) => invocation,
+                Err(e) => {
+                    tracing::warn!(invocation = %message.invocation_id, error = %e, "ordered work message left for later");
+                    continue;
+                }
+            };
+            let step = ordered_step(&message, invocation.as_ref(), now, ordered.recheck)?;
+            match (step, invocation) {
+                (OrderedStep::Deliver(item), Some(invocation)) => {
+                    self.hold_ordered(&item, &invocation, &handle, now);
+                    if let Some(held) = self
+                        .held
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .get_mut(&item.invocation_id)
+                    {
+                        held.lease_until = lease_until;
+                    }
+                    due.push(item);
+                }
+                (step, _) => {
+                    self.apply_ordered(&message.invocation_id, &[handle], step)
+                        .await;
+                    // A local claim needs no note of what it kept.
+                    self.take_kept(&message.invocation_id);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// This queue, writing every accepted invocation before its message is sent, as the local
@@ -436,26 +840,41 @@ impl SqsDeliveryQueue {
     /// Sends a work message for each of `unsent` still PENDING (the others moved on: their
     /// work exists or is done), due when it was; `recorded` makes a message that someone else
     /// delivered first stale. Returns the ids sent.
+    /// Work with an ordering key goes to the end of its key's queue (it was accepted, but
+    /// its message never sent) and its marker is cleared.
     async fn send_unsent(&self, unsent: &[Unsent]) -> Result<Vec<String>, Error> {
         let now = Utc::now();
-        let messages: Vec<(WorkMessage, i32)> = unsent
+        let mut messages: Vec<(WorkMessage, i32)> = Vec::new();
+        let mut keyed: Vec<(WorkMessage, String)> = Vec::new();
+        for u in unsent
             .iter()
             .filter(|u| u.state == InvocationState::Pending)
-            .map(|u| {
-                let message = WorkMessage {
-                    invocation_id: u.id.clone(),
-                    not_before: u.due.timestamp_millis(),
-                    // An accept's work has none; a lost retry's counts the attempts before it.
-                    attempts: u32::try_from(u.recorded).unwrap_or(u32::MAX),
-                    recorded: Some(u.recorded),
-                    invocation: None,
-                    unrecorded: false,
-                };
-                (message, delay_seconds(u.due, now))
-            })
-            .collect();
+        {
+            let message = WorkMessage {
+                invocation_id: u.id.clone(),
+                not_before: u.due.timestamp_millis(),
+                // An accept's work has none; a lost retry's counts the attempts before it.
+                attempts: u32::try_from(u.recorded).unwrap_or(u32::MAX),
+                recorded: Some(u.recorded),
+                invocation: None,
+                unrecorded: false,
+            };
+            match (&u.ordering, &self.ordered) {
+                (Some(by), Some(_)) => {
+                    keyed.push((message, order_group(&by.subscription_id, &by.key)));
+                }
+                _ => messages.push((message, delay_seconds(u.due, now))),
+            }
+        }
         self.send(&messages).await?;
-        Ok(messages.into_iter().map(|(m, _)| m.invocation_id).collect())
+        self.send_ordered(&keyed).await?;
+        let keyed: Vec<String> = keyed.into_iter().map(|(m, _)| m.invocation_id).collect();
+        self.invocations.mark_sent(&keyed).await;
+        Ok(messages
+            .into_iter()
+            .map(|(m, _)| m.invocation_id)
+            .chain(keyed)
+            .collect())
     }
 
     /// The work queue's URL.
@@ -551,6 +970,7 @@ impl SqsDeliveryQueue {
                 // The function's run; a settle comes before it ends or not at all.
                 lease_until: now + chrono::Duration::minutes(15),
                 carried,
+                ordered: false,
             },
         );
         Ok(Some(Admitted { item, invocation }))
@@ -699,6 +1119,7 @@ impl SqsDeliveryQueue {
                 existing.recorded = held.recorded;
                 existing.lease_until = held.lease_until;
                 existing.carried = held.carried;
+                existing.ordered = held.ordered;
             }
             None => {
                 map.insert(id.to_owned(), held);
@@ -722,14 +1143,39 @@ impl SqsDeliveryQueue {
             .retain(|_, h| h.lease_until >= now);
     }
 
-    /// Sends messages with their delays (seconds), at most 10 and 256 KiB per
+    /// Sends messages with their delays (seconds) to the work queue ([`Self::send_entries`]).
+    async fn send(&self, messages: &[(WorkMessage, i32)]) -> Result<(), Error> {
+        let entries = messages
+            .iter()
+            .enumerate()
+            .map(|(i, (message, delay))| {
+                let body = message.body();
+                let entry = SendMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .message_body(&body)
+                    .delay_seconds(*delay)
+                    .build()
+                    .map_err(|e| failure("SendMessageBatch", e))?;
+                Ok((body.len(), entry))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
+        self.send_entries(&self.queue_url, entries).await
+    }
+
+    /// Sends entries (with their body sizes) to `url`, at most 10 and 256 KiB per
     /// `SendMessageBatch` ([`batches`]), the batches concurrently. Entries the batch rejected
     /// for a reason of SQS's own are tried once more.
-    async fn send(&self, messages: &[(WorkMessage, i32)]) -> Result<(), Error> {
-        let sizes: Vec<usize> = messages.iter().map(|(m, _)| m.body().len()).collect();
+    async fn send_entries(
+        &self,
+        url: &str,
+        entries: Vec<(usize, SendMessageBatchRequestEntry)>,
+    ) -> Result<(), Error> {
+        let sizes: Vec<usize> = entries.iter().map(|(size, _)| *size).collect();
+        let entries: Vec<SendMessageBatchRequestEntry> =
+            entries.into_iter().map(|(_, entry)| entry).collect();
         let batches = batches(&sizes)
             .into_iter()
-            .map(|range| self.send_batch(&messages[range]));
+            .map(|range| self.send_batch(url, &entries[range]));
         futures::future::join_all(batches)
             .await
             .into_iter()
@@ -737,26 +1183,18 @@ impl SqsDeliveryQueue {
             .map(drop)
     }
 
-    async fn send_batch(&self, batch: &[(WorkMessage, i32)]) -> Result<(), Error> {
-        let mut pending: Vec<usize> = (0..batch.len()).collect();
+    async fn send_batch(
+        &self,
+        url: &str,
+        batch: &[SendMessageBatchRequestEntry],
+    ) -> Result<(), Error> {
+        let mut pending = batch.to_vec();
         for round in 0..2 {
-            let entries = pending
-                .iter()
-                .map(|&i| {
-                    let (message, delay) = &batch[i];
-                    SendMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .message_body(message.body())
-                        .delay_seconds(*delay)
-                        .build()
-                        .map_err(|e| failure("SendMessageBatch", e))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
             let out = self
                 .sqs
                 .send_message_batch()
-                .queue_url(&self.queue_url)
-                .set_entries(Some(entries))
+                .queue_url(url)
+                .set_entries(Some(pending.clone()))
                 .send()
                 .await
                 .map_err(|e| unavailable("SendMessageBatch", e))?;
@@ -780,11 +1218,8 @@ impl SqsDeliveryQueue {
                     ),
                 ));
             }
-            pending = out
-                .failed
-                .iter()
-                .filter_map(|f| f.id.parse().ok())
-                .collect();
+            let failed: HashSet<&str> = out.failed.iter().map(|f| f.id.as_str()).collect();
+            pending.retain(|entry| failed.contains(entry.id()));
         }
         Ok(())
     }
@@ -792,6 +1227,11 @@ impl SqsDeliveryQueue {
     /// Deletes received messages, best effort: a message left behind comes back after its
     /// visibility timeout and is then found stale (or goes to the dead-letter queue).
     async fn delete(&self, handles: &[String]) {
+        self.delete_from(&self.queue_url, handles).await;
+    }
+
+    /// [`Self::delete`] on the queue at `url`.
+    async fn delete_from(&self, url: &str, handles: &[String]) {
         let batches = handles.chunks(BATCH).map(|batch| async move {
             let entries = batch
                 .iter()
@@ -807,7 +1247,7 @@ impl SqsDeliveryQueue {
             let result = self
                 .sqs
                 .delete_message_batch()
-                .queue_url(&self.queue_url)
+                .queue_url(url)
                 .set_entries(Some(entries))
                 .send()
                 .await;
@@ -836,15 +1276,35 @@ impl SqsDeliveryQueue {
         }
     }
 
-    /// One `ReceiveMessage` of up to `max` messages, without waiting for any.
+    /// One `ReceiveMessage` of up to `max` messages from the work queue, without waiting.
     async fn receive(&self, max: usize, visibility: i32) -> Result<Vec<(String, String)>, Error> {
-        let out = self
+        let received = self
+            .receive_from(&self.queue_url, max, visibility, false)
+            .await?;
+        Ok(received.into_iter().map(|m| (m.body, m.handle)).collect())
+    }
+
+    /// One `ReceiveMessage` of up to `max` messages from `url`, without waiting for any;
+    /// `groups`: with each message's group (a FIFO queue's `MessageGroupId`).
+    async fn receive_from(
+        &self,
+        url: &str,
+        max: usize,
+        visibility: i32,
+        groups: bool,
+    ) -> Result<Vec<Received>, Error> {
+        let mut request = self
             .sqs
             .receive_message()
-            .queue_url(&self.queue_url)
+            .queue_url(url)
             .max_number_of_messages(i32::try_from(max.clamp(1, BATCH)).unwrap_or(1))
             .visibility_timeout(visibility)
-            .wait_time_seconds(0)
+            .wait_time_seconds(0);
+        if groups {
+            request =
+                request.message_system_attribute_names(MessageSystemAttributeName::MessageGroupId);
+        }
+        let out = request
             .send()
             .await
             .map_err(|e| unavailable("ReceiveMessage", e))?;
@@ -852,9 +1312,25 @@ impl SqsDeliveryQueue {
             .messages
             .unwrap_or_default()
             .into_iter()
-            .filter_map(|m| Some((m.body?, m.receipt_handle?)))
+            .filter_map(|m| {
+                let group = m
+                    .attributes
+                    .and_then(|mut a| a.remove(&MessageSystemAttributeName::MessageGroupId));
+                Some(Received {
+                    body: m.body?,
+                    handle: m.receipt_handle?,
+                    group,
+                })
+            })
             .collect())
     }
+}
+
+/// A received message.
+struct Received {
+    body: String,
+    handle: String,
+    group: Option<String>,
 }
 
 #[async_trait]
@@ -872,6 +1348,11 @@ impl DeliveryQueue for SqsDeliveryQueue {
     ) -> Result<Vec<WorkItem>, Error> {
         if invocations.is_empty() {
             return Ok(Vec::new());
+        }
+        if self.ordered.is_some() && invocations.iter().any(|i| i.ordering_key.is_some()) {
+            return self
+                .accept_ordered(invocations, not_before, leased_until)
+                .await;
         }
         let now = Utc::now();
         // Nobody in this process delivers it (the Lambda intake) and it is due: the consumer
@@ -941,6 +1422,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
                         handles: Vec::new(),
                         lease_until,
                         carried: None,
+                        ordered: false,
                     },
                 );
             }
@@ -959,12 +1441,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
         limit: usize,
     ) -> Result<Vec<WorkItem>, Error> {
         self.forget_expired(now);
-        let visibility = i32::try_from(
-            (lease_until - now)
-                .num_seconds()
-                .clamp(1, MAX_VISIBILITY_SECONDS),
-        )
-        .unwrap_or(1);
+        let visibility = visibility_seconds(lease_until - now);
         let mut due: Vec<WorkItem> = Vec::new();
         // Bounded, so that a queue full of deferred messages cannot keep one claim going.
         let mut rounds = limit.div_ceil(BATCH) + 2;
@@ -1021,6 +1498,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
                         handles: vec![handle],
                         lease_until,
                         carried: None,
+                        ordered: false,
                     },
                 );
                 // The same invocation twice in one claim: delivered once, either message
@@ -1030,6 +1508,10 @@ impl DeliveryQueue for SqsDeliveryQueue {
                 }
             }
             self.delete(&stale).await;
+        }
+        if due.len() < limit {
+            self.claim_ordered(now, lease_until, limit - due.len(), &mut due)
+                .await?;
         }
         // Stable: equal times stay in the order SQS gave them.
         due.sort_by_key(|item| item.not_before);
@@ -1059,6 +1541,11 @@ impl DeliveryQueue for SqsDeliveryQueue {
         next: &NextStep,
     ) -> Result<Option<Invocation>, Error> {
         let held = match self.take_held(invocation_id) {
+            Some(held) if held.ordered => {
+                return self
+                    .settle_ordered(invocation_id, held, attempt, from, transition, next)
+                    .await;
+            }
             Some(mut held) => match held.carried.take() {
                 Some(carried) => {
                     return self
@@ -1165,6 +1652,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
                     handles: Vec::new(),
                     lease_until,
                     carried: None,
+                    ordered: false,
                 },
             );
         }
@@ -1173,10 +1661,21 @@ impl DeliveryQueue for SqsDeliveryQueue {
 
     /// Deletes the held message, if any (one not held is found stale when it comes back).
     async fn discard(&self, invocation_id: &str) -> Result<(), Error> {
-        if let Some(held) = self.take_held(invocation_id) {
-            self.delete(&held.handles).await;
+        match self.take_held(invocation_id) {
+            Some(held) if held.ordered => {
+                self.apply_ordered(invocation_id, &held.handles, OrderedStep::Release)
+                    .await;
+            }
+            Some(held) => self.delete(&held.handles).await,
+            None => {}
         }
         Ok(())
+    }
+
+    /// On the ordered queue (when this queue has one): work of an invocation with an ordering
+    /// key goes there, one message group per subscription and key ([`ordered_step`]).
+    fn orders_by_key(&self) -> bool {
+        self.ordered.is_some()
     }
 
     /// Sends the held message again as it came, due at `until` (delayed by at most SQS's 15
@@ -1188,6 +1687,12 @@ impl DeliveryQueue for SqsDeliveryQueue {
         let Some(mut held) = self.take_held(invocation_id) else {
             return Ok(());
         };
+        if held.ordered {
+            // Kept in flight: its key waits with it.
+            let step = OrderedStep::Keep(until - Utc::now());
+            self.apply_ordered(invocation_id, &held.handles, step).await;
+            return Ok(());
+        }
         let recorded = match held.carried.take() {
             Some(carried) if carried.unrecorded => {
                 match self
@@ -1282,6 +1787,71 @@ fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
 fn outcome_first(invocation: &Invocation) -> bool {
     invocation.invocation_type == InvocationType::RealTime
         && matches!(invocation.response_mode, None | Some(DispatchMode::Sync))
+}
+
+/// Kept off SQS's 12-hour visibility limit, which counts from the receive.
+const KEEP_MARGIN_SECONDS: i64 = 300;
+
+/// The SQS message group of a subscription's work with an ordering key: a hash, since a group
+/// id is at most 128 characters of a restricted set and a key is any 255 characters.
+pub fn order_group(subscription_id: &str, key: &str) -> String {
+    let mut hash = Sha256::new();
+    hash.update(subscription_id.as_bytes());
+    // Neither part is empty, and a subscription id has no NUL: the pair is unambiguous.
+    hash.update([0]);
+    hash.update(key.as_bytes());
+    hex::encode(hash.finalize())
+}
+
+/// The rule of the ordered queue: what becomes of its message of `invocation` (as read now;
+/// `None`: gone) queued as `message`. Finished or gone: [`OrderedStep::Release`]. PENDING and
+/// due: [`OrderedStep::Deliver`], with the attempts made since the message was queued.
+/// PENDING and not due (a delayed start): kept until due. ACKNOWLEDGED: kept for `recheck`,
+/// or until just past its deadline when that is sooner (the sweep then times it out).
+///
+/// Errors: [`Error::Invalid`] for a message whose time is out of range.
+pub fn ordered_step(
+    message: &WorkMessage,
+    invocation: Option<&Invocation>,
+    now: DateTime<Utc>,
+    recheck: chrono::Duration,
+) -> Result<OrderedStep, Error> {
+    let Some(invocation) = invocation.filter(|i| i.state.is_open()) else {
+        return Ok(OrderedStep::Release);
+    };
+    if invocation.state == InvocationState::Acknowledged {
+        return Ok(OrderedStep::Keep(recheck_after(invocation, now, recheck)));
+    }
+    let mut item = message.item()?;
+    if item.not_before > now {
+        return Ok(OrderedStep::Keep(item.not_before - now));
+    }
+    let made = invocation
+        .attempts
+        .len()
+        .saturating_sub(message.recorded.unwrap_or_default());
+    item.attempts = u32::try_from(made).unwrap_or(u32::MAX);
+    Ok(OrderedStep::Deliver(item))
+}
+
+/// How long an open invocation's ordered message is kept before it is looked at again:
+/// `recheck`, or until one second past its deadline (or heartbeat due time) when that comes
+/// sooner; a deadline already past waits for the sweep, so `recheck` again.
+fn recheck_after(
+    invocation: &Invocation,
+    now: DateTime<Utc>,
+    recheck: chrono::Duration,
+) -> chrono::Duration {
+    let heartbeat_due = invocation.heartbeat.as_ref().and_then(|h| h.due);
+    match invocation.deadline.into_iter().chain(heartbeat_due).min() {
+        Some(end) if end > now => recheck.min(end - now + chrono::Duration::seconds(1)),
+        _ => recheck,
+    }
+}
+
+/// A lease as a visibility timeout SQS takes: whole seconds, 1 to 12 hours.
+fn visibility_seconds(lease: chrono::Duration) -> i32 {
+    i32::try_from(lease.num_seconds().clamp(1, MAX_VISIBILITY_SECONDS)).unwrap_or(1)
 }
 
 /// Seconds from `now` until `at`, rounded up (never early) and clamped to what SQS takes.

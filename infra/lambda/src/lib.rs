@@ -279,6 +279,15 @@ impl FunctionEnv {
             reason: e.reason,
         })?;
         let mut aws = AwsSettings::from_lookup(&lookup);
+        if let Some(text) = get(triggerline_aws::settings::env::ORDER_RECHECK) {
+            aws.order_recheck =
+                triggerline_aws::settings::order_recheck(&text).map_err(|reason| {
+                    EnvError::Invalid {
+                        name: triggerline_aws::settings::env::ORDER_RECHECK,
+                        reason,
+                    }
+                })?;
+        }
         // No purge runs on AWS: the TTL written on every finished invocation is the retention.
         aws.retention = Some(InvocationTtl {
             succeeded: retention(&get, env::RETENTION_SUCCEEDED, DEFAULT_RETENTION_SUCCEEDED)?,

@@ -127,6 +127,12 @@ pub struct Config {
     /// claimed messages.
     #[arg(long, env = env::DELIVERY_LEASE, default_value = "PT60S", value_parser = lease)]
     pub delivery_lease: IsoDuration,
+    /// On the AWS backend, how long an acknowledged invocation with an ordering key holds its
+    /// key before it is looked at again (ISO-8601, whole seconds, PT1S to PT12H): the next of
+    /// its key goes at most this long after its callback.
+    #[arg(long, env = triggerline_aws::settings::env::ORDER_RECHECK, default_value = "PT30S",
+        value_parser = triggerline_aws::settings::order_recheck)]
+    pub order_recheck: std::time::Duration,
     /// Consecutive failed attempts that open a subscription's circuit: its deliveries then
     /// wait for a cool-down, and one probe goes when it ends (1 to 1000).
     #[arg(long, env = health_env::CIRCUIT_FAILURES, default_value = "5")]
@@ -249,7 +255,11 @@ impl Adapters {
                     gauges: Some(db),
                 }
             }
-            Storage::Aws { clients, settings } => {
+            Storage::Aws {
+                clients,
+                mut settings,
+            } => {
+                settings.order_recheck = config.order_recheck;
                 let aws = AwsBackend::connect(&clients, &settings, credentials)
                     .await
                     .context("cannot reach the AWS resources")?;

@@ -33,10 +33,10 @@ use super::{
     INV_ATTEMPTS, INV_BODY, INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED,
     INV_CREATED, INV_DEADLINE, INV_DUE, INV_ERROR, INV_EXPIRES, INV_FINAL_STATE,
     INV_FINISHED_BY_COMPLETED, INV_GROUP, INV_GROUP_VALUE, INV_HEARTBEAT_DUE, INV_ID,
-    INV_LAST_HEARTBEAT, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_OPEN_VALUE, INV_OUTPUT,
-    INV_RESPONSE_DEADLINE, INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME, INV_TRIGGER,
-    INV_UNSENT, INV_UNSENT_BY_DUE, INV_UNSENT_VALUE, INV_WRITE_TOKEN, MAX_TRANSACTION_ITEMS,
-    SHARDS, shard_of, sharded, unsharded,
+    INV_LAST_HEARTBEAT, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_OPEN_VALUE, INV_ORDERING_KEY,
+    INV_OUTPUT, INV_RESPONSE_DEADLINE, INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME,
+    INV_TRIGGER, INV_UNSENT, INV_UNSENT_BY_DUE, INV_UNSENT_VALUE, INV_WRITE_TOKEN,
+    MAX_TRANSACTION_ITEMS, SHARDS, shard_of, sharded, unsharded,
 };
 use crate::error::{corrupt, unavailable};
 
@@ -377,6 +377,7 @@ impl Update {
         // An attempt means its work was sent: no longer one for the recovery to send again.
         self.remove(INV_UNSENT);
         self.remove(INV_DUE);
+        self.remove(INV_ORDERING_KEY);
         let name = self.name(INV_ATTEMPTS);
         self.sets.push(format!(
             "{name} = list_append(if_not_exists({name}, :noAttempts), :attempt)"
@@ -453,6 +454,7 @@ impl Update {
             self.remove(INV_OPEN_STATE);
             self.remove(INV_UNSENT);
             self.remove(INV_DUE);
+            self.remove(INV_ORDERING_KEY);
             self.set(INV_FINAL_STATE, s(sharded(to.as_str(), shard)));
             self.set_or_remove(
                 INV_EXPIRES,
@@ -1058,6 +1060,9 @@ impl DynamoInvocationStore {
                 let shard = shard_of(&invocation.id);
                 item.insert(INV_UNSENT.to_owned(), s(sharded(INV_UNSENT_VALUE, shard)));
                 item.insert(INV_DUE.to_owned(), s(format_time(due)));
+                if let Some(key) = &invocation.ordering_key {
+                    item.insert(INV_ORDERING_KEY.to_owned(), s(key));
+                }
             }
             // The use cases bound inputs and outputs (`triggerline::limits`) well under this;
             // a refusal here names the limit rather than failing as unavailable.
@@ -1192,7 +1197,15 @@ impl DynamoInvocationStore {
     /// Those of `ids` that exist and are still marked unsent, as [`DynamoInvocationStore::unsent`]
     /// gives them (one `BatchGetItem` per 100 ids, of a few attributes).
     pub async fn unsent_among(&self, ids: &[String]) -> Result<Vec<Unsent>, Error> {
-        let projection = [INV_ID, INV_STATE, INV_UNSENT, INV_DUE, INV_ATTEMPTS];
+        let projection = [
+            INV_ID,
+            INV_STATE,
+            INV_UNSENT,
+            INV_DUE,
+            INV_ATTEMPTS,
+            INV_SUBSCRIPTION,
+            INV_ORDERING_KEY,
+        ];
         let found = self.batch_get(ids, Some(&projection)).await?;
         let mut unsent = Vec::new();
         for id in ids {
@@ -1210,14 +1223,51 @@ impl DynamoInvocationStore {
                 Some(AttributeValue::L(list)) => list.len(),
                 _ => 0,
             };
+            let ordering = get_s(item, INV_ORDERING_KEY).map(|key| OrderedBy {
+                subscription_id: get_s(item, INV_SUBSCRIPTION)
+                    .map(|s| unsharded(s).to_owned())
+                    .unwrap_or_default(),
+                key: key.to_owned(),
+            });
             unsent.push(Unsent {
                 id: id.clone(),
                 due: due.with_timezone(&Utc),
                 state,
                 recorded,
+                ordering,
             });
         }
         Ok(unsent)
+    }
+
+    /// Clears the unsent marker of invocations whose work was sent and stays queued until its
+    /// turn (ordered work: its first attempt may be hours away, and the sweep must not send it
+    /// again meanwhile). Best effort: a marker left behind makes the sweep send a second
+    /// message, which finds the work done or in hand and is dropped.
+    pub async fn mark_sent(&self, ids: &[String]) {
+        let writes = ids.iter().map(|id| async move {
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .key(INV_ID, s(id))
+                .update_expression("REMOVE #us, #nb, #ok")
+                .condition_expression("attribute_exists(#us)")
+                .expression_attribute_names("#us", INV_UNSENT)
+                .expression_attribute_names("#nb", INV_DUE)
+                .expression_attribute_names("#ok", INV_ORDERING_KEY)
+                .send()
+                .await;
+            if let Err(e) = result {
+                if !e
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception())
+                {
+                    tracing::warn!(invocation = %id, error = %unavailable("UpdateItem invocation", e), "sent work still marked unsent");
+                }
+            }
+        });
+        futures::future::join_all(writes).await;
     }
 
     /// Moves an unsent invocation's due time to `due` (after its work was sent again, so that
@@ -1437,6 +1487,15 @@ pub struct Unsent {
     pub state: InvocationState,
     /// Attempts it has recorded.
     pub recorded: usize,
+    /// Its subscription and ordering key, when it has one: its work goes to the key's queue.
+    pub ordering: Option<OrderedBy>,
+}
+
+/// A subscription and an ordering key: one ordered queue (SQS message group).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrderedBy {
+    pub subscription_id: String,
+    pub key: String,
 }
 
 /// Bytes of an item as DynamoDB counts them (names and values), near enough to keep under

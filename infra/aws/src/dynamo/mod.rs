@@ -165,7 +165,7 @@ mod subscriptions;
 pub mod tables;
 
 pub use idempotency::DynamoIdempotencyStore;
-pub use invocations::{DynamoInvocationStore, Recorded, Unsent};
+pub use invocations::{DynamoInvocationStore, OrderedBy, Recorded, Unsent};
 pub use subscriptions::DynamoSubscriptionStore;
 
 /// Subscriptions table: the partition key (`sub#<id>` or `trigger#<triggerId>`).
@@ -244,6 +244,10 @@ pub const INV_UNSENT: &str = "us";
 pub const INV_UNSENT_VALUE: &str = "UNSENT";
 /// Invocations table: while [`INV_UNSENT`] is set, when the work is due (text).
 pub const INV_DUE: &str = "nb";
+/// Invocations table: the invocation's ordering key, only while [`INV_UNSENT`] is set, so that
+/// the recovery of unsent work finds the key's queue (message group) with the few attributes
+/// it reads (the key is also in the body).
+pub const INV_ORDERING_KEY: &str = "ok";
 /// Invocations table: the TTL attribute, epoch seconds (N).
 pub const INV_EXPIRES: &str = "x";
 /// The token of the transition that last finished the invocation: a random value per call of

@@ -5,4 +5,5 @@ mod dynamo_credentials;
 mod dynamo_shards;
 mod eventbridge;
 mod sqs_dead_letters;
+mod sqs_ordered;
 mod sqs_queue;
