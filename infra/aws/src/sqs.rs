@@ -1962,4 +1962,106 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_key_group_is_a_fixed_length_hash_of_subscription_and_key() {
+        let group = order_group("sub-1", "k");
+        assert_eq!(group.len(), 64);
+        assert!(group.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(group, order_group("sub-1", "k"));
+        assert_ne!(group, order_group("sub-2", "k"));
+        assert_ne!(group, order_group("sub-1", "K"));
+        // The boundary between the two parts counts.
+        assert_ne!(order_group("ab", "c"), order_group("a", "bc"));
+        assert_eq!(order_group("sub-1", &"k".repeat(255)).len(), 64);
+    }
+
+    fn ordered(state: InvocationState, attempts: usize) -> Invocation {
+        let at = |ms| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+        let one = Attempt {
+            started_at: at(1_000),
+            target: "hooks.example.com".into(),
+            status_code: Some(503),
+            duration_ms: 5,
+            outcome: triggerline::model::AttemptOutcome::Failed,
+            error: None,
+        };
+        Invocation {
+            heartbeat: None,
+            id: "a".into(),
+            trigger_id: "idn:access-request-pre-approval".into(),
+            trigger_type: triggerline::model::TriggerType::RequestResponse,
+            subscription_id: "sub-1".into(),
+            subscription_name: "Approvals".into(),
+            invocation_type: InvocationType::RealTime,
+            response_mode: None,
+            state,
+            created: at(0),
+            completed: None,
+            deadline: Some(at(3_600_000)),
+            input: serde_json::json!({}),
+            content_json: serde_json::json!({}),
+            output: None,
+            error: None,
+            ordering_key: Some("k".into()),
+            secret_hash: String::new(),
+            attempts: vec![one; attempts],
+            trace: None,
+        }
+    }
+
+    #[test]
+    fn the_ordered_rule_delivers_the_due_keeps_the_open_and_releases_the_finished() {
+        let at = |ms| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
+        let recheck = chrono::Duration::seconds(30);
+        let message = WorkMessage {
+            invocation_id: "a".into(),
+            not_before: 10_000,
+            attempts: 0,
+            recorded: Some(1),
+            invocation: None,
+            unrecorded: false,
+        };
+        let step = |invocation: Option<&Invocation>, now: i64| {
+            ordered_step(&message, invocation, at(now), recheck).ok()
+        };
+        // Gone or finished: the key moves on.
+        assert_eq!(step(None, 20_000), Some(OrderedStep::Release));
+        for state in [
+            InvocationState::Completed,
+            InvocationState::Failed,
+            InvocationState::TimedOut,
+        ] {
+            assert_eq!(
+                step(Some(&ordered(state, 1)), 20_000),
+                Some(OrderedStep::Release)
+            );
+        }
+        // A delayed start holds its key until due.
+        assert_eq!(
+            step(Some(&ordered(InvocationState::Pending, 1)), 4_000),
+            Some(OrderedStep::Keep(chrono::Duration::seconds(6)))
+        );
+        // Due: attempts count from those recorded when the message was queued.
+        let due = step(Some(&ordered(InvocationState::Pending, 3)), 20_000);
+        assert!(
+            matches!(&due, Some(OrderedStep::Deliver(item)) if item.attempts == 2),
+            "{due:?}"
+        );
+        // Acknowledged: the recheck, or just past the deadline when that comes sooner.
+        let acknowledged = ordered(InvocationState::Acknowledged, 1);
+        assert_eq!(
+            step(Some(&acknowledged), 20_000),
+            Some(OrderedStep::Keep(recheck))
+        );
+        assert_eq!(
+            step(Some(&acknowledged), 3_590_000),
+            Some(OrderedStep::Keep(chrono::Duration::seconds(11)))
+        );
+        // Past its deadline the sweep times it out; until then, the recheck.
+        assert_eq!(
+            step(Some(&acknowledged), 3_700_000),
+            Some(OrderedStep::Keep(recheck))
+        );
+    }
 }

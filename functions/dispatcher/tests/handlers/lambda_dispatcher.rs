@@ -512,3 +512,182 @@ async fn the_scheduled_sweep_times_out_overdue_invocations_only() {
         InvocationState::Acknowledged
     );
 }
+
+/// Starts an invocation of `trigger` with `orderingKey` through the dispatcher's router, as API
+/// Gateway hands it over; returns its id.
+async fn start_ordered(stack: &Stack, trigger: &str, key: &str) -> String {
+    let mut event: Value = serde_json::from_str(&fixture("apigw-v2-start-invocation.json")).unwrap();
+    let input = Catalog::builtin()
+        .get(trigger)
+        .unwrap()
+        .trigger
+        .example_input
+        .clone();
+    event["body"] = json!(
+        json!({"triggerId": trigger, "input": input, "orderingKey": key}).to_string()
+    );
+    let answer = invoke_http(stack.router(), &event.to_string()).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    answer.body["invocations"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// What the event source mapping hands the consumer from the ordered (FIFO) queue: polled for
+/// at most 10 s until at least `at_least` messages came, with the attributes Lambda passes.
+async fn ordered_batch(stack: &Stack, at_least: usize) -> SqsEvent {
+    let url = stack.backend.queue.ordered_queue_url().unwrap().to_owned();
+    let mut batch = sqs_batch();
+    let template = batch.records[0].clone();
+    batch.records.clear();
+    let started = Instant::now();
+    while batch.records.len() < at_least {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "only {} ordered messages within 10 s",
+            batch.records.len()
+        );
+        let out = stack
+            .clients
+            .sqs()
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .message_system_attribute_names(
+                aws_sdk_sqs::types::MessageSystemAttributeName::All,
+            )
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages.unwrap_or_default() {
+            let mut record = template.clone();
+            record.message_id = m.message_id;
+            record.receipt_handle = m.receipt_handle;
+            record.body = m.body;
+            record.attributes = m
+                .attributes
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(k, v)| (k.as_str().to_owned(), v))
+                .collect();
+            batch.records.push(record);
+        }
+    }
+    batch
+}
+
+fn failed_ids(response: &aws_lambda_events::event::sqs::SqsBatchResponse) -> Vec<String> {
+    response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.clone())
+        .collect()
+}
+
+/// Two starts with one key to a SYNC receiver, in one FIFO batch: the first finishes with its
+/// delivery, so the second goes right after it, in order, and both records are done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_batch_of_one_key_is_delivered_in_order() {
+    let stack = Stack::start().await;
+    let mut receiver = Receiver::start(json!({})).await;
+    stack
+        .subscribe(fire_and_forget_subscription(&receiver.url))
+        .await;
+    let first = start_ordered(&stack, "idn:identity-created", "hr-42").await;
+    let second = start_ordered(&stack, "idn:identity-created", "hr-42").await;
+
+    let batch = ordered_batch(&stack, 2).await;
+    assert!(
+        batch.records[0].attributes.contains_key("MessageGroupId"),
+        "{:?}",
+        batch.records[0].attributes
+    );
+    let response = queue_consumer::handle(&stack.delivery(), &stack.backend.queue, batch).await;
+    assert_eq!(failed_ids(&response), Vec::<String>::new());
+    for expected in [&first, &second] {
+        let got = receiver.next().await;
+        assert_eq!(&got.headers["webhook-id"], expected.as_str());
+        assert_eq!(
+            stack.invocation(expected).await.state,
+            InvocationState::Completed
+        );
+    }
+}
+
+/// An ASYNC receiver acknowledges the first: it is not finished, so its record stays in
+/// flight (reported failed) and the second, behind it in the batch, is let go undelivered.
+/// Once the first is completed, the next look releases it and the second goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_head_holds_its_key_until_it_is_finished() {
+    let mut stack = Stack::start().await;
+    stack.env.aws.order_recheck = Duration::from_secs(1);
+    stack.backend = AwsBackend::connect(
+        &stack.clients,
+        &stack.env.aws,
+        triggerline_aws::testing::test_credentials(),
+    )
+    .await
+    .unwrap();
+    let mut receiver = Receiver::start(json!({})).await;
+    stack
+        .subscribe(json!({
+            "name": "Approvers",
+            "triggerId": "idn:access-request-pre-approval",
+            "type": "HTTP",
+            "httpConfig": {"url": receiver.url, "httpDispatchMode": "ASYNC"},
+        }))
+        .await;
+    let first = start_ordered(&stack, "idn:access-request-pre-approval", "req-7").await;
+    let second = start_ordered(&stack, "idn:access-request-pre-approval", "req-7").await;
+
+    let batch = ordered_batch(&stack, 2).await;
+    let ids: Vec<String> = batch
+        .records
+        .iter()
+        .map(|r| r.message_id.clone().unwrap())
+        .collect();
+    let response = queue_consumer::handle(&stack.delivery(), &stack.backend.queue, batch).await;
+    assert_eq!(failed_ids(&response), ids, "both left on the queue");
+    let got = receiver.next().await;
+    assert_eq!(&got.headers["webhook-id"], first.as_str());
+    assert_eq!(
+        stack.invocation(&first).await.state,
+        InvocationState::Acknowledged
+    );
+    let waiting = stack.invocation(&second).await;
+    assert_eq!(waiting.state, InvocationState::Pending);
+    assert!(waiting.attempts.is_empty());
+
+    // The callback completes the first.
+    use triggerline::ports::InvocationStore;
+    let done = triggerline::ports::Transition {
+        to: InvocationState::Completed,
+        completed: Some(Utc::now()),
+        output: Some(json!({"approved": true})),
+        error: None,
+    };
+    stack
+        .backend
+        .invocations
+        .transition(
+            &first,
+            &[InvocationState::Pending, InvocationState::Acknowledged],
+            &done,
+        )
+        .await
+        .unwrap();
+    // Its message comes back after the recheck and is released; the second follows.
+    let started = Instant::now();
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(15), "the second never went");
+        let batch = ordered_batch(&stack, 1).await;
+        let _ = queue_consumer::handle(&stack.delivery(), &stack.backend.queue, batch).await;
+        if stack.invocation(&second).await.state == InvocationState::Acknowledged {
+            break;
+        }
+    }
+    let got = receiver.next().await;
+    assert_eq!(&got.headers["webhook-id"], second.as_str());
+}
