@@ -39,6 +39,21 @@
 //! The redrive stays the safety net for a message whose consumer never answers (a crash, a
 //! timeout) or whose move fails.
 //!
+//! ## Ordering keys
+//!
+//! Work of an invocation with an ordering key goes to a second queue, a FIFO queue, with one
+//! message group per subscription and key ([`order_group`]). SQS hands out nothing more of a group
+//! while one of its messages is in flight, and the group's messages in the order they were sent;
+//! so the one message of an ordered invocation stays in flight until the invocation is finished
+//! ([`ordered_step`]): its visibility is extended until a retry is due, while its subscription's
+//! circuit holds it, or, acknowledged, for the recheck interval, after which it is looked at
+//! again; a finished (or vanished) invocation's message is deleted, and the next of its key goes.
+//! No second message is ever queued for ordered work (a new message would go to the end of its
+//! group): a retry's attempt count is the invocation's recorded attempts less those recorded
+//! when the message was sent. FIFO queues take no per-message delay, so a delayed start's message
+//! is kept in flight until due, holding its key, which is the order asked for. The queue has
+//! no redrive (a message moved aside would let the next of its key overtake it).
+//!
 //! Receipt handles of received messages are held in memory (invocation id → handle) so that
 //! `settle` and `discard` can delete the message. On Lambda the SQS event source mapping deletes
 //! the messages a function processed successfully, so settling without a held handle is normal.

@@ -331,7 +331,7 @@ impl Intake {
         if ordering_key.is_some() && !self.delivery.queue.orders_by_key() {
             return Err(Error::invalid(
                 "orderingKey",
-                "not supported by this backend (the AWS backend does not order deliveries yet)",
+                "not supported by this backend (its delivery queue keeps no order)",
             ));
         }
         // Measured once for every subscription's filter: the walk is linear in the input.
