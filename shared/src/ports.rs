@@ -164,7 +164,7 @@ pub enum NextStep {
 pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     /// Writes `invocations` and one work item each in one atomic, durable step (all or none).
     /// With `leased_until`, the items are leased to the caller, who delivers them itself (the
-    /// in-process hand-off and the synchronous fast path); [`DeliveryQueue::claim_due`] returns
+    /// in-process hand-off and the synchronous fast path); [`WorkSource::claim_due`] returns
     /// them only once that lease has run out, which is how a crashed worker's items come back.
     ///
     /// Errors: [`Error::AlreadyExists`] when an id is taken; then nothing is written.
@@ -174,18 +174,6 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
         not_before: DateTime<Utc>,
         leased_until: Option<DateTime<Utc>>,
     ) -> Result<Vec<WorkItem>, Error>;
-
-    /// Leases up to `limit` items that are due (`not_before <= now`) and not leased (or whose
-    /// lease ended before `now`) until `lease_until`, oldest first, and returns them.
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<WorkItem>, Error>;
-
-    /// The earliest time an unleased item becomes due, or a leased one's lease ends.
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error>;
 
     /// Records one attempt in one atomic step: appends `attempt` to the invocation, applies
     /// `transition` when the invocation's state is one of `from` (otherwise leaves the state as
@@ -232,9 +220,6 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
     /// Work that is gone is left gone.
     async fn postpone(&self, invocation_id: &str, until: DateTime<Utc>) -> Result<(), Error>;
 
-    /// Ends every lease (a local process owns its database, so at start nothing is in flight).
-    async fn release_all(&self) -> Result<(), Error>;
-
     /// Makes sure the work of `invocation_ids` exists: queues it again for those of them
     /// that were accepted but never attempted and may have no work (a queue whose invocation
     /// write and work are two steps, where a process can die in between: a redelivered event
@@ -258,6 +243,28 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
         let _ = (now, due_before, limit);
         Ok(0)
     }
+}
+
+/// Where a polling worker takes its work from: the local stack's worker (on SQLite, or on SQS
+/// with `--backend aws`). Apart from [`DeliveryQueue`] because nothing else polls: on Lambda the
+/// event source mapping hands work over, so the functions' packages leave claiming (and its SQS
+/// `ReceiveMessage`) out.
+#[async_trait]
+pub trait WorkSource: DeliveryQueue {
+    /// Leases up to `limit` items that are due (`not_before <= now`) and not leased (or whose
+    /// lease ended before `now`) until `lease_until`, oldest first, and returns them.
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkItem>, Error>;
+
+    /// The earliest time an unleased item becomes due, or a leased one's lease ends.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error>;
+
+    /// Ends every lease (a local process owns its database, so at start nothing is in flight).
+    async fn release_all(&self) -> Result<(), Error>;
 }
 
 /// A freshly accepted work item with what delivering it needs, so that an in-process worker

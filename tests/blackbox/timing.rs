@@ -100,7 +100,7 @@ async fn a_delayed_start_is_delivered_no_earlier_than_asked() {
     // Nine minutes on, the worker looks at the queue and finds nothing due.
     clock.advance(Duration::minutes(9));
     app.app.poke.notify_one();
-    let due = app.app.delivery.queue.next_due().await.unwrap().unwrap();
+    let due = app.app.work.next_due().await.unwrap().unwrap();
     assert!(due > clock_now(&clock), "not due yet");
     assert!(receiver.drain().is_empty());
     assert_eq!(attempts(&app.status(&id).await), 0);

@@ -160,15 +160,14 @@ mod tests {
 
     #[test]
     fn the_order_recheck_is_whole_seconds_from_one_second_to_twelve_hours() {
-        assert_eq!(
-            order_recheck("PT1S"),
-            Ok(std::time::Duration::from_secs(1))
-        );
+        assert_eq!(order_recheck("PT1S"), Ok(std::time::Duration::from_secs(1)));
         assert_eq!(
             order_recheck(" PT12H "),
             Ok(std::time::Duration::from_secs(43_200))
         );
-        for bad in ["PT0S", "PT0.5S", "PT1.5S", "PT12H1S", "P1D", "30", "", "soon"] {
+        for bad in [
+            "PT0S", "PT0.5S", "PT1.5S", "PT12H1S", "P1D", "30", "", "soon",
+        ] {
             assert!(order_recheck(bad).is_err(), "{bad} was taken");
         }
     }

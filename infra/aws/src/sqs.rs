@@ -76,7 +76,9 @@ use sha2::{Digest, Sha256};
 use triggerline::Error;
 use triggerline::limits::SQS_MESSAGE_BYTES;
 use triggerline::model::{Attempt, DispatchMode, Invocation, InvocationState, InvocationType};
-use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem};
+use triggerline::ports::{
+    DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem, WorkSource,
+};
 use triggerline::work;
 
 use crate::dynamo::{DynamoInvocationStore, Recorded, Unsent};
@@ -1445,100 +1447,6 @@ impl DeliveryQueue for SqsDeliveryQueue {
         Ok(items)
     }
 
-    /// Receives up to `limit` messages (10 per `ReceiveMessage`, never waiting for more), hidden
-    /// from other consumers until `lease_until`. Messages not due yet are deferred and stale ones
-    /// deleted; neither counts towards `limit`. Oldest first within what was received (SQS
-    /// itself gives no order).
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<WorkItem>, Error> {
-        self.forget_expired(now);
-        let visibility = visibility_seconds(lease_until - now);
-        let mut due: Vec<WorkItem> = Vec::new();
-        // Bounded, so that a queue full of deferred messages cannot keep one claim going.
-        let mut rounds = limit.div_ceil(BATCH) + 2;
-        while due.len() < limit && rounds > 0 {
-            rounds -= 1;
-            let received = self.receive(limit - due.len(), visibility).await?;
-            if received.is_empty() {
-                break;
-            }
-            let mut candidates = Vec::new();
-            for (body, handle) in received {
-                let message = match parse_message(&body) {
-                    Ok(message) => message,
-                    Err(e) => {
-                        // Left alone: after a few receives the redrive moves it to the DLQ,
-                        // where it can be looked at.
-                        tracing::warn!(error = %e, "unreadable work message");
-                        continue;
-                    }
-                };
-                let item = message.item()?;
-                if item.not_before > now {
-                    if let Err(e) = self.defer_message(&message, &[handle], now).await {
-                        tracing::warn!(invocation = %item.invocation_id, error = %e,
-                            "work message not deferred; it comes back after its lease");
-                    }
-                    continue;
-                }
-                candidates.push((message, item, handle));
-            }
-            let reads = candidates.iter().map(|(m, _, _)| self.read_or_record(m));
-            let invocations = futures::future::join_all(reads).await;
-            let mut stale = Vec::new();
-            for ((message, item, handle), invocation) in candidates.into_iter().zip(invocations) {
-                let invocation = match invocation {
-                    Ok(invocation) => invocation,
-                    Err(e) => {
-                        // One invocation that cannot be read (an unreadable item, a failed
-                        // read) must not stop the claim of the others: its message comes back
-                        // after the lease and, after a few receives, rests in the DLQ.
-                        tracing::warn!(invocation = %item.invocation_id, error = %e, "work message left for later");
-                        continue;
-                    }
-                };
-                if message.is_stale(invocation.as_ref()) {
-                    stale.push(handle);
-                    continue;
-                }
-                self.hold(
-                    &item.invocation_id,
-                    Held {
-                        attempts: item.attempts,
-                        recorded: invocation.map(|i| i.attempts.len()),
-                        handles: vec![handle],
-                        lease_until,
-                        carried: None,
-                        ordered: false,
-                    },
-                );
-                // The same invocation twice in one claim: delivered once, either message
-                // deletes on settle.
-                if !due.iter().any(|d| d.invocation_id == item.invocation_id) {
-                    due.push(item);
-                }
-            }
-            self.delete(&stale).await;
-        }
-        if due.len() < limit {
-            self.claim_ordered(now, lease_until, limit - due.len(), &mut due)
-                .await?;
-        }
-        // Stable: equal times stay in the order SQS gave them.
-        due.sort_by_key(|item| item.not_before);
-        Ok(due)
-    }
-
-    /// SQS cannot tell when its next message becomes visible, so there is no answer: the local
-    /// worker then polls every second, and on Lambda the event source mapping polls.
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        Ok(None)
-    }
-
     /// Records the attempt (DynamoDB), then, for a retry, queues a new message (one more
     /// attempt, delayed until the retry is due, or 15 minutes and deferred from there), and
     /// deletes the held message, if any.
@@ -1737,12 +1645,6 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .await
     }
 
-    /// Nothing to do: a received message's visibility timeout ends by itself, and the work
-    /// queue is shared with other consumers whose leases are not this process's to end.
-    async fn release_all(&self) -> Result<(), Error> {
-        Ok(())
-    }
-
     /// Reads which of the invocations are still marked unsent (one `BatchGetItem`) and sends
     /// the work of those still PENDING, due when it was.
     async fn resend_unsent(&self, invocation_ids: &[String]) -> Result<usize, Error> {
@@ -1771,6 +1673,109 @@ impl DeliveryQueue for SqsDeliveryQueue {
             self.invocations.postpone_unsent(id, now).await;
         }
         Ok(sent.len())
+    }
+}
+
+#[async_trait]
+impl WorkSource for SqsDeliveryQueue {
+    /// Receives up to `limit` messages (10 per `ReceiveMessage`, never waiting for more), hidden
+    /// from other consumers until `lease_until`. Messages not due yet are deferred and stale ones
+    /// deleted; neither counts towards `limit`. Oldest first within what was received (SQS
+    /// itself gives no order).
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkItem>, Error> {
+        self.forget_expired(now);
+        let visibility = visibility_seconds(lease_until - now);
+        let mut due: Vec<WorkItem> = Vec::new();
+        // Bounded, so that a queue full of deferred messages cannot keep one claim going.
+        let mut rounds = limit.div_ceil(BATCH) + 2;
+        while due.len() < limit && rounds > 0 {
+            rounds -= 1;
+            let received = self.receive(limit - due.len(), visibility).await?;
+            if received.is_empty() {
+                break;
+            }
+            let mut candidates = Vec::new();
+            for (body, handle) in received {
+                let message = match parse_message(&body) {
+                    Ok(message) => message,
+                    Err(e) => {
+                        // Left alone: after a few receives the redrive moves it to the DLQ,
+                        // where it can be looked at.
+                        tracing::warn!(error = %e, "unreadable work message");
+                        continue;
+                    }
+                };
+                let item = message.item()?;
+                if item.not_before > now {
+                    if let Err(e) = self.defer_message(&message, &[handle], now).await {
+                        tracing::warn!(invocation = %item.invocation_id, error = %e,
+                            "work message not deferred; it comes back after its lease");
+                    }
+                    continue;
+                }
+                candidates.push((message, item, handle));
+            }
+            let reads = candidates.iter().map(|(m, _, _)| self.read_or_record(m));
+            let invocations = futures::future::join_all(reads).await;
+            let mut stale = Vec::new();
+            for ((message, item, handle), invocation) in candidates.into_iter().zip(invocations) {
+                let invocation = match invocation {
+                    Ok(invocation) => invocation,
+                    Err(e) => {
+                        // One invocation that cannot be read (an unreadable item, a failed
+                        // read) must not stop the claim of the others: its message comes back
+                        // after the lease and, after a few receives, rests in the DLQ.
+                        tracing::warn!(invocation = %item.invocation_id, error = %e, "work message left for later");
+                        continue;
+                    }
+                };
+                if message.is_stale(invocation.as_ref()) {
+                    stale.push(handle);
+                    continue;
+                }
+                self.hold(
+                    &item.invocation_id,
+                    Held {
+                        attempts: item.attempts,
+                        recorded: invocation.map(|i| i.attempts.len()),
+                        handles: vec![handle],
+                        lease_until,
+                        carried: None,
+                        ordered: false,
+                    },
+                );
+                // The same invocation twice in one claim: delivered once, either message
+                // deletes on settle.
+                if !due.iter().any(|d| d.invocation_id == item.invocation_id) {
+                    due.push(item);
+                }
+            }
+            self.delete(&stale).await;
+        }
+        if due.len() < limit {
+            self.claim_ordered(now, lease_until, limit - due.len(), &mut due)
+                .await?;
+        }
+        // Stable: equal times stay in the order SQS gave them.
+        due.sort_by_key(|item| item.not_before);
+        Ok(due)
+    }
+
+    /// SQS cannot tell when its next message becomes visible, so there is no answer: the local
+    /// worker then polls every second, and on Lambda the event source mapping polls.
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        Ok(None)
+    }
+
+    /// Nothing to do: a received message's visibility timeout ends by itself, and the work
+    /// queue is shared with other consumers whose leases are not this process's to end.
+    async fn release_all(&self) -> Result<(), Error> {
+        Ok(())
     }
 }
 

@@ -13,7 +13,7 @@ use rusqlite::{Connection, params};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
 use triggerline::model::{Attempt, Invocation, InvocationState};
-use triggerline::ports::{DeliveryQueue, NextStep, Transition, WorkItem};
+use triggerline::ports::{DeliveryQueue, NextStep, Transition, WorkItem, WorkSource};
 use triggerline::time::format_time;
 
 use crate::Sqlite;
@@ -221,38 +221,6 @@ impl DeliveryQueue for SqliteDeliveryQueue {
             .collect())
     }
 
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<WorkItem>, Error> {
-        let now = format_time(&now);
-        let lease_until = format_time(&lease_until);
-        let limit = to_sql_int("limit", limit as u64)?;
-        let (due, unreadable) = self
-            .db
-            .write(move |conn| claim(conn, &now, &lease_until, limit))
-            .await?;
-        for row in unreadable {
-            tracing::warn!(invocation = %row.id, reason = %row.reason,
-                "unreadable work item moved to the quarantine table with its invocation");
-        }
-        Ok(due)
-    }
-
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        let next: Option<String> = self
-            .db
-            .read(|conn| {
-                conn.prepare_cached(NEXT_DUE)
-                    .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
-                    .map_err(db)
-            })
-            .await?;
-        next.map(|t| parse_time("work due time", t)).transpose()
-    }
-
     async fn settle(
         &self,
         invocation_id: &str,
@@ -328,6 +296,41 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                 .map_err(db)
             })
             .await
+    }
+}
+
+#[async_trait]
+impl WorkSource for SqliteDeliveryQueue {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkItem>, Error> {
+        let now = format_time(&now);
+        let lease_until = format_time(&lease_until);
+        let limit = to_sql_int("limit", limit as u64)?;
+        let (due, unreadable) = self
+            .db
+            .write(move |conn| claim(conn, &now, &lease_until, limit))
+            .await?;
+        for row in unreadable {
+            tracing::warn!(invocation = %row.id, reason = %row.reason,
+                "unreadable work item moved to the quarantine table with its invocation");
+        }
+        Ok(due)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let next: Option<String> = self
+            .db
+            .read(|conn| {
+                conn.prepare_cached(NEXT_DUE)
+                    .and_then(|mut stmt| stmt.query_row([], |r| r.get(0)))
+                    .map_err(db)
+            })
+            .await?;
+        next.map(|t| parse_time("work due time", t)).transpose()
     }
 
     async fn release_all(&self) -> Result<(), Error> {

@@ -20,8 +20,8 @@ use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
 use triggerline::health::{HealthPolicy, env as health_env};
 use triggerline::ports::{
-    DeliveryQueue, EventPublisher, IdempotencyStore, InvocationScans, InvocationStore,
-    SubscriptionAdmin,
+    EventPublisher, IdempotencyStore, InvocationScans, InvocationStore, SubscriptionAdmin,
+    WorkSource,
 };
 use triggerline::secrets::{CredentialKey, Secret, SecretKey};
 use triggerline::time::{Clock, RandomIds, RandomJitter, SystemClock};
@@ -216,7 +216,8 @@ struct Adapters {
     invocations: Arc<dyn InvocationStore>,
     /// The same store, as the status list reads it.
     lists: Arc<dyn InvocationScans>,
-    queue: Arc<dyn DeliveryQueue>,
+    /// The queue, as the worker polls it (and, upcast, as the use cases write it).
+    queue: Arc<dyn WorkSource>,
     events: Arc<dyn EventPublisher>,
     event_source: String,
     subscriber_bus: String,
@@ -295,6 +296,8 @@ pub struct App {
     pub subscriptions: Arc<dyn SubscriptionAdmin>,
     pub invocations: Arc<dyn InvocationStore>,
     pub delivery: Delivery,
+    /// The queue `delivery` writes, as the worker polls it.
+    pub work: Arc<dyn WorkSource>,
     /// The token the management API accepts.
     pub api_token: Arc<str>,
     /// Whether `api_token` was generated because none was configured.
@@ -387,7 +390,7 @@ impl App {
             catalog: Catalog::builtin(),
             subscriptions: subscriptions.clone(),
             invocations: invocations.clone(),
-            queue,
+            queue: queue.clone(),
             client: Arc::new(client),
             events,
             clock: clock.clone(),
@@ -411,6 +414,7 @@ impl App {
         };
         let (worker, signal) = Worker::new(
             delivery.clone(),
+            queue.clone(),
             config.delivery_concurrency.max(1),
             poke.clone(),
         );
@@ -465,6 +469,7 @@ impl App {
             subscriptions,
             invocations,
             delivery,
+            work: queue,
             api_token,
             token_generated,
             poke,

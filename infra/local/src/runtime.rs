@@ -13,7 +13,7 @@ use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use triggerline::ports::{
     DeliveryQueue, Event, EventPublisher, Handoff, IdempotencyStore, InvocationScans,
-    InvocationWatch, WatchSubscription, WorkItem, WorkSignal,
+    InvocationWatch, WatchSubscription, WorkItem, WorkSignal, WorkSource,
 };
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::sweep::{self, Retention, Sweep};
@@ -161,6 +161,8 @@ pub struct Worker {
     /// Shared with every delivery task: cloning the context itself per delivery copied its
     /// strings (URLs, names) each time.
     delivery: Arc<Delivery>,
+    /// The queue `delivery` writes, as the worker polls it.
+    work: Arc<dyn WorkSource>,
     items: mpsc::Receiver<Handoff>,
     permits: Arc<Semaphore>,
     concurrency: usize,
@@ -174,12 +176,14 @@ impl Worker {
     /// A worker and the signal that feeds it.
     pub fn new(
         delivery: Delivery,
+        work: Arc<dyn WorkSource>,
         concurrency: usize,
         poke: Arc<Notify>,
     ) -> (Worker, ChannelSignal) {
         let (tx, rx) = mpsc::channel(concurrency.max(1) * 4);
         let worker = Worker {
             delivery: Arc::new(delivery),
+            work,
             items: rx,
             permits: Arc::new(Semaphore::new(concurrency)),
             concurrency,
@@ -190,7 +194,7 @@ impl Worker {
 
     /// Runs until `stop`, then waits for in-flight deliveries to settle.
     pub async fn run(mut self, stop: CancellationToken) {
-        if let Err(e) = self.delivery.queue.release_all().await {
+        if let Err(e) = self.work.release_all().await {
             tracing::error!(error = %e, "cannot release leases left by an earlier run");
         }
         // The queue is read on the timer and when poked, never per handed-off item.
@@ -217,7 +221,7 @@ impl Worker {
     }
 
     async fn until_next_due(&self) -> Duration {
-        match self.delivery.queue.next_due().await {
+        match self.work.next_due().await {
             Ok(Some(at)) => (at - self.delivery.clock.now())
                 .to_std()
                 .unwrap_or(Duration::ZERO)
@@ -237,7 +241,7 @@ impl Worker {
         }
         let now = self.delivery.clock.now();
         let until = triggerline::time::later(now, self.delivery.policy.lease_span());
-        match self.delivery.queue.claim_due(now, until, free).await {
+        match self.work.claim_due(now, until, free).await {
             Ok(items) => {
                 for item in items {
                     self.spawn(Job::Queued(item)).await;
@@ -268,12 +272,7 @@ impl Worker {
         }
         let now = self.delivery.clock.now();
         let until = triggerline::time::later(now, self.delivery.policy.lease_span());
-        match self
-            .delivery
-            .queue
-            .claim_due(now, until, self.concurrency)
-            .await
-        {
+        match self.work.claim_due(now, until, self.concurrency).await {
             Ok(items) => jobs.extend(items.into_iter().map(Job::Queued)),
             Err(e) => tracing::warn!(error = %e, "cannot claim due work"),
         }
@@ -450,6 +449,14 @@ mod tests {
         SqliteSubscriptionStore::new(db, SecretKey::new(vec![7; 32]).credential_key())
     }
 
+    /// The queue of [`delivery`], as the worker polls it.
+    async fn work_source(dir: &tempfile::TempDir) -> Arc<dyn WorkSource> {
+        let db = Sqlite::open(&dir.path().join("triggerline.db"))
+            .await
+            .unwrap();
+        Arc::new(SqliteDeliveryQueue::new(db))
+    }
+
     async fn delivery(dir: &tempfile::TempDir) -> Delivery {
         let db = Sqlite::open(&dir.path().join("triggerline.db"))
             .await
@@ -537,8 +544,8 @@ mod tests {
 
         // Once the lease ends, whoever claims the item delivers it, reading it afresh.
         let later = Utc::now() + chrono::Duration::seconds(6);
-        let claimed = delivery
-            .queue
+        let claimed = work_source(&dir)
+            .await
             .claim_due(later, later + chrono::Duration::seconds(60), 10)
             .await
             .unwrap();
@@ -562,7 +569,12 @@ mod tests {
             .create(&subscription(&url), 50)
             .await
             .unwrap();
-        let (mut worker, signal) = Worker::new(delivery.clone(), 4, Arc::new(Notify::new()));
+        let (mut worker, signal) = Worker::new(
+            delivery.clone(),
+            work_source(&dir).await,
+            4,
+            Arc::new(Notify::new()),
+        );
         assert_eq!(worker.run_once().await, 0, "nothing to do yet");
 
         // One handed off by the intake, one queued and due (as after a restart).

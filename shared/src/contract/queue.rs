@@ -9,11 +9,11 @@ use super::fixtures::*;
 use crate::Error;
 use crate::error::ResourceKind;
 use crate::model::{Attempt, AttemptOutcome, Invocation, InvocationState};
-use crate::ports::{DeliveryQueue, InvocationScans, NextStep, Transition, WorkItem};
+use crate::ports::{InvocationScans, NextStep, Transition, WorkItem, WorkSource};
 
 /// Runs every [`DeliveryQueue`] check against `queue`, which must hold no work, with
 /// `invocations` reading the same storage. Invocations already in that storage are left alone.
-pub async fn delivery_queue(queue: Arc<dyn DeliveryQueue>, invocations: Arc<dyn InvocationScans>) {
+pub async fn delivery_queue(queue: Arc<dyn WorkSource>, invocations: Arc<dyn InvocationScans>) {
     assert_no_work(
         &queue,
         "the delivery queue contract suite needs a queue without work",
@@ -88,7 +88,7 @@ fn completion(minutes: i64) -> Transition {
     }
 }
 
-async fn assert_no_work(queue: &Arc<dyn DeliveryQueue>, why: &str) {
+async fn assert_no_work(queue: &Arc<dyn WorkSource>, why: &str) {
     assert_eq!(
         queue.next_due().await.unwrap(),
         None,
@@ -96,7 +96,7 @@ async fn assert_no_work(queue: &Arc<dyn DeliveryQueue>, why: &str) {
     );
 }
 
-async fn discard_all(queue: &Arc<dyn DeliveryQueue>, ids: &[&str]) {
+async fn discard_all(queue: &Arc<dyn WorkSource>, ids: &[&str]) {
     for id in ids {
         queue
             .discard(id)
@@ -106,7 +106,7 @@ async fn discard_all(queue: &Arc<dyn DeliveryQueue>, ids: &[&str]) {
 }
 
 async fn queue_accept_writes_invocations_and_due_work(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     assert_eq!(
@@ -166,7 +166,7 @@ async fn queue_accept_writes_invocations_and_due_work(
 }
 
 async fn queue_accept_is_all_or_nothing(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     let existing = fresh("queue-existing", IDENTITY_CREATED);
@@ -262,7 +262,7 @@ async fn queue_accept_is_all_or_nothing(
 }
 
 async fn queue_claims_oldest_first_up_to_the_limit(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     _invocations: &Arc<dyn InvocationScans>,
 ) {
     for n in [3, 1, 5, 2, 4] {
@@ -333,7 +333,7 @@ async fn queue_claims_oldest_first_up_to_the_limit(
 }
 
 async fn queue_leased_items_come_back_when_the_lease_ends(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     _invocations: &Arc<dyn InvocationScans>,
 ) {
     let items = queue
@@ -376,7 +376,7 @@ async fn queue_leased_items_come_back_when_the_lease_ends(
 }
 
 async fn queue_settle_done_records_the_attempt_and_the_outcome(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     let open = fresh("queue-done", PRE_APPROVAL);
@@ -420,7 +420,7 @@ async fn queue_settle_done_records_the_attempt_and_the_outcome(
 }
 
 async fn queue_settle_keeps_a_state_not_in_from(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     let open = fresh("queue-late", PRE_APPROVAL);
@@ -471,7 +471,7 @@ async fn queue_settle_keeps_a_state_not_in_from(
 }
 
 async fn queue_settle_retry_reschedules_and_counts_attempts(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     let open = fresh("queue-retry", IDENTITY_CREATED);
@@ -569,7 +569,7 @@ async fn queue_settle_retry_reschedules_and_counts_attempts(
 }
 
 async fn queue_settle_of_a_missing_invocation_is_none(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     for next in [NextStep::Done, NextStep::RetryAt(at(800))] {
@@ -596,7 +596,7 @@ async fn queue_settle_of_a_missing_invocation_is_none(
 }
 
 async fn queue_replay_reopens_only_a_failed_invocation(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     // The new deadline lies before every other open invocation's, so that `overdue` can show
@@ -737,7 +737,7 @@ async fn queue_replay_reopens_only_a_failed_invocation(
 }
 
 async fn queue_discard_removes_only_the_work(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     let open = fresh("queue-discard", IDENTITY_CREATED);
@@ -764,7 +764,7 @@ async fn queue_discard_removes_only_the_work(
 }
 
 async fn queue_postpone_puts_work_back_without_an_attempt(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     let open = fresh("queue-postpone", IDENTITY_CREATED);
@@ -824,7 +824,7 @@ async fn queue_postpone_puts_work_back_without_an_attempt(
 /// subscription and key accepted before it is finished; other keys, other subscriptions and
 /// unordered work are not held back. (Only for queues that keep this promise.)
 async fn queue_orders_work_by_key(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     if !queue.orders_by_key() {
@@ -923,7 +923,7 @@ async fn queue_orders_work_by_key(
 }
 
 async fn queue_release_all_ends_every_lease(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     _invocations: &Arc<dyn InvocationScans>,
 ) {
     queue
@@ -987,7 +987,7 @@ async fn queue_release_all_ends_every_lease(
 }
 
 async fn queue_purge_takes_the_work_with_the_invocation(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     // Far older than any invocation the other suites finish, so this purge deletes only it.
@@ -1016,7 +1016,7 @@ async fn queue_purge_takes_the_work_with_the_invocation(
 }
 
 async fn queue_concurrent_accepts_and_settles_all_land(
-    queue: &Arc<dyn DeliveryQueue>,
+    queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
     const N: usize = 200;

@@ -11,7 +11,7 @@ use super::lock;
 use crate::Error;
 use crate::error::ResourceKind;
 use crate::model::{Attempt, Invocation, InvocationState};
-use crate::ports::{DeliveryQueue, NextStep, Transition, WorkItem};
+use crate::ports::{DeliveryQueue, NextStep, Transition, WorkItem, WorkSource};
 
 /// The work queue of one [`MemoryInvocations`]. Leases end at the times the caller passes
 /// (`leased_until`, `lease_until`); the queue has no clock of its own, so a test moves time by
@@ -89,44 +89,6 @@ impl DeliveryQueue for MemoryQueue {
                 item(&i.id, &work)
             })
             .collect())
-    }
-
-    async fn claim_due(
-        &self,
-        now: DateTime<Utc>,
-        lease_until: DateTime<Utc>,
-        limit: usize,
-    ) -> Result<Vec<WorkItem>, Error> {
-        let mut tables = lock(&self.tables);
-        let mut due: Vec<WorkItem> = tables
-            .work
-            .iter()
-            .filter(|(id, w)| {
-                w.not_before <= now
-                    && w.leased_until.is_none_or(|l| l < now)
-                    && !tables.waits_its_turn(id)
-            })
-            .map(|(id, w)| item(id, w))
-            .collect();
-        // Oldest first; in id order on ties (the map's order, kept by the stable sort).
-        due.sort_by_key(|i| i.not_before);
-        due.truncate(limit);
-        for claimed in &due {
-            if let Some(work) = tables.work.get_mut(&claimed.invocation_id) {
-                work.leased_until = Some(lease_until);
-            }
-        }
-        Ok(due)
-    }
-
-    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
-        let tables = lock(&self.tables);
-        Ok(tables
-            .work
-            .iter()
-            .filter(|(id, _)| !tables.waits_its_turn(id))
-            .map(|(_, w)| w.leased_until.unwrap_or(w.not_before))
-            .min())
     }
 
     async fn settle(
@@ -213,6 +175,47 @@ impl DeliveryQueue for MemoryQueue {
             work.leased_until = None;
         }
         Ok(())
+    }
+}
+
+#[async_trait]
+impl WorkSource for MemoryQueue {
+    async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        lease_until: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<WorkItem>, Error> {
+        let mut tables = lock(&self.tables);
+        let mut due: Vec<WorkItem> = tables
+            .work
+            .iter()
+            .filter(|(id, w)| {
+                w.not_before <= now
+                    && w.leased_until.is_none_or(|l| l < now)
+                    && !tables.waits_its_turn(id)
+            })
+            .map(|(id, w)| item(id, w))
+            .collect();
+        // Oldest first; in id order on ties (the map's order, kept by the stable sort).
+        due.sort_by_key(|i| i.not_before);
+        due.truncate(limit);
+        for claimed in &due {
+            if let Some(work) = tables.work.get_mut(&claimed.invocation_id) {
+                work.leased_until = Some(lease_until);
+            }
+        }
+        Ok(due)
+    }
+
+    async fn next_due(&self) -> Result<Option<DateTime<Utc>>, Error> {
+        let tables = lock(&self.tables);
+        Ok(tables
+            .work
+            .iter()
+            .filter(|(id, _)| !tables.waits_its_turn(id))
+            .map(|(_, w)| w.leased_until.unwrap_or(w.not_before))
+            .min())
     }
 
     async fn release_all(&self) -> Result<(), Error> {

@@ -9,7 +9,7 @@ use serde_json::json;
 use triggerline::catalog::Catalog;
 use triggerline::health::{Circuit, HEALTH_CHANGED_EVENT};
 use triggerline::model::{Invocation, InvocationState, Subscription};
-use triggerline::ports::{DeliveryQueue, SubscriptionStore, WorkItem};
+use triggerline::ports::{SubscriptionStore, WorkItem, WorkSource};
 use triggerline::time::RandomIds;
 use triggerline::usecases::Subscriptions;
 use triggerline::usecases::intake::Started;

@@ -5,7 +5,7 @@ use chrono::Duration as Span;
 use serde_json::json;
 use triggerline::Error;
 use triggerline::model::{Invocation, InvocationState};
-use triggerline::ports::DeliveryQueue;
+use triggerline::ports::WorkSource;
 use triggerline::usecases::complete::complete;
 use triggerline::usecases::intake::Started;
 use triggerline::wire::StartInvocation;

@@ -516,16 +516,16 @@ async fn the_scheduled_sweep_times_out_overdue_invocations_only() {
 /// Starts an invocation of `trigger` with `orderingKey` through the dispatcher's router, as API
 /// Gateway hands it over; returns its id.
 async fn start_ordered(stack: &Stack, trigger: &str, key: &str) -> String {
-    let mut event: Value = serde_json::from_str(&fixture("apigw-v2-start-invocation.json")).unwrap();
+    let mut event: Value =
+        serde_json::from_str(&fixture("apigw-v2-start-invocation.json")).unwrap();
     let input = Catalog::builtin()
         .get(trigger)
         .unwrap()
         .trigger
         .example_input
         .clone();
-    event["body"] = json!(
-        json!({"triggerId": trigger, "input": input, "orderingKey": key}).to_string()
-    );
+    event["body"] =
+        json!(json!({"triggerId": trigger, "input": input, "orderingKey": key}).to_string());
     let answer = invoke_http(stack.router(), &event.to_string()).await;
     assert_eq!(answer.status, 202, "{:?}", answer.body);
     answer.body["invocations"][0]["id"]
@@ -554,9 +554,7 @@ async fn ordered_batch(stack: &Stack, at_least: usize) -> SqsEvent {
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
-            .message_system_attribute_names(
-                aws_sdk_sqs::types::MessageSystemAttributeName::All,
-            )
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::All)
             .wait_time_seconds(1)
             .send()
             .await
@@ -681,7 +679,10 @@ async fn an_acknowledged_head_holds_its_key_until_it_is_finished() {
     // Its message comes back after the recheck and is released; the second follows.
     let started = Instant::now();
     loop {
-        assert!(started.elapsed() < Duration::from_secs(15), "the second never went");
+        assert!(
+            started.elapsed() < Duration::from_secs(15),
+            "the second never went"
+        );
         let batch = ordered_batch(&stack, 1).await;
         let _ = queue_consumer::handle(&stack.delivery(), &stack.backend.queue, batch).await;
         if stack.invocation(&second).await.state == InvocationState::Acknowledged {

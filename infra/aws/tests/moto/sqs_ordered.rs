@@ -12,7 +12,9 @@ use serde_json::json;
 use triggerline::model::{
     Attempt, AttemptOutcome, Invocation, InvocationState, InvocationType, TriggerType,
 };
-use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem};
+use triggerline::ports::{
+    DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem, WorkSource,
+};
 use triggerline_aws::dynamo::DynamoInvocationStore;
 use triggerline_aws::sqs::{SqsDeliveryQueue, resolve_queue_url};
 use triggerline_aws::testing::Moto;

@@ -12,7 +12,9 @@ use triggerline::Error;
 use triggerline::model::{
     Attempt, AttemptOutcome, Invocation, InvocationState, InvocationType, TriggerType,
 };
-use triggerline::ports::{DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem};
+use triggerline::ports::{
+    DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem, WorkSource,
+};
 use triggerline_aws::dynamo::DynamoInvocationStore;
 use triggerline_aws::sqs::{
     SqsDeliveryQueue, WorkMessage, create_missing_queues, parse_message, parse_work_message,

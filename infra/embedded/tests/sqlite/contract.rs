@@ -12,7 +12,7 @@ use triggerline::cache::CachedSubscriptions;
 use triggerline::contract;
 use triggerline::ports::{
     DeliveryQueue, InvocationScans, InvocationStore, NextStep, SubscriptionAdmin,
-    SubscriptionStore, WorkItem,
+    SubscriptionStore, WorkItem, WorkSource,
 };
 use triggerline_embedded::{
     Sqlite, SqliteDeliveryQueue, SqliteIdempotencyStore, SqliteInvocationStore,
@@ -38,7 +38,7 @@ async fn stores(dir: &tempfile::TempDir) -> (Arc<dyn SubscriptionAdmin>, Arc<dyn
     )
 }
 
-async fn queue(dir: &tempfile::TempDir) -> (Arc<dyn DeliveryQueue>, Arc<dyn InvocationScans>) {
+async fn queue(dir: &tempfile::TempDir) -> (Arc<dyn WorkSource>, Arc<dyn InvocationScans>) {
     let db = open(&dir.path().join("triggerline.db")).await;
     (
         Arc::new(SqliteDeliveryQueue::new(db.clone())),

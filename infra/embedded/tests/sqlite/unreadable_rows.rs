@@ -8,7 +8,7 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use triggerline::ports::{DeliveryQueue, InvocationScans, InvocationStore};
+use triggerline::ports::{DeliveryQueue, InvocationScans, InvocationStore, WorkSource};
 use triggerline::query::{InvocationQuery, RawCollection};
 use triggerline_embedded::{Sqlite, SqliteDeliveryQueue, SqliteInvocationStore};
 
