@@ -593,15 +593,9 @@ impl SqsDeliveryQueue {
                     message.invocation_id,
                     message.recorded.unwrap_or_default()
                 );
-                let body = message.body();
-                let entry = SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(&body)
-                    .message_group_id(group)
-                    .message_deduplication_id(dedup)
-                    .build()
-                    .map_err(|e| failure("SendMessageBatch", e))?;
-                Ok((body.len(), entry))
+                entry(i, message, |b| {
+                    b.message_group_id(group).message_deduplication_id(dedup)
+                })
             })
             .collect::<Result<Vec<_>, Error>>()?;
         self.send_entries(&ordered.url, entries).await
@@ -654,17 +648,7 @@ impl SqsDeliveryQueue {
         self.invocations.mark_sent(&ids).await;
         if let Some(lease_until) = leased_until {
             for (message, _) in &free {
-                self.hold(
-                    &message.invocation_id,
-                    Held {
-                        attempts: 0,
-                        recorded: message.recorded,
-                        handles: Vec::new(),
-                        lease_until,
-                        carried: None,
-                        ordered: false,
-                    },
-                );
+                self.hold_leased(message, lease_until);
             }
         }
         keyed
@@ -1126,6 +1110,22 @@ impl SqsDeliveryQueue {
         self.hold(id, held);
     }
 
+    /// Holds the work of a message just sent, leased to this process until `lease_until`
+    /// (delivered in memory; the message is the safety net).
+    fn hold_leased(&self, message: &WorkMessage, lease_until: DateTime<Utc>) {
+        self.hold(
+            &message.invocation_id,
+            Held {
+                attempts: message.attempts,
+                recorded: message.recorded,
+                handles: Vec::new(),
+                lease_until,
+                carried: None,
+                ordered: false,
+            },
+        );
+    }
+
     fn hold(&self, id: &str, held: Held) {
         let mut map = self.held.lock().unwrap_or_else(|e| e.into_inner());
         match map.get_mut(id) {
@@ -1165,16 +1165,7 @@ impl SqsDeliveryQueue {
         let entries = messages
             .iter()
             .enumerate()
-            .map(|(i, (message, delay))| {
-                let body = message.body();
-                let entry = SendMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .message_body(&body)
-                    .delay_seconds(*delay)
-                    .build()
-                    .map_err(|e| failure("SendMessageBatch", e))?;
-                Ok((body.len(), entry))
-            })
+            .map(|(i, (message, delay))| entry(i, message, |b| b.delay_seconds(*delay)))
             .collect::<Result<Vec<_>, Error>>()?;
         self.send_entries(&self.queue_url, entries).await
     }
@@ -1431,17 +1422,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(lease_until) = leased_until {
             for (message, _) in &messages {
-                self.hold(
-                    &message.invocation_id,
-                    Held {
-                        attempts: 0,
-                        recorded: message.recorded,
-                        handles: Vec::new(),
-                        lease_until,
-                        carried: None,
-                        ordered: false,
-                    },
-                );
+                self.hold_leased(message, lease_until);
             }
         }
         Ok(items)
@@ -1567,17 +1548,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
             return Err(e);
         }
         if let Some(lease_until) = leased_until {
-            self.hold(
-                invocation_id,
-                Held {
-                    attempts: 0,
-                    recorded: message.recorded,
-                    handles: Vec::new(),
-                    lease_until,
-                    carried: None,
-                    ordered: false,
-                },
-            );
+            self.hold_leased(&message, lease_until);
         }
         message.item()
     }
@@ -1807,6 +1778,25 @@ fn batches(sizes: &[usize]) -> Vec<std::ops::Range<usize>> {
 fn outcome_first(invocation: &Invocation) -> bool {
     invocation.invocation_type == InvocationType::RealTime
         && matches!(invocation.response_mode, None | Some(DispatchMode::Sync))
+}
+
+/// The `SendMessageBatch` entry `i` of `message`, with its body's size (for [`batches`]);
+/// `place` adds where it goes (a delay, or a FIFO group and deduplication id).
+fn entry(
+    i: usize,
+    message: &WorkMessage,
+    place: impl FnOnce(
+        aws_sdk_sqs::types::builders::SendMessageBatchRequestEntryBuilder,
+    ) -> aws_sdk_sqs::types::builders::SendMessageBatchRequestEntryBuilder,
+) -> Result<(usize, SendMessageBatchRequestEntry), Error> {
+    let body = message.body();
+    let builder = SendMessageBatchRequestEntry::builder()
+        .id(i.to_string())
+        .message_body(&body);
+    let entry = place(builder)
+        .build()
+        .map_err(|e| failure("SendMessageBatch", e))?;
+    Ok((body.len(), entry))
 }
 
 /// Kept off SQS's 12-hour visibility limit, which counts from the receive.

@@ -1258,14 +1258,7 @@ impl DynamoInvocationStore {
                 .expression_attribute_names("#ok", INV_ORDERING_KEY)
                 .send()
                 .await;
-            if let Err(e) = result {
-                if !e
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception())
-                {
-                    tracing::warn!(invocation = %id, error = %unavailable("UpdateItem invocation", e), "sent work still marked unsent");
-                }
-            }
+            warn_unless_gone(id, result, "sent work still marked unsent");
         });
         futures::future::join_all(writes).await;
     }
@@ -1285,14 +1278,7 @@ impl DynamoInvocationStore {
             .expression_attribute_values(":due", s(format_time(&due)))
             .send()
             .await;
-        if let Err(e) = result {
-            if !e
-                .as_service_error()
-                .is_some_and(|e| e.is_conditional_check_failed_exception())
-            {
-                tracing::warn!(invocation = %id, error = %unavailable("UpdateItem invocation", e), "unsent invocation not postponed");
-            }
-        }
+        warn_unless_gone(id, result, "unsent invocation not postponed");
     }
 
     /// The items of `ids` that exist (with only `projection`'s attributes, if given), by id:
@@ -1496,6 +1482,23 @@ pub struct Unsent {
 pub struct OrderedBy {
     pub subscription_id: String,
     pub key: String,
+}
+
+/// Logs a best-effort write on an unsent marker that failed, unless its condition failed: the
+/// marker is gone because the work moved on (attempted or finished), which is no failure.
+fn warn_unless_gone<T>(
+    id: &str,
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<UpdateItemError>>,
+    what: &str,
+) {
+    if let Err(e) = result {
+        if !e
+            .as_service_error()
+            .is_some_and(|e| e.is_conditional_check_failed_exception())
+        {
+            tracing::warn!(invocation = %id, error = %unavailable("UpdateItem invocation", e), "{what}");
+        }
+    }
 }
 
 /// Bytes of an item as DynamoDB counts them (names and values), near enough to keep under
