@@ -251,6 +251,11 @@ fn environment(
             "TRIGGERLINE_WORK_QUEUE",
             format!("{endpoint}/123456789012/triggerline-work"),
         ),
+        (
+            "TRIGGERLINE_ORDERED_QUEUE",
+            format!("{endpoint}/123456789012/triggerline-ordered.fifo"),
+        ),
+        ("TRIGGERLINE_ORDER_RECHECK", "PT30S".into()),
         ("TRIGGERLINE_EVENT_BUS", "triggerline".into()),
         ("TRIGGERLINE_EVENT_SOURCE", "triggerline".into()),
         ("TRIGGERLINE_SUBSCRIBER_BUS", "default".into()),
