@@ -180,7 +180,11 @@ impl Worker {
         concurrency: usize,
         poke: Arc<Notify>,
     ) -> (Worker, ChannelSignal) {
-        let (tx, rx) = mpsc::channel(concurrency.max(1) * 4);
+        // Hand-offs waiting for a free permit hold whole invocations; a fan-out fills this
+        // channel faster than deliveries drain it, so its size is the process's peak memory.
+        // A quarter of the concurrency keeps the worker fed (it takes the next one as soon as a
+        // delivery ends) and makes the intake wait sooner, which is the backpressure meant.
+        let (tx, rx) = mpsc::channel((concurrency / 4).max(16));
         let worker = Worker {
             delivery: Arc::new(delivery),
             work,
