@@ -181,7 +181,7 @@ impl Worker {
         poke: Arc<Notify>,
     ) -> (Worker, ChannelSignal) {
         // Hand-offs waiting for a free permit hold whole invocations; a fan-out fills this
-        // channel faster than deliveries drain it, so its size is the process's peak memory.
+        // channel faster than deliveries drain it, so its size weighs on peak memory.
         // A quarter of the concurrency keeps the worker fed (it takes the next one as soon as a
         // delivery ends) and makes the intake wait sooner, which is the backpressure meant.
         let (tx, rx) = mpsc::channel((concurrency / 4).max(16));
