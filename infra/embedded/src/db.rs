@@ -91,11 +91,12 @@ impl Sqlite {
         read(&mut conn)
     }
 
-    /// Runs `write` in the writer's next group commit; resolves once it is durable.
+    /// Runs `write` in the writer's next group commit; resolves once it is durable. `write` may
+    /// run twice (see [`crate::writer::Writer::write`]).
     pub(crate) async fn write<T, F>(&self, write: F) -> Result<T, triggerline::Error>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, triggerline::Error> + Send + 'static,
+        F: Fn(&Connection) -> Result<T, triggerline::Error> + Send + 'static,
     {
         self.inner.writer.write(write).await
     }

@@ -439,42 +439,37 @@ pub(crate) fn find(conn: &Connection, id: &str) -> Result<Option<Stored>, Error>
 /// write job on the single writer, so no other write comes between.
 fn apply(
     conn: &Connection,
-    id: String,
+    id: &str,
     from: &[InvocationState],
     outcome: &Outcome,
 ) -> Result<Stored, Error> {
-    let Some(current) = state_of(conn, &id)? else {
+    let Some(current) = state_of(conn, id)? else {
         return Err(Error::NotFound {
             kind: ResourceKind::Invocation,
-            id,
+            id: id.to_owned(),
         });
     };
     if !from.contains(&current) {
         return Err(Error::NotOpen {
-            id,
+            id: id.to_owned(),
             status: current,
         });
     }
-    set_outcome(conn, &id, None, outcome, &WorkChange::Keep)
+    set_outcome(conn, id, None, outcome, &WorkChange::Keep)
 }
 
 /// Sets the heartbeat columns of an open invocation (the state is checked and the row written
 /// in one write job on the single writer); `last` NULL leaves the last heartbeat.
-fn keep_alive(
-    conn: &Connection,
-    id: String,
-    due: &str,
-    last: Option<&str>,
-) -> Result<Stored, Error> {
-    let Some(current) = state_of(conn, &id)? else {
+fn keep_alive(conn: &Connection, id: &str, due: &str, last: Option<&str>) -> Result<Stored, Error> {
+    let Some(current) = state_of(conn, id)? else {
         return Err(Error::NotFound {
             kind: ResourceKind::Invocation,
-            id,
+            id: id.to_owned(),
         });
     };
     if !current.is_open() {
         return Err(Error::NotOpen {
-            id,
+            id: id.to_owned(),
             status: current,
         });
     }
@@ -539,7 +534,7 @@ impl InvocationStore for SqliteInvocationStore {
         let outcome = Outcome::of(transition)?;
         let stored = self
             .db
-            .write(move |conn| apply(conn, id, &from, &outcome))
+            .write(move |conn| apply(conn, &id, &from, &outcome))
             .await?;
         decoded(&self.db, stored).await
     }
@@ -581,7 +576,7 @@ impl InvocationStore for SqliteInvocationStore {
         let last = heartbeat.as_ref().map(format_time);
         let stored = self
             .db
-            .write(move |conn| keep_alive(conn, id, &due, last.as_deref()))
+            .write(move |conn| keep_alive(conn, &id, &due, last.as_deref()))
             .await?;
         decoded(&self.db, stored).await
     }

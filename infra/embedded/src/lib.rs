@@ -9,9 +9,11 @@
 //!
 //! Every write goes to **one writer thread** that owns the only write connection. It commits in
 //! groups: it blocks for the first job, drains whatever else is queued (up to
-//! 256 jobs), runs them all in one `BEGIN IMMEDIATE` transaction, each inside its own
-//! savepoint (a job that fails is rolled back to its savepoint, so one lost conditional write
-//! does not disturb its neighbours), then commits once and only then answers each job. With
+//! 256 jobs), runs them all in one `BEGIN IMMEDIATE` transaction, then commits once and only
+//! then answers each job. If a job fails, the batch is rolled back and run again with each job
+//! in its own savepoint, so one lost conditional write does not disturb its neighbours (a
+//! savepoint copies every page a job touches, so the common batch without failures goes
+//! without). With
 //! `synchronous=FULL` a commit costs an fsync, and sharing that fsync among every write that
 //! arrived meanwhile is what lets a busy pipeline make thousands of durable writes a second. A
 //! write's future resolves only after its transaction is committed; if the commit fails, every

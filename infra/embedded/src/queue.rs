@@ -107,21 +107,16 @@ fn stored_item(invocation_id: &str, not_before: DateTime<Utc>) -> WorkItem {
 
 /// Moves a FAILED invocation back to PENDING and queues it again, with a fresh retry budget.
 /// Its attempts stay, as the history of the earlier round.
-fn reopen(
-    conn: &Connection,
-    id: String,
-    deadline: Option<&str>,
-    when: &Queued,
-) -> Result<(), Error> {
-    let Some(current) = state_of(conn, &id)? else {
+fn reopen(conn: &Connection, id: &str, deadline: Option<&str>, when: &Queued) -> Result<(), Error> {
+    let Some(current) = state_of(conn, id)? else {
         return Err(Error::NotFound {
             kind: ResourceKind::Invocation,
-            id,
+            id: id.to_owned(),
         });
     };
     if current != InvocationState::Failed {
         return Err(Error::NotOpen {
-            id,
+            id: id.to_owned(),
             status: current,
         });
     }
@@ -258,7 +253,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let when = queued(not_before, leased_until);
         let deadline = deadline.as_ref().map(format_time);
         self.db
-            .write(move |conn| reopen(conn, id, deadline.as_deref(), &when))
+            .write(move |conn| reopen(conn, &id, deadline.as_deref(), &when))
             .await?;
         // A replay starts a new round of delivery: its retry budget starts again too.
         Ok(stored_item(invocation_id, not_before))
@@ -271,7 +266,7 @@ impl DeliveryQueue for SqliteDeliveryQueue {
                 conn.prepare_cached(
                     "UPDATE invocations SET not_before = NULL, leased_until = NULL WHERE id = ?1",
                 )
-                .and_then(|mut stmt| stmt.execute([id]))
+                .and_then(|mut stmt| stmt.execute([&id]))
                 .map(drop)
                 .map_err(db)
             })

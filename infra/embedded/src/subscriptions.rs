@@ -115,7 +115,7 @@ fn not_found(id: String) -> Error {
     }
 }
 
-fn insert(conn: &Connection, row: Row, max_per_trigger: usize) -> Result<(), Error> {
+fn insert(conn: &Connection, row: &Row, max_per_trigger: usize) -> Result<(), Error> {
     let (count, first): (i64, Option<String>) = conn
         .prepare_cached("SELECT COUNT(*), MIN(id) FROM subscriptions WHERE trigger_id = ?1")
         .and_then(|mut stmt| stmt.query_row([&row.trigger_id], |r| Ok((r.get(0)?, r.get(1)?))))
@@ -125,7 +125,7 @@ fn insert(conn: &Connection, row: Row, max_per_trigger: usize) -> Result<(), Err
             .get(&row.trigger_id)
             .map_or(TriggerType::FireAndForget, |e| e.trigger.trigger_type);
         return Err(Error::SubscriptionLimit {
-            trigger_id: row.trigger_id,
+            trigger_id: row.trigger_id.clone(),
             trigger_type,
             limit: max_per_trigger,
             existing: first.unwrap_or_default(),
@@ -150,13 +150,13 @@ fn insert(conn: &Connection, row: Row, max_per_trigger: usize) -> Result<(), Err
     if inserted == 0 {
         return Err(Error::AlreadyExists {
             kind: ResourceKind::Subscription,
-            id: row.id,
+            id: row.id.clone(),
         });
     }
     Ok(())
 }
 
-fn update(conn: &Connection, row: Row, expected_version: i64) -> Result<(), Error> {
+fn update(conn: &Connection, row: &Row, expected_version: i64) -> Result<(), Error> {
     let updated = conn
         .prepare_cached(
             "UPDATE subscriptions
@@ -185,10 +185,10 @@ fn update(conn: &Connection, row: Row, expected_version: i64) -> Result<(), Erro
     Err(if exists {
         Error::Conflict {
             kind: ResourceKind::Subscription,
-            id: row.id,
+            id: row.id.clone(),
         }
     } else {
-        not_found(row.id)
+        not_found(row.id.clone())
     })
 }
 
@@ -248,7 +248,9 @@ impl SubscriptionStore for SqliteSubscriptionStore {
     ) -> Result<(), Error> {
         let row = self.row(subscription)?;
         let expected = to_sql_int("version", expected_version)?;
-        self.db.write(move |conn| update(conn, row, expected)).await
+        self.db
+            .write(move |conn| update(conn, &row, expected))
+            .await
     }
 }
 
@@ -261,7 +263,7 @@ impl SubscriptionAdmin for SqliteSubscriptionStore {
     ) -> Result<(), Error> {
         let row = self.row(subscription)?;
         self.db
-            .write(move |conn| insert(conn, row, max_per_trigger))
+            .write(move |conn| insert(conn, &row, max_per_trigger))
             .await
     }
 
@@ -289,7 +291,7 @@ impl SubscriptionAdmin for SqliteSubscriptionStore {
                     .and_then(|mut stmt| stmt.execute([&id]))
                     .map_err(db)?;
                 if deleted == 0 {
-                    return Err(not_found(id));
+                    return Err(not_found(id.clone()));
                 }
                 Ok(())
             })
