@@ -45,6 +45,91 @@ pub fn payload(invocation: &Invocation, callback_url: &str, secret: &str) -> Val
     Value::Object(body)
 }
 
+/// [`payload`] as the JSON an HTTP subscriber receives, byte for byte the same, written
+/// straight from the invocation: building the `Value` first copied the whole input per attempt.
+pub fn payload_json(invocation: &Invocation, callback_url: &str, secret: &str) -> Vec<u8> {
+    let body = Payload {
+        input: &invocation.input,
+        metadata: Metadata::of(invocation, callback_url, secret),
+    };
+    // Serializing borrowed JSON values and strings into a Vec cannot fail.
+    serde_json::to_vec(&body).unwrap_or_default()
+}
+
+/// `_metadata`, its fields in the order of a `serde_json::Map` (sorted), as [`payload`] has them.
+#[derive(serde::Serialize)]
+struct Metadata<'a> {
+    #[serde(rename = "callbackURL", skip_serializing_if = "Option::is_none")]
+    callback_url: Option<&'a str>,
+    #[serde(rename = "invocationId")]
+    invocation_id: &'a str,
+    #[serde(rename = "responseMode", skip_serializing_if = "Option::is_none")]
+    response_mode: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    secret: Option<&'a str>,
+    #[serde(rename = "triggerId")]
+    trigger_id: &'a str,
+    #[serde(rename = "triggerType")]
+    trigger_type: &'static str,
+}
+
+impl<'a> Metadata<'a> {
+    fn of(invocation: &'a Invocation, callback_url: &'a str, secret: &'a str) -> Self {
+        let mode = invocation.response_mode;
+        let calls_back = mode.is_some_and(|m| m != DispatchMode::Sync);
+        Metadata {
+            callback_url: calls_back.then_some(callback_url),
+            invocation_id: &invocation.id,
+            response_mode: mode.map(|m| match m {
+                DispatchMode::Sync => "sync",
+                DispatchMode::Async => "async",
+                DispatchMode::Dynamic => "dynamic",
+            }),
+            secret: calls_back.then_some(secret),
+            trigger_id: &invocation.trigger_id,
+            trigger_type: invocation.trigger_type.metadata_name(),
+        }
+    }
+}
+
+/// The input's members with `_metadata` in its sorted place (replacing an input member of that
+/// name), or `{"_metadata": ..., "input": ...}` for an input that is not an object.
+struct Payload<'a> {
+    input: &'a Value,
+    metadata: Metadata<'a>,
+}
+
+impl serde::Serialize for Payload<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        const KEY: &str = "_metadata";
+        let mut map = serializer.serialize_map(None)?;
+        match self.input {
+            Value::Object(members) => {
+                let mut placed = false;
+                for (name, value) in members {
+                    if name == KEY {
+                        continue;
+                    }
+                    if !placed && name.as_str() > KEY {
+                        map.serialize_entry(KEY, &self.metadata)?;
+                        placed = true;
+                    }
+                    map.serialize_entry(name, value)?;
+                }
+                if !placed {
+                    map.serialize_entry(KEY, &self.metadata)?;
+                }
+            }
+            other => {
+                map.serialize_entry(KEY, &self.metadata)?;
+                map.serialize_entry("input", other)?;
+            }
+        }
+        map.end()
+    }
+}
+
 /// What came back from one HTTP delivery.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Reply {
@@ -312,6 +397,36 @@ mod tests {
                     assert_eq!(r, retry, "{why}");
                 }
                 other => panic!("{why}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn payload_json_is_the_payload_serialized_byte_for_byte() {
+        let inputs = [
+            json!({"identity": {"id": "1", "name": "Ann"}, "Zebra": 1, "a": [1, 2]}),
+            json!({"_metadata": "replaced", "ABC": true, "zz": null, "_a": 1, "_z": 2}),
+            json!({}),
+            json!(["not", "an", "object"]),
+            json!("text"),
+            json!({"emoji": "\u{1F600}", "quote": "a\"b\\c\n"}),
+        ];
+        let modes = [
+            None,
+            Some(DispatchMode::Sync),
+            Some(DispatchMode::Async),
+            Some(DispatchMode::Dynamic),
+        ];
+        for input in inputs {
+            for mode in modes {
+                let mut inv = invocation(PRE, mode);
+                inv.input = input.clone();
+                let built = serde_json::to_vec(&payload(&inv, "https://cb/x", "s3cr3t")).unwrap();
+                assert_eq!(
+                    String::from_utf8(payload_json(&inv, "https://cb/x", "s3cr3t")).unwrap(),
+                    String::from_utf8(built).unwrap(),
+                    "input {input}, mode {mode:?}"
+                );
             }
         }
     }

@@ -71,6 +71,31 @@ pub struct Transition {
     pub error: Option<String>,
 }
 
+impl Transition {
+    /// Sets the state and outcome this transition writes.
+    pub fn apply_to(&self, invocation: &mut Invocation) {
+        invocation.state = self.to;
+        invocation.completed = self.completed;
+        invocation.output.clone_from(&self.output);
+        invocation.error.clone_from(&self.error);
+    }
+}
+
+/// `invocation` as [`DeliveryQueue::settle`] writes it: `attempt` appended, and `transition`
+/// applied when its state is one of `from`.
+pub fn settled(
+    mut invocation: Invocation,
+    attempt: &crate::model::Attempt,
+    from: &[InvocationState],
+    transition: Option<&Transition>,
+) -> Invocation {
+    invocation.attempts.push(attempt.clone());
+    if let Some(t) = transition.filter(|_| from.contains(&invocation.state)) {
+        t.apply_to(&mut invocation);
+    }
+    invocation
+}
+
 /// Where invocations and their outcomes live.
 #[async_trait]
 pub trait InvocationStore: Send + Sync + std::fmt::Debug {
@@ -187,6 +212,25 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
         transition: Option<&Transition>,
         next: &NextStep,
     ) -> Result<Option<Invocation>, Error>;
+
+    /// [`DeliveryQueue::settle`] for a caller holding the invocation as it read before this
+    /// attempt (`held`): returns the invocation as written, or `held` unchanged when it no
+    /// longer exists. A store may answer with `held` itself, settled as [`settled`] says, when
+    /// its row had not changed since (same state, same number of attempts), rather than read
+    /// the row back; an invocation's input is all but the whole of its row.
+    async fn settle_held(
+        &self,
+        held: Invocation,
+        attempt: &crate::model::Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+    ) -> Result<Invocation, Error> {
+        Ok(self
+            .settle(&held.id, attempt, from, transition, next)
+            .await?
+            .unwrap_or(held))
+    }
 
     /// Replays a FAILED invocation: in one atomic step, moves it back to PENDING (clearing
     /// `completed`, `output`, `error` and the heartbeat timer's `last` and `due`, setting

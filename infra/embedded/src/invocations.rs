@@ -228,6 +228,29 @@ pub(crate) fn state_of(conn: &Connection, id: &str) -> Result<Option<InvocationS
         .transpose()
 }
 
+/// The invocation's state and how many attempts it has recorded, if it exists (inside a write
+/// job). Attempts are stored one JSON line each, and JSON escapes newlines inside strings.
+pub(crate) fn state_and_attempts(
+    conn: &Connection,
+    id: &str,
+) -> Result<Option<(InvocationState, usize)>, Error> {
+    let row: Option<(String, i64)> = conn
+        .prepare_cached(
+            "SELECT state, coalesce(length(attempts) - length(replace(attempts, char(10), '')), 0)
+             FROM invocations WHERE id = ?1",
+        )
+        .and_then(|mut stmt| {
+            stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()
+        })
+        .map_err(db)?;
+    row.map(|(s, n)| {
+        let state = InvocationState::parse(&s).ok_or(StoreError::BadState(s))?;
+        Ok((state, usize::try_from(n).unwrap_or(usize::MAX)))
+    })
+    .transpose()
+}
+
 /// What a write does to the invocation's place in the delivery queue: its `not_before`,
 /// `leased_until` and `work_attempts` columns (version 5; before, a row of its own table).
 pub(crate) enum WorkChange {
@@ -270,6 +293,18 @@ pub(crate) fn set_outcome(
     outcome: &Outcome,
     work: &WorkChange,
 ) -> Result<Stored, Error> {
+    write_outcome(conn, id, attempt, outcome, work)?;
+    read_back(conn, id)
+}
+
+/// [`set_outcome`] without reading the row back.
+pub(crate) fn write_outcome(
+    conn: &Connection,
+    id: &str,
+    attempt: Option<&str>,
+    outcome: &Outcome,
+    work: &WorkChange,
+) -> Result<(), Error> {
     let mut params: Vec<&dyn ToSql> = vec![
         &id,
         &attempt,
@@ -282,33 +317,43 @@ pub(crate) fn set_outcome(
     conn.prepare_cached(&format!(
         "UPDATE invocations SET attempts = coalesce(attempts, '') || coalesce(?2, ''),
                                 state = ?3, completed = ?4, output = ?5, error = ?6{}
-         WHERE id = ?1 RETURNING {SELECT}",
+         WHERE id = ?1",
         work.set(7)
     ))
-    .and_then(|mut stmt| stmt.query_row(params.as_slice(), Stored::from_row))
+    .and_then(|mut stmt| stmt.execute(params.as_slice()))
+    .map(drop)
     .map_err(db)
 }
 
-/// Appends one attempt (a JSON line) to the row, changes its work as `work` says, and returns
-/// it.
-pub(crate) fn append_attempt(
+/// Appends one attempt (a JSON line) to the row and changes its work as `work` says.
+pub(crate) fn write_attempt(
     conn: &Connection,
     id: &str,
     line: &str,
     work: &WorkChange,
-) -> Result<Stored, Error> {
+) -> Result<(), Error> {
     let mut params: Vec<&dyn ToSql> = vec![&id, &line];
     params.extend(work.retry_at().map(|at| at as &dyn ToSql));
     conn.prepare_cached(&format!(
         "UPDATE invocations SET attempts = coalesce(attempts, '') || ?2{}
-         WHERE id = ?1 RETURNING {SELECT}",
+         WHERE id = ?1",
         work.set(3)
     ))
-    .and_then(|mut stmt| stmt.query_row(params.as_slice(), Stored::from_row))
+    .and_then(|mut stmt| stmt.execute(params.as_slice()))
+    .map(drop)
     .map_err(db)
 }
 
-/// An attempt as the line [`append_attempt`] stores.
+/// The row a write job just changed. Read by a second statement rather than with `RETURNING`,
+/// which SQLite implements by buffering the rows in an ephemeral table: a b-tree and its page
+/// cache set up and torn down per write, several KiB of allocations each time.
+pub(crate) fn read_back(conn: &Connection, id: &str) -> Result<Stored, Error> {
+    conn.prepare_cached(&format!("SELECT {SELECT} FROM invocations WHERE id = ?1"))
+        .and_then(|mut stmt| stmt.query_row([id], Stored::from_row))
+        .map_err(db)
+}
+
+/// An attempt as the line [`write_attempt`] stores.
 pub(crate) fn attempt_line(attempt: &Attempt) -> Result<String, Error> {
     let mut line = to_body("invocation attempt", attempt)?;
     line.push('\n');
@@ -473,12 +518,13 @@ fn keep_alive(conn: &Connection, id: &str, due: &str, last: Option<&str>) -> Res
             status: current,
         });
     }
-    conn.prepare_cached(&format!(
+    conn.prepare_cached(
         "UPDATE invocations SET heartbeat_due = ?2, last_heartbeat = coalesce(?3, last_heartbeat)
-         WHERE id = ?1 RETURNING {SELECT}"
-    ))
-    .and_then(|mut stmt| stmt.query_row(params![id, due, last], Stored::from_row))
-    .map_err(db)
+         WHERE id = ?1",
+    )
+    .and_then(|mut stmt| stmt.execute(params![id, due, last]))
+    .map_err(db)?;
+    read_back(conn, id)
 }
 
 /// Decodes a row read inside a write job, after it left the writer thread. A row a write just

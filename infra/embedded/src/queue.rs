@@ -19,8 +19,8 @@ use triggerline::time::format_time;
 use crate::Sqlite;
 use crate::error::{db, parse_time, to_sql_int};
 use crate::invocations::{
-    Outcome, Queued, Row, Stored, WorkChange, append_attempt, attempt_line, decoded, insert_all,
-    set_outcome, state_of,
+    Outcome, Queued, Row, Stored, WorkChange, attempt_line, decoded, insert_all, read_back,
+    state_and_attempts, state_of, write_attempt, write_outcome,
 };
 use crate::quarantine::{self, Unreadable};
 
@@ -172,6 +172,20 @@ fn claim(
     Ok((items, unreadable))
 }
 
+/// What recording an attempt found and wrote.
+enum Recorded {
+    /// The invocation no longer exists.
+    Gone,
+    /// The row was as the caller holds it (same state, same number of attempts), so it now
+    /// reads as the caller's copy settled; not read back.
+    AsHeld,
+    /// The row as written.
+    Row(Box<Stored>),
+}
+
+/// Appends `attempt`, applies `outcome` when the state is one of `from`, and changes the work.
+/// With `held` (the state and attempt count the caller's copy has), a row that matches it is
+/// not read back.
 fn record_attempt(
     conn: &Connection,
     id: &str,
@@ -179,16 +193,28 @@ fn record_attempt(
     from: &[InvocationState],
     outcome: Option<&Outcome>,
     next: &WorkChange,
-) -> Result<Option<Stored>, Error> {
+    held: Option<(InvocationState, usize)>,
+) -> Result<Recorded, Error> {
     // A deleted invocation took its work with it, so without one there is nothing to settle.
-    let Some(current) = state_of(conn, id)? else {
-        return Ok(None);
+    let Some(current) = state_and_attempts(conn, id)? else {
+        return Ok(Recorded::Gone);
     };
-    let stored = match outcome.filter(|_| from.contains(&current)) {
-        Some(outcome) => set_outcome(conn, id, Some(attempt), outcome, next)?,
-        None => append_attempt(conn, id, attempt, next)?,
-    };
-    Ok(Some(stored))
+    match outcome.filter(|_| from.contains(&current.0)) {
+        Some(outcome) => write_outcome(conn, id, Some(attempt), outcome, next)?,
+        None => write_attempt(conn, id, attempt, next)?,
+    }
+    if held == Some(current) {
+        return Ok(Recorded::AsHeld);
+    }
+    read_back(conn, id).map(|row| Recorded::Row(Box::new(row)))
+}
+
+/// The work change a settle's next step writes.
+fn work_change(next: &NextStep) -> WorkChange {
+    match next {
+        NextStep::Done => WorkChange::Remove,
+        NextStep::RetryAt(at) => WorkChange::RetryAt(format_time(at)),
+    }
 }
 
 #[async_trait]
@@ -228,17 +254,43 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         let attempt = attempt_line(attempt)?;
         let from = from.to_vec();
         let outcome = transition.map(Outcome::of).transpose()?;
-        let next = match next {
-            NextStep::Done => WorkChange::Remove,
-            NextStep::RetryAt(at) => WorkChange::RetryAt(format_time(at)),
-        };
-        let stored = self
+        let next = work_change(next);
+        let recorded = self
             .db
-            .write(move |conn| record_attempt(conn, &id, &attempt, &from, outcome.as_ref(), &next))
+            .write(move |conn| {
+                record_attempt(conn, &id, &attempt, &from, outcome.as_ref(), &next, None)
+            })
             .await?;
-        match stored {
-            Some(stored) => decoded(&self.db, stored).await.map(Some),
-            None => Ok(None),
+        match recorded {
+            Recorded::Row(stored) => decoded(&self.db, *stored).await.map(Some),
+            Recorded::Gone | Recorded::AsHeld => Ok(None),
+        }
+    }
+
+    async fn settle_held(
+        &self,
+        held: Invocation,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+    ) -> Result<Invocation, Error> {
+        let id = held.id.clone();
+        let line = attempt_line(attempt)?;
+        let states = from.to_vec();
+        let outcome = transition.map(Outcome::of).transpose()?;
+        let work = work_change(next);
+        let as_held = Some((held.state, held.attempts.len()));
+        let recorded = self
+            .db
+            .write(move |conn| {
+                record_attempt(conn, &id, &line, &states, outcome.as_ref(), &work, as_held)
+            })
+            .await?;
+        match recorded {
+            Recorded::AsHeld => Ok(triggerline::ports::settled(held, attempt, from, transition)),
+            Recorded::Row(stored) => decoded(&self.db, *stored).await,
+            Recorded::Gone => Ok(held),
         }
     }
 

@@ -27,6 +27,7 @@ pub async fn delivery_queue(queue: Arc<dyn WorkSource>, invocations: Arc<dyn Inv
     queue_settle_keeps_a_state_not_in_from(&queue, &invocations).await;
     queue_settle_retry_reschedules_and_counts_attempts(&queue, &invocations).await;
     queue_settle_of_a_missing_invocation_is_none(&queue, &invocations).await;
+    queue_settle_held_answers_as_a_fresh_read_would(&queue, &invocations).await;
     queue_replay_reopens_only_a_failed_invocation(&queue, &invocations).await;
     queue_discard_removes_only_the_work(&queue, &invocations).await;
     queue_postpone_puts_work_back_without_an_attempt(&queue, &invocations).await;
@@ -593,6 +594,74 @@ async fn queue_settle_of_a_missing_invocation_is_none(
         "settle never creates an invocation"
     );
     assert_no_work(queue, "settle never creates work").await;
+}
+
+async fn queue_settle_held_answers_as_a_fresh_read_would(
+    queue: &Arc<dyn WorkSource>,
+    invocations: &Arc<dyn InvocationScans>,
+) {
+    let open = fresh("queue-held", PRE_APPROVAL);
+    queue
+        .accept(std::slice::from_ref(&open), at(850), None)
+        .await
+        .unwrap();
+    queue.claim_due(at(850), at(851), 10).await.unwrap();
+
+    let failed = attempt(850, Some(503), AttemptOutcome::Failed);
+    let written = queue
+        .settle_held(
+            open.clone(),
+            &failed,
+            &OPEN,
+            None,
+            &NextStep::RetryAt(at(852)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(&written),
+        invocations.get("queue-held").await.unwrap().as_ref(),
+        "a held copy as stored comes back with the attempt appended"
+    );
+    assert_eq!(written.attempts, std::slice::from_ref(&failed));
+
+    // The caller's copy is now stale (it lacks the first attempt): the answer is the row.
+    let delivered = attempt(852, Some(200), AttemptOutcome::Completed);
+    let written = queue
+        .settle_held(
+            open,
+            &delivered,
+            &OPEN,
+            Some(&completion(852)),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(&written),
+        invocations.get("queue-held").await.unwrap().as_ref(),
+        "a stale held copy gets the invocation as written, not itself settled"
+    );
+    assert_eq!(written.attempts, [failed, delivered]);
+    assert_eq!(written.state, InvocationState::Completed);
+    assert_no_work(queue, "settle_held with Done removes the item").await;
+
+    let never = fresh("queue-held-never", PRE_APPROVAL);
+    let written = queue
+        .settle_held(
+            never.clone(),
+            &attempt(853, Some(200), AttemptOutcome::Completed),
+            &OPEN,
+            Some(&completion(853)),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        written, never,
+        "a missing invocation: the held copy, unchanged"
+    );
+    assert_eq!(invocations.get("queue-held-never").await.unwrap(), None);
 }
 
 async fn queue_replay_reopens_only_a_failed_invocation(

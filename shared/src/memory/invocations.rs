@@ -72,14 +72,6 @@ impl Tables {
     }
 }
 
-/// Sets the transition's state and outcome on `invocation` (nothing else).
-pub(super) fn set_outcome(invocation: &mut Invocation, transition: &Transition) {
-    invocation.state = transition.to;
-    invocation.completed = transition.completed;
-    invocation.output.clone_from(&transition.output);
-    invocation.error.clone_from(&transition.error);
-}
-
 /// Invocations by id. `MemoryInvocations::default()` is empty; [`MemoryInvocations::all`] shows
 /// what the use case wrote. [`super::MemoryQueue::over`] gives the queue that writes into it.
 #[derive(Debug, Clone, Default)]
@@ -144,7 +136,7 @@ impl InvocationStore for MemoryInvocations {
                 status: invocation.state,
             });
         }
-        set_outcome(invocation, transition);
+        transition.apply_to(invocation);
         Ok(invocation.clone())
     }
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::invocations::{MemoryInvocations, Tables, Work, set_outcome};
+use super::invocations::{MemoryInvocations, Tables, Work};
 use super::lock;
 use crate::Error;
 use crate::error::ResourceKind;
@@ -105,7 +105,7 @@ impl DeliveryQueue for MemoryQueue {
         };
         invocation.attempts.push(attempt.clone());
         if let Some(transition) = transition.filter(|_| from.contains(&invocation.state)) {
-            set_outcome(invocation, transition);
+            transition.apply_to(invocation);
         }
         let written = invocation.clone();
         match next {

@@ -71,15 +71,12 @@ impl Tried {
     /// The invocation as it reads once this attempt is recorded (the attempt appended and the
     /// transition applied): what one write stores on the synchronous fast path.
     pub fn applied_to(&self, invocation: &Invocation) -> Invocation {
-        let mut recorded = invocation.clone();
-        recorded.attempts.push(self.attempt.clone());
-        if let Some(t) = &self.transition {
-            recorded.state = t.to;
-            recorded.completed = t.completed;
-            recorded.output = t.output.clone();
-            recorded.error = t.error.clone();
-        }
-        recorded
+        crate::ports::settled(
+            invocation.clone(),
+            &self.attempt,
+            &[invocation.state],
+            self.transition.as_ref(),
+        )
     }
 }
 
@@ -202,15 +199,14 @@ impl Delivery {
         let writing = Instant::now();
         let mut settled = self
             .queue
-            .settle(
-                &invocation.id,
+            .settle_held(
+                invocation,
                 &tried.attempt,
                 &[InvocationState::Pending],
                 tried.transition.as_ref(),
                 &tried.next,
             )
-            .await?
-            .unwrap_or(invocation);
+            .await?;
         telemetry::store_write("settle", writing.elapsed());
         if settled.state == InvocationState::Acknowledged
             && tried
@@ -538,7 +534,7 @@ impl Delivery {
         attempts_before: u32,
     ) -> (String, Reply) {
         let secret = self.key.callback_secret(&invocation.id);
-        let mut body = delivery::payload(invocation, &self.callback_url(&invocation.id), &secret);
+        let callback_url = self.callback_url(&invocation.id);
         // Each attempt is a span of its own in the invocation's trace: numbered by the attempts
         // recorded and the attempts its work counts (a replay restarts the latter).
         let span = (u64::from(attempts_before) << 32) | invocation.attempts.len() as u64;
@@ -548,7 +544,7 @@ impl Delivery {
         });
         match &subscription.target {
             Target::Http(http) => {
-                let bytes = body.to_string().into_bytes();
+                let bytes = delivery::payload_json(invocation, &callback_url, &secret);
                 let now = self.clock.now();
                 let timestamp = now.timestamp();
                 let mut headers = vec![
@@ -600,6 +596,7 @@ impl Delivery {
             }
             Target::EventBridge(bus) => {
                 let target = format!("eventbridge:{}:{}", bus.aws_region, bus.aws_account);
+                let mut body = delivery::payload(invocation, &callback_url, &secret);
                 // An event has no headers: the trace context rides in `_metadata`.
                 if let (Some((traceparent, tracestate)), Some(metadata)) =
                     (trace, body.get_mut("_metadata"))
