@@ -33,7 +33,7 @@ pub fn payload(invocation: &Invocation, callback_url: &str, secret: &str) -> Val
             metadata["secret"] = json!(secret);
         }
     }
-    let mut body = match &invocation.input {
+    let mut body = match &*invocation.input {
         Value::Object(input) => input.clone(),
         other => {
             let mut m = Map::new();
@@ -314,8 +314,8 @@ mod tests {
             created: Utc::now(),
             completed: None,
             deadline: None,
-            input: entry.trigger.example_input.clone(),
-            content_json: json!({}),
+            input: entry.trigger.example_input.clone().into(),
+            content_json: json!({}).into(),
             output: None,
             error: None,
             ordering_key: None,
@@ -420,7 +420,7 @@ mod tests {
         for input in inputs {
             for mode in modes {
                 let mut inv = invocation(PRE, mode);
-                inv.input = input.clone();
+                inv.input = input.clone().into();
                 let built = serde_json::to_vec(&payload(&inv, "https://cb/x", "s3cr3t")).unwrap();
                 assert_eq!(
                     String::from_utf8(payload_json(&inv, "https://cb/x", "s3cr3t")).unwrap(),

@@ -4,6 +4,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 use triggerline::Error;
 use triggerline::idempotency::Keyed;
 use triggerline::usecases::intake::{Intake, Started};
@@ -164,7 +165,7 @@ pub async fn test(
             id: i.id,
             trigger_id: i.trigger_id,
             secret,
-            content_json: i.content_json,
+            content_json: Arc::unwrap_or_clone(i.content_json),
         })
         .collect();
     Ok(Json(body).into_response())

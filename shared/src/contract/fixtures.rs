@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
+use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::duration::IsoDuration;
@@ -123,8 +124,8 @@ pub(super) fn invocation(
         created: at(created),
         completed: completed.map(at),
         deadline: request_response.then(|| at(created + 60)),
-        input: t.example_input.clone(),
-        content_json: json!({"workflowId": 1234, "tenant": "acme"}),
+        input: Arc::new(t.example_input.clone()),
+        content_json: Arc::new(json!({"workflowId": 1234, "tenant": "acme"})),
         output: completed.and(t.example_output.clone()),
         error: None,
         ordering_key: None,

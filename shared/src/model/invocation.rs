@@ -1,3 +1,5 @@
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -84,8 +86,10 @@ pub struct Invocation {
     /// When an open REQUEST_RESPONSE invocation times out.
     #[serde(with = "crate::time::rfc3339::option")]
     pub deadline: Option<DateTime<Utc>>,
-    pub input: Value,
-    pub content_json: Value,
+    /// Shared: a fan-out's invocations, the hand-off to the worker and the answer all hold the
+    /// one input the start carried.
+    pub input: Arc<Value>,
+    pub content_json: Arc<Value>,
     pub output: Option<Value>,
     pub error: Option<String>,
     /// Hash of the callback secret; the secret itself is never stored.

@@ -156,7 +156,8 @@ impl Intake {
                     let ids = raised.into_iter().map(|r| r.id).collect();
                     return self.wait_ids(created, ids).await;
                 }
-                let content = request.content_json.unwrap_or_else(|| json!({}));
+                let input = Arc::new(request.input);
+                let content = Arc::new(request.content_json.unwrap_or_else(|| json!({})));
                 let answered = raised
                     .iter()
                     .map(|r| {
@@ -164,7 +165,7 @@ impl Intake {
                             r,
                             &request.trigger_id,
                             InvocationType::RealTime,
-                            &request.input,
+                            &input,
                             &content,
                             created,
                         )
@@ -192,10 +193,12 @@ impl Intake {
                 release_on_error(&claim, tested).await
             }
             Claimed::Repeat { created, raised } => {
-                let input = request
-                    .input
-                    .unwrap_or_else(|| entry.trigger.example_input.clone());
-                let content = request.content_json.unwrap_or_else(|| json!({}));
+                let input = Arc::new(
+                    request
+                        .input
+                        .unwrap_or_else(|| entry.trigger.example_input.clone()),
+                );
+                let content = Arc::new(request.content_json.unwrap_or_else(|| json!({})));
                 raised
                     .iter()
                     .map(|r| {
@@ -285,8 +288,8 @@ impl Intake {
         raised: &Raised,
         trigger_id: &str,
         invocation_type: InvocationType,
-        input: &Value,
-        content: &Value,
+        input: &Arc<Value>,
+        content: &Arc<Value>,
         created: DateTime<Utc>,
     ) -> Result<Invocation> {
         let entry = self.delivery.catalog.require("triggerId", trigger_id)?;
@@ -302,8 +305,8 @@ impl Intake {
             created,
             completed: None,
             deadline: None,
-            input: input.clone(),
-            content_json: content.clone(),
+            input: Arc::clone(input),
+            content_json: Arc::clone(content),
             output: None,
             error: None,
             ordering_key: None,
@@ -350,7 +353,8 @@ impl Intake {
             })
             .map(Arc::new)
             .collect();
-        let content = request.content_json.unwrap_or_else(|| json!({}));
+        let input = Arc::new(request.input);
+        let content = Arc::new(request.content_json.unwrap_or_else(|| json!({})));
         let trace = self.trace(request.trace);
         let invocations: Vec<Invocation> = subscriptions
             .iter()
@@ -359,7 +363,7 @@ impl Intake {
                     s,
                     entry.trigger.trigger_type,
                     InvocationType::RealTime,
-                    &request.input,
+                    &input,
                     &content,
                     now,
                     not_before,
@@ -456,7 +460,8 @@ impl Intake {
             subscriptions.retain(|s| ids.contains(&s.id));
         }
         let now = self.delivery.clock.now();
-        let content = request.content_json.unwrap_or_else(|| json!({}));
+        let input = Arc::new(input);
+        let content = Arc::new(request.content_json.unwrap_or_else(|| json!({})));
         let trace = self.trace(request.trace);
         let invocations: Vec<Invocation> = subscriptions
             .iter()
@@ -574,8 +579,8 @@ impl Intake {
         subscription: &Subscription,
         trigger_type: TriggerType,
         invocation_type: InvocationType,
-        input: &Value,
-        content: &Value,
+        input: &Arc<Value>,
+        content: &Arc<Value>,
         now: DateTime<Utc>,
         not_before: DateTime<Utc>,
         trace: &TraceContext,
@@ -608,8 +613,8 @@ impl Intake {
             state: InvocationState::Pending,
             created: now,
             completed: None,
-            input: input.clone(),
-            content_json: content.clone(),
+            input: Arc::clone(input),
+            content_json: Arc::clone(content),
             output: None,
             error: None,
             attempts: vec![],

@@ -610,8 +610,8 @@ impl InvocationStatus {
             completed: i.completed,
             start_invocation_input: StartInvocationInput {
                 trigger_id: i.trigger_id.clone(),
-                input: i.input.clone(),
-                content_json: i.content_json.clone(),
+                input: (*i.input).clone(),
+                content_json: (*i.content_json).clone(),
             },
             complete_invocation_input,
             status: i.state,

@@ -231,7 +231,7 @@ async fn a_test_reaches_every_subscription_and_returns_each_callback_secret() {
     assert_eq!(invocation.subscription_id, on.id);
     assert_eq!(invocation.invocation_type, InvocationType::Test);
     assert_eq!(
-        invocation.input,
+        *invocation.input,
         example_input(RESPOND),
         "the trigger's example"
     );

@@ -221,8 +221,8 @@ fn invocation(id: &str, trigger: &str, subscription: &str, state: InvocationStat
         completed: None,
         deadline: (entry.trigger.trigger_type == TriggerType::RequestResponse)
             .then(|| now + chrono::Duration::hours(1)),
-        input: entry.trigger.example_input.clone(),
-        content_json: json!({}),
+        input: entry.trigger.example_input.clone().into(),
+        content_json: json!({}).into(),
         output: None,
         error: None,
         ordering_key: None,

@@ -83,8 +83,8 @@ fn invocation(id: &str) -> Invocation {
         created: Utc::now().trunc_subsecs(3),
         completed: None,
         deadline: None,
-        input: json!({"identity": {"id": id}}),
-        content_json: json!({}),
+        input: json!({"identity": {"id": id}}).into(),
+        content_json: json!({}).into(),
         output: None,
         error: None,
         ordering_key: None,
@@ -1154,7 +1154,7 @@ async fn messages_carrying_the_largest_inputs_fit_sqs() {
     let fan_out: Vec<Invocation> = ids(5)
         .iter()
         .map(|id| Invocation {
-            input: json!({"blob": filler}),
+            input: json!({"blob": filler}).into(),
             ..invocation(id)
         })
         .collect();
