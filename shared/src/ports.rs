@@ -121,6 +121,18 @@ pub trait InvocationStore: Send + Sync + std::fmt::Debug {
         transition: &Transition,
     ) -> Result<Invocation, Error>;
 
+    /// [`InvocationStore::transition`] for a caller holding the invocation as it read it
+    /// (`held`). A store may answer with `held` itself, the transition applied, when its row had
+    /// not changed since (same state, same number of attempts), rather than read it back.
+    async fn transition_held(
+        &self,
+        held: Invocation,
+        from: &[InvocationState],
+        transition: &Transition,
+    ) -> Result<Invocation, Error> {
+        self.transition(&held.id, from, transition).await
+    }
+
     /// Open invocations (`PENDING`, `ACKNOWLEDGED`) whose deadline or heartbeat due time
     /// ([`Invocation::due`]) is before `now`, earliest first, at most `limit` (the deadline
     /// sweep).

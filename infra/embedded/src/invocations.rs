@@ -285,19 +285,7 @@ impl WorkChange {
 
 /// Sets the outcome's columns on the row (whose state the caller has checked), appending
 /// `attempt` (a JSON line) if there is one and changing its work as `work` says, in one row
-/// update, and returns the row.
-pub(crate) fn set_outcome(
-    conn: &Connection,
-    id: &str,
-    attempt: Option<&str>,
-    outcome: &Outcome,
-    work: &WorkChange,
-) -> Result<Stored, Error> {
-    write_outcome(conn, id, attempt, outcome, work)?;
-    read_back(conn, id)
-}
-
-/// [`set_outcome`] without reading the row back.
+/// update.
 pub(crate) fn write_outcome(
     conn: &Connection,
     id: &str,
@@ -488,7 +476,19 @@ fn apply(
     from: &[InvocationState],
     outcome: &Outcome,
 ) -> Result<Stored, Error> {
-    let Some(current) = state_of(conn, id)? else {
+    apply_if_held(conn, id, from, outcome, None)?.map_or_else(|| read_back(conn, id), Ok)
+}
+
+/// [`apply`], not reading the row back (`None`) when it had the state and attempt count in
+/// `held`.
+fn apply_if_held(
+    conn: &Connection,
+    id: &str,
+    from: &[InvocationState],
+    outcome: &Outcome,
+    held: Option<(InvocationState, usize)>,
+) -> Result<Option<Stored>, Error> {
+    let Some((current, attempts)) = state_and_attempts(conn, id)? else {
         return Err(Error::NotFound {
             kind: ResourceKind::Invocation,
             id: id.to_owned(),
@@ -500,7 +500,11 @@ fn apply(
             status: current,
         });
     }
-    set_outcome(conn, id, None, outcome, &WorkChange::Keep)
+    write_outcome(conn, id, None, outcome, &WorkChange::Keep)?;
+    if held == Some((current, attempts)) {
+        return Ok(None);
+    }
+    read_back(conn, id).map(Some)
 }
 
 /// Sets the heartbeat columns of an open invocation (the state is checked and the row written
@@ -583,6 +587,30 @@ impl InvocationStore for SqliteInvocationStore {
             .write(move |conn| apply(conn, &id, &from, &outcome))
             .await?;
         decoded(&self.db, stored).await
+    }
+
+    async fn transition_held(
+        &self,
+        held: Invocation,
+        from: &[InvocationState],
+        transition: &Transition,
+    ) -> Result<Invocation, Error> {
+        let id = held.id.clone();
+        let states = from.to_vec();
+        let outcome = Outcome::of(transition)?;
+        let as_held = Some((held.state, held.attempts.len()));
+        let stored = self
+            .db
+            .write(move |conn| apply_if_held(conn, &id, &states, &outcome, as_held))
+            .await?;
+        match stored {
+            Some(stored) => decoded(&self.db, stored).await,
+            None => {
+                let mut written = held;
+                transition.apply_to(&mut written);
+                Ok(written)
+            }
+        }
     }
 
     async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error> {

@@ -22,6 +22,7 @@ pub async fn invocation_store(store: Arc<dyn InvocationScans>) {
     invocation_transition_moves_through_acknowledged(&store).await;
     invocation_transition_of_an_unknown_id_is_not_found(&store).await;
     invocation_transition_has_one_winner_under_concurrency(&store).await;
+    invocation_transition_held_answers_as_a_fresh_read_would(&store).await;
     invocation_overdue_lists_open_invocations_past_their_deadline(&store).await;
     invocation_purge_deletes_finished_invocations_past_their_retention(&store).await;
     invocation_keep_alive_moves_the_heartbeat_due_time_of_an_open_invocation(&store).await;
@@ -410,6 +411,61 @@ async fn invocation_transition_moves_through_acknowledged(store: &Arc<dyn Invoca
         }
     );
     assert_eq!(store.get("ack-1").await.unwrap(), Some(failed));
+}
+
+async fn invocation_transition_held_answers_as_a_fresh_read_would(
+    store: &Arc<dyn InvocationScans>,
+) {
+    let open = invocation("held-1", PRE_APPROVAL, ("sub-held", "Held"), 40, None);
+    store.create_all(std::slice::from_ref(&open)).await.unwrap();
+    let acknowledge = Transition {
+        to: InvocationState::Acknowledged,
+        completed: None,
+        output: None,
+        error: None,
+    };
+    let held = store.get("held-1").await.unwrap().unwrap();
+    let acknowledged = store
+        .transition_held(held, &[InvocationState::Pending], &acknowledge)
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(&acknowledged),
+        store.get("held-1").await.unwrap().as_ref(),
+        "a held copy as stored comes back with the transition applied"
+    );
+    assert_eq!(acknowledged.state, InvocationState::Acknowledged);
+
+    // `open` is stale now (PENDING): the answer is the row as written.
+    let complete = Transition {
+        to: InvocationState::Completed,
+        completed: Some(at(41)),
+        output: Some(approval()),
+        error: None,
+    };
+    let completed = store
+        .transition_held(open.clone(), &InvocationState::OPEN, &complete)
+        .await
+        .unwrap();
+    assert_eq!(
+        Some(&completed),
+        store.get("held-1").await.unwrap().as_ref()
+    );
+    assert_eq!(completed.state, InvocationState::Completed);
+
+    let again = store
+        .transition_held(open, &InvocationState::OPEN, &complete)
+        .await;
+    assert!(
+        matches!(
+            &again,
+            Err(Error::NotOpen {
+                status: InvocationState::Completed,
+                ..
+            })
+        ),
+        "a finished invocation is NotOpen for a held copy too, got {again:?}"
+    );
 }
 
 async fn invocation_transition_of_an_unknown_id_is_not_found(store: &Arc<dyn InvocationScans>) {

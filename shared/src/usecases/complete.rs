@@ -83,12 +83,13 @@ pub async fn complete(ctx: &Completion, id: &str, request: CompleteInvocation) -
         }
     };
     let writing = std::time::Instant::now();
+    let was = invocation.state;
     let finished = ctx
         .invocations
-        .transition(id, InvocationState::OPEN, &transition)
+        .transition_held(invocation, InvocationState::OPEN, &transition)
         .await?;
     crate::telemetry::store_write("transition", writing.elapsed());
-    crate::telemetry::transitioned(&finished, invocation.state);
+    crate::telemetry::transitioned(&finished, was);
     ctx.notifier.finished(&finished).await;
     Ok(())
 }
