@@ -444,7 +444,7 @@ async fn invocation_transition_held_answers_as_a_fresh_read_would(
         error: None,
     };
     let completed = store
-        .transition_held(open.clone(), &InvocationState::OPEN, &complete)
+        .transition_held(open.clone(), InvocationState::OPEN, &complete)
         .await
         .unwrap();
     assert_eq!(
@@ -454,7 +454,7 @@ async fn invocation_transition_held_answers_as_a_fresh_read_would(
     assert_eq!(completed.state, InvocationState::Completed);
 
     let again = store
-        .transition_held(open, &InvocationState::OPEN, &complete)
+        .transition_held(open, InvocationState::OPEN, &complete)
         .await;
     assert!(
         matches!(
