@@ -114,9 +114,9 @@ fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
         tracing::warn!(path = %path.display(), mode, "sqlite could not switch to WAL mode");
     }
     // FULL makes every commit survive a power cut, not just a crash; group commit pays for it.
-    // Each job of a group commit runs in a savepoint, whose undo pages go to a statement
-    // journal; kept in memory, that costs a copy, where the default spills it to a temporary
-    // file and every job pays for a write.
+    // A batch that runs again with a savepoint per job (one of its jobs failed) writes its undo
+    // pages to a statement journal, as does a statement that may abort halfway; kept in memory,
+    // that costs a copy, where the default spills it to a temporary file and pays for a write.
     conn.execute_batch(
         "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA temp_store = MEMORY;",
     )
