@@ -126,11 +126,15 @@ impl<S: SubscriptionStore + ?Sized> SubscriptionStore for CachedSubscriptions<S>
         Ok(fresh)
     }
 
+    // Writes invalidate before and after: the store applies a write before its answer arrives,
+    // and in between another caller (told of the change by whoever read it from the store) must
+    // not be served the entry the write replaced.
     async fn replace(
         &self,
         subscription: &Subscription,
         expected_version: u64,
     ) -> Result<(), Error> {
+        self.invalidate();
         let result = self.inner.replace(subscription, expected_version).await;
         self.invalidate();
         result
@@ -144,6 +148,7 @@ impl<S: SubscriptionAdmin + ?Sized> SubscriptionAdmin for CachedSubscriptions<S>
         subscription: &Subscription,
         max_per_trigger: usize,
     ) -> Result<(), Error> {
+        self.invalidate();
         let result = self.inner.create(subscription, max_per_trigger).await;
         self.invalidate();
         result
@@ -154,6 +159,7 @@ impl<S: SubscriptionAdmin + ?Sized> SubscriptionAdmin for CachedSubscriptions<S>
     }
 
     async fn delete(&self, id: &str) -> Result<(), Error> {
+        self.invalidate();
         let result = self.inner.delete(id).await;
         self.invalidate();
         result
@@ -258,6 +264,58 @@ mod tests {
         expiring.get("s").await.unwrap();
         expiring.get("s").await.unwrap();
         assert_eq!(store.gets.load(Ordering::SeqCst), before + 2);
+    }
+
+    /// A store whose writes land at once but answer only when released, as a remote store's
+    /// answer arrives after the write is visible to every other reader.
+    #[derive(Debug, Default)]
+    struct Landing {
+        inner: Counting,
+        landed: tokio::sync::Notify,
+        release: tokio::sync::Notify,
+    }
+
+    #[async_trait]
+    impl SubscriptionStore for Landing {
+        async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
+            self.inner.get(id).await
+        }
+        async fn list_for_trigger(&self, _: &str) -> Result<Vec<Subscription>, Error> {
+            unimplemented!()
+        }
+        async fn replace(&self, s: &Subscription, _: u64) -> Result<(), Error> {
+            self.inner.create(s, 0).await?;
+            self.landed.notify_one();
+            self.release.notified().await;
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_write_that_landed_is_seen_before_its_answer_arrives() {
+        let store = Arc::new(Landing::default());
+        store
+            .inner
+            .create(&subscription("first"), 50)
+            .await
+            .unwrap();
+        let cache = Arc::new(CachedSubscriptions::with_max_age(
+            store.clone(),
+            Duration::from_secs(3600),
+        ));
+        assert_eq!(cache.get("s").await.unwrap().unwrap().name, "first");
+
+        let writer = Arc::clone(&cache);
+        let write = tokio::spawn(async move { writer.replace(&subscription("disabled"), 1).await });
+        store.landed.notified().await;
+        assert_eq!(
+            cache.get("s").await.unwrap().unwrap().name,
+            "disabled",
+            "the store has the write: the cache must not answer with what it replaced"
+        );
+        store.release.notify_one();
+        write.await.unwrap().unwrap();
+        assert_eq!(cache.get("s").await.unwrap().unwrap().name, "disabled");
     }
 
     #[tokio::test]
