@@ -253,7 +253,6 @@ impl Stack {
         }
     }
 
-    /// The invocation's item as stored, and its size as DynamoDB bills it.
     /// Every invocation item, by id (uncounted).
     async fn items(&self) -> BTreeMap<String, Item> {
         self.esm
@@ -350,19 +349,12 @@ impl Stack {
         *items = after;
     }
 
+    /// The invocation's item as stored, and its size as DynamoDB bills it.
     async fn item_size(&self, id: &str) -> usize {
         let item = self
-            .esm
-            .dynamodb()
-            .scan()
-            .table_name(&self.settings.invocations_table)
-            .send()
+            .items()
             .await
-            .unwrap()
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .find(|item| item.values().any(|v| v.as_s().is_ok_and(|s| s == id)))
+            .remove(id)
             .unwrap_or_else(|| panic!("no item holds {id}"));
         item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
     }

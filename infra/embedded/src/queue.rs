@@ -209,6 +209,30 @@ fn record_attempt(
     read_back(conn, id).map(|row| Recorded::Row(Box::new(row)))
 }
 
+impl SqliteDeliveryQueue {
+    /// One settle's write job ([`record_attempt`]), its inputs encoded before it is queued.
+    async fn record(
+        &self,
+        invocation_id: &str,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+        held: Option<(InvocationState, usize)>,
+    ) -> Result<Recorded, Error> {
+        let id = invocation_id.to_owned();
+        let line = attempt_line(attempt)?;
+        let states = from.to_vec();
+        let outcome = transition.map(Outcome::of).transpose()?;
+        let work = work_change(next);
+        self.db
+            .write(move |conn| {
+                record_attempt(conn, &id, &line, &states, outcome.as_ref(), &work, held)
+            })
+            .await
+    }
+}
+
 /// The work change a settle's next step writes.
 fn work_change(next: &NextStep) -> WorkChange {
     match next {
@@ -250,16 +274,8 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         transition: Option<&Transition>,
         next: &NextStep,
     ) -> Result<Option<Invocation>, Error> {
-        let id = invocation_id.to_owned();
-        let attempt = attempt_line(attempt)?;
-        let from = from.to_vec();
-        let outcome = transition.map(Outcome::of).transpose()?;
-        let next = work_change(next);
         let recorded = self
-            .db
-            .write(move |conn| {
-                record_attempt(conn, &id, &attempt, &from, outcome.as_ref(), &next, None)
-            })
+            .record(invocation_id, attempt, from, transition, next, None)
             .await?;
         match recorded {
             Recorded::Row(stored) => decoded(&self.db, *stored).await.map(Some),
@@ -275,17 +291,9 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         transition: Option<&Transition>,
         next: &NextStep,
     ) -> Result<Invocation, Error> {
-        let id = held.id.clone();
-        let line = attempt_line(attempt)?;
-        let states = from.to_vec();
-        let outcome = transition.map(Outcome::of).transpose()?;
-        let work = work_change(next);
         let as_held = Some((held.state, held.attempts.len()));
         let recorded = self
-            .db
-            .write(move |conn| {
-                record_attempt(conn, &id, &line, &states, outcome.as_ref(), &work, as_held)
-            })
+            .record(&held.id, attempt, from, transition, next, as_held)
             .await?;
         match recorded {
             Recorded::AsHeld => Ok(triggerline::ports::settled(held, attempt, from, transition)),
