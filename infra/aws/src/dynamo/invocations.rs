@@ -31,12 +31,11 @@ use super::codec::{
 use super::lock::KeyedTurns;
 use super::{
     INV_ATTEMPTS, INV_BODY, INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED,
-    INV_CREATED, INV_DEADLINE, INV_DUE, INV_ERROR, INV_EXPIRES, INV_FINAL_STATE,
-    INV_FINISHED_BY_COMPLETED, INV_GROUP, INV_GROUP_VALUE, INV_HEARTBEAT_DUE, INV_ID,
-    INV_LAST_HEARTBEAT, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_OPEN_VALUE, INV_ORDERING_KEY,
-    INV_OUTPUT, INV_RESPONSE_DEADLINE, INV_STATE, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME,
-    INV_TRIGGER, INV_UNSENT, INV_UNSENT_BY_DUE, INV_UNSENT_VALUE, INV_WRITE_TOKEN,
-    MAX_TRANSACTION_ITEMS, SHARDS, shard_of, sharded, unsharded,
+    INV_CREATED, INV_DEADLINE, INV_DUE, INV_ERROR, INV_EXPIRES, INV_GROUP, INV_GROUP_VALUE,
+    INV_HEARTBEAT_DUE, INV_ID, INV_LAST_HEARTBEAT, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE,
+    INV_OPEN_VALUE, INV_ORDERING_KEY, INV_OUTPUT, INV_RESPONSE_DEADLINE, INV_STATE,
+    INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME, INV_TRIGGER, INV_UNSENT, INV_UNSENT_BY_DUE,
+    INV_UNSENT_VALUE, INV_WRITE_TOKEN, MAX_TRANSACTION_ITEMS, SHARDS, shard_of, sharded, unsharded,
 };
 use crate::error::{corrupt, unavailable};
 
@@ -261,10 +260,6 @@ fn item_of(invocation: &Invocation, retention: Option<Retention>) -> Result<Item
         state.is_open().then(|| s(sharded(INV_OPEN_VALUE, shard))),
     );
     optional(
-        INV_FINAL_STATE,
-        (!state.is_open()).then(|| s(sharded(state.as_str(), shard))),
-    );
-    optional(
         INV_EXPIRES,
         expiry(retention, state, invocation.completed).map(n),
     );
@@ -448,14 +443,12 @@ impl Update {
         self.set(INV_STATE, s(to.as_str()));
         if to.is_open() {
             self.set(INV_OPEN_STATE, s(sharded(INV_OPEN_VALUE, shard)));
-            self.remove(INV_FINAL_STATE);
             self.remove(INV_EXPIRES);
         } else {
             self.remove(INV_OPEN_STATE);
             self.remove(INV_UNSENT);
             self.remove(INV_DUE);
             self.remove(INV_ORDERING_KEY);
-            self.set(INV_FINAL_STATE, s(sharded(to.as_str(), shard)));
             self.set_or_remove(
                 INV_EXPIRES,
                 expiry(retention, to, transition.completed).map(n),
@@ -927,28 +920,16 @@ impl DynamoInvocationStore {
     async fn query_shard(
         &self,
         query: &ShardedQuery,
-        partition: usize,
+        shard: u32,
         start: Option<Item>,
     ) -> Result<(Vec<Item>, Option<Item>), Error> {
         let mut names = query.names.clone();
         let mut values = query.values.clone();
         names.insert("#hash".to_owned(), query.hash.0.to_owned());
-        // Past the shards come the partitions of items written before sharding.
-        let hash = match u32::try_from(partition).ok().filter(|p| *p < SHARDS) {
-            Some(shard) => {
-                for (placeholder, base) in &query.sharded_values {
-                    values.insert(placeholder.clone(), s(sharded(base, shard)));
-                }
-                sharded(&query.hash.1, shard)
-            }
-            None => {
-                for (placeholder, base) in &query.sharded_values {
-                    values.insert(placeholder.clone(), s(base));
-                }
-                let legacy = partition.saturating_sub(SHARDS as usize);
-                query.legacy.get(legacy).cloned().unwrap_or_default()
-            }
-        };
+        for (placeholder, base) in &query.sharded_values {
+            values.insert(placeholder.clone(), s(sharded(base, shard)));
+        }
+        let hash = sharded(&query.hash.1, shard);
         values.insert(":hash".to_owned(), s(hash));
         let key = match &query.range {
             Some(range) => format!("#hash = :hash AND {range}"),
@@ -973,48 +954,20 @@ impl DynamoInvocationStore {
         Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
     }
 
-    /// Hands `take` the items of `query` across every shard in order (the query's direction on
-    /// its range key, then id), until `take` says stop or the index is read: a k-way merge of
-    /// the shards, each read one page at a time and only while the merge needs its next item.
+    /// Hands `take` the items of `query` across every shard in order, until `take` says stop
+    /// or the index is read ([`Merge`]).
     async fn merged(
         &self,
         query: &ShardedQuery,
         mut take: impl FnMut(Item) -> bool,
     ) -> Result<(), Error> {
-        let order = |a: &Item, b: &Item| query.order(a, b);
-        let partitions = SHARDS as usize + query.legacy.len();
-        let mut shards: Vec<Cursor> = (0..partitions).map(|_| Cursor::default()).collect();
-        loop {
-            let needy: Vec<usize> = shards
-                .iter()
-                .enumerate()
-                .filter(|(_, c)| c.needs_page(query.sort))
-                .map(|(i, _)| i)
-                .collect();
-            if !needy.is_empty() {
-                let pages = needy.iter().map(|&i| {
-                    let start = shards[i].start.take();
-                    self.query_shard(query, i, start)
-                });
-                let pages = futures::future::join_all(pages).await;
-                for (i, page) in needy.into_iter().zip(pages) {
-                    let (items, next) = page?;
-                    let cursor = &mut shards[i];
-                    cursor.buffer.extend(items);
-                    cursor.buffer.make_contiguous().sort_by(order);
-                    cursor.done = next.is_none();
-                    cursor.start = next;
-                }
-                continue;
-            }
-            let next = next_shard(&shards, order);
-            let Some(item) = next.and_then(|i| shards[i].buffer.pop_front()) else {
-                return Ok(());
-            };
+        let mut merge = Merge::new(self, query);
+        while let Some(item) = merge.next().await? {
             if !take(item) {
-                return Ok(());
+                break;
             }
         }
+        Ok(())
     }
 
     /// Writes invocations the SQS queue is about to send work for (see
@@ -1178,7 +1131,6 @@ impl DynamoInvocationStore {
             names: HashMap::from([("#nb".to_owned(), INV_DUE.to_owned())]),
             values: HashMap::from([(":before".to_owned(), s(format_time(&due_before)))]),
             sharded_values: Vec::new(),
-            legacy: Vec::new(),
             projection: None,
             forward: true,
             page: page_size(limit),
@@ -1372,83 +1324,37 @@ impl DynamoInvocationStore {
             .collect())
     }
 
-    /// Deletes up to `limit` invocations finished in `state` before `before`; how many.
-    async fn purge_state(
+    /// Deletes `id` if it is still `state` and completed before `before`; whether it did.
+    /// Conditional, because the item may have changed since it was read (reopened).
+    async fn delete_finished(
         &self,
+        id: &str,
         state: InvocationState,
         before: &str,
-        limit: usize,
-    ) -> Result<usize, Error> {
-        let mut deleted = 0;
-        // The shards, then the partition of items finished before sharding.
-        let partitions = (0..SHARDS)
-            .map(|shard| sharded(state.as_str(), shard))
-            .chain([state.as_str().to_owned()]);
-        for fs in partitions {
-            if deleted >= limit {
-                break;
+    ) -> Result<bool, Error> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(INV_ID, s(id))
+            .condition_expression("#st = :st AND #cp < :before")
+            .expression_attribute_names("#st", INV_STATE)
+            .expression_attribute_names("#cp", INV_COMPLETED)
+            .expression_attribute_values(":st", s(state.as_str()))
+            .expression_attribute_values(":before", s(before))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(err)
+                if err
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
             }
-            deleted += self.purge_shard(&fs, before, limit - deleted).await?;
+            Err(err) => Err(unavailable("DeleteItem invocation", err)),
         }
-        Ok(deleted)
-    }
-
-    /// Deletes up to `limit` invocations of `finishedByCompleted` partition `fs` completed
-    /// before `before`; how many.
-    async fn purge_shard(&self, fs: &str, before: &str, limit: usize) -> Result<usize, Error> {
-        let mut deleted = 0;
-        let mut start = None;
-        while deleted < limit {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(INV_FINISHED_BY_COMPLETED)
-                .key_condition_expression("#fs = :fs AND #cp < :before")
-                .expression_attribute_names("#fs", INV_FINAL_STATE)
-                .expression_attribute_names("#cp", INV_COMPLETED)
-                .expression_attribute_values(":fs", s(fs))
-                .expression_attribute_values(":before", s(before))
-                .limit(i32::try_from((limit - deleted).min(1000)).unwrap_or(1000))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(|e| unavailable("Query finished invocations", e))?;
-            for key in out.items() {
-                let Some(id) = get_s(key, INV_ID) else {
-                    continue;
-                };
-                // Conditional, because the index lags: the invocation may have been reopened.
-                let result = self
-                    .client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .key(INV_ID, s(id))
-                    .condition_expression("#fs = :fs AND #cp < :before")
-                    .expression_attribute_names("#fs", INV_FINAL_STATE)
-                    .expression_attribute_names("#cp", INV_COMPLETED)
-                    .expression_attribute_values(":fs", s(fs))
-                    .expression_attribute_values(":before", s(before))
-                    .send()
-                    .await;
-                match result {
-                    Ok(_) => deleted += 1,
-                    Err(err)
-                        if err
-                            .as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                    Err(err) => return Err(unavailable("DeleteItem invocation", err)),
-                }
-                if deleted >= limit {
-                    break;
-                }
-            }
-            start = out.last_evaluated_key;
-            if start.is_none() {
-                break;
-            }
-        }
-        Ok(deleted)
     }
 }
 
@@ -1554,10 +1460,6 @@ struct ShardedQuery {
     names: HashMap<String, String>,
     values: HashMap<String, AttributeValue>,
     sharded_values: Vec<(String, String)>,
-    /// Hash key values of items written before sharding (`INV`, a bare trigger id, a state),
-    /// read as further partitions so that an upgraded stack still lists, sweeps and purges
-    /// them: one more query each, until retention has removed them.
-    legacy: Vec<String>,
     projection: Option<String>,
     forward: bool,
     /// Items per query page.
@@ -1600,6 +1502,58 @@ impl Cursor {
     }
 }
 
+/// The items of a [`ShardedQuery`] across every shard, in its order (the query's direction on
+/// its range key, then id): a k-way merge of the shards, each read one page at a time and only
+/// while the merge needs its next item, so a reader that stops early reads little more than
+/// it took.
+struct Merge<'a> {
+    store: &'a DynamoInvocationStore,
+    query: &'a ShardedQuery,
+    shards: Vec<Cursor>,
+}
+
+impl<'a> Merge<'a> {
+    fn new(store: &'a DynamoInvocationStore, query: &'a ShardedQuery) -> Self {
+        Merge {
+            store,
+            query,
+            shards: (0..SHARDS).map(|_| Cursor::default()).collect(),
+        }
+    }
+
+    /// The next item; `None` once the index is read.
+    async fn next(&mut self) -> Result<Option<Item>, Error> {
+        let query = self.query;
+        let order = |a: &Item, b: &Item| query.order(a, b);
+        loop {
+            let needy: Vec<u32> = (0..SHARDS)
+                .filter(|&i| self.shards[i as usize].needs_page(query.sort))
+                .collect();
+            if needy.is_empty() {
+                let next = next_shard(&self.shards, order);
+                return Ok(next.and_then(|i| self.shards[i].buffer.pop_front()));
+            }
+            let store = self.store;
+            let starts: Vec<(u32, Option<Item>)> = needy
+                .iter()
+                .map(|&i| (i, self.shards[i as usize].start.take()))
+                .collect();
+            let pages = starts
+                .into_iter()
+                .map(|(i, start)| store.query_shard(query, i, start));
+            let pages = futures::future::join_all(pages).await;
+            for (i, page) in needy.into_iter().zip(pages) {
+                let (items, next) = page?;
+                let cursor = &mut self.shards[i as usize];
+                cursor.buffer.extend(items);
+                cursor.buffer.make_contiguous().sort_by(order);
+                cursor.done = next.is_none();
+                cursor.start = next;
+            }
+        }
+    }
+}
+
 /// The shard whose first item comes next in `order`; `None` once every buffer is empty.
 fn next_shard(shards: &[Cursor], order: impl Fn(&Item, &Item) -> Ordering) -> Option<usize> {
     shards
@@ -1617,7 +1571,8 @@ fn page_size(wanted: usize) -> i32 {
     i32::try_from(share.clamp(8, 1000).min(wanted.max(1))).unwrap_or(1000)
 }
 
-/// What a status list sorts and filters by: the attributes the merge reads of each item.
+/// What a status list sorts and filters by: what the list indexes carry of each item
+/// ([`LISTED_ATTRIBUTES`]), and its completed time, read from the item.
 #[derive(Debug, Clone)]
 struct Row {
     id: String,
@@ -1628,42 +1583,53 @@ struct Row {
     subscription_name: String,
 }
 
-/// The attributes of a [`Row`].
-const ROW_ATTRIBUTES: [&str; 6] = [
+/// What a status list reads of each index entry: the keys and the attributes every list index
+/// projects (`super::INV_LIST_PROJECTION`), none of which changes after the create.
+const LISTED_ATTRIBUTES: [&str; 5] = [
     INV_ID,
     INV_CREATED,
-    INV_COMPLETED,
     INV_TRIGGER,
     INV_SUBSCRIPTION,
     INV_SUBSCRIPTION_NAME,
 ];
 
+/// What a status list reads of each item it takes from an index: whether it is still there and
+/// live, and when it completed.
+const LIVE_ATTRIBUTES: [&str; 3] = [INV_ID, INV_COMPLETED, INV_EXPIRES];
+
+fn checked_time(name: &str, value: &str) -> Result<(), Error> {
+    DateTime::parse_from_rfc3339(value)
+        .map(drop)
+        .map_err(|e| corrupt("read invocation", format!("{name}: {e}")))
+}
+
 impl Row {
-    fn read(item: &Item) -> Result<Row, Error> {
+    /// The row of an index entry; its completed time comes later ([`Row::complete`]).
+    fn read(entry: &Item) -> Result<Row, Error> {
         let text = |name: &str| {
-            get_s(item, name)
+            get_s(entry, name)
                 .map(str::to_owned)
                 .ok_or_else(|| corrupt("read invocation", format!("no {name}")))
         };
-        let time = |name: &str, value: &str| {
-            DateTime::parse_from_rfc3339(value)
-                .map(drop)
-                .map_err(|e| corrupt("read invocation", format!("{name}: {e}")))
-        };
         let created = text(INV_CREATED)?;
-        time(INV_CREATED, &created)?;
-        let completed = get_s(item, INV_COMPLETED).map(str::to_owned);
-        if let Some(completed) = &completed {
-            time(INV_COMPLETED, completed)?;
-        }
+        checked_time(INV_CREATED, &created)?;
         Ok(Row {
             id: text(INV_ID)?,
             created,
-            completed,
+            completed: None,
             trigger_id: unsharded(&text(INV_TRIGGER)?).to_owned(),
             subscription_id: unsharded(&text(INV_SUBSCRIPTION)?).to_owned(),
             subscription_name: text(INV_SUBSCRIPTION_NAME)?,
         })
+    }
+
+    /// Takes the completed time of `item` (its [`LIVE_ATTRIBUTES`]).
+    fn complete(&mut self, item: &Item) -> Result<(), Error> {
+        self.completed = get_s(item, INV_COMPLETED).map(str::to_owned);
+        if let Some(completed) = &self.completed {
+            checked_time(INV_COMPLETED, completed)?;
+        }
+        Ok(())
     }
 
     fn field(&self, field: InvocationField) -> Option<String> {
@@ -1710,27 +1676,25 @@ fn choose_index(query: &InvocationQuery) -> IndexChoice {
     }
 }
 
-/// A status list's `FilterExpression`, in `filter`'s condition, names and values: items not
-/// expired at `now`, and every condition the hash key does not answer. The trigger and
+/// A status list's `FilterExpression`, in `filter`'s condition, names and values: every
+/// condition the hash key does not answer (a `triggerId eq` on `bySubscription`) on what the
+/// index carries. The list indexes carry only what never changes after the create (see the
+/// module doc), so whether an item has expired, and conditions on its completed time, are
+/// checked on the item, after the index. The trigger and
 /// subscription attributes carry their shard, so an equality on them compares with a value
 /// each shard fills in (the returned placeholders and values before the shard); their other
 /// operators are left to the rows (which check every condition again).
 fn list_filter(
     query: &InvocationQuery,
     answered: Option<usize>,
-    now: i64,
     filter: &mut Update,
 ) -> Vec<(String, String)> {
-    filter.name(INV_EXPIRES);
-    filter.values.insert(":now".to_owned(), n(now));
-    filter
-        .condition
-        .push("(attribute_not_exists(#x) OR #x > :now)".to_owned());
     let mut sharded_values = Vec::new();
     for (i, c) in query.conditions.iter().enumerate() {
         let attribute = field_attribute(c.field);
         let is_sharded = attribute == INV_TRIGGER || attribute == INV_SUBSCRIPTION;
-        if Some(i) == answered || (is_sharded && c.op != Op::Eq) {
+        let in_index = LISTED_ATTRIBUTES.contains(&attribute);
+        if Some(i) == answered || (is_sharded && c.op != Op::Eq) || !in_index {
             continue;
         }
         let name = filter.name(attribute);
@@ -1752,20 +1716,19 @@ fn list_filter(
 
 /// The index query of a status list: [`choose_index`]'s index, [`list_filter`]'s filter, the
 /// [`Row`] attributes only, in `window`'s direction on created.
-fn list_query(query: &InvocationQuery, window: &Window, now: i64) -> ShardedQuery {
+fn list_query(query: &InvocationQuery, window: &Window) -> ShardedQuery {
     let IndexChoice {
         index,
         hash,
         answered,
     } = choose_index(query);
     let mut filter = Update::default();
-    let sharded_values = list_filter(query, answered, now, &mut filter);
-    let projection = ROW_ATTRIBUTES
+    let sharded_values = list_filter(query, answered, &mut filter);
+    let projection = LISTED_ATTRIBUTES
         .iter()
         .map(|a| filter.name(a))
         .collect::<Vec<_>>()
         .join(", ");
-    let legacy = hash.1.clone();
     ShardedQuery {
         index,
         hash,
@@ -1775,7 +1738,6 @@ fn list_query(query: &InvocationQuery, window: &Window, now: i64) -> ShardedQuer
         names: filter.names,
         values: filter.values,
         sharded_values,
-        legacy: vec![legacy],
         projection: Some(projection),
         forward: window.forward,
         page: page_size(window.stop),
@@ -1888,6 +1850,7 @@ impl InvocationStore for DynamoInvocationStore {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let now_text = format_time(&now);
         let query = ShardedQuery {
             index: INV_OPEN_BY_DEADLINE,
             hash: (INV_OPEN_STATE, INV_OPEN_VALUE.to_owned()),
@@ -1895,30 +1858,46 @@ impl InvocationStore for DynamoInvocationStore {
             range: Some("#dl < :now".to_owned()),
             filter: Vec::new(),
             names: HashMap::from([("#dl".to_owned(), INV_DEADLINE.to_owned())]),
-            values: HashMap::from([(":now".to_owned(), s(format_time(&now)))]),
+            values: HashMap::from([(":now".to_owned(), s(now_text.clone()))]),
             sharded_values: Vec::new(),
-            // Before sharding, `os` held the open state itself.
-            legacy: vec![
-                InvocationState::Pending.as_str().to_owned(),
-                InvocationState::Acknowledged.as_str().to_owned(),
-            ],
             projection: None,
             forward: true,
             page: page_size(limit),
         };
+        // The index holds keys only (so an acknowledgement does not rewrite it): its entries
+        // say which items to read, in deadline order, and the items say what they are now.
+        let mut merge = Merge::new(self, &query);
         let mut found = Vec::new();
-        self.merged(&query, |item| {
-            match from_item(&item) {
-                Ok(invocation) => found.push(invocation),
-                // One bad item must not stop the sweep for every other invocation.
-                Err(e) => self
-                    .warned
-                    .skip(get_s(&item, INV_ID).unwrap_or_default(), &e),
+        loop {
+            let mut ids = Vec::new();
+            while ids.len() < limit - found.len() {
+                let Some(key) = merge.next().await? else {
+                    break;
+                };
+                ids.extend(get_s(&key, INV_ID).map(str::to_owned));
             }
-            found.len() < limit
-        })
-        .await?;
-        Ok(found)
+            if ids.is_empty() {
+                return Ok(found);
+            }
+            let items = self.batch_get(&ids, None).await?;
+            for id in &ids {
+                // Gone, or no longer open or overdue since the index was written (it lags).
+                let Some(item) = items.get(id).filter(|item| {
+                    item.contains_key(INV_OPEN_STATE)
+                        && get_s(item, INV_DEADLINE).is_some_and(|dl| dl < now_text.as_str())
+                }) else {
+                    continue;
+                };
+                match from_item(item) {
+                    Ok(invocation) => found.push(invocation),
+                    // One bad item must not stop the sweep for every other invocation.
+                    Err(e) => self.warned.skip(id, &e),
+                }
+            }
+            if found.len() >= limit {
+                return Ok(found);
+            }
+        }
     }
 
     async fn keep_alive(
@@ -1949,27 +1928,49 @@ impl InvocationScans for DynamoInvocationStore {
                 total: None,
             });
         }
-        let index_query = list_query(query, &window, now_epoch_seconds());
+        let index_query = list_query(query, &window);
+        let mut merge = Merge::new(self, &index_query);
+        let now = now_epoch_seconds();
         let mut rows: Vec<Row> = Vec::new();
-        self.merged(&index_query, |item| {
-            let row = match Row::read(&item) {
-                Ok(row) => row,
-                Err(e) => {
-                    self.warned
-                        .skip(get_s(&item, INV_ID).unwrap_or_default(), &e);
-                    return true;
+        // Index entries in created order, in chunks: each chunk's items are read (a
+        // BatchGetItem of a few attributes) for whether they are live and when they completed.
+        'read: loop {
+            let wanted = window.stop.saturating_sub(rows.len()).clamp(8, BATCH_GET);
+            let mut chunk = Vec::with_capacity(wanted);
+            while chunk.len() < wanted {
+                let Some(entry) = merge.next().await? else {
+                    break;
+                };
+                match Row::read(&entry) {
+                    Ok(row) => chunk.push(row),
+                    Err(e) => self
+                        .warned
+                        .skip(get_s(&entry, INV_ID).unwrap_or_default(), &e),
                 }
-            };
-            if !query.accepts(&row, Row::field) {
-                return true;
             }
-            if !window.admits(&rows, &row) {
-                return false;
+            let read_all = chunk.len() < wanted;
+            let ids: Vec<String> = chunk.iter().map(|row| row.id.clone()).collect();
+            let items = self.batch_get(&ids, Some(&LIVE_ATTRIBUTES)).await?;
+            for mut row in chunk {
+                let Some(item) = items.get(&row.id).filter(|item| !expired(item, now)) else {
+                    continue;
+                };
+                if let Err(e) = row.complete(item) {
+                    self.warned.skip(&row.id, &e);
+                    continue;
+                }
+                if !query.accepts(&row, Row::field) {
+                    continue;
+                }
+                if !window.admits(&rows, &row) {
+                    break 'read;
+                }
+                rows.push(row);
             }
-            rows.push(row);
-            true
-        })
-        .await?;
+            if read_all {
+                break;
+            }
+        }
         let page = page_of(query, rows);
         let ids: Vec<String> = page.items.into_iter().map(|row| row.id).collect();
         Ok(Page {
@@ -1984,20 +1985,66 @@ impl InvocationScans for DynamoInvocationStore {
         failed_before: DateTime<Utc>,
         limit: usize,
     ) -> Result<usize, Error> {
+        if limit == 0 {
+            return Ok(0);
+        }
         let succeeded_before = format_time(&succeeded_before);
         let failed_before = format_time(&failed_before);
+        // An invocation completed before a cutoff was created before it: `byCreated`, oldest
+        // first, up to the later cutoff, holds every candidate. What it reads beyond those
+        // deleted is what retention keeps (failed ones between the cutoffs, long-open ones).
+        let latest = succeeded_before.clone().max(failed_before.clone());
+        let query = ShardedQuery {
+            index: INV_BY_CREATED,
+            hash: (INV_GROUP, INV_GROUP_VALUE.to_owned()),
+            sort: INV_CREATED,
+            range: Some("#cr < :latest".to_owned()),
+            filter: Vec::new(),
+            names: HashMap::from([
+                ("#cr".to_owned(), INV_CREATED.to_owned()),
+                ("#id".to_owned(), INV_ID.to_owned()),
+            ]),
+            values: HashMap::from([(":latest".to_owned(), s(latest))]),
+            sharded_values: Vec::new(),
+            projection: Some("#id, #cr".to_owned()),
+            forward: true,
+            page: page_size(limit),
+        };
+        let mut merge = Merge::new(self, &query);
         let mut deleted = 0;
-        for (state, before) in [
-            (InvocationState::Completed, &succeeded_before),
-            (InvocationState::Failed, &failed_before),
-            (InvocationState::TimedOut, &failed_before),
-        ] {
-            if deleted >= limit {
-                break;
+        loop {
+            let mut ids = Vec::with_capacity(BATCH_GET);
+            while ids.len() < BATCH_GET {
+                let Some(key) = merge.next().await? else {
+                    break;
+                };
+                ids.extend(get_s(&key, INV_ID).map(str::to_owned));
             }
-            deleted += self.purge_state(state, before, limit - deleted).await?;
+            if ids.is_empty() {
+                return Ok(deleted);
+            }
+            let items = self
+                .batch_get(&ids, Some(&[INV_ID, INV_STATE, INV_COMPLETED]))
+                .await?;
+            for id in &ids {
+                let Some(item) = items.get(id) else { continue };
+                let (Ok(state), Some(completed)) = (state_of(item), get_s(item, INV_COMPLETED))
+                else {
+                    continue;
+                };
+                let before = match state {
+                    InvocationState::Completed => &succeeded_before,
+                    InvocationState::Failed | InvocationState::TimedOut => &failed_before,
+                    InvocationState::Pending | InvocationState::Acknowledged => continue,
+                };
+                if completed < before.as_str() && self.delete_finished(id, state, before).await? {
+                    deleted += 1;
+                    if deleted >= limit {
+                        return Ok(deleted);
+                    }
+                }
+            }
         }
-        Ok(deleted)
     }
 }
 
@@ -2094,7 +2141,7 @@ mod tests {
     }
 
     #[test]
-    fn the_filter_holds_live_items_and_what_the_key_does_not_answer() {
+    fn the_filter_holds_what_the_index_has_and_the_key_does_not_answer() {
         let q = query(
             &[
                 (TriggerId, Op::Eq, "t1"),
@@ -2105,35 +2152,23 @@ mod tests {
             &[],
         );
         let mut filter = Update::default();
-        let sharded = list_filter(&q, Some(1), 42, &mut filter);
-        assert_eq!(
-            filter.condition,
-            [
-                "(attribute_not_exists(#x) OR #x > :now)",
-                "#tg = :c0",
-                "#cp <= :c3"
-            ]
-        );
-        // The trigger's equality compares with each shard's value; its range is left to the
-        // rows.
+        let sharded = list_filter(&q, Some(1), &mut filter);
+        assert_eq!(filter.condition, ["#tg = :c0"]);
+        // The trigger's equality compares with each shard's value; its range, and the
+        // completed time (not in the index), are left to the rows.
         assert_eq!(sharded, [(":c0".to_owned(), "t1".to_owned())]);
-        assert_eq!(filter.values.get(":now"), Some(&n(42)));
-        assert_eq!(filter.values.get(":c3"), Some(&s("2026-01-02T00:00:00Z")));
         assert!(!filter.values.contains_key(":c0"));
+        assert!(!filter.values.contains_key(":c3"));
     }
 
     #[test]
     fn the_list_query_projects_the_row_in_the_window_direction() {
         let q = query(&[(SubscriptionName, Op::Eq, "n")], &[(Created, false)]);
         let window = Window::of(&q);
-        let plan = list_query(&q, &window, 0);
+        let plan = list_query(&q, &window);
         assert_eq!(plan.index, INV_BY_CREATED);
         assert!(plan.forward);
-        assert_eq!(plan.legacy, [INV_GROUP_VALUE]);
-        assert_eq!(
-            plan.projection.as_deref(),
-            Some("#id, #cr, #cp, #tg, #sb, #sn")
-        );
+        assert_eq!(plan.projection.as_deref(), Some("#id, #cr, #tg, #sb, #sn"));
         assert_eq!(
             plan.names.get("#sn").map(String::as_str),
             Some(INV_SUBSCRIPTION_NAME)
@@ -2238,7 +2273,7 @@ mod tests {
     #[test]
     fn the_merge_takes_the_first_head_in_the_query_order_then_by_id() {
         let oldest = query(&[], &[(Created, false)]);
-        let mut plan = list_query(&oldest, &Window::of(&oldest), 0);
+        let mut plan = list_query(&oldest, &Window::of(&oldest));
         let shards = [
             cursor(&[("b", "2")], true),
             cursor(&[], true),

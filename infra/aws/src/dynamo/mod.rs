@@ -8,62 +8,72 @@
 //! | table | key | GSIs (keys, projection) | serves |
 //! |---|---|---|---|
 //! | subscriptions | `pk` (S): `sub#<id>` for a subscription, `trigger#<triggerId>` for the trigger's counter item | `byTrigger` (`tg` HASH, `id` RANGE, ALL) | `get` and `id eq` (GetItem), `triggerId eq` and `list_for_trigger` (Query, in id order), the per-trigger limit (counter item `n`, in a TransactWriteItems with the Put / Delete) |
-//! | invocations | `id` (S) | `byTrigger` (`tg` HASH = `<triggerId>#<shard>`, `cr` RANGE, ALL) | `triggerId eq` |
-//! | | | `bySubscription` (`sb` HASH = `<subscriptionId>#<shard>`, `cr` RANGE, ALL) | `subscriptionId eq` (also with `triggerId eq`, as a filter) |
-//! | | | `byCreated` (`g` HASH = `INV#<shard>`, `cr` RANGE, ALL) | the status list without filters, default order newest first |
-//! | | | `openByDeadline` (`os` HASH = `OPEN#<shard>`, `dl` RANGE, ALL), sparse | `overdue`: `os` is set only while the invocation is open (PENDING, ACKNOWLEDGED), so only open invocations with a deadline are in it |
-//! | | | `finishedByCompleted` (`fs` HASH = `<state>#<shard>`, `cp` RANGE, KEYS_ONLY), sparse | `purge`: `fs` is set only once the state is final (COMPLETED, FAILED, TIMED_OUT) |
+//! | invocations | `id` (S) | `byTrigger` (`tg` HASH = `<triggerId>#<shard>`, `cr` RANGE, INCLUDE `sb`, `sn`) | `triggerId eq` |
+//! | | | `bySubscription` (`sb` HASH = `<subscriptionId>#<shard>`, `cr` RANGE, INCLUDE `tg`, `sn`) | `subscriptionId eq` (also with `triggerId eq`, as a filter) |
+//! | | | `byCreated` (`g` HASH = `INV#<shard>`, `cr` RANGE, INCLUDE `tg`, `sb`, `sn`) | the status list without filters, default order newest first; `purge` (oldest first) |
+//! | | | `openByDeadline` (`os` HASH = `OPEN#<shard>`, `dl` RANGE, KEYS_ONLY), sparse | `overdue`: `os` is set only while the invocation is open (PENDING, ACKNOWLEDGED), so only open invocations with a deadline are in it |
 //! | | | `unsentByDue` (`us` HASH = `UNSENT#<shard>`, `nb` RANGE, KEYS_ONLY), sparse | intake recovery: `us` and `nb` (when the work is due) are set when the SQS queue accepts an invocation and removed with its first recorded attempt (or final state), so the index holds the invocations whose work may never have been sent |
+//!
+//! # What the indexes carry, and what that costs
+//!
+//! DynamoDB bills a write to a GSI entry like a table write: an item entering or leaving an
+//! index is one write unit, a changed index key two, a changed projected attribute one. With
+//! every attribute projected, each state change of an open invocation rewrote the entries of
+//! all five indexes it was in (an ASYNC invocation: 15 index writes in its life). So the list
+//! indexes carry only what a list filters and sorts by that never changes after the create
+//! ([`INV_LIST_PROJECTION`]: trigger, subscription, subscription name), and the sweep's indexes
+//! only keys: every invocation costs one entry per list index, written with its create, and an
+//! open one `openByDeadline`'s entry (in, out) and `unsentByDue`'s (in, out). The `aws-cost`
+//! test counts them per flow from the table's description (3 for FIRE_AND_FORGET and SYNC, 7
+//! for ASYNC and EVENTBRIDGE). The readers pay instead, in reads (a tenth of a write's price):
+//! a status list reads the entries, then the state, completed time and TTL of each entry's
+//! item (a `BatchGetItem` of a few attributes, per 100), since what changes is not in the
+//! index; the sweep reads each overdue entry's item. The purge has no index of its own: a
+//! deployed stack deletes by TTL, and the local server's purge reads `byCreated` oldest first
+//! (what completed before a cutoff was created before it).
 //!
 //! # Write sharding
 //!
-//! Every write of an invocation item also writes each index it has keys in (the projection is
-//! ALL, so any change of the item rewrites its index copy), and one partition of an index takes
-//! about 1,000 write units per second. With one `g` value for every invocation, `byCreated`
-//! capped the whole system there; so did `openByDeadline` (two values) and
-//! `finishedByCompleted` (three), and `byTrigger` capped one trigger (the catalog has 24).
+//! Every invocation writes an entry in each index it has keys in, and one partition of an index
+//! takes about 1,000 write units per second. With one `g` value for every invocation,
+//! `byCreated` would cap the whole system there; so would `openByDeadline` with one value, and
+//! `byTrigger` one trigger (the catalog has 24).
 //!
 //! So every index hash key carries a shard: `shard = fnv1a(id) % SHARDS` ([`shard_of`]), fixed
 //! by the invocation id, so that an item keeps its shard through every update, and the same in
 //! every process and version (FNV-1a over the id's bytes, not `std`'s randomized hasher). The
-//! shard is a suffix of the values (`idn:identity-created#7`, `INV#7`), not new attributes, so
-//! the tables keep their key schemas (no index is rebuilt on deploy: CloudFormation changes one
-//! GSI per update) and an item grows by a few bytes; `from_item` strips it ([`unsharded`]).
+//! shard is a suffix of the values (`idn:identity-created#7`, `INV#7`), not new attributes,
+//! and an item grows by a few bytes; `from_item` strips it ([`unsharded`]).
 //!
-//! Arithmetic, with [`SHARDS`] = 16. An invocation is written about 2 to 3 times in its life
-//! (accept, then the settled attempt; an ASYNC one also its acknowledgement and callback), each
-//! about 1 KB, so 1 write unit per index per write:
+//! Arithmetic, with [`SHARDS`] = 16. An index entry is under 1 KB, so one write unit; each
+//! list index takes one per invocation, `openByDeadline` two per open one:
 //!
-//! | | before | with 16 shards |
+//! | | one partition | 16 shards |
 //! |---|---|---|
-//! | `byCreated`, `openByDeadline`, `finishedByCompleted`: invocations/s | ~330 to 500 (one partition) | ~5,300 to 8,000 |
-//! | one trigger or one subscription (`byTrigger`, `bySubscription`): invocations/s | ~330 to 500 | ~5,300 to 8,000 |
-//! | writes/s on one index partition at 1,000 invocations/s (3 writes each) | 3,000 (throttled) | ~190 |
+//! | `byCreated`, `openByDeadline`: invocations/s | ~500 to 1,000 | ~8,000 to 16,000 |
+//! | one trigger or one subscription (`byTrigger`, `bySubscription`): invocations/s | ~1,000 | ~16,000 |
+//! | writes/s on one index partition at 1,000 invocations/s | 1,000 to 2,000 (throttled) | ~63 to 125 |
 //!
 //! Beyond that, raise [`SHARDS`] (a migration: items keep the shard they were written with, so
 //! readers must query the old count's shards too until those items expired; retention is 1 to 2
-//! days). The base table itself is keyed by id and scales by itself.
-//!
-//! Items written before sharding keep their unsuffixed values (`INV`, a bare trigger id, the
-//! state in `os` and `fs`) until they are updated (`os` and `fs` take a shard on their next
-//! transition; `g`, `tg`, `sb` never change). Every reader also reads those values as one more
-//! partition (the `legacy` partitions of a query: one more query per list, two per sweep, one
-//! per state purged), so an upgraded stack lists, times out and purges them; once retention has
-//! removed them those queries find nothing and cost the minimum read.
+//! days). The base table itself is keyed by id and scales by itself. (The table of an earlier
+//! version, `InvocationsTable`, also held items from before sharding; `InvocationsTableV2` was
+//! sharded from its first item, so readers query the 16 shards and nothing else.)
 //!
 //! Reads pay for it: a status list queries all 16 shards of its index concurrently and merges
-//! them (a k-way merge on `(created, id)`), and a sweep reads 16 partitions instead of 2. A list
-//! page needs the first `offset + limit` (at most 2,000, [`triggerline::query::MAX_REACHABLE`])
-//! matching items in created order; each shard is read lazily, a page of about
-//! `1.5 * (offset + limit) / 16` items at a time and only while the merge needs its head, so
-//! the reads total about `offset + limit` plus one page per shard, and no shard reads more than
-//! `offset + limit` plus one page. The merge reads only the attributes the list sorts and
-//! filters by (id, times, trigger, subscription: ~150 bytes a row, so 2,000 rows are ~300 KB of
-//! memory whatever the inputs' sizes), then fetches the page's items with `BatchGetItem`. A
-//! default page (limit 250, offset 0) reads ~250 index rows plus ≤ 16 short pages: ~35 read
-//! units for the queries (billed by item size, eventually consistent) and ~125 for the page's
-//! BatchGetItem; the 16 queries run concurrently, so the latency is about one query's plus one
-//! BatchGetItem's. A sort by another field than `created`, or `count=true`, reads the window of
+//! them (a k-way merge on `(created, id)`, `Merge` in `invocations.rs`), and a sweep reads 16
+//! partitions instead of 1. A list page needs the first `offset + limit` (at most 2,000,
+//! [`triggerline::query::MAX_REACHABLE`]) matching items in created order; each shard is read
+//! lazily, a page of about `1.5 * (offset + limit) / 16` entries at a time and only while the
+//! merge needs its head, so the reads total about `offset + limit` plus one page per shard. The
+//! entries are read in chunks of up to 100 in merge order, and each chunk's items with one
+//! `BatchGetItem` of their id, completed time and TTL (gone or expired ones are left out), so
+//! a row holds what the list sorts and filters by (~150 bytes, so 2,000 rows are ~300 KB of
+//! memory whatever the inputs' sizes); then the page's items are fetched whole. A default page
+//! (limit 250, offset 0) reads ~250 entries plus ≤ 16 short pages (~10 read units, billed by
+//! entry size, eventually consistent), ~125 units for the rows' items and ~125 for the page's;
+//! the 16 queries run concurrently, so the latency is about one query's plus three
+//! BatchGetItems'. A sort by another field than `created`, or `count=true`, reads the window of
 //! the 2,000 newest matching items (that many rows at most) and sorts it in memory: the total
 //! is that window's size, at most 2,000.
 //!
@@ -71,7 +81,8 @@
 //! create of a finished invocation) when the store was given a retention
 //! ([`DynamoInvocationStore::with_retention`]) and removed when one is reopened. DynamoDB
 //! deletes expired items only eventually (and moto never does), so `get` and `list` skip items
-//! whose `x` has passed, and `purge` deletes for real instead of trusting TTL.
+//! whose `x` has passed, and `purge` (the local server's, on its timer) deletes for real
+//! instead of trusting TTL.
 //!
 //! # Item layout
 //!
@@ -83,7 +94,7 @@
 //! (subscription id), `sn` (subscription name), `st` (state), `cr` / `cp` / `dl` (created,
 //! completed, deadline: [`triggerline::time::format_time`] text, which sorts in time order),
 //! `o` (output as JSON, absent when none), `e` (error, absent when none), `a` (attempts: a list
-//! of JSON strings, appended to with `list_append`), `g`, `os`, `fs`, `x` (above), and `b`: the
+//! of JSON strings, appended to with `list_append`), `g`, `os`, `us`, `nb`, `x` (above), and `b`: the
 //! rest of the model as deflated JSON (binary: trigger type, invocation type, response mode,
 //! input, content, secret hash, heartbeat timeout). An invocation whose heartbeat timer runs
 //! also holds `hd` (heartbeat due), `lh` (last heartbeat) and `rd` (its response deadline),
@@ -101,13 +112,13 @@
 //! paged in memory with [`ListQuery::apply`](triggerline::query::ListQuery::apply).
 //!
 //! Invocations: the index is `bySubscription` with a `subscriptionId eq` filter, else
-//! `byTrigger` with a `triggerId eq` filter, else `byCreated`; other conditions become a
-//! `FilterExpression`. With no sorters, or `created` / `-created` first, and without
-//! `count=true`, the Query walks the index in created order and stops after `offset + limit`
-//! items (plus those tied on the last created time), which then are ordered and paged in
-//! memory. Any other sorter first (`triggerId`, `subscriptionName`, `completed`) or
-//! `count=true` reads every matching item of that index (without filters: every invocation)
-//! and sorts in memory. No invocation list uses a Scan.
+//! `byTrigger` with a `triggerId eq` filter, else `byCreated`; a `triggerId eq` beside a
+//! `subscriptionId eq` becomes a `FilterExpression`. With no sorters, or `created` /
+//! `-created` first, and without `count=true`, the Query walks the index in created order and
+//! stops after `offset + limit` live items (plus those tied on the last created time), which
+//! then are ordered and paged in memory. Any other sorter first (`triggerId`,
+//! `subscriptionName`, `completed`) or `count=true` reads the window of the 2,000 newest
+//! matching items and sorts it in memory. No invocation list uses a Scan.
 //!
 //! # Consistency and limits
 //!
@@ -234,9 +245,6 @@ pub const INV_GROUP_VALUE: &str = "INV";
 pub const INV_OPEN_STATE: &str = "os";
 /// [`INV_OPEN_STATE`]'s value before its shard suffix.
 pub const INV_OPEN_VALUE: &str = "OPEN";
-/// Invocations table: `<state>#<shard>` once final, absent otherwise (hash key of
-/// [`INV_FINISHED_BY_COMPLETED`]).
-pub const INV_FINAL_STATE: &str = "fs";
 /// Invocations table: `UNSENT#<shard>` from the accept until the first attempt is recorded,
 /// absent otherwise (hash key of [`INV_UNSENT_BY_DUE`]).
 pub const INV_UNSENT: &str = "us";
@@ -255,16 +263,20 @@ pub const INV_EXPIRES: &str = "x";
 /// attempt out and retried it, and the retry failed its condition on that very write) still
 /// knows the write was its own, and one callback of many answers 204, not none.
 pub const INV_WRITE_TOKEN: &str = "wt";
-/// Invocations GSI: `tg` HASH, `cr` RANGE, projection ALL.
+/// Invocations GSI: `tg` HASH, `cr` RANGE, projecting [`INV_LIST_PROJECTION`].
 pub const INV_BY_TRIGGER: &str = "byTrigger";
-/// Invocations GSI: `sb` HASH, `cr` RANGE, projection ALL.
+/// Invocations GSI: `sb` HASH, `cr` RANGE, projecting [`INV_LIST_PROJECTION`].
 pub const INV_BY_SUBSCRIPTION: &str = "bySubscription";
-/// Invocations GSI: `g` HASH, `cr` RANGE, projection ALL.
+/// Invocations GSI: `g` HASH, `cr` RANGE, projecting [`INV_LIST_PROJECTION`].
 pub const INV_BY_CREATED: &str = "byCreated";
-/// Invocations GSI: `os` HASH, `dl` RANGE, projection ALL (sparse).
+/// Invocations GSI: `os` HASH, `dl` RANGE, projection KEYS_ONLY (sparse).
 pub const INV_OPEN_BY_DEADLINE: &str = "openByDeadline";
-/// Invocations GSI: `fs` HASH, `cp` RANGE, projection KEYS_ONLY (sparse).
-pub const INV_FINISHED_BY_COMPLETED: &str = "finishedByCompleted";
+/// What the status list indexes ([`INV_BY_TRIGGER`], [`INV_BY_SUBSCRIPTION`],
+/// [`INV_BY_CREATED`]) project besides their keys: what a list filters and sorts by that never
+/// changes after the create (each index leaves out its own hash key, which it has anyway). An
+/// entry is then written once, when the item is created, and no later write of the item
+/// rewrites it.
+pub const INV_LIST_PROJECTION: [&str; 3] = [INV_TRIGGER, INV_SUBSCRIPTION, INV_SUBSCRIPTION_NAME];
 
 /// Invocations GSI: `us` HASH, `nb` RANGE, projection KEYS_ONLY (sparse).
 pub const INV_UNSENT_BY_DUE: &str = "unsentByDue";

@@ -15,10 +15,10 @@ use triggerline::Error;
 
 use super::codec::failure;
 use super::{
-    INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_COMPLETED, INV_CREATED, INV_DEADLINE,
-    INV_DUE, INV_EXPIRES, INV_FINAL_STATE, INV_FINISHED_BY_COMPLETED, INV_GROUP, INV_ID,
-    INV_OPEN_BY_DEADLINE, INV_OPEN_STATE, INV_SUBSCRIPTION, INV_TRIGGER, INV_UNSENT,
-    INV_UNSENT_BY_DUE, SUB_BY_TRIGGER, SUB_ID, SUB_PK, SUB_TRIGGER,
+    INV_BY_CREATED, INV_BY_SUBSCRIPTION, INV_BY_TRIGGER, INV_CREATED, INV_DEADLINE, INV_DUE,
+    INV_EXPIRES, INV_GROUP, INV_ID, INV_LIST_PROJECTION, INV_OPEN_BY_DEADLINE, INV_OPEN_STATE,
+    INV_SUBSCRIPTION, INV_TRIGGER, INV_UNSENT, INV_UNSENT_BY_DUE, SUB_BY_TRIGGER, SUB_ID, SUB_PK,
+    SUB_TRIGGER,
 };
 use crate::error::unavailable;
 
@@ -26,54 +26,68 @@ use crate::error::unavailable;
 const ACTIVE_WITHIN: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(250);
 
-/// One table's shape: its hash key, its GSIs (name, hash, range, projection), its string key
-/// attributes.
+/// What an index copies of each item besides the keys.
+enum Projected {
+    All,
+    KeysOnly,
+    /// These attributes, except the index's own hash key (it has it anyway).
+    Include(&'static [&'static str]),
+}
+
+/// One index: its name, hash key, range key and projection.
+type Index = (&'static str, &'static str, &'static str, Projected);
+
+/// One table's shape: its hash key, its GSIs, all keys strings.
 struct Shape {
     key: &'static str,
-    indexes: &'static [(&'static str, &'static str, &'static str, ProjectionType)],
+    indexes: &'static [Index],
 }
 
 const SUBSCRIPTIONS: Shape = Shape {
     key: SUB_PK,
-    indexes: &[(SUB_BY_TRIGGER, SUB_TRIGGER, SUB_ID, ProjectionType::All)],
+    indexes: &[(SUB_BY_TRIGGER, SUB_TRIGGER, SUB_ID, Projected::All)],
 };
+
+const LISTED: Projected = Projected::Include(&INV_LIST_PROJECTION);
 
 const INVOCATIONS: Shape = Shape {
     key: INV_ID,
     indexes: &[
-        (
-            INV_BY_TRIGGER,
-            INV_TRIGGER,
-            INV_CREATED,
-            ProjectionType::All,
-        ),
-        (
-            INV_BY_SUBSCRIPTION,
-            INV_SUBSCRIPTION,
-            INV_CREATED,
-            ProjectionType::All,
-        ),
-        (INV_BY_CREATED, INV_GROUP, INV_CREATED, ProjectionType::All),
+        (INV_BY_TRIGGER, INV_TRIGGER, INV_CREATED, LISTED),
+        (INV_BY_SUBSCRIPTION, INV_SUBSCRIPTION, INV_CREATED, LISTED),
+        (INV_BY_CREATED, INV_GROUP, INV_CREATED, LISTED),
         (
             INV_OPEN_BY_DEADLINE,
             INV_OPEN_STATE,
             INV_DEADLINE,
-            ProjectionType::All,
+            Projected::KeysOnly,
         ),
-        (
-            INV_FINISHED_BY_COMPLETED,
-            INV_FINAL_STATE,
-            INV_COMPLETED,
-            ProjectionType::KeysOnly,
-        ),
-        (
-            INV_UNSENT_BY_DUE,
-            INV_UNSENT,
-            INV_DUE,
-            ProjectionType::KeysOnly,
-        ),
+        (INV_UNSENT_BY_DUE, INV_UNSENT, INV_DUE, Projected::KeysOnly),
     ],
 };
+
+impl Projected {
+    fn of(&self, hash: &str) -> Projection {
+        match self {
+            Projected::All => Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+            Projected::KeysOnly => Projection::builder()
+                .projection_type(ProjectionType::KeysOnly)
+                .build(),
+            Projected::Include(attributes) => Projection::builder()
+                .projection_type(ProjectionType::Include)
+                .set_non_key_attributes(Some(
+                    attributes
+                        .iter()
+                        .filter(|a| **a != hash)
+                        .map(|a| (*a).to_owned())
+                        .collect(),
+                ))
+                .build(),
+        }
+    }
+}
 
 /// Creates either table if it is missing, with its keys, indexes and TTL, and waits until both
 /// are ACTIVE. A concurrent creator is fine: whoever loses sees `ResourceInUse` and waits too.
@@ -126,11 +140,7 @@ async fn create_table(client: &Client, table: &str, shape: &Shape) -> Result<(),
                 .index_name(*name)
                 .key_schema(key(hash, KeyType::Hash)?)
                 .key_schema(key(range, KeyType::Range)?)
-                .projection(
-                    Projection::builder()
-                        .projection_type(projection.clone())
-                        .build(),
-                )
+                .projection(projection.of(hash))
                 .build()
                 .map_err(|e| failure("build table schema", e))?,
         );

@@ -3,6 +3,7 @@
 mod dynamo_contract;
 mod dynamo_credentials;
 mod dynamo_shards;
+mod dynamo_template;
 mod eventbridge;
 mod sqs_dead_letters;
 mod sqs_ordered;
