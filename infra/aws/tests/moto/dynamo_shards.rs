@@ -1,7 +1,9 @@
 //! What the write sharding of the invocation indexes must keep: items spread over the shards,
 //! and status lists across shards still sorted, paged, filtered and counted as one index would
-//! give them; and an item that does not read back is skipped by lists and the sweep, never
-//! stopping them (items written here with the SDK, as a hand edit or a schema drift would).
+//! give them, with what changes after the create (completed time, expiry) read from the items,
+//! since the list indexes do not carry it; and an item that does not read back is skipped by
+//! lists and the sweep, never stopping them (items written here with the SDK, as a hand edit
+//! or a schema drift would).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{HashMap, HashSet};
@@ -387,5 +389,110 @@ async fn lists_and_the_sweep_skip_an_item_they_cannot_read_and_go_on() {
         overdue.len(),
         2,
         "skipped items do not count towards the limit"
+    );
+}
+
+/// Sets `x` (the TTL) of `id` to a time passed: the item has expired but is still there, as
+/// DynamoDB keeps it until its TTL process gets to it.
+async fn expire(clients: &Clients, settings: &AwsSettings, id: &str) {
+    let passed = (Utc::now() - Duration::minutes(1)).timestamp();
+    clients
+        .dynamodb()
+        .update_item()
+        .table_name(&settings.invocations_table)
+        .key(dynamo::INV_ID, AttributeValue::S(id.to_owned()))
+        .update_expression("SET #x = :x")
+        .expression_attribute_names("#x", dynamo::INV_EXPIRES)
+        .expression_attribute_values(":x", AttributeValue::N(passed.to_string()))
+        .send()
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn lists_read_what_changes_from_the_items_past_expired_ones_across_chunks() {
+    let (_moto, clients, settings, store) = setup().await;
+    // 240 invocations, one a millisecond: more than one chunk of item reads (100) per page.
+    let start = now() - Duration::minutes(5);
+    let all: Vec<Invocation> = (0..240)
+        .map(|i| {
+            pending(
+                &format!("inv-{i:03}"),
+                i % 2,
+                start + Duration::milliseconds(i as i64),
+            )
+        })
+        .collect();
+    for batch in all.chunks(60) {
+        store.create_all(batch).await.unwrap();
+    }
+    // Two in three expired (still in the table and its indexes); every tenth live one
+    // completed, later for lower ids: the list indexes carry neither, so both come from the
+    // items.
+    let live: Vec<&Invocation> = all
+        .iter()
+        .filter(|i| i.id[4..].parse::<u32>().unwrap() % 3 == 0)
+        .collect();
+    for invocation in &all {
+        if !live.iter().any(|l| l.id == invocation.id) {
+            expire(&clients, &settings, &invocation.id).await;
+        }
+    }
+    let completed: Vec<&Invocation> = live.iter().copied().step_by(10).collect();
+    for (k, invocation) in completed.iter().enumerate() {
+        store
+            .transition(
+                &invocation.id,
+                &[InvocationState::Pending],
+                &triggerline::ports::Transition {
+                    to: InvocationState::Completed,
+                    completed: Some(start + Duration::seconds(60 - k as i64)),
+                    output: Some(json!({"approved": true})),
+                    error: None,
+                },
+            )
+            .await
+            .unwrap();
+    }
+
+    let mut newest_first: Vec<String> = live.iter().map(|i| i.id.clone()).collect();
+    newest_first.reverse();
+    assert_eq!(
+        all_pages(&store, &[], 30).await,
+        newest_first,
+        "pages of the live invocations only, newest first, with the expired ones between them"
+    );
+    let page = store
+        .list(&q(&[("limit", "50"), ("count", "true")]))
+        .await
+        .unwrap();
+    assert_eq!(page.total, Some(live.len()), "count: the live ones");
+    assert_eq!(page.items.len(), 50);
+
+    let filter = format!("subscriptionId eq \"{}\"", SUBSCRIPTIONS[1]);
+    let expected: Vec<String> = newest_first
+        .iter()
+        .filter(|id| id[4..].parse::<u32>().unwrap() % 2 == 1)
+        .cloned()
+        .collect();
+    assert_eq!(
+        all_pages(&store, &[("filters", &filter)], 9).await,
+        expected
+    );
+
+    // Sorted by completed, latest first: the completed ones first, by their completed time
+    // (read from the items), then those not completed.
+    let by_completed = store
+        .list(&q(&[("sorters", "-completed"), ("limit", "250")]))
+        .await
+        .unwrap();
+    let ids: Vec<&str> = by_completed.items.iter().map(|i| i.id.as_str()).collect();
+    let expected_completed: Vec<&str> = completed.iter().map(|i| i.id.as_str()).collect();
+    assert_eq!(ids.len(), live.len());
+    assert_eq!(&ids[..completed.len()], expected_completed.as_slice());
+    assert!(
+        by_completed.items[..completed.len()]
+            .iter()
+            .all(|i| i.state == InvocationState::Completed && i.completed.is_some())
     );
 }
