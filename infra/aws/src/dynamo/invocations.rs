@@ -954,22 +954,6 @@ impl DynamoInvocationStore {
         Ok((out.items.unwrap_or_default(), out.last_evaluated_key))
     }
 
-    /// Hands `take` the items of `query` across every shard in order, until `take` says stop
-    /// or the index is read ([`Merge`]).
-    async fn merged(
-        &self,
-        query: &ShardedQuery,
-        mut take: impl FnMut(Item) -> bool,
-    ) -> Result<(), Error> {
-        let mut merge = Merge::new(self, query);
-        while let Some(item) = merge.next().await? {
-            if !take(item) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
     /// Writes invocations the SQS queue is about to send work for (see
     /// [`SqsDeliveryQueue::accept`](crate::sqs::SqsDeliveryQueue)): as `create_all`, each marked
     /// unsent and due at `not_before` until its first attempt is recorded, so that if the work
@@ -1135,14 +1119,7 @@ impl DynamoInvocationStore {
             forward: true,
             page: page_size(limit),
         };
-        let mut ids = Vec::new();
-        self.merged(&query, |key| {
-            if let Some(id) = get_s(&key, INV_ID) {
-                ids.push(id.to_owned());
-            }
-            ids.len() < limit
-        })
-        .await?;
+        let ids = Merge::new(self, &query).ids(limit).await?;
         self.unsent_among(&ids).await
     }
 
@@ -1552,6 +1529,19 @@ impl<'a> Merge<'a> {
             }
         }
     }
+
+    /// The ids of the next `n` items (fewer once the index is read): for the readers whose
+    /// index holds keys only, and which read the items themselves.
+    async fn ids(&mut self, n: usize) -> Result<Vec<String>, Error> {
+        let mut ids = Vec::with_capacity(n.min(BATCH_GET));
+        while ids.len() < n {
+            let Some(key) = self.next().await? else {
+                break;
+            };
+            ids.extend(get_s(&key, INV_ID).map(str::to_owned));
+        }
+        Ok(ids)
+    }
 }
 
 /// The shard whose first item comes next in `order`; `None` once every buffer is empty.
@@ -1869,13 +1859,7 @@ impl InvocationStore for DynamoInvocationStore {
         let mut merge = Merge::new(self, &query);
         let mut found = Vec::new();
         loop {
-            let mut ids = Vec::new();
-            while ids.len() < limit - found.len() {
-                let Some(key) = merge.next().await? else {
-                    break;
-                };
-                ids.extend(get_s(&key, INV_ID).map(str::to_owned));
-            }
+            let ids = merge.ids(limit - found.len()).await?;
             if ids.is_empty() {
                 return Ok(found);
             }
@@ -2013,13 +1997,7 @@ impl InvocationScans for DynamoInvocationStore {
         let mut merge = Merge::new(self, &query);
         let mut deleted = 0;
         loop {
-            let mut ids = Vec::with_capacity(BATCH_GET);
-            while ids.len() < BATCH_GET {
-                let Some(key) = merge.next().await? else {
-                    break;
-                };
-                ids.extend(get_s(&key, INV_ID).map(str::to_owned));
-            }
+            let ids = merge.ids(BATCH_GET).await?;
             if ids.is_empty() {
                 return Ok(deleted);
             }
