@@ -58,6 +58,11 @@ impl Context {
     /// the queue then records every accept first ([`SqsDeliveryQueue::recording_first`]) rather
     /// than leaving a FIRE_AND_FORGET invocation unwritten until its outcome.
     ///
+    /// The intake delivers what it leases itself: an inline synchronous start, and a start whose
+    /// subscriptions are all EVENTBRIDGE (`events_inline`, one `PutEvents` from the request). Its
+    /// queue therefore leaves leased work marked unsent instead of sending a backstop message
+    /// ([`SqsDeliveryQueue::unsent_while_leased`]); the sweep recovers it after a crash.
+    ///
     /// `keys` remembers the `Idempotency-Key`s (on AWS: [`triggerline_aws::AwsBackend::keys`]).
     pub fn behind_api_gateway(
         mut delivery: Delivery,
@@ -65,9 +70,12 @@ impl Context {
         sync_wait: Duration,
         keys: Arc<dyn IdempotencyStore>,
     ) -> Context {
-        if sync_wait < INLINE_WAIT_FLOOR {
-            delivery.queue = Arc::new(queue.clone().recording_first());
-        }
+        let queue = queue.clone().unsent_while_leased();
+        delivery.queue = Arc::new(if sync_wait < INLINE_WAIT_FLOOR {
+            queue.recording_first()
+        } else {
+            queue
+        });
         Context {
             intake: Intake {
                 delivery,
@@ -76,6 +84,7 @@ impl Context {
                 ids: Arc::new(RandomIds),
                 sync_wait,
                 keys: Some(keys),
+                events_inline: true,
             },
             auth: ApiAuth::Upstream,
         }

@@ -100,7 +100,9 @@ pub async fn start(
         sync_record: SyncRecord::BeforeDelivery,
         ids: Arc::new(EventIds::new(&requested.event_id)),
         sync_wait: Duration::ZERO,
+        // Its queue sends every accept's work (`recording_first`, no `unsent_while_leased`).
         keys: None,
+        events_inline: false,
     };
     let request = StartInvocation {
         is_synchronous: Some(false),

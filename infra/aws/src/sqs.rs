@@ -298,6 +298,9 @@ pub struct SqsDeliveryQueue {
     /// Whether `accept` may leave an invocation unwritten until its outcome (see
     /// [`SqsDeliveryQueue::recording_first`]).
     unrecorded_accepts: bool,
+    /// Whether work leased to its accepting caller is left unsent rather than backed by a
+    /// delayed message (see [`SqsDeliveryQueue::unsent_while_leased`]).
+    leased_unsent: bool,
     /// The FIFO queue of work with an ordering key; `None`: ordering keys are not offered.
     ordered: Option<OrderedQueue>,
     /// Invocations whose ordered message was left in flight by the last step (it holds its
@@ -376,6 +379,7 @@ impl SqsDeliveryQueue {
             keep_unsent: false,
             dead_letters: None,
             unrecorded_accepts: true,
+            leased_unsent: false,
             ordered: None,
             kept: Arc::new(Mutex::new(HashSet::new())),
         }
@@ -733,6 +737,19 @@ impl SqsDeliveryQueue {
     /// nothing twice (an unwritten invocation would be raised again).
     pub fn recording_first(mut self) -> Self {
         self.unrecorded_accepts = false;
+        self
+    }
+
+    /// This queue, for an intake that delivers the work it leases itself and has no worker in
+    /// its process (the Lambda intake, `signal: None`): a leased accept writes its invocations
+    /// marked unsent and sends no message. The attempt's record clears the mark (and queues a
+    /// retry if there is one); should the process die before that, the sweep's unsent recovery
+    /// sends the work two leases later ([`DeliveryQueue::recover_unsent`]). Without it, each such
+    /// accept also sent a message delayed until the lease's end, as a backstop that the consumer
+    /// then received only to find it done: a request, a receive, an invocation and a read, per
+    /// invocation, for the rare crash the sweep covers anyway.
+    pub fn unsent_while_leased(mut self) -> Self {
+        self.leased_unsent = true;
         self
     }
 
@@ -1361,6 +1378,20 @@ impl DeliveryQueue for SqsDeliveryQueue {
             return self
                 .accept_ordered(invocations, not_before, leased_until)
                 .await;
+        }
+        if self.leased_unsent && leased_until.is_some() {
+            // The caller delivers it now; the mark is the backstop.
+            self.invocations
+                .create_queued(invocations, not_before)
+                .await?;
+            return Ok(invocations
+                .iter()
+                .map(|inv| WorkItem {
+                    invocation_id: inv.id.clone(),
+                    not_before,
+                    attempts: 0,
+                })
+                .collect());
         }
         let now = Utc::now();
         // Nobody in this process delivers it (the Lambda intake) and it is due: the consumer

@@ -428,6 +428,8 @@ impl App {
             ids: Arc::new(RandomIds),
             sync_wait: std::time::Duration::from_millis(config.sync_wait.as_millis()),
             keys: Some(keys.clone()),
+            // The in-process worker delivers every event as soon as it is accepted.
+            events_inline: false,
         };
 
         let metrics = crate::metrics::router(

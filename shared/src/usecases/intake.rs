@@ -58,6 +58,13 @@ pub struct Intake {
     /// Where `Idempotency-Key`s are remembered; `None` for an intake that takes none (the
     /// `Trigger Invocation Requested` consumer, whose event ids do that job).
     pub keys: Option<Arc<dyn IdempotencyStore>>,
+    /// Whether a start due now whose subscriptions are all EVENTBRIDGE puts their events from
+    /// the request itself, after the accept and before the answer, instead of queueing the
+    /// work. For the Lambda intake (`signal: None`), whose queue leaves leased work unsent
+    /// rather than sending a backstop message (`SqsDeliveryQueue::unsent_while_leased`): a
+    /// `PutEvents` from here is cheaper than a work message, its receive and a consumer
+    /// invocation, and reaches the subscriber a queue hop sooner.
+    pub events_inline: bool,
 }
 
 /// A key this request claimed: under it, the invocations it raises are recorded.
@@ -385,6 +392,29 @@ impl Intake {
         // Ordered work waits its turn in the queue, so it is never delivered from here.
         let inline =
             synchronous && due_now && self.sync_wait >= INLINE_WAIT_FLOOR && ordering_key.is_none();
+        if !synchronous
+            && due_now
+            && ordering_key.is_none()
+            && self.events_inline
+            && subscriptions.iter().all(|s| {
+                matches!(s.target, Target::EventBridge(_))
+                    && crate::health::gate(s, now, &self.delivery.policy.health)
+                        == crate::health::Gate::Send
+            })
+        {
+            self.accept(
+                &invocations,
+                &subscriptions,
+                not_before,
+                DeliveredBy::Caller,
+            )
+            .await?;
+            self.record_raised(claim, &invocations).await;
+            // Accepted and durable: what the answer promises. An attempt that could not be
+            // recorded leaves its invocation marked unsent, for the sweep.
+            self.deliver_inline(&invocations, &subscriptions).await;
+            return Ok(Started::Queued(invocations));
+        }
         if inline
             && self.sync_record == SyncRecord::WithOutcome
             && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)

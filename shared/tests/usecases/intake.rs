@@ -6,6 +6,7 @@ use std::time::Duration;
 use chrono::Duration as Span;
 use serde_json::json;
 use triggerline::Error;
+use triggerline::memory::RecordingEvents;
 use triggerline::model::{InvocationState, InvocationType};
 use triggerline::ports::InvocationScans;
 use triggerline::query::InvocationQuery;
@@ -193,6 +194,102 @@ async fn with_outcome_a_synchronous_start_writes_once_after_delivering() {
         stack.events.published().is_empty(),
         "the producer holds the answer; no completion event unless configured"
     );
+}
+
+async fn bus_subscription(stack: &Stack, trigger_id: &str) {
+    stack
+        .subscribe(json!({
+            "name": "To the bus", "triggerId": trigger_id, "type": "EVENTBRIDGE",
+            "eventBridgeConfig": {"awsAccount": "123456789012", "awsRegion": "us-east-1"},
+        }))
+        .await;
+}
+
+/// The Lambda intake: no in-process worker, events put from the request.
+fn lambda_intake(stack: &Stack) -> Intake {
+    Intake {
+        signal: None,
+        sync_record: SyncRecord::WithOutcome,
+        events_inline: true,
+        ..stack.intake()
+    }
+}
+
+#[tokio::test]
+async fn with_events_inline_a_start_to_a_bus_puts_its_event_before_answering() {
+    let stack = Stack::new();
+    bus_subscription(&stack, RESPOND).await;
+
+    let Started::Queued(raised) = lambda_intake(&stack)
+        .start(start(RESPOND, json!({})))
+        .await
+        .unwrap()
+    else {
+        panic!("answered as queued");
+    };
+
+    assert_eq!(
+        raised[0].state,
+        InvocationState::Pending,
+        "the answer shows the accept"
+    );
+    assert_eq!(
+        stack.events.published().len(),
+        1,
+        "put by the request itself"
+    );
+    let stored = stack.invocation(&raised[0].id).await;
+    assert_eq!(stored.state, InvocationState::Acknowledged);
+    assert_eq!(stored.attempts.len(), 1);
+    assert!(
+        stack.queue.queued().is_empty(),
+        "no work left for a consumer"
+    );
+    assert!(stack.signal.handoffs().is_empty());
+}
+
+#[tokio::test]
+async fn with_events_inline_a_failed_put_is_recorded_and_queued_for_its_retry() {
+    let stack = Stack {
+        events: RecordingEvents::failing(),
+        ..Stack::new()
+    };
+    bus_subscription(&stack, FIRE).await;
+
+    let Started::Queued(raised) = lambda_intake(&stack)
+        .start(start(FIRE, json!({})))
+        .await
+        .unwrap()
+    else {
+        panic!("answered as queued");
+    };
+
+    let stored = stack.invocation(&raised[0].id).await;
+    assert_eq!(stored.state, InvocationState::Pending);
+    assert_eq!(stored.attempts.len(), 1, "the failed put is an attempt");
+    let queued = stack.queue.queued();
+    assert_eq!(queued.len(), 1, "its retry waits in the queue");
+    assert!(queued[0].item.not_before > t0(), "{queued:?}");
+    assert_eq!(queued[0].leased_until, None);
+}
+
+#[tokio::test]
+async fn events_inline_leave_webhooks_mixed_fan_outs_and_later_starts_to_the_queue() {
+    let stack = Stack::new();
+    bus_subscription(&stack, FIRE).await;
+    stack.webhook(FIRE, "SYNC").await;
+    bus_subscription(&stack, RESPOND).await;
+    let intake = lambda_intake(&stack);
+
+    intake.start(start(FIRE, json!({}))).await.unwrap();
+    intake
+        .start(start(RESPOND, json!({"delay": "PT10M"})))
+        .await
+        .unwrap();
+
+    assert!(stack.events.published().is_empty(), "nothing put from here");
+    assert!(stack.webhooks.requests().is_empty());
+    assert_eq!(stack.queue.queued().len(), 3, "each waits for the consumer");
 }
 
 #[tokio::test]

@@ -167,6 +167,7 @@ impl Stack {
             ids: Arc::new(RandomIds),
             sync_wait: Duration::from_secs(25),
             keys: Some(Arc::new(self.keys.clone())),
+            events_inline: false,
         }
     }
 

@@ -274,6 +274,95 @@ async fn a_start_event_is_queued_and_the_queue_consumer_delivers_it() {
     );
 }
 
+/// A start whose subscriptions are all EVENTBRIDGE puts the event from the request: when the
+/// 202 comes, the event is on the subscriber's bus, the invocation has its attempt, and the
+/// work queue holds nothing for the consumer (the cost test counts what that saves).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_to_a_bus_puts_its_event_from_the_request_and_queues_nothing() {
+    let stack = Stack::start().await;
+    let sqs = stack.clients.sqs();
+    let events = stack.clients.eventbridge();
+    // What reaches the subscriber's bus goes to a queue we can read (a rule, as a subscriber
+    // would have one).
+    let seen = sqs
+        .create_queue()
+        .queue_name("seen-on-the-bus")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    events
+        .put_rule()
+        .name("seen")
+        .event_bus_name(&stack.env.aws.subscriber_bus)
+        .event_pattern(json!({"source": [stack.env.aws.event_source]}).to_string())
+        .send()
+        .await
+        .unwrap();
+    events
+        .put_targets()
+        .rule("seen")
+        .event_bus_name(&stack.env.aws.subscriber_bus)
+        .targets(
+            aws_sdk_eventbridge::types::Target::builder()
+                .id("queue")
+                .arn("arn:aws:sqs:us-east-1:123456789012:seen-on-the-bus")
+                .build()
+                .unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    stack
+        .subscribe(json!({
+            "name": "New identities on our bus",
+            "triggerId": "idn:identity-created",
+            "type": "EVENTBRIDGE",
+            "eventBridgeConfig": {"awsAccount": "123456789012", "awsRegion": "us-east-1"},
+        }))
+        .await;
+
+    let answer = invoke_http(stack.router(), &fixture("apigw-v2-start-invocation.json")).await;
+    assert_eq!(answer.status, 202, "{:?}", answer.body);
+    let id = answer.body["invocations"][0]["id"].as_str().unwrap();
+
+    let stored = stack.invocation(id).await;
+    assert_eq!(stored.state, InvocationState::Completed, "put: delivered");
+    assert_eq!(stored.attempts.len(), 1);
+    let put = sqs
+        .receive_message()
+        .queue_url(&seen)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(put.len(), 1, "one event on the subscriber's bus");
+    let event: Value = serde_json::from_str(put[0].body().unwrap()).unwrap();
+    assert_eq!(event["detail"]["_metadata"]["invocationId"], id);
+    let work = triggerline_aws::sqs::resolve_queue_url(sqs, &stack.env.aws.work_queue)
+        .await
+        .unwrap();
+    let queued = sqs
+        .receive_message()
+        .queue_url(&work)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert!(queued.is_empty(), "nothing for the consumer: {queued:?}");
+    let unsent = stack
+        .backend
+        .invocations
+        .unsent(Utc::now() + chrono::Duration::days(1), 10)
+        .await
+        .unwrap();
+    assert!(unsent.is_empty(), "the attempt cleared the unsent mark");
+}
+
 /// With a wait too short to deliver inline, a synchronous start waits for the consumer by
 /// reading its invocation: it is written first, so the answer names it (a 542, as nothing
 /// consumes the queue here) rather than an empty list.

@@ -1320,3 +1320,74 @@ async fn a_postponed_item_goes_back_with_no_attempt_spent_and_its_invocation_wri
     assert_eq!(admitted.item.attempts, 0);
     queue.postpone("never-held", now).await.unwrap();
 }
+
+/// The Lambda intake's queue (`unsent_while_leased`): work it leases to itself, to deliver from
+/// the request, is written marked unsent and sends no message. Settling it clears the mark
+/// and sends only a retry; work whose process died before the settle is left marked, and the
+/// sweep's unsent recovery sends it once it is past the grace the sweep gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leased_work_of_the_lambda_intake_sends_nothing_and_is_recovered_if_never_settled() {
+    let moto = Moto::start();
+    let (clients, queue, store) = lambda_queue(&moto).await;
+    let queue = queue.unsent_while_leased();
+    let ids = ids(3);
+    let invocations: Vec<Invocation> = ids.iter().map(|id| invocation(id)).collect();
+    let now = Utc::now().trunc_subsecs(3);
+    let items = queue
+        .accept(&invocations, now, Some(now + chrono::Duration::seconds(60)))
+        .await
+        .unwrap();
+    assert_eq!(items.len(), 3);
+    assert_eq!(
+        counts(&clients, queue.queue_url()).await,
+        (0, 0, 0),
+        "no message"
+    );
+    let far = now + chrono::Duration::days(1);
+    let mut unsent: Vec<String> = store
+        .unsent(far, 10)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.id)
+        .collect();
+    unsent.sort();
+    assert_eq!(unsent, ids, "each written and marked unsent");
+
+    // ids[0] is delivered, ids[1] fails and retries, ids[2]'s process dies.
+    queue
+        .settle(
+            &ids[0],
+            &attempt(AttemptOutcome::Completed),
+            &[InvocationState::Pending],
+            Some(&completed()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+    queue
+        .settle(
+            &ids[1],
+            &attempt(AttemptOutcome::Failed),
+            &[InvocationState::Pending],
+            None,
+            &NextStep::RetryAt(now),
+        )
+        .await
+        .unwrap();
+    let retry = receive_all(&clients, queue.queue_url()).await;
+    assert_eq!(retry.len(), 1, "only the retry is sent");
+    let message = parse_message(retry[0].body().unwrap()).unwrap();
+    assert_eq!(message.invocation_id, ids[1]);
+    assert_eq!((message.attempts, message.recorded), (1, Some(1)));
+
+    let recovered = queue.recover_unsent(Utc::now(), far, 10).await.unwrap();
+    assert_eq!(recovered, 1, "only the one never settled");
+    let sent = receive_all(&clients, queue.queue_url()).await;
+    let message = parse_message(sent[0].body().unwrap()).unwrap();
+    assert_eq!(message.invocation_id, ids[2]);
+    assert_eq!(
+        store.get(&ids[0]).await.unwrap().unwrap().state,
+        InvocationState::Completed
+    );
+}
