@@ -50,7 +50,7 @@ const STILL_RUNNING: u16 = 542;
         (status = 542, description = "Synchronous, and not finished within the wait limit",
             body = StillRunning))))]
 pub async fn start(
-    State(intake): State<Intake>,
+    State(intake): State<Arc<Intake>>,
     IdempotencyHeader(key): IdempotencyHeader,
     Traced(trace): Traced,
     JsonBody(mut request): JsonBody<StartInvocation>,
@@ -61,9 +61,10 @@ pub async fn start(
     let started = match key {
         Some((scope, key)) => {
             let keyed = Keyed::new(scope, key, "start", &request)?;
-            intake.start_keyed(&keyed, request).await?
+            Box::pin(intake.start_keyed(&keyed, request)).await?
         }
-        None => intake.start(request).await?,
+        // Boxed: the use case's future is large, and the layers above move theirs about.
+        None => Box::pin(intake.start(request)).await?,
     };
     Ok(match started {
         Started::Queued(invocations) => {
@@ -114,7 +115,7 @@ pub async fn start(
     params(("id" = String, Path, description = "Invocation id (1 to 128 bytes)")),
     responses((status = 202, description = "Queued", body = StartResponse))))]
 pub async fn retry(
-    State(intake): State<Intake>,
+    State(intake): State<Arc<Intake>>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<Response, ApiError> {
     let invocation = intake.retry(&id).await?;
@@ -142,7 +143,7 @@ pub async fn retry(
         (status = 200, description = "The invocations started", body = [wire::Invocation]),
         (status = 204, description = "No subscription matched"))))]
 pub async fn test(
-    State(intake): State<Intake>,
+    State(intake): State<Arc<Intake>>,
     IdempotencyHeader(key): IdempotencyHeader,
     Traced(trace): Traced,
     JsonBody(mut request): JsonBody<TestInvocation>,

@@ -105,7 +105,8 @@ pub fn router(ctx: Context) -> Router {
         .route("trigger-invocations", "/test", post(intake::test))
         .route("trigger-invocations", "/{id}/retry", post(intake::retry))
         .into_router()
-        .with_state(ctx.intake)
+        // Shared, not cloned per request (the intake holds a dozen handles and strings).
+        .with_state(Arc::new(ctx.intake))
         .route_layer(from_fn_with_state(ctx.auth, require_bearer));
     edge(routes)
 }

@@ -6,6 +6,8 @@
 //! invocation's secret is the credential.
 #![forbid(unsafe_code)]
 
+use std::sync::Arc;
+
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
@@ -40,7 +42,7 @@ pub fn router(ctx: Context) -> Router {
             post(heartbeat_invocation),
         )
         .into_router()
-        .with_state(ctx);
+        .with_state(Arc::new(ctx));
     edge(routes)
 }
 
@@ -58,7 +60,7 @@ pub fn router(ctx: Context) -> Router {
     responses((status = 204, description = "Completed"))))]
 /// An id or secret of the wrong shape is refused by [`Callback`] before the store is read.
 async fn complete_invocation(
-    State(ctx): State<Completion>,
+    State(ctx): State<Arc<Completion>>,
     Callback { id, request }: Callback,
 ) -> Result<StatusCode, ApiError> {
     complete(&ctx, &id, request).await?;
@@ -81,7 +83,7 @@ async fn complete_invocation(
         body = triggerline::wire::HeartbeatResponse))))]
 /// As [`complete_invocation`], the id and secret are checked for shape first.
 async fn heartbeat_invocation(
-    State(ctx): State<Completion>,
+    State(ctx): State<Arc<Completion>>,
     Callback { id, request }: Callback<HeartbeatRequest>,
 ) -> Result<Json<HeartbeatResponse>, ApiError> {
     Ok(Json(heartbeat(&ctx, &id, request).await?))
