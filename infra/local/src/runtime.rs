@@ -131,19 +131,33 @@ impl JsonlEvents {
     }
 }
 
+/// One line of `events.jsonl`: an EventBridge event's envelope. Serialized from borrows (no
+/// copy of the detail), its keys in the order they always had (alphabetical).
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    detail: &'a serde_json::Value,
+    #[serde(rename = "detail-type")]
+    detail_type: &'a str,
+    #[serde(rename = "event-bus")]
+    event_bus: &'a str,
+    source: &'a str,
+    time: &'a str,
+}
+
 #[async_trait]
 impl EventPublisher for JsonlEvents {
     async fn publish(&self, events: &[Event]) -> Result<(), triggerline::Error> {
         let mut lines = Vec::new();
+        let time = triggerline::time::format_time(&chrono::Utc::now());
         for e in events {
-            let line = serde_json::json!({
-                "time": triggerline::time::format_time(&chrono::Utc::now()),
-                "event-bus": e.bus.as_deref().unwrap_or("triggerline"),
-                "source": e.source,
-                "detail-type": e.detail_type,
-                "detail": e.detail,
-            });
-            lines.extend_from_slice(line.to_string().as_bytes());
+            let line = Line {
+                detail: &e.detail,
+                detail_type: &e.detail_type,
+                event_bus: e.bus.as_deref().unwrap_or("triggerline"),
+                source: &e.source,
+                time: &time,
+            };
+            serde_json::to_writer(&mut lines, &line).map_err(triggerline::Error::unavailable)?;
             lines.push(b'\n');
         }
         self.lines.send(lines).map_err(|_| {
