@@ -390,17 +390,25 @@ impl Intake {
         // and not when a slow attempt ends. Otherwise the worker (or queue) delivers, and the
         // request waits on the outcome with the limit.
         // Ordered work waits its turn in the queue, so it is never delivered from here.
-        let inline =
-            synchronous && due_now && self.sync_wait >= INLINE_WAIT_FLOOR && ordering_key.is_none();
+        // So is a delivery the health may hold back: its invocation is queued first, and the
+        // queue holds it (leased to this request, it would only come back when the lease ends;
+        // on AWS, when the sweep finds it unsent).
+        let sendable = subscriptions.iter().all(|s| {
+            crate::health::gate(s, now, &self.delivery.policy.health) == crate::health::Gate::Send
+        });
+        let inline = synchronous
+            && due_now
+            && self.sync_wait >= INLINE_WAIT_FLOOR
+            && ordering_key.is_none()
+            && sendable;
         if !synchronous
             && due_now
             && ordering_key.is_none()
+            && sendable
             && self.events_inline
-            && subscriptions.iter().all(|s| {
-                matches!(s.target, Target::EventBridge(_))
-                    && crate::health::gate(s, now, &self.delivery.policy.health)
-                        == crate::health::Gate::Send
-            })
+            && subscriptions
+                .iter()
+                .all(|s| matches!(s.target, Target::EventBridge(_)))
         {
             self.accept(
                 &invocations,
@@ -418,11 +426,6 @@ impl Intake {
         if inline
             && self.sync_record == SyncRecord::WithOutcome
             && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)
-            && subscriptions.iter().all(|s| {
-                // A delivery the health may hold back needs its invocation queued first.
-                crate::health::gate(s, now, &self.delivery.policy.health)
-                    == crate::health::Gate::Send
-            })
         {
             return self
                 .deliver_then_record(now, invocations, &subscriptions, claim)

@@ -6,9 +6,10 @@ use std::time::Duration;
 use chrono::Duration as Span;
 use serde_json::json;
 use triggerline::Error;
+use triggerline::health::Circuit;
 use triggerline::memory::RecordingEvents;
 use triggerline::model::{InvocationState, InvocationType};
-use triggerline::ports::InvocationScans;
+use triggerline::ports::{InvocationScans, SubscriptionStore};
 use triggerline::query::InvocationQuery;
 use triggerline::secrets::{hash_secret, secret_matches};
 use triggerline::usecases::intake::{Intake, Started, SyncRecord};
@@ -290,6 +291,38 @@ async fn events_inline_leave_webhooks_mixed_fan_outs_and_later_starts_to_the_que
     assert!(stack.events.published().is_empty(), "nothing put from here");
     assert!(stack.webhooks.requests().is_empty());
     assert_eq!(stack.queue.queued().len(), 3, "each waits for the consumer");
+}
+
+/// A delivery the subscription's health holds back is not made from the request: the start
+/// queues it (here: hands it to the worker) and waits on its outcome, so the queue holds it
+/// until the cool-down ends rather than a lease on this request.
+#[tokio::test]
+async fn a_synchronous_start_to_a_subscription_held_by_its_health_queues_its_work() {
+    let stack = Stack::new();
+    let subscription = stack.webhook(RESPOND, "SYNC").await;
+    let mut open = subscription.clone();
+    open.health.circuit = Circuit::Open;
+    open.health.open_until = Some(t0() + Span::seconds(30));
+    stack
+        .subscriptions
+        .replace(&open, subscription.version)
+        .await
+        .unwrap();
+    let intake = stack.intake();
+
+    let waiting = tokio::spawn(async move {
+        intake
+            .start(start(RESPOND, json!({"isSynchronous": true})))
+            .await
+    });
+    while stack.signal.handoffs().is_empty() {
+        assert!(!waiting.is_finished(), "{:?}", waiting.await);
+        tokio::task::yield_now().await;
+    }
+
+    assert!(stack.webhooks.requests().is_empty(), "nothing sent");
+    assert_eq!(stack.signal.handoffs().len(), 1, "the worker has it");
+    waiting.abort();
 }
 
 #[tokio::test]
