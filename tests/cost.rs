@@ -696,6 +696,14 @@ impl Kind {
         let indexes = stack.indexes().await;
         let mut items = stack.items().await;
         let (mut calls, mut index_writes) = (BTreeMap::new(), BTreeMap::new());
+        // Ends a step of the round (`Stack::step`).
+        macro_rules! step {
+            ($unseen:expr) => {
+                stack
+                    .step(&indexes, &mut items, &mut calls, &mut index_writes, $unseen)
+                    .await
+            };
+        }
         let mut ids = Vec::new();
         for _ in 0..n {
             let (status, body) = stack.start(trigger, self == Kind::Sync).await;
@@ -714,9 +722,7 @@ impl Kind {
         } else {
             Unseen::default()
         };
-        stack
-            .step(&indexes, &mut items, &mut calls, &mut index_writes, &unseen)
-            .await;
+        step!(&unseen);
         if self == Kind::EventBridge {
             for id in &ids {
                 let item = &items[id];
@@ -729,15 +735,7 @@ impl Kind {
             assert_eq!(stack.consume_batch(n).await, n);
             1
         };
-        stack
-            .step(
-                &indexes,
-                &mut items,
-                &mut calls,
-                &mut index_writes,
-                &Unseen::default(),
-            )
-            .await;
+        step!(&Unseen::default());
         if self != Kind::EventBridge {
             for _ in 0..n {
                 receiver.next().await;
@@ -757,15 +755,7 @@ impl Kind {
                 assert_eq!(status, 204, "{body}");
             }
         }
-        stack
-            .step(
-                &indexes,
-                &mut items,
-                &mut calls,
-                &mut index_writes,
-                &Unseen::default(),
-            )
-            .await;
+        step!(&Unseen::default());
         let mut item_bytes = 0;
         for id in &ids {
             item_bytes = item_bytes.max(stack.item_size(id).await);
