@@ -119,6 +119,8 @@ fn is_lower_hex(s: &str) -> bool {
 fn parse_traceparent(value: &str) -> Option<String> {
     let value = value.trim_matches([' ', '\t']);
     let bytes = value.as_bytes();
+    // Every index and slice below is under TRACEPARENT_LEN (55), and ASCII makes each byte
+    // a char boundary: none of them can panic once this holds.
     if bytes.len() < TRACEPARENT_LEN || !value.is_ascii() {
         return None;
     }

@@ -54,7 +54,7 @@ async fn a_timestamp_in_microseconds_is_a_400_naming_it_and_the_service_goes_on(
 }
 
 #[tokio::test]
-async fn a_delay_over_a_year_is_a_400_naming_it() {
+async fn a_delay_over_a_year_is_a_400_naming_it_and_a_zero_delay_is_now() {
     let app = spawn_app().await;
     app.create(&http_subscription(
         CREATED,
@@ -71,6 +71,17 @@ async fn a_delay_over_a_year_is_a_400_naming_it() {
     assert_eq!(invocation_count(&app).await, 0);
     let response = start(&app, CREATED, json!({"delay": "P365D"})).await;
     assert_eq!(response.status(), StatusCode::ACCEPTED);
+    // A zero delay is "now", as a timestamp in the past is; a negative one is no duration.
+    for now in ["PT0S", "P0D"] {
+        let response = start(&app, CREATED, json!({"delay": now})).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED, "{now}");
+    }
+    assert_eq!(invocation_count(&app).await, 3);
+    for bad in ["-PT1S", "PT", "P"] {
+        let response = start(&app, CREATED, json!({"delay": bad})).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "delay").await;
+    }
+    assert_eq!(invocation_count(&app).await, 3);
 }
 
 #[tokio::test]

@@ -1,11 +1,36 @@
 //! The client subcommands' arguments (clap derive). `infra/local`'s `main.rs` flattens
 //! [`Command`] beside `serve`.
 
+use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use url::Url;
+
+/// A credential given as an argument or in the environment (an API token, a webhook's bearer
+/// token or password, a signing secret): `Debug` of the arguments shows `<redacted>` for it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Sensitive(String);
+
+impl Sensitive {
+    /// The credential itself, for the one place that sends or uses it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Sensitive {
+    fn from(value: String) -> Self {
+        Sensitive(value)
+    }
+}
+
+impl fmt::Debug for Sensitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
 
 /// Environment variables the client reads, named once.
 pub mod env {
@@ -23,7 +48,7 @@ pub struct Connection {
     pub url: Url,
     /// Bearer token of the management API (the one `triggerline serve` accepts or printed).
     #[arg(long, value_name = "TOKEN", env = env::API_TOKEN, hide_env_values = true)]
-    pub api_token: Option<String>,
+    pub api_token: Option<Sensitive>,
     /// Print JSON (the API's own bodies, or one JSON object per line for `listen`) instead of
     /// tables.
     #[arg(long)]
@@ -155,10 +180,10 @@ pub struct Create {
     pub fields: Fields,
     /// Send `Authorization: Bearer <TOKEN>` to the webhook.
     #[arg(long, conflicts_with = "basic_auth")]
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Sensitive>,
     /// Send basic auth to the webhook, as USER:PASSWORD.
     #[arg(long, value_name = "USER:PASSWORD")]
-    pub basic_auth: Option<String>,
+    pub basic_auth: Option<Sensitive>,
     /// An EventBridge subscription: the AWS account (12 digits) of the bus.
     #[arg(long, requires = "eventbridge_region", conflicts_with = "target")]
     pub eventbridge_account: Option<String>,
@@ -202,7 +227,7 @@ pub struct Update {
     pub fields: Fields,
     /// New bearer token sent to the webhook.
     #[arg(long)]
-    pub bearer_token: Option<String>,
+    pub bearer_token: Option<Sensitive>,
     /// A JSON Patch array to apply as is (`-` for stdin), after the flags' operations.
     #[arg(long, value_name = "FILE")]
     pub patch: Option<PathBuf>,
@@ -326,7 +351,7 @@ pub struct Listen {
     pub complete_after: Option<Duration>,
     /// Signing secret (`whsec_…`) of a subscription created elsewhere, to verify signatures.
     #[arg(long, env = env::SIGNING_SECRET, hide_env_values = true)]
-    pub signing_secret: Option<String>,
+    pub signing_secret: Option<Sensitive>,
     /// Where the receiver remembers its subscriptions' signing secrets (`listen-secrets.json`).
     #[arg(long, env = env::DATA_DIR, default_value = "./.triggerline")]
     pub data_dir: PathBuf,
@@ -337,4 +362,35 @@ pub struct Listen {
     /// invocations do not pile up retries against a receiver that is gone).
     #[arg(long)]
     pub keep_enabled: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: Command,
+    }
+
+    #[test]
+    fn debug_of_the_arguments_shows_no_credential() {
+        for line in [
+            "x subscriptions create --trigger t --name n --target http://h/ --api-token tok-1 --bearer-token tok-2",
+            "x subscriptions create --trigger t --name n --target http://h/ --basic-auth user:pass-3",
+            "x subscriptions update s1 --bearer-token tok-4",
+            "x listen idn:t --signing-secret whsec_5",
+        ] {
+            let cli =
+                Cli::try_parse_from(line.split(' ')).unwrap_or_else(|e| panic!("{line}: {e}"));
+            let shown = format!("{cli:?}");
+            for secret in ["tok-1", "tok-2", "pass-3", "tok-4", "whsec_5"] {
+                assert!(!shown.contains(secret), "{line}: {shown}");
+            }
+            assert!(shown.contains("<redacted>"), "{shown}");
+        }
+    }
 }

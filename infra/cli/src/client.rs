@@ -6,7 +6,7 @@ use std::time::Duration;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
-use crate::args::Connection;
+use crate::args::{Connection, Sensitive};
 use crate::error::{Error, Result};
 
 /// Longer than the server's longest synchronous wait (`--sync-wait`, PT25S by default), so that a
@@ -25,7 +25,7 @@ pub struct Answer {
 #[derive(Debug, Clone)]
 pub struct Api {
     base: String,
-    token: Option<String>,
+    token: Option<Sensitive>,
     http: reqwest::Client,
 }
 
@@ -91,7 +91,7 @@ impl Api {
             request = request.query(query);
         }
         if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
+            request = request.bearer_auth(token.expose());
         }
         request
     }

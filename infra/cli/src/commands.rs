@@ -292,9 +292,9 @@ async fn create_body(create: Create) -> Result<Value> {
         });
         if let Some(token) = create.bearer_token {
             http["httpAuthenticationType"] = json!("BEARER_TOKEN");
-            http["bearerTokenAuthConfig"] = json!({"bearerToken": token});
+            http["bearerTokenAuthConfig"] = json!({"bearerToken": token.expose()});
         } else if let Some(pair) = create.basic_auth {
-            let Some((user, password)) = pair.split_once(':') else {
+            let Some((user, password)) = pair.expose().split_once(':') else {
                 return Err(Error::usage("--basic-auth", "write it as USER:PASSWORD"));
             };
             http["httpAuthenticationType"] = json!("BASIC_AUTH");
@@ -341,7 +341,7 @@ async fn patch_operations(update: Update) -> Result<Value> {
         replace("/httpConfig/httpAuthenticationType", json!("BEARER_TOKEN"));
         replace(
             "/httpConfig/bearerTokenAuthConfig",
-            json!({"bearerToken": token}),
+            json!({"bearerToken": token.expose()}),
         );
     }
     if let Some(path) = &update.patch {

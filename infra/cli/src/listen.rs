@@ -185,7 +185,11 @@ async fn subscribe(api: &Api, args: &Listen, url: &str) -> Result<Subscribed> {
         let subscription = api
             .patch(&format!("{SUBSCRIPTIONS}/{id}"), &point_here())
             .await?;
-        let secret = args.signing_secret.clone().or_else(|| book.get(id));
+        let secret = args
+            .signing_secret
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .or_else(|| book.get(id));
         return Ok(Subscribed {
             subscription,
             how: "reused",
@@ -207,7 +211,12 @@ async fn subscribe(api: &Api, args: &Listen, url: &str) -> Result<Subscribed> {
     let mut how = "created";
     if let Some(existing) = mine {
         let id = field(&existing, "id");
-        if let Some(secret) = args.signing_secret.clone().or_else(|| book.get(&id)) {
+        if let Some(secret) = args
+            .signing_secret
+            .as_ref()
+            .map(|s| s.expose().to_owned())
+            .or_else(|| book.get(&id))
+        {
             let subscription = api
                 .patch(&format!("{SUBSCRIPTIONS}/{id}"), &point_here())
                 .await?;

@@ -879,10 +879,14 @@ fn scheduled_at(
             "delay",
             "give either delay or timestamp, not both",
         )),
-        (Some(delay), None) => Ok(later(
-            now,
-            IsoDuration::parse_bounded("delay", delay)?.as_chrono(),
-        )),
+        // A zero delay (`PT0S`) is "now", as a timestamp in the past is.
+        (Some(delay), None) => match IsoDuration::parse_millis_or_zero("delay", delay)? {
+            0 => Ok(now),
+            _ => Ok(later(
+                now,
+                IsoDuration::parse_bounded("delay", delay)?.as_chrono(),
+            )),
+        },
         (None, Some(ms)) => {
             let latest = later(now, max_ahead());
             if ms > latest.timestamp_millis() {

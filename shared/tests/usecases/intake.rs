@@ -137,6 +137,21 @@ async fn a_timestamp_in_the_past_means_now() {
 }
 
 #[tokio::test]
+async fn a_zero_delay_means_now_and_is_handed_off() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+
+    stack
+        .intake()
+        .start(start(FIRE, json!({"delay": "PT0S"})))
+        .await
+        .unwrap();
+
+    assert_eq!(stack.queue.queued()[0].item.not_before, t0());
+    assert_eq!(stack.signal.handoffs().len(), 1, "due now: handed off");
+}
+
+#[tokio::test]
 async fn a_synchronous_start_with_room_to_deliver_answers_with_the_output() {
     let stack = Stack::new();
     stack.webhook(RESPOND, "SYNC").await;

@@ -293,8 +293,9 @@ async fn the_sweep_sends_the_work_of_an_invocation_left_unsent_past_its_grace() 
 }
 
 /// The intake event carries a `start` body, and is held to the same bounds: a `timestamp` in
-/// microseconds or a `delay` over a year is refused before anything is written (the consumer
-/// logs and drops such an event rather than retrying it into the DLQ).
+/// microseconds or a `delay` over a year is refused before anything is written. The consumer
+/// reports such a record failed like any record that is not work (a warning each time), and it
+/// reaches the dead-letter queue on its last receive, where it can be looked at.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_intake_event_with_a_time_past_the_bounds_is_refused_and_writes_nothing() {
     let stack = Stack::start().await;
