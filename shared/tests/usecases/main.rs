@@ -11,6 +11,7 @@ mod health;
 mod heartbeat;
 mod idempotency;
 mod intake;
+mod lists;
 mod ordering;
 mod rotate;
 mod status;
