@@ -10,7 +10,7 @@ use triggerline_lambda as lambda;
 use triggerline_webhook::HttpWebhookClient;
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda::BootError> {
     lambda::init_logging();
     let (mut env, clients) = lambda::boot()?;
     lambda::load_secret_key(&clients, &mut env).await?;
@@ -28,5 +28,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let router = dispatcher::router(context).layer(axum::middleware::map_response(
         lambda::emf::flushed::<axum::response::Response>,
     ));
-    triggerline_http::lambda::run(router).await
+    lambda::http::run(router).await
 }

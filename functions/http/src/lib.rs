@@ -2,7 +2,7 @@
 //! ([`JsonBody`], [`Collection`], [`QueryParams`], [`Callback`], [`Traced`]), bearer auth for
 //! the management API, the one mapping of errors to SailPoint's `ErrorResponseDto` ([`ApiError`]), the mounting of every
 //! route under its `/…/v1` path and the `/beta`, `/v2024`, `/v2025`, `/v2026` prefixes
-//! ([`Versioned`]), and the routers' Lambda entry point ([`lambda::run`]).
+//! ([`Versioned`]). The routers' Lambda entry point is start-up code, in `triggerline-lambda`.
 #![forbid(unsafe_code)]
 
 mod auth;
@@ -11,7 +11,6 @@ mod collection;
 mod error;
 mod idempotency;
 mod json;
-pub mod lambda;
 mod mount;
 mod trace;
 

@@ -12,7 +12,7 @@ use triggerline_lambda as lambda;
 /// posts to a subscriber, so the callback's role, environment and binary carry no HTTP client,
 /// no SQS queue, no secret key and no public URL.
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda::BootError> {
     lambda::init_logging();
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
@@ -22,5 +22,5 @@ async fn main() -> Result<(), lambda_http::Error> {
     let router = router.layer(axum::middleware::map_response(
         lambda::emf::flushed::<axum::response::Response>,
     ));
-    triggerline_http::lambda::run(router).await
+    lambda::http::run(router).await
 }

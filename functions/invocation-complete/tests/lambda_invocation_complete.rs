@@ -136,7 +136,7 @@ async fn raw_answer(router: axum::Router, id: &str) -> Value {
         serde_json::from_str(&event).unwrap(),
         lambda_http::Context::default(),
     );
-    let answer = triggerline_http::lambda::handle(router, event)
+    let answer = triggerline_lambda::http::handle(router, event)
         .await
         .unwrap();
     // What the runtime posts back to Lambda, re-read as API Gateway reads it.

@@ -14,13 +14,13 @@ use triggerline_lambda as lambda;
 /// [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the caller before the request
 /// reached the function.
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda::BootError> {
     lambda::init_logging();
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
     let invocations =
         DynamoInvocationStore::new(clients.dynamodb().clone(), &env.aws.invocations_table);
-    triggerline_http::lambda::run(status_query::router(status_query::Context {
+    lambda::http::run(status_query::router(status_query::Context {
         invocations: Arc::new(invocations),
         watch: Arc::new(lambda::PollingWatch),
         max_wait: env.sync_wait,

@@ -15,7 +15,7 @@ use triggerline_lambda as lambda;
 /// [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the caller before the request
 /// reached the function.
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> Result<(), lambda::BootError> {
     lambda::init_logging();
     let (mut env, clients) = lambda::boot()?;
     // The key seals the subscriptions' credentials at rest (the dispatcher opens them).
@@ -27,7 +27,7 @@ async fn main() -> Result<(), lambda_http::Error> {
         &env.aws.subscriptions_table,
         credentials,
     );
-    triggerline_http::lambda::run(subscription_api::router(subscription_api::Context {
+    lambda::http::run(subscription_api::router(subscription_api::Context {
         subscriptions: Arc::new(subscriptions),
         clock: Arc::new(SystemClock),
         ids: Arc::new(RandomIds),

@@ -1,11 +1,12 @@
 //! What the Lambda functions share at start: their settings from the environment (read once, in
-//! `main`), their logging, and the use cases' contexts over the AWS adapters
-//! ([`triggerline_aws`]) with the pieces that differ on AWS from the local stack. The functions'
-//! mains call it; their libraries (handlers) never do. The adapter crate reads only its own
-//! settings ([`AwsSettings`], [`Clients::from_lambda_env`]).
+//! `main`), their logging, the use cases' contexts over the AWS adapters ([`triggerline_aws`])
+//! with the pieces that differ on AWS from the local stack, and a router's Lambda entry point
+//! ([`http::run`]). The functions' mains call it; their libraries (handlers) never do. The
+//! adapter crate reads only its own settings ([`AwsSettings`], [`Clients::from_lambda_env`]).
 #![forbid(unsafe_code)]
 
 pub mod emf;
+pub mod http;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -7,6 +7,9 @@
 //! `headers.get("X-Total-Count")` found nothing. API Gateway passes the names through as the
 //! function wrote them, so the function writes them as SailPoint does, and as the local server
 //! does (hyper's `title_case_headers`: the same rule, [`canonical_name`]).
+//!
+//! It is start-up code, so it lives here rather than in the HTTP edge the routers share
+//! (`triggerline-http`), which the local server links too.
 
 use axum::Router;
 use lambda_http::request::LambdaRequest;
@@ -16,7 +19,7 @@ use serde_json::Value;
 
 /// Serves `router` as the function's handler until the runtime stops it (what
 /// `lambda_http::run` does, with canonical header names).
-pub async fn run(router: Router) -> Result<(), lambda_http::Error> {
+pub async fn run(router: Router) -> Result<(), crate::BootError> {
     lambda_http::lambda_runtime::run(lambda_http::service_fn(
         move |event: LambdaEvent<LambdaRequest>| handle(router.clone(), event),
     ))
@@ -107,7 +110,7 @@ mod tests {
         let router = Router::new().route(
             "/things",
             get(|| async {
-                let mut listed = crate::listed(vec![1, 2], Some(2));
+                let mut listed = triggerline_http::listed(vec![1, 2], Some(2));
                 listed
                     .headers_mut()
                     .insert("retry-after", axum::http::HeaderValue::from_static("5"));
