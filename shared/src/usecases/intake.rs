@@ -103,6 +103,19 @@ pub enum SyncRecord {
     WithOutcome,
 }
 
+/// What every invocation of one `start` or `test` shares; each subscription adds the rest.
+struct Raise {
+    trigger_type: TriggerType,
+    invocation_type: InvocationType,
+    input: Arc<Value>,
+    content: Arc<Value>,
+    now: DateTime<Utc>,
+    /// When they are first due; their deadlines run from here.
+    not_before: DateTime<Utc>,
+    trace: TraceContext,
+    ordering_key: Option<String>,
+}
+
 /// What `start` did.
 #[derive(Debug, Clone)]
 pub enum Started {
@@ -360,25 +373,19 @@ impl Intake {
             })
             .map(Arc::new)
             .collect();
-        let input = Arc::new(request.input);
-        let content = Arc::new(request.content_json.unwrap_or_else(|| json!({})));
-        let trace = self.trace(request.trace);
-        let invocations: Vec<Invocation> = subscriptions
-            .iter()
-            .map(|s| {
-                self.invocation(
-                    s,
-                    entry.trigger.trigger_type,
-                    InvocationType::RealTime,
-                    &input,
-                    &content,
-                    now,
-                    not_before,
-                    &trace,
-                    &ordering_key,
-                )
-            })
-            .collect();
+        let invocations = self.invocations(
+            &subscriptions,
+            &Raise {
+                trigger_type: entry.trigger.trigger_type,
+                invocation_type: InvocationType::RealTime,
+                input: Arc::new(request.input),
+                content: Arc::new(request.content_json.unwrap_or_else(|| json!({}))),
+                now,
+                not_before,
+                trace: self.trace(request.trace),
+                ordering_key: ordering_key.clone(),
+            },
+        );
         if invocations.is_empty() {
             self.record_raised(claim, &invocations).await;
             return Ok(Started::Queued(invocations));
@@ -493,25 +500,19 @@ impl Intake {
             subscriptions.retain(|s| ids.contains(&s.id));
         }
         let now = self.delivery.clock.now();
-        let input = Arc::new(input);
-        let content = Arc::new(request.content_json.unwrap_or_else(|| json!({})));
-        let trace = self.trace(request.trace);
-        let invocations: Vec<Invocation> = subscriptions
-            .iter()
-            .map(|s| {
-                self.invocation(
-                    s,
-                    entry.trigger.trigger_type,
-                    InvocationType::Test,
-                    &input,
-                    &content,
-                    now,
-                    now,
-                    &trace,
-                    &None,
-                )
-            })
-            .collect();
+        let invocations = self.invocations(
+            &subscriptions,
+            &Raise {
+                trigger_type: entry.trigger.trigger_type,
+                invocation_type: InvocationType::Test,
+                input: Arc::new(input),
+                content: Arc::new(request.content_json.unwrap_or_else(|| json!({}))),
+                now,
+                not_before: now,
+                trace: self.trace(request.trace),
+                ordering_key: None,
+            },
+        );
         if !invocations.is_empty() {
             self.accept(&invocations, &subscriptions, now, DeliveredBy::Worker)
                 .await?;
@@ -606,20 +607,17 @@ impl Intake {
         trace
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn invocation(
-        &self,
-        subscription: &Subscription,
-        trigger_type: TriggerType,
-        invocation_type: InvocationType,
-        input: &Arc<Value>,
-        content: &Arc<Value>,
-        now: DateTime<Utc>,
-        not_before: DateTime<Utc>,
-        trace: &TraceContext,
-        ordering_key: &Option<String>,
-    ) -> Invocation {
+    /// One invocation per subscription, in the subscriptions' order.
+    fn invocations(&self, subscriptions: &[Arc<Subscription>], raise: &Raise) -> Vec<Invocation> {
+        subscriptions
+            .iter()
+            .map(|s| self.invocation(s, raise))
+            .collect()
+    }
+
+    fn invocation(&self, subscription: &Subscription, raise: &Raise) -> Invocation {
         let id = self.ids.id();
+        let trigger_type = raise.trigger_type;
         let response_mode = match (trigger_type, &subscription.target) {
             (TriggerType::FireAndForget, _) => None,
             (TriggerType::RequestResponse, Target::Http(h)) => Some(h.mode),
@@ -629,29 +627,29 @@ impl Intake {
         // is held to the bound here rather than made to fail every start of its trigger.
         let deadline = (trigger_type == TriggerType::RequestResponse).then(|| {
             later(
-                not_before,
+                raise.not_before,
                 subscription.response_deadline.as_chrono().min(max_ahead()),
             )
         });
         Invocation {
-            ordering_key: ordering_key.clone(),
+            ordering_key: raise.ordering_key.clone(),
             secret_hash: hash_secret(&self.delivery.key.callback_secret(&id)),
             id,
             trigger_id: subscription.trigger_id.clone(),
             trigger_type,
             subscription_id: subscription.id.clone(),
             subscription_name: subscription.name.clone(),
-            invocation_type,
+            invocation_type: raise.invocation_type,
             response_mode,
             state: InvocationState::Pending,
-            created: now,
+            created: raise.now,
             completed: None,
-            input: Arc::clone(input),
-            content_json: Arc::clone(content),
+            input: Arc::clone(&raise.input),
+            content_json: Arc::clone(&raise.content),
             output: None,
             error: None,
             attempts: vec![],
-            trace: Some(trace.clone()),
+            trace: Some(raise.trace.clone()),
             // Copied, so that editing the subscription leaves open invocations as they were.
             heartbeat: subscription
                 .heartbeat_timeout
