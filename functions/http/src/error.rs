@@ -72,6 +72,11 @@ pub fn error_response(status: StatusCode, text: String) -> Response {
     } else {
         tracing::debug!(%tracking_id, status = status.as_u16(), "{text}");
     }
+    dto_response(status, tracking_id, text)
+}
+
+/// The `ErrorResponseDto` response itself, under a tracking id the caller has already logged.
+fn dto_response(status: StatusCode, tracking_id: String, text: String) -> Response {
     let body = ErrorResponseDto {
         detail_code: detail_code(status),
         tracking_id,
@@ -128,17 +133,11 @@ impl IntoResponse for ApiError {
             // The cause goes to the logs only, under the tracking id of the generic answer.
             let tracking_id = tracking_id();
             tracing::error!(%tracking_id, error = %source, cause = ?source, "store unavailable");
-            let body = ErrorResponseDto {
-                detail_code: detail_code(status),
+            return dto_response(
+                status,
                 tracking_id,
-                messages: vec![ErrorMessageDto {
-                    locale: Some("en-US".into()),
-                    locale_origin: Some("DEFAULT".into()),
-                    text: "The service is temporarily unavailable; retry later.".into(),
-                }],
-                causes: vec![],
-            };
-            return (status, axum::Json(body)).into_response();
+                "The service is temporarily unavailable; retry later.".into(),
+            );
         }
         error_response(status, domain.to_string())
     }
@@ -169,4 +168,45 @@ pub async fn json_errors(request: Request, next: Next) -> Response {
         }
     }
     replaced
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn body(response: Response) -> (StatusCode, ErrorResponseDto) {
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), 64 * 1024)
+            .await
+            .unwrap();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    #[tokio::test]
+    async fn an_unavailable_store_answers_a_generic_message_and_keeps_its_cause_out() {
+        let error = ApiError::Domain(Error::unavailable(std::io::Error::other("disk on fire")));
+        let (status, dto) = body(error.into_response()).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(dto.detail_code, "503 Service Unavailable");
+        assert_eq!(dto.tracking_id.len(), 32);
+        assert_eq!(dto.messages.len(), 1);
+        assert_eq!(
+            dto.messages[0].text,
+            "The service is temporarily unavailable; retry later."
+        );
+        assert_eq!(dto.messages[0].locale.as_deref(), Some("en-US"));
+        assert_eq!(dto.messages[0].locale_origin.as_deref(), Some("DEFAULT"));
+        assert!(dto.causes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn any_other_refusal_answers_its_own_text() {
+        let error = ApiError::Http(StatusCode::NOT_FOUND, "no such route".into());
+        let (status, dto) = body(error.into_response()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        assert_eq!(dto.detail_code, "404 Not found");
+        assert_eq!(dto.messages[0].text, "no such route");
+        assert_eq!(dto.messages[0].locale.as_deref(), Some("en-US"));
+        assert!(dto.causes.is_empty());
+    }
 }
