@@ -49,18 +49,16 @@ pub async fn create_missing_tables(
     clients: &crate::Clients,
     settings: &crate::AwsSettings,
 ) -> Result<(), triggerline::Error> {
-    if !settings.create_resources {
-        return Ok(());
+    if asked(settings)? {
+        #[cfg(feature = "create-resources")]
+        crate::dynamo::tables::create_missing(
+            clients.dynamodb(),
+            &settings.subscriptions_table,
+            &settings.invocations_table,
+        )
+        .await?;
     }
-    #[cfg(not(feature = "create-resources"))]
-    return Err(triggerline::Error::unavailable(NotBuiltIn));
-    #[cfg(feature = "create-resources")]
-    crate::dynamo::tables::create_missing(
-        clients.dynamodb(),
-        &settings.subscriptions_table,
-        &settings.invocations_table,
-    )
-    .await
+    Ok(())
 }
 
 /// [`create_missing_tables`] for Triggerline's bus, for the functions that publish completion
@@ -70,11 +68,18 @@ pub async fn create_missing_bus(
     clients: &crate::Clients,
     settings: &crate::AwsSettings,
 ) -> Result<(), triggerline::Error> {
-    if !settings.create_resources {
-        return Ok(());
+    if asked(settings)? {
+        #[cfg(feature = "create-resources")]
+        crate::eventbridge::create_missing_bus(clients.eventbridge(), &settings.event_bus).await?;
     }
-    #[cfg(not(feature = "create-resources"))]
-    return Err(triggerline::Error::unavailable(NotBuiltIn));
-    #[cfg(feature = "create-resources")]
-    crate::eventbridge::create_missing_bus(clients.eventbridge(), &settings.event_bus).await
+    Ok(())
+}
+
+/// Whether `settings` ask for missing resources to be created; [`NotBuiltIn`] when they do and
+/// this build cannot, so that the function refuses to start rather than run without them.
+fn asked(settings: &crate::AwsSettings) -> Result<bool, triggerline::Error> {
+    if settings.create_resources && !BUILT_IN {
+        return Err(triggerline::Error::unavailable(NotBuiltIn));
+    }
+    Ok(settings.create_resources)
 }
