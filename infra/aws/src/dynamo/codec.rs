@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::AsyncSleep;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::transact_write_items::builders::TransactWriteItemsFluentBuilder;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -100,6 +101,29 @@ where
         }
     }
     Err(give_up())
+}
+
+/// The answer of a conditional write whose failed condition leaves nothing to do (another
+/// writer got there first): `Ok(())` then, as on success; any other failure is
+/// [`Error::Unavailable`].
+pub(crate) fn ok_if_condition_failed<O, E, R>(
+    operation: &'static str,
+    result: Result<O, SdkError<E, R>>,
+) -> Result<(), Error>
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(err)
+            if err.as_service_error().and_then(ProvideErrorMetadata::code)
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(())
+        }
+        Err(err) => Err(unavailable(operation, err)),
+    }
 }
 
 /// What a `TransactWriteItems` came to, when it did not fail outright.

@@ -11,9 +11,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::operation::delete_item::DeleteItemError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
-use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure;
 use chrono::{DateTime, TimeZone, Utc};
 use triggerline::Error;
@@ -23,7 +21,7 @@ use triggerline::time::format_time;
 
 use super::INV_EXPIRES as EXPIRES;
 use super::INV_ID as ID;
-use super::codec::{Item, failure, get_n, get_s, n, s};
+use super::codec::{Item, failure, get_n, get_s, n, ok_if_condition_failed, s};
 use super::lock::KeyedTurns;
 use crate::error::{corrupt, unavailable};
 
@@ -162,13 +160,7 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .expression_attribute_values(":c", s(format_time(&created)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                Some(UpdateItemError::ConditionalCheckFailedException(_)) => Ok(()),
-                _ => Err(unavailable("UpdateItem idempotency key", err)),
-            },
-        }
+        ok_if_condition_failed("UpdateItem idempotency key", result)
     }
 
     async fn release(&self, key: &str, created: DateTime<Utc>) -> Result<(), Error> {
@@ -184,12 +176,6 @@ impl IdempotencyStore for DynamoIdempotencyStore {
             .expression_attribute_values(":c", s(format_time(&created)))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(err) => match err.as_service_error() {
-                Some(DeleteItemError::ConditionalCheckFailedException(_)) => Ok(()),
-                _ => Err(unavailable("DeleteItem idempotency key", err)),
-            },
-        }
+        ok_if_condition_failed("DeleteItem idempotency key", result)
     }
 }
