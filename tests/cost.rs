@@ -99,7 +99,7 @@ impl Stack {
             }),
             dispatcher: dispatcher::router(dispatcher::Context::behind_api_gateway(
                 delivery.clone(),
-                &backend.queue,
+                Arc::new(triggerline_lambda::intake_queue(&backend, env.sync_wait)),
                 env.sync_wait,
                 backend.keys.clone(),
             )),

@@ -32,11 +32,10 @@ use std::time::Duration;
 use axum::Router;
 use axum::middleware::from_fn_with_state;
 use axum::routing::post;
-use triggerline::ports::IdempotencyStore;
+use triggerline::ports::{DeliveryQueue, IdempotencyStore};
 use triggerline::time::RandomIds;
 use triggerline::usecases::delivery::Delivery;
-use triggerline::usecases::intake::{INLINE_WAIT_FLOOR, Intake, SyncRecord};
-use triggerline_aws::sqs::SqsDeliveryQueue;
+use triggerline::usecases::intake::{Intake, SyncRecord};
 use triggerline_http::{ApiAuth, Versioned, edge, require_bearer};
 
 /// What the intake routes need.
@@ -52,30 +51,23 @@ impl Context {
     /// its outcome ([`SyncRecord::WithOutcome`]), because every DynamoDB write is billed. Auth
     /// is [`ApiAuth::Upstream`]: API Gateway's JWT authorizer checked the caller.
     ///
-    /// `queue` is `delivery`'s work queue. With a `sync_wait` under
-    /// [`INLINE_WAIT_FLOOR`] a synchronous start does not deliver inline but waits for the
-    /// consumer by reading its invocations, so they must be written before their work is sent:
-    /// the queue then records every accept first ([`SqsDeliveryQueue::recording_first`]) rather
-    /// than leaving a FIRE_AND_FORGET invocation unwritten until its outcome.
+    /// `queue` replaces `delivery`'s: the work queue as the intake uses it, configured by the
+    /// main (`triggerline_lambda::intake_queue`). The intake delivers what it leases itself (an
+    /// inline synchronous start, and a start whose subscriptions are all EVENTBRIDGE:
+    /// `events_inline`, one `PutEvents` from the request), so that queue leaves leased work
+    /// unsent for the sweep to recover after a crash; and with a `sync_wait` under
+    /// [`triggerline::usecases::intake::INLINE_WAIT_FLOOR`], where a synchronous start waits
+    /// for the consumer by reading its invocations, it writes every accept before sending its
+    /// work.
     ///
-    /// The intake delivers what it leases itself: an inline synchronous start, and a start whose
-    /// subscriptions are all EVENTBRIDGE (`events_inline`, one `PutEvents` from the request). Its
-    /// queue therefore leaves leased work marked unsent instead of sending a backstop message
-    /// ([`SqsDeliveryQueue::unsent_while_leased`]); the sweep recovers it after a crash.
-    ///
-    /// `keys` remembers the `Idempotency-Key`s (on AWS: [`triggerline_aws::AwsBackend::keys`]).
+    /// `keys` remembers the `Idempotency-Key`s (on AWS: `triggerline_aws::AwsBackend::keys`).
     pub fn behind_api_gateway(
-        mut delivery: Delivery,
-        queue: &SqsDeliveryQueue,
+        delivery: Delivery,
+        queue: Arc<dyn DeliveryQueue>,
         sync_wait: Duration,
         keys: Arc<dyn IdempotencyStore>,
     ) -> Context {
-        let queue = queue.clone().unsent_while_leased();
-        delivery.queue = Arc::new(if sync_wait < INLINE_WAIT_FLOOR {
-            queue.recording_first()
-        } else {
-            queue
-        });
+        let delivery = Delivery { queue, ..delivery };
         Context {
             intake: Intake {
                 delivery,

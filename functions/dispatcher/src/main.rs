@@ -7,20 +7,15 @@ use std::sync::Arc;
 
 use dispatcher::Context;
 use triggerline_lambda as lambda;
-use triggerline_webhook::HttpWebhookClient;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda::BootError> {
     lambda::init_logging();
     let (mut env, clients) = lambda::boot()?;
-    lambda::load_secret_key(&clients, &mut env).await?;
-    let backend = lambda::connect(&clients, &env).await?;
-    // One pooled client, guarded against private targets unless the environment allows them.
-    let client = HttpWebhookClient::new(env.allow_private_targets);
-    let delivery = lambda::delivery(&backend, Arc::new(client), &env)?;
+    let (backend, delivery) = lambda::delivering(&mut env, &clients).await?;
     let context = Context::behind_api_gateway(
         delivery,
-        &backend.queue,
+        Arc::new(lambda::intake_queue(&backend, env.sync_wait)),
         env.sync_wait,
         backend.keys.clone(),
     );

@@ -2,41 +2,32 @@
 //! invocation past its response deadline becomes TIMED_OUT, and the work of invocations
 //! accepted but never sent (the intake died between its DynamoDB write and SQS) is sent.
 
+use std::sync::Arc;
+
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use triggerline::Result;
+use triggerline::ports::DeliveryQueue;
 use triggerline::usecases::intake::DEFAULT_LEASE;
 use triggerline::usecases::sweep::{Sweep, recover_unsent};
-use triggerline_aws::sqs::{SqsDeliveryQueue, resolve_queue_url};
-use triggerline_aws::{AwsSettings, Clients};
 
 /// What the sweep function needs: the deadline sweep, and the work queue that lost work is sent
-/// to again (no `GetQueueUrl` when the environment gives the queue's URL, as the template does).
+/// to again (on AWS `triggerline_lambda::recovery_queue`).
 #[derive(Debug)]
 pub struct Sweeper {
     pub sweep: Sweep,
-    pub queue: SqsDeliveryQueue,
+    pub queue: Arc<dyn DeliveryQueue>,
     pub lease: std::time::Duration,
 }
 
 impl Sweeper {
-    /// `sweep` (`triggerline_lambda::sweep` in `main`) and the work and ordered queues of
-    /// `settings`. The
-    /// lease is the one the functions' delivery policy sets.
-    pub async fn connect(
-        clients: &Clients,
-        settings: &AwsSettings,
-        sweep: Sweep,
-    ) -> Result<Sweeper> {
-        let url = resolve_queue_url(clients.sqs(), &settings.work_queue).await?;
-        // Recovered work with an ordering key goes back to its key's queue.
-        let ordered = resolve_queue_url(clients.sqs(), &settings.ordered_queue).await?;
-        let invocations = std::sync::Arc::new(triggerline_aws::invocation_store(clients, settings));
-        Ok(Sweeper {
+    /// `sweep` (`triggerline_lambda::sweep` in `main`) and `queue`. Work counts as lost two
+    /// leases after it was accepted; the lease is the one the functions' delivery policy sets.
+    pub fn new(sweep: Sweep, queue: Arc<dyn DeliveryQueue>) -> Sweeper {
+        Sweeper {
             sweep,
-            queue: SqsDeliveryQueue::new(clients.sqs().clone(), url, invocations)
-                .with_ordered_queue(ordered, settings.order_recheck),
+            queue,
             lease: DEFAULT_LEASE,
-        })
+        }
     }
 }
 
@@ -54,7 +45,7 @@ pub struct Swept {
 /// the invocation, and the next schedule sweeps again.
 pub async fn handle(sweeper: &Sweeper, event: EventBridgeEvent) -> Result<Swept> {
     let timed_out = sweeper.sweep.time_out_overdue().await?;
-    let recovered = recover_unsent(&sweeper.queue, &*sweeper.sweep.clock, sweeper.lease).await?;
+    let recovered = recover_unsent(&*sweeper.queue, &*sweeper.sweep.clock, sweeper.lease).await?;
     tracing::info!(
         event_id = event.id.as_deref().unwrap_or_default(),
         detail_type = %event.detail_type,

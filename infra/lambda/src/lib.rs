@@ -1,8 +1,9 @@
 //! What the Lambda functions share at start: their settings from the environment (read once, in
-//! `main`), their logging, the use cases' contexts over the AWS adapters ([`triggerline_aws`])
-//! with the pieces that differ on AWS from the local stack, and a router's Lambda entry point
-//! ([`http::run`]). The functions' mains call it; their libraries (handlers) never do. The
-//! adapter crate reads only its own settings ([`AwsSettings`], [`Clients::from_lambda_env`]).
+//! `main`), their logging, the use cases' contexts over the AWS adapters ([`triggerline_aws`],
+//! [`triggerline_webhook`]) with the pieces that differ on AWS from the local stack, and a
+//! router's Lambda entry point ([`http::run`]). The functions' mains call it; their libraries
+//! (handlers) never do. The adapter crate reads only its own settings ([`AwsSettings`],
+//! [`Clients::from_lambda_env`]).
 #![forbid(unsafe_code)]
 
 pub mod emf;
@@ -27,10 +28,13 @@ use triggerline::usecases::intake::DEFAULT_LEASE;
 use triggerline::usecases::notify::Notifier;
 use triggerline::usecases::sweep::Sweep;
 
+use triggerline::usecases::intake::INLINE_WAIT_FLOOR;
 use triggerline_aws::eventbridge::EventBridgePublisher;
 use triggerline_aws::secretsmanager::SecretsManager;
 use triggerline_aws::settings::InvocationTtl;
+use triggerline_aws::sqs::{SqsDeliveryQueue, resolve_queue_url};
 use triggerline_aws::{AwsBackend, AwsSettings, Clients};
+use triggerline_webhook::HttpWebhookClient;
 
 /// Environment variables of the functions (besides [`triggerline_aws::settings::env`]).
 pub mod env {
@@ -551,6 +555,65 @@ pub fn delivery(
         policy: env.policy(),
         notifier: env.notifier(backend.events.clone()),
     })
+}
+
+/// What the dispatcher's intake and queue consumer both start with: the key (fetched with
+/// [`load_secret_key`]), every adapter ([`connect`]) and the [`delivery`] over them, posting
+/// through one pooled [`HttpWebhookClient`] that refuses private targets unless
+/// [`env::ALLOW_PRIVATE_TARGETS`] allows them.
+pub async fn delivering(
+    env: &mut FunctionEnv,
+    clients: &Clients,
+) -> Result<(AwsBackend, Delivery), BootError> {
+    load_secret_key(clients, env).await?;
+    let backend = connect(clients, env).await?;
+    let client = HttpWebhookClient::new(env.allow_private_targets);
+    let delivery = delivery(&backend, Arc::new(client), env)?;
+    Ok((backend, delivery))
+}
+
+/// The work queue of the dispatcher's intake (`dispatcher::Context::behind_api_gateway`), from
+/// the `backend`'s.
+///
+/// The intake delivers what it leases to itself (an inline synchronous start, and a start whose
+/// subscriptions are all EVENTBRIDGE), so its queue leaves that work marked unsent instead of
+/// sending a backstop message ([`SqsDeliveryQueue::unsent_while_leased`]); the sweep recovers
+/// it after a crash ([`recovery_queue`]). With a `sync_wait` under [`INLINE_WAIT_FLOOR`] a
+/// synchronous start does not deliver inline but waits for the consumer by reading its
+/// invocations, so they must be written before their work is sent: the queue then records
+/// every accept first ([`SqsDeliveryQueue::recording_first`]) rather than leaving a
+/// FIRE_AND_FORGET invocation unwritten until its outcome.
+pub fn intake_queue(backend: &AwsBackend, sync_wait: Duration) -> SqsDeliveryQueue {
+    let queue = SqsDeliveryQueue::clone(&backend.queue).unsent_while_leased();
+    if sync_wait < INLINE_WAIT_FLOOR {
+        queue.recording_first()
+    } else {
+        queue
+    }
+}
+
+/// The queue the deadline sweep sends lost work to again (`recover_unsent`): the work queue,
+/// and the ordered queue for work with an ordering key, over the invocation table. No
+/// `GetQueueUrl` when the environment gives the queues' URLs, as the template does; no key and
+/// no subscriptions table, which the sweep's role cannot read.
+pub async fn recovery_queue(
+    clients: &Clients,
+    env: &FunctionEnv,
+) -> Result<SqsDeliveryQueue, BootError> {
+    let settings = &env.aws;
+    let logged = |e: &triggerline::Error| tracing::error!(error = %e, "cannot find the work queue");
+    let work = resolve_queue_url(clients.sqs(), &settings.work_queue)
+        .await
+        .inspect_err(logged)?;
+    // Recovered work with an ordering key goes back to its key's queue.
+    let ordered = resolve_queue_url(clients.sqs(), &settings.ordered_queue)
+        .await
+        .inspect_err(logged)?;
+    let invocations = Arc::new(triggerline_aws::invocation_store(clients, settings));
+    Ok(
+        SqsDeliveryQueue::new(clients.sqs().clone(), work, invocations)
+            .with_ordered_queue(ordered, settings.order_recheck),
+    )
 }
 
 /// The callback's context: the invocation table and Triggerline's bus. No subscriptions, queue,

@@ -5,24 +5,18 @@
 //! (`TRIGGERLINE_DEAD_LETTER_QUEUE`) as a new message.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 
 use aws_lambda_events::event::sqs::SqsEvent;
 use dispatcher::queue_consumer;
 use lambda_runtime::{LambdaEvent, service_fn};
 use triggerline_aws::sqs::{self, SqsDeliveryQueue};
 use triggerline_lambda as lambda;
-use triggerline_webhook::HttpWebhookClient;
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     lambda::init_logging();
     let (mut env, clients) = lambda::boot()?;
-    lambda::load_secret_key(&clients, &mut env).await?;
-    let backend = lambda::connect(&clients, &env).await?;
-    // One pooled client, guarded against private targets unless the environment allows them.
-    let client = HttpWebhookClient::new(env.allow_private_targets);
-    let delivery = lambda::delivery(&backend, Arc::new(client), &env)?;
+    let (backend, delivery) = lambda::delivering(&mut env, &clients).await?;
     // The template passes the DLQ's URL, so this makes no call.
     let dead_letters = sqs::resolve_queue_url(clients.sqs(), &env.aws.dead_letter_queue)
         .await

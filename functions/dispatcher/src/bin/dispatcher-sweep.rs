@@ -2,6 +2,8 @@
 //! (`Scheduled Event` from `aws.events`); see [`dispatcher::sweep::handle`]. It never posts a
 //! webhook, so it runs without the HTTP client, the secret key and the public URL.
 
+use std::sync::Arc;
+
 use aws_lambda_events::event::eventbridge::EventBridgeEvent;
 use dispatcher::sweep;
 use lambda_runtime::{LambdaEvent, service_fn};
@@ -13,9 +15,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let (env, clients) = lambda::boot()?;
     lambda::create_missing_tables(&clients, &env).await?;
     lambda::create_missing_bus(&clients, &env).await?;
-    let sweeper = sweep::Sweeper::connect(&clients, &env.aws, lambda::sweep(&clients, &env))
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "cannot find the work queue"))?;
+    let queue = lambda::recovery_queue(&clients, &env).await?;
+    let sweeper = sweep::Sweeper::new(lambda::sweep(&clients, &env), Arc::new(queue));
     let sweeper = &sweeper;
     lambda_runtime::run(service_fn(
         |event: LambdaEvent<EventBridgeEvent>| async move {

@@ -259,13 +259,13 @@ async fn the_sweep_sends_the_work_of_an_invocation_left_unsent_past_its_grace() 
         .unwrap()
     };
     // The sweep function's own wiring (no webhooks, the work queue to send to).
-    let mut sweeper = sweep::Sweeper::connect(
-        &stack.clients,
-        &stack.env.aws,
+    let queue = triggerline_lambda::recovery_queue(&stack.clients, &stack.env)
+        .await
+        .unwrap();
+    let mut sweeper = sweep::Sweeper::new(
         triggerline_lambda::sweep(&stack.clients, &stack.env),
-    )
-    .await
-    .unwrap();
+        Arc::new(queue),
+    );
     // Within the grace period (two leases) the work may just be late: left alone.
     let swept = sweep::handle(&sweeper, sweep_event()).await.unwrap();
     assert_eq!(swept.recovered, 0);

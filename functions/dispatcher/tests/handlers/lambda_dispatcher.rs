@@ -140,7 +140,7 @@ impl Stack {
     fn router_waiting(&self, sync_wait: Duration) -> Router {
         dispatcher::router(dispatcher::Context::behind_api_gateway(
             self.delivery(),
-            &self.backend.queue,
+            Arc::new(triggerline_lambda::intake_queue(&self.backend, sync_wait)),
             sync_wait,
             self.backend.keys.clone(),
         ))
@@ -583,13 +583,13 @@ async fn the_scheduled_sweep_times_out_overdue_invocations_only() {
     assert_eq!(event.detail_type, "Scheduled Event");
 
     // The sweep's own context, as `dispatcher-sweep` builds it: no key, no webhook client.
-    let sweeper = sweep::Sweeper::connect(
-        &stack.clients,
-        &stack.env.aws,
+    let queue = triggerline_lambda::recovery_queue(&stack.clients, &stack.env)
+        .await
+        .unwrap();
+    let sweeper = sweep::Sweeper::new(
         triggerline_lambda::sweep(&stack.clients, &stack.env),
-    )
-    .await
-    .unwrap();
+        Arc::new(queue),
+    );
     let swept = sweep::handle(&sweeper, event).await.unwrap();
 
     assert_eq!(swept.timed_out, 1);
