@@ -542,17 +542,9 @@ impl SqsDeliveryQueue {
         transition: Option<&Transition>,
         next: &NextStep,
     ) -> Result<Option<Invocation>, Error> {
-        let settled = match self
-            .invocations
-            .record_attempt(invocation_id, attempt, from, transition)
-            .await
-        {
-            Ok(settled) => settled,
-            Err(e) => {
-                self.hold(invocation_id, held);
-                return Err(e);
-            }
-        };
+        let settled = self
+            .record_or_restore(invocation_id, Some(&held), attempt, from, transition)
+            .await?;
         let now = Utc::now();
         let step = match (&settled, next) {
             (Some(invocation), NextStep::RetryAt(at)) if invocation.state.is_open() => {
@@ -1121,6 +1113,26 @@ impl SqsDeliveryQueue {
         }
     }
 
+    /// Records the attempt (DynamoDB). When that fails, `held` is held again, so that its
+    /// message comes back and is delivered again rather than dropped with the failed settle.
+    async fn record_or_restore(
+        &self,
+        invocation_id: &str,
+        held: Option<&Held>,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+    ) -> Result<Option<Invocation>, Error> {
+        let recorded = self
+            .invocations
+            .record_attempt(invocation_id, attempt, from, transition)
+            .await;
+        if let (Err(_), Some(held)) = (&recorded, held) {
+            self.hold(invocation_id, held.clone());
+        }
+        recorded
+    }
+
     /// Holds `held` again with what it carried, after a settle that wrote nothing.
     fn restore(&self, id: &str, mut held: Held, carried: Carried) {
         held.carried = Some(carried);
@@ -1502,31 +1514,20 @@ impl DeliveryQueue for SqsDeliveryQueue {
             };
             (message, delay_seconds(*at, Utc::now()))
         };
-        let restore = |held: &Option<Held>| {
-            if let Some(h) = held {
-                self.hold(invocation_id, h.clone());
-            }
-        };
         let known = held
             .as_ref()
             .and_then(|h| h.recorded.map(|r| (h.attempts, r)));
         if let (NextStep::RetryAt(at), Some((attempts, recorded))) = (next, known) {
             if let Err(e) = self.send(&[retry(attempts + 1, recorded + 1, at)]).await {
-                restore(&held);
+                if let Some(h) = &held {
+                    self.hold(invocation_id, h.clone());
+                }
                 return Err(e);
             }
         }
-        let settled = match self
-            .invocations
-            .record_attempt(invocation_id, attempt, from, transition)
-            .await
-        {
-            Ok(settled) => settled,
-            Err(e) => {
-                restore(&held);
-                return Err(e);
-            }
-        };
+        let settled = self
+            .record_or_restore(invocation_id, held.as_ref(), attempt, from, transition)
+            .await?;
         if let (NextStep::RetryAt(at), None, Some(invocation)) = (next, known, &settled) {
             let recorded = invocation.attempts.len();
             let attempts = u32::try_from(recorded).unwrap_or(u32::MAX);
