@@ -45,9 +45,10 @@
 //! message group per subscription and key ([`order_group`]). SQS hands out nothing more of a group
 //! while one of its messages is in flight, and the group's messages in the order they were sent;
 //! so the one message of an ordered invocation stays in flight until the invocation is finished
-//! ([`ordered_step`]): its visibility is extended until a retry is due, while its subscription's
-//! circuit holds it, or, acknowledged, for the recheck interval, after which it is looked at
-//! again; a finished (or vanished) invocation's message is deleted, and the next of its key goes.
+//! (the domain's rule, [`work::ordered_step`]; this adapter applies it): its visibility is
+//! extended until a retry is due, while its subscription's circuit holds it, or, acknowledged,
+//! for the recheck interval, after which it is looked at again; a finished (or vanished)
+//! invocation's message is deleted, and the next of its key goes.
 //! No second message is ever queued for ordered work (a new message would go to the end of its
 //! group): a retry's attempt count is the invocation's recorded attempts less those recorded
 //! when the message was sent. FIFO queues take no per-message delay, so a delayed start's message
@@ -79,7 +80,7 @@ use triggerline::model::{Attempt, DispatchMode, Invocation, InvocationState, Inv
 use triggerline::ports::{
     DeliveryQueue, InvocationStore, NextStep, Transition, WorkItem, WorkSource,
 };
-use triggerline::work;
+use triggerline::work::{self, OrderedStep};
 
 use crate::dynamo::{DynamoInvocationStore, Recorded, Unsent};
 use crate::error::{AwsFailure, unavailable};
@@ -230,6 +231,25 @@ impl WorkMessage {
     fn is_stale(&self, invocation: Option<&Invocation>) -> bool {
         work::is_stale(self.recorded, invocation)
     }
+
+    /// What becomes of this message of the ordered queue (the domain's rule,
+    /// [`work::ordered_step`]).
+    ///
+    /// Errors: [`Error::Invalid`] for a message whose time is out of range.
+    fn ordered_step(
+        &self,
+        invocation: Option<&Invocation>,
+        now: DateTime<Utc>,
+        recheck: chrono::Duration,
+    ) -> Result<OrderedStep, Error> {
+        Ok(work::ordered_step(
+            self.item()?,
+            self.recorded,
+            invocation,
+            now,
+            recheck,
+        ))
+    }
 }
 
 /// A received message that is due and current: the work, and its invocation as read.
@@ -317,18 +337,6 @@ struct OrderedQueue {
     recheck: chrono::Duration,
 }
 
-/// What becomes of a received ordered message ([`ordered_step`]).
-#[derive(Debug, Clone, PartialEq)]
-pub enum OrderedStep {
-    /// Its turn: deliver this work.
-    Deliver(WorkItem),
-    /// Its invocation is finished (or gone): delete the message, so the next of its key goes.
-    Release,
-    /// Its invocation is not finished and not due (acknowledged and waiting for its callback,
-    /// a retry or a delayed start): keep the message in flight, holding its key, this long.
-    Keep(chrono::Duration),
-}
-
 /// The work queue's dead-letter queue, as the consumer sees it.
 #[derive(Debug, Clone)]
 struct DeadLetters {
@@ -385,7 +393,7 @@ impl SqsDeliveryQueue {
         }
     }
 
-    /// This queue, offering ordering keys on the FIFO queue at `url` (see [`ordered_step`]);
+    /// This queue, offering ordering keys on the FIFO queue at `url` (see [`work::ordered_step`]);
     /// an acknowledged invocation is looked at again every `recheck`.
     pub fn with_ordered_queue(mut self, url: String, recheck: std::time::Duration) -> Self {
         self.ordered = Some(OrderedQueue {
@@ -411,7 +419,7 @@ impl SqsDeliveryQueue {
     }
 
     /// What the SQS consumer (Lambda) does with one received message of the ordered queue
-    /// before delivering it ([`ordered_step`] on the invocation as read): `Some` when it is
+    /// before delivering it ([`work::ordered_step`] on the invocation as read): `Some` when it is
     /// the message's turn; `None` when there is nothing to deliver now: the invocation is
     /// finished or gone (the event source mapping deletes the message), or it is not due
     /// (the message is kept in flight, see [`SqsDeliveryQueue::take_kept`]).
@@ -426,7 +434,7 @@ impl SqsDeliveryQueue {
         let message = parse_message(body)?;
         let invocation = self.invocations.get(&message.invocation_id).await?;
         let recheck = self.recheck();
-        match ordered_step(&message, invocation.as_ref(), now, recheck)? {
+        match message.ordered_step(invocation.as_ref(), now, recheck)? {
             OrderedStep::Deliver(item) => {
                 let Some(invocation) = invocation else {
                     return Ok(None);
@@ -545,16 +553,8 @@ impl SqsDeliveryQueue {
         let settled = self
             .record_or_restore(invocation_id, Some(&held), attempt, from, transition)
             .await?;
-        let now = Utc::now();
-        let step = match (&settled, next) {
-            (Some(invocation), NextStep::RetryAt(at)) if invocation.state.is_open() => {
-                OrderedStep::Keep(*at - now)
-            }
-            (Some(invocation), _) if invocation.state.is_open() => {
-                OrderedStep::Keep(recheck_after(invocation, now, self.recheck()))
-            }
-            _ => OrderedStep::Release,
-        };
+        let step =
+            work::ordered_step_after_attempt(settled.as_ref(), next, Utc::now(), self.recheck());
         self.apply_ordered(invocation_id, &held.handles, step).await;
         Ok(settled)
     }
@@ -657,7 +657,7 @@ impl SqsDeliveryQueue {
     /// Receives from the ordered queue into `due`, up to `limit`: the first message of each
     /// key that is its turn is held (leased until `lease_until`) and returned; the others of
     /// its key that came with it are let go at once; finished ones are deleted and waiting
-    /// ones kept in flight ([`ordered_step`]).
+    /// ones kept in flight ([`work::ordered_step`]).
     async fn claim_ordered(
         &self,
         now: DateTime<Utc>,
@@ -698,7 +698,7 @@ impl SqsDeliveryQueue {
                     continue;
                 }
             };
-            let step = ordered_step(&message, invocation.as_ref(), now, ordered.recheck)?;
+            let step = message.ordered_step(invocation.as_ref(), now, ordered.recheck)?;
             match (step, invocation) {
                 (OrderedStep::Deliver(item), Some(invocation)) => {
                     self.hold_ordered(&item, &invocation, &handle, now);
@@ -1599,7 +1599,7 @@ impl DeliveryQueue for SqsDeliveryQueue {
     }
 
     /// On the ordered queue (when this queue has one): work of an invocation with an ordering
-    /// key goes there, one message group per subscription and key ([`ordered_step`]).
+    /// key goes there, one message group per subscription and key ([`work::ordered_step`]).
     fn orders_by_key(&self) -> bool {
         self.ordered.is_some()
     }
@@ -1845,52 +1845,6 @@ pub fn order_group(subscription_id: &str, key: &str) -> String {
     hex::encode(hash.finalize())
 }
 
-/// The rule of the ordered queue: what becomes of its message of `invocation` (as read now;
-/// `None`: gone) queued as `message`. Finished or gone: [`OrderedStep::Release`]. PENDING and
-/// due: [`OrderedStep::Deliver`], with the attempts made since the message was queued.
-/// PENDING and not due (a delayed start): kept until due. ACKNOWLEDGED: kept for `recheck`,
-/// or until just past its deadline when that is sooner (the sweep then times it out).
-///
-/// Errors: [`Error::Invalid`] for a message whose time is out of range.
-pub fn ordered_step(
-    message: &WorkMessage,
-    invocation: Option<&Invocation>,
-    now: DateTime<Utc>,
-    recheck: chrono::Duration,
-) -> Result<OrderedStep, Error> {
-    let Some(invocation) = invocation.filter(|i| i.state.is_open()) else {
-        return Ok(OrderedStep::Release);
-    };
-    if invocation.state == InvocationState::Acknowledged {
-        return Ok(OrderedStep::Keep(recheck_after(invocation, now, recheck)));
-    }
-    let mut item = message.item()?;
-    if item.not_before > now {
-        return Ok(OrderedStep::Keep(item.not_before - now));
-    }
-    let made = invocation
-        .attempts
-        .len()
-        .saturating_sub(message.recorded.unwrap_or_default());
-    item.attempts = u32::try_from(made).unwrap_or(u32::MAX);
-    Ok(OrderedStep::Deliver(item))
-}
-
-/// How long an open invocation's ordered message is kept before it is looked at again:
-/// `recheck`, or until one second past its deadline (or heartbeat due time) when that comes
-/// sooner; a deadline already past waits for the sweep, so `recheck` again.
-fn recheck_after(
-    invocation: &Invocation,
-    now: DateTime<Utc>,
-    recheck: chrono::Duration,
-) -> chrono::Duration {
-    let heartbeat_due = invocation.heartbeat.as_ref().and_then(|h| h.due);
-    match invocation.deadline.into_iter().chain(heartbeat_due).min() {
-        Some(end) if end > now => recheck.min(end - now + chrono::Duration::seconds(1)),
-        _ => recheck,
-    }
-}
-
 /// A lease as a visibility timeout SQS takes: whole seconds, 1 to 12 hours.
 fn visibility_seconds(lease: chrono::Duration) -> i32 {
     i32::try_from(lease.num_seconds().clamp(1, MAX_VISIBILITY_SECONDS)).unwrap_or(1)
@@ -2016,94 +1970,5 @@ mod tests {
         // The boundary between the two parts counts.
         assert_ne!(order_group("ab", "c"), order_group("a", "bc"));
         assert_eq!(order_group("sub-1", &"k".repeat(255)).len(), 64);
-    }
-
-    fn ordered(state: InvocationState, attempts: usize) -> Invocation {
-        let at = |ms| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
-        let one = Attempt {
-            started_at: at(1_000),
-            target: "hooks.example.com".into(),
-            status_code: Some(503),
-            duration_ms: 5,
-            outcome: triggerline::model::AttemptOutcome::Failed,
-            error: None,
-        };
-        Invocation {
-            heartbeat: None,
-            id: "a".into(),
-            trigger_id: "idn:access-request-pre-approval".into(),
-            trigger_type: triggerline::model::TriggerType::RequestResponse,
-            subscription_id: "sub-1".into(),
-            subscription_name: "Approvals".into(),
-            invocation_type: InvocationType::RealTime,
-            response_mode: None,
-            state,
-            created: at(0),
-            completed: None,
-            deadline: Some(at(3_600_000)),
-            input: serde_json::json!({}).into(),
-            content_json: serde_json::json!({}).into(),
-            output: None,
-            error: None,
-            ordering_key: Some("k".into()),
-            secret_hash: String::new(),
-            attempts: vec![one; attempts],
-            trace: None,
-        }
-    }
-
-    #[test]
-    fn the_ordered_rule_delivers_the_due_keeps_the_open_and_releases_the_finished() {
-        let at = |ms| Utc.timestamp_millis_opt(ms).single().unwrap_or_default();
-        let recheck = chrono::Duration::seconds(30);
-        let message = WorkMessage {
-            invocation_id: "a".into(),
-            not_before: 10_000,
-            attempts: 0,
-            recorded: Some(1),
-            invocation: None,
-            unrecorded: false,
-        };
-        let step = |invocation: Option<&Invocation>, now: i64| {
-            ordered_step(&message, invocation, at(now), recheck).ok()
-        };
-        // Gone or finished: the key moves on.
-        assert_eq!(step(None, 20_000), Some(OrderedStep::Release));
-        for state in [
-            InvocationState::Completed,
-            InvocationState::Failed,
-            InvocationState::TimedOut,
-        ] {
-            assert_eq!(
-                step(Some(&ordered(state, 1)), 20_000),
-                Some(OrderedStep::Release)
-            );
-        }
-        // A delayed start holds its key until due.
-        assert_eq!(
-            step(Some(&ordered(InvocationState::Pending, 1)), 4_000),
-            Some(OrderedStep::Keep(chrono::Duration::seconds(6)))
-        );
-        // Due: attempts count from those recorded when the message was queued.
-        let due = step(Some(&ordered(InvocationState::Pending, 3)), 20_000);
-        assert!(
-            matches!(&due, Some(OrderedStep::Deliver(item)) if item.attempts == 2),
-            "{due:?}"
-        );
-        // Acknowledged: the recheck, or just past the deadline when that comes sooner.
-        let acknowledged = ordered(InvocationState::Acknowledged, 1);
-        assert_eq!(
-            step(Some(&acknowledged), 20_000),
-            Some(OrderedStep::Keep(recheck))
-        );
-        assert_eq!(
-            step(Some(&acknowledged), 3_590_000),
-            Some(OrderedStep::Keep(chrono::Duration::seconds(11)))
-        );
-        // Past its deadline the sweep times it out; until then, the recheck.
-        assert_eq!(
-            step(Some(&acknowledged), 3_700_000),
-            Some(OrderedStep::Keep(recheck))
-        );
     }
 }
