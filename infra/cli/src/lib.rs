@@ -25,10 +25,12 @@ mod duration;
 mod error;
 mod listen;
 mod output;
+mod shutdown;
 mod signature;
 
 pub use args::{Command, Connection};
 pub use error::Error;
+pub use shutdown::shutdown_signal;
 pub use signature::{Verdict, verify};
 
 use std::process::ExitCode;

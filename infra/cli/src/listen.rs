@@ -118,7 +118,8 @@ pub async fn run(args: Listen) -> Result<Outcome> {
         };
         tokio::select! {
             () = enough => {},
-            () = shutdown_signal() => {},
+            // `listen` keeps no log to report a signal it cannot listen for to.
+            () = crate::shutdown_signal(|_, _| {}) => {},
         }
     };
     let router = Router::new().fallback(receive).with_state(receiver);
@@ -511,30 +512,6 @@ impl Receiver {
                 }
             },
         );
-    }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
     }
 }
 

@@ -78,7 +78,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     println!("triggerline listening on http://{address}");
     tracing::info!(%address, backend = ?config.backend, data_dir = %config.data_dir.display(), "serving");
 
-    app.serve(listener, shutdown_signal()).await?;
+    let stop = async {
+        triggerline_cli::shutdown_signal(|signal, e| {
+            tracing::error!(error = %e, "cannot listen for {signal}");
+        })
+        .await;
+        tracing::info!("shutting down");
+    };
+    app.serve(listener, stop).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -95,33 +102,4 @@ fn init_tracing(format: LogFormat) {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
     }
-}
-
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for SIGINT");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down");
 }
