@@ -341,13 +341,8 @@ impl FunctionEnv {
     /// How the functions announce settled invocations: on Triggerline's bus when
     /// [`env::COMPLETION_EVENTS`] is on (else nowhere), to waiters that poll ([`PollingWatch`]).
     pub fn notifier(&self, events: Arc<dyn EventPublisher>) -> Notifier {
-        let events: Arc<dyn EventPublisher> = if self.completion_events {
-            events
-        } else {
-            Arc::new(NoCompletionEvents)
-        };
         Notifier {
-            events,
+            events: self.completion_events.then_some(events),
             watch: Arc::new(PollingWatch),
             event_source: self.aws.event_source.clone(),
             inline_completion_events: self.inline_completion_events,
@@ -357,19 +352,6 @@ impl FunctionEnv {
     }
 }
 
-/// The notifier's publisher when completion events are off: they are dropped unsent.
-#[derive(Debug)]
-struct NoCompletionEvents;
-
-#[async_trait]
-impl EventPublisher for NoCompletionEvents {
-    async fn publish(
-        &self,
-        _events: &[triggerline::ports::Event],
-    ) -> Result<(), triggerline::Error> {
-        Ok(())
-    }
-}
 
 /// A count: `default` when unset, at least 1.
 fn count(

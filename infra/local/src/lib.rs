@@ -380,7 +380,7 @@ impl App {
         // have become claimable.
         let poke = Arc::new(Notify::new());
         let notifier = Notifier {
-            events: events.clone(),
+            events: Some(events.clone()),
             watch: Arc::new(BroadcastWatch::default()),
             event_source: event_source.clone(),
             inline_completion_events: true,

@@ -504,7 +504,7 @@ mod tests {
                 health: Default::default(),
             },
             notifier: Notifier {
-                events,
+                events: Some(events),
                 watch: Arc::new(BroadcastWatch::default()),
                 event_source: "triggerline".into(),
                 inline_completion_events: true,

@@ -15,7 +15,9 @@ pub const COMPLETED_EVENT: &str = "Trigger Invocation Completed";
 /// Tells waiters and the bus that an invocation settled.
 #[derive(Debug, Clone)]
 pub struct Notifier {
-    pub events: Arc<dyn EventPublisher>,
+    /// Where `Trigger Invocation Completed` goes; `None` when nobody asked for it (the
+    /// functions' default: on AWS each event is billed).
+    pub events: Option<Arc<dyn EventPublisher>>,
     pub watch: Arc<dyn InvocationWatch>,
     /// `source` of the events Triggerline publishes.
     pub event_source: String,
@@ -41,8 +43,11 @@ impl Notifier {
         if invocation.state.is_open() || invocation.trigger_type != TriggerType::RequestResponse {
             return;
         }
+        let Some(events) = &self.events else {
+            return;
+        };
         let event = completion_event(&self.event_source, invocation);
-        if let Err(e) = self.events.publish(&[event]).await {
+        if let Err(e) = events.publish(&[event]).await {
             tracing::warn!(invocation = %invocation.id, error = %e, "completion event not published");
         }
     }

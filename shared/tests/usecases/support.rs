@@ -125,7 +125,7 @@ impl Stack {
 
     pub fn notifier(&self) -> Notifier {
         Notifier {
-            events: Arc::new(self.events.clone()),
+            events: Some(Arc::new(self.events.clone())),
             watch: Arc::new(self.watch.clone()),
             event_source: "triggerline".into(),
             inline_completion_events: false,
