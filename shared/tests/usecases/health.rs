@@ -2,16 +2,11 @@
 //! spend no attempt), a probe closes or reopens it, failing for the whole period disables, and
 //! each transition is published.
 
-use std::sync::Arc;
-
 use chrono::Duration as Span;
 use serde_json::json;
-use triggerline::catalog::Catalog;
 use triggerline::health::{Circuit, HEALTH_CHANGED_EVENT};
 use triggerline::model::{Invocation, InvocationState, Subscription};
 use triggerline::ports::{SubscriptionStore, WorkItem, WorkSource};
-use triggerline::time::RandomIds;
-use triggerline::usecases::Subscriptions;
 use triggerline::usecases::intake::Started;
 use triggerline::wire::{StartInvocation, SubscriptionPatchRequest, TestInvocation};
 
@@ -53,20 +48,11 @@ fn transitions(stack: &Stack) -> Vec<String> {
         .collect()
 }
 
-fn subscriptions(stack: &Stack) -> Subscriptions {
-    Subscriptions::new(
-        Arc::new(stack.subscriptions.clone()),
-        Catalog::builtin(),
-        stack.clock.clone(),
-        Arc::new(RandomIds),
-    )
-}
-
 async fn enable(stack: &Stack, id: &str) -> Subscription {
     let patch: SubscriptionPatchRequest =
         serde_json::from_value(json!([{"op": "replace", "path": "/enabled", "value": true}]))
             .unwrap();
-    subscriptions(stack).patch(id, patch).await.unwrap()
+    stack.subscription_uses().patch(id, patch).await.unwrap()
 }
 
 #[tokio::test]

@@ -213,15 +213,11 @@ async fn editing_the_subscription_leaves_open_invocations_with_their_timeout() {
         {"op": "replace", "path": "/heartbeatTimeout", "value": "PT10M"}
     ]))
     .unwrap();
-    triggerline::usecases::Subscriptions::new(
-        std::sync::Arc::new(stack.subscriptions.clone()),
-        triggerline::catalog::Catalog::builtin(),
-        stack.clock.clone(),
-        std::sync::Arc::new(triggerline::time::RandomIds),
-    )
-    .patch(&subscription.id, patch)
-    .await
-    .unwrap();
+    stack
+        .subscription_uses()
+        .patch(&subscription.id, patch)
+        .await
+        .unwrap();
     assert_eq!(
         stack.subscriptions.all()[0]
             .heartbeat_timeout

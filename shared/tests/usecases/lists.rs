@@ -7,23 +7,12 @@ use std::time::Duration;
 
 use serde_json::json;
 use triggerline::Error;
-use triggerline::catalog::Catalog;
 use triggerline::query::{InvocationQuery, RawCollection, SubscriptionQuery};
-use triggerline::time::RandomIds;
+use triggerline::usecases::InvocationStatuses;
 use triggerline::usecases::intake::Started;
-use triggerline::usecases::{InvocationStatuses, Subscriptions};
 use triggerline::wire::StartInvocation;
 
 use crate::support::{FIRE, RESPOND, Stack, example_input};
-
-fn subscriptions(stack: &Stack) -> Subscriptions {
-    Subscriptions::new(
-        Arc::new(stack.subscriptions.clone()),
-        Catalog::builtin(),
-        stack.clock.clone(),
-        Arc::new(RandomIds),
-    )
-}
 
 fn statuses(stack: &Stack) -> InvocationStatuses {
     InvocationStatuses::new(
@@ -48,7 +37,7 @@ async fn subscriptions_list_by_trigger_and_a_deleted_one_is_gone() {
     let stack = Stack::new();
     let fire = stack.webhook(FIRE, "SYNC").await;
     let respond = stack.webhook(RESPOND, "ASYNC").await;
-    let uses = subscriptions(&stack);
+    let uses = stack.subscription_uses();
 
     let all = uses
         .list(&SubscriptionQuery::parse(&raw(None, Some("triggerId"), "10", "0")).unwrap())

@@ -1,29 +1,15 @@
 //! Signing secret rotation: the new secret, the previous one beside it for the grace period,
 //! then only the new one; and the `gracePeriod` bounds.
 
-use std::sync::Arc;
-
 use chrono::Duration as Span;
 use serde_json::json;
 use triggerline::Error;
-use triggerline::catalog::Catalog;
 use triggerline::ports::{SubscriptionStore, WorkItem};
 use triggerline::secrets::webhook_signature;
-use triggerline::time::RandomIds;
-use triggerline::usecases::Subscriptions;
 use triggerline::usecases::intake::Started;
 use triggerline::wire::{RotateSigningSecretRequest, StartInvocation};
 
 use crate::support::{FIRE, Stack, example_input, t0};
-
-fn subscriptions(stack: &Stack) -> Subscriptions {
-    Subscriptions::new(
-        Arc::new(stack.subscriptions.clone()),
-        Catalog::builtin(),
-        stack.clock.clone(),
-        Arc::new(RandomIds),
-    )
-}
 
 fn grace(text: Option<&str>) -> RotateSigningSecretRequest {
     RotateSigningSecretRequest {
@@ -63,7 +49,8 @@ async fn during_the_grace_period_deliveries_carry_the_new_and_the_old_signature(
     let stack = Stack::new();
     let old = stack.webhook(FIRE, "SYNC").await;
 
-    let rotated = subscriptions(&stack)
+    let rotated = stack
+        .subscription_uses()
         .rotate_signing_secret(&old.id, grace(Some("PT1H")))
         .await
         .unwrap();
@@ -103,7 +90,8 @@ async fn the_default_grace_period_is_a_day_and_pt0s_drops_the_old_secret_at_once
     let stack = Stack::new();
     let first = stack.webhook(FIRE, "SYNC").await;
 
-    let rotated = subscriptions(&stack)
+    let rotated = stack
+        .subscription_uses()
         .rotate_signing_secret(&first.id, RotateSigningSecretRequest::default())
         .await
         .unwrap();
@@ -112,7 +100,8 @@ async fn the_default_grace_period_is_a_day_and_pt0s_drops_the_old_secret_at_once
         t0() + Span::hours(24)
     );
 
-    let again = subscriptions(&stack)
+    let again = stack
+        .subscription_uses()
         .rotate_signing_secret(&first.id, grace(Some("PT0S")))
         .await
         .unwrap();
@@ -128,13 +117,15 @@ async fn the_default_grace_period_is_a_day_and_pt0s_drops_the_old_secret_at_once
 async fn rotating_again_during_a_grace_period_keeps_only_the_last_two_secrets() {
     let stack = Stack::new();
     let first = stack.webhook(FIRE, "SYNC").await;
-    let second = subscriptions(&stack)
+    let second = stack
+        .subscription_uses()
         .rotate_signing_secret(&first.id, grace(Some("P1D")))
         .await
         .unwrap();
     stack.advance(Span::minutes(5));
 
-    let third = subscriptions(&stack)
+    let third = stack
+        .subscription_uses()
         .rotate_signing_secret(&first.id, grace(Some("PT2H")))
         .await
         .unwrap();
@@ -163,7 +154,8 @@ async fn rotating_again_during_a_grace_period_keeps_only_the_last_two_secrets() 
 async fn a_put_after_the_grace_period_drops_the_old_secret_from_the_store() {
     let stack = Stack::new();
     let first = stack.webhook(FIRE, "SYNC").await;
-    subscriptions(&stack)
+    stack
+        .subscription_uses()
         .rotate_signing_secret(&first.id, grace(Some("PT1H")))
         .await
         .unwrap();
@@ -176,7 +168,8 @@ async fn a_put_after_the_grace_period_drops_the_old_secret_from_the_store() {
         .unwrap()
     };
 
-    let during = subscriptions(&stack)
+    let during = stack
+        .subscription_uses()
         .replace(&first.id, put())
         .await
         .unwrap();
@@ -185,7 +178,8 @@ async fn a_put_after_the_grace_period_drops_the_old_secret_from_the_store() {
         "kept in its grace"
     );
     stack.advance(Span::hours(1));
-    let after = subscriptions(&stack)
+    let after = stack
+        .subscription_uses()
         .replace(&first.id, put())
         .await
         .unwrap();
@@ -215,7 +209,8 @@ async fn grace_periods_out_of_bounds_or_malformed_are_refused_naming_the_field()
         "PT0",
         huge.as_str(),
     ] {
-        let err = subscriptions(&stack)
+        let err = stack
+            .subscription_uses()
             .rotate_signing_secret(&first.id, grace(Some(bad)))
             .await
             .err()
@@ -230,7 +225,8 @@ async fn grace_periods_out_of_bounds_or_malformed_are_refused_naming_the_field()
         Some(first.clone())
     );
     for good in ["P30D", "PT720H", "P0D", "PT0S", "PT1S"] {
-        subscriptions(&stack)
+        stack
+            .subscription_uses()
             .rotate_signing_secret(&first.id, grace(Some(good)))
             .await
             .unwrap_or_else(|e| panic!("{good}: {e}"));
@@ -240,7 +236,8 @@ async fn grace_periods_out_of_bounds_or_malformed_are_refused_naming_the_field()
 #[tokio::test]
 async fn rotating_an_unknown_subscription_is_not_found() {
     let stack = Stack::new();
-    let err = subscriptions(&stack)
+    let err = stack
+        .subscription_uses()
         .rotate_signing_secret("no-such-id", grace(None))
         .await
         .unwrap_err();

@@ -188,18 +188,20 @@ impl Stack {
         }
     }
 
-    /// Creates a subscription through its use case, from a SailPoint request body.
-    pub async fn subscribe(&self, request: Value) -> Subscription {
-        let request: SubscriptionPostRequest = serde_json::from_value(request).unwrap();
+    /// The subscription use cases over this stack's store and clock.
+    pub fn subscription_uses(&self) -> Subscriptions {
         Subscriptions::new(
             Arc::new(self.subscriptions.clone()),
             Catalog::builtin(),
             self.clock.clone(),
             Arc::new(RandomIds),
         )
-        .create(request)
-        .await
-        .unwrap()
+    }
+
+    /// Creates a subscription through its use case, from a SailPoint request body.
+    pub async fn subscribe(&self, request: Value) -> Subscription {
+        let request: SubscriptionPostRequest = serde_json::from_value(request).unwrap();
+        self.subscription_uses().create(request).await.unwrap()
     }
 
     /// An HTTP subscription of `trigger_id` in `mode`, with basic auth.
