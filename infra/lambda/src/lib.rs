@@ -352,7 +352,6 @@ impl FunctionEnv {
     }
 }
 
-
 /// A count: `default` when unset, at least 1.
 fn count(
     get: &impl Fn(&str) -> Option<String>,
