@@ -3,8 +3,6 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
-use lambda_http::RequestExt;
-use lambda_http::request::RequestContext;
 use triggerline::idempotency::{self, IdempotencyKey};
 
 use crate::ApiError;
@@ -30,23 +28,21 @@ impl<S: Send + Sync> FromRequestParts<S> for IdempotencyHeader {
     }
 }
 
-/// Whose keys these are: behind API Gateway, the JWT's subject (its `client_id` for a client
-/// credentials token without one), so that every API client has keys of its own; otherwise a
-/// digest of the bearer token the edge accepted (the local stack has one token).
+/// The caller API Gateway's JWT authorizer let in: its issuer and subject (`client_id` for a
+/// client-credentials token without one). The Lambda entry point (`triggerline_lambda::http`)
+/// puts it in the request's extensions from the request context; the local server has none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JwtCaller {
+    pub issuer: String,
+    pub subject: String,
+}
+
+/// Whose keys these are: behind API Gateway, the JWT's issuer and subject, so that every API
+/// client has keys of its own; otherwise a digest of the bearer token the edge accepted (the
+/// local stack has one token).
 fn caller_scope(parts: &Parts) -> String {
-    let context = parts.extensions.request_context_ref();
-    if let Some(RequestContext::ApiGatewayV2(context)) = context {
-        let claims = context
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.jwt.as_ref())
-            .map(|jwt| &jwt.claims);
-        if let Some(claims) = claims {
-            let issuer = claims.get("iss").map_or("", String::as_str);
-            if let Some(subject) = claims.get("sub").or_else(|| claims.get("client_id")) {
-                return format!("jwt:{issuer}:{subject}");
-            }
-        }
+    if let Some(caller) = parts.extensions.get::<JwtCaller>() {
+        return format!("jwt:{}:{}", caller.issuer, caller.subject);
     }
     let token = parts
         .headers

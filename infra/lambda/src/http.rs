@@ -12,18 +12,50 @@
 //! (`triggerline-http`), which the local server links too.
 
 use axum::Router;
-use lambda_http::request::LambdaRequest;
+use axum::extract::Request;
+use lambda_http::request::{LambdaRequest, RequestContext};
 use lambda_http::tower::ServiceExt;
-use lambda_http::{Adapter, LambdaEvent};
+use lambda_http::{Adapter, LambdaEvent, RequestExt};
 use serde_json::Value;
+use triggerline_http::JwtCaller;
 
 /// Serves `router` as the function's handler until the runtime stops it (what
-/// `lambda_http::run` does, with canonical header names).
+/// `lambda_http::run` does, with canonical header names and the JWT's caller).
 pub async fn run(router: Router) -> Result<(), crate::BootError> {
+    let router = prepared(router);
     lambda_http::lambda_runtime::run(lambda_http::service_fn(
         move |event: LambdaEvent<LambdaRequest>| handle(router.clone(), event),
     ))
     .await
+}
+
+/// `router` as `run` serves it.
+fn prepared(router: Router) -> Router {
+    router.layer(axum::middleware::map_request(with_jwt_caller))
+}
+
+/// Hands the caller API Gateway's JWT authorizer let in to the edge as a plain extension
+/// ([`JwtCaller`]), so that the routers, which the local server serves too, read no Lambda
+/// types.
+async fn with_jwt_caller(mut request: Request) -> Request {
+    if let Some(caller) = jwt_caller(&request) {
+        request.extensions_mut().insert(caller);
+    }
+    request
+}
+
+/// The JWT's issuer and subject (`client_id` for a client-credentials token without a
+/// subject), from API Gateway's request context.
+fn jwt_caller(request: &Request) -> Option<JwtCaller> {
+    let Some(RequestContext::ApiGatewayV2(context)) = request.request_context_ref() else {
+        return None;
+    };
+    let claims = &context.authorizer.as_ref()?.jwt.as_ref()?.claims;
+    let subject = claims.get("sub").or_else(|| claims.get("client_id"))?;
+    Some(JwtCaller {
+        issuer: claims.get("iss").cloned().unwrap_or_default(),
+        subject: subject.clone(),
+    })
 }
 
 /// One invocation: the event through `lambda_http`'s own conversions and `router`, and the
@@ -82,7 +114,13 @@ mod tests {
 
     /// An API Gateway HTTP API (payload 2.0) request for `path`.
     fn event(path: &str) -> LambdaEvent<LambdaRequest> {
-        let event = serde_json::json!({
+        with_claims(path, None)
+    }
+
+    /// As [`event`], with an `Idempotency-Key` and, when given, the claims of the JWT API
+    /// Gateway's authorizer accepted.
+    fn with_claims(path: &str, claims: Option<Value>) -> LambdaEvent<LambdaRequest> {
+        let mut event = serde_json::json!({
             "version": "2.0",
             "routeKey": format!("GET {path}"),
             "rawPath": path,
@@ -99,6 +137,12 @@ mod tests {
             },
             "isBase64Encoded": false
         });
+        if let Some(claims) = claims {
+            event["headers"]["idempotency-key"] = "key-1".into();
+            event["headers"]["authorization"] = "Bearer a.b.c".into();
+            event["requestContext"]["authorizer"] =
+                serde_json::json!({"jwt": {"claims": claims, "scopes": ["triggerline/write"]}});
+        }
         LambdaEvent::new(
             serde_json::from_value(event).unwrap(),
             lambda_http::Context::default(),
@@ -132,5 +176,36 @@ mod tests {
         assert!(!raw.contains("x-total-count"), "{raw}");
         assert!(!raw.contains("content-type"), "{raw}");
         assert_eq!(answer["body"], "[1,2]");
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_is_scoped_by_the_jwt_api_gateway_let_in() {
+        let router = prepared(Router::new().route(
+            "/start",
+            get(|triggerline_http::IdempotencyHeader(key)| async move {
+                key.map(|(scope, _)| scope).unwrap_or_default()
+            }),
+        ));
+        let scope = |claims: Value| {
+            let router = router.clone();
+            async move {
+                let answer = handle(router, with_claims("/start", Some(claims)))
+                    .await
+                    .unwrap();
+                answer["body"].as_str().unwrap().to_owned()
+            }
+        };
+
+        let issuer = "https://issuer.example.com";
+        let alice = scope(serde_json::json!({"iss": issuer, "sub": "alice"})).await;
+        let bob = scope(serde_json::json!({"iss": issuer, "sub": "bob"})).await;
+        let client = scope(serde_json::json!({"iss": issuer, "client_id": "app-7"})).await;
+        assert_eq!(alice, format!("jwt:{issuer}:alice"));
+        assert_eq!(bob, format!("jwt:{issuer}:bob"));
+        assert_eq!(client, format!("jwt:{issuer}:app-7"));
+        // Without a subject the bearer token's digest scopes it, as on the local server.
+        let anonymous = scope(serde_json::json!({"iss": issuer})).await;
+        assert!(!anonymous.starts_with("jwt:"), "{anonymous}");
+        assert!(!anonymous.is_empty());
     }
 }

@@ -25,7 +25,7 @@ use tower_http::trace::TraceLayer;
 /// where `headers.get("X-Total-Count")` must find the count as it does against SailPoint. Only
 /// hyper's own connection builder can write them in title case (`X-Total-Count`,
 /// `Content-Type`), which is how the Lambda functions send them too
-/// (`triggerline_http::lambda`).
+/// (`triggerline_lambda::http`).
 pub async fn serve(
     listener: TcpListener,
     router: Router,
