@@ -75,6 +75,11 @@ pub fn error_response(status: StatusCode, text: String) -> Response {
     dto_response(status, tracking_id, text)
 }
 
+/// Marks a response whose error the mapping has logged, under its tracking id, so that a
+/// request trace does not log the same failure again (the local server's `trace_layer`).
+#[derive(Debug, Clone, Copy)]
+pub struct Logged;
+
 /// The `ErrorResponseDto` response itself, under a tracking id the caller has already logged.
 fn dto_response(status: StatusCode, tracking_id: String, text: String) -> Response {
     let body = ErrorResponseDto {
@@ -87,7 +92,9 @@ fn dto_response(status: StatusCode, tracking_id: String, text: String) -> Respon
         }],
         causes: vec![],
     };
-    (status, axum::Json(body)).into_response()
+    let mut response = (status, axum::Json(body)).into_response();
+    response.extensions_mut().insert(Logged);
+    response
 }
 
 impl IntoResponse for ApiError {

@@ -17,7 +17,7 @@ mod trace;
 pub use auth::{ApiAuth, require_bearer};
 pub use callback::{Callback, CallbackBody, MAX_CALLBACK_SECRET_BYTES, is_invocation_id};
 pub use collection::{Collection, QueryParams, listed};
-pub use error::{ApiError, ErrorMessageDto, ErrorResponseDto, json_errors};
+pub use error::{ApiError, ErrorMessageDto, ErrorResponseDto, Logged, json_errors};
 pub use idempotency::{IdempotencyHeader, JwtCaller};
 pub use json::{JsonBody, JsonBodyOrDefault};
 #[cfg(feature = "openapi")]

@@ -86,7 +86,8 @@ async fn accept_failed(error: std::io::Error) {
 const STILL_RUNNING: u16 = 542;
 
 /// The request trace: a server error is a failure, which the layer logs at ERROR, except 542,
-/// which is an expected answer (the invocation goes on) and is traced like any other response.
+/// which is an expected answer (the invocation goes on), and an error the mapping has already
+/// logged with its tracking id ([`triggerline_http::Logged`]): each failure is one ERROR line.
 /// Each request's span carries a `trace_id` ([`RequestSpan`]).
 pub fn trace_layer() -> TraceLayer<SharedClassifier<ServerErrorsExceptStillRunning>, RequestSpan> {
     TraceLayer::new(SharedClassifier::new(ServerErrorsExceptStillRunning))
@@ -116,7 +117,7 @@ impl<B> tower_http::trace::MakeSpan<B> for RequestSpan {
     }
 }
 
-/// [`ServerErrorsAsFailures`], with 542 a success.
+/// [`ServerErrorsAsFailures`], with 542 a success and an error already logged not a failure.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ServerErrorsExceptStillRunning;
 
@@ -128,7 +129,9 @@ impl ClassifyResponse for ServerErrorsExceptStillRunning {
         self,
         response: &Response<B>,
     ) -> ClassifiedResponse<Self::FailureClass, Self::ClassifyEos> {
-        if response.status().as_u16() == STILL_RUNNING {
+        if response.status().as_u16() == STILL_RUNNING
+            || response.extensions().get::<triggerline_http::Logged>().is_some()
+        {
             return ClassifiedResponse::Ready(Ok(()));
         }
         ServerErrorsAsFailures::new().classify_response(response)
@@ -262,5 +265,31 @@ mod tests {
     async fn other_server_errors_still_are() {
         assert_eq!(errors_logged_for(503).await.len(), 1);
         assert_eq!(errors_logged_for(200).await, Vec::<String>::new());
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn a_store_outage_is_one_error_line_with_its_tracking_id() {
+        let router = Router::new()
+            .route(
+                "/",
+                get(|| async {
+                    let down = std::io::Error::other("the store is down");
+                    triggerline_http::ApiError::from(triggerline::Error::unavailable(down))
+                }),
+            )
+            .layer(trace_layer());
+        let errors = Errors::default();
+        let _logs =
+            tracing::subscriber::set_default(tracing_subscriber::registry().with(errors.clone()));
+
+        let response = router
+            .oneshot(Request::get("/").body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let logged = errors.0.lock().unwrap().clone();
+        assert_eq!(logged.len(), 1, "{logged:?}");
+        assert!(logged[0].contains("tracking_id"), "{logged:?}");
     }
 }
