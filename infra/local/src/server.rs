@@ -130,7 +130,10 @@ impl ClassifyResponse for ServerErrorsExceptStillRunning {
         response: &Response<B>,
     ) -> ClassifiedResponse<Self::FailureClass, Self::ClassifyEos> {
         if response.status().as_u16() == STILL_RUNNING
-            || response.extensions().get::<triggerline_http::Logged>().is_some()
+            || response
+                .extensions()
+                .get::<triggerline_http::Logged>()
+                .is_some()
         {
             return ClassifiedResponse::Ready(Ok(()));
         }
