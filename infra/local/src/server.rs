@@ -176,22 +176,27 @@ mod tests {
     }
 
     async fn errors_logged_for(status: u16) -> Vec<String> {
-        let router = Router::new()
-            .route(
-                "/",
-                get(move || async move { StatusCode::from_u16(status).unwrap() }),
-            )
-            .layer(trace_layer());
+        let status = StatusCode::from_u16(status).unwrap();
+        errors_logged_by(
+            Router::new().route("/", get(move || async move { status })),
+            status,
+        )
+        .await
+    }
+
+    /// What `GET /` on `router`, under the trace layer, logs at ERROR; its answer is `status`.
+    async fn errors_logged_by(router: Router, status: StatusCode) -> Vec<String> {
         let errors = Errors::default();
         let _logs =
             tracing::subscriber::set_default(tracing_subscriber::registry().with(errors.clone()));
 
         let response = router
+            .layer(trace_layer())
             .oneshot(Request::get("/").body(Body::empty()).unwrap())
             .await
             .unwrap();
 
-        assert_eq!(response.status().as_u16(), status);
+        assert_eq!(response.status(), status);
         errors.0.lock().unwrap().clone()
     }
 
@@ -272,26 +277,16 @@ mod tests {
 
     #[tokio::test(flavor = "current_thread")]
     async fn a_store_outage_is_one_error_line_with_its_tracking_id() {
-        let router = Router::new()
-            .route(
-                "/",
-                get(|| async {
-                    let down = std::io::Error::other("the store is down");
-                    triggerline_http::ApiError::from(triggerline::Error::unavailable(down))
-                }),
-            )
-            .layer(trace_layer());
-        let errors = Errors::default();
-        let _logs =
-            tracing::subscriber::set_default(tracing_subscriber::registry().with(errors.clone()));
+        let router = Router::new().route(
+            "/",
+            get(|| async {
+                let down = std::io::Error::other("the store is down");
+                triggerline_http::ApiError::from(triggerline::Error::unavailable(down))
+            }),
+        );
 
-        let response = router
-            .oneshot(Request::get("/").body(Body::empty()).unwrap())
-            .await
-            .unwrap();
+        let logged = errors_logged_by(router, StatusCode::SERVICE_UNAVAILABLE).await;
 
-        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let logged = errors.0.lock().unwrap().clone();
         assert_eq!(logged.len(), 1, "{logged:?}");
         assert!(logged[0].contains("tracking_id"), "{logged:?}");
     }
