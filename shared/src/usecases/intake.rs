@@ -877,13 +877,13 @@ fn scheduled_at(
             "delay",
             "give either delay or timestamp, not both",
         )),
-        // A zero delay (`PT0S`) is "now", as a timestamp in the past is.
-        (Some(delay), None) => match IsoDuration::parse_millis_or_zero("delay", delay)? {
-            0 => Ok(now),
-            _ => Ok(later(
-                now,
-                IsoDuration::parse_bounded("delay", delay)?.as_chrono(),
-            )),
+        (Some(delay), None) => match IsoDuration::parse_bounded("delay", delay) {
+            Ok(delay) => Ok(later(now, delay.as_chrono())),
+            // A zero delay (`PT0S`) is "now", as a timestamp in the past is.
+            Err(refused) => match IsoDuration::parse_millis_or_zero("delay", delay) {
+                Ok(0) => Ok(now),
+                _ => Err(refused),
+            },
         },
         (None, Some(ms)) => {
             let latest = later(now, max_ahead());
