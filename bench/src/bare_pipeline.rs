@@ -73,10 +73,21 @@ pub struct BarePipeline {
     pub accepts_per_s: f64,
     pub accept_latency: Summary,
     pub accept_outcomes: Outcomes,
+    /// CPU seconds (user + system) `pipeline-proto` used over the closed loop, from the first
+    /// accept sent to the last delivery seen: what one delivery costs it, beside what one costs
+    /// Triggerline. Unlike throughput, this hardly moves with what else the machine runs.
+    pub cpu_s: f64,
     /// One in flight at [`RATE_PER_S`]: send to arrival at `echo-server` (its own clock).
     pub paced_starts: usize,
     pub accept_deliver: Transit,
     pub paced_outcomes: Outcomes,
+}
+
+impl BarePipeline {
+    /// `pipeline-proto`'s CPU time per delivery of the closed loop, in µs.
+    pub fn cpu_us_per_delivery(&self) -> f64 {
+        self.cpu_s * 1e6 / (self.deliveries.max(1) as f64)
+    }
 }
 
 /// `sqlite-bench --probe fsync`, in ms.
@@ -178,6 +189,7 @@ pub async fn run(
     .await;
     wait_for_count(client, &echo, warmup as u64).await?;
     reset(client, &echo).await?;
+    let cpu_before = proto.cpu_seconds();
     let measured = burst(
         count,
         plan.producers,
@@ -187,6 +199,7 @@ pub async fn run(
     )
     .await;
     let (deliveries, last_seen) = wait_for_count(client, &echo, count as u64).await?;
+    let cpu_s = proto.cpu_seconds() - cpu_before;
     let elapsed = last_seen.saturating_duration_since(measured.began);
     drop(proto);
 
@@ -199,6 +212,7 @@ pub async fn run(
         accepts_per_s: measured.outcomes.ok as f64 / measured.elapsed.as_secs_f64().max(1e-9),
         accept_latency: measured.latency,
         accept_outcomes: measured.outcomes,
+        cpu_s,
         paced_starts: plan.paced_starts,
         accept_deliver,
         paced_outcomes,
@@ -240,7 +254,7 @@ fn micros(v: &Value) -> f64 {
 /// perf-limits' own runs), delivering to the `echo-server` on `echo_port`.
 struct Proto {
     url: String,
-    _tool: Tool,
+    tool: Tool,
 }
 
 impl Proto {
@@ -264,7 +278,14 @@ impl Proto {
         .await?;
         Ok(Proto {
             url: format!("http://127.0.0.1:{port}/trigger-invocations/v1/start"),
-            _tool: tool,
+            tool,
+        })
+    }
+
+    /// CPU seconds the process has used so far.
+    fn cpu_seconds(&self) -> f64 {
+        self.tool.pid.map_or(0.0, |pid| {
+            crate::triggerline::cpu_seconds_of(&format!("/proc/{pid}/stat"))
         })
     }
 }
@@ -272,6 +293,7 @@ impl Proto {
 /// A child process that announced it listens; killed when dropped.
 struct Tool {
     _child: Child,
+    pid: Option<u32>,
 }
 
 impl Tool {
@@ -300,7 +322,8 @@ impl Tool {
         .with_context(|| format!("{} did not listen within 10 s", binary.display()))??;
         // Keep draining, so that the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Tool { _child: child })
+        let pid = child.id();
+        Ok(Tool { _child: child, pid })
     }
 }
 

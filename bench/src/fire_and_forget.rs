@@ -140,6 +140,13 @@ pub async fn run(
     })
 }
 
+impl FireAndForget {
+    /// Triggerline's CPU time per delivery of the measured run, in µs.
+    pub fn cpu_us_per_delivery(&self) -> f64 {
+        self.cpu.triggerline_s * 1e6 / (self.deliveries.max(1) as f64)
+    }
+}
+
 /// `count` starts from `producers` tasks, start `i` with `bodies[i mod len]`.
 async fn start_each(
     api: &crate::triggerline::Api,

@@ -97,6 +97,8 @@ pub enum Unit {
     MiB,
     Percent,
     Times,
+    /// Microseconds, for CPU time per operation.
+    Us,
 }
 
 impl Unit {
@@ -107,6 +109,7 @@ impl Unit {
             Unit::MiB => format!("{x:.1} MiB"),
             Unit::Percent => format!("{:.0} %", x * 100.0),
             Unit::Times => format!("{x:.2}x"),
+            Unit::Us => format!("{x:.0} µs"),
         }
     }
 
@@ -127,7 +130,7 @@ impl Unit {
     }
 }
 
-/// Length of the unit both strings end with (" ms", "/s", " %", "x", " MiB").
+/// Length of the unit both strings end with (" ms", "/s", " %", "x", " MiB", " µs").
 fn common_suffix(a: &str, b: &str) -> usize {
     let n = a
         .bytes()
@@ -272,6 +275,7 @@ impl Report {
 fn compared_unit(f: &Figure) -> Unit {
     match f.unit {
         Unit::PerS => Unit::PerS,
+        Unit::Us => Unit::Us,
         _ => Unit::Ms,
     }
 }
@@ -442,6 +446,26 @@ fn figures(runs: &[Run], machine: &Machine) -> Vec<Figure> {
             values,
             compared_with: compared.map(|c| ("bare deliveries".to_owned(), c)),
             ratio_unit: Unit::Percent,
+            target: "none (reported)".to_owned(),
+        });
+    }
+    // What one delivery costs in CPU, Triggerline's process against `pipeline-proto`'s: the
+    // throughput ratios follow whatever else the two cores run, this much less. No target.
+    for (i, name) in [(0, "1 subscription"), (1, "10 subscriptions")] {
+        let values = per_run(&|r| r.fire_and_forget[i].cpu_us_per_delivery());
+        let compared: Option<Vec<f64>> = bare
+            .as_ref()
+            .map(|b| b.iter().map(|b| b.cpu_us_per_delivery()).collect());
+        figures.push(Figure {
+            name: format!("CPU per F&F delivery, {name}"),
+            unit: Unit::Us,
+            passes: None,
+            ratios: compared
+                .as_ref()
+                .map(|c| values.iter().zip(c).map(|(v, c)| v / c.max(1e-9)).collect()),
+            values,
+            compared_with: compared.map(|c| ("bare CPU per delivery".to_owned(), c)),
+            ratio_unit: Unit::Times,
             target: "none (reported)".to_owned(),
         });
     }
@@ -653,6 +677,12 @@ fn bare_rows(table: &mut Table<4>, b: &BarePipeline) {
         String::new(),
     ]);
     table.row([
+        "CPU per delivery (pipeline-proto, user + system)".into(),
+        format!("{:.0} µs ({:.2} s)", b.cpu_us_per_delivery(), b.cpu_s),
+        String::new(),
+        String::new(),
+    ]);
+    table.row([
         "accept latency p50 / p99".into(),
         p50_p99(&b.accept_latency),
         String::new(),
@@ -717,6 +747,10 @@ fn fire_and_forget_rows(table: &mut Table<4>, n: usize, f: &FireAndForget) {
         verdict(f.all_completed_after_ms.is_some()).into(),
     ]);
     table.value("CPU cores busy: triggerline / bench", cores(&f.cpu));
+    table.value(
+        "CPU per delivery (triggerline, user + system)",
+        format!("{:.0} µs", f.cpu_us_per_delivery()),
+    );
     table.value("RSS / peak RSS at end", rss(&f.process.memory));
 }
 
@@ -924,5 +958,6 @@ mod tests {
         assert_eq!(Unit::Percent.range(&[0.62, 0.615]), "62 %");
         assert_eq!(Unit::Times.range(&[1.25, 1.5]), "1.25..1.50x");
         assert_eq!(Unit::MiB.range(&[]), "-");
+        assert_eq!(Unit::Us.range(&[61.4, 143.0]), "61..143 µs");
     }
 }

@@ -268,7 +268,7 @@ impl CpuUse {
 }
 
 /// utime + stime of a process from `/proc/<pid>/stat`, in seconds.
-fn cpu_seconds_of(path: &str) -> f64 {
+pub fn cpu_seconds_of(path: &str) -> f64 {
     /// Clock ticks per second of `/proc` times (USER_HZ, fixed at 100 in Linux's ABI).
     const USER_HZ: f64 = 100.0;
     let stat = std::fs::read_to_string(path).unwrap_or_default();
