@@ -432,44 +432,53 @@ fn figures(runs: &[Run], machine: &Machine) -> Vec<Figure> {
     });
     if runs.iter().all(|r| r.fire_and_forget.len() > 2) {
         // Issue 15 asks for this figure without a target: shown with its ratio, judged by none.
-        let values = per_run(&|r| r.fire_and_forget[2].deliveries_per_s);
-        let compared: Option<Vec<f64>> = bare
-            .as_ref()
-            .map(|b| b.iter().map(|b| b.deliveries_per_s).collect());
-        figures.push(Figure {
-            name: "F&F deliveries/s, 1 subscription, 1,000 ordering keys".to_owned(),
-            unit: Unit::PerS,
-            passes: None,
-            ratios: compared
-                .as_ref()
-                .map(|c| values.iter().zip(c).map(|(v, c)| v / c.max(1e-9)).collect()),
-            values,
-            compared_with: compared.map(|c| ("bare deliveries".to_owned(), c)),
-            ratio_unit: Unit::Percent,
-            target: "none (reported)".to_owned(),
-        });
+        figures.push(unjudged(
+            bare.as_deref(),
+            "F&F deliveries/s, 1 subscription, 1,000 ordering keys".to_owned(),
+            (Unit::PerS, Unit::Percent),
+            per_run(&|r| r.fire_and_forget[2].deliveries_per_s),
+            "bare deliveries",
+            &|b| b.deliveries_per_s,
+        ));
     }
     // What one delivery costs in CPU, Triggerline's process against `pipeline-proto`'s: the
     // throughput ratios follow whatever else the two cores run, this much less. No target.
     for (i, name) in [(0, "1 subscription"), (1, "10 subscriptions")] {
-        let values = per_run(&|r| r.fire_and_forget[i].cpu_us_per_delivery());
-        let compared: Option<Vec<f64>> = bare
-            .as_ref()
-            .map(|b| b.iter().map(|b| b.cpu_us_per_delivery()).collect());
-        figures.push(Figure {
-            name: format!("CPU per F&F delivery, {name}"),
-            unit: Unit::Us,
-            passes: None,
-            ratios: compared
-                .as_ref()
-                .map(|c| values.iter().zip(c).map(|(v, c)| v / c.max(1e-9)).collect()),
-            values,
-            compared_with: compared.map(|c| ("bare CPU per delivery".to_owned(), c)),
-            ratio_unit: Unit::Times,
-            target: "none (reported)".to_owned(),
-        });
+        figures.push(unjudged(
+            bare.as_deref(),
+            format!("CPU per F&F delivery, {name}"),
+            (Unit::Us, Unit::Times),
+            per_run(&|r| r.fire_and_forget[i].cpu_us_per_delivery()),
+            "bare CPU per delivery",
+            &|b| b.cpu_us_per_delivery(),
+        ));
     }
     figures
+}
+
+/// A figure shown with its ratio to the bare pipeline (when it ran) and judged by no target;
+/// `units` are the figure's and the ratio's.
+fn unjudged(
+    bare: Option<&[&BarePipeline]>,
+    name: String,
+    (unit, ratio_unit): (Unit, Unit),
+    values: Vec<f64>,
+    against: &str,
+    bare_value: &dyn Fn(&BarePipeline) -> f64,
+) -> Figure {
+    let compared: Option<Vec<f64>> = bare.map(|b| b.iter().map(|b| bare_value(b)).collect());
+    Figure {
+        name,
+        unit,
+        passes: None,
+        ratios: compared
+            .as_ref()
+            .map(|c| values.iter().zip(c).map(|(v, c)| v / c.max(1e-9)).collect()),
+        values,
+        compared_with: compared.map(|c| (against.to_owned(), c)),
+        ratio_unit,
+        target: "none (reported)".to_owned(),
+    }
 }
 
 /// Lambda init per bootstrap, against issue 14's targets.
