@@ -23,7 +23,9 @@
 //! Every Triggerline scenario starts a fresh `triggerline` child process (own temporary data
 //! dir, random token, `--listen 127.0.0.1:0`, `RUST_LOG=warn`) and a fresh webhook receiver
 //! inside this process, then drives load through one pooled HTTP client. Memory (VmRSS, VmHWM)
-//! is read from `/proc/<pid>/status` at the end of every scenario. The report is a plain-text
+//! is read from `/proc/<pid>/status` at the end of every scenario; CPU time (user + system)
+//! from `/proc/<pid>/stat` around each measured phase, `pipeline-proto`'s too, for the CPU per
+//! delivery of both. The report is a plain-text
 //! table on stdout (and JSON with every run's raw numbers with `--json`). Request failures are
 //! counted, never fatal; the exit code is non-zero only when a setup fails. Timing claims
 //! belong here, never in the test suite. Nothing leaves 127.0.0.1.
