@@ -1,33 +1,52 @@
-//! The outbound HTTP/TLS stack of a process: the AWS SDK's own hyper connector, on rustls with
-//! ring, resolving names through a [`SharedDnsResolver`]. The SDK clients and the Secrets Manager
-//! call (`triggerline-aws`) and the webhook client (`triggerline-webhook`) all build their
-//! connectors here.
+//! The outbound HTTP/TLS stack of a process: one pooled hyper client (HTTP/1.1, keep-alive,
+//! rustls on ring, the system's root certificates), resolving names through a
+//! [`SharedDnsResolver`]. The SDK clients and the Secrets Manager call (`triggerline-aws`) and
+//! the webhook client (`triggerline-webhook`) all build their connectors here.
 //!
-//! Why a crate of its own: the connector's code is generic (over the resolver, and all of hyper
+//! Why not the SDK's own `aws-smithy-http-client`: its manifest turns on HTTP/2 in hyper, so
+//! every bootstrap carried `h2` (256 kB of the x86_64 dispatcher, which had about 60 kB left
+//! under the 6 MB budget) although DynamoDB, SQS, EventBridge and Secrets Manager all speak
+//! HTTP/1.1 and webhooks are posted over HTTP/1.1. The adapter below is the part of that crate
+//! the functions used: a hyper-util client behind the SDK's [`HttpConnector`] trait, with its
+//! error classification (what the SDK's retry rules read).
+//!
+//! Why a crate of its own: the client's code is generic (over the resolver, and all of hyper
 //! under it), and Rust instantiates generic code in the crate that calls it. A binary that talks
 //! to AWS and posts webhooks (the dispatcher) shares one copy only when both adapters call into
-//! one crate upstream of them both; built in each adapter crate, the copies were 38 kB more of the
-//! dispatcher's bootstrap, which has a few kB of headroom.
+//! one crate upstream of them both.
 //!
-//! Every connector parses the native root certificates into a trust store of its own (the SDK
-//! reads the files once per process and keeps only their contents; `TlsContext` shares no parsed
-//! store), and the SDK's own HTTP client builds a throwaway connector for each SDK client. So a
+//! Every connector parses the native root certificates into a trust store of its own, so a
 //! process builds as few as it can: [`AwsHttpClient`] is one connector per set of timeouts for
 //! every SDK client and the Secrets Manager call, and the webhook client has its own only because
 //! its resolver differs.
 #![forbid(unsafe_code)]
 
+use std::error::Error as StdError;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
-use aws_smithy_http_client::{Connector, tls};
 use aws_smithy_runtime::client::dns::TokioDnsResolver;
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
-use aws_smithy_runtime_api::client::dns::SharedDnsResolver;
+use aws_smithy_runtime_api::client::dns::{ResolveDns, ResolveDnsError, SharedDnsResolver};
 use aws_smithy_runtime_api::client::http::{
-    HttpClient, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
 };
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use aws_smithy_types::retry::ErrorKind;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
+use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Resolves names with tokio (the system resolver), keeping every address.
 pub fn tokio_resolver() -> SharedDnsResolver {
@@ -36,11 +55,7 @@ pub fn tokio_resolver() -> SharedDnsResolver {
 
 /// The HTTP client of the SDK clients of one configuration, whose connectors the Secrets Manager
 /// call borrows ([`AwsHttpClient::connector`]): one connector over [`tokio_resolver`] per set of
-/// connector timeouts, built when first asked for.
-///
-/// The SDK's own `Builder::build_with_resolver` client keeps the same cache, but also builds a
-/// throwaway connector each time an SDK client is created (to load the certificates early), and
-/// nothing outside the SDK can reach its connectors. Clones share the connectors.
+/// connector timeouts, built when first asked for. Clones share the connectors.
 #[derive(Debug, Clone, Default)]
 pub struct AwsHttpClient {
     connectors: Arc<Mutex<Vec<(ConnectorKey, SharedHttpConnector)>>>,
@@ -68,12 +83,12 @@ impl AwsHttpClient {
         if let Some((_, connector)) = connectors.iter().find(|(k, _)| *k == key) {
             return connector.clone();
         }
-        let connector = SharedHttpConnector::new(
-            Connector::builder()
-                .connector_settings(settings.clone())
-                .tls_provider(rustls())
-                .build_with_resolver(tokio_resolver()),
-        );
+        let connector = SharedHttpConnector::new(Hyper::new(
+            tokio_resolver(),
+            None,
+            key.connect_timeout,
+            key.read_timeout,
+        ));
         connectors.push((key, connector.clone()));
         connector
     }
@@ -93,7 +108,7 @@ impl HttpClient for AwsHttpClient {
         self.connector(settings)
     }
 
-    // What the SDK's hyper client reports (the user agent's `http` metadata).
+    // What the SDK's user agent reports as its `http` metadata.
     fn connector_metadata(&self) -> Option<ConnectorMetadata> {
         Some(ConnectorMetadata::new("hyper", Some("1.x".into())))
     }
@@ -101,16 +116,316 @@ impl HttpClient for AwsHttpClient {
 
 /// One pooled connector (keep-alive, `TCP_NODELAY`, no proxy, no redirects) over `resolver`,
 /// keeping at most `pool_max_idle_per_host` idle connections per host (`None`: hyper's default).
+/// It sets no timeouts: the caller bounds each call.
 pub fn connector(
     resolver: SharedDnsResolver,
     pool_max_idle_per_host: Option<usize>,
 ) -> SharedHttpConnector {
-    let mut builder = Connector::builder();
-    builder.set_pool_max_idle_per_host(pool_max_idle_per_host);
-    SharedHttpConnector::new(builder.tls_provider(rustls()).build_with_resolver(resolver))
+    SharedHttpConnector::new(Hyper::new(resolver, pool_max_idle_per_host, None, None))
 }
 
-/// rustls on ring: no aws-lc to build.
-fn rustls() -> tls::Provider {
-    tls::Provider::Rustls(tls::rustls_provider::CryptoMode::Ring)
+type Https = hyper_rustls::HttpsConnector<TcpConnector<Resolve>>;
+
+/// The SDK's [`HttpConnector`] over a hyper-util client.
+#[derive(Debug, Clone)]
+struct Hyper {
+    client: Client<Https, SdkBody>,
+    /// Until the response's head has arrived, from the start of the call (connecting included).
+    read_timeout: Option<Duration>,
+}
+
+impl Hyper {
+    fn new(
+        resolver: SharedDnsResolver,
+        pool_max_idle_per_host: Option<usize>,
+        connect_timeout: Option<Duration>,
+        read_timeout: Option<Duration>,
+    ) -> Self {
+        let mut tcp = TcpConnector::new_with_resolver(Resolve(resolver));
+        tcp.enforce_http(false); // https:// URLs pass through to the TLS layer
+        tcp.set_nodelay(true);
+        tcp.set_connect_timeout(connect_timeout);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls_config())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let mut builder = Client::builder(TokioExecutor::new());
+        // The timer is what lets idle pooled connections expire (hyper's 90 s).
+        builder.pool_timer(TokioTimer::new());
+        if let Some(max) = pool_max_idle_per_host {
+            builder.pool_max_idle_per_host(max);
+        }
+        Hyper {
+            client: builder.build(https),
+            read_timeout,
+        }
+    }
+}
+
+impl HttpConnector for Hyper {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let request = match request.try_into_http1x() {
+            Ok(request) => request,
+            Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
+        };
+        let response = self.client.request(request);
+        let read_timeout = self.read_timeout;
+        HttpConnectorFuture::new(async move {
+            let response = match read_timeout {
+                Some(limit) => match tokio::time::timeout(limit, response).await {
+                    Ok(response) => response,
+                    Err(elapsed) => return Err(ConnectorError::timeout(elapsed.into())),
+                },
+                None => response.await,
+            };
+            match response {
+                Ok(response) => HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+                    .map_err(|e| ConnectorError::other(e.into(), None)),
+                Err(e) => Err(classify(e)),
+            }
+        })
+    }
+}
+
+/// Sorts a failed call the way the SDK's own hyper connector does, because its retry rules
+/// read the kind: whatever failed before a request went out (name, TCP, TLS) and lost
+/// connections are I/O (retried), timeouts are timeouts, hyper's refusals of the request itself
+/// are the caller's.
+fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
+    let connect = error.is_connect();
+    let hyper = find::<hyper::Error>(&error).map(|e| {
+        (
+            e.is_timeout(),
+            e.is_user(),
+            e.is_closed() || e.is_canceled(),
+            e.is_incomplete_message(),
+        )
+    });
+    let io = find::<std::io::Error>(&error).is_some();
+    let error: BoxError = Box::new(error);
+    match hyper {
+        _ if connect => ConnectorError::io(error),
+        Some((true, ..)) => ConnectorError::timeout(error),
+        Some((_, true, ..)) => ConnectorError::user(error),
+        Some((_, _, true, _)) => ConnectorError::io(error),
+        _ if io => ConnectorError::io(error),
+        // The connection closed mid-response: transient, as the SDK's connector judges it.
+        Some((.., true)) => ConnectorError::other(error, Some(ErrorKind::TransientError)),
+        _ => ConnectorError::other(error, None),
+    }
+}
+
+fn find<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+    let mut next = Some(error);
+    while let Some(cause) = next {
+        if let Some(found) = cause.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = cause.source();
+    }
+    None
+}
+
+/// rustls on ring, trusting the system's root certificates (`/etc/ssl`, or the Lambda image's
+/// bundle). A certificate that does not parse is skipped, as the SDK's connector skips it.
+fn tls_config() -> rustls::ClientConfig {
+    let mut roots = rustls::RootCertStore::empty();
+    let found = rustls_native_certs::load_native_certs();
+    for error in &found.errors {
+        tracing::warn!(%error, "a system root certificate could not be read");
+    }
+    let (added, skipped) = roots.add_parsable_certificates(found.certs);
+    if added == 0 {
+        tracing::warn!(
+            skipped,
+            "no system root certificates: every https:// call will fail"
+        );
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        // ring supports every version rustls does, so the defaults cannot be refused.
+        .unwrap_or_else(|_| unreachable!("ring supports TLS 1.2 and 1.3"))
+        .with_root_certificates(roots)
+        .with_no_client_auth()
+}
+
+/// A [`SharedDnsResolver`] as the resolver hyper-util's connector calls. Its errors stay in the
+/// failed call's source chain, so a caller can find its own (the webhook client's refusal of a
+/// private address).
+#[derive(Debug, Clone)]
+struct Resolve(SharedDnsResolver);
+
+impl tower_service::Service<Name> for Resolve {
+    type Response = std::vec::IntoIter<SocketAddr>;
+    type Error = ResolveDnsError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, name: Name) -> Self::Future {
+        let resolver = self.0.clone();
+        Box::pin(async move {
+            let ips = resolver.resolve_dns(name.as_str()).await?;
+            // Port 0: the connector puts the URL's port on every address.
+            let addresses: Vec<SocketAddr> =
+                ips.into_iter().map(|ip| SocketAddr::new(ip, 0)).collect();
+            Ok(addresses.into_iter())
+        })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_smithy_runtime_api::client::dns::DnsFuture;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    /// A keep-alive HTTP/1.1 server on 127.0.0.1 that answers every request with `answer` and
+    /// counts the connections it accepted.
+    async fn server(answer: &'static str) -> (SocketAddr, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let connections = Arc::new(AtomicUsize::new(0));
+        let counted = connections.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buffer = vec![0; 64 * 1024];
+                    // One read holds a whole small request; answer each.
+                    while let Ok(n) = stream.read(&mut buffer).await {
+                        if n == 0 || stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (address, connections)
+    }
+
+    fn post(url: &str) -> HttpRequest {
+        let request = hyper::Request::post(url).body(SdkBody::from("{}")).unwrap();
+        HttpRequest::try_from(request).unwrap()
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}";
+
+    #[tokio::test]
+    async fn posts_and_reads_the_answer_over_one_kept_alive_connection() {
+        let (address, connections) = server(OK).await;
+        let connector = connector(tokio_resolver(), Some(8));
+        for _ in 0..3 {
+            let response = connector
+                .call(post(&format!("http://{address}/hook")))
+                .await
+                .unwrap();
+            assert_eq!(response.status().as_u16(), 200);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(&body[..], b"{}");
+        }
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            1,
+            "the connection is reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_io_which_the_sdk_retries() {
+        let unused = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = unused.local_addr().unwrap();
+        drop(unused);
+        let error = connector(tokio_resolver(), None)
+            .call(post(&format!("http://{address}/")))
+            .await
+            .unwrap_err();
+        assert!(error.is_io(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn an_https_url_speaks_tls() {
+        // A plain-HTTP server cannot complete a TLS handshake: the call fails before any
+        // request is sent, as a connection error.
+        let (address, _) = server(OK).await;
+        let error = connector(tokio_resolver(), None)
+            .call(post(&format!("https://{address}/hook")))
+            .await
+            .unwrap_err();
+        assert!(error.is_io(), "{error:?}");
+        // rustls's refusal of the answer, inside the I/O error tokio-rustls wraps it in.
+        assert!(format!("{error:?}").contains("InvalidMessage"), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_server_that_never_answers_is_a_timeout() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        // Accepts and holds the connection without a word.
+        let held = tokio::spawn(async move { listener.accept().await.unwrap() });
+        let settings = HttpConnectorSettings::builder()
+            .read_timeout(Duration::from_millis(50))
+            .build();
+        let error = AwsHttpClient::default()
+            .connector(&settings)
+            .call(post(&format!("http://{address}/")))
+            .await
+            .unwrap_err();
+        assert!(error.is_timeout(), "{error:?}");
+        drop(held);
+    }
+
+    /// The resolver's own error, as the webhook client's private-address guard raises it.
+    #[derive(Debug)]
+    struct Refused;
+    impl std::fmt::Display for Refused {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("refused by the resolver")
+        }
+    }
+    impl StdError for Refused {}
+
+    #[derive(Debug)]
+    struct Refusing;
+    impl ResolveDns for Refusing {
+        fn resolve_dns<'a>(&'a self, _name: &'a str) -> DnsFuture<'a> {
+            DnsFuture::ready(Err(ResolveDnsError::new(Refused)))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_resolver_refusal_stays_in_the_error_chain() {
+        let error = connector(SharedDnsResolver::new(Refusing), None)
+            .call(post("http://receiver.example/hook"))
+            .await
+            .unwrap_err();
+        assert!(error.is_io(), "{error:?}");
+        assert!(find::<Refused>(&error).is_some(), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn the_sdk_clients_share_one_connector_per_set_of_timeouts() {
+        let client = AwsHttpClient::default();
+        let short = HttpConnectorSettings::builder()
+            .connect_timeout(Duration::from_secs(1))
+            .build();
+        let long = HttpConnectorSettings::builder()
+            .connect_timeout(Duration::from_secs(9))
+            .build();
+        for settings in [&short, &short, &long, &long] {
+            client.connector(settings);
+        }
+        assert_eq!(client.connectors.lock().unwrap().len(), 2);
+    }
 }
