@@ -25,7 +25,7 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -228,8 +228,17 @@ fn find<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Optio
 }
 
 /// rustls on ring, trusting the system's root certificates (`/etc/ssl`, or the Lambda image's
-/// bundle). A certificate that does not parse is skipped, as the SDK's connector skips it.
+/// bundle), read and parsed once per process: reading them is most of a function's init (a
+/// few ms on Debian, whose 146 certificates are read twice, as the bundle and one by one), and
+/// the dispatcher builds two connectors (the SDK's and the webhooks'). Clones share the parsed
+/// store.
 fn tls_config() -> rustls::ClientConfig {
+    static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
+    CONFIG.get_or_init(system_roots_config).clone()
+}
+
+/// A certificate that does not parse is skipped, as the SDK's connector skips it.
+fn system_roots_config() -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
     let found = rustls_native_certs::load_native_certs();
     for error in &found.errors {
