@@ -10,6 +10,15 @@
 //! the functions used: a hyper-util client behind the SDK's [`HttpConnector`] trait, with its
 //! error classification (what the SDK's retry rules read).
 //!
+//! What differs from the SDK's client, on purpose: TLS offers `http/1.1` alone in ALPN (the SDK's
+//! offered `h2` first, so an HTTPS webhook receiver that speaks HTTP/2 now gets HTTP/1.1, which
+//! every HTTPS server accepts); ring's default cipher suites are kept (the SDK's list leaves out
+//! the two ChaCha20-Poly1305 ones; all are AEAD with forward secrecy); there is no proxy support
+//! (the SDK's was off unless configured, and a proxy would defeat the webhook client's check of
+//! the address it dials); and the SDK cannot capture a connection to poison it after a
+//! transient error, which matters little because hyper-util closes a connection whose request
+//! was abandoned by a timeout rather than pooling it.
+//!
 //! Why a crate of its own: the client's code is generic (over the resolver, and all of hyper
 //! under it), and Rust instantiates generic code in the crate that calls it. A binary that talks
 //! to AWS and posts webhooks (the dispatcher) shares one copy only when both adapters call into
