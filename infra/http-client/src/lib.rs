@@ -15,9 +15,9 @@
 //! every HTTPS server accepts); ring's default cipher suites are kept (the SDK's list leaves out
 //! the two ChaCha20-Poly1305 ones; all are AEAD with forward secrecy); there is no proxy support
 //! (the SDK's was off unless configured, and a proxy would defeat the webhook client's check of
-//! the address it dials); and the SDK cannot capture a connection to poison it after a
-//! transient error, which matters little because hyper-util closes a connection whose request
-//! was abandoned by a timeout rather than pooling it.
+//! the address it dials); and the SDK's connection poisoning (closing a connection after a
+//! transient error) has no captured connection to act on, so such a connection is reused unless
+//! hyper has closed it.
 //!
 //! Why a crate of its own: the client's code is generic (over the resolver, and all of hyper
 //! under it), and Rust instantiates generic code in the crate that calls it. A binary that talks
