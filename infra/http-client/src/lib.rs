@@ -15,9 +15,8 @@
 //! every HTTPS server accepts); ring's default cipher suites are kept (the SDK's list leaves out
 //! the two ChaCha20-Poly1305 ones; all are AEAD with forward secrecy); there is no proxy support
 //! (the SDK's was off unless configured, and a proxy would defeat the webhook client's check of
-//! the address it dials); and the SDK's connection poisoning (closing a connection after a
-//! transient error) has no captured connection to act on, so such a connection is reused unless
-//! hyper has closed it.
+//! the address it dials). The SDK's connection poisoning works as with its own client: a
+//! request carries a capture of its connection, which the SDK closes after a transient error.
 //!
 //! Why a crate of its own: the client's code is generic (over the resolver, and all of hyper
 //! under it), and Rust instantiates generic code in the crate that calls it. A binary that talks
@@ -39,6 +38,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use aws_smithy_runtime::client::dns::TokioDnsResolver;
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::connector_metadata::ConnectorMetadata;
 use aws_smithy_runtime_api::client::dns::{ResolveDns, ResolveDnsError, SharedDnsResolver};
 use aws_smithy_runtime_api::client::http::{
@@ -51,8 +51,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use aws_smithy_types::retry::ErrorKind;
 use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::client::legacy::connect::dns::Name;
+use hyper_util::client::legacy::connect::{
+    CaptureConnection, HttpConnector as TcpConnector, HttpInfo, capture_connection,
+};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
@@ -174,10 +176,16 @@ impl Hyper {
 
 impl HttpConnector for Hyper {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let request = match request.try_into_http1x() {
+        let mut request = match request.try_into_http1x() {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
+        // The SDK's retry rules poison (close) the connection of a request that failed in a
+        // transient way, through the capture it put on the request.
+        let captured = capture_connection(&mut request);
+        if let Some(capture) = request.extensions().get::<CaptureSmithyConnection>() {
+            capture.set_connection_retriever(move || connection_metadata(&captured));
+        }
         let response = self.client.request(request);
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
@@ -195,6 +203,28 @@ impl HttpConnector for Hyper {
             }
         })
     }
+}
+
+/// The connection a request went out on, as the SDK reads it: its addresses, and how to close
+/// it.
+fn connection_metadata(captured: &CaptureConnection) -> Option<ConnectionMetadata> {
+    let connected = captured.connection_metadata();
+    let connected = connected.as_ref()?;
+    let mut extras = hyper::http::Extensions::new();
+    connected.get_extras(&mut extras);
+    let info = extras.get::<HttpInfo>();
+    let poisoned = captured.clone();
+    let mut builder = ConnectionMetadata::builder()
+        .proxied(false)
+        .poison_fn(move || {
+            if let Some(connection) = poisoned.connection_metadata().as_ref() {
+                connection.poison();
+            }
+        });
+    builder
+        .set_local_addr(info.map(HttpInfo::local_addr))
+        .set_remote_addr(info.map(HttpInfo::remote_addr));
+    Some(builder.build())
 }
 
 /// Sorts a failed call the way the SDK's own hyper connector does, because its retry rules
@@ -357,6 +387,32 @@ mod tests {
             connections.load(Ordering::SeqCst),
             1,
             "the connection is reused"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_sdk_can_poison_the_connection_a_request_went_out_on() {
+        let (address, connections) = server(OK).await;
+        let connector = connector(tokio_resolver(), Some(8));
+        let capture = CaptureSmithyConnection::new();
+        let mut request = post(&format!("http://{address}/hook"));
+        request.add_extension(capture.clone());
+        let response = connector.call(request).await.unwrap();
+        response.into_body().collect().await.unwrap();
+
+        let connection = capture
+            .get()
+            .expect("the request's connection was captured");
+        assert_eq!(connection.remote_addr(), Some(address));
+        connection.poison();
+        connector
+            .call(post(&format!("http://{address}/hook")))
+            .await
+            .unwrap();
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            2,
+            "a poisoned connection is not reused"
         );
     }
 
