@@ -241,14 +241,16 @@ fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
             e.is_incomplete_message(),
         )
     });
-    let io = find::<std::io::Error>(&error).is_some();
+    let io = find::<std::io::Error>(&error).map(std::io::Error::kind);
     let error: BoxError = Box::new(error);
     match hyper {
+        // The connect timeout (hyper-util's, per address) reads as the timeout it is.
+        _ if connect && io == Some(std::io::ErrorKind::TimedOut) => ConnectorError::timeout(error),
         _ if connect => ConnectorError::io(error),
         Some((true, ..)) => ConnectorError::timeout(error),
         Some((_, true, ..)) => ConnectorError::user(error),
         Some((_, _, true, _)) => ConnectorError::io(error),
-        _ if io => ConnectorError::io(error),
+        _ if io.is_some() => ConnectorError::io(error),
         // The connection closed mid-response: transient, as the SDK's connector judges it.
         Some((.., true)) => ConnectorError::other(error, Some(ErrorKind::TransientError)),
         _ => ConnectorError::other(error, None),
@@ -458,6 +460,40 @@ mod tests {
             .unwrap_err();
         assert!(error.is_timeout(), "{error:?}");
         drop(held);
+    }
+
+    #[tokio::test]
+    async fn a_connection_not_accepted_in_time_is_a_timeout() {
+        // A listener whose accept queue is full and never drained: Linux drops further SYNs,
+        // so a connect hangs until the connect timeout. Filled until a connect of our own hangs.
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = socket.listen(0).unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut queued = Vec::new();
+        let full = loop {
+            let connect = tokio::net::TcpStream::connect(address);
+            match tokio::time::timeout(Duration::from_millis(200), connect).await {
+                Ok(Ok(stream)) if queued.len() < 64 => queued.push(stream),
+                Ok(_) => break false,
+                Err(_) => break true,
+            }
+        };
+        assert!(full, "the accept queue never filled");
+        let settings = HttpConnectorSettings::builder()
+            .connect_timeout(Duration::from_millis(100))
+            .build();
+        let call = AwsHttpClient::default()
+            .connector(&settings)
+            .call(post(&format!("http://{address}/")));
+        let error = tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the connect timeout ended the call")
+            .unwrap_err();
+        assert!(error.is_timeout(), "{error:?}");
+        let failed = find::<hyper_util::client::legacy::Error>(&error);
+        assert!(failed.is_some_and(|e| e.is_connect()), "{error:?}");
+        drop((listener, queued));
     }
 
     /// The resolver's own error, as the webhook client's private-address guard raises it.
