@@ -181,9 +181,14 @@ impl HttpConnector for Hyper {
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
         // The SDK's retry rules poison (close) the connection of a request that failed in a
-        // transient way, through the capture it put on the request.
-        let captured = capture_connection(&mut request);
-        if let Some(capture) = request.extensions().get::<CaptureSmithyConnection>() {
+        // transient way, through the capture it put on the request. Webhooks carry none, and
+        // skip the capture's channel.
+        if let Some(capture) = request
+            .extensions()
+            .get::<CaptureSmithyConnection>()
+            .cloned()
+        {
+            let captured = capture_connection(&mut request);
             capture.set_connection_retriever(move || connection_metadata(&captured));
         }
         let response = self.client.request(request);
