@@ -41,8 +41,9 @@ const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 
 /// Posts webhooks with one pooled HTTP client (rustls, keep-alive, no redirects, no proxy).
 ///
-/// The client is the AWS SDK's own hyper-based connector ([`triggerline_http_client`]),
-/// resolving names through a [`SharedDnsResolver`] exactly as `triggerline_aws::Clients` does.
+/// The client is the connector the AWS SDK clients use too ([`triggerline_http_client`]: hyper,
+/// HTTP/1.1), resolving names through a [`SharedDnsResolver`] exactly as
+/// `triggerline_aws::Clients` does.
 /// The same types, built in that one crate, mean the function binaries that post webhooks carry
 /// one copy of the HTTP/TLS client code, not a second HTTP stack beside the SDK's (a third of a
 /// megabyte of each bootstrap). It follows no redirects
