@@ -15,18 +15,22 @@
 //! every HTTPS server accepts); ring's default cipher suites are kept (the SDK's list leaves out
 //! the two ChaCha20-Poly1305 ones; all are AEAD with forward secrecy); there is no proxy support
 //! (the SDK's was off unless configured, and a proxy would defeat the webhook client's check of
-//! the address it dials). The SDK's connection poisoning works as with its own client: a
-//! request carries a capture of its connection, which the SDK closes after a transient error.
+//! the address it dials); the connect timeout covers the TCP connect (hyper-util's, per
+//! address), not the TLS handshake, which the SDK's attempt timeout (2 s, `triggerline-aws`) and
+//! the webhook client's per-attempt timeout bound instead.
+//!
+//! The SDK's connection poisoning works as with its own client: a request carries a capture of
+//! its connection, which the SDK closes after a transient error.
 //!
 //! Why a crate of its own: the client's code is generic (over the resolver, and all of hyper
 //! under it), and Rust instantiates generic code in the crate that calls it. A binary that talks
 //! to AWS and posts webhooks (the dispatcher) shares one copy only when both adapters call into
 //! one crate upstream of them both.
 //!
-//! Every connector parses the native root certificates into a trust store of its own, so a
-//! process builds as few as it can: [`AwsHttpClient`] is one connector per set of timeouts for
-//! every SDK client and the Secrets Manager call, and the webhook client has its own only because
-//! its resolver differs.
+//! Connectors share one TLS configuration per process (the system roots, read and parsed once),
+//! and a process builds as few connectors as it can: [`AwsHttpClient`] is one per set of
+//! timeouts for every SDK client and the Secrets Manager call, and the webhook client has its
+//! own only because its resolver differs. Each connector has its own pool.
 #![forbid(unsafe_code)]
 
 use std::error::Error as StdError;
