@@ -242,27 +242,31 @@ fn connection_metadata(captured: &CaptureConnection) -> Option<ConnectionMetadat
 /// are the caller's.
 fn classify(error: hyper_util::client::legacy::Error) -> ConnectorError {
     let connect = error.is_connect();
-    let hyper = find::<hyper::Error>(&error).map(|e| {
-        (
-            e.is_timeout(),
-            e.is_user(),
-            e.is_closed() || e.is_canceled(),
-            e.is_incomplete_message(),
-        )
-    });
     let io = find::<std::io::Error>(&error).map(std::io::Error::kind);
+    let hyper = find::<hyper::Error>(&error);
+    let timeout = hyper.is_some_and(hyper::Error::is_timeout);
+    let user = hyper.is_some_and(hyper::Error::is_user);
+    let lost = hyper.is_some_and(|e| e.is_closed() || e.is_canceled());
+    let incomplete = hyper.is_some_and(hyper::Error::is_incomplete_message);
     let error: BoxError = Box::new(error);
-    match hyper {
+    if connect {
         // The connect timeout (hyper-util's, per address) reads as the timeout it is.
-        _ if connect && io == Some(std::io::ErrorKind::TimedOut) => ConnectorError::timeout(error),
-        _ if connect => ConnectorError::io(error),
-        Some((true, ..)) => ConnectorError::timeout(error),
-        Some((_, true, ..)) => ConnectorError::user(error),
-        Some((_, _, true, _)) => ConnectorError::io(error),
-        _ if io.is_some() => ConnectorError::io(error),
+        return match io {
+            Some(std::io::ErrorKind::TimedOut) => ConnectorError::timeout(error),
+            _ => ConnectorError::io(error),
+        };
+    }
+    if timeout {
+        ConnectorError::timeout(error)
+    } else if user {
+        ConnectorError::user(error)
+    } else if lost || io.is_some() {
+        ConnectorError::io(error)
+    } else if incomplete {
         // The connection closed mid-response: transient, as the SDK's connector judges it.
-        Some((.., true)) => ConnectorError::other(error, Some(ErrorKind::TransientError)),
-        _ => ConnectorError::other(error, None),
+        ConnectorError::other(error, Some(ErrorKind::TransientError))
+    } else {
+        ConnectorError::other(error, None)
     }
 }
 
