@@ -36,9 +36,12 @@ pub struct CachedSubscriptions<S: ?Sized = dyn SubscriptionAdmin> {
     state: RwLock<Cache>,
 }
 
+/// A trigger's subscriptions as cached: handing them out copies the `Arc`s, not the models.
+type Shared = Arc<[Arc<Subscription>]>;
+
 #[derive(Debug, Default)]
 struct Cache {
-    by_trigger: HashMap<String, (Instant, Arc<Vec<Subscription>>)>,
+    by_trigger: HashMap<String, (Instant, Shared)>,
     /// `get` results (a missing subscription too), only with a maximum age.
     by_id: HashMap<String, (Instant, Option<Arc<Subscription>>)>,
     /// Bumped by every write; a read that started before a write must not fill the cache.
@@ -105,12 +108,12 @@ impl<S: SubscriptionStore + ?Sized> SubscriptionStore for CachedSubscriptions<S>
         Ok(fresh)
     }
 
-    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
+    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Arc<Subscription>>, Error> {
         let generation = {
             let cache = self.state.read().unwrap_or_else(|e| e.into_inner());
             if let Some((filled, hit)) = cache.by_trigger.get(trigger_id) {
                 if self.max_age.is_none_or(|max| filled.elapsed() < max) {
-                    return Ok(hit.as_ref().clone());
+                    return Ok(hit.to_vec());
                 }
             }
             cache.generation
@@ -121,7 +124,7 @@ impl<S: SubscriptionStore + ?Sized> SubscriptionStore for CachedSubscriptions<S>
         if cache.generation == generation {
             cache
                 .by_trigger
-                .insert(trigger_id.to_owned(), (filled, Arc::new(fresh.clone())));
+                .insert(trigger_id.to_owned(), (filled, Arc::from(fresh.as_slice())));
         }
         Ok(fresh)
     }
@@ -190,7 +193,7 @@ mod tests {
             self.gets.fetch_add(1, Ordering::SeqCst);
             Ok(self.stored.lock().unwrap().clone().filter(|s| s.id == id))
         }
-        async fn list_for_trigger(&self, _: &str) -> Result<Vec<Subscription>, Error> {
+        async fn list_for_trigger(&self, _: &str) -> Result<Vec<Arc<Subscription>>, Error> {
             unimplemented!()
         }
         async fn replace(&self, s: &Subscription, _: u64) -> Result<(), Error> {
@@ -280,7 +283,7 @@ mod tests {
         async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
             self.inner.get(id).await
         }
-        async fn list_for_trigger(&self, _: &str) -> Result<Vec<Subscription>, Error> {
+        async fn list_for_trigger(&self, _: &str) -> Result<Vec<Arc<Subscription>>, Error> {
             unimplemented!()
         }
         async fn replace(&self, s: &Subscription, _: u64) -> Result<(), Error> {

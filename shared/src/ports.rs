@@ -24,8 +24,9 @@ pub trait SubscriptionStore: Send + Sync + std::fmt::Debug {
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error>;
 
     /// Every subscription of one trigger, enabled or not (the dispatcher's fan-out), in no
-    /// particular order.
-    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error>;
+    /// particular order. Shared (`Arc`): a cache hands out its entries without copying them,
+    /// and a fan-out's invocations hold them as they are.
+    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Arc<Subscription>>, Error>;
 
     /// Replaces the stored subscription if its stored `version` is still `expected_version`.
     ///

@@ -339,12 +339,12 @@ impl SubscriptionStore for MapStore {
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
         Ok(self.lock().get(id).cloned())
     }
-    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
+    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Arc<Subscription>>, Error> {
         Ok(self
             .lock()
             .values()
             .filter(|s| s.trigger_id == trigger_id)
-            .cloned()
+            .map(|s| Arc::new(s.clone()))
             .collect())
     }
     async fn replace(&self, s: &Subscription, _expected: u64) -> Result<(), Error> {

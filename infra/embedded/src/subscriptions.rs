@@ -1,5 +1,7 @@
 //! [`SubscriptionStore`] on the `subscriptions` table.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use rusqlite::{Connection, OptionalExtension, params};
 use triggerline::Error;
@@ -211,7 +213,7 @@ impl SubscriptionStore for SqliteSubscriptionStore {
 
     /// Unreadable rows are left out with a warning, as in `list`: one subscription whose body
     /// does not decode or open must not stop deliveries to the trigger's others.
-    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
+    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Arc<Subscription>>, Error> {
         let trigger_id = trigger_id.to_owned();
         let sealed: Vec<SealedSubscription> = self
             .db
@@ -238,7 +240,7 @@ impl SubscriptionStore for SqliteSubscriptionStore {
                 Ok(found)
             })
             .await?;
-        Ok(self.open_all(sealed))
+        Ok(self.open_all(sealed).into_iter().map(Arc::new).collect())
     }
 
     async fn replace(

@@ -176,8 +176,11 @@ pub(super) fn invocation_ids(page: &Page<Invocation>) -> Vec<&str> {
     page.items.iter().map(|i| i.id.as_str()).collect()
 }
 
-pub(super) fn sorted_ids(subscriptions: &[Subscription]) -> Vec<&str> {
-    let mut ids: Vec<&str> = subscriptions.iter().map(|s| s.id.as_str()).collect();
+pub(super) fn sorted_ids<S: std::borrow::Borrow<Subscription>>(subscriptions: &[S]) -> Vec<&str> {
+    let mut ids: Vec<&str> = subscriptions
+        .iter()
+        .map(|s| s.borrow().id.as_str())
+        .collect();
     ids.sort_unstable();
     ids
 }

@@ -208,7 +208,7 @@ async fn subscription_lists(store: &Arc<dyn SubscriptionAdmin>) {
     let by_id = |id: &str| seed.iter().find(|s| s.id == id).unwrap().clone();
     for s in &fan_out {
         assert_eq!(
-            *s,
+            **s,
             by_id(&s.id),
             "list_for_trigger must return whole models"
         );
@@ -575,7 +575,7 @@ async fn subscription_rotated_out_signing_secret_round_trips_and_goes(
     );
     assert_eq!(
         store.list_for_trigger(IDENTITY_CREATED).await.unwrap(),
-        vec![rotated.clone()],
+        vec![Arc::new(rotated.clone())],
         "the deliveries' read must see the previous signing secret too"
     );
 

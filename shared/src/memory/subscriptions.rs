@@ -47,11 +47,11 @@ impl SubscriptionStore for MemorySubscriptions {
         Ok(lock(&self.by_id).get(id).cloned())
     }
 
-    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
+    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Arc<Subscription>>, Error> {
         Ok(lock(&self.by_id)
             .values()
             .filter(|s| s.trigger_id == trigger_id)
-            .cloned()
+            .map(|s| Arc::new(s.clone()))
             .collect())
     }
 

@@ -371,7 +371,6 @@ impl Intake {
                         .as_ref()
                         .is_none_or(|f| f.matches_sized(&request.input, size))
             })
-            .map(Arc::new)
             .collect();
         let invocations = self.invocations(
             &subscriptions,
@@ -483,10 +482,7 @@ impl Intake {
             .delivery
             .subscriptions
             .list_for_trigger(&entry.trigger.id)
-            .await?
-            .into_iter()
-            .map(Arc::new)
-            .collect();
+            .await?;
         if let Some(ids) = &request.subscription_ids {
             if let Some(unknown) = ids
                 .iter()

@@ -1,6 +1,8 @@
 //! Subscriptions in DynamoDB: one item per subscription and one counter item per trigger, so
 //! that the per-trigger limit is a condition of the same transaction as the insert.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
@@ -358,8 +360,9 @@ impl SubscriptionStore for DynamoSubscriptionStore {
             .transpose()
     }
 
-    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Subscription>, Error> {
-        self.query_trigger(trigger_id, None).await
+    async fn list_for_trigger(&self, trigger_id: &str) -> Result<Vec<Arc<Subscription>>, Error> {
+        let found = self.query_trigger(trigger_id, None).await?;
+        Ok(found.into_iter().map(Arc::new).collect())
     }
 
     async fn replace(

@@ -549,7 +549,7 @@ async fn concurrent_creates_at_the_limit_admit_exactly_the_limit() {
         .await
         .unwrap()
         .into_iter()
-        .map(|s| s.id)
+        .map(|s| s.id.clone())
         .collect();
     stored.sort();
     let mut expected = winners.clone();

@@ -2,6 +2,8 @@
 //! with `GetItem`, not through the store.
 #![allow(clippy::unwrap_used)]
 
+use std::sync::Arc;
+
 use aws_sdk_dynamodb::types::AttributeValue;
 use triggerline::Error;
 use triggerline::duration::IsoDuration;
@@ -101,7 +103,7 @@ async fn stored_items_hold_no_plaintext_credentials_and_round_trip() {
             .list_for_trigger("idn:identity-created")
             .await
             .unwrap(),
-        vec![original.clone()]
+        vec![Arc::new(original.clone())]
     );
     let all = SubscriptionQuery::parse(&RawCollection::default()).unwrap();
     assert_eq!(

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use rusqlite::{Connection, OpenFlags};
 use triggerline::Error;
@@ -115,7 +116,7 @@ async fn stored_rows_hold_no_plaintext_credentials_and_round_trip() {
             .list_for_trigger("idn:identity-created")
             .await
             .unwrap(),
-        vec![original.clone()]
+        vec![Arc::new(original.clone())]
     );
     let all = SubscriptionQuery::parse(&RawCollection::default()).unwrap();
     assert_eq!(
