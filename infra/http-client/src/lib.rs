@@ -1,7 +1,7 @@
 //! The outbound HTTP/TLS stack of a process: one pooled hyper client (HTTP/1.1, keep-alive,
 //! rustls on ring, the system's root certificates), resolving names through a
 //! [`SharedDnsResolver`]. The SDK clients and the Secrets Manager call (`triggerline-aws`) and
-//! the webhook client (`triggerline-webhook`) all build their connectors here.
+//! the webhook client (`triggerline-webhook`, through [`DirectClient`]) all build their clients here.
 //!
 //! Why not the SDK's own `aws-smithy-http-client`: its manifest turns on HTTP/2 in hyper, so
 //! every bootstrap carried `h2` (256 kB of the x86_64 dispatcher, which had about 60 kB left
@@ -139,6 +139,29 @@ pub fn connector(
     SharedHttpConnector::new(Hyper::new(resolver, pool_max_idle_per_host, None, None))
 }
 
+/// The same pooled client as [`connector`], for a caller that builds `http` requests itself and
+/// reads `http` responses: no conversion into the SDK's request type and back on each call. The
+/// webhook client posts through it; a delivery paid about a dozen allocations for the round
+/// trip (`docs/performance.md`). Errors are sorted as the connector sorts them. Cloning is cheap
+/// and shares the pool.
+#[derive(Debug, Clone)]
+pub struct DirectClient(Client<Https, SdkBody>);
+
+impl DirectClient {
+    /// One pooled client over `resolver`, like [`connector`]; it sets no timeouts.
+    pub fn new(resolver: SharedDnsResolver, pool_max_idle_per_host: Option<usize>) -> Self {
+        DirectClient(pooled(resolver, pool_max_idle_per_host, None))
+    }
+
+    /// Sends `request` (an absolute URI) and returns the response once its head has arrived.
+    pub async fn send(
+        &self,
+        request: hyper::Request<SdkBody>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ConnectorError> {
+        self.0.request(request).await.map_err(classify)
+    }
+}
+
 type Https = hyper_rustls::HttpsConnector<TcpConnector<Resolve>>;
 
 /// The SDK's [`HttpConnector`] over a hyper-util client.
@@ -156,26 +179,36 @@ impl Hyper {
         connect_timeout: Option<Duration>,
         read_timeout: Option<Duration>,
     ) -> Self {
-        let mut tcp = TcpConnector::new_with_resolver(Resolve(resolver));
-        tcp.enforce_http(false); // https:// URLs pass through to the TLS layer
-        tcp.set_nodelay(true);
-        tcp.set_connect_timeout(connect_timeout);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls_config())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(tcp);
-        let mut builder = Client::builder(TokioExecutor::new());
-        // The timer is what lets idle pooled connections expire (hyper's 90 s).
-        builder.pool_timer(TokioTimer::new());
-        if let Some(max) = pool_max_idle_per_host {
-            builder.pool_max_idle_per_host(max);
-        }
         Hyper {
-            client: builder.build(https),
+            client: pooled(resolver, pool_max_idle_per_host, connect_timeout),
             read_timeout,
         }
     }
+}
+
+/// The hyper-util client under [`Hyper`] and [`DirectClient`]: one type, so a binary that has
+/// both carries its code once.
+fn pooled(
+    resolver: SharedDnsResolver,
+    pool_max_idle_per_host: Option<usize>,
+    connect_timeout: Option<Duration>,
+) -> Client<Https, SdkBody> {
+    let mut tcp = TcpConnector::new_with_resolver(Resolve(resolver));
+    tcp.enforce_http(false); // https:// URLs pass through to the TLS layer
+    tcp.set_nodelay(true);
+    tcp.set_connect_timeout(connect_timeout);
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls_config())
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(tcp);
+    let mut builder = Client::builder(TokioExecutor::new());
+    // The timer is what lets idle pooled connections expire (hyper's 90 s).
+    builder.pool_timer(TokioTimer::new());
+    if let Some(max) = pool_max_idle_per_host {
+        builder.pool_max_idle_per_host(max);
+    }
+    builder.build(https)
 }
 
 impl HttpConnector for Hyper {

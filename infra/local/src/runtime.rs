@@ -63,8 +63,10 @@ impl Default for BroadcastWatch {
 
 impl InvocationWatch for BroadcastWatch {
     fn changed(&self, invocation_id: &str) {
-        // No receiver means nobody waits; that is fine.
-        let _ = self.changes.send(Arc::from(invocation_id));
+        // Nobody waits unless a synchronous start is open: then the id is not even copied.
+        if self.changes.receiver_count() > 0 {
+            let _ = self.changes.send(Arc::from(invocation_id));
+        }
     }
 
     fn subscribe(&self) -> Box<dyn WatchSubscription> {
