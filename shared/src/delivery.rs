@@ -15,6 +15,14 @@ pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Response bodies beyond this are cut off (and so fail output validation).
 pub const MAX_RESPONSE_BYTES: usize = 1024 * 1024;
 
+/// Whether the subscriber of `invocation` may call back (ASYNC and DYNAMIC): only its payload
+/// carries the callback URL and secret.
+pub fn calls_back(invocation: &Invocation) -> bool {
+    invocation
+        .response_mode
+        .is_some_and(|mode| mode != DispatchMode::Sync)
+}
+
 /// The body a subscriber receives: the trigger input with `_metadata` merged at the top.
 pub fn payload(invocation: &Invocation, callback_url: &str, secret: &str) -> Value {
     let mut metadata = json!({
@@ -28,7 +36,7 @@ pub fn payload(invocation: &Invocation, callback_url: &str, secret: &str) -> Val
             DispatchMode::Async => "async",
             DispatchMode::Dynamic => "dynamic",
         });
-        if mode != DispatchMode::Sync {
+        if calls_back(invocation) {
             metadata["callbackURL"] = json!(callback_url);
             metadata["secret"] = json!(secret);
         }
@@ -76,7 +84,7 @@ struct Metadata<'a> {
 impl<'a> Metadata<'a> {
     fn of(invocation: &'a Invocation, callback_url: &'a str, secret: &'a str) -> Self {
         let mode = invocation.response_mode;
-        let calls_back = mode.is_some_and(|m| m != DispatchMode::Sync);
+        let calls_back = calls_back(invocation);
         Metadata {
             callback_url: calls_back.then_some(callback_url),
             invocation_id: &invocation.id,

@@ -533,8 +533,16 @@ impl Delivery {
         subscription: &Subscription,
         attempts_before: u32,
     ) -> (String, Reply) {
-        let secret = self.key.callback_secret(&invocation.id);
-        let callback_url = self.callback_url(&invocation.id);
+        // The payload of a subscriber that cannot call back carries neither the callback URL nor
+        // the secret, so neither is derived for it (an HMAC and a format on every attempt).
+        let (callback_url, secret) = if delivery::calls_back(invocation) {
+            (
+                self.callback_url(&invocation.id),
+                self.key.callback_secret(&invocation.id),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         // Each attempt is a span of its own in the invocation's trace: numbered by the attempts
         // recorded and the attempts its work counts (a replay restarts the latter).
         let span = (u64::from(attempts_before) << 32) | invocation.attempts.len() as u64;
