@@ -463,8 +463,7 @@ impl App {
             .merge(dispatcher::router(dispatcher::Context { intake, auth }))
             .merge(invocation_complete::router(completion))
             .merge(triggerline_console::router())
-            .fallback(triggerline_http::not_found)
-            .layer(server::trace_layer());
+            .fallback(triggerline_http::not_found);
 
         Ok(App {
             router,

@@ -11,6 +11,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::Layer;
 use tower_http::classify::{
     ClassifiedResponse, ClassifyResponse, NeverClassifyEos, ServerErrorsAsFailures,
     ServerErrorsFailureClass, SharedClassifier,
@@ -36,6 +37,9 @@ pub async fn serve(
         // With a timer, a client that never finishes its headers is dropped after hyper's
         // header read timeout (30 s) instead of holding a connection forever.
         .timer(TokioTimer::new());
+    // Around the whole router rather than through `Router::layer`, which would wrap each route
+    // in one more boxed service that axum clones on every request.
+    let service = trace_layer().layer(router);
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -53,7 +57,7 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let connection = http.serve_connection(
             TokioIo::new(stream),
-            TowerToHyperService::new(router.clone()),
+            TowerToHyperService::new(service.clone()),
         );
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
