@@ -1,7 +1,8 @@
 //! The outbound HTTP/TLS stack of a process: one pooled hyper client (HTTP/1.1, keep-alive,
 //! rustls on ring, the system's root certificates), resolving names through a
 //! [`SharedDnsResolver`]. The SDK clients and the Secrets Manager call (`triggerline-aws`) and
-//! the webhook client (`triggerline-webhook`, through [`DirectClient`]) all build their clients here.
+//! the webhook client (`triggerline-webhook`, through [`DirectClient`]) all build their clients
+//! here.
 //!
 //! Why not the SDK's own `aws-smithy-http-client`: its manifest turns on HTTP/2 in hyper, so
 //! every bootstrap carried `h2` (256 kB of the x86_64 dispatcher, which had about 60 kB left
@@ -140,10 +141,10 @@ pub fn connector(
 }
 
 /// The same pooled client as [`connector`], for a caller that builds `http` requests itself and
-/// reads `http` responses: no conversion into the SDK's request type and back on each call. The
-/// webhook client posts through it; a delivery paid about a dozen allocations for the round
-/// trip (`docs/performance.md`). Errors are sorted as the connector sorts them. Cloning is cheap
-/// and shares the pool.
+/// reads `http` responses: no conversion into the SDK's request type and back on each call,
+/// which cost every webhook delivery allocations and a second parse of its URI
+/// (`docs/performance.md`). Errors are sorted as the connector sorts them. Cloning is cheap and
+/// shares the pool.
 #[derive(Debug, Clone)]
 pub struct DirectClient(Client<Https, SdkBody>);
 
