@@ -245,6 +245,27 @@ pub trait DeliveryQueue: Send + Sync + std::fmt::Debug {
             .unwrap_or(held))
     }
 
+    /// [`DeliveryQueue::settle_held`] for a caller that answers before the write is durable:
+    /// the synchronous fast path, whose invocation this caller accepted (durable, its work
+    /// leased to it) just before. Returns the invocation as it will read, once the write is
+    /// queued. The write becomes durable shortly after, and every read of this store begun
+    /// after this returns sees it (of a store several processes share, every read of this
+    /// process). A crash in between loses only the outcome: the invocation
+    /// is still PENDING with its work leased, and is delivered again when the lease ends (at
+    /// least once). By default, and on stores that bill each write, it is `settle_held`:
+    /// durable before it returns.
+    async fn settle_held_soon(
+        &self,
+        held: Invocation,
+        attempt: &crate::model::Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+    ) -> Result<Invocation, Error> {
+        self.settle_held(held, attempt, from, transition, next)
+            .await
+    }
+
     /// Replays a FAILED invocation: in one atomic step, moves it back to PENDING (clearing
     /// `completed`, `output`, `error` and the heartbeat timer's `last` and `due`, setting
     /// `deadline`, keeping its attempts) and queues a

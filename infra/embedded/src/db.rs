@@ -61,12 +61,14 @@ impl Sqlite {
             .map_err(StoreError::from)?
     }
 
-    /// Runs `read` on a pooled read-only connection, off the async runtime.
+    /// Runs `read` on a pooled read-only connection, off the async runtime, once every write
+    /// made soon before it is committed ([`Sqlite::write_soon`]).
     pub(crate) async fn read<T, F>(&self, read: F) -> Result<T, triggerline::Error>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T, triggerline::Error> + Send + 'static,
     {
+        self.flushed().await?;
         let pool = self.inner.readers.clone();
         let span = Span::current();
         tokio::task::spawn_blocking(move || {
@@ -82,13 +84,33 @@ impl Sqlite {
     /// Runs a point lookup (`read` must read a handful of rows by key) on a pooled read-only
     /// connection on the calling thread. Such a read takes microseconds, less than handing it
     /// to the blocking pool and back, which showed as much of a callback's cost; pages and
-    /// scans go through [`Sqlite::read`].
-    pub(crate) fn lookup<T, F>(&self, read: F) -> Result<T, triggerline::Error>
+    /// scans go through [`Sqlite::read`]. Like that, it first waits for the writes made soon
+    /// before it.
+    pub(crate) async fn lookup<T, F>(&self, read: F) -> Result<T, triggerline::Error>
     where
         F: FnOnce(&mut Connection) -> Result<T, triggerline::Error>,
     {
+        self.flushed().await?;
         let mut conn = self.inner.readers.get().map_err(StoreError::from)?;
         read(&mut conn)
+    }
+
+    /// Resolves once every write made soon ([`Sqlite::write_soon`]) before this call is
+    /// committed: what a read does first, so that it sees them. Free when there is none.
+    pub(crate) async fn flushed(&self) -> Result<(), triggerline::Error> {
+        self.inner.writer.flushed().await
+    }
+
+    /// Queues `write` for the writer and returns without waiting for its commit: for a write
+    /// whose caller has already answered from what it holds (a synchronous start's outcome).
+    /// It commits with the next write somebody waits on, or alone within
+    /// [`crate::writer::LINGER`]; every read begun after this returns waits for it. `write` may
+    /// run twice, as for [`Sqlite::write`].
+    pub(crate) async fn write_soon<F>(&self, write: F) -> Result<(), triggerline::Error>
+    where
+        F: Fn(&Connection) -> Result<(), triggerline::Error> + Send + 'static,
+    {
+        self.inner.writer.submit_soon(write).await
     }
 
     /// Runs `write` in the writer's next group commit; resolves once it is durable. `write` may

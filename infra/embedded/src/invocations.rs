@@ -566,7 +566,7 @@ impl InvocationStore for SqliteInvocationStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<Invocation>, Error> {
-        let found = self.db.lookup(|conn| find(conn, id))?;
+        let found = self.db.lookup(|conn| find(conn, id)).await?;
         match found.map(Stored::read) {
             None => Ok(None),
             Some(Ok(invocation)) => Ok(Some(invocation)),

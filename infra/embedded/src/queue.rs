@@ -302,6 +302,31 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         }
     }
 
+    async fn settle_held_soon(
+        &self,
+        held: Invocation,
+        attempt: &Attempt,
+        from: &[InvocationState],
+        transition: Option<&Transition>,
+        next: &NextStep,
+    ) -> Result<Invocation, Error> {
+        let id = held.id.clone();
+        let as_held = Some((held.state, held.attempts.len()));
+        let line = attempt_line(attempt)?;
+        let states = from.to_vec();
+        let outcome = transition.map(Outcome::of).transpose()?;
+        let work = work_change(next);
+        self.db
+            .write_soon(move |conn| {
+                let recorded =
+                    record_attempt(conn, &id, &line, &states, outcome.as_ref(), &work, as_held);
+                recorded.map(drop)
+            })
+            .await?;
+        // The caller accepted the row just before, so it reads as held until this lands.
+        Ok(triggerline::ports::settled(held, attempt, from, transition))
+    }
+
     async fn replay(
         &self,
         invocation_id: &str,

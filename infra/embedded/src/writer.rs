@@ -2,7 +2,8 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -19,6 +20,13 @@ pub(crate) const MAX_BATCH: usize = 256;
 /// bound, so an overloaded writer slows its callers rather than eating memory.
 const QUEUE_CAPACITY: usize = 4096;
 
+/// How long a batch of only [`Writer::submit_soon`] jobs waits for a job that someone waits on,
+/// to share its commit. A write made soon is that of a synchronous start's outcome, answered
+/// before it is durable; the next start comes within a fraction of a millisecond while a
+/// producer keeps calling, and its accept's commit then carries the outcome for free. Past
+/// this, the batch commits alone: the longest an outcome stays in memory only.
+pub(crate) const LINGER: Duration = Duration::from_millis(2);
+
 /// Where a queued job's result arrives.
 pub(crate) type Reply<T> = oneshot::Receiver<Result<T, triggerline::Error>>;
 
@@ -28,6 +36,8 @@ trait Job: Send {
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller once the batch is committed (`failed` is `None`) or abandoned.
     fn finish(self: Box<Self>, failed: Option<&Arc<StoreError>>);
+    /// Whether nobody waits on this job's commit (see [`Writer::submit_soon`]).
+    fn soon(&self) -> bool;
 }
 
 struct Pending<T, F> {
@@ -35,6 +45,9 @@ struct Pending<T, F> {
     result: Option<Result<T, triggerline::Error>>,
     reply: oneshot::Sender<Result<T, triggerline::Error>>,
     span: Span,
+    /// For a job made soon, the count of such jobs not yet finished, which this one leaves
+    /// when it is.
+    soon: Option<Arc<AtomicUsize>>,
 }
 
 impl<T, F> Job for Pending<T, F>
@@ -58,8 +71,22 @@ where
             (None, Some(result)) => result,
             (None, None) => Err(StoreError::WriterGone.into()),
         };
+        if let Some(outstanding) = &self.soon {
+            // Nobody reads the answer of a write made soon; a failure is only seen here.
+            if let Err(e) = &answer {
+                self.span.in_scope(|| {
+                    tracing::warn!(error = %e, "a write made after its answer was lost; \
+                        the invocation's leased work brings it back when the lease ends");
+                });
+            }
+            outstanding.fetch_sub(1, Ordering::SeqCst);
+        }
         // The caller may have stopped waiting; its write stands all the same.
         let _ = self.reply.send(answer);
+    }
+
+    fn soon(&self) -> bool {
+        self.soon.is_some()
     }
 }
 
@@ -68,6 +95,8 @@ where
 #[derive(Debug, Clone)]
 pub(crate) struct Writer {
     queue: mpsc::Sender<Box<dyn Job>>,
+    /// Jobs queued with [`Writer::submit_soon`] and not yet finished.
+    soon: Arc<AtomicUsize>,
     /// Batches taken; only tests read it, to see that batches form.
     #[cfg_attr(not(test), allow(dead_code))]
     batches: Arc<AtomicU64>,
@@ -80,19 +109,49 @@ impl Writer {
         Self::spawn_with(conn, None)
     }
 
+    /// [`Writer::spawn`] with another linger than [`LINGER`], for tests that must know a job
+    /// made soon is still lingering.
+    #[cfg(test)]
+    pub(crate) fn spawn_lingering(
+        conn: Connection,
+        linger: Duration,
+    ) -> Result<Writer, StoreError> {
+        Self::start(conn, None, linger)
+    }
+
     /// [`Writer::spawn`], telling `checkpoints` after every commit.
     pub(crate) fn spawn_with(
         conn: Connection,
         checkpoints: Option<Checkpoints>,
     ) -> Result<Writer, StoreError> {
+        Self::start(conn, checkpoints, LINGER)
+    }
+
+    fn start(
+        conn: Connection,
+        checkpoints: Option<Checkpoints>,
+        linger: Duration,
+    ) -> Result<Writer, StoreError> {
         let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
         let batches = Arc::new(AtomicU64::new(0));
         let counter = Arc::clone(&batches);
+        // Only the timeout of a linger runs on it (see `Lingering`).
+        let timer = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .map_err(StoreError::Spawn)?;
         std::thread::Builder::new()
             .name("sqlite-writer".into())
-            .spawn(move || run(&conn, jobs, &counter, checkpoints.as_ref()))
+            .spawn(move || {
+                let lingering = Lingering { timer, linger };
+                run(&conn, jobs, &counter, checkpoints.as_ref(), &lingering);
+            })
             .map_err(StoreError::Spawn)?;
-        Ok(Writer { queue, batches })
+        Ok(Writer {
+            queue,
+            soon: Arc::new(AtomicUsize::new(0)),
+            batches,
+        })
     }
 
     /// Runs `work` in the next group commit and returns its result once that is committed.
@@ -110,9 +169,47 @@ impl Writer {
         reply.await.map_err(|_| StoreError::WriterGone)?
     }
 
+    /// Queues `work` for a commit nobody waits on, and returns once it is queued. It commits
+    /// with the next job someone waits on, or alone after [`LINGER`]. A failure is logged.
+    /// Until it is committed, [`Writer::flushed`] waits for it.
+    pub(crate) async fn submit_soon<F>(&self, work: F) -> Result<(), triggerline::Error>
+    where
+        F: Fn(&Connection) -> Result<(), triggerline::Error> + Send + 'static,
+    {
+        // Counted before it is queued, so that no read can miss it.
+        self.soon.fetch_add(1, Ordering::SeqCst);
+        let queued = self.queue_job(work, Some(Arc::clone(&self.soon))).await;
+        if queued.is_err() {
+            self.soon.fetch_sub(1, Ordering::SeqCst);
+        }
+        queued.map(drop)
+    }
+
+    /// Resolves once every job queued with [`Writer::submit_soon`] before this call is
+    /// committed (or abandoned): at once when there is none, else with a commit of its own
+    /// (an empty job, which does not linger) behind them.
+    pub(crate) async fn flushed(&self) -> Result<(), triggerline::Error> {
+        if self.soon.load(Ordering::SeqCst) == 0 {
+            return Ok(());
+        }
+        self.write(|_: &Connection| Ok(())).await
+    }
+
     /// Queues `work` and returns where its result will arrive; split from [`Writer::write`] so
     /// that tests can line up several jobs for one batch.
     pub(crate) async fn submit<T, F>(&self, work: F) -> Result<Reply<T>, triggerline::Error>
+    where
+        T: Send + 'static,
+        F: Fn(&Connection) -> Result<T, triggerline::Error> + Send + 'static,
+    {
+        self.queue_job(work, None).await
+    }
+
+    async fn queue_job<T, F>(
+        &self,
+        work: F,
+        soon: Option<Arc<AtomicUsize>>,
+    ) -> Result<Reply<T>, triggerline::Error>
     where
         T: Send + 'static,
         F: Fn(&Connection) -> Result<T, triggerline::Error> + Send + 'static,
@@ -123,6 +220,7 @@ impl Writer {
             result: None,
             reply,
             span: Span::current(),
+            soon,
         });
         self.queue
             .send(job)
@@ -143,9 +241,13 @@ fn run(
     mut jobs: mpsc::Receiver<Box<dyn Job>>,
     batches: &AtomicU64,
     checkpoints: Option<&Checkpoints>,
+    lingering: &Lingering,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
     while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
+        if batch.iter().all(|job| job.soon()) {
+            lingering.wait_for_more(&mut jobs, &mut batch);
+        }
         batches.fetch_add(1, Ordering::Relaxed);
         commit(conn, &mut batch);
         if let Some(checkpoints) = checkpoints {
@@ -153,6 +255,35 @@ fn run(
         }
     }
     tracing::debug!("sqlite writer stopped: every handle was dropped");
+}
+
+/// How the writer thread holds a batch that nobody waits on.
+struct Lingering {
+    /// A runtime on the writer thread for the timeout alone.
+    timer: tokio::runtime::Runtime,
+    linger: Duration,
+}
+
+impl Lingering {
+    /// Holds a batch of jobs nobody waits on for up to the linger, taking the jobs queued
+    /// meanwhile, until one that somebody waits on arrives, the batch is full, or every handle
+    /// is dropped.
+    fn wait_for_more(
+        &self,
+        jobs: &mut mpsc::Receiver<Box<dyn Job>>,
+        batch: &mut Vec<Box<dyn Job>>,
+    ) {
+        self.timer.block_on(async {
+            let until = tokio::time::Instant::now() + self.linger;
+            while batch.len() < MAX_BATCH && batch.iter().all(|job| job.soon()) {
+                let room = MAX_BATCH - batch.len();
+                match tokio::time::timeout_at(until, jobs.recv_many(batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+        });
+    }
 }
 
 fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
@@ -270,6 +401,98 @@ mod tests {
             .unwrap();
         running.await.unwrap();
         (release, reply)
+    }
+
+    fn lingering(linger: Duration) -> (Writer, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT PRIMARY KEY);")
+            .unwrap();
+        (Writer::spawn_lingering(conn, linger).unwrap(), dir)
+    }
+
+    /// The keys another connection reads: what is committed, not what the writer holds.
+    fn committed(dir: &tempfile::TempDir) -> Vec<String> {
+        let conn = Connection::open(dir.path().join("w.db")).unwrap();
+        let mut s = conn.prepare("SELECT k FROM t ORDER BY k").unwrap();
+        let rows = s.query_map([], |r| r.get(0)).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+
+    /// Polls until `done` holds for what is committed (at most 10 s).
+    async fn committed_until(dir: &tempfile::TempDir, done: impl Fn(&[String]) -> bool) {
+        let until = std::time::Instant::now() + Duration::from_secs(10);
+        while !done(&committed(dir)) {
+            assert!(std::time::Instant::now() < until, "{:?}", committed(dir));
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+
+    /// Far longer than any test: a job made soon commits only when something else makes it.
+    const FOREVER: Duration = Duration::from_secs(600);
+
+    #[tokio::test]
+    async fn a_job_made_soon_lingers_for_the_next_awaited_job_and_shares_its_commit() {
+        let (w, dir) = lingering(FOREVER);
+        let (release, held) = hold(&w).await;
+        w.submit_soon(insert("a")).await.unwrap();
+        drop(release);
+        held.await.unwrap().unwrap();
+        assert!(committed(&dir).is_empty(), "it lingers");
+
+        w.write(insert("b")).await.unwrap();
+
+        assert_eq!(committed(&dir), ["a", "b"]);
+        assert_eq!(w.batches(), 2, "the held job, then both in one commit");
+        assert_eq!(w.soon.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn flushed_waits_for_every_job_made_soon_before_it() {
+        let (w, dir) = lingering(FOREVER);
+        w.flushed().await.unwrap();
+        assert_eq!(
+            w.batches(),
+            0,
+            "with none made soon, flushed commits nothing"
+        );
+        w.submit_soon(insert("a")).await.unwrap();
+        w.submit_soon(insert("b")).await.unwrap();
+
+        w.flushed().await.unwrap();
+
+        assert_eq!(committed(&dir), ["a", "b"]);
+    }
+
+    #[tokio::test]
+    async fn a_job_made_soon_commits_alone_when_nothing_follows() {
+        let (w, dir) = lingering(Duration::from_millis(5));
+        w.submit_soon(insert("a")).await.unwrap();
+        committed_until(&dir, |keys| keys == ["a"]).await;
+        assert_eq!(w.batches(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_lingering_job_is_committed_when_the_last_handle_is_dropped() {
+        let (w, dir) = lingering(FOREVER);
+        w.submit_soon(insert("a")).await.unwrap();
+        drop(w);
+        committed_until(&dir, |keys| keys == ["a"]).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_job_made_soon_is_no_longer_waited_for() {
+        let (w, dir) = lingering(FOREVER);
+        w.write(insert("a")).await.unwrap();
+        w.submit_soon(insert("a")).await.unwrap();
+        w.submit_soon(insert("b")).await.unwrap();
+
+        w.flushed().await.unwrap();
+
+        assert_eq!(committed(&dir), ["a", "b"], "the clash alone was dropped");
+        assert_eq!(w.soon.load(Ordering::SeqCst), 0);
+        w.flushed().await.unwrap();
+        assert_eq!(w.batches(), 2, "nothing left to wait for: no commit");
     }
 
     #[tokio::test]

@@ -12,7 +12,8 @@ use crate::model::{Attempt, AttemptOutcome, Invocation, InvocationState};
 use crate::ports::{InvocationScans, NextStep, Transition, WorkItem, WorkSource};
 
 /// Runs every [`DeliveryQueue`] check against `queue`, which must hold no work, with
-/// `invocations` reading the same storage. Invocations already in that storage are left alone.
+/// `invocations` reading the same storage as this process does (for an embedded database, the
+/// same handle). Invocations already in that storage are left alone.
 pub async fn delivery_queue(queue: Arc<dyn WorkSource>, invocations: Arc<dyn InvocationScans>) {
     assert_no_work(
         &queue,
@@ -28,6 +29,7 @@ pub async fn delivery_queue(queue: Arc<dyn WorkSource>, invocations: Arc<dyn Inv
     queue_settle_retry_reschedules_and_counts_attempts(&queue, &invocations).await;
     queue_settle_of_a_missing_invocation_is_none(&queue, &invocations).await;
     queue_settle_held_answers_as_a_fresh_read_would(&queue, &invocations).await;
+    queue_a_settle_made_soon_is_seen_by_every_later_read(&queue, &invocations).await;
     queue_replay_reopens_only_a_failed_invocation(&queue, &invocations).await;
     queue_discard_removes_only_the_work(&queue, &invocations).await;
     queue_postpone_puts_work_back_without_an_attempt(&queue, &invocations).await;
@@ -662,6 +664,55 @@ async fn queue_settle_held_answers_as_a_fresh_read_would(
         "a missing invocation: the held copy, unchanged"
     );
     assert_eq!(invocations.get("queue-held-never").await.unwrap(), None);
+}
+
+/// What the synchronous fast path relies on when it answers before its outcome is durable: a
+/// read begun after `settle_held_soon` returned (a status lookup, a list, the queue's own
+/// next-due) already sees the outcome, and the work is gone.
+async fn queue_a_settle_made_soon_is_seen_by_every_later_read(
+    queue: &Arc<dyn WorkSource>,
+    invocations: &Arc<dyn InvocationScans>,
+) {
+    let open = fresh("queue-soon", PRE_APPROVAL);
+    // As the intake accepts it: leased to the request that delivers it.
+    queue
+        .accept(std::slice::from_ref(&open), at(860), Some(at(870)))
+        .await
+        .unwrap();
+    let delivered = attempt(860, Some(200), AttemptOutcome::Completed);
+
+    let answered = queue
+        .settle_held_soon(
+            open,
+            &delivered,
+            &OPEN,
+            Some(&completion(860)),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap();
+
+    assert_eq!(answered.state, InvocationState::Completed);
+    assert_eq!(answered.attempts, std::slice::from_ref(&delivered));
+    assert_eq!(
+        invocations.get("queue-soon").await.unwrap().as_ref(),
+        Some(&answered),
+        "a lookup right after sees the outcome the caller answered"
+    );
+    let listed = invocations
+        .list(&q(&[("filters", r#"subscriptionId eq "sub-queue""#)]))
+        .await
+        .unwrap();
+    assert!(
+        listed.items.contains(&answered),
+        "so does a list: {:?}",
+        listed
+            .items
+            .iter()
+            .map(|i| (&i.id, i.state))
+            .collect::<Vec<_>>()
+    );
+    assert_no_work(queue, "a settle made soon with Done removes the item").await;
 }
 
 async fn queue_replay_reopens_only_a_failed_invocation(

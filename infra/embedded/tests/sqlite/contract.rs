@@ -182,9 +182,11 @@ async fn the_contract_holds_on_a_single_threaded_runtime_too() {
     let (subscriptions, invocations) = stores(&dir).await;
     contract::subscription_store(subscriptions).await;
     contract::invocation_store(Arc::clone(&invocations)).await;
-    // On the same file: the queue suite leaves the store suite's invocations alone.
-    let (queue, _) = queue(&dir).await;
-    contract::delivery_queue(queue, invocations).await;
+    // On the same file: the queue suite leaves the store suite's invocations alone. It reads
+    // through the queue's own handle, as a process does: a write made soon is seen by the reads
+    // of the handle that made it (`settle_held_soon`), not by another process's.
+    let (queue, queue_invocations) = queue(&dir).await;
+    contract::delivery_queue(queue, queue_invocations).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
