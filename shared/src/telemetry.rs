@@ -215,7 +215,8 @@ pub fn sync_answered(trigger_id: &str, finished: bool, took: Duration) {
         .record(took.as_secs_f64());
 }
 
-/// A durable write of `operation` took `took`.
+/// A durable write of `operation` took `took` (`settle_soon`: the time to queue an outcome
+/// written after its answer, see [`crate::ports::DeliveryQueue::settle_held_soon`]).
 pub fn store_write(operation: &'static str, took: Duration) {
     metrics::histogram!(STORE_WRITE, "operation" => operation).record(took.as_secs_f64());
 }

@@ -349,6 +349,14 @@ impl App {
     ) -> anyhow::Result<App> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+        // On SQLite each commit waits on an fsync: the accept's runs while the subscriber
+        // answers, and the outcome is written after the answer, with the next commit, so the
+        // fsync adds nothing to a SYNC round trip unless it outlasts the subscriber. On AWS each
+        // write is billed: one write, with the outcome, as in the Lambda functions.
+        let sync_record = match storage {
+            Storage::Sqlite => SyncRecord::DuringDelivery,
+            Storage::Aws { .. } => SyncRecord::WithOutcome,
+        };
         // Read first: it also seals the subscriptions' credentials in the store.
         let key = SecretKey::new(secret_key(&config.data_dir)?);
         let Adapters {
@@ -421,10 +429,7 @@ impl App {
         let intake = Intake {
             delivery: delivery.clone(),
             signal: Some(Arc::new(signal)),
-            // One durable commit on a synchronous start's path instead of two (accept, then
-            // outcome): on SQLite each commit waits on an fsync, most of what Triggerline adds to
-            // a SYNC round trip; on AWS each write is billed, as in the Lambda functions.
-            sync_record: SyncRecord::WithOutcome,
+            sync_record,
             ids: Arc::new(RandomIds),
             sync_wait: std::time::Duration::from_millis(config.sync_wait.as_millis()),
             keys: Some(keys.clone()),

@@ -58,6 +58,16 @@ impl DeliveryPolicy {
     }
 }
 
+/// When [`Delivery::settle_tried`] returns: once its write is durable, or once it is queued
+/// ([`crate::ports::DeliveryQueue::settle_held_soon`]) for an outcome the producer is answered
+/// with inline (whose completion event is then sent only as
+/// [`crate::usecases::notify::Notifier::finished_inline`] says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settling {
+    Durable,
+    Soon,
+}
+
 /// One attempt, judged but not yet written.
 #[derive(Debug, Clone)]
 pub struct Tried {
@@ -196,18 +206,45 @@ impl Delivery {
         let tried = self
             .try_once(&invocation, subscription.as_deref(), attempts_before)
             .await;
+        self.settle_tried(
+            invocation,
+            subscription.as_deref(),
+            &tried,
+            Settling::Durable,
+        )
+        .await
+    }
+
+    /// Records a judged attempt of a PENDING invocation (as [`Delivery::attempt`] does after
+    /// its try) and does what follows: the heartbeat timer of an acknowledgement, the
+    /// subscription's health, the telemetry and the notices of a transition.
+    pub async fn settle_tried(
+        &self,
+        invocation: Invocation,
+        subscription: Option<&Subscription>,
+        tried: &Tried,
+        settling: Settling,
+    ) -> Result<Invocation> {
         let writing = Instant::now();
-        let mut settled = self
-            .queue
-            .settle_held(
-                invocation,
-                &tried.attempt,
-                &[InvocationState::Pending],
-                tried.transition.as_ref(),
-                &tried.next,
-            )
-            .await?;
-        telemetry::store_write("settle", writing.elapsed());
+        let from = [InvocationState::Pending];
+        let (attempt, transition, next) = (&tried.attempt, tried.transition.as_ref(), &tried.next);
+        let mut settled = match settling {
+            Settling::Durable => {
+                let queue = &self.queue;
+                queue.settle_held(invocation, attempt, &from, transition, next)
+            }
+            Settling::Soon => {
+                let queue = &self.queue;
+                queue.settle_held_soon(invocation, attempt, &from, transition, next)
+            }
+        }
+        .await?;
+        let operation = match settling {
+            Settling::Durable => "settle",
+            // The time to queue it: what the caller waited for.
+            Settling::Soon => "settle_soon",
+        };
+        telemetry::store_write(operation, writing.elapsed());
         if settled.state == InvocationState::Acknowledged
             && tried
                 .transition
@@ -216,7 +253,7 @@ impl Delivery {
         {
             settled = self.start_heartbeat(settled).await;
         }
-        if let Some(s) = &subscription {
+        if let Some(s) = subscription {
             self.record_health(s, &tried.attempt).await;
         }
         if let Some(t) = &tried.transition {
@@ -226,7 +263,11 @@ impl Delivery {
                 telemetry::delivered(&settled);
                 telemetry::transitioned(&settled, InvocationState::Pending);
             }
-            self.notifier.finished(&settled).await;
+            match settling {
+                Settling::Durable => self.notifier.finished(&settled).await,
+                // Made soon only for an outcome its producer is answered with.
+                Settling::Soon => self.notifier.finished_inline(&settled).await,
+            }
         }
         Ok(settled)
     }

@@ -18,7 +18,7 @@ use crate::secrets::hash_secret;
 use crate::telemetry;
 use crate::time::{IdGenerator, MAX_AHEAD_DAYS, later, max_ahead};
 use crate::trace::TraceContext;
-use crate::usecases::delivery::Delivery;
+use crate::usecases::delivery::{Delivery, Settling};
 use crate::wire::{StartInvocation, TestInvocation};
 use crate::{Error, Result};
 
@@ -101,6 +101,15 @@ pub enum SyncRecord {
     /// surfaces to it as a failed request it can repeat. The choice of the AWS functions, where
     /// each write is billed, and of the local stack, where each commit waits on an fsync.
     WithOutcome,
+    /// While the inline delivery runs: the accept (leased to this request, as
+    /// `BeforeDelivery`) is committed concurrently with the attempt, and the answer waits for
+    /// both; the outcome is then written soon ([`DeliveryQueue::settle_held_soon`]), not
+    /// waited for. The accept is durable before the answer, as every 2xx needs; a crash before
+    /// the outcome is durable delivers again when the lease ends. The commit's fsync overlaps
+    /// the subscriber's answer instead of following it, for the same cases as `WithOutcome`
+    /// (otherwise as `BeforeDelivery`). The local stack's choice: one more write per start,
+    /// but no fsync added to the round trip when the subscriber takes as long as one.
+    DuringDelivery,
 }
 
 /// What every invocation of one `start` or `test` shares; each subscription adds the rest.
@@ -435,6 +444,14 @@ impl Intake {
         {
             return self
                 .deliver_then_record(now, invocations, &subscriptions, claim)
+                .await;
+        }
+        if inline
+            && self.sync_record == SyncRecord::DuringDelivery
+            && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)
+        {
+            return self
+                .deliver_while_accepting(now, invocations, &subscriptions, claim)
                 .await;
         }
         let by = if inline {
@@ -805,6 +822,54 @@ impl Intake {
         }
         recorded.extend(retrying.into_iter().map(|(i, _)| i));
         self.wait(submitted, recorded).await
+    }
+
+    /// [`SyncRecord::DuringDelivery`]: accepts the invocations while trying each once, then
+    /// settles each with its attempt, written soon, and answers. A SYNC subscriber's attempt is
+    /// final (never retried, never acknowledged); an outcome that could not be queued is left
+    /// to the queue and waited on, as on the other paths.
+    async fn deliver_while_accepting(
+        &self,
+        submitted: DateTime<Utc>,
+        invocations: Vec<Invocation>,
+        subscriptions: &[Arc<Subscription>],
+        claim: Option<&Claim>,
+    ) -> Result<Started> {
+        let subscription_of = |invocation: &Invocation| {
+            subscriptions
+                .iter()
+                .find(|s| s.id == invocation.subscription_id)
+                .map(|s| &**s)
+        };
+        let accepting = self.accept(&invocations, subscriptions, submitted, DeliveredBy::Caller);
+        let tries = futures_join_all(
+            invocations
+                .iter()
+                .map(|inv| self.delivery.try_once(inv, subscription_of(inv), 0)),
+        );
+        let (accepted, tried) = futures::join!(accepting, tries);
+        // Delivered but not accepted: the producer gets the error and may start again, which
+        // at least once allows.
+        accepted?;
+        self.record_raised(claim, &invocations).await;
+        let ids: Vec<String> = invocations.iter().map(|i| i.id.clone()).collect();
+        let mut settled = Vec::with_capacity(invocations.len());
+        for (invocation, tried) in invocations.into_iter().zip(&tried) {
+            let subscription = subscription_of(&invocation);
+            let written = self
+                .delivery
+                .settle_tried(invocation, subscription, tried, Settling::Soon)
+                .await;
+            match written {
+                Ok(invocation) => settled.push(invocation),
+                // Left to the queue, whose leased work comes back when its lease ends.
+                Err(e) => tracing_warn(&e),
+            }
+        }
+        if settled.len() == ids.len() && settled.iter().all(|i| !i.state.is_open()) {
+            return Ok(Started::Finished(settled));
+        }
+        self.wait_ids(submitted, ids).await
     }
 
     /// Holds until every invocation is finished or the wait limit passes.

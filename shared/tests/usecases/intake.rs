@@ -212,6 +212,106 @@ async fn with_outcome_a_synchronous_start_writes_once_after_delivering() {
     );
 }
 
+/// Gives every invocation the same id, so that a second accept clashes with the first.
+#[derive(Debug)]
+struct SameId(String);
+
+impl triggerline::time::IdGenerator for SameId {
+    fn id(&self) -> String {
+        self.0.clone()
+    }
+
+    fn secret(&self, bytes: usize) -> String {
+        "s".repeat(bytes)
+    }
+}
+
+/// The local stack's intake: the accept commits while the subscriber answers.
+fn during_delivery(stack: &Stack) -> Intake {
+    Intake {
+        sync_record: SyncRecord::DuringDelivery,
+        ..stack.intake()
+    }
+}
+
+#[tokio::test]
+async fn during_delivery_a_synchronous_start_answers_the_outcome_and_stores_it() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "SYNC").await;
+    stack.webhooks.reply(answered(200, example_output(RESPOND)));
+
+    let Started::Finished(finished) = during_delivery(&stack)
+        .start(start(RESPOND, json!({"isSynchronous": true})))
+        .await
+        .unwrap()
+    else {
+        panic!("answered in time");
+    };
+
+    assert_eq!(finished[0].state, InvocationState::Completed);
+    assert_eq!(finished[0].output, Some(example_output(RESPOND)));
+    assert_eq!(stack.webhooks.requests().len(), 1, "delivered once");
+    assert!(stack.signal.handoffs().is_empty(), "not by the worker");
+    let stored = stack.invocation(&finished[0].id).await;
+    assert_eq!(stored, finished[0], "stored as answered");
+    assert_eq!(stored.attempts.len(), 1);
+    assert!(stack.queue.queued().is_empty(), "its work is done");
+    assert!(
+        stack.events.published().is_empty(),
+        "the producer holds the answer; no completion event unless configured"
+    );
+}
+
+#[tokio::test]
+async fn during_delivery_a_refusal_is_answered_and_stored_as_failed_without_a_retry() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "SYNC").await;
+    stack.webhooks.reply(answered(503, json!({})));
+
+    let Started::Finished(finished) = during_delivery(&stack)
+        .start(start(RESPOND, json!({"isSynchronous": true})))
+        .await
+        .unwrap()
+    else {
+        panic!("a SYNC subscriber's refusal is final");
+    };
+
+    assert_eq!(finished[0].state, InvocationState::Failed);
+    assert_eq!(stack.invocation(&finished[0].id).await, finished[0]);
+    assert!(stack.queue.queued().is_empty(), "no retry is queued");
+    assert_eq!(stack.webhooks.requests().len(), 1);
+}
+
+#[tokio::test]
+async fn during_delivery_a_start_that_cannot_be_accepted_fails_though_delivered() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "SYNC").await;
+    let intake = during_delivery(&stack);
+    let first = intake
+        .start(start(RESPOND, json!({"isSynchronous": true})))
+        .await
+        .unwrap();
+    let Started::Finished(first) = first else {
+        panic!("answered");
+    };
+    // The same id again: the accept fails, the attempt still went out.
+    let intake = Intake {
+        ids: Arc::new(SameId(first[0].id.clone())),
+        ..intake
+    };
+
+    let again = intake
+        .start(start(RESPOND, json!({"isSynchronous": true})))
+        .await;
+
+    assert!(
+        matches!(again, Err(Error::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    assert_eq!(stack.webhooks.requests().len(), 2);
+    assert_eq!(stack.invocation(&first[0].id).await, first[0], "unchanged");
+}
+
 async fn bus_subscription(stack: &Stack, trigger_id: &str) {
     stack
         .subscribe(json!({
