@@ -209,8 +209,28 @@ fn record_attempt(
     read_back(conn, id).map(|row| Recorded::Row(Box::new(row)))
 }
 
+/// One settle's write job ([`record_attempt`]), its inputs encoded here, before it is queued, so
+/// that the writer thread spends no time serializing.
+fn settle_job(
+    invocation_id: &str,
+    attempt: &Attempt,
+    from: &[InvocationState],
+    transition: Option<&Transition>,
+    next: &NextStep,
+    held: Option<(InvocationState, usize)>,
+) -> Result<impl Fn(&Connection) -> Result<Recorded, Error> + Send + 'static, Error> {
+    let id = invocation_id.to_owned();
+    let line = attempt_line(attempt)?;
+    let states = from.to_vec();
+    let outcome = transition.map(Outcome::of).transpose()?;
+    let work = work_change(next);
+    Ok(move |conn: &Connection| {
+        record_attempt(conn, &id, &line, &states, outcome.as_ref(), &work, held)
+    })
+}
+
 impl SqliteDeliveryQueue {
-    /// One settle's write job ([`record_attempt`]), its inputs encoded before it is queued.
+    /// One settle, durable when it returns.
     async fn record(
         &self,
         invocation_id: &str,
@@ -220,16 +240,8 @@ impl SqliteDeliveryQueue {
         next: &NextStep,
         held: Option<(InvocationState, usize)>,
     ) -> Result<Recorded, Error> {
-        let id = invocation_id.to_owned();
-        let line = attempt_line(attempt)?;
-        let states = from.to_vec();
-        let outcome = transition.map(Outcome::of).transpose()?;
-        let work = work_change(next);
-        self.db
-            .write(move |conn| {
-                record_attempt(conn, &id, &line, &states, outcome.as_ref(), &work, held)
-            })
-            .await
+        let job = settle_job(invocation_id, attempt, from, transition, next, held)?;
+        self.db.write(job).await
     }
 }
 
@@ -310,19 +322,9 @@ impl DeliveryQueue for SqliteDeliveryQueue {
         transition: Option<&Transition>,
         next: &NextStep,
     ) -> Result<Invocation, Error> {
-        let id = held.id.clone();
         let as_held = Some((held.state, held.attempts.len()));
-        let line = attempt_line(attempt)?;
-        let states = from.to_vec();
-        let outcome = transition.map(Outcome::of).transpose()?;
-        let work = work_change(next);
-        self.db
-            .write_soon(move |conn| {
-                let recorded =
-                    record_attempt(conn, &id, &line, &states, outcome.as_ref(), &work, as_held);
-                recorded.map(drop)
-            })
-            .await?;
+        let job = settle_job(&held.id, attempt, from, transition, next, as_held)?;
+        self.db.write_soon(move |conn| job(conn).map(drop)).await?;
         // The caller accepted the row just before, so it reads as held until this lands.
         Ok(triggerline::ports::settled(held, attempt, from, transition))
     }

@@ -438,21 +438,20 @@ impl Intake {
             self.deliver_inline(&invocations, &subscriptions).await;
             return Ok(Started::Queued(invocations));
         }
-        if inline
-            && self.sync_record == SyncRecord::WithOutcome
-            && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)
-        {
-            return self
-                .deliver_then_record(now, invocations, &subscriptions, claim)
-                .await;
-        }
-        if inline
-            && self.sync_record == SyncRecord::DuringDelivery
-            && answers_within_the_request(entry.trigger.trigger_type, &subscriptions)
-        {
-            return self
-                .deliver_while_accepting(now, invocations, &subscriptions, claim)
-                .await;
+        if inline && answers_within_the_request(entry.trigger.trigger_type, &subscriptions) {
+            match self.sync_record {
+                SyncRecord::WithOutcome => {
+                    return self
+                        .deliver_then_record(now, invocations, &subscriptions, claim)
+                        .await;
+                }
+                SyncRecord::DuringDelivery => {
+                    return self
+                        .deliver_while_accepting(now, invocations, &subscriptions, claim)
+                        .await;
+                }
+                SyncRecord::BeforeDelivery => {}
+            }
         }
         let by = if inline {
             DeliveredBy::Caller
