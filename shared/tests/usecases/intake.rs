@@ -262,6 +262,55 @@ async fn during_delivery_a_synchronous_start_answers_the_outcome_and_stores_it()
     );
 }
 
+/// A webhook client that notes, as each request goes out, what work the queue holds.
+#[derive(Debug)]
+struct QueueAtPost {
+    queue: triggerline::memory::MemoryQueue,
+    seen: std::sync::Mutex<Vec<Vec<triggerline::memory::Queued>>>,
+}
+
+#[async_trait::async_trait]
+impl triggerline::ports::WebhookClient for QueueAtPost {
+    async fn post(&self, _: triggerline::ports::WebhookRequest) -> triggerline::delivery::Reply {
+        self.seen.lock().unwrap().push(self.queue.queued());
+        answered(200, example_output(RESPOND))
+    }
+}
+
+#[tokio::test]
+async fn during_delivery_the_accept_is_written_leased_before_the_answer_arrives() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "SYNC").await;
+    let client = Arc::new(QueueAtPost {
+        queue: stack.queue.clone(),
+        seen: Default::default(),
+    });
+    let intake = Intake {
+        delivery: triggerline::usecases::delivery::Delivery {
+            client: client.clone(),
+            ..stack.delivery()
+        },
+        ..during_delivery(&stack)
+    };
+
+    intake
+        .start(start(RESPOND, json!({"isSynchronous": true})))
+        .await
+        .unwrap();
+
+    let seen = client.seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        seen[0].len(),
+        1,
+        "accepted while the request was out: {seen:?}"
+    );
+    assert!(
+        seen[0][0].leased_until.is_some(),
+        "leased to the request, so no worker takes it: {seen:?}"
+    );
+}
+
 #[tokio::test]
 async fn during_delivery_a_refusal_is_answered_and_stored_as_failed_without_a_retry() {
     let stack = Stack::new();
