@@ -103,14 +103,8 @@ pub(crate) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer thread on `conn`, which must be the database's only write connection.
-    #[cfg(test)]
-    pub(crate) fn spawn(conn: Connection) -> Result<Writer, StoreError> {
-        Self::spawn_with(conn, None)
-    }
-
-    /// [`Writer::spawn`] with another linger than [`LINGER`], for tests that must know a job
-    /// made soon is still lingering.
+    /// A writer without checkpoints whose linger is `linger`, for tests (some must know that a
+    /// job made soon is still lingering).
     #[cfg(test)]
     pub(crate) fn spawn_lingering(
         conn: Connection,
@@ -119,7 +113,8 @@ impl Writer {
         Self::start(conn, None, linger)
     }
 
-    /// [`Writer::spawn`], telling `checkpoints` after every commit.
+    /// Starts the writer thread on `conn`, which must be the database's only write connection,
+    /// telling `checkpoints` after every commit.
     pub(crate) fn spawn_with(
         conn: Connection,
         checkpoints: Option<Checkpoints>,
@@ -358,11 +353,7 @@ mod tests {
     use super::*;
 
     fn writer() -> (Writer, tempfile::TempDir) {
-        let dir = tempfile::tempdir().unwrap();
-        let conn = Connection::open(dir.path().join("w.db")).unwrap();
-        conn.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (k TEXT PRIMARY KEY);")
-            .unwrap();
-        (Writer::spawn(conn).unwrap(), dir)
+        lingering(LINGER)
     }
 
     fn insert(k: &'static str) -> impl Fn(&Connection) -> triggerline::Result<()> {
