@@ -97,6 +97,26 @@ pub fn settled(
     invocation
 }
 
+/// What [`InvocationStore::transition_judged`] asks of the caller: the transition to make of
+/// the invocation as stored, or why none may be made. Called with the store's copy at the moment
+/// of the write, possibly more than once (a store may retry a write), so it must not have side
+/// effects.
+pub type Judge = Arc<dyn Fn(&Invocation) -> Result<Transition, Error> + Send + Sync>;
+
+/// How [`InvocationStore::transition_judged`] ended.
+#[derive(Debug)]
+pub enum Judged {
+    /// No invocation has this id (or its row could not be read, and was set aside).
+    Missing,
+    /// The judge refused, with this error; nothing was written. The invocation as it was read.
+    Refused(Box<Invocation>, Error),
+    /// Written: the state it was in before (`was`), and the invocation as written.
+    Written {
+        was: InvocationState,
+        invocation: Box<Invocation>,
+    },
+}
+
 /// Where invocations and their outcomes live.
 #[async_trait]
 pub trait InvocationStore: Send + Sync + std::fmt::Debug {
@@ -132,6 +152,36 @@ pub trait InvocationStore: Send + Sync + std::fmt::Debug {
         transition: &Transition,
     ) -> Result<Invocation, Error> {
         self.transition(&held.id, from, transition).await
+    }
+
+    /// Reads invocation `id`, asks `judge` what to make of it, and makes that transition if
+    /// its state is still one of `from`: the callback's read, check and write as one step. A
+    /// store with a single writer does all of it there, on the writer's own copy, instead of
+    /// reading through a second connection first. The default reads, judges, then writes with
+    /// [`InvocationStore::transition_held`].
+    ///
+    /// Errors: [`Error::NotOpen`] (with the current state) when the state is no longer in `from`
+    /// at the write (another writer came first); the judge's own refusals are
+    /// [`Judged::Refused`], not errors.
+    async fn transition_judged(
+        &self,
+        id: &str,
+        from: &[InvocationState],
+        judge: Judge,
+    ) -> Result<Judged, Error> {
+        let Some(invocation) = self.get(id).await? else {
+            return Ok(Judged::Missing);
+        };
+        let transition = match judge(&invocation) {
+            Ok(transition) => transition,
+            Err(refusal) => return Ok(Judged::Refused(Box::new(invocation), refusal)),
+        };
+        let was = invocation.state;
+        let invocation = self.transition_held(invocation, from, &transition).await?;
+        Ok(Judged::Written {
+            was,
+            invocation: Box::new(invocation),
+        })
     }
 
     /// Open invocations (`PENDING`, `ACKNOWLEDGED`) whose deadline or heartbeat due time

@@ -6,7 +6,7 @@ use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
 use triggerline::model::{Attempt, Invocation, InvocationState};
-use triggerline::ports::{InvocationScans, InvocationStore, Transition};
+use triggerline::ports::{InvocationScans, InvocationStore, Judge, Judged, Transition};
 use triggerline::query::{InvocationField, InvocationQuery, Page};
 use triggerline::time::format_time;
 
@@ -512,6 +512,60 @@ fn apply_if_held(
     read_back(conn, id).map(Some)
 }
 
+/// What [`judge_and_apply`] found: the judgement, or a row it had to set aside.
+enum InJob {
+    Judged(Judged),
+    Quarantined(Unreadable),
+}
+
+/// [`InvocationStore::transition_judged`] inside a write job. The answer is the row as read with
+/// the transition applied: nothing else can change it within the job.
+fn judge_and_apply(
+    conn: &Connection,
+    id: &str,
+    from: &[InvocationState],
+    judge: &Judge,
+) -> Result<InJob, Error> {
+    let Some(stored) = find(conn, id)? else {
+        return Ok(InJob::Judged(Judged::Missing));
+    };
+    let mut invocation = match stored.read() {
+        Ok(invocation) => invocation,
+        Err(unreadable) => {
+            quarantine::move_invocations(conn, std::slice::from_ref(&unreadable))?;
+            return Ok(InJob::Quarantined(unreadable));
+        }
+    };
+    let transition = match judge(&invocation) {
+        Ok(transition) => transition,
+        Err(refusal) => {
+            return Ok(InJob::Judged(Judged::Refused(
+                Box::new(invocation),
+                refusal,
+            )));
+        }
+    };
+    let was = invocation.state;
+    if !from.contains(&was) {
+        return Err(Error::NotOpen {
+            id: id.to_owned(),
+            status: was,
+        });
+    }
+    write_outcome(
+        conn,
+        id,
+        None,
+        &Outcome::of(&transition)?,
+        &WorkChange::Keep,
+    )?;
+    transition.apply_to(&mut invocation);
+    Ok(InJob::Judged(Judged::Written {
+        was,
+        invocation: Box::new(invocation),
+    }))
+}
+
 /// Sets the heartbeat columns of an open invocation (the state is checked and the row written
 /// in one write job on the single writer); `last` NULL leaves the last heartbeat.
 fn keep_alive(conn: &Connection, id: &str, due: &str, last: Option<&str>) -> Result<Stored, Error> {
@@ -616,6 +670,31 @@ impl InvocationStore for SqliteInvocationStore {
                 Ok(written)
             }
         }
+    }
+
+    /// One write job: the writer reads the row on its own connection (its pages are in the
+    /// writer's cache, where a reader would fetch them again after every commit), decodes it,
+    /// asks `judge` and writes the outcome, so no other write comes between the check and the
+    /// write. A row that cannot be decoded is moved to the quarantine in the same job.
+    async fn transition_judged(
+        &self,
+        id: &str,
+        from: &[InvocationState],
+        judge: Judge,
+    ) -> Result<Judged, Error> {
+        let id = id.to_owned();
+        let states = from.to_vec();
+        let judged = self
+            .db
+            .write(move |conn| judge_and_apply(conn, &id, &states, &judge))
+            .await?;
+        Ok(match judged {
+            InJob::Judged(judged) => judged,
+            InJob::Quarantined(row) => {
+                quarantine::moved(&row);
+                Judged::Missing
+            }
+        })
     }
 
     async fn overdue(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<Invocation>, Error> {

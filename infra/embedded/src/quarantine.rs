@@ -37,17 +37,19 @@ pub(crate) async fn invocations(db: &Sqlite, rows: Vec<Unreadable>) {
     if rows.is_empty() {
         return;
     }
-    let moved = rows.clone();
-    match db.write(move |conn| move_invocations(conn, &moved)).await {
-        Ok(()) => {
-            for row in rows {
-                tracing::warn!(invocation = %row.id, reason = %row.reason,
-                    "unreadable invocation moved to the quarantine table");
-            }
-        }
+    let to_move = rows.clone();
+    match db.write(move |conn| move_invocations(conn, &to_move)).await {
+        Ok(()) => rows.iter().for_each(moved),
         Err(e) => tracing::warn!(error = %e, count = rows.len(),
             "cannot quarantine unreadable invocations; they stay skipped"),
     }
+}
+
+/// Logs that `row` was moved into `quarantine` (by [`invocations`], or by a write job that
+/// found it, through [`move_invocations`]).
+pub(crate) fn moved(row: &Unreadable) {
+    tracing::warn!(invocation = %row.id, reason = %row.reason,
+        "unreadable invocation moved to the quarantine table");
 }
 
 /// Moves each row into `quarantine`, inside the caller's write job.

@@ -10,7 +10,7 @@ use super::fixtures::*;
 use crate::Error;
 use crate::error::ResourceKind;
 use crate::model::{Invocation, InvocationState};
-use crate::ports::{InvocationScans, Transition};
+use crate::ports::{InvocationScans, Judge, Judged, Transition};
 
 use crate::query::Page;
 /// Runs every [`InvocationStore`] check against `store`, which must be fresh and empty.
@@ -23,6 +23,8 @@ pub async fn invocation_store(store: Arc<dyn InvocationScans>) {
     invocation_transition_of_an_unknown_id_is_not_found(&store).await;
     invocation_transition_has_one_winner_under_concurrency(&store).await;
     invocation_transition_held_answers_as_a_fresh_read_would(&store).await;
+    invocation_transition_judged_writes_what_the_judge_decides_of_the_stored_copy(&store).await;
+    invocation_transition_judged_has_one_winner_under_concurrency(&store).await;
     invocation_overdue_lists_open_invocations_past_their_deadline(&store).await;
     invocation_purge_deletes_finished_invocations_past_their_retention(&store).await;
     invocation_keep_alive_moves_the_heartbeat_due_time_of_an_open_invocation(&store).await;
@@ -466,6 +468,153 @@ async fn invocation_transition_held_answers_as_a_fresh_read_would(
         ),
         "a finished invocation is NotOpen for a held copy too, got {again:?}"
     );
+}
+
+fn completion(minute: i64) -> Transition {
+    Transition {
+        to: InvocationState::Completed,
+        completed: Some(at(minute)),
+        output: Some(approval()),
+        error: None,
+    }
+}
+
+/// The judge sees the invocation as stored; a refusal writes nothing; a transition is written
+/// and answered as a fresh read would show it; an unknown id is `Missing`, never created.
+async fn invocation_transition_judged_writes_what_the_judge_decides_of_the_stored_copy(
+    store: &Arc<dyn InvocationScans>,
+) {
+    let open = invocation("judged-1", PRE_APPROVAL, ("sub-judged", "Judged"), 60, None);
+    store.create_all(std::slice::from_ref(&open)).await.unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+
+    let refuse: Judge = {
+        let seen = Arc::clone(&seen);
+        Arc::new(move |i: &Invocation| {
+            seen.lock().unwrap().push(i.clone());
+            Err(Error::Unauthenticated)
+        })
+    };
+    let refused = store
+        .transition_judged("judged-1", InvocationState::OPEN, refuse)
+        .await
+        .unwrap();
+    match refused {
+        Judged::Refused(read, Error::Unauthenticated) => assert_eq!(*read, open),
+        other => panic!("a refusal must be Refused with the judge's error, got {other:?}"),
+    }
+    assert_eq!(
+        store.get("judged-1").await.unwrap().as_ref(),
+        Some(&open),
+        "a refused judgement writes nothing"
+    );
+
+    let complete: Judge = {
+        let seen = Arc::clone(&seen);
+        Arc::new(move |i: &Invocation| {
+            seen.lock().unwrap().push(i.clone());
+            Ok(completion(61))
+        })
+    };
+    let written = store
+        .transition_judged("judged-1", InvocationState::OPEN, Arc::clone(&complete))
+        .await
+        .unwrap();
+    let Judged::Written { was, invocation } = written else {
+        panic!("an accepted judgement must be Written, got {written:?}");
+    };
+    assert_eq!(was, InvocationState::Pending);
+    assert_eq!(invocation.state, InvocationState::Completed);
+    assert_eq!(
+        Some(&*invocation),
+        store.get("judged-1").await.unwrap().as_ref(),
+        "the answer is the invocation as written"
+    );
+    assert!(
+        seen.lock().unwrap().iter().all(|i| i == &open),
+        "the judge is shown the stored invocation"
+    );
+
+    // Finished now: the judge is shown it finished, and a transition it allows anyway is not
+    // written (the state is no longer one of `from`).
+    seen.lock().unwrap().clear();
+    let again = store
+        .transition_judged("judged-1", InvocationState::OPEN, complete)
+        .await;
+    assert!(
+        matches!(
+            &again,
+            Err(Error::NotOpen {
+                status: InvocationState::Completed,
+                ..
+            })
+        ),
+        "a judged transition from a state not in `from` must be NotOpen, got {again:?}"
+    );
+    assert!(
+        seen.lock()
+            .unwrap()
+            .iter()
+            .all(|i| i.state == InvocationState::Completed),
+        "the judge is shown the current state"
+    );
+    assert_eq!(store.get("judged-1").await.unwrap(), Some(*invocation));
+
+    let never: Judge = Arc::new(|_: &Invocation| Ok(completion(62)));
+    let missing = store
+        .transition_judged("never-judged", InvocationState::OPEN, never)
+        .await
+        .unwrap();
+    assert!(
+        matches!(missing, Judged::Missing),
+        "an unknown id must be Missing, got {missing:?}"
+    );
+    assert_eq!(store.get("never-judged").await.unwrap(), None);
+}
+
+/// Of concurrent judged transitions whose judge allows any state, exactly one is written; the
+/// others are NotOpen, and the stored outcome is the winner's.
+async fn invocation_transition_judged_has_one_winner_under_concurrency(
+    store: &Arc<dyn InvocationScans>,
+) {
+    let open = invocation("judged-race", PRE_APPROVAL, ("sub-race", "Racer"), 70, None);
+    store.create_all(&[open]).await.unwrap();
+    let mut racers = JoinSet::new();
+    for n in 0..30 {
+        let store = Arc::clone(store);
+        racers.spawn(async move {
+            let judge: Judge = Arc::new(move |_: &Invocation| {
+                Ok(Transition {
+                    output: Some(json!({"racer": n})),
+                    ..completion(71)
+                })
+            });
+            let result = store
+                .transition_judged("judged-race", InvocationState::OPEN, judge)
+                .await;
+            (n, result)
+        });
+    }
+    let results = racers.join_all().await;
+    let winners: Vec<i32> = results
+        .iter()
+        .filter(|(_, r)| matches!(r, Ok(Judged::Written { .. })))
+        .map(|(n, _)| *n)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one of 30 may win: {results:?}");
+    assert!(
+        results.iter().all(|(n, r)| *n == winners[0]
+            || matches!(
+                r,
+                Err(Error::NotOpen {
+                    status: InvocationState::Completed,
+                    ..
+                })
+            )),
+        "every loser must be NotOpen(COMPLETED): {results:?}"
+    );
+    let stored = store.get("judged-race").await.unwrap().unwrap();
+    assert_eq!(stored.output, Some(json!({"racer": winners[0]})));
 }
 
 async fn invocation_transition_of_an_unknown_id_is_not_found(store: &Arc<dyn InvocationScans>) {

@@ -3,8 +3,10 @@
 use std::sync::Arc;
 
 use crate::catalog::Catalog;
-use crate::model::{InvocationState, TriggerType};
-use crate::ports::{InvocationStore, Transition};
+use chrono::{DateTime, Utc};
+
+use crate::model::{Invocation, InvocationState, TriggerType};
+use crate::ports::{InvocationStore, Judge, Judged, Transition};
 use crate::secrets::secret_matches;
 use crate::time::Clock;
 use crate::usecases::notify::Notifier;
@@ -23,15 +25,47 @@ pub struct Completion {
 }
 
 /// Completes invocation `id`. Exactly one completion wins, whoever else races it (another
-/// callback, the deadline sweep): the store's conditional transition decides.
+/// callback, the deadline sweep): the store's conditional transition decides. The checks run on
+/// the invocation as the store holds it at the write ([`InvocationStore::transition_judged`]).
 pub async fn complete(ctx: &Completion, id: &str, request: CompleteInvocation) -> Result<()> {
-    let Some(invocation) = ctx.invocations.get(id).await? else {
-        return Err(Error::Unauthenticated);
-    };
+    let trace = request.trace.clone();
+    let catalog = ctx.catalog;
+    let now = ctx.clock.now();
+    let judge: Judge = Arc::new(move |invocation| judge(catalog, invocation, &request, now));
+    let writing = std::time::Instant::now();
+    match ctx
+        .invocations
+        .transition_judged(id, InvocationState::OPEN, judge)
+        .await?
+    {
+        Judged::Missing => Err(Error::Unauthenticated),
+        Judged::Refused(_, Error::Unauthenticated) => Err(Error::Unauthenticated),
+        Judged::Refused(invocation, refusal) => {
+            crate::telemetry::called_back(&invocation, trace.as_ref());
+            Err(refusal)
+        }
+        Judged::Written { was, invocation } => {
+            crate::telemetry::store_write("transition", writing.elapsed());
+            crate::telemetry::called_back(&invocation, trace.as_ref());
+            crate::telemetry::transitioned(&invocation, was);
+            ctx.notifier.finished(&invocation).await;
+            Ok(())
+        }
+    }
+}
+
+/// The transition a callback makes of `invocation` at `now`, or why it may not: the secret
+/// first, so that a caller without it learns nothing else.
+fn judge(
+    catalog: &Catalog,
+    invocation: &Invocation,
+    request: &CompleteInvocation,
+    now: DateTime<Utc>,
+) -> Result<Transition> {
     if !secret_matches(&request.secret, &invocation.secret_hash) {
         return Err(Error::Unauthenticated);
     }
-    crate::telemetry::called_back(&invocation, request.trace.as_ref());
+    let id = &invocation.id;
     if invocation.trigger_type != TriggerType::RequestResponse {
         return Err(Error::invalid(
             "id",
@@ -42,15 +76,14 @@ pub async fn complete(ctx: &Completion, id: &str, request: CompleteInvocation) -
     }
     if !invocation.state.is_open() {
         return Err(Error::NotOpen {
-            id: id.to_owned(),
+            id: id.clone(),
             status: invocation.state,
         });
     }
-    let now = ctx.clock.now();
     // Past a missed heartbeat as past the deadline: the invocation is the sweep's.
     if let Some(deadline) = invocation.due().filter(|d| *d <= now) {
         return Err(Error::DeadlinePassed {
-            id: id.to_owned(),
+            id: id.clone(),
             deadline: crate::time::format_time(&deadline),
         });
     }
@@ -62,34 +95,24 @@ pub async fn complete(ctx: &Completion, id: &str, request: CompleteInvocation) -
     if let Some(output) = &request.output {
         crate::limits::check_output("output", output)?;
     }
-    let transition = match request.error {
-        Some(error) => Transition {
+    match &request.error {
+        Some(error) => Ok(Transition {
             to: InvocationState::Failed,
             completed: Some(now),
             output: None,
-            error: Some(error),
-        },
+            error: Some(error.clone()),
+        }),
         None => {
-            let output = request.output.unwrap_or(serde_json::Value::Null);
-            ctx.catalog
+            let output = request.output.clone().unwrap_or(serde_json::Value::Null);
+            catalog
                 .require("triggerId", &invocation.trigger_id)?
                 .check_output("output", &output)?;
-            Transition {
+            Ok(Transition {
                 to: InvocationState::Completed,
                 completed: Some(now),
                 output: Some(output),
                 error: None,
-            }
+            })
         }
-    };
-    let writing = std::time::Instant::now();
-    let was = invocation.state;
-    let finished = ctx
-        .invocations
-        .transition_held(invocation, InvocationState::OPEN, &transition)
-        .await?;
-    crate::telemetry::store_write("transition", writing.elapsed());
-    crate::telemetry::transitioned(&finished, was);
-    ctx.notifier.finished(&finished).await;
-    Ok(())
+    }
 }

@@ -8,7 +8,10 @@
 use std::path::Path;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use triggerline::ports::{DeliveryQueue, InvocationScans, InvocationStore, WorkSource};
+use triggerline::model::{Invocation, InvocationState};
+use triggerline::ports::{
+    DeliveryQueue, InvocationScans, InvocationStore, Judge, Judged, WorkSource,
+};
 use triggerline::query::{InvocationQuery, RawCollection};
 use triggerline_embedded::{Sqlite, SqliteDeliveryQueue, SqliteInvocationStore};
 
@@ -18,7 +21,7 @@ fn at(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2025, 3, 14, 10, 0, 0).unwrap() + Duration::minutes(minutes)
 }
 
-fn invocation(id: &str, deadline: Option<DateTime<Utc>>) -> triggerline::model::Invocation {
+fn invocation(id: &str, deadline: Option<DateTime<Utc>>) -> Invocation {
     serde_json::from_value(serde_json::json!({
         "id": id,
         "triggerId": "idn:access-request-pre-approval",
@@ -166,4 +169,42 @@ async fn a_list_leaves_out_a_row_whose_body_is_not_json() {
     assert_eq!(quarantined(&path)[0].0, "b");
     assert_eq!(store.get("b").await.unwrap(), None);
     assert!(store.get("a").await.unwrap().is_some());
+}
+
+/// A callback's judged transition that meets an unreadable row answers `Missing` (the callback
+/// then answers 401, as for an unknown id), moves the row to the quarantine in the same write,
+/// and never shows it to the judge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_judged_transition_quarantines_an_unreadable_row_unjudged() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, db) = open(&dir).await;
+    let store = SqliteInvocationStore::new(db);
+    store
+        .create_all(&[invocation("bad", None), invocation("good", None)])
+        .await
+        .unwrap();
+    damage(
+        &path,
+        "UPDATE invocations SET body = '{not json' WHERE id = 'bad';",
+    );
+    let judged = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let judge: Judge = {
+        let judged = std::sync::Arc::clone(&judged);
+        std::sync::Arc::new(move |_: &Invocation| {
+            judged.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Err(triggerline::Error::Unauthenticated)
+        })
+    };
+
+    let found = store
+        .transition_judged("bad", InvocationState::OPEN, judge)
+        .await
+        .unwrap();
+
+    assert!(matches!(found, Judged::Missing), "{found:?}");
+    assert_eq!(judged.load(std::sync::atomic::Ordering::SeqCst), 0);
+    assert_eq!(quarantined(&path).len(), 1);
+    assert_eq!(quarantined(&path)[0].0, "bad");
+    assert_eq!(store.get("bad").await.unwrap(), None);
+    assert!(store.get("good").await.unwrap().is_some());
 }
