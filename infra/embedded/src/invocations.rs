@@ -1,14 +1,19 @@
 //! [`InvocationStore`] on the `invocations` table.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
 use triggerline::Error;
 use triggerline::error::ResourceKind;
-use triggerline::model::{Attempt, Invocation, InvocationState};
+use triggerline::model::{
+    Attempt, DispatchMode, Heartbeat, Invocation, InvocationState, InvocationType, TriggerType,
+};
 use triggerline::ports::{InvocationScans, InvocationStore, Judge, Judged, Transition};
 use triggerline::query::{InvocationField, InvocationQuery, Page};
 use triggerline::time::format_time;
+use triggerline::trace::TraceContext;
 
 use crate::Sqlite;
 use crate::error::{StoreError, db, from_body, parse_time, to_body, to_sql_int};
@@ -96,7 +101,7 @@ impl Row {
             deadline: i.deadline.as_ref().map(format_time),
             output: i.output.as_ref().map(|o| to_body(WHAT, o)).transpose()?,
             error: i.error.clone(),
-            body: to_body(WHAT, i)?,
+            body: to_body(WHAT, &BodyOut::of(i))?,
             ordering_key: i.ordering_key.clone(),
             last_heartbeat: i
                 .heartbeat
@@ -114,9 +119,67 @@ impl Row {
     }
 }
 
+/// What `body` holds: the invocation as created, less what its columns hold (ids, names,
+/// state, times, outcome, ordering key; schema version 9). Rows written before keep those
+/// fields in their body too; reads take them from the columns, as they did for what changes.
+/// About 300 bytes less per row, so more rows per page: each commit writes fewer pages to the
+/// WAL, the accept's as the settle's.
+#[derive(serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BodyOut<'a> {
+    trigger_type: TriggerType,
+    invocation_type: InvocationType,
+    response_mode: Option<DispatchMode>,
+    input: &'a serde_json::Value,
+    content_json: &'a serde_json::Value,
+    secret_hash: &'a str,
+    /// Attempts made before the insert (an invocation written with its outcome).
+    #[serde(skip_serializing_if = "<[Attempt]>::is_empty")]
+    attempts: &'a [Attempt],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    trace: Option<&'a TraceContext>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    heartbeat: Option<&'a Heartbeat>,
+}
+
+impl<'a> BodyOut<'a> {
+    fn of(i: &'a Invocation) -> Self {
+        BodyOut {
+            trigger_type: i.trigger_type,
+            invocation_type: i.invocation_type,
+            response_mode: i.response_mode,
+            input: &i.input,
+            content_json: &i.content_json,
+            secret_hash: &i.secret_hash,
+            attempts: &i.attempts,
+            trace: i.trace.as_ref(),
+            heartbeat: i.heartbeat.as_ref(),
+        }
+    }
+}
+
+/// A `body` as read, of either form: the fields the columns hold are ignored where present.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BodyIn {
+    trigger_type: TriggerType,
+    invocation_type: InvocationType,
+    response_mode: Option<DispatchMode>,
+    input: Arc<serde_json::Value>,
+    content_json: Arc<serde_json::Value>,
+    secret_hash: String,
+    #[serde(default)]
+    attempts: Vec<Attempt>,
+    #[serde(default)]
+    trace: Option<TraceContext>,
+    #[serde(default)]
+    heartbeat: Option<Heartbeat>,
+}
+
 /// The columns a read of whole invocations selects, in [`Stored::from_row`]'s order.
 pub(crate) const SELECT: &str = "id, body, state, completed, deadline, output, error, attempts, \
-                                 last_heartbeat, heartbeat_due";
+                                 last_heartbeat, heartbeat_due, trigger_id, subscription_id, \
+                                 subscription_name, created, ordering_key";
 
 /// One invocation as read, not yet decoded: rows are decoded after they leave the writer thread
 /// or the read transaction, so neither spends its time in JSON.
@@ -132,6 +195,11 @@ pub(crate) struct Stored {
     attempts: Option<String>,
     last_heartbeat: Option<String>,
     heartbeat_due: Option<String>,
+    trigger_id: String,
+    subscription_id: String,
+    subscription_name: String,
+    created: String,
+    ordering_key: Option<String>,
 }
 
 impl Stored {
@@ -147,27 +215,49 @@ impl Stored {
             attempts: r.get(7)?,
             last_heartbeat: r.get(8)?,
             heartbeat_due: r.get(9)?,
+            trigger_id: r.get(10)?,
+            subscription_id: r.get(11)?,
+            subscription_name: r.get(12)?,
+            created: r.get(13)?,
+            ordering_key: r.get(14)?,
         })
     }
 
-    /// The invocation: the body as created, with the columns' current values and every attempt.
+    /// The invocation: the body as created, with the columns' values and every attempt.
     pub(crate) fn decode(self) -> Result<Invocation, Error> {
-        let mut invocation: Invocation = from_body(WHAT, &self.body)?;
-        invocation.state = InvocationState::parse(&self.state)
-            .ok_or_else(|| Error::from(StoreError::BadState(self.state.clone())))?;
-        invocation.completed = self
-            .completed
-            .map(|t| parse_time("invocation completion time", t))
-            .transpose()?;
-        invocation.deadline = self
-            .deadline
-            .map(|t| parse_time("invocation deadline", t))
-            .transpose()?;
-        invocation.output = self
-            .output
-            .map(|o| from_body("invocation output", &o))
-            .transpose()?;
-        invocation.error = self.error;
+        let body: BodyIn = from_body(WHAT, &self.body)?;
+        let mut invocation = Invocation {
+            id: self.id,
+            trigger_id: self.trigger_id,
+            trigger_type: body.trigger_type,
+            subscription_id: self.subscription_id,
+            subscription_name: self.subscription_name,
+            invocation_type: body.invocation_type,
+            response_mode: body.response_mode,
+            state: InvocationState::parse(&self.state)
+                .ok_or_else(|| Error::from(StoreError::BadState(self.state.clone())))?,
+            created: parse_time("invocation creation time", self.created)?,
+            completed: self
+                .completed
+                .map(|t| parse_time("invocation completion time", t))
+                .transpose()?,
+            deadline: self
+                .deadline
+                .map(|t| parse_time("invocation deadline", t))
+                .transpose()?,
+            input: body.input,
+            content_json: body.content_json,
+            output: self
+                .output
+                .map(|o| from_body("invocation output", &o))
+                .transpose()?,
+            error: self.error,
+            secret_hash: body.secret_hash,
+            attempts: body.attempts,
+            trace: body.trace,
+            ordering_key: self.ordering_key,
+            heartbeat: body.heartbeat,
+        };
         if let Some(timer) = invocation.heartbeat.as_mut() {
             timer.last = self
                 .last_heartbeat
@@ -360,7 +450,7 @@ pub(crate) fn attempt_line(attempt: &Attempt) -> Result<String, Error> {
 /// past both once, and the outer order is by whichever time comes first.
 pub(crate) const OVERDUE: &str =
     "SELECT id, body, state, completed, deadline, output, error, attempts, last_heartbeat,
-            heartbeat_due
+            heartbeat_due, trigger_id, subscription_id, subscription_name, created, ordering_key
      FROM invocations
      WHERE id IN (
          SELECT id FROM (SELECT id FROM invocations
@@ -767,5 +857,109 @@ impl InvocationScans for SqliteInvocationStore {
                     .map_err(db)
             })
             .await
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn words(sql: &str) -> String {
+        sql.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The sweep decodes what it selects with [`Stored::from_row`], so it selects the same.
+    #[test]
+    fn the_sweep_selects_the_columns_a_row_is_read_from() {
+        let select = words(&format!("SELECT {SELECT} FROM invocations"));
+        assert!(words(OVERDUE).starts_with(&select), "{OVERDUE}");
+    }
+
+    /// A body written now leaves out what the row's columns hold, and reads back whole.
+    #[tokio::test]
+    async fn a_body_holds_only_what_no_column_does_and_reads_back_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("t.db")).await.unwrap();
+        let store = SqliteInvocationStore::new(db.clone());
+        let mut invocation: Invocation = serde_json::from_value(serde_json::json!({
+            "id": "0193a1b2-0000-7000-8000-000000000001",
+            "triggerId": "idn:access-request-pre-approval",
+            "triggerType": "REQUEST_RESPONSE",
+            "subscriptionId": "0193a1b2-0000-7000-8000-000000000002",
+            "subscriptionName": "Approver",
+            "invocationType": "REAL_TIME",
+            "responseMode": "ASYNC",
+            "state": "PENDING",
+            "created": "2026-01-01T00:00:00.000Z",
+            "completed": null,
+            "deadline": "2026-01-02T00:00:00.000Z",
+            "input": {"identity": {"id": "2c91"}},
+            "contentJson": {"k": "v"},
+            "output": null,
+            "error": null,
+            "secretHash": "h",
+            "attempts": [],
+            "trace": {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"},
+            "orderingKey": "key-1",
+            "heartbeat": {"timeout": "PT30S"}
+        }))
+        .unwrap();
+        store
+            .create_all(std::slice::from_ref(&invocation))
+            .await
+            .unwrap();
+
+        let body: String = db
+            .lookup(|conn| {
+                conn.query_row("SELECT body FROM invocations", [], |r| r.get(0))
+                    .map_err(db_error)
+            })
+            .await
+            .unwrap();
+        let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+        let mut keys: Vec<&str> = body
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "contentJson",
+                "heartbeat",
+                "input",
+                "invocationType",
+                "responseMode",
+                "secretHash",
+                "trace",
+                "triggerType"
+            ]
+        );
+        assert_eq!(
+            store.get(&invocation.id).await.unwrap().as_ref(),
+            Some(&invocation)
+        );
+
+        // Settled: the columns carry the outcome and the attempt, the body is as written.
+        let transition = Transition {
+            to: InvocationState::Completed,
+            completed: Some("2026-01-01T00:00:05.000Z".parse().unwrap()),
+            output: Some(serde_json::json!({"approved": true})),
+            error: None,
+        };
+        let written = store
+            .transition(&invocation.id, InvocationState::OPEN, &transition)
+            .await
+            .unwrap();
+        transition.apply_to(&mut invocation);
+        assert_eq!(written, invocation);
+        assert_eq!(store.get(&invocation.id).await.unwrap(), Some(invocation));
+    }
+
+    fn db_error(e: rusqlite::Error) -> Error {
+        crate::error::db(e)
     }
 }
