@@ -459,15 +459,20 @@ async fn invocation_transition_held_answers_as_a_fresh_read_would(
         .transition_held(open, InvocationState::OPEN, &complete)
         .await;
     assert!(
-        matches!(
-            &again,
-            Err(Error::NotOpen {
-                status: InvocationState::Completed,
-                ..
-            })
-        ),
+        finished_first(&again),
         "a finished invocation is NotOpen for a held copy too, got {again:?}"
     );
+}
+
+/// Whether a write was refused because the invocation was already COMPLETED.
+fn finished_first<T>(result: &Result<T, Error>) -> bool {
+    matches!(
+        result,
+        Err(Error::NotOpen {
+            status: InvocationState::Completed,
+            ..
+        })
+    )
 }
 
 fn completion(minute: i64) -> Transition {
@@ -542,13 +547,7 @@ async fn invocation_transition_judged_writes_what_the_judge_decides_of_the_store
         .transition_judged("judged-1", InvocationState::OPEN, complete)
         .await;
     assert!(
-        matches!(
-            &again,
-            Err(Error::NotOpen {
-                status: InvocationState::Completed,
-                ..
-            })
-        ),
+        finished_first(&again),
         "a judged transition from a state not in `from` must be NotOpen, got {again:?}"
     );
     assert!(
@@ -603,14 +602,9 @@ async fn invocation_transition_judged_has_one_winner_under_concurrency(
         .collect();
     assert_eq!(winners.len(), 1, "exactly one of 30 may win: {results:?}");
     assert!(
-        results.iter().all(|(n, r)| *n == winners[0]
-            || matches!(
-                r,
-                Err(Error::NotOpen {
-                    status: InvocationState::Completed,
-                    ..
-                })
-            )),
+        results
+            .iter()
+            .all(|(n, r)| *n == winners[0] || finished_first(r)),
         "every loser must be NotOpen(COMPLETED): {results:?}"
     );
     let stored = store.get("judged-race").await.unwrap().unwrap();
@@ -684,13 +678,7 @@ async fn invocation_transition_has_one_winner_under_concurrency(store: &Arc<dyn 
             continue;
         }
         assert!(
-            matches!(
-                result,
-                Err(Error::NotOpen {
-                    status: InvocationState::Completed,
-                    ..
-                })
-            ),
+            finished_first(result),
             "a losing transition ({n}) must be NotOpen(COMPLETED), got {result:?}"
         );
     }
