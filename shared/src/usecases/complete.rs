@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
-use crate::catalog::Catalog;
 use chrono::{DateTime, Utc};
 
+use crate::catalog::Catalog;
 use crate::model::{Invocation, InvocationState, TriggerType};
 use crate::ports::{InvocationStore, Judge, Judged, Transition};
 use crate::secrets::secret_matches;
