@@ -73,3 +73,41 @@ async fn a_subscription_survives_a_sigkill() {
     second.kill().unwrap();
     second.wait().unwrap();
 }
+
+/// A data dir written by a newer build is refused at startup: exit status 1 and one line on
+/// stderr saying why, whatever RUST_BACKTRACE says, and the file is left as it was.
+#[test]
+fn a_database_from_a_newer_build_is_refused_in_one_line() {
+    let data = tempfile::tempdir().unwrap();
+    let file = data.path().join("triggerline.db");
+    rusqlite::Connection::open(&file)
+        .unwrap()
+        .execute_batch("PRAGMA user_version = 999;")
+        .unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_triggerline"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env("TRIGGERLINE_API_TOKEN", TOKEN)
+        .env("RUST_BACKTRACE", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("Error: "))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("schema version 999, newer than this build knows"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("backtrace"), "{stderr}");
+    let version: i64 = rusqlite::Connection::open(&file)
+        .unwrap()
+        .query_row("PRAGMA user_version", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, 999);
+}

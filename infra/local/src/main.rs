@@ -48,7 +48,10 @@ async fn main() -> ExitCode {
     match serve(config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("Error: {e:?}");
+            // The message and its causes on one line (`{:#}`): a startup error is read by a
+            // person, and `{:?}` would add a backtrace of stripped frames when RUST_BACKTRACE
+            // is set.
+            eprintln!("Error: {e:#}");
             ExitCode::FAILURE
         }
     }
