@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use std::io::Write;
 
-use tokio::sync::{Notify, Semaphore, broadcast, mpsc};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, broadcast, mpsc};
 use tokio_util::sync::CancellationToken;
 use triggerline::ports::{
     DeliveryQueue, Event, EventPublisher, Handoff, IdempotencyStore, InvocationScans,
@@ -18,16 +18,25 @@ use triggerline::ports::{
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::sweep::{self, Retention, Sweep};
 
-/// Hands accepted work to the worker through a bounded channel.
+/// Hands accepted work to the worker: straight to a delivery task of its own while the worker
+/// has a free permit, else through a bounded channel the worker drains as permits free up.
 #[derive(Debug, Clone)]
 pub struct ChannelSignal {
     items: mpsc::Sender<Handoff>,
+    permits: Arc<Semaphore>,
+    delivery: Arc<Delivery>,
 }
 
 #[async_trait]
 impl WorkSignal for ChannelSignal {
     async fn wake(&self, work: Vec<Handoff>) {
         for item in work {
+            // A permit freed while the worker waits for one goes to the worker (the semaphore
+            // is fair), so work behind a saturated worker is not overtaken here.
+            if let Ok(permit) = Arc::clone(&self.permits).try_acquire_owned() {
+                spawn_delivery(&self.delivery, Job::Handoff(Box::new(item)), permit);
+                continue;
+            }
             // A closed channel means the worker stopped; the item stays queued in SQLite and
             // is delivered after the next start.
             if self.items.send(item).await.is_err() {
@@ -35,6 +44,15 @@ impl WorkSignal for ChannelSignal {
             }
         }
     }
+}
+
+/// Runs `job` on a task of its own, holding `permit` until it is settled.
+fn spawn_delivery(delivery: &Arc<Delivery>, job: Job, permit: OwnedSemaphorePermit) {
+    let delivery = Arc::clone(delivery);
+    tokio::spawn(async move {
+        job.run(&delivery).await;
+        drop(permit);
+    });
 }
 
 /// Nudges the worker to look at the queue (its `poke`).
@@ -217,7 +235,12 @@ impl Worker {
             concurrency,
             poke,
         };
-        (worker, ChannelSignal { items: tx })
+        let signal = ChannelSignal {
+            items: tx,
+            permits: Arc::clone(&worker.permits),
+            delivery: Arc::clone(&worker.delivery),
+        };
+        (worker, signal)
     }
 
     /// Runs until `stop`, then waits for in-flight deliveries to settle.
@@ -283,11 +306,7 @@ impl Worker {
         let Ok(permit) = self.permits.clone().acquire_owned().await else {
             return;
         };
-        let delivery = Arc::clone(&self.delivery);
-        tokio::spawn(async move {
-            job.run(&delivery).await;
-            drop(permit);
-        });
+        spawn_delivery(&self.delivery, job, permit);
     }
 
     /// One step of [`Worker::run`], to its end: delivers the hand-offs waiting in the channel
@@ -605,9 +624,16 @@ mod tests {
         );
         assert_eq!(worker.run_once().await, 0, "nothing to do yet");
 
-        // One handed off by the intake, one queued and due (as after a restart).
+        // One handed off by the intake while every delivery permit is taken, so that it waits
+        // in the channel; one queued and due (as after a restart).
+        let busy = Arc::clone(&worker.permits)
+            .acquire_many_owned(4)
+            .await
+            .unwrap();
         let work = handed_off(&delivery, "handed", &url, 60).await;
         signal.wake(vec![work]).await;
+        assert_eq!(received.load(Ordering::SeqCst), 0, "no permit, no delivery");
+        drop(busy);
         delivery
             .queue
             .accept(&[invocation("queued")], Utc::now(), None)
@@ -625,5 +651,45 @@ mod tests {
             0,
             "settled work is not claimed again"
         );
+    }
+
+    /// With a delivery permit free, a hand-off is delivered by a task of its own at once,
+    /// without the worker's loop running at all.
+    #[tokio::test]
+    async fn a_hand_off_with_a_free_permit_is_delivered_without_the_worker_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let delivery = delivery(&dir).await;
+        let (url, received) = receiver().await;
+        admin(&dir)
+            .await
+            .create(&subscription(&url), 50)
+            .await
+            .unwrap();
+        let (worker, signal) = Worker::new(
+            delivery.clone(),
+            work_source(&dir).await,
+            4,
+            Arc::new(Notify::new()),
+        );
+
+        let work = handed_off(&delivery, "direct", &url, 60).await;
+        signal.wake(vec![work]).await;
+
+        // Settled, and its permit given back when its task ended.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let stored = delivery.invocations.get("direct").await.unwrap().unwrap();
+            let free = worker.permits.available_permits();
+            if !stored.state.is_open() && free == 4 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < until,
+                "still {} with {free} permits free",
+                stored.state
+            );
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(received.load(Ordering::SeqCst), 1);
     }
 }
