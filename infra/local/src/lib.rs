@@ -500,6 +500,10 @@ impl App {
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
         let worker = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(worker) = &worker {
+            // Before the first request is taken (see `Worker::release_leases`).
+            worker.release_leases().await;
+        }
         let worker = worker.map(|w| tokio::spawn(w.run(stop.clone())));
         let upkeep = tokio::spawn(
             runtime::Upkeep {

@@ -243,11 +243,19 @@ impl Worker {
         (worker, signal)
     }
 
-    /// Runs until `stop`, then waits for in-flight deliveries to settle.
-    pub async fn run(mut self, stop: CancellationToken) {
+    /// Frees the leases an earlier run of the process left on work it was delivering when it
+    /// stopped, so the queue delivers that work now rather than when the leases end. Call it
+    /// before any work is accepted: a lease taken by this run's intake and then freed here
+    /// would let the queue deliver that work a second time beside its hand-off.
+    pub async fn release_leases(&self) {
         if let Err(e) = self.work.release_all().await {
             tracing::error!(error = %e, "cannot release leases left by an earlier run");
         }
+    }
+
+    /// Runs until `stop`, then waits for in-flight deliveries to settle. The leases of an
+    /// earlier run are released first by [`Worker::release_leases`].
+    pub async fn run(mut self, stop: CancellationToken) {
         // The queue is read on the timer and when poked, never per handed-off item.
         let mut next_poll = tokio::time::Instant::now();
         loop {
