@@ -614,22 +614,49 @@ mod tests {
         assert_eq!(received.load(Ordering::SeqCst), 1);
     }
 
-    #[tokio::test]
-    async fn one_worker_step_delivers_hand_offs_and_due_work() {
-        let dir = tempfile::tempdir().unwrap();
-        let delivery = delivery(&dir).await;
+    /// A worker with 4 delivery permits (not running), its signal, and one subscription to a
+    /// receiver that counts what it is sent.
+    struct Subscribed {
+        delivery: Delivery,
+        url: String,
+        received: Arc<AtomicUsize>,
+        worker: Worker,
+        signal: ChannelSignal,
+    }
+
+    async fn subscribed_worker(dir: &tempfile::TempDir) -> Subscribed {
+        let delivery = delivery(dir).await;
         let (url, received) = receiver().await;
-        admin(&dir)
+        admin(dir)
             .await
             .create(&subscription(&url), 50)
             .await
             .unwrap();
-        let (mut worker, signal) = Worker::new(
+        let (worker, signal) = Worker::new(
             delivery.clone(),
-            work_source(&dir).await,
+            work_source(dir).await,
             4,
             Arc::new(Notify::new()),
         );
+        Subscribed {
+            delivery,
+            url,
+            received,
+            worker,
+            signal,
+        }
+    }
+
+    #[tokio::test]
+    async fn one_worker_step_delivers_hand_offs_and_due_work() {
+        let dir = tempfile::tempdir().unwrap();
+        let Subscribed {
+            delivery,
+            url,
+            received,
+            mut worker,
+            signal,
+        } = subscribed_worker(&dir).await;
         assert_eq!(worker.run_once().await, 0, "nothing to do yet");
 
         // One handed off by the intake while every delivery permit is taken, so that it waits
@@ -666,19 +693,13 @@ mod tests {
     #[tokio::test]
     async fn a_hand_off_with_a_free_permit_is_delivered_without_the_worker_loop() {
         let dir = tempfile::tempdir().unwrap();
-        let delivery = delivery(&dir).await;
-        let (url, received) = receiver().await;
-        admin(&dir)
-            .await
-            .create(&subscription(&url), 50)
-            .await
-            .unwrap();
-        let (worker, signal) = Worker::new(
-            delivery.clone(),
-            work_source(&dir).await,
-            4,
-            Arc::new(Notify::new()),
-        );
+        let Subscribed {
+            delivery,
+            url,
+            received,
+            worker,
+            signal,
+        } = subscribed_worker(&dir).await;
 
         let work = handed_off(&delivery, "direct", &url, 60).await;
         signal.wake(vec![work]).await;
