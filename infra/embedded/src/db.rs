@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use r2d2::Pool;
 use r2d2_sqlite::SqliteConnectionManager;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 use tracing::Span;
 
 use crate::error::{StoreError, db};
@@ -126,15 +126,7 @@ impl Sqlite {
 
 fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
     create_owner_only(&path)?;
-    // The writer's commits go out through the WAL buffer: one `pwrite` per commit instead of
-    // two per page. It needs `synchronous = FULL`, set below (see `triggerline_wal_buffer`).
-    triggerline_wal_buffer::register().map_err(db)?;
-    let mut conn = Connection::open_with_flags_and_vfs(
-        &path,
-        OpenFlags::default(),
-        triggerline_wal_buffer::VFS_NAME,
-    )
-    .map_err(db)?;
+    let mut conn = open_writer(&path)?;
     conn.busy_timeout(BUSY_TIMEOUT).map_err(db)?;
     let mode: String = conn
         .query_row("PRAGMA journal_mode = WAL", [], |row| row.get(0))
@@ -184,6 +176,25 @@ fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
             writer,
         }),
     })
+}
+
+/// The writer's connection. On unix its commits go out through the WAL buffer: one write per
+/// commit instead of two per page. It needs `synchronous = FULL`, which `open_blocking` sets
+/// (see `triggerline_wal_buffer`).
+#[cfg(unix)]
+fn open_writer(path: &Path) -> Result<Connection, triggerline::Error> {
+    triggerline_wal_buffer::register().map_err(db)?;
+    Connection::open_with_flags_and_vfs(
+        path,
+        rusqlite::OpenFlags::default(),
+        triggerline_wal_buffer::VFS_NAME,
+    )
+    .map_err(db)
+}
+
+#[cfg(not(unix))]
+fn open_writer(path: &Path) -> Result<Connection, triggerline::Error> {
+    Connection::open(path).map_err(db)
 }
 
 /// Creates the database file owner-only (0600) if it does not exist yet. SQLite gives the

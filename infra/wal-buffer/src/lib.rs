@@ -3,10 +3,10 @@
 //!
 //! SQLite writes each WAL frame with two `pwrite`s, its 24-byte header and then its page, so a
 //! commit of n pages costs 2n system calls before its `fsync`. The VFS registered here wraps the
-//! default one and, for WAL files only, keeps contiguous writes in memory until SQLite next does
-//! anything else with that file (syncs it, reads it, asks its size, truncates or closes it), then
-//! writes them with one call. Data files, journals and the shared-memory index pass through
-//! untouched, and so does every other method.
+//! default unix VFS and, for WAL files only, keeps contiguous writes in memory until SQLite next
+//! does anything else with that file (syncs it, reads it, asks its size, truncates or closes
+//! it), then writes them with one call. Data files, journals and the shared-memory index pass
+//! through untouched, and so does every other method.
 //!
 //! # Why readers never miss a frame
 //! A commit becomes visible to other connections when SQLite publishes it in the WAL index, and
@@ -36,7 +36,8 @@ const FLUSH_AT: usize = 0x1_ffff;
 /// Registers the VFS (once per process; later calls return the first result). It is not made
 /// the default: only connections opened with [`VFS_NAME`] use it.
 ///
-/// Errors: SQLite's, when there is no default VFS to wrap or registration fails.
+/// Errors: SQLite's, when the default VFS is not one of SQLite's unix VFSes (the only ones this
+/// wraps) or registration fails.
 pub fn register() -> rusqlite::Result<()> {
     static REGISTERED: OnceLock<Result<(), c_int>> = OnceLock::new();
     let registered = *REGISTERED.get_or_init(|| {
@@ -49,12 +50,17 @@ pub fn register() -> rusqlite::Result<()> {
                 return Err(rc);
             }
             let parent = ffi::sqlite3_vfs_find(ptr::null());
-            if parent.is_null() {
+            if parent.is_null()
+                || !CStr::from_ptr((*parent).zName)
+                    .to_bytes()
+                    .starts_with(b"unix")
+            {
                 return Err(ffi::SQLITE_ERROR);
             }
             // Every method but `xOpen` is the parent's own: SQLite passes them this VFS, and
-            // the default (unix) VFS reads nothing from that pointer but `mxPathname`, which the
-            // copy keeps. `xOpen` is handed the parent itself (it reads `pAppData`).
+            // the unix VFSes read nothing from that pointer but `mxPathname`, which the copy
+            // keeps. `xOpen` is handed the parent itself (it reads `pAppData`). Other VFSes
+            // (Windows') read more, hence the check above.
             let mut vfs: ffi::sqlite3_vfs = ptr::read(parent);
             vfs.szOsFile = real_offset() as c_int + (*parent).szOsFile;
             vfs.zName = VFS_NAME.as_ptr();
