@@ -136,6 +136,8 @@ fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
         tracing::warn!(path = %path.display(), mode, "sqlite could not switch to WAL mode");
     }
     // FULL makes every commit survive a power cut, not just a crash; group commit pays for it.
+    // The WAL buffer (`open_writer`) relies on it too: FULL's sync before a commit is published
+    // is what writes the gathered frames out before any reader can look for them.
     // A batch that runs again with a savepoint per job (one of its jobs failed) writes its undo
     // pages to a statement journal, as does a statement that may abort halfway; kept in memory,
     // that costs a copy, where the default spills it to a temporary file and pays for a write.
