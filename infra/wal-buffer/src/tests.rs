@@ -177,3 +177,243 @@ fn files_other_than_the_wal_pass_through() {
     let (rows, _) = seen(&reader(&path));
     assert_eq!(rows, 1);
 }
+
+/// The gathering itself, against a parent file that records what reaches it (and can fail),
+/// where the tests above can only count: the bytes, their order, the write size limit and the
+/// failure path, which a real disk will not produce on demand.
+mod gathering {
+    use std::ffi::{c_int, c_void};
+
+    use rusqlite::ffi;
+
+    use crate::{FLUSH_AT, File, Gathered, close, read, sync, write};
+
+    #[derive(Debug, PartialEq)]
+    enum Seen {
+        Write { offset: i64, bytes: Vec<u8> },
+        Sync,
+        Read,
+    }
+
+    #[repr(C)]
+    struct Parent {
+        base: ffi::sqlite3_file,
+        seen: Vec<Seen>,
+        fail: bool,
+    }
+
+    unsafe extern "C" fn parent_write(
+        file: *mut ffi::sqlite3_file,
+        buf: *const c_void,
+        amount: c_int,
+        offset: i64,
+    ) -> c_int {
+        // SAFETY: only called with a `Parent` and `amount` bytes at `buf`, by the shim.
+        unsafe {
+            let parent = &mut *file.cast::<Parent>();
+            if parent.fail {
+                return ffi::SQLITE_IOERR_WRITE;
+            }
+            let bytes = std::slice::from_raw_parts(buf.cast::<u8>(), amount as usize).to_vec();
+            parent.seen.push(Seen::Write { offset, bytes });
+        }
+        ffi::SQLITE_OK
+    }
+
+    unsafe extern "C" fn parent_sync(file: *mut ffi::sqlite3_file, _flags: c_int) -> c_int {
+        // SAFETY: only called with a `Parent`.
+        unsafe { (*file.cast::<Parent>()).seen.push(Seen::Sync) };
+        ffi::SQLITE_OK
+    }
+
+    unsafe extern "C" fn parent_read(
+        file: *mut ffi::sqlite3_file,
+        _buf: *mut c_void,
+        _amount: c_int,
+        _offset: i64,
+    ) -> c_int {
+        // SAFETY: only called with a `Parent`.
+        unsafe { (*file.cast::<Parent>()).seen.push(Seen::Read) };
+        ffi::SQLITE_OK
+    }
+
+    unsafe extern "C" fn parent_close(_file: *mut ffi::sqlite3_file) -> c_int {
+        ffi::SQLITE_OK
+    }
+
+    /// A shim WAL file over a recording parent; both boxed so the pointers stay put.
+    struct Wal {
+        shim: Box<File>,
+        parent: Box<Parent>,
+    }
+
+    impl Wal {
+        fn new() -> Wal {
+            // SAFETY: an all-zero method table is every method absent (`None`).
+            let mut methods: ffi::sqlite3_io_methods = unsafe { std::mem::zeroed() };
+            methods.iVersion = 1;
+            methods.xWrite = Some(parent_write);
+            methods.xSync = Some(parent_sync);
+            methods.xRead = Some(parent_read);
+            methods.xClose = Some(parent_close);
+            let mut parent = Box::new(Parent {
+                base: ffi::sqlite3_file {
+                    pMethods: Box::leak(Box::new(methods)),
+                },
+                seen: Vec::new(),
+                fail: false,
+            });
+            let shim = Box::new(File {
+                base: ffi::sqlite3_file {
+                    pMethods: &crate::METHODS,
+                },
+                real: (&mut *parent as *mut Parent).cast(),
+                gathered: Box::into_raw(Box::<Gathered>::default()),
+            });
+            Wal { shim, parent }
+        }
+
+        fn file(&mut self) -> *mut ffi::sqlite3_file {
+            (&mut *self.shim as *mut File).cast()
+        }
+
+        fn write(&mut self, offset: i64, bytes: &[u8]) -> c_int {
+            let file = self.file();
+            // SAFETY: `file` is a shim file over a live parent; `bytes` is readable.
+            unsafe { write(file, bytes.as_ptr().cast(), bytes.len() as c_int, offset) }
+        }
+
+        fn sync(&mut self) -> c_int {
+            let file = self.file();
+            // SAFETY: as for `write`.
+            unsafe { sync(file, 0) }
+        }
+
+        fn read(&mut self) -> c_int {
+            let mut buf = [0u8; 8];
+            let file = self.file();
+            // SAFETY: as for `write`; `buf` has the 8 bytes asked for.
+            unsafe { read(file, buf.as_mut_ptr().cast(), 8, 0) }
+        }
+
+        fn seen(&mut self) -> Vec<Seen> {
+            std::mem::take(&mut self.parent.seen)
+        }
+    }
+
+    impl Drop for Wal {
+        fn drop(&mut self) {
+            let file = self.file();
+            // SAFETY: closes the shim once, which frees its buffer.
+            unsafe { close(file) };
+        }
+    }
+
+    fn frame(fill: u8) -> (Vec<u8>, Vec<u8>) {
+        (vec![fill; 24], vec![fill.wrapping_add(1); 4096])
+    }
+
+    #[test]
+    fn contiguous_writes_reach_the_file_as_one_write_before_the_sync() {
+        let mut wal = Wal::new();
+        let (h1, p1) = frame(1);
+        let (h2, p2) = frame(3);
+        let mut offset = 32;
+        for part in [&h1, &p1, &h2, &p2] {
+            assert_eq!(wal.write(offset, part), ffi::SQLITE_OK);
+            offset += part.len() as i64;
+        }
+        assert_eq!(wal.seen(), [], "nothing reaches the file before the sync");
+        assert_eq!(wal.sync(), ffi::SQLITE_OK);
+        assert_eq!(
+            wal.seen(),
+            [
+                Seen::Write {
+                    offset: 32,
+                    bytes: [h1, p1, h2, p2].concat()
+                },
+                Seen::Sync
+            ]
+        );
+    }
+
+    #[test]
+    fn a_write_elsewhere_or_a_read_first_sends_what_was_gathered() {
+        let mut wal = Wal::new();
+        wal.write(0, &[7; 100]);
+        // SQLite rewrites a frame of the same transaction in place: not contiguous.
+        wal.write(40, &[8; 10]);
+        assert_eq!(
+            wal.seen(),
+            [Seen::Write {
+                offset: 0,
+                bytes: vec![7; 100]
+            }]
+        );
+        assert_eq!(wal.read(), ffi::SQLITE_OK);
+        assert_eq!(
+            wal.seen(),
+            [
+                Seen::Write {
+                    offset: 40,
+                    bytes: vec![8; 10]
+                },
+                Seen::Read
+            ]
+        );
+    }
+
+    #[test]
+    fn no_write_is_longer_than_the_unix_vfs_takes_and_none_is_lost() {
+        let mut wal = Wal::new();
+        let mut expected = Vec::new();
+        let mut offset = 32;
+        for i in 0..40u8 {
+            let (header, page) = frame(i);
+            for part in [header, page] {
+                wal.write(offset, &part);
+                offset += part.len() as i64;
+                expected.extend_from_slice(&part);
+            }
+        }
+        wal.sync();
+        let seen = wal.seen();
+        assert_eq!(seen.last(), Some(&Seen::Sync));
+        let mut next = 32;
+        let mut written = Vec::new();
+        for s in &seen[..seen.len() - 1] {
+            let Seen::Write { offset, bytes } = s else {
+                panic!("unexpected {s:?}");
+            };
+            assert_eq!(*offset, next, "in order and contiguous");
+            assert!(bytes.len() <= FLUSH_AT, "a write of {} bytes", bytes.len());
+            next += bytes.len() as i64;
+            written.extend_from_slice(bytes);
+        }
+        assert_eq!(written, expected);
+        assert!(seen.len() > 2, "40 frames do not fit one write");
+    }
+
+    #[test]
+    fn a_failed_write_fails_the_sync_and_leaves_nothing_behind() {
+        let mut wal = Wal::new();
+        wal.write(0, &[1; 100]);
+        wal.parent.fail = true;
+        assert_eq!(wal.sync(), ffi::SQLITE_IOERR_WRITE);
+        assert_eq!(wal.seen(), [], "no sync after a failed write");
+        wal.parent.fail = false;
+        // SQLite fails that commit and writes its next one where it began.
+        wal.write(0, &[2; 10]);
+        assert_eq!(wal.sync(), ffi::SQLITE_OK);
+        assert_eq!(
+            wal.seen(),
+            [
+                Seen::Write {
+                    offset: 0,
+                    bytes: vec![2; 10]
+                },
+                Seen::Sync
+            ]
+        );
+    }
+}
