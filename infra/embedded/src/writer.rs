@@ -238,10 +238,10 @@ fn run(
     checkpoints: Option<&Checkpoints>,
     lingering: &Lingering,
 ) {
-    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
-    while jobs.blocking_recv_many(&mut batch, MAX_BATCH) > 0 {
-        if batch.iter().all(|job| job.soon()) {
-            lingering.wait_for_more(&mut jobs, &mut batch);
+    let mut batch = Batch::default();
+    while jobs.blocking_recv_many(&mut batch.jobs, MAX_BATCH) > 0 {
+        if batch.all_soon() {
+            lingering.wait_for_more(conn, &mut jobs, &mut batch);
         }
         batches.fetch_add(1, Ordering::Relaxed);
         commit(conn, &mut batch);
@@ -250,6 +250,58 @@ fn run(
         }
     }
     tracing::debug!("sqlite writer stopped: every handle was dropped");
+}
+
+/// The jobs of one group commit, and how far they have run in its open transaction.
+#[derive(Default)]
+struct Batch {
+    jobs: Vec<Box<dyn Job>>,
+    /// Whether the batch's transaction is begun.
+    open: bool,
+    /// How many of `jobs` have run in it.
+    ran: usize,
+    /// Set once a job asked for its changes to be dropped: the jobs after it wait for the run
+    /// with a savepoint each ([`run_batch_isolated`]).
+    dropped: bool,
+    /// A failure of the transaction itself while lingering, which the commit reports.
+    failed: Option<StoreError>,
+}
+
+impl Batch {
+    fn all_soon(&self) -> bool {
+        self.jobs.iter().all(|job| job.soon())
+    }
+
+    /// Runs the jobs not yet run, in the batch's transaction (begun first if it is not).
+    fn run_pending(&mut self, conn: &Connection) -> Result<(), StoreError> {
+        if !self.open {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            self.open = true;
+        }
+        while !self.dropped && self.ran < self.jobs.len() {
+            let keep = self.jobs[self.ran].run(conn);
+            self.ran += 1;
+            // Some failures (disk full, I/O errors) make SQLite roll back the whole
+            // transaction by itself; then the earlier jobs' changes are gone too and none may
+            // be reported kept.
+            if conn.is_autocommit() {
+                return Err(StoreError::TransactionLost);
+            }
+            if !keep {
+                self.dropped = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Batch::run_pending`] while the batch lingers: a failure is kept for the commit.
+    fn run_ahead(&mut self, conn: &Connection) {
+        if self.failed.is_none() {
+            if let Err(e) = self.run_pending(conn) {
+                self.failed = Some(e);
+            }
+        }
+    }
 }
 
 /// How the writer thread holds a batch that nobody waits on.
@@ -263,16 +315,25 @@ impl Lingering {
     /// Holds a batch of jobs nobody waits on for up to the linger, taking the jobs queued
     /// meanwhile, until one that somebody waits on arrives, the batch is full, or every handle
     /// is dropped.
+    ///
+    /// The jobs run as they arrive, in the batch's open transaction, so that the awaited job
+    /// that ends the linger finds only its own work and the commit ahead of it: a synchronous
+    /// start's outcome (the usual job made soon) costs more to write than the next start's
+    /// accept, which would otherwise wait for it. The open transaction holds only the write
+    /// lock, which no other connection takes (readers and the PASSIVE checkpoints never wait
+    /// for it).
     fn wait_for_more(
         &self,
+        conn: &Connection,
         jobs: &mut mpsc::Receiver<Box<dyn Job>>,
-        batch: &mut Vec<Box<dyn Job>>,
+        batch: &mut Batch,
     ) {
         self.timer.block_on(async {
             let until = tokio::time::Instant::now() + self.linger;
-            while batch.len() < MAX_BATCH && batch.iter().all(|job| job.soon()) {
-                let room = MAX_BATCH - batch.len();
-                match tokio::time::timeout_at(until, jobs.recv_many(batch, room)).await {
+            while batch.jobs.len() < MAX_BATCH && batch.all_soon() {
+                batch.run_ahead(conn);
+                let room = MAX_BATCH - batch.jobs.len();
+                match tokio::time::timeout_at(until, jobs.recv_many(&mut batch.jobs, room)).await {
                     Ok(0) | Err(_) => break,
                     Ok(_) => {}
                 }
@@ -281,11 +342,12 @@ impl Lingering {
     }
 }
 
-fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
+/// Commits `batch` (or abandons it), answers its jobs and leaves it empty for the next.
+fn commit(conn: &Connection, batch: &mut Batch) {
     let failed = match run_batch(conn, batch) {
         Ok(()) => None,
         Err(e) => {
-            tracing::error!(error = %e, cause = ?e, jobs = batch.len(), "sqlite group commit failed");
+            tracing::error!(error = %e, cause = ?e, jobs = batch.jobs.len(), "sqlite group commit failed");
             if !conn.is_autocommit() {
                 if let Err(rollback) = conn.execute_batch("ROLLBACK") {
                     tracing::error!(error = %rollback, "sqlite rollback after a failed batch failed");
@@ -294,9 +356,12 @@ fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
             Some(Arc::new(e))
         }
     };
-    for job in batch.drain(..) {
+    for job in batch.jobs.drain(..) {
         job.finish(failed.as_ref());
     }
+    batch.open = false;
+    batch.ran = 0;
+    batch.dropped = false;
 }
 
 /// Runs a batch in one transaction. First without savepoints: a savepoint makes SQLite copy
@@ -305,27 +370,17 @@ fn commit(conn: &Connection, batch: &mut Vec<Box<dyn Job>>) {
 /// every batch has no failing job and needs none. If a job fails, the transaction is rolled
 /// back and the whole batch runs again with a savepoint per job, so that only the failed job's
 /// changes are dropped.
-fn run_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), StoreError> {
-    conn.execute_batch("BEGIN IMMEDIATE")?;
-    let mut all_kept = true;
-    for job in batch.iter_mut() {
-        let keep = job.run(conn);
-        // Some failures (disk full, I/O errors) make SQLite roll back the whole transaction
-        // by itself; then the earlier jobs' changes are gone too and none may be reported kept.
-        if conn.is_autocommit() {
-            return Err(StoreError::TransactionLost);
-        }
-        if !keep {
-            all_kept = false;
-            break;
-        }
+fn run_batch(conn: &Connection, batch: &mut Batch) -> Result<(), StoreError> {
+    if let Some(failed) = batch.failed.take() {
+        return Err(failed);
     }
-    if all_kept {
+    batch.run_pending(conn)?;
+    if !batch.dropped {
         conn.execute_batch("COMMIT")?;
         return Ok(());
     }
     conn.execute_batch("ROLLBACK")?;
-    run_batch_isolated(conn, batch)
+    run_batch_isolated(conn, &mut batch.jobs)
 }
 
 /// [`run_batch`] with each job in its own savepoint: a job that fails is rolled back alone.
@@ -436,6 +491,76 @@ mod tests {
         assert_eq!(committed(&dir), ["a", "b"]);
         assert_eq!(w.batches(), 2, "the held job, then both in one commit");
         assert_eq!(w.soon.load(Ordering::SeqCst), 0);
+    }
+
+    /// A job that inserts `k`, counts its runs and says when it first ran.
+    fn signalled(
+        k: &'static str,
+        runs: &Arc<AtomicU64>,
+    ) -> (
+        impl Fn(&Connection) -> triggerline::Result<()> + use<>,
+        oneshot::Receiver<()>,
+    ) {
+        let (ran, first_run) = oneshot::channel::<()>();
+        let ran = std::sync::Mutex::new(Some(ran));
+        let job = counted(k, runs);
+        let signalled = move |c: &Connection| {
+            let result = job(c);
+            if let Some(ran) = ran.lock().unwrap().take() {
+                let _ = ran.send(());
+            }
+            result
+        };
+        (signalled, first_run)
+    }
+
+    /// Waits (at most 10 s) for a job made soon to run while it lingers.
+    async fn ran_ahead(first_run: oneshot::Receiver<()>) {
+        tokio::time::timeout(Duration::from_secs(10), first_run)
+            .await
+            .expect("a job made soon runs while it lingers")
+            .unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_job_made_soon_runs_while_it_lingers_and_commits_with_the_next() {
+        let (w, dir) = lingering(FOREVER);
+        let runs = Arc::new(AtomicU64::new(0));
+        let (job, first_run) = signalled("a", &runs);
+        w.submit_soon(job).await.unwrap();
+
+        // It runs with nothing after it: the job that ends the linger does not wait for it.
+        ran_ahead(first_run).await;
+        assert!(
+            committed(&dir).is_empty(),
+            "it ran, and lingers uncommitted"
+        );
+
+        w.write(insert("b")).await.unwrap();
+
+        assert_eq!(committed(&dir), ["a", "b"]);
+        assert_eq!(runs.load(Ordering::SeqCst), 1, "it ran once");
+        assert_eq!(w.batches(), 1, "one commit for both");
+    }
+
+    #[tokio::test]
+    async fn a_job_made_soon_that_ran_ahead_is_kept_when_the_job_that_joins_it_fails() {
+        let (w, dir) = lingering(FOREVER);
+        w.write(insert("taken")).await.unwrap();
+        let runs = Arc::new(AtomicU64::new(0));
+        let (job, first_run) = signalled("a", &runs);
+        w.submit_soon(job).await.unwrap();
+        ran_ahead(first_run).await;
+
+        let clash = w.write(insert("taken")).await;
+
+        assert!(clash.is_err());
+        assert_eq!(committed(&dir), ["a", "taken"]);
+        assert_eq!(
+            runs.load(Ordering::SeqCst),
+            2,
+            "ahead, then again with a savepoint of its own"
+        );
     }
 
     #[tokio::test]
