@@ -256,9 +256,7 @@ fn run(
 #[derive(Default)]
 struct Batch {
     jobs: Vec<Box<dyn Job>>,
-    /// Whether the batch's transaction is begun.
-    open: bool,
-    /// How many of `jobs` have run in it.
+    /// How many of `jobs` have run in the batch's transaction (begun with the first of them).
     ran: usize,
     /// Set once a job asked for its changes to be dropped: the jobs after it wait for the run
     /// with a savepoint each ([`run_batch_isolated`]).
@@ -272,11 +270,10 @@ impl Batch {
         self.jobs.iter().all(|job| job.soon())
     }
 
-    /// Runs the jobs not yet run, in the batch's transaction (begun first if it is not).
+    /// Runs the jobs not yet run, in the batch's transaction (begun first if none has run).
     fn run_pending(&mut self, conn: &Connection) -> Result<(), StoreError> {
-        if !self.open {
+        if self.ran == 0 {
             conn.execute_batch("BEGIN IMMEDIATE")?;
-            self.open = true;
         }
         while !self.dropped && self.ran < self.jobs.len() {
             let keep = self.jobs[self.ran].run(conn);
@@ -359,7 +356,6 @@ fn commit(conn: &Connection, batch: &mut Batch) {
     for job in batch.jobs.drain(..) {
         job.finish(failed.as_ref());
     }
-    batch.open = false;
     batch.ran = 0;
     batch.dropped = false;
 }
