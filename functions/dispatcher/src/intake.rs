@@ -166,7 +166,7 @@ pub async fn test(
             id: i.id,
             trigger_id: i.trigger_id,
             secret,
-            content_json: Arc::unwrap_or_clone(i.content_json),
+            content_json: i.content_json.into_value(),
         })
         .collect();
     Ok(Json(body).into_response())

@@ -1,14 +1,14 @@
 //! [`InvocationStore`] on the `invocations` table.
 
-use std::sync::Arc;
-
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
+use serde_json::value::RawValue;
 use triggerline::Error;
 use triggerline::error::ResourceKind;
 use triggerline::model::{
-    Attempt, DispatchMode, Heartbeat, Invocation, InvocationState, InvocationType, TriggerType,
+    Attempt, DispatchMode, Heartbeat, Invocation, InvocationState, InvocationType, LazyJson,
+    TriggerType,
 };
 use triggerline::ports::{InvocationScans, InvocationStore, Judge, Judged, Transition};
 use triggerline::query::{InvocationField, InvocationQuery, Page};
@@ -158,6 +158,15 @@ impl<'a> BodyOut<'a> {
     }
 }
 
+/// A JSON member of the body, kept as text until someone looks ([`LazyJson`]); one too deep
+/// to parse later is refused now, as corrupt.
+fn lazy(what: &'static str, text: Box<RawValue>) -> Result<LazyJson, Error> {
+    LazyJson::from_text(text).map_err(|too_deep| {
+        let source = <serde_json::Error as serde::de::Error>::custom(too_deep);
+        StoreError::Corrupt { what, source }.into()
+    })
+}
+
 /// A `body` as read, of either form: the fields the columns hold are ignored where present.
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -165,8 +174,9 @@ struct BodyIn {
     trigger_type: TriggerType,
     invocation_type: InvocationType,
     response_mode: Option<DispatchMode>,
-    input: Arc<serde_json::Value>,
-    content_json: Arc<serde_json::Value>,
+    // Kept as text: most reads never look at them (see `LazyJson`).
+    input: Box<RawValue>,
+    content_json: Box<RawValue>,
     secret_hash: String,
     #[serde(default)]
     attempts: Vec<Attempt>,
@@ -245,8 +255,8 @@ impl Stored {
                 .deadline
                 .map(|t| parse_time("invocation deadline", t))
                 .transpose()?,
-            input: body.input,
-            content_json: body.content_json,
+            input: lazy("invocation input", body.input)?,
+            content_json: lazy("invocation content", body.content_json)?,
             output: self
                 .output
                 .map(|o| from_body("invocation output", &o))

@@ -3,14 +3,13 @@
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::{Value, json};
-use std::sync::Arc;
 
 use crate::catalog::Catalog;
 use crate::duration::IsoDuration;
 use crate::jsonpath::JsonPathFilter;
 use crate::model::{
     Attempt, AttemptOutcome, DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, Invocation,
-    InvocationState, InvocationType, Subscription, Target, TriggerType,
+    InvocationState, InvocationType, LazyJson, Subscription, Target, TriggerType,
 };
 use crate::query::{ListQuery, Page, QueryField, RawCollection};
 
@@ -124,8 +123,8 @@ pub(super) fn invocation(
         created: at(created),
         completed: completed.map(at),
         deadline: request_response.then(|| at(created + 60)),
-        input: Arc::new(t.example_input.clone()),
-        content_json: Arc::new(json!({"workflowId": 1234, "tenant": "acme"})),
+        input: LazyJson::from(t.example_input.clone()),
+        content_json: LazyJson::from(json!({"workflowId": 1234, "tenant": "acme"})),
         output: completed.and(t.example_output.clone()),
         error: None,
         ordering_key: None,

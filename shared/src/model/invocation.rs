@@ -1,10 +1,8 @@
-use std::sync::Arc;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{DispatchMode, TriggerType};
+use super::{DispatchMode, LazyJson, TriggerType};
 
 /// Whether an invocation came from the test API or from a real event.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -88,8 +86,8 @@ pub struct Invocation {
     pub deadline: Option<DateTime<Utc>>,
     /// Shared: a fan-out's invocations, the hand-off to the worker and the answer all hold the
     /// one input the start carried.
-    pub input: Arc<Value>,
-    pub content_json: Arc<Value>,
+    pub input: LazyJson,
+    pub content_json: LazyJson,
     pub output: Option<Value>,
     pub error: Option<String>,
     /// Hash of the callback secret; the secret itself is never stored.

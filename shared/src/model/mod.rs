@@ -2,12 +2,14 @@
 //! only through the validation in [`crate::usecases`].
 
 mod invocation;
+mod lazy_json;
 mod subscription;
 mod trigger;
 
 pub use invocation::{
     Attempt, AttemptOutcome, Heartbeat, Invocation, InvocationState, InvocationType,
 };
+pub use lazy_json::{LazyJson, TooDeep};
 pub use subscription::{
     DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, PreviousSigningSecret, Subscription,
     SubscriptionType, Target,

@@ -4,14 +4,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::delivery::ATTEMPT_TIMEOUT;
 use crate::duration::IsoDuration;
 use crate::idempotency::{self, IdempotencyRecord, Keyed, Raised};
 use crate::jsonpath::cost::Size;
 use crate::model::{
-    DispatchMode, Invocation, InvocationState, InvocationType, Subscription, Target, TriggerType,
+    DispatchMode, Invocation, InvocationState, InvocationType, LazyJson, Subscription, Target,
+    TriggerType,
 };
 use crate::ports::{Handoff, IdempotencyStore, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
@@ -116,8 +117,8 @@ pub enum SyncRecord {
 struct Raise {
     trigger_type: TriggerType,
     invocation_type: InvocationType,
-    input: Arc<Value>,
-    content: Arc<Value>,
+    input: LazyJson,
+    content: LazyJson,
     now: DateTime<Utc>,
     /// When they are first due; their deadlines run from here.
     not_before: DateTime<Utc>,
@@ -185,8 +186,8 @@ impl Intake {
                     let ids = raised.into_iter().map(|r| r.id).collect();
                     return self.wait_ids(created, ids).await;
                 }
-                let input = Arc::new(request.input);
-                let content = Arc::new(request.content_json.unwrap_or_else(|| json!({})));
+                let input = LazyJson::from(request.input);
+                let content = LazyJson::from(request.content_json.unwrap_or_else(|| json!({})));
                 let answered = raised
                     .iter()
                     .map(|r| {
@@ -222,12 +223,12 @@ impl Intake {
                 release_on_error(&claim, tested).await
             }
             Claimed::Repeat { created, raised } => {
-                let input = Arc::new(
+                let input = LazyJson::from(
                     request
                         .input
                         .unwrap_or_else(|| entry.trigger.example_input.clone()),
                 );
-                let content = Arc::new(request.content_json.unwrap_or_else(|| json!({})));
+                let content = LazyJson::from(request.content_json.unwrap_or_else(|| json!({})));
                 raised
                     .iter()
                     .map(|r| {
@@ -317,8 +318,8 @@ impl Intake {
         raised: &Raised,
         trigger_id: &str,
         invocation_type: InvocationType,
-        input: &Arc<Value>,
-        content: &Arc<Value>,
+        input: &LazyJson,
+        content: &LazyJson,
         created: DateTime<Utc>,
     ) -> Result<Invocation> {
         let entry = self.delivery.catalog.require("triggerId", trigger_id)?;
@@ -334,8 +335,8 @@ impl Intake {
             created,
             completed: None,
             deadline: None,
-            input: Arc::clone(input),
-            content_json: Arc::clone(content),
+            input: input.clone(),
+            content_json: content.clone(),
             output: None,
             error: None,
             ordering_key: None,
@@ -386,8 +387,8 @@ impl Intake {
             &Raise {
                 trigger_type: entry.trigger.trigger_type,
                 invocation_type: InvocationType::RealTime,
-                input: Arc::new(request.input),
-                content: Arc::new(request.content_json.unwrap_or_else(|| json!({}))),
+                input: LazyJson::from(request.input),
+                content: LazyJson::from(request.content_json.unwrap_or_else(|| json!({}))),
                 now,
                 not_before,
                 trace: self.trace(request.trace),
@@ -517,8 +518,8 @@ impl Intake {
             &Raise {
                 trigger_type: entry.trigger.trigger_type,
                 invocation_type: InvocationType::Test,
-                input: Arc::new(input),
-                content: Arc::new(request.content_json.unwrap_or_else(|| json!({}))),
+                input: LazyJson::from(input),
+                content: LazyJson::from(request.content_json.unwrap_or_else(|| json!({}))),
                 now,
                 not_before: now,
                 trace: self.trace(request.trace),
@@ -656,8 +657,8 @@ impl Intake {
             state: InvocationState::Pending,
             created: raise.now,
             completed: None,
-            input: Arc::clone(&raise.input),
-            content_json: Arc::clone(&raise.content),
+            input: raise.input.clone(),
+            content_json: raise.content.clone(),
             output: None,
             error: None,
             attempts: vec![],

@@ -208,3 +208,32 @@ async fn a_judged_transition_quarantines_an_unreadable_row_unjudged() {
     assert_eq!(store.get("bad").await.unwrap(), None);
     assert!(store.get("good").await.unwrap().is_some());
 }
+
+/// The input is kept as text until read, and text nested deeper than serde_json parses would
+/// fail at that later read; such a row is set aside when it is read, as corrupt, like a body
+/// that is not JSON, and its input is never handed out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_nested_too_deep_to_parse_is_quarantined_when_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, db) = open(&dir).await;
+    let store = SqliteInvocationStore::new(db);
+    store
+        .create_all(&[invocation("deep", None), invocation("good", None)])
+        .await
+        .unwrap();
+    let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+    damage(
+        &path,
+        &format!(
+            "UPDATE invocations SET body = json_set(body, '$.input', json('{deep}')) WHERE id = 'deep';"
+        ),
+    );
+
+    assert_eq!(store.get("deep").await.unwrap(), None);
+    let moved = quarantined(&path);
+    assert_eq!(moved.len(), 1);
+    assert_eq!(moved[0].0, "deep");
+    assert!(moved[0].1.contains("invocation input"), "{}", moved[0].1);
+    let good = store.get("good").await.unwrap().unwrap();
+    assert_eq!(*good.input, serde_json::json!({}));
+}
