@@ -283,10 +283,14 @@ async fn a_start_to_a_bus_puts_its_event_from_the_request_and_queues_nothing() {
     let sqs = stack.clients.sqs();
     let events = stack.clients.eventbridge();
     // What reaches the subscriber's bus goes to a queue we can read (a rule, as a subscriber
-    // would have one).
+    // would have one). The bus is the account's `default`, which other tests, and earlier runs
+    // on a reused emulator, put to as well: the queue and the rule are this test's own, and
+    // only events naming this invocation are counted.
+    let unique = uuid::Uuid::new_v4().simple().to_string();
+    let (queue_name, rule) = (format!("seen-{unique}"), format!("seen-{}", &unique[..12]));
     let seen = sqs
         .create_queue()
-        .queue_name("seen-on-the-bus")
+        .queue_name(&queue_name)
         .send()
         .await
         .unwrap()
@@ -294,7 +298,7 @@ async fn a_start_to_a_bus_puts_its_event_from_the_request_and_queues_nothing() {
         .unwrap();
     events
         .put_rule()
-        .name("seen")
+        .name(&rule)
         .event_bus_name(&stack.env.aws.subscriber_bus)
         .event_pattern(json!({"source": [stack.env.aws.event_source]}).to_string())
         .send()
@@ -302,12 +306,12 @@ async fn a_start_to_a_bus_puts_its_event_from_the_request_and_queues_nothing() {
         .unwrap();
     events
         .put_targets()
-        .rule("seen")
+        .rule(&rule)
         .event_bus_name(&stack.env.aws.subscriber_bus)
         .targets(
             aws_sdk_eventbridge::types::Target::builder()
                 .id("queue")
-                .arn("arn:aws:sqs:us-east-1:123456789012:seen-on-the-bus")
+                .arn(format!("arn:aws:sqs:us-east-1:123456789012:{queue_name}"))
                 .build()
                 .unwrap(),
         )
@@ -330,18 +334,21 @@ async fn a_start_to_a_bus_puts_its_event_from_the_request_and_queues_nothing() {
     let stored = stack.invocation(id).await;
     assert_eq!(stored.state, InvocationState::Completed, "put: delivered");
     assert_eq!(stored.attempts.len(), 1);
-    let put = sqs
+    let put: Vec<Value> = sqs
         .receive_message()
         .queue_url(&seen)
+        .max_number_of_messages(10)
         .wait_time_seconds(1)
         .send()
         .await
         .unwrap()
         .messages
-        .unwrap_or_default();
-    assert_eq!(put.len(), 1, "one event on the subscriber's bus");
-    let event: Value = serde_json::from_str(put[0].body().unwrap()).unwrap();
-    assert_eq!(event["detail"]["_metadata"]["invocationId"], id);
+        .unwrap_or_default()
+        .iter()
+        .map(|m| serde_json::from_str(m.body().unwrap()).unwrap())
+        .filter(|event: &Value| event["detail"]["_metadata"]["invocationId"] == id)
+        .collect();
+    assert_eq!(put.len(), 1, "one event on the subscriber's bus: {put:?}");
     let work = triggerline_aws::sqs::resolve_queue_url(sqs, &stack.env.aws.work_queue)
         .await
         .unwrap();
