@@ -158,12 +158,15 @@ impl<'a> BodyOut<'a> {
     }
 }
 
-/// A JSON member of the body, kept as text until someone looks ([`LazyJson`]); one too deep
-/// to parse later is refused now, as corrupt.
+/// A JSON member of the body, kept as text until someone looks ([`LazyJson`]); one that would
+/// not parse then is refused now, as corrupt.
 fn lazy(what: &'static str, text: Box<RawValue>) -> Result<LazyJson, Error> {
-    LazyJson::from_text(text).map_err(|too_deep| {
-        let source = <serde_json::Error as serde::de::Error>::custom(too_deep);
-        StoreError::Corrupt { what, source }.into()
+    LazyJson::from_text(text).map_err(|unparsable| {
+        StoreError::Corrupt {
+            what,
+            source: unparsable.0,
+        }
+        .into()
     })
 }
 

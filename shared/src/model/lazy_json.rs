@@ -4,6 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::sync::{Arc, OnceLock};
 
+use serde::de::{self, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
@@ -25,16 +26,15 @@ struct Inner {
 
 impl LazyJson {
     /// JSON text as a store read it, to be parsed when first looked at. Reading it as a
-    /// [`RawValue`] checked that it is JSON, but not how deeply it nests; that is checked here
-    /// (one pass, no allocation), so that the parse later cannot fail.
+    /// [`RawValue`] checked that it is JSON, but not all that parsing it into a [`Value`]
+    /// checks: how deeply it nests, that every number fits an `f64`, that every `\u` escape is
+    /// a character. serde_json's own parser checks that here, in one pass that builds nothing,
+    /// so that the parse later cannot fail.
     ///
-    /// Errors: [`TooDeep`] when it nests deeper than serde_json parses (only a damaged row can:
-    /// what is stored was parsed once).
-    pub fn from_text(text: Box<RawValue>) -> Result<Self, TooDeep> {
-        let depth = depth(text.get());
-        if depth > MAX_DEPTH {
-            return Err(TooDeep { depth });
-        }
+    /// Errors: [`Unparsable`] when it would not parse (only a damaged row can: what is stored
+    /// was parsed once).
+    pub fn from_text(text: Box<RawValue>) -> Result<Self, Unparsable> {
+        serde_json::from_str::<Parses>(text.get()).map_err(Unparsable)?;
         Ok(LazyJson(Arc::new(Inner {
             text: Some(text),
             value: OnceLock::new(),
@@ -62,48 +62,68 @@ impl LazyJson {
     }
 }
 
-/// The deepest nesting of arrays and objects that serde_json parses into a [`Value`] (its
-/// recursion limit).
-pub const MAX_DEPTH: usize = 127;
+/// JSON text that would not parse into a [`Value`].
+#[derive(Debug, thiserror::Error)]
+#[error("JSON that does not parse as a value: {0}")]
+pub struct Unparsable(#[source] pub serde_json::Error);
 
-/// JSON text that nests deeper than [`MAX_DEPTH`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("JSON nested {depth} levels deep; at most {MAX_DEPTH} can be read")]
-pub struct TooDeep {
-    pub depth: usize,
-}
+/// Text that parses into a [`Value`]: deserialized as `Value` is (`deserialize_any`, with its
+/// limits and checks), keeping nothing. Unlike `serde::de::IgnoredAny`, which serde_json skips
+/// over as a [`RawValue`] is, without those checks.
+struct Parses;
 
-/// How deeply `json` (valid JSON) nests arrays and objects.
-fn depth(json: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for byte in json.bytes() {
-        if in_string {
-            match (escaped, byte) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match byte {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
+impl<'de> Deserialize<'de> for Parses {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Parses)
     }
-    deepest
 }
 
-/// Text that [`LazyJson::from_text`] took is valid JSON within [`MAX_DEPTH`], so it parses.
+impl<'de> Visitor<'de> for Parses {
+    type Value = Parses;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Parses, E> {
+        Ok(Parses)
+    }
+
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Parses, E> {
+        Ok(Parses)
+    }
+
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Parses, E> {
+        Ok(Parses)
+    }
+
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Parses, E> {
+        Ok(Parses)
+    }
+
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<Parses, E> {
+        Ok(Parses)
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<Parses, E> {
+        Ok(Parses)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut items: A) -> Result<Parses, A::Error> {
+        while items.next_element::<Parses>()?.is_some() {}
+        Ok(Parses)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut entries: A) -> Result<Parses, A::Error> {
+        while entries.next_entry::<Parses, Parses>()?.is_some() {}
+        Ok(Parses)
+    }
+}
+
+/// Text that [`LazyJson::from_text`] took parses.
 fn parse(text: Option<&RawValue>) -> Value {
     let text = text.map_or("null", RawValue::get);
-    serde_json::from_str(text).expect("checked JSON within the depth limit parses")
+    serde_json::from_str(text).expect("text checked to parse parses")
 }
 
 impl From<Value> for LazyJson {
@@ -161,44 +181,44 @@ mod tests {
     }
 
     fn text(json: &str) -> LazyJson {
-        LazyJson::from_text(raw(json)).expect("within the depth limit")
+        LazyJson::from_text(raw(json)).expect("parses")
     }
 
     fn nested(depth: usize) -> String {
         format!("{}{}", "[".repeat(depth), "]".repeat(depth))
     }
 
+    /// Each is JSON to a [`RawValue`] and not to a [`Value`]; the check refuses them all, so
+    /// the parse on deref never meets one.
     #[test]
-    fn text_as_deep_as_serde_json_parses_is_taken_and_deeper_is_refused() {
-        assert_eq!(
-            *text(&nested(MAX_DEPTH)),
-            serde_json::from_str::<Value>(&nested(MAX_DEPTH)).expect("parses")
-        );
-        assert!(serde_json::from_str::<Value>(&nested(MAX_DEPTH + 1)).is_err());
-        assert_eq!(
-            LazyJson::from_text(raw(&nested(MAX_DEPTH + 1))).err(),
-            Some(TooDeep {
-                depth: MAX_DEPTH + 1
-            })
-        );
-        assert_eq!(
-            LazyJson::from_text(raw(&format!("{{\"a\": {}}}", nested(MAX_DEPTH)))).err(),
-            Some(TooDeep {
-                depth: MAX_DEPTH + 1
-            })
-        );
-    }
-
-    #[test]
-    fn brackets_inside_strings_do_not_nest() {
-        let brackets = format!(
-            r#"{{"s": "{}\"{}", "t": ["]]]"]}}"#,
-            "[".repeat(300),
-            "{".repeat(300)
-        );
-        let read = text(&brackets);
-        assert_eq!(read["t"][0], "]]]");
-        assert_eq!(depth(&brackets), 2);
+    fn text_is_taken_exactly_when_it_parses_into_a_value() {
+        let deepest = nested(127);
+        let unparsable = [
+            nested(128),
+            format!(r#"{{"a": {deepest}}}"#),
+            "1e400".to_owned(),
+            r#"{"n": [-1e309]}"#.to_owned(),
+            r#""\ud800""#.to_owned(),
+            r#"{"\udc00": 1}"#.to_owned(),
+        ];
+        for json in &unparsable {
+            assert!(serde_json::from_str::<Value>(json).is_err(), "{json}");
+            let refused = LazyJson::from_text(raw(json)).err();
+            assert!(refused.is_some(), "{json} taken");
+        }
+        for json in [
+            deepest.as_str(),
+            "1e308",
+            "18446744073709551616",
+            r#""\ud83d\ude00""#,
+            r#"{"s": "[[[{{{", "t": ["]]]"]}"#,
+        ] {
+            assert_eq!(
+                *text(json),
+                serde_json::from_str::<Value>(json).expect("parses"),
+                "{json}"
+            );
+        }
     }
 
     #[test]

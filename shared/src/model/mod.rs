@@ -9,7 +9,7 @@ mod trigger;
 pub use invocation::{
     Attempt, AttemptOutcome, Heartbeat, Invocation, InvocationState, InvocationType,
 };
-pub use lazy_json::{LazyJson, TooDeep};
+pub use lazy_json::{LazyJson, Unparsable};
 pub use subscription::{
     DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, PreviousSigningSecret, Subscription,
     SubscriptionType, Target,

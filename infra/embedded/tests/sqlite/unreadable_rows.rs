@@ -209,31 +209,63 @@ async fn a_judged_transition_quarantines_an_unreadable_row_unjudged() {
     assert!(store.get("good").await.unwrap().is_some());
 }
 
-/// The input is kept as text until read, and text nested deeper than serde_json parses would
-/// fail at that later read; such a row is set aside when it is read, as corrupt, like a body
-/// that is not JSON, and its input is never handed out.
+/// The input and content are kept as text until read; text that is JSON but would not parse
+/// into a value then (nested deeper than serde_json parses, a number past `f64`, a lone
+/// surrogate escape) makes its row set aside when it is read, as corrupt, like a body that is
+/// not JSON, and is never handed out.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_input_nested_too_deep_to_parse_is_quarantined_when_read() {
+async fn an_input_or_content_that_would_not_parse_is_quarantined_when_read() {
     let dir = tempfile::tempdir().unwrap();
     let (path, db) = open(&dir).await;
     let store = SqliteInvocationStore::new(db);
-    store
-        .create_all(&[invocation("deep", None), invocation("good", None)])
-        .await
-        .unwrap();
     let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
-    damage(
-        &path,
-        &format!(
-            "UPDATE invocations SET body = json_set(body, '$.input', json('{deep}')) WHERE id = 'deep';"
+    let damages = [
+        ("deep", format!("json_set(body, '$.input', json('{deep}'))")),
+        // Spliced as text: SQLite's own JSON functions would rewrite these.
+        (
+            "huge",
+            "replace(body, '\"input\":{}', '\"input\":[1e400]')".to_owned(),
         ),
-    );
+        (
+            "surrogate",
+            "replace(body, '\"contentJson\":{}', '\"contentJson\":\"\\ud800\"')".to_owned(),
+        ),
+    ];
+    let mut rows: Vec<_> = damages.iter().map(|(id, _)| invocation(id, None)).collect();
+    rows.push(invocation("good", None));
+    store.create_all(&rows).await.unwrap();
+    for (id, body) in &damages {
+        damage(
+            &path,
+            &format!("UPDATE invocations SET body = {body} WHERE id = '{id}';"),
+        );
+        let text: String = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT body FROM invocations WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .unwrap();
+        assert!(
+            serde_json::from_str::<serde_json::Value>(&text).is_err(),
+            "{id}: {text}"
+        );
+        assert!(
+            serde_json::from_str::<serde::de::IgnoredAny>(&text).is_ok(),
+            "{id} is still JSON: {text}"
+        );
+    }
 
-    assert_eq!(store.get("deep").await.unwrap(), None);
-    let moved = quarantined(&path);
-    assert_eq!(moved.len(), 1);
-    assert_eq!(moved[0].0, "deep");
+    for (id, _) in &damages {
+        assert_eq!(store.get(id).await.unwrap(), None, "{id}");
+    }
+    let mut moved = quarantined(&path);
+    moved.sort();
+    assert_eq!(
+        moved.iter().map(|(id, _)| id.as_str()).collect::<Vec<_>>(),
+        ["deep", "huge", "surrogate"]
+    );
     assert!(moved[0].1.contains("invocation input"), "{}", moved[0].1);
+    assert!(moved[2].1.contains("invocation content"), "{}", moved[2].1);
     let good = store.get("good").await.unwrap().unwrap();
     assert_eq!(*good.input, serde_json::json!({}));
 }
