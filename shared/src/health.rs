@@ -376,11 +376,11 @@ pub fn after_attempt(
 
 /// The `Subscription Health Changed` event of a transition.
 pub fn changed_event(source: &str, subscription: &Subscription, change: &Change) -> Event {
-    Event {
-        bus: None,
-        source: source.to_owned(),
-        detail_type: HEALTH_CHANGED_EVENT.to_owned(),
-        detail: json!({
+    Event::new(
+        None,
+        source,
+        HEALTH_CHANGED_EVENT,
+        &json!({
             "subscriptionId": subscription.id,
             "subscriptionName": subscription.name,
             "triggerId": subscription.trigger_id,
@@ -392,7 +392,7 @@ pub fn changed_event(source: &str, subscription: &Subscription, change: &Change)
             "enabled": subscription.enabled,
             "health": crate::wire::SubscriptionHealth::from_model(&subscription.health),
         }),
-    }
+    )
 }
 
 /// The subscription with a probe claimed at `now` (half-open), to be written conditionally on

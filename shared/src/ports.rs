@@ -7,6 +7,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::Error;
 use crate::idempotency::{IdempotencyRecord, Raised};
@@ -461,14 +462,52 @@ pub trait WebhookClient: Send + Sync + std::fmt::Debug {
 }
 
 /// An event for other systems (`Trigger Invocation Completed`).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct Event {
     /// The bus to put it on: `None` for Triggerline's own bus, or the ARN of a subscriber's bus
     /// (EVENTBRIDGE subscriptions).
     pub bus: Option<String>,
     pub source: String,
     pub detail_type: String,
-    pub detail: Value,
+    /// The detail as JSON text: every publisher sends text (`PutEvents` takes a string, the
+    /// local bus writes a line), so it is serialized once, straight from what it describes,
+    /// instead of being copied into a `Value` tree first.
+    pub detail: Box<RawValue>,
+}
+
+impl Event {
+    /// An event whose detail is `detail` serialized.
+    pub fn new(
+        bus: Option<String>,
+        source: &str,
+        detail_type: &str,
+        detail: &impl serde::Serialize,
+    ) -> Event {
+        Event {
+            bus,
+            source: source.to_owned(),
+            detail_type: detail_type.to_owned(),
+            // Details are structs of strings, times and JSON values, and maps with string
+            // keys: nothing serde_json can refuse to serialize.
+            detail: serde_json::value::to_raw_value(detail)
+                .expect("an event's detail always serializes"),
+        }
+    }
+
+    /// The detail parsed, for a reader that looks inside.
+    pub fn detail_value(&self) -> Value {
+        serde_json::from_str(self.detail.get()).expect("a detail is JSON text")
+    }
+}
+
+impl PartialEq for Event {
+    /// Equal when they go to the same place with the same detail text.
+    fn eq(&self, other: &Event) -> bool {
+        self.bus == other.bus
+            && self.source == other.source
+            && self.detail_type == other.detail_type
+            && self.detail.get() == other.detail.get()
+    }
 }
 
 /// Publishes events (EventBridge on AWS; an append-only JSONL file locally).

@@ -52,12 +52,12 @@ async fn the_contracts_hold_on_one_shared_storage_and_a_single_thread() {
 }
 
 fn event(n: u32) -> Event {
-    Event {
-        bus: None,
-        source: "triggerline".into(),
-        detail_type: "Trigger Invocation Completed".into(),
-        detail: json!({"n": n}),
-    }
+    Event::new(
+        None,
+        "triggerline",
+        "Trigger Invocation Completed",
+        &json!({"n": n}),
+    )
 }
 
 #[tokio::test]

@@ -141,7 +141,7 @@ impl EventPublisher for EventBridgePublisher {
                 .event_bus_name(bus)
                 .source(&event.source)
                 .detail_type(&event.detail_type)
-                .detail(event.detail.to_string())
+                .detail(event.detail.get())
                 .build();
             let size = entry_size(&entry);
             // The use cases keep inputs and outputs well under this; an event past it would

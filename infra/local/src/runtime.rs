@@ -163,7 +163,7 @@ const GATHER: Duration = Duration::from_millis(1);
 /// copy of the detail), its keys in the order they always had (alphabetical).
 #[derive(serde::Serialize)]
 struct Line<'a> {
-    detail: &'a serde_json::Value,
+    detail: &'a serde_json::value::RawValue,
     #[serde(rename = "detail-type")]
     detail_type: &'a str,
     #[serde(rename = "event-bus")]

@@ -655,16 +655,16 @@ impl Delivery {
                         metadata["tracestate"] = state.into();
                     }
                 }
-                let event = Event {
-                    bus: Some(subscriber_bus_arn(bus, &self.policy.subscriber_bus)),
-                    source: self.policy.event_source.clone(),
-                    detail_type: self
-                        .catalog
-                        .get(&invocation.trigger_id)
-                        .map(|e| e.trigger.name.clone())
-                        .unwrap_or_else(|| invocation.trigger_id.clone()),
-                    detail: body,
-                };
+                let detail_type = self
+                    .catalog
+                    .get(&invocation.trigger_id)
+                    .map_or(invocation.trigger_id.as_str(), |e| e.trigger.name.as_str());
+                let event = Event::new(
+                    Some(subscriber_bus_arn(bus, &self.policy.subscriber_bus)),
+                    &self.policy.event_source,
+                    detail_type,
+                    &body,
+                );
                 let reply = match self.events.publish(&[event]).await {
                     // EventBridge subscriptions are ASYNC: a put event is an acknowledgement.
                     Ok(()) => Reply::Answered {

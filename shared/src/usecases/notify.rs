@@ -4,9 +4,10 @@
 
 use std::sync::Arc;
 
-use serde_json::json;
+use serde::Serialize;
+use serde_json::Value;
 
-use crate::model::{Invocation, TriggerType};
+use crate::model::{Invocation, InvocationState, TriggerType};
 use crate::ports::{Event, EventPublisher, InvocationWatch, WorkPoke};
 
 /// The `detail-type` of the event published when a REQUEST_RESPONSE invocation finishes.
@@ -72,18 +73,32 @@ impl Notifier {
 
 /// The `Trigger Invocation Completed` event of a finished invocation.
 pub fn completion_event(source: &str, invocation: &Invocation) -> Event {
-    Event {
-        bus: None,
-        source: source.to_owned(),
-        detail_type: COMPLETED_EVENT.to_owned(),
-        detail: json!({
-            "invocationId": invocation.id,
-            "triggerId": invocation.trigger_id,
-            "subscriptionId": invocation.subscription_id,
-            "status": invocation.state,
-            "completed": invocation.completed.map(|t| crate::time::format_time(&t)),
-            "output": invocation.output,
-            "error": invocation.error,
-        }),
-    }
+    Event::new(
+        None,
+        source,
+        COMPLETED_EVENT,
+        &CompletedDetail {
+            completed: invocation.completed.map(|t| crate::time::format_time(&t)),
+            error: invocation.error.as_deref(),
+            invocation_id: &invocation.id,
+            output: invocation.output.as_ref(),
+            status: invocation.state,
+            subscription_id: &invocation.subscription_id,
+            trigger_id: &invocation.trigger_id,
+        },
+    )
+}
+
+/// The detail of `Trigger Invocation Completed`, borrowed from the invocation. Its keys are in
+/// alphabetical order, the order they had when the detail was a `serde_json` map.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct CompletedDetail<'a> {
+    completed: Option<String>,
+    error: Option<&'a str>,
+    invocation_id: &'a str,
+    output: Option<&'a Value>,
+    status: InvocationState,
+    subscription_id: &'a str,
+    trigger_id: &'a str,
 }

@@ -4,6 +4,7 @@ use chrono::Duration as Span;
 use serde_json::json;
 use triggerline::Error;
 use triggerline::model::{Invocation, InvocationState};
+use triggerline::time::format_time;
 use triggerline::usecases::complete::complete;
 use triggerline::usecases::intake::Started;
 use triggerline::usecases::notify::COMPLETED_EVENT;
@@ -56,6 +57,18 @@ async fn the_right_secret_completes_once_and_announces_it() {
     let events = stack.events.published();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].detail_type, COMPLETED_EVENT);
+    // The detail as the local bus writes it and PutEvents sends it: every field, keys in
+    // alphabetical order (the order they had when the detail was built as a serde_json map).
+    let detail = json!({
+        "completed": format_time(&(t0() + Span::minutes(5))),
+        "error": null,
+        "invocationId": invocation.id,
+        "output": example_output(RESPOND),
+        "status": "COMPLETED",
+        "subscriptionId": invocation.subscription_id,
+        "triggerId": invocation.trigger_id,
+    });
+    assert_eq!(events[0].detail.get(), detail.to_string());
     assert!(stack.watch.changed_ids().contains(&invocation.id));
 
     match complete(
@@ -87,6 +100,10 @@ async fn an_error_fails_the_invocation() {
     let stored = stack.invocation(&invocation.id).await;
     assert_eq!(stored.state, InvocationState::Failed);
     assert_eq!(stored.error.as_deref(), Some("approver directory down"));
+    let detail = stack.events.published()[0].detail_value();
+    assert_eq!(detail["status"], "FAILED");
+    assert_eq!(detail["error"], "approver directory down");
+    assert_eq!(detail["output"], serde_json::Value::Null);
 }
 
 #[tokio::test]

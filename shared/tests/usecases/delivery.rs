@@ -197,8 +197,9 @@ async fn a_sync_answer_completes_and_announces_the_invocation() {
     let events = stack.events.published();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].detail_type, COMPLETED_EVENT);
-    assert_eq!(events[0].detail["invocationId"], invocation.id.as_str());
-    assert_eq!(events[0].detail["status"], "COMPLETED");
+    let detail = events[0].detail_value();
+    assert_eq!(detail["invocationId"], invocation.id.as_str());
+    assert_eq!(detail["status"], "COMPLETED");
 }
 
 #[tokio::test]

@@ -44,7 +44,7 @@ fn transitions(stack: &Stack) -> Vec<String> {
         .published()
         .iter()
         .filter(|e| e.detail_type == HEALTH_CHANGED_EVENT)
-        .map(|e| e.detail["transition"].as_str().unwrap().to_owned())
+        .map(|e| e.detail_value()["transition"].as_str().unwrap().to_owned())
         .collect()
 }
 
@@ -82,8 +82,9 @@ async fn a_410_disables_the_subscription_at_once_and_holds_its_other_work_until_
     assert_eq!(transitions(&stack), ["DISABLED"]);
     let event = &stack.events.published()[0];
     assert_eq!(event.bus, None, "on Triggerline's own bus");
-    assert_eq!(event.detail["subscriptionId"], subscription.id.as_str());
-    assert_eq!(event.detail["reason"], "the receiver answered 410 Gone");
+    let detail = event.detail_value();
+    assert_eq!(detail["subscriptionId"], subscription.id.as_str());
+    assert_eq!(detail["reason"], "the receiver answered 410 Gone");
 
     // Nothing more is sent: the other invocation's work waits, with no attempt spent.
     let held = stack

@@ -55,7 +55,7 @@ async fn the_sweep_times_out_only_what_is_past_its_deadline() {
     let events = stack.events.published();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].detail_type, COMPLETED_EVENT);
-    assert_eq!(events[0].detail["status"], "TIMED_OUT");
+    assert_eq!(events[0].detail_value()["status"], "TIMED_OUT");
     assert_eq!(
         stack.sweep().time_out_overdue().await.unwrap(),
         0,

@@ -180,7 +180,8 @@ async fn an_eventbridge_delivery_carries_the_trace_in_its_metadata() {
 
     let published = stack.events.published();
     assert_eq!(published.len(), 1);
-    let metadata = &published[0].detail["_metadata"];
+    let detail = published[0].detail_value();
+    let metadata = &detail["_metadata"];
     let sent = TraceContext::parse(
         metadata["traceparent"].as_str(),
         &[metadata["tracestate"].as_str().unwrap()],

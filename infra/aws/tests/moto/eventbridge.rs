@@ -142,12 +142,7 @@ fn unique(prefix: &str) -> String {
 }
 
 fn event(bus: Option<String>, source: &str, detail_type: &str, detail: Value) -> Event {
-    Event {
-        bus,
-        source: source.to_owned(),
-        detail_type: detail_type.to_owned(),
-        detail,
-    }
+    Event::new(bus, source, detail_type, &detail)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
