@@ -24,9 +24,16 @@ pub(crate) struct Unreadable {
 
 impl Unreadable {
     pub(crate) fn new(id: String, error: &Error) -> Unreadable {
-        // The domain error says only "store unavailable"; its source says what was wrong.
-        let reason = std::error::Error::source(error)
-            .map_or_else(|| error.to_string(), |source| source.to_string());
+        // The domain error says only "store unavailable"; its source says what was wrong, and
+        // that one's own source (serde_json's or chrono's message) says how, e.g. a number out
+        // of range where "not valid JSON" alone would leave a reader puzzled by valid JSON.
+        let reason = match std::error::Error::source(error) {
+            Some(what) => match what.source() {
+                Some(how) => format!("{what}: {how}"),
+                None => what.to_string(),
+            },
+            None => error.to_string(),
+        };
         Unreadable { id, reason }
     }
 }
