@@ -95,6 +95,8 @@ pub struct Burst {
     pub elapsed: Duration,
     pub outcomes: Outcomes,
     pub latency: Summary,
+    /// Every request's latency, for a figure made of several bursts.
+    pub samples: Vec<Duration>,
 }
 
 /// Sends `request(0)` … `request(count - 1)` from `producers` concurrent tasks, expecting
@@ -134,12 +136,13 @@ where
     let began = Instant::now();
     run_concurrently(count, producers, job).await;
     let elapsed = began.elapsed();
-    let latencies = latencies.lock().unwrap_or_else(PoisonError::into_inner);
+    let samples = std::mem::take(&mut *latencies.lock().unwrap_or_else(PoisonError::into_inner));
     Burst {
         began,
         elapsed,
         outcomes: tally.outcomes(),
-        latency: Summary::of(&latencies),
+        latency: Summary::of(&samples),
+        samples,
     }
 }
 
@@ -176,6 +179,7 @@ where
         elapsed: began.elapsed(),
         outcomes: tally.outcomes(),
         latency: Summary::of(&latencies),
+        samples: latencies,
     }
 }
 
@@ -242,6 +246,17 @@ pub struct Outcomes {
     pub failed: u64,
     /// Failures by kind, e.g. `"HTTP 500"` or `"transport: timeout"`.
     pub errors: BTreeMap<String, u64>,
+}
+
+impl Outcomes {
+    /// Adds `other`'s counts to these.
+    pub fn absorb(&mut self, other: Outcomes) {
+        self.ok += other.ok;
+        self.failed += other.failed;
+        for (kind, n) in other.errors {
+            *self.errors.entry(kind).or_insert(0) += n;
+        }
+    }
 }
 
 /// Sends a request and reads its whole body (so that the connection goes back to the pool).

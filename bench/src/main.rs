@@ -100,7 +100,8 @@ struct Args {
     /// Starts paced at 20/s for create -> deliver (default 200; 60 with --quick).
     #[arg(long)]
     paced_starts: Option<usize>,
-    /// ASYNC invocations to start and complete (default 5,000; 1,000 with --quick).
+    /// ASYNC invocations open at once, per round of callbacks (default 5,000; 1,000 with
+    /// --quick); rounds repeat until at least --deliveries callbacks were timed.
     #[arg(long)]
     async_invocations: Option<usize>,
 }
@@ -114,6 +115,15 @@ pub struct Plan {
     pub sync_requests: usize,
     pub paced_starts: usize,
     pub async_invocations: usize,
+}
+
+impl Plan {
+    /// Rounds of `async_invocations` callbacks: enough to time at least as many as the bare
+    /// pipeline's accept rate is timed over (`deliveries`), and at least one.
+    pub fn callback_rounds(&self) -> usize {
+        let per_round = self.async_invocations.max(1) as u64;
+        self.deliveries.div_ceil(per_round).max(1) as usize
+    }
 }
 
 #[tokio::main]
@@ -282,4 +292,30 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
         .no_proxy()
         .build()
         .context("cannot build the HTTP client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Plan;
+
+    fn plan(deliveries: u64, async_invocations: usize) -> Plan {
+        Plan {
+            quick: false,
+            producers: 64,
+            deliveries,
+            sync_requests: 1,
+            paced_starts: 1,
+            async_invocations,
+        }
+    }
+
+    #[test]
+    fn callbacks_are_timed_over_at_least_as_many_requests_as_the_bare_accepts() {
+        assert_eq!(plan(20_000, 5_000).callback_rounds(), 4);
+        assert_eq!(plan(20_001, 5_000).callback_rounds(), 5);
+        assert_eq!(plan(2_000, 1_000).callback_rounds(), 2);
+        assert_eq!(plan(200, 40_000).callback_rounds(), 1);
+        assert_eq!(plan(0, 5_000).callback_rounds(), 1);
+        assert_eq!(plan(3, 0).callback_rounds(), 3);
+    }
 }

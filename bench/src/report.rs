@@ -159,13 +159,14 @@ impl Report {
         let _ = writeln!(
             out,
             "Triggerline benchmark ({}, {} run{}): {} deliveries per F&F run, {} SYNC pairs, {} paced \
-             starts at 20/s, {} ASYNC invocations, {} producers",
+             starts at 20/s, {} x {} ASYNC invocations, {} producers",
             if p.quick { "quick" } else { "full" },
             self.runs.len(),
             if self.runs.len() == 1 { "" } else { "s" },
             group(p.deliveries as f64),
             group(p.sync_requests as f64),
             group(p.paced_starts as f64),
+            p.callback_rounds(),
             group(p.async_invocations as f64),
             p.producers
         );
@@ -808,7 +809,9 @@ fn create_deliver_rows(table: &mut Table<4>, c: &CreateDeliver) {
 
 fn async_rows(table: &mut Table<4>, a: &AsyncCallbacks) {
     table.section(&format!(
-        "4  ASYNC callbacks, idn:access-request-dynamic-approver ({} invocations)",
+        "4  ASYNC callbacks, idn:access-request-dynamic-approver ({} round{} of {} invocations)",
+        a.rounds,
+        if a.rounds == 1 { "" } else { "s" },
         group(a.invocations as f64)
     ));
     table.value("starts accepted/s (producer side)", group(a.starts_per_s));
