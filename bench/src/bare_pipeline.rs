@@ -77,6 +77,8 @@ pub struct BarePipeline {
     /// accept sent to the last delivery seen: what one delivery costs it, beside what one costs
     /// Triggerline. Unlike throughput, this hardly moves with what else the machine runs.
     pub cpu_s: f64,
+    /// Bytes `pipeline-proto` wrote to its files over the same closed loop (`/proc/<pid>/io`).
+    pub written_bytes: u64,
     /// One in flight at [`RATE_PER_S`]: send to arrival at `echo-server` (its own clock).
     pub paced_starts: usize,
     pub accept_deliver: Transit,
@@ -87,6 +89,11 @@ impl BarePipeline {
     /// `pipeline-proto`'s CPU time per delivery of the closed loop, in µs.
     pub fn cpu_us_per_delivery(&self) -> f64 {
         self.cpu_s * 1e6 / (self.deliveries.max(1) as f64)
+    }
+
+    /// Bytes `pipeline-proto` wrote to files per delivery of the closed loop, in KiB.
+    pub fn written_kib_per_delivery(&self) -> f64 {
+        self.written_bytes as f64 / 1024.0 / (self.deliveries.max(1) as f64)
     }
 }
 
@@ -190,6 +197,7 @@ pub async fn run(
     wait_for_count(client, &echo, warmup as u64).await?;
     reset(client, &echo).await?;
     let cpu_before = proto.cpu_seconds();
+    let written_before = proto.written_bytes();
     let measured = burst(
         count,
         plan.producers,
@@ -200,6 +208,7 @@ pub async fn run(
     .await;
     let (deliveries, last_seen) = wait_for_count(client, &echo, count as u64).await?;
     let cpu_s = proto.cpu_seconds() - cpu_before;
+    let written_bytes = proto.written_bytes().saturating_sub(written_before);
     let elapsed = last_seen.saturating_duration_since(measured.began);
     drop(proto);
 
@@ -213,6 +222,7 @@ pub async fn run(
         accept_latency: measured.latency,
         accept_outcomes: measured.outcomes,
         cpu_s,
+        written_bytes,
         paced_starts: plan.paced_starts,
         accept_deliver,
         paced_outcomes,
@@ -287,6 +297,13 @@ impl Proto {
         self.tool.pid.map_or(0.0, |pid| {
             crate::triggerline::cpu_seconds_of(&format!("/proc/{pid}/stat"))
         })
+    }
+
+    /// Bytes the process has written to files so far.
+    fn written_bytes(&self) -> u64 {
+        self.tool
+            .pid
+            .map_or(0, crate::triggerline::written_bytes_of)
     }
 }
 

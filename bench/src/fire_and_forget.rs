@@ -53,6 +53,8 @@ pub struct FireAndForget {
     pub status_sweep_ms: f64,
     /// CPU used from the first start to the last delivery.
     pub cpu: CpuUse,
+    /// Bytes Triggerline wrote to its files over the same span (`/proc/<pid>/io`).
+    pub written_bytes: u64,
     pub process: ProcessInfo,
 }
 
@@ -99,10 +101,12 @@ pub async fn run(
     receiver.reset();
 
     let cpu = triggerline.cpu_meter();
+    let written_before = triggerline.written_bytes();
     let measured = start_each(api, &bodies, starts, plan.producers).await;
     let expected_deliveries = (starts * subscriptions) as u64;
     receiver.wait_for(expected_deliveries, STALL).await;
     let cpu = triggerline.cpu_since(&cpu);
+    let written_bytes = triggerline.written_bytes().saturating_sub(written_before);
     let deliveries = receiver.received();
     let last_delivery = receiver
         .first_and_last()
@@ -136,11 +140,17 @@ pub async fn run(
         status_sweeps: completion.sweeps,
         status_sweep_ms: completion.last_sweep_ms,
         cpu,
+        written_bytes,
         process: triggerline.finish().await?,
     })
 }
 
 impl FireAndForget {
+    /// Bytes written to files per delivery of the measured run, in KiB.
+    pub fn written_kib_per_delivery(&self) -> f64 {
+        self.written_bytes as f64 / 1024.0 / (self.deliveries.max(1) as f64)
+    }
+
     /// Triggerline's CPU time per delivery of the measured run, in µs.
     pub fn cpu_us_per_delivery(&self) -> f64 {
         self.cpu.triggerline_s * 1e6 / (self.deliveries.max(1) as f64)

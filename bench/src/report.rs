@@ -99,6 +99,8 @@ pub enum Unit {
     Times,
     /// Microseconds, for CPU time per operation.
     Us,
+    /// KiB, for bytes written per operation.
+    KiB,
 }
 
 impl Unit {
@@ -110,6 +112,7 @@ impl Unit {
             Unit::Percent => format!("{:.0} %", x * 100.0),
             Unit::Times => format!("{x:.2}x"),
             Unit::Us => format!("{x:.0} µs"),
+            Unit::KiB => format!("{x:.1} KiB"),
         }
     }
 
@@ -272,11 +275,13 @@ impl Report {
 }
 
 /// The unit of what a figure is compared with: the bare pipeline's accepts and deliveries are
-/// rates; fsync and accept -> deliver are ms.
+/// rates, its CPU and writes per delivery are in the figure's own unit; fsync and accept ->
+/// deliver are ms.
 fn compared_unit(f: &Figure) -> Unit {
     match f.unit {
         Unit::PerS => Unit::PerS,
         Unit::Us => Unit::Us,
+        Unit::KiB => Unit::KiB,
         _ => Unit::Ms,
     }
 }
@@ -452,6 +457,16 @@ fn figures(runs: &[Run], machine: &Machine) -> Vec<Figure> {
             per_run(&|r| r.fire_and_forget[i].cpu_us_per_delivery()),
             "bare CPU per delivery",
             &|b| b.cpu_us_per_delivery(),
+        ));
+    }
+    for (i, name) in [(0, "1 subscription"), (1, "10 subscriptions")] {
+        figures.push(unjudged(
+            bare.as_deref(),
+            format!("file writes per F&F delivery, {name}"),
+            (Unit::KiB, Unit::Times),
+            per_run(&|r| r.fire_and_forget[i].written_kib_per_delivery()),
+            "bare writes per delivery",
+            &|b| b.written_kib_per_delivery(),
         ));
     }
     figures
@@ -692,6 +707,10 @@ fn bare_rows(table: &mut Table<4>, b: &BarePipeline) {
         String::new(),
         String::new(),
     ]);
+    table.value(
+        "file writes per delivery (pipeline-proto)",
+        format!("{:.1} KiB", b.written_kib_per_delivery()),
+    );
     table.row([
         "accept latency p50 / p99".into(),
         p50_p99(&b.accept_latency),
@@ -760,6 +779,10 @@ fn fire_and_forget_rows(table: &mut Table<4>, n: usize, f: &FireAndForget) {
     table.value(
         "CPU per delivery (triggerline, user + system)",
         format!("{:.0} µs", f.cpu_us_per_delivery()),
+    );
+    table.value(
+        "file writes per delivery (triggerline)",
+        format!("{:.1} KiB", f.written_kib_per_delivery()),
     );
     table.value("RSS / peak RSS at end", rss(&f.process.memory));
 }
@@ -952,7 +975,7 @@ impl Table<4> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Unit, group};
+    use super::{Figure, Unit, compared_unit, group};
 
     #[test]
     fn groups_thousands() {
@@ -971,5 +994,27 @@ mod tests {
         assert_eq!(Unit::Times.range(&[1.25, 1.5]), "1.25..1.50x");
         assert_eq!(Unit::MiB.range(&[]), "-");
         assert_eq!(Unit::Us.range(&[61.4, 143.0]), "61..143 µs");
+        assert_eq!(Unit::KiB.range(&[10.26, 8.5]), "8.5..10.3 KiB");
+    }
+
+    #[test]
+    fn a_per_delivery_figure_is_compared_in_its_own_unit() {
+        let figure = |unit| Figure {
+            name: String::new(),
+            unit,
+            passes: None,
+            ratios: None,
+            values: vec![],
+            compared_with: None,
+            ratio_unit: Unit::Times,
+            target: String::new(),
+        };
+        assert_eq!(compared_unit(&figure(Unit::KiB)).show(2.49), "2.5 KiB");
+        assert_eq!(compared_unit(&figure(Unit::Us)).show(42.0), "42 µs");
+        assert_eq!(
+            compared_unit(&figure(Unit::PerS)).show(22_602.0),
+            "22,602/s"
+        );
+        assert_eq!(compared_unit(&figure(Unit::Ms)).show(0.19), "0.19 ms");
     }
 }

@@ -211,6 +211,11 @@ impl Triggerline {
         cpu_seconds_of(&format!("/proc/{}/stat", self.pid))
     }
 
+    /// Bytes the process has written to files so far (see [`written_bytes_of`]).
+    pub fn written_bytes(&self) -> u64 {
+        written_bytes_of(self.pid)
+    }
+
     /// Log lines (warnings and errors, since `RUST_LOG=warn`) written so far.
     pub fn log_lines(&self) -> Vec<String> {
         std::fs::read_to_string(&self.log)
@@ -265,6 +270,18 @@ impl CpuUse {
         let wall = self.wall_s.max(1e-9);
         (self.triggerline_s / wall, self.bench_s / wall)
     }
+}
+
+/// `write_bytes` of a process from `/proc/<pid>/io`: what it sent towards the disk, counted
+/// when it dirtied the pages (its WAL appends and its checkpoints' copies into the database
+/// file), not when the kernel wrote them out; 0 if unreadable.
+pub fn written_bytes_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("write_bytes:"))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// utime + stime of a process from `/proc/<pid>/stat`, in seconds.
