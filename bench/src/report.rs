@@ -447,27 +447,38 @@ fn figures(runs: &[Run], machine: &Machine) -> Vec<Figure> {
             &|b| b.deliveries_per_s,
         ));
     }
-    // What one delivery costs in CPU, Triggerline's process against `pipeline-proto`'s: the
-    // throughput ratios follow whatever else the two cores run, this much less. No target.
-    for (i, name) in [(0, "1 subscription"), (1, "10 subscriptions")] {
-        figures.push(unjudged(
-            bare.as_deref(),
-            format!("CPU per F&F delivery, {name}"),
-            (Unit::Us, Unit::Times),
-            per_run(&|r| r.fire_and_forget[i].cpu_us_per_delivery()),
+    // What one delivery costs, Triggerline's process against `pipeline-proto`'s: in CPU (the
+    // throughput ratios follow whatever else the two cores run, this much less) and in file
+    // writes (whole pages for every b-tree page a commit touches). No target.
+    type PerDelivery = fn(&FireAndForget) -> f64;
+    type BarePerDelivery = fn(&BarePipeline) -> f64;
+    let costs: [(&str, Unit, PerDelivery, &str, BarePerDelivery); 2] = [
+        (
+            "CPU per F&F delivery",
+            Unit::Us,
+            FireAndForget::cpu_us_per_delivery,
             "bare CPU per delivery",
-            &|b| b.cpu_us_per_delivery(),
-        ));
-    }
-    for (i, name) in [(0, "1 subscription"), (1, "10 subscriptions")] {
-        figures.push(unjudged(
-            bare.as_deref(),
-            format!("file writes per F&F delivery, {name}"),
-            (Unit::KiB, Unit::Times),
-            per_run(&|r| r.fire_and_forget[i].written_kib_per_delivery()),
+            BarePipeline::cpu_us_per_delivery,
+        ),
+        (
+            "file writes per F&F delivery",
+            Unit::KiB,
+            FireAndForget::written_kib_per_delivery,
             "bare writes per delivery",
-            &|b| b.written_kib_per_delivery(),
-        ));
+            BarePipeline::written_kib_per_delivery,
+        ),
+    ];
+    for (what, unit, ours, against, theirs) in costs {
+        for (i, name) in [(0, "1 subscription"), (1, "10 subscriptions")] {
+            figures.push(unjudged(
+                bare.as_deref(),
+                format!("{what}, {name}"),
+                (unit, Unit::Times),
+                per_run(&|r| ours(&r.fire_and_forget[i])),
+                against,
+                &theirs,
+            ));
+        }
     }
     figures
 }
