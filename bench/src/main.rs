@@ -119,10 +119,15 @@ pub struct Plan {
 
 impl Plan {
     /// Rounds of `async_invocations` callbacks: enough to time at least as many as the bare
-    /// pipeline's accept rate is timed over (`deliveries`), and at least one.
+    /// pipeline's accept rate is timed over (`deliveries`), and at least one. With no
+    /// invocations there is nothing to time, so one (empty) round.
     pub fn callback_rounds(&self) -> usize {
-        let per_round = self.async_invocations.max(1) as u64;
-        self.deliveries.div_ceil(per_round).max(1) as usize
+        if self.async_invocations == 0 {
+            return 1;
+        }
+        self.deliveries
+            .div_ceil(self.async_invocations as u64)
+            .max(1) as usize
     }
 }
 
@@ -316,6 +321,7 @@ mod tests {
         assert_eq!(plan(2_000, 1_000).callback_rounds(), 2);
         assert_eq!(plan(200, 40_000).callback_rounds(), 1);
         assert_eq!(plan(0, 5_000).callback_rounds(), 1);
-        assert_eq!(plan(3, 0).callback_rounds(), 3);
+        assert_eq!(plan(20_000, 0).callback_rounds(), 1, "nothing to time");
+        assert_eq!(plan(20_000, 1).callback_rounds(), 20_000);
     }
 }
