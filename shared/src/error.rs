@@ -80,6 +80,30 @@ impl Error {
         }
     }
 
+    /// The error of a field inside `path` (a member of a batch: `starts[2]`): the fields of
+    /// [`Error::Invalid`] and [`Error::TooLarge`] are named from the outer body. Other errors
+    /// name no field and are returned as they are.
+    pub fn within(self, path: &str) -> Self {
+        match self {
+            Error::Invalid { field, reason } => Error::Invalid {
+                field: format!("{path}.{field}"),
+                reason,
+            },
+            Error::TooLarge {
+                field,
+                size,
+                limit,
+                name,
+            } => Error::TooLarge {
+                field: format!("{path}.{field}"),
+                size,
+                limit,
+                name,
+            },
+            other => other,
+        }
+    }
+
     /// Wraps an adapter's native failure.
     pub fn unavailable(source: impl std::error::Error + Send + Sync + 'static) -> Self {
         Error::Unavailable(Box::new(source))

@@ -42,6 +42,10 @@ pub const MAX_INPUT_BYTES: usize = 128 * 1024;
 /// The most bytes of a subscriber's output, as compact JSON (a SYNC answer or a callback).
 pub const MAX_OUTPUT_BYTES: usize = 128 * 1024;
 
+/// The most starts in one `/start-batch` request. The request body's limit (1 MiB) still holds
+/// for the batch as a whole; each start's input keeps [`MAX_INPUT_BYTES`].
+pub const MAX_BATCH_STARTS: usize = 100;
+
 /// The size of `value` as compact JSON.
 pub fn json_bytes(value: &serde_json::Value) -> usize {
     struct Counter(usize);

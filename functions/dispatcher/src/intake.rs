@@ -1,4 +1,5 @@
-//! The intake routes: `POST /trigger-invocations/v1/start` (extension) and `/test`.
+//! The intake routes: `POST /trigger-invocations/v1/start` and `/start-batch` (extensions),
+//! `/test` and `/{id}/retry`.
 
 use axum::Json;
 use axum::extract::State;
@@ -6,11 +7,11 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use std::sync::Arc;
 use triggerline::Error;
-use triggerline::idempotency::Keyed;
+use triggerline::idempotency::{self, Keyed};
 use triggerline::usecases::intake::{Intake, Started};
 use triggerline::wire::{
-    self, RunningInvocation, StartInvocation, StartResponse, StartedInvocation, StillRunning,
-    TestInvocation,
+    self, RunningInvocation, StartBatch, StartBatchResponse, StartInvocation, StartResponse,
+    StartedInvocation, StillRunning, TestInvocation,
 };
 use triggerline_http::{ApiError, IdempotencyHeader, JsonBody, Traced};
 
@@ -107,6 +108,60 @@ pub async fn start(
             (status, Json(body)).into_response()
         }
     })
+}
+
+#[cfg_attr(feature = "openapi", utoipa::path(post, path = "/trigger-invocations/v1/start-batch",
+    tag = "Invocations", operation_id = "startTriggerInvocationBatch",
+    summary = "Raise several real-time invocations in one request (extension)",
+    description = "Up to 100 starts, each what `/start` takes and queued as `/start` queues it \
+        (`isSynchronous` is refused). Every start is checked first: one bad start is a 400 \
+        naming it (`starts[2].input`) and nothing is created. The answer lists each start's \
+        invocations in the request's order: 202 when any were queued, 200 when none matched. \
+        The 1 MiB body limit is for the whole batch. No `Idempotency-Key` (400): a batch that \
+        failed may be sent again, and its starts accepted before the failure are raised twice \
+        (delivery is at least once).",
+    params(("traceparent" = Option<String>, Header, description = "W3C trace context: kept \
+            with every start's invocations and sent with every delivery"),
+        ("tracestate" = Option<String>, Header, description = "W3C trace state, passed on as \
+            received (dropped when invalid, over 512 characters or 32 members)")),
+    request_body = StartBatch,
+    responses(
+        (status = 200, description = "No start matched a subscription", body = StartBatchResponse),
+        (status = 202, description = "Queued", body = StartBatchResponse))))]
+pub async fn start_batch(
+    State(intake): State<Arc<Intake>>,
+    IdempotencyHeader(key): IdempotencyHeader,
+    Traced(trace): Traced,
+    JsonBody(mut batch): JsonBody<StartBatch>,
+) -> Result<Response, ApiError> {
+    if key.is_some() {
+        return Err(Error::invalid(
+            idempotency::HEADER,
+            "not taken by /start-batch; send starts that need one to /start",
+        )
+        .into());
+    }
+    for (i, start) in batch.starts.iter_mut().enumerate() {
+        content_is_an_object(start.content_json.as_ref()).map_err(|_| {
+            Error::invalid(format!("starts[{i}].contentJson"), "must be a JSON object")
+        })?;
+        start.trace.clone_from(&trace);
+    }
+    let started = Box::pin(intake.start_batch(batch)).await?;
+    let status = if started.iter().all(Vec::is_empty) {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    let body = StartBatchResponse {
+        starts: started
+            .iter()
+            .map(|invocations| StartResponse {
+                invocations: invocations.iter().map(StartedInvocation::queued).collect(),
+            })
+            .collect(),
+    };
+    Ok((status, Json(body)).into_response())
 }
 
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/trigger-invocations/v1/{id}/retry",

@@ -87,13 +87,18 @@ impl Context {
 /// forms and the shared error answers).
 #[cfg(feature = "openapi")]
 #[derive(Debug, utoipa::OpenApi)]
-#[openapi(paths(intake::start, intake::test, intake::retry))]
+#[openapi(paths(intake::start, intake::start_batch, intake::test, intake::retry))]
 pub struct ApiDoc;
 
-/// `start`, `test` and `retry`, behind bearer auth.
+/// `start`, `start-batch`, `test` and `retry`, behind bearer auth.
 pub fn router(ctx: Context) -> Router {
     let routes = Versioned::new()
         .route("trigger-invocations", "/start", post(intake::start))
+        .route(
+            "trigger-invocations",
+            "/start-batch",
+            post(intake::start_batch),
+        )
         .route("trigger-invocations", "/test", post(intake::test))
         .route("trigger-invocations", "/{id}/retry", post(intake::retry))
         .into_router()

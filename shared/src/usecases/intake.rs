@@ -10,6 +10,7 @@ use crate::delivery::ATTEMPT_TIMEOUT;
 use crate::duration::IsoDuration;
 use crate::idempotency::{self, IdempotencyRecord, Keyed, Raised};
 use crate::jsonpath::cost::Size;
+use crate::limits::MAX_BATCH_STARTS;
 use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, LazyJson, Subscription, Target,
     TriggerType,
@@ -20,7 +21,7 @@ use crate::telemetry;
 use crate::time::{IdGenerator, MAX_AHEAD_DAYS, later, max_ahead};
 use crate::trace::TraceContext;
 use crate::usecases::delivery::{Delivery, Settling};
-use crate::wire::{StartInvocation, TestInvocation};
+use crate::wire::{StartBatch, StartInvocation, TestInvocation};
 use crate::{Error, Result};
 
 /// The usual [`DeliveryPolicy::lease`]: how long a freshly accepted or claimed item stays
@@ -124,6 +125,18 @@ struct Raise {
     not_before: DateTime<Utc>,
     trace: TraceContext,
     ordering_key: Option<String>,
+}
+
+/// One start, checked and matched: what [`Intake::prepare`] gives the write.
+struct Prepared {
+    trigger_type: TriggerType,
+    now: DateTime<Utc>,
+    /// When its invocations are first due.
+    not_before: DateTime<Utc>,
+    ordering_key: Option<String>,
+    /// The enabled subscriptions whose filter matched, and one invocation for each.
+    subscriptions: Vec<Arc<Subscription>>,
+    invocations: Vec<Invocation>,
 }
 
 /// What `start` did.
@@ -348,12 +361,61 @@ impl Intake {
         })
     }
 
-    /// [`Intake::start`] of a trigger the catalog knows.
-    async fn start_known(
-        &self,
-        request: StartInvocation,
-        claim: Option<&Claim>,
-    ) -> Result<Started> {
+    /// Raises the invocations of several queued starts (extension: `/start-batch`), in order:
+    /// every start is checked and matched before anything is written, so a batch with one bad
+    /// start raises nothing (the error names it: `starts[2].input`). Each start's invocations
+    /// are then accepted as one start's are (all of one start or none); the starts' writes run
+    /// together, so the local store commits them in one or two group commits, but a write that
+    /// fails can leave the starts before it accepted (the answer is the error, as for one start
+    /// whose answer is lost). Starts with an `orderingKey` are written one after the other, in
+    /// the batch's order. Returns each start's invocations, in the batch's order.
+    pub async fn start_batch(&self, batch: StartBatch) -> Result<Vec<Vec<Invocation>>> {
+        let count = batch.starts.len();
+        if count == 0 || count > MAX_BATCH_STARTS {
+            return Err(Error::invalid(
+                "starts",
+                format!("holds {count} starts; a batch holds 1 to {MAX_BATCH_STARTS}"),
+            ));
+        }
+        let mut prepared = Vec::with_capacity(count);
+        for (i, start) in batch.starts.into_iter().enumerate() {
+            let at = |e: Error| e.within(&format!("starts[{i}]"));
+            if start.is_synchronous == Some(true) {
+                return Err(at(Error::invalid(
+                    "isSynchronous",
+                    "a batch is queued; send a synchronous start on its own to /start",
+                )));
+            }
+            prepared.push(self.prepare(start).await.map_err(at)?);
+        }
+        let raising = prepared.iter().filter(|p| !p.invocations.is_empty());
+        if prepared.iter().any(|p| p.ordering_key.is_some()) {
+            for p in raising {
+                self.accept_prepared(p).await?;
+            }
+        } else {
+            let accepts = raising.map(|p| self.accept_prepared(p));
+            for accepted in futures_join_all(accepts).await {
+                accepted?;
+            }
+        }
+        Ok(prepared.into_iter().map(|p| p.invocations).collect())
+    }
+
+    /// Writes one prepared start's invocations for the worker (or queue) to deliver.
+    async fn accept_prepared(&self, p: &Prepared) -> Result<()> {
+        self.accept(
+            &p.invocations,
+            &p.subscriptions,
+            p.not_before,
+            DeliveredBy::Worker,
+        )
+        .await
+    }
+
+    /// Checks one start and builds its invocations, one per enabled subscription whose filter
+    /// matches; writes nothing.
+    async fn prepare(&self, request: StartInvocation) -> Result<Prepared> {
         let catalog = self.delivery.catalog;
         let entry = catalog.require("triggerId", &request.trigger_id)?;
         crate::limits::check_input(&request.input, request.content_json.as_ref())?;
@@ -395,12 +457,36 @@ impl Intake {
                 ordering_key: ordering_key.clone(),
             },
         );
+        Ok(Prepared {
+            trigger_type: entry.trigger.trigger_type,
+            now,
+            not_before,
+            ordering_key,
+            subscriptions,
+            invocations,
+        })
+    }
+
+    /// [`Intake::start`] of a trigger the catalog knows.
+    async fn start_known(
+        &self,
+        request: StartInvocation,
+        claim: Option<&Claim>,
+    ) -> Result<Started> {
+        let synchronous = request.is_synchronous.unwrap_or(false);
+        let Prepared {
+            trigger_type,
+            now,
+            not_before,
+            ordering_key,
+            subscriptions,
+            invocations,
+        } = self.prepare(request).await?;
         if invocations.is_empty() {
             self.record_raised(claim, &invocations).await;
             return Ok(Started::Queued(invocations));
         }
         let due_now = not_before <= now;
-        let synchronous = request.is_synchronous.unwrap_or(false);
         // Delivering from the request holds it for up to one whole attempt; that is only done
         // when the wait limit leaves room for it, so that the caller gets its 542 at the limit
         // and not when a slow attempt ends. Otherwise the worker (or queue) delivers, and the
@@ -439,7 +525,7 @@ impl Intake {
             self.deliver_inline(&invocations, &subscriptions).await;
             return Ok(Started::Queued(invocations));
         }
-        if inline && answers_within_the_request(entry.trigger.trigger_type, &subscriptions) {
+        if inline && answers_within_the_request(trigger_type, &subscriptions) {
             match self.sync_record {
                 SyncRecord::WithOutcome => {
                     return self

@@ -679,6 +679,23 @@ pub struct StartInvocation {
     pub trace: Option<crate::trace::TraceContext>,
 }
 
+/// Body of `POST /trigger-invocations/v1/start-batch` (extension): several starts in one
+/// request, for producers that raise events faster than one request each can carry. Each start
+/// is what `/start` takes, queued (not synchronous).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(feature = "openapi", schema(example = json!({"starts": [
+    {"triggerId": "idn:identity-created",
+     "input": {"identity": {"type": "IDENTITY", "id": "2c91808a", "name": "Ann"}, "attributes": {}}},
+    {"triggerId": "idn:identity-created",
+     "input": {"identity": {"type": "IDENTITY", "id": "2c91808b", "name": "Bo"}, "attributes": {}}}
+]})))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartBatch {
+    /// 1 to [`crate::limits::MAX_BATCH_STARTS`] starts, raised in this order.
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 100))]
+    pub starts: Vec<StartInvocation>,
+}
+
 /// Body of `POST /trigger-invocations/v1/test`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[cfg_attr(feature = "openapi", schema(example = json!({
@@ -849,6 +866,14 @@ impl StartedInvocation {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StartResponse {
     pub invocations: Vec<StartedInvocation>,
+}
+
+/// The answer to `/start-batch`: one [`StartResponse`] per start, in the request's order. 202
+/// when anything was queued, 200 when no start matched a subscription.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StartBatchResponse {
+    pub starts: Vec<StartResponse>,
 }
 
 /// The 542 answer of a synchronous `/start` whose invocations outlived the wait limit.

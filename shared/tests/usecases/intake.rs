@@ -7,13 +7,14 @@ use chrono::Duration as Span;
 use serde_json::json;
 use triggerline::Error;
 use triggerline::health::Circuit;
+use triggerline::limits::MAX_BATCH_STARTS;
 use triggerline::memory::RecordingEvents;
 use triggerline::model::{InvocationState, InvocationType};
 use triggerline::ports::{InvocationScans, SubscriptionStore};
 use triggerline::query::InvocationQuery;
 use triggerline::secrets::{hash_secret, secret_matches};
 use triggerline::usecases::intake::{Intake, Started, SyncRecord};
-use triggerline::wire::{StartInvocation, TestInvocation};
+use triggerline::wire::{StartBatch, StartInvocation, TestInvocation};
 
 use crate::support::{FIRE, RESPOND, Stack, answered, example_input, example_output, t0};
 
@@ -593,4 +594,155 @@ async fn only_a_failed_invocation_is_retried_with_a_deadline_as_long_as_before()
         Err(Error::Invalid { field, .. }) => assert_eq!(field, "id"),
         other => panic!("{other:?}"),
     }
+}
+
+fn batch(starts: Vec<StartInvocation>) -> StartBatch {
+    StartBatch { starts }
+}
+
+#[tokio::test]
+async fn a_batch_raises_each_starts_invocations_in_order_and_hands_them_to_the_worker() {
+    let stack = Stack::new();
+    let fire = stack.webhook(FIRE, "SYNC").await;
+    let respond = stack.webhook(RESPOND, "ASYNC").await;
+    let nobody = stack
+        .subscribe(json!({
+            "name": "Only bots", "triggerId": FIRE, "type": "HTTP",
+            "httpConfig": {"url": "https://hooks.example.com/bots", "httpDispatchMode": "SYNC"},
+            "filter": "$[?($.identity.name == \"nobody-has-this-name\")]",
+        }))
+        .await;
+
+    let raised = stack
+        .intake()
+        .start_batch(batch(vec![
+            start(FIRE, json!({})),
+            start(RESPOND, json!({})),
+            start(FIRE, json!({"delay": "PT10M"})),
+        ]))
+        .await
+        .unwrap();
+
+    let subscriptions: Vec<Vec<&str>> = raised
+        .iter()
+        .map(|invocations| {
+            invocations
+                .iter()
+                .map(|i| i.subscription_id.as_str())
+                .collect()
+        })
+        .collect();
+    assert_eq!(
+        subscriptions,
+        vec![
+            vec![fire.id.as_str()],
+            vec![respond.id.as_str()],
+            vec![fire.id.as_str()]
+        ]
+    );
+    assert!(
+        raised
+            .iter()
+            .flatten()
+            .all(|i| i.subscription_id != nobody.id)
+    );
+    assert_eq!(
+        stored(&stack).await,
+        3,
+        "every start's invocations are durable"
+    );
+    // The two due now go to the worker; the delayed one waits in the queue, unleased.
+    let handed: Vec<String> = stack
+        .signal
+        .handoffs()
+        .iter()
+        .map(|h| h.invocation.id.clone())
+        .collect();
+    assert_eq!(handed.len(), 2);
+    assert!(handed.contains(&raised[0][0].id) && handed.contains(&raised[1][0].id));
+    let delayed = stack
+        .queue
+        .queued()
+        .into_iter()
+        .find(|q| q.item.invocation_id == raised[2][0].id)
+        .unwrap();
+    assert_eq!(delayed.item.not_before, t0() + Span::minutes(10));
+    assert_eq!(delayed.leased_until, None);
+    assert!(
+        raised[1][0].deadline.is_some(),
+        "a REQUEST_RESPONSE start keeps its deadline in a batch"
+    );
+}
+
+#[tokio::test]
+async fn a_batch_with_one_bad_start_names_it_and_writes_nothing() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    let good = || start(FIRE, json!({}));
+    let unknown: StartInvocation =
+        serde_json::from_value(json!({"triggerId": "idn:nope", "input": {}})).unwrap();
+    let huge = start(FIRE, json!({"contentJson": {"x": "y".repeat(200 * 1024)}}));
+    let cases = [
+        (
+            vec![good(), start(FIRE, json!({"delay": "soon"}))],
+            "starts[1].delay",
+        ),
+        (vec![unknown, good()], "starts[0].triggerId"),
+        (
+            vec![good(), good(), start(FIRE, json!({"isSynchronous": true}))],
+            "starts[2].isSynchronous",
+        ),
+        (
+            vec![good(), start(FIRE, json!({"orderingKey": ""}))],
+            "starts[1].orderingKey",
+        ),
+        (vec![], "starts"),
+        ((0..=100).map(|_| good()).collect(), "starts"),
+    ];
+    for (starts, field) in cases {
+        match stack.intake().start_batch(batch(starts)).await {
+            Err(Error::Invalid { field: named, .. }) => assert_eq!(named, field),
+            other => panic!("{field}: {other:?}"),
+        }
+    }
+    match stack.intake().start_batch(batch(vec![good(), huge])).await {
+        // Input and content share one limit, named by `input` as for one start.
+        Err(Error::TooLarge { field, .. }) => assert_eq!(field, "starts[1].input"),
+        other => panic!("an input over the limit gave {other:?}"),
+    }
+    let wrong_input: StartInvocation =
+        serde_json::from_value(json!({"triggerId": FIRE, "input": {"identity": 7}})).unwrap();
+    match stack
+        .intake()
+        .start_batch(batch(vec![good(), wrong_input]))
+        .await
+    {
+        Err(Error::Invalid { field, .. }) => {
+            assert!(field.starts_with("starts[1].input"), "{field}")
+        }
+        other => panic!("an input against the schema gave {other:?}"),
+    }
+    assert_eq!(stored(&stack).await, 0);
+    assert!(stack.queue.queued().is_empty());
+    assert!(stack.signal.handoffs().is_empty());
+}
+
+#[tokio::test]
+async fn a_batch_of_the_most_starts_is_accepted_and_one_that_matches_nothing_raises_nothing() {
+    let stack = Stack::new();
+    let none = stack
+        .intake()
+        .start_batch(batch(vec![start(FIRE, json!({}))]))
+        .await
+        .unwrap();
+    assert_eq!(none, vec![Vec::new()]);
+
+    stack.webhook(FIRE, "SYNC").await;
+    let starts = (0..MAX_BATCH_STARTS)
+        .map(|_| start(FIRE, json!({})))
+        .collect();
+    let raised = stack.intake().start_batch(batch(starts)).await.unwrap();
+    assert_eq!(raised.len(), MAX_BATCH_STARTS);
+    assert!(raised.iter().all(|one| one.len() == 1));
+    assert_eq!(stack.signal.handoffs().len(), MAX_BATCH_STARTS);
 }

@@ -105,3 +105,32 @@ async fn an_ordering_key_is_1_to_255_characters_without_control_characters() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_batch_of_one_key_is_delivered_in_the_batchs_order() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "ASYNC").await;
+    let raised = stack
+        .intake()
+        .start_batch(triggerline::wire::StartBatch {
+            starts: vec![start(Some("k")), start(Some("k")), start(None)],
+        })
+        .await
+        .unwrap();
+    let [first, second, free] = [&raised[0][0], &raised[1][0], &raised[2][0]];
+    assert_eq!(stack.signal.handoffs().len(), 1, "only the unordered one");
+    assert_eq!(stack.signal.handoffs()[0].invocation.id, free.id);
+
+    assert_eq!(deliver_due(&stack).await, vec![first.id.clone()]);
+    complete(
+        &stack.completion(),
+        &first.id,
+        crate::complete::answer(
+            &stack.key.callback_secret(&first.id),
+            json!({"output": example_output(RESPOND)}),
+        ),
+    )
+    .await
+    .unwrap();
+    assert_eq!(deliver_due(&stack).await, vec![second.id.clone()]);
+}
