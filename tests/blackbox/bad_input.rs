@@ -220,3 +220,77 @@ async fn missing_or_wrong_token_is_401_with_an_error_field() {
     }
     assert!(app.all_subscriptions().await.is_empty());
 }
+
+/// Posts `body` to `/start-batch` (with `headers`), expects `status` naming `field`, and checks
+/// that no invocation was raised.
+async fn batch_is_refused(
+    app: &TestApp,
+    body: &Value,
+    headers: &[(&str, &str)],
+    status: StatusCode,
+    field: &str,
+) {
+    let mut request = app.request(Method::POST, "/trigger-invocations/v1/start-batch");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.json(body).send().await.unwrap();
+    expect_error(response, status, field).await;
+    let statuses: Vec<Value> = app
+        .get("/trigger-invocations/v1/status")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(statuses.is_empty(), "{body}: raised {statuses:?}");
+}
+
+#[tokio::test]
+async fn a_batch_with_one_bad_start_names_it_and_raises_nothing() {
+    let app = spawn_app().await;
+    let created = "idn:identity-created";
+    app.create(&valid()).await;
+    let good = json!({"triggerId": created, "input": {
+        "identity": {"type": "IDENTITY", "id": "2c91808a", "name": "Ann"}, "attributes": {}}});
+    let mut no_identity = good.clone();
+    no_identity["input"]
+        .as_object_mut()
+        .unwrap()
+        .remove("identity");
+    let mut micros = good.clone();
+    micros["timestamp"] = json!(1_764_777_600_000_000_i64);
+    let mut listed = good.clone();
+    listed["contentJson"] = json!([1]);
+    let mut synchronous = good.clone();
+    synchronous["isSynchronous"] = json!(true);
+    let huge = json!({"triggerId": created, "input": {
+        "identity": {"type": "IDENTITY", "id": "2c91808a", "name": "x".repeat(200 * 1024)},
+        "attributes": {}}});
+    let cases = [
+        (json!({"starts": [good, no_identity]}), "starts[1].input"),
+        (
+            json!({"starts": [good, good, micros]}),
+            "starts[2].timestamp",
+        ),
+        (json!({"starts": [listed]}), "starts[0].contentJson"),
+        (
+            json!({"starts": [good, synchronous]}),
+            "starts[1].isSynchronous",
+        ),
+        (json!({"starts": []}), "starts"),
+        (json!({"starts": vec![good.clone(); 101]}), "starts"),
+        (json!({"starts": good}), "starts"),
+        // serde reads a struct from an array too, by position: `starts` is its first member.
+        (json!([good]), "[0]"),
+    ];
+    for (body, field) in &cases {
+        batch_is_refused(&app, body, &[], StatusCode::BAD_REQUEST, field).await;
+    }
+    // Over an input's limit, as for one start: 413 naming it.
+    let too_large = StatusCode::PAYLOAD_TOO_LARGE;
+    let body = json!({"starts": [good, huge]});
+    batch_is_refused(&app, &body, &[], too_large, "starts[1].input").await;
+    let one = json!({"starts": [good]});
+    let key = [("Idempotency-Key", "k-1")];
+    batch_is_refused(&app, &one, &key, StatusCode::BAD_REQUEST, "Idempotency-Key").await;
+}

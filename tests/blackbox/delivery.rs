@@ -415,3 +415,64 @@ async fn subscription_ids_narrow_a_test_invocation() {
         .await;
     crate::helpers::expect_error(unknown, StatusCode::BAD_REQUEST, "subscriptionIds").await;
 }
+
+const BATCH: &str = "/trigger-invocations/v1/start-batch";
+
+#[tokio::test]
+async fn a_batch_start_answers_each_start_in_order_and_delivers_them_all() {
+    let app = spawn_app().await;
+    let mut receiver = Receiver::start(vec![Answer::Empty(204)]).await;
+    app.subscribe(CREATED, &receiver.url, "SYNC").await;
+    let names = ["Ann", "Bo", "Cy"];
+    let starts: Vec<Value> = names
+        .iter()
+        .map(|name| {
+            let mut input = example(CREATED);
+            input["identity"]["name"] = json!(name);
+            json!({"triggerId": CREATED, "input": input})
+        })
+        .collect();
+
+    let response = app.post(BATCH, &json!({"starts": starts})).await;
+
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let body: Value = response.json().await.unwrap();
+    let ids: Vec<String> = body["starts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|start| {
+            assert_eq!(start["invocations"].as_array().unwrap().len(), 1);
+            start["invocations"][0]["id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3);
+    // Each answer is the invocation of its own start: the name it was raised with.
+    let mut delivered = std::collections::HashMap::new();
+    for _ in 0..3 {
+        let got = receiver.next().await;
+        delivered.insert(
+            got.body["_metadata"]["invocationId"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+            got.body["identity"]["name"].clone(),
+        );
+    }
+    for (id, name) in ids.iter().zip(names) {
+        assert_eq!(delivered[id], name, "{id}");
+        app.status_until(id, is("COMPLETED")).await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_that_matches_nothing_answers_200_with_empty_starts() {
+    let app = spawn_app().await;
+    let starts = json!([{"triggerId": CREATED, "input": example(CREATED)}]);
+
+    let response = app.post(BATCH, &json!({"starts": starts})).await;
+
+    assert_eq!(response.status(), StatusCode::OK);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body, json!({"starts": [{"invocations": []}]}));
+}
