@@ -2,7 +2,8 @@
 //!
 //! `n` SYNC-mode webhook subscriptions on `idn:identity-created`, a receiver that answers 204 at
 //! once, and `producers` concurrent tasks sending not-synchronous `start` requests with the
-//! trigger's example input. Throughput is deliveries received / time from the first `start`
+//! trigger's example input (or, with [`Shape::batch`], `start-batch` requests of that many
+//! such starts: the same number of requests in flight, each carrying several events). Throughput is deliveries received / time from the first `start`
 //! sent to the last delivery received. Afterwards the status list must show every invocation
 //! COMPLETED; how long after the last delivery that was first seen is reported too.
 
@@ -27,7 +28,11 @@ pub struct FireAndForget {
     pub subscriptions: usize,
     /// Starts spread round-robin over this many `orderingKey`s (None: unordered).
     pub ordering_keys: Option<usize>,
-    /// Measured `start` requests (each fans out to every subscription).
+    /// Starts per `start-batch` request (None: one `start` request per start).
+    #[serde(default)]
+    pub batch: Option<usize>,
+    /// Measured starts (each fans out to every subscription); with `batch`, that many to a
+    /// request, and the latency and outcomes below are the requests'.
     pub starts: usize,
     pub warmup_starts: usize,
     pub expected_deliveries: u64,
@@ -58,13 +63,27 @@ pub struct FireAndForget {
     pub process: ProcessInfo,
 }
 
+/// What one run raises: its fan-out, its ordering keys and how starts are sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Shape {
+    pub subscriptions: usize,
+    /// Starts spread round-robin over this many `orderingKey`s (None: unordered).
+    pub ordering_keys: Option<usize>,
+    /// Starts per `start-batch` request (None: one `start` request each).
+    pub batch: Option<usize>,
+}
+
 pub async fn run(
     binary: &Path,
     client: &reqwest::Client,
     plan: &Plan,
-    subscriptions: usize,
-    ordering_keys: Option<usize>,
+    shape: Shape,
 ) -> anyhow::Result<FireAndForget> {
+    let Shape {
+        subscriptions,
+        ordering_keys,
+        batch,
+    } = shape;
     let triggerline = Triggerline::start(binary, client).await?;
     let api = &triggerline.api;
     let receiver = Receiver::start(Answer::NoContent).await?;
@@ -77,9 +96,13 @@ pub async fn run(
     let body = json!({"triggerId": TRIGGER, "input": input, "isSynchronous": false});
     // With ordering keys, start `i` carries key `i mod keys`: each key's invocations are
     // delivered one after the other, the keys side by side.
-    let bodies: Arc<Vec<Bytes>> = Arc::new(match ordering_keys {
-        None => vec![Bytes::from(serde_json::to_vec(&body)?)],
-        Some(keys) => (0..keys.max(1))
+    let bodies: Arc<Vec<Bytes>> = Arc::new(match (ordering_keys, batch) {
+        (None, None) => vec![Bytes::from(serde_json::to_vec(&body)?)],
+        (None, Some(size)) => {
+            let batch = json!({"starts": vec![body; size.max(1)]});
+            vec![Bytes::from(serde_json::to_vec(&batch)?)]
+        }
+        (Some(keys), _) => (0..keys.max(1))
             .map(|k| {
                 let mut keyed = body.clone();
                 keyed["orderingKey"] = json!(format!("bench-key-{k}"));
@@ -87,12 +110,22 @@ pub async fn run(
             })
             .collect::<Result<_, _>>()?,
     });
-    let starts = usize::try_from(plan.deliveries)?.div_ceil(subscriptions);
-    let warmup_starts = (starts / 20).max(20);
+    let per_request = batch.unwrap_or(1).max(1);
+    // Whole requests: a batched run raises a multiple of its batch.
+    let requests = usize::try_from(plan.deliveries)?
+        .div_ceil(subscriptions)
+        .div_ceil(per_request);
+    let warmup_requests = (requests / 20).max(20usize.div_ceil(per_request));
+    let (starts, warmup_starts) = (requests * per_request, warmup_requests * per_request);
+    let path = if batch.is_some() {
+        "/trigger-invocations/v1/start-batch"
+    } else {
+        "/trigger-invocations/v1/start"
+    };
 
     // Warm-up (connections, SQLite pages, allocator), then a quiet service: every warm-up
     // invocation delivered and COMPLETED before the clock starts.
-    let warmup = start_each(api, &bodies, warmup_starts, plan.producers).await;
+    let warmup = start_each(api, path, &bodies, warmup_requests, plan.producers).await;
     receiver
         .wait_for((warmup_starts * subscriptions) as u64, STALL)
         .await;
@@ -102,7 +135,7 @@ pub async fn run(
 
     let cpu = triggerline.cpu_meter();
     let written_before = triggerline.written_bytes();
-    let measured = start_each(api, &bodies, starts, plan.producers).await;
+    let measured = start_each(api, path, &bodies, requests, plan.producers).await;
     let expected_deliveries = (starts * subscriptions) as u64;
     receiver.wait_for(expected_deliveries, STALL).await;
     let cpu = triggerline.cpu_since(&cpu);
@@ -121,13 +154,14 @@ pub async fn run(
     Ok(FireAndForget {
         subscriptions,
         ordering_keys,
+        batch,
         starts,
         warmup_starts,
         expected_deliveries,
         deliveries,
         elapsed_s: elapsed.as_secs_f64(),
         deliveries_per_s: deliveries as f64 / elapsed.as_secs_f64().max(1e-9),
-        starts_per_s: measured.accepted_per_s(),
+        starts_per_s: measured.accepted_per_s() * per_request as f64,
         start_latency: measured.latency,
         start_outcomes: measured.outcomes,
         warmup_failed: warmup.outcomes.failed,
@@ -157,16 +191,17 @@ impl FireAndForget {
     }
 }
 
-/// `count` starts from `producers` tasks, start `i` with `bodies[i mod len]`.
+/// `count` requests to `path` from `producers` tasks, request `i` with `bodies[i mod len]`.
 async fn start_each(
     api: &crate::triggerline::Api,
+    path: &'static str,
     bodies: &Arc<Vec<Bytes>>,
     count: usize,
     producers: usize,
 ) -> Starts {
     let (api, bodies) = (api.clone(), bodies.clone());
     let request = move |i: usize| {
-        api.post("/trigger-invocations/v1/start")
+        api.post(path)
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .body(bodies[i % bodies.len()].clone())
     };

@@ -12,7 +12,8 @@
 //! 0. [`bare_pipeline`] (with `--perf-limits`): perf-limits' `pipeline-proto` and `echo-server`
 //!    driven by this bench's load generator at the same concurrency, and its fsync probe.
 //! 1. [`fire_and_forget`]: deliveries/s to 1 and to 10 subscriptions of `idn:identity-created`,
-//!    and to 1 with the starts spread over 1,000 `orderingKey`s.
+//!    to 1 with the starts spread over 1,000 `orderingKey`s, and to 1 with the starts sent ten
+//!    to a `start-batch` request.
 //! 2. [`sync_round_trip`]: latency of a synchronous `start` against a direct POST to the receiver.
 //! 3. [`create_deliver`]: create -> deliver at 20 starts/s, one in flight.
 //! 4. [`async_callback`]: completions/s through the callback, and memory with invocations open.
@@ -46,6 +47,7 @@ use clap::Parser;
 use triggerline_bench::{load, receiver, triggerline};
 
 use crate::bare_pipeline::PerfLimits;
+use crate::fire_and_forget::Shape;
 use crate::report::{Machine, Report, Run, Setup};
 use crate::triggerline::Triggerline;
 
@@ -244,12 +246,30 @@ async fn one_run(
         }
         None => None,
     };
+    let one = Shape {
+        subscriptions: 1,
+        ..Shape::default()
+    };
     step(2, "FIRE_AND_FORGET, 1 subscription");
-    let ff_one = fire_and_forget::run(binary, client, plan, 1, None).await?;
+    let ff_one = fire_and_forget::run(binary, client, plan, one).await?;
     step(3, "FIRE_AND_FORGET, 10 subscriptions");
-    let ff_ten = fire_and_forget::run(binary, client, plan, 10, None).await?;
+    let ten = Shape {
+        subscriptions: 10,
+        ..one
+    };
+    let ff_ten = fire_and_forget::run(binary, client, plan, ten).await?;
     step(3, "FIRE_AND_FORGET, 1 subscription, 1,000 ordering keys");
-    let ff_ordered = fire_and_forget::run(binary, client, plan, 1, Some(ORDERING_KEYS)).await?;
+    let ordered = Shape {
+        ordering_keys: Some(ORDERING_KEYS),
+        ..one
+    };
+    let ff_ordered = fire_and_forget::run(binary, client, plan, ordered).await?;
+    step(3, "FIRE_AND_FORGET, 1 subscription, start-batch of 10");
+    let batched = Shape {
+        batch: Some(BATCH),
+        ..one
+    };
+    let ff_batched = fire_and_forget::run(binary, client, plan, batched).await?;
     step(4, "SYNC round trip");
     let sync_round_trip = sync_round_trip::run(binary, client, plan).await?;
     step(5, "create -> deliver at 20 starts/s");
@@ -258,7 +278,7 @@ async fn one_run(
     let async_callbacks = async_callback::run(binary, client, plan).await?;
     Ok(Run {
         bare_pipeline,
-        fire_and_forget: vec![ff_one, ff_ten, ff_ordered],
+        fire_and_forget: vec![ff_one, ff_ten, ff_ordered, ff_batched],
         sync_round_trip,
         create_deliver,
         async_callbacks,
@@ -267,6 +287,10 @@ async fn one_run(
 
 /// Ordering keys of the ordered fire-and-forget run (issue 15 asks for 1,000).
 const ORDERING_KEYS: usize = 1000;
+
+/// Starts per request of the batched fire-and-forget run (`start-batch`, an extension issue 14
+/// lists among the ideas worth measuring): as many as an EventBridge `PutEvents` takes.
+const BATCH: usize = 10;
 
 /// `NAME=VALUE`.
 fn name_value(text: &str) -> Result<(String, String), String> {

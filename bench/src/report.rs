@@ -447,6 +447,18 @@ fn figures(runs: &[Run], machine: &Machine) -> Vec<Figure> {
             &|b| b.deliveries_per_s,
         ));
     }
+    if runs.iter().all(|r| r.fire_and_forget.len() > 3) {
+        // The `start-batch` extension: what one request per event costs, by its absence. The
+        // target is for one `start` per event (what SailPoint's producers send); this is not it.
+        figures.push(unjudged(
+            bare.as_deref(),
+            "F&F deliveries/s, 1 subscription, start-batch of 10".to_owned(),
+            (Unit::PerS, Unit::Percent),
+            per_run(&|r| r.fire_and_forget[3].deliveries_per_s),
+            "bare deliveries",
+            &|b| b.deliveries_per_s,
+        ));
+    }
     // What one delivery costs, Triggerline's process against `pipeline-proto`'s: in CPU (the
     // throughput ratios follow whatever else the two cores run, this much less) and in file
     // writes (whole pages for every b-tree page a commit touches). No target.
@@ -468,8 +480,12 @@ fn figures(runs: &[Run], machine: &Machine) -> Vec<Figure> {
             BarePipeline::written_kib_per_delivery,
         ),
     ];
+    let mut scenarios = vec![(0, "1 subscription"), (1, "10 subscriptions")];
+    if runs.iter().all(|r| r.fire_and_forget.len() > 3) {
+        scenarios.push((3, "1 subscription, start-batch of 10"));
+    }
     for (what, unit, ours, against, theirs) in costs {
-        for (i, name) in [(0, "1 subscription"), (1, "10 subscriptions")] {
+        for &(i, name) in &scenarios {
             figures.push(unjudged(
                 bare.as_deref(),
                 format!("{what}, {name}"),
@@ -747,6 +763,10 @@ fn fire_and_forget_rows(table: &mut Table<4>, n: usize, f: &FireAndForget) {
     let keys = f.ordering_keys.map_or_else(String::new, |k| {
         format!(", {} ordering keys", group(k as f64))
     });
+    let keys = match f.batch {
+        Some(size) => format!("{keys}, start-batch of {size}"),
+        None => keys,
+    };
     table.section(&format!(
         "1{}  FIRE_AND_FORGET, {} subscription{plural} on idn:identity-created{keys} ({} starts)",
         char::from(b'a' + n as u8),
@@ -769,7 +789,12 @@ fn fire_and_forget_rows(table: &mut Table<4>, n: usize, f: &FireAndForget) {
         verdict(f.deliveries == f.expected_deliveries).into(),
     ]);
     table.value("starts accepted/s (producer side)", group(f.starts_per_s));
-    table.value("start latency p50 / p99", p50_p99(&f.start_latency));
+    let latency = if f.batch.is_some() {
+        "start-batch latency p50 / p99"
+    } else {
+        "start latency p50 / p99"
+    };
+    table.value(latency, p50_p99(&f.start_latency));
     let completed = match f.all_completed_after_ms {
         Some(after) => format!(
             "all, {after:.0} ms after last delivery (sweeps: {}, last {:.0} ms)",
