@@ -300,6 +300,15 @@ pub fn state_after(verdict: &Verdict) -> InvocationState {
     }
 }
 
+/// The host of `url`, as an attempt records its target: empty when it has none or does not
+/// parse.
+pub fn url_host(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

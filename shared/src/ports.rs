@@ -459,6 +459,12 @@ impl std::fmt::Debug for WebhookRequest {
 #[async_trait]
 pub trait WebhookClient: Send + Sync + std::fmt::Debug {
     async fn post(&self, request: WebhookRequest) -> crate::delivery::Reply;
+
+    /// The host of `url`, as an attempt records its target (empty when it has none). A client
+    /// that keeps its parsed targets answers from them, sparing a parse per attempt.
+    fn host_of(&self, url: &str) -> String {
+        crate::delivery::url_host(url)
+    }
 }
 
 /// An event for other systems (`Trigger Invocation Completed`).

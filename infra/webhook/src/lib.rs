@@ -122,6 +122,14 @@ impl WebhookClient for HttpWebhookClient {
         }
         reply
     }
+
+    fn host_of(&self, url: &str) -> String {
+        match self.targets.judged(url, self.allow_private_targets) {
+            Ok(target) => target.host.to_string(),
+            // A refused URL is not kept with its host; parsed again, as it is rarely sent.
+            Err(_) => triggerline::delivery::url_host(url),
+        }
+    }
 }
 
 async fn send(client: &DirectClient, request: http::Request<SdkBody>) -> Reply {

@@ -361,3 +361,17 @@ async fn credentials_in_the_url_never_reach_the_reply() {
         assert!(!text.contains("user"), "{text}");
     }
 }
+
+#[test]
+fn the_host_an_attempt_records_comes_from_the_kept_target_or_the_url() {
+    let url = "https://user:pw@hooks.example.com:8443/a?b=c#d";
+    for client in [local_client(), guarded_client()] {
+        // Twice: the first judges and keeps the target, the second answers from it.
+        assert_eq!(client.host_of(url), "hooks.example.com");
+        assert_eq!(client.host_of(url), "hooks.example.com");
+        assert_eq!(client.host_of("not a url"), "");
+    }
+    // A target the guarded client refuses is not kept; its host comes from the URL.
+    assert_eq!(guarded_client().host_of("http://10.0.0.7/hook"), "10.0.0.7");
+    assert_eq!(local_client().host_of("http://[::1]:9/hook"), "[::1]");
+}

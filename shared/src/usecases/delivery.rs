@@ -629,10 +629,7 @@ impl Delivery {
                             .push(("Authorization".into(), format!("Bearer {}", token.expose())));
                     }
                 }
-                let host = url::Url::parse(&http.url)
-                    .ok()
-                    .and_then(|u| u.host_str().map(str::to_owned))
-                    .unwrap_or_default();
+                let host = self.client.host_of(&http.url);
                 let reply = self
                     .client
                     .post(WebhookRequest {
