@@ -102,6 +102,11 @@ struct Args {
     /// Starts paced at 20/s for create -> deliver (default 200; 60 with --quick).
     #[arg(long)]
     paced_starts: Option<usize>,
+    /// Starts per `start-batch` request in the batched F&F run (default 10, as many as an
+    /// EventBridge `PutEvents` takes; 0 leaves the run out, e.g. against a build without the
+    /// route).
+    #[arg(long, default_value_t = 10)]
+    batch: usize,
     /// ASYNC invocations open at once, per round of callbacks (default 5,000; 1,000 with
     /// --quick); rounds repeat until at least --deliveries callbacks were timed.
     #[arg(long)]
@@ -117,6 +122,8 @@ pub struct Plan {
     pub sync_requests: usize,
     pub paced_starts: usize,
     pub async_invocations: usize,
+    /// Starts per `start-batch` request of the batched F&F run; 0: no such run.
+    pub batch: usize,
 }
 
 impl Plan {
@@ -154,6 +161,7 @@ async fn main() -> anyhow::Result<()> {
         async_invocations: args
             .async_invocations
             .unwrap_or(if args.quick { 1_000 } else { 5_000 }),
+        batch: args.batch,
     };
     let runs = args.runs.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
     let tools = args
@@ -264,12 +272,21 @@ async fn one_run(
         ..one
     };
     let ff_ordered = fire_and_forget::run(binary, client, plan, ordered).await?;
-    step(3, "FIRE_AND_FORGET, 1 subscription, start-batch of 10");
-    let batched = Shape {
-        batch: Some(BATCH),
-        ..one
-    };
-    let ff_batched = fire_and_forget::run(binary, client, plan, batched).await?;
+    let mut fire_and_forget = vec![ff_one, ff_ten, ff_ordered];
+    if plan.batch > 0 {
+        step(
+            3,
+            &format!(
+                "FIRE_AND_FORGET, 1 subscription, start-batch of {}",
+                plan.batch
+            ),
+        );
+        let batched = Shape {
+            batch: Some(plan.batch),
+            ..one
+        };
+        fire_and_forget.push(fire_and_forget::run(binary, client, plan, batched).await?);
+    }
     step(4, "SYNC round trip");
     let sync_round_trip = sync_round_trip::run(binary, client, plan).await?;
     step(5, "create -> deliver at 20 starts/s");
@@ -278,7 +295,7 @@ async fn one_run(
     let async_callbacks = async_callback::run(binary, client, plan).await?;
     Ok(Run {
         bare_pipeline,
-        fire_and_forget: vec![ff_one, ff_ten, ff_ordered, ff_batched],
+        fire_and_forget,
         sync_round_trip,
         create_deliver,
         async_callbacks,
@@ -287,10 +304,6 @@ async fn one_run(
 
 /// Ordering keys of the ordered fire-and-forget run (issue 15 asks for 1,000).
 const ORDERING_KEYS: usize = 1000;
-
-/// Starts per request of the batched fire-and-forget run (`start-batch`, an extension issue 14
-/// lists among the ideas worth measuring): as many as an EventBridge `PutEvents` takes.
-const BATCH: usize = 10;
 
 /// `NAME=VALUE`.
 fn name_value(text: &str) -> Result<(String, String), String> {
@@ -335,6 +348,7 @@ mod tests {
             sync_requests: 1,
             paced_starts: 1,
             async_invocations,
+            batch: 10,
         }
     }
 

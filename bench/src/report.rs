@@ -447,12 +447,17 @@ fn figures(runs: &[Run], machine: &Machine) -> Vec<Figure> {
             &|b| b.deliveries_per_s,
         ));
     }
+    let batch = runs
+        .first()
+        .and_then(|r| r.fire_and_forget.get(3))
+        .and_then(|f| f.batch)
+        .unwrap_or_default();
     if runs.iter().all(|r| r.fire_and_forget.len() > 3) {
         // The `start-batch` extension: what one request per event costs, by its absence. The
         // target is for one `start` per event (what SailPoint's producers send); this is not it.
         figures.push(unjudged(
             bare.as_deref(),
-            "F&F deliveries/s, 1 subscription, start-batch of 10".to_owned(),
+            format!("F&F deliveries/s, 1 subscription, start-batch of {batch}"),
             (Unit::PerS, Unit::Percent),
             per_run(&|r| r.fire_and_forget[3].deliveries_per_s),
             "bare deliveries",
@@ -480,12 +485,16 @@ fn figures(runs: &[Run], machine: &Machine) -> Vec<Figure> {
             BarePipeline::written_kib_per_delivery,
         ),
     ];
-    let mut scenarios = vec![(0, "1 subscription"), (1, "10 subscriptions")];
+    let mut scenarios = vec![
+        (0, "1 subscription".to_owned()),
+        (1, "10 subscriptions".into()),
+    ];
     if runs.iter().all(|r| r.fire_and_forget.len() > 3) {
-        scenarios.push((3, "1 subscription, start-batch of 10"));
+        scenarios.push((3, format!("1 subscription, start-batch of {batch}")));
     }
     for (what, unit, ours, against, theirs) in costs {
-        for &(i, name) in &scenarios {
+        for (i, name) in &scenarios {
+            let i = *i;
             figures.push(unjudged(
                 bare.as_deref(),
                 format!("{what}, {name}"),
