@@ -108,6 +108,7 @@ impl WatchSubscription for Listener {
 #[derive(Debug, Clone, Default)]
 pub struct RecordingSignal {
     handoffs: Arc<Mutex<Vec<Handoff>>>,
+    wakes: Arc<Mutex<Vec<usize>>>,
 }
 
 impl RecordingSignal {
@@ -115,11 +116,17 @@ impl RecordingSignal {
     pub fn handoffs(&self) -> Vec<Handoff> {
         lock(&self.handoffs).clone()
     }
+
+    /// How many hand-offs each wake carried, in order.
+    pub fn wakes(&self) -> Vec<usize> {
+        lock(&self.wakes).clone()
+    }
 }
 
 #[async_trait]
 impl WorkSignal for RecordingSignal {
     async fn wake(&self, work: Vec<Handoff>) {
+        lock(&self.wakes).push(work.len());
         lock(&self.handoffs).extend(work);
     }
 }

@@ -139,6 +139,51 @@ struct Prepared {
     invocations: Vec<Invocation>,
 }
 
+/// One write of a batch: the invocations of consecutive starts due at the same time.
+struct Write {
+    not_before: DateTime<Utc>,
+    invocations: Vec<Invocation>,
+    subscriptions: Vec<Arc<Subscription>>,
+    /// Whose invocations these are, in order: (the start's index in the batch, how many).
+    starts: Vec<(usize, usize)>,
+}
+
+/// The batch's writes, taking each start's invocations: consecutive starts due at the same
+/// time share a write up to [`TriggerType::FireAndForget`]'s fan-out limit (so no write is
+/// larger than one start's may be, on any backend), and a start is never split. With
+/// `one_each`, every start is a write of its own.
+fn writes_of(prepared: &mut [Prepared], one_each: bool) -> Vec<Write> {
+    let most = TriggerType::FireAndForget.max_subscriptions();
+    let mut writes: Vec<Write> = Vec::new();
+    for (index, start) in prepared.iter_mut().enumerate() {
+        let count = start.invocations.len();
+        if count == 0 {
+            continue;
+        }
+        let joins = writes.last().is_some_and(|last| {
+            !one_each
+                && last.not_before == start.not_before
+                && last.invocations.len() + count <= most
+        });
+        if !joins {
+            writes.push(Write {
+                not_before: start.not_before,
+                invocations: Vec::with_capacity(count),
+                subscriptions: Vec::new(),
+                starts: Vec::new(),
+            });
+        }
+        if let Some(write) = writes.last_mut() {
+            write.invocations.append(&mut start.invocations);
+            write
+                .subscriptions
+                .extend(start.subscriptions.iter().cloned());
+            write.starts.push((index, count));
+        }
+    }
+    writes
+}
+
 /// What `start` did.
 #[derive(Debug, Clone)]
 pub enum Started {
@@ -363,12 +408,13 @@ impl Intake {
 
     /// Raises the invocations of several queued starts (extension: `/start-batch`), in order:
     /// every start is checked and matched before anything is written, so a batch with one bad
-    /// start raises nothing (the error names it: `starts[2].input`). Each start's invocations
-    /// are then accepted as one start's are (all of one start or none); the starts' writes run
-    /// together, so the local store commits them in one or two group commits, but a write that
-    /// fails can leave the starts before it accepted (the answer is the error, as for one start
-    /// whose answer is lost). Starts with an `orderingKey` are written one after the other, in
-    /// the batch's order. Returns each start's invocations, in the batch's order.
+    /// start raises nothing (the error names it: `starts[2].input`). The invocations are then
+    /// accepted in writes of whole starts ([`writes_of`]: consecutive starts due at the same
+    /// time together, up to one start's largest fan-out), each all or none, the writes side by
+    /// side; a write that fails can leave the ones before it accepted (the answer is the error,
+    /// as for one start whose answer is lost). With an `orderingKey` anywhere in the batch, each
+    /// start is a write of its own, made one after the other in the batch's order. Returns each
+    /// start's invocations, in the batch's order.
     pub async fn start_batch(&self, batch: StartBatch) -> Result<Vec<Vec<Invocation>>> {
         let count = batch.starts.len();
         if count == 0 || count > MAX_BATCH_STARTS {
@@ -388,26 +434,35 @@ impl Intake {
             }
             prepared.push(self.prepare(start).await.map_err(at)?);
         }
-        let raising = prepared.iter().filter(|p| !p.invocations.is_empty());
-        if prepared.iter().any(|p| p.ordering_key.is_some()) {
-            for p in raising {
-                self.accept_prepared(p).await?;
+        // Ordered starts are written one after the other, so that a key keeps the batch's order.
+        let ordered = prepared.iter().any(|p| p.ordering_key.is_some());
+        let mut writes = writes_of(&mut prepared, ordered);
+        if ordered {
+            for write in &writes {
+                self.accept_write(write).await?;
             }
         } else {
-            let accepts = raising.map(|p| self.accept_prepared(p));
+            let accepts = writes.iter().map(|write| self.accept_write(write));
             for accepted in futures_join_all(accepts).await {
                 accepted?;
+            }
+        }
+        // Each start's invocations back to it, in order.
+        for write in &mut writes {
+            let mut written = std::mem::take(&mut write.invocations).into_iter();
+            for &(start, count) in &write.starts {
+                prepared[start].invocations = written.by_ref().take(count).collect();
             }
         }
         Ok(prepared.into_iter().map(|p| p.invocations).collect())
     }
 
-    /// Writes one prepared start's invocations for the worker (or queue) to deliver.
-    async fn accept_prepared(&self, p: &Prepared) -> Result<()> {
+    /// Writes one group of a batch's invocations for the worker (or queue) to deliver.
+    async fn accept_write(&self, write: &Write) -> Result<()> {
         self.accept(
-            &p.invocations,
-            &p.subscriptions,
-            p.not_before,
+            &write.invocations,
+            &write.subscriptions,
+            write.not_before,
             DeliveredBy::Worker,
         )
         .await

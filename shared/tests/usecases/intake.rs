@@ -746,3 +746,42 @@ async fn a_batch_of_the_most_starts_is_accepted_and_one_that_matches_nothing_rai
     assert!(raised.iter().all(|one| one.len() == 1));
     assert_eq!(stack.signal.handoffs().len(), MAX_BATCH_STARTS);
 }
+
+#[tokio::test]
+async fn a_batch_writes_consecutive_starts_due_together_up_to_one_starts_largest_fan_out() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    // 60 starts due now: two writes, of 50 (a FIRE_AND_FORGET trigger's most subscriptions,
+    // what one start may raise) and of 10, each handed to the worker in one wake.
+    let starts = (0..60).map(|_| start(FIRE, json!({}))).collect();
+    let raised = stack.intake().start_batch(batch(starts)).await.unwrap();
+    assert_eq!(raised.iter().map(Vec::len).sum::<usize>(), 60);
+    assert_eq!(stack.signal.wakes(), vec![50, 10]);
+
+    // A delayed start in the middle ends a write and is written on its own, handed to no one.
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    let mut starts: Vec<StartInvocation> = (0..6).map(|_| start(FIRE, json!({}))).collect();
+    starts[2] = start(FIRE, json!({"delay": "PT1M"}));
+    let raised = stack.intake().start_batch(batch(starts)).await.unwrap();
+    assert_eq!(stack.signal.wakes(), vec![2, 3]);
+    // Every start gets its own invocation back, in the batch's order.
+    let handed: Vec<String> = stack
+        .signal
+        .handoffs()
+        .iter()
+        .map(|h| h.invocation.id.clone())
+        .collect();
+    let due_now: Vec<String> = [0, 1, 3, 4, 5]
+        .iter()
+        .map(|&i| raised[i][0].id.clone())
+        .collect();
+    assert_eq!(handed, due_now);
+    let delayed = stack
+        .queue
+        .queued()
+        .into_iter()
+        .find(|q| q.item.invocation_id == raised[2][0].id)
+        .unwrap();
+    assert_eq!(delayed.item.not_before, t0() + Span::minutes(1));
+}
