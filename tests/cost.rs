@@ -161,6 +161,24 @@ impl Stack {
         .await
     }
 
+    /// `n` starts of `trigger` in one `start-batch`.
+    async fn start_batch(&self, trigger: &str, n: usize) -> (u16, Value) {
+        let input = Catalog::builtin()
+            .get(trigger)
+            .unwrap()
+            .trigger
+            .example_input
+            .clone();
+        let start = json!({"triggerId": trigger, "input": input});
+        Self::call(
+            &self.dispatcher,
+            "POST",
+            "/trigger-invocations/v1/start-batch",
+            &json!({"starts": vec![start; n]}),
+        )
+        .await
+    }
+
     /// How many invocations the table holds.
     async fn invocation_count(&self) -> usize {
         let everything = triggerline::query::ListQuery::parse(&Default::default()).unwrap();
@@ -613,6 +631,8 @@ fn counts(pairs: &[(&str, u64)]) -> BTreeMap<String, u64> {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Kind {
     FireAndForget,
+    /// FIRE_AND_FORGET raised through `start-batch`: one intake request for a round's starts.
+    FireAndForgetBatched,
     Sync,
     Async,
     EventBridge,
@@ -627,7 +647,7 @@ impl Kind {
     fn index_writes(self, n: u64) -> BTreeMap<String, u64> {
         let per: &[(&str, u64)] = match self {
             // Written once, with the outcome.
-            Kind::FireAndForget | Kind::Sync => {
+            Kind::FireAndForget | Kind::FireAndForgetBatched | Kind::Sync => {
                 &[("byCreated", 1), ("bySubscription", 1), ("byTrigger", 1)]
             }
             // Accepted, acknowledged, completed: three writes of the item, and the index
@@ -654,6 +674,7 @@ impl Kind {
     fn name(self) -> &'static str {
         match self {
             Kind::FireAndForget => "FIRE_AND_FORGET (queued, webhook)",
+            Kind::FireAndForgetBatched => "FIRE_AND_FORGET, the round's starts in one start-batch",
             Kind::Sync => "SYNC REQUEST_RESPONSE (synchronous start)",
             Kind::Async => "ASYNC REQUEST_RESPONSE (queued, webhook, callback)",
             Kind::EventBridge => {
@@ -666,13 +687,15 @@ impl Kind {
     async fn stack(self, moto: &Moto) -> (Stack, Receiver) {
         let stack = Stack::new(moto).await;
         let receiver = Receiver::start(vec![match self {
-            Kind::FireAndForget => Answer::Empty(204),
+            Kind::FireAndForget | Kind::FireAndForgetBatched => Answer::Empty(204),
             Kind::Sync => Answer::Json(200, approval()),
             Kind::Async | Kind::EventBridge => Answer::Json(200, json!({})),
         }])
         .await;
         let subscription = match self {
-            Kind::FireAndForget => http(CREATED, &receiver.url, "SYNC"),
+            Kind::FireAndForget | Kind::FireAndForgetBatched => {
+                http(CREATED, &receiver.url, "SYNC")
+            }
             Kind::Sync => http(PRE, &receiver.url, "SYNC"),
             Kind::Async => http(PRE, &receiver.url, "ASYNC"),
             Kind::EventBridge => json!({
@@ -688,7 +711,7 @@ impl Kind {
     /// Runs `n` invocations of this flow end to end (one event source mapping batch) and
     /// counts what they cost.
     async fn round(self, stack: &Stack, receiver: &mut Receiver, n: usize) -> Flow {
-        let trigger = if self == Kind::FireAndForget {
+        let trigger = if matches!(self, Kind::FireAndForget | Kind::FireAndForgetBatched) {
             CREATED
         } else {
             PRE
@@ -705,11 +728,22 @@ impl Kind {
             };
         }
         let mut ids = Vec::new();
-        for _ in 0..n {
-            let (status, body) = stack.start(trigger, self == Kind::Sync).await;
-            assert_eq!(status, if self == Kind::Sync { 200 } else { 202 }, "{body}");
-            ids.push(body["invocations"][0]["id"].as_str().unwrap().to_owned());
-        }
+        let intake_invocations = if self == Kind::FireAndForgetBatched {
+            let (status, body) = stack.start_batch(trigger, n).await;
+            assert_eq!(status, 202, "{body}");
+            for start in body["starts"].as_array().unwrap() {
+                ids.push(start["invocations"][0]["id"].as_str().unwrap().to_owned());
+            }
+            1
+        } else {
+            for _ in 0..n {
+                let (status, body) = stack.start(trigger, self == Kind::Sync).await;
+                assert_eq!(status, if self == Kind::Sync { 200 } else { 202 }, "{body}");
+                ids.push(body["invocations"][0]["id"].as_str().unwrap().to_owned());
+            }
+            n as u64
+        };
+        assert_eq!(ids.len(), n);
         // The intake puts an EVENTBRIDGE subscription's event itself: it writes the invocation
         // marked unsent (entering `unsentByDue`), puts the event, and records the attempt,
         // which clears the mark (leaving it). The images before and after the request show
@@ -765,10 +799,13 @@ impl Kind {
             name: self.name(),
             invocations: n,
             calls,
-            intake_invocations: n as u64,
+            intake_invocations,
             batches,
             callbacks: if callbacks { n as u64 } else { 0 },
-            webhook: matches!(self, Kind::FireAndForget | Kind::Async),
+            webhook: matches!(
+                self,
+                Kind::FireAndForget | Kind::FireAndForgetBatched | Kind::Async
+            ),
             inline: self == Kind::Sync,
             item_bytes,
             index_writes,
@@ -792,6 +829,17 @@ async fn aws_calls_per_invocation_by_flow() {
                 ("DynamoDB.PutItem", 1),
             ]),
             counts(&[("SQS.SendMessageBatch", 10), ("DynamoDB.PutItem", 10)]),
+        ),
+        (
+            // One request raises the round, and its ten work messages go in one batch.
+            Kind::FireAndForgetBatched,
+            counts(&[
+                ("DynamoDB.Query", 1),
+                ("SQS.SendMessageBatch", 1),
+                ("DynamoDB.GetItem", 1),
+                ("DynamoDB.PutItem", 1),
+            ]),
+            counts(&[("SQS.SendMessageBatch", 1), ("DynamoDB.PutItem", 10)]),
         ),
         (
             Kind::Sync,

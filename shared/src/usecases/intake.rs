@@ -423,6 +423,8 @@ impl Intake {
                 format!("holds {count} starts; a batch holds 1 to {MAX_BATCH_STARTS}"),
             ));
         }
+        // One moment for the whole batch: its starts due now are due together, and written so.
+        let now = self.delivery.clock.now();
         let mut prepared = Vec::with_capacity(count);
         for (i, start) in batch.starts.into_iter().enumerate() {
             let at = |e: Error| e.within(&format!("starts[{i}]"));
@@ -432,7 +434,7 @@ impl Intake {
                     "a batch is queued; send a synchronous start on its own to /start",
                 )));
             }
-            prepared.push(self.prepare(start).await.map_err(at)?);
+            prepared.push(self.prepare(start, now).await.map_err(at)?);
         }
         // Ordered starts are written one after the other, so that a key keeps the batch's order.
         let ordered = prepared.iter().any(|p| p.ordering_key.is_some());
@@ -468,14 +470,13 @@ impl Intake {
         .await
     }
 
-    /// Checks one start and builds its invocations, one per enabled subscription whose filter
-    /// matches; writes nothing.
-    async fn prepare(&self, request: StartInvocation) -> Result<Prepared> {
+    /// Checks one start made at `now` and builds its invocations, one per enabled subscription
+    /// whose filter matches; writes nothing.
+    async fn prepare(&self, request: StartInvocation, now: DateTime<Utc>) -> Result<Prepared> {
         let catalog = self.delivery.catalog;
         let entry = catalog.require("triggerId", &request.trigger_id)?;
         crate::limits::check_input(&request.input, request.content_json.as_ref())?;
         entry.check_input("input", &request.input)?;
-        let now = self.delivery.clock.now();
         let not_before = scheduled_at(now, request.delay.as_deref(), request.timestamp)?;
         let ordering_key = ordering_key(request.ordering_key)?;
         if ordering_key.is_some() && !self.delivery.queue.orders_by_key() {
@@ -536,7 +537,7 @@ impl Intake {
             ordering_key,
             subscriptions,
             invocations,
-        } = self.prepare(request).await?;
+        } = self.prepare(request, self.delivery.clock.now()).await?;
         if invocations.is_empty() {
             self.record_raised(claim, &invocations).await;
             return Ok(Started::Queued(invocations));
