@@ -331,21 +331,17 @@ pub(crate) fn state_of(conn: &Connection, id: &str) -> Result<Option<InvocationS
         .transpose()
 }
 
-/// The SQL of a row's count of recorded attempts: one JSON line each in `attempts`, and JSON
-/// escapes newlines inside strings.
-const ATTEMPT_COUNT: &str =
-    "coalesce(length(attempts) - length(replace(attempts, char(10), '')), 0)";
-
 /// The invocation's state and how many attempts it has recorded, if it exists (inside a write
-/// job).
+/// job). Attempts are stored one JSON line each, and JSON escapes newlines inside strings.
 pub(crate) fn state_and_attempts(
     conn: &Connection,
     id: &str,
 ) -> Result<Option<(InvocationState, usize)>, Error> {
     let row: Option<(String, i64)> = conn
-        .prepare_cached(&format!(
-            "SELECT state, {ATTEMPT_COUNT} FROM invocations WHERE id = ?1"
-        ))
+        .prepare_cached(
+            "SELECT state, coalesce(length(attempts) - length(replace(attempts, char(10), '')), 0)
+             FROM invocations WHERE id = ?1",
+        )
         .and_then(|mut stmt| {
             stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
@@ -400,39 +396,6 @@ pub(crate) fn write_outcome(
     outcome: &Outcome,
     work: &WorkChange,
 ) -> Result<(), Error> {
-    update_outcome(conn, id, attempt, outcome, work, None).map(drop)
-}
-
-/// [`write_outcome`] only if the row still has `held`'s state and attempt count, checked by the
-/// update itself: whether it did. Spares a settle that finds the row as its delivery left it
-/// (nearly every one) the read that would check first.
-pub(crate) fn write_outcome_if_held(
-    conn: &Connection,
-    id: &str,
-    attempt: Option<&str>,
-    outcome: &Outcome,
-    work: &WorkChange,
-    held: (InvocationState, usize),
-) -> Result<bool, Error> {
-    update_outcome(conn, id, attempt, outcome, work, Some(held)).map(|changed| changed == 1)
-}
-
-/// The update of [`write_outcome`], guarded by `held` when given; the rows it changed.
-fn update_outcome(
-    conn: &Connection,
-    id: &str,
-    attempt: Option<&str>,
-    outcome: &Outcome,
-    work: &WorkChange,
-    held: Option<(InvocationState, usize)>,
-) -> Result<usize, Error> {
-    let (held_state, held_attempts) = match held {
-        Some((state, attempts)) => (
-            Some(state.as_str()),
-            Some(to_sql_int("attempts", attempts as u64)?),
-        ),
-        None => (None, None),
-    };
     let mut params: Vec<&dyn ToSql> = vec![
         &id,
         &attempt,
@@ -441,14 +404,6 @@ fn update_outcome(
         &outcome.output,
         &outcome.error,
     ];
-    let guard = if held.is_some() {
-        params.extend([&held_state as &dyn ToSql, &held_attempts]);
-        format!(" AND state = ?7 AND {ATTEMPT_COUNT} = ?8")
-    } else {
-        String::new()
-    };
-    // The retry time, if any, is the last parameter.
-    let retry_at = params.len() + 1;
     params.extend(work.retry_at().map(|at| at as &dyn ToSql));
     // `OR FAIL`: with the ordering triggers on `state` (schema version 8), SQLite would
     // otherwise keep a statement journal for this UPDATE, a copy of every page it touches
@@ -458,10 +413,11 @@ fn update_outcome(
     conn.prepare_cached(&format!(
         "UPDATE OR FAIL invocations SET attempts = coalesce(attempts, '') || coalesce(?2, ''),
                                 state = ?3, completed = ?4, output = ?5, error = ?6{}
-         WHERE id = ?1{guard}",
-        work.set(retry_at)
+         WHERE id = ?1",
+        work.set(7)
     ))
     .and_then(|mut stmt| stmt.execute(params.as_slice()))
+    .map(drop)
     .map_err(db)
 }
 

@@ -20,7 +20,7 @@ use crate::Sqlite;
 use crate::error::{db, parse_time, to_sql_int};
 use crate::invocations::{
     Outcome, Queued, Row, Stored, WorkChange, attempt_line, decoded, insert_all, read_back,
-    state_and_attempts, state_of, write_attempt, write_outcome, write_outcome_if_held,
+    state_and_attempts, state_of, write_attempt, write_outcome,
 };
 use crate::quarantine::{self, Unreadable};
 
@@ -195,13 +195,6 @@ fn record_attempt(
     next: &WorkChange,
     held: Option<(InvocationState, usize)>,
 ) -> Result<Recorded, Error> {
-    // The common case: the row is as the delivery that settles it found it.
-    if let (Some(held), Some(outcome)) = (held, outcome)
-        && from.contains(&held.0)
-        && write_outcome_if_held(conn, id, Some(attempt), outcome, next, held)?
-    {
-        return Ok(Recorded::AsHeld);
-    }
     // A deleted invocation took its work with it, so without one there is nothing to settle.
     let Some(current) = state_and_attempts(conn, id)? else {
         return Ok(Recorded::Gone);
