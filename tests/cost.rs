@@ -146,12 +146,7 @@ impl Stack {
     }
 
     async fn start(&self, trigger: &str, synchronous: bool) -> (u16, Value) {
-        let input = Catalog::builtin()
-            .get(trigger)
-            .unwrap()
-            .trigger
-            .example_input
-            .clone();
+        let input = example_input(trigger);
         Self::call(
             &self.dispatcher,
             "POST",
@@ -163,13 +158,7 @@ impl Stack {
 
     /// `n` starts of `trigger` in one `start-batch`.
     async fn start_batch(&self, trigger: &str, n: usize) -> (u16, Value) {
-        let input = Catalog::builtin()
-            .get(trigger)
-            .unwrap()
-            .trigger
-            .example_input
-            .clone();
-        let start = json!({"triggerId": trigger, "input": input});
+        let start = json!({"triggerId": trigger, "input": example_input(trigger)});
         Self::call(
             &self.dispatcher,
             "POST",
@@ -1051,6 +1040,15 @@ fn http(trigger: &str, url: &str, mode: &str) -> Value {
         "httpConfig": {"url": url, "httpDispatchMode": mode, "httpAuthenticationType": "NO_AUTH"},
         "enabled": true
     })
+}
+
+fn example_input(trigger: &str) -> Value {
+    Catalog::builtin()
+        .get(trigger)
+        .unwrap()
+        .trigger
+        .example_input
+        .clone()
 }
 
 fn approval() -> Value {

@@ -236,12 +236,7 @@ async fn batch_is_refused(
     }
     let response = request.json(body).send().await.unwrap();
     expect_error(response, status, field).await;
-    let statuses: Vec<Value> = app
-        .get("/trigger-invocations/v1/status")
-        .await
-        .json()
-        .await
-        .unwrap();
+    let statuses = app.all_statuses().await;
     assert!(statuses.is_empty(), "{body}: raised {statuses:?}");
 }
 

@@ -153,6 +153,13 @@ impl TestApp {
         assert_eq!(response.status(), StatusCode::OK);
         response.json().await.unwrap()
     }
+
+    /// The status list's first page: every invocation of a small test.
+    pub async fn all_statuses(&self) -> Vec<Value> {
+        let response = self.get("/trigger-invocations/v1/status").await;
+        assert_eq!(response.status(), StatusCode::OK);
+        response.json().await.unwrap()
+    }
 }
 
 /// A webhook subscription body as the SDK would send it.

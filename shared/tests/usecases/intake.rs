@@ -31,17 +31,20 @@ async fn stored(stack: &Stack) -> usize {
     stack.invocations.list(&query).await.unwrap().items.len()
 }
 
+/// A subscription of FIRE whose filter matches no example input.
+fn filtered_to_nobody() -> serde_json::Value {
+    json!({
+        "name": "Only bots", "triggerId": FIRE, "type": "HTTP",
+        "httpConfig": {"url": "https://hooks.example.com/bots", "httpDispatchMode": "SYNC"},
+        "filter": "$[?($.identity.name == \"nobody-has-this-name\")]",
+    })
+}
+
 #[tokio::test]
 async fn a_start_raises_one_invocation_per_enabled_matching_subscription() {
     let stack = Stack::new();
     let matching = stack.webhook(FIRE, "SYNC").await;
-    let filtered = stack
-        .subscribe(json!({
-            "name": "Only bots", "triggerId": FIRE, "type": "HTTP",
-            "httpConfig": {"url": "https://hooks.example.com/bots", "httpDispatchMode": "SYNC"},
-            "filter": "$[?($.identity.name == \"nobody-has-this-name\")]",
-        }))
-        .await;
+    let filtered = stack.subscribe(filtered_to_nobody()).await;
     let disabled = stack
         .subscribe(json!({
             "name": "Off", "triggerId": FIRE, "type": "HTTP", "enabled": false,
@@ -605,13 +608,7 @@ async fn a_batch_raises_each_starts_invocations_in_order_and_hands_them_to_the_w
     let stack = Stack::new();
     let fire = stack.webhook(FIRE, "SYNC").await;
     let respond = stack.webhook(RESPOND, "ASYNC").await;
-    let nobody = stack
-        .subscribe(json!({
-            "name": "Only bots", "triggerId": FIRE, "type": "HTTP",
-            "httpConfig": {"url": "https://hooks.example.com/bots", "httpDispatchMode": "SYNC"},
-            "filter": "$[?($.identity.name == \"nobody-has-this-name\")]",
-        }))
-        .await;
+    let nobody = stack.subscribe(filtered_to_nobody()).await;
 
     let raised = stack
         .intake()

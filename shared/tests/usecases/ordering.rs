@@ -44,6 +44,20 @@ async fn deliver_due(stack: &Stack) -> Vec<String> {
     delivered
 }
 
+/// Completes `id` as its subscriber would, through the callback with its secret.
+async fn complete_through_callback(stack: &Stack, id: &str) {
+    complete(
+        &stack.completion(),
+        id,
+        crate::complete::answer(
+            &stack.key.callback_secret(id),
+            json!({"output": example_output(RESPOND)}),
+        ),
+    )
+    .await
+    .unwrap();
+}
+
 #[tokio::test]
 async fn one_key_is_delivered_one_at_a_time_in_order_and_other_keys_are_not_held() {
     let stack = Stack::new();
@@ -66,16 +80,7 @@ async fn one_key_is_delivered_one_at_a_time_in_order_and_other_keys_are_not_held
     assert_eq!(deliver_due(&stack).await, Vec::<String>::new(), "{free:?}");
 
     // The first completes through the callback: the second's turn.
-    complete(
-        &stack.completion(),
-        &first.id,
-        crate::complete::answer(
-            &stack.key.callback_secret(&first.id),
-            json!({"output": example_output(RESPOND)}),
-        ),
-    )
-    .await
-    .unwrap();
+    complete_through_callback(&stack, &first.id).await;
     assert_eq!(deliver_due(&stack).await, vec![second.id.clone()]);
     assert_eq!(stack.webhooks.requests().len(), 3);
     // Raised now, a third waits for the second (acknowledged, so still open).
@@ -122,15 +127,6 @@ async fn a_batch_of_one_key_is_delivered_in_the_batchs_order() {
     assert_eq!(stack.signal.handoffs()[0].invocation.id, free.id);
 
     assert_eq!(deliver_due(&stack).await, vec![first.id.clone()]);
-    complete(
-        &stack.completion(),
-        &first.id,
-        crate::complete::answer(
-            &stack.key.callback_secret(&first.id),
-            json!({"output": example_output(RESPOND)}),
-        ),
-    )
-    .await
-    .unwrap();
+    complete_through_callback(&stack, &first.id).await;
     assert_eq!(deliver_due(&stack).await, vec![second.id.clone()]);
 }
