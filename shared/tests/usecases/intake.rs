@@ -599,6 +599,16 @@ async fn only_a_failed_invocation_is_retried_with_a_deadline_as_long_as_before()
     }
 }
 
+/// The work queued for invocation `id`.
+fn queued(stack: &Stack, id: &str) -> triggerline::memory::Queued {
+    stack
+        .queue
+        .queued()
+        .into_iter()
+        .find(|q| q.item.invocation_id == id)
+        .unwrap()
+}
+
 fn batch(starts: Vec<StartInvocation>) -> StartBatch {
     StartBatch { starts }
 }
@@ -657,12 +667,7 @@ async fn a_batch_raises_each_starts_invocations_in_order_and_hands_them_to_the_w
         .collect();
     assert_eq!(handed.len(), 2);
     assert!(handed.contains(&raised[0][0].id) && handed.contains(&raised[1][0].id));
-    let delayed = stack
-        .queue
-        .queued()
-        .into_iter()
-        .find(|q| q.item.invocation_id == raised[2][0].id)
-        .unwrap();
+    let delayed = queued(&stack, &raised[2][0].id);
     assert_eq!(delayed.item.not_before, t0() + Span::minutes(10));
     assert_eq!(delayed.leased_until, None);
     assert!(
@@ -774,11 +779,6 @@ async fn a_batch_writes_consecutive_starts_due_together_up_to_one_starts_largest
         .map(|&i| raised[i][0].id.clone())
         .collect();
     assert_eq!(handed, due_now);
-    let delayed = stack
-        .queue
-        .queued()
-        .into_iter()
-        .find(|q| q.item.invocation_id == raised[2][0].id)
-        .unwrap();
+    let delayed = queued(&stack, &raised[2][0].id);
     assert_eq!(delayed.item.not_before, t0() + Span::minutes(1));
 }
