@@ -285,6 +285,11 @@ async fn a_batch_with_one_bad_start_names_it_and_raises_nothing() {
     let too_large = StatusCode::PAYLOAD_TOO_LARGE;
     let body = json!({"starts": [good, huge]});
     batch_is_refused(&app, &body, &[], too_large, "starts[1].input").await;
+    // Nine starts each under their own 128 KiB, together over the 1 MiB body limit: 413.
+    let mut large = good.clone();
+    large["input"]["identity"]["name"] = json!("x".repeat(120 * 1024));
+    let body = json!({"starts": vec![large; 9]});
+    batch_is_refused(&app, &body, &[], too_large, "body").await;
     let one = json!({"starts": [good]});
     let key = [("Idempotency-Key", "k-1")];
     batch_is_refused(&app, &one, &key, StatusCode::BAD_REQUEST, "Idempotency-Key").await;
