@@ -548,25 +548,28 @@ pub(crate) fn insert_all(
     Ok(())
 }
 
+/// Parks invocation ?1 if an earlier one of subscription ?2 and key ?3 is open; its
+/// conditions are those of the index on open ordered invocations (schema version 10), so the
+/// first entry of the key answers.
+pub(crate) const PARK_BEHIND_OPEN: &str = "UPDATE invocations SET leased_until = ?4
+     WHERE id = ?1 AND EXISTS (
+         SELECT 1 FROM invocations p
+         WHERE p.subscription_id = ?2 AND p.ordering_key = ?3
+           AND p.state IN ('PENDING', 'ACKNOWLEDGED')
+           AND p.rowid < (SELECT rowid FROM invocations WHERE id = ?1))";
+
 /// Parks the work of a just-inserted ordered invocation if an earlier invocation of its
-/// subscription and key is still open (schema version 8 says how it is unparked).
+/// subscription and key is still open (schema versions 8 and 10 say how it is unparked).
 fn park_behind_open(
     conn: &Connection,
     id: &str,
     subscription_id: &str,
     key: &str,
 ) -> Result<(), Error> {
-    conn.prepare_cached(
-        "UPDATE invocations SET leased_until = ?4
-         WHERE id = ?1 AND EXISTS (
-             SELECT 1 FROM invocations p
-             WHERE p.subscription_id = ?2 AND p.ordering_key = ?3
-               AND p.state IN ('PENDING', 'ACKNOWLEDGED')
-               AND p.rowid < (SELECT rowid FROM invocations WHERE id = ?1))",
-    )
-    .and_then(|mut stmt| stmt.execute(params![id, subscription_id, key, crate::queue::PARKED]))
-    .map(drop)
-    .map_err(db)
+    conn.prepare_cached(PARK_BEHIND_OPEN)
+        .and_then(|mut stmt| stmt.execute(params![id, subscription_id, key, crate::queue::PARKED]))
+        .map(drop)
+        .map_err(db)
 }
 
 /// The invocation's row, undecoded (inside a write job: including the batch's earlier writes).
