@@ -5,10 +5,9 @@
 //! by another Lambda), entries also expire after a maximum age, which bounds how long a change
 //! takes to reach deliveries.
 //!
-//! With a maximum age, single subscriptions read by id (`get`: the SQS consumer's delivery of
-//! one invocation) are cached the same way, so a warm consumer reads each subscription once per
-//! `max_age` rather than once per delivery. Without one (the local stack) `get` is not cached,
-//! because there the cache's only staleness bound is a write through it.
+//! Single subscriptions read by id (`get`: a delivery of claimed work, the SQS consumer's or
+//! the local worker's) are cached the same way, so a warm consumer reads each subscription once
+//! per `max_age`, and the local worker once per write, rather than once per delivery.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -42,7 +41,7 @@ type Shared = Arc<[Arc<Subscription>]>;
 #[derive(Debug, Default)]
 struct Cache {
     by_trigger: HashMap<String, (Instant, Shared)>,
-    /// `get` results (a missing subscription too), only with a maximum age.
+    /// `get` results (a missing subscription too).
     by_id: HashMap<String, (Instant, Option<Arc<Subscription>>)>,
     /// Bumped by every write; a read that started before a write must not fill the cache.
     generation: u64,
@@ -67,6 +66,11 @@ impl<S: ?Sized> CachedSubscriptions<S> {
         }
     }
 
+    /// Whether an entry filled at `filled` may still be served.
+    fn fresh(&self, filled: Instant) -> bool {
+        self.max_age.is_none_or(|max| filled.elapsed() < max)
+    }
+
     fn invalidate(&self) {
         let mut cache = self.state.write().unwrap_or_else(|e| e.into_inner());
         cache.by_trigger.clear();
@@ -78,13 +82,10 @@ impl<S: ?Sized> CachedSubscriptions<S> {
 #[async_trait]
 impl<S: SubscriptionStore + ?Sized> SubscriptionStore for CachedSubscriptions<S> {
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
-        let Some(max_age) = self.max_age else {
-            return self.inner.get(id).await;
-        };
         let generation = {
             let cache = self.state.read().unwrap_or_else(|e| e.into_inner());
             if let Some((filled, hit)) = cache.by_id.get(id) {
-                if filled.elapsed() < max_age {
+                if self.fresh(*filled) {
                     return Ok(hit.as_deref().cloned());
                 }
             }
@@ -96,7 +97,7 @@ impl<S: SubscriptionStore + ?Sized> SubscriptionStore for CachedSubscriptions<S>
         if cache.generation == generation {
             // Bounded like the trigger entries are by the catalog: expired entries go first.
             if cache.by_id.len() >= MAX_CACHED_IDS {
-                cache.by_id.retain(|_, (at, _)| at.elapsed() < max_age);
+                cache.by_id.retain(|_, (at, _)| self.fresh(*at));
                 if cache.by_id.len() >= MAX_CACHED_IDS {
                     cache.by_id.clear();
                 }
@@ -112,7 +113,7 @@ impl<S: SubscriptionStore + ?Sized> SubscriptionStore for CachedSubscriptions<S>
         let generation = {
             let cache = self.state.read().unwrap_or_else(|e| e.into_inner());
             if let Some((filled, hit)) = cache.by_trigger.get(trigger_id) {
-                if self.max_age.is_none_or(|max| filled.elapsed() < max) {
+                if self.fresh(*filled) {
                     return Ok(hit.to_vec());
                 }
             }
@@ -321,13 +322,24 @@ mod tests {
         assert_eq!(cache.get("s").await.unwrap().unwrap().name, "disabled");
     }
 
+    /// The local stack's cache: every write passes through it, so an entry lives until one
+    /// does (a replace, a create, a delete).
     #[tokio::test]
-    async fn without_a_max_age_every_get_reads_the_store() {
+    async fn without_a_max_age_a_get_is_read_once_until_a_write_passes() {
         let store = Arc::new(Counting::default());
         store.create(&subscription("first"), 50).await.unwrap();
         let cache = CachedSubscriptions::new(store.clone());
-        cache.get("s").await.unwrap();
-        cache.get("s").await.unwrap();
-        assert_eq!(store.gets.load(Ordering::SeqCst), 2);
+        for _ in 0..3 {
+            assert_eq!(cache.get("s").await.unwrap().unwrap().name, "first");
+        }
+        assert_eq!(store.gets.load(Ordering::SeqCst), 1);
+
+        cache.replace(&subscription("through"), 1).await.unwrap();
+        assert_eq!(cache.get("s").await.unwrap().unwrap().name, "through");
+        cache.delete("s").await.unwrap();
+        assert_eq!(cache.get("s").await.unwrap(), None);
+        cache.create(&subscription("again"), 50).await.unwrap();
+        assert_eq!(cache.get("s").await.unwrap().unwrap().name, "again");
+        assert_eq!(store.gets.load(Ordering::SeqCst), 4);
     }
 }

@@ -197,13 +197,15 @@ fn update(conn: &Connection, row: &Row, expected_version: i64) -> Result<(), Err
 #[async_trait]
 impl SubscriptionStore for SqliteSubscriptionStore {
     async fn get(&self, id: &str) -> Result<Option<Subscription>, Error> {
-        let id = id.to_owned();
+        // A point read by key: on this thread, not the blocking pool, where hundreds of
+        // concurrent deliveries reading their subscription after a write emptied the cache
+        // each took a thread of its own to wait for one of the pool's connections.
         let sealed: Option<SealedSubscription> = self
             .db
-            .read(move |conn| {
+            .lookup(|conn| {
                 let body: Option<String> = conn
                     .prepare_cached("SELECT body FROM subscriptions WHERE id = ?1")
-                    .and_then(|mut stmt| stmt.query_row([&id], |r| r.get(0)).optional())
+                    .and_then(|mut stmt| stmt.query_row([id], |r| r.get(0)).optional())
                     .map_err(db)?;
                 body.map(|b| from_body(WHAT, &b)).transpose()
             })
