@@ -60,6 +60,9 @@ pub(crate) enum StoreError {
     #[error("the writer thread has stopped")]
     WriterGone,
 
+    #[error("the database handle is closed to reads")]
+    ReadsClosed(#[from] tokio::sync::AcquireError),
+
     #[error("cannot start the writer thread")]
     Spawn(#[source] std::io::Error),
 
