@@ -231,3 +231,51 @@ fn create_owner_only(path: &Path) -> Result<(), triggerline::Error> {
         .into()),
     }
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A burst of reads takes no more blocking threads than there are connections to read on:
+    /// the rest wait on the runtime. Each read holds its connection a moment, so that without
+    /// the permits the burst would pile up a thread per read behind the pool.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_reads_takes_a_thread_per_connection_at_most() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("t.db")).await.unwrap();
+        let threads = Arc::new(Mutex::new(HashSet::new()));
+        let reads: Vec<_> = (0..64)
+            .map(|_| {
+                let db = db.clone();
+                let threads = Arc::clone(&threads);
+                tokio::spawn(async move {
+                    db.read(move |conn| {
+                        threads
+                            .lock()
+                            .unwrap()
+                            .insert(std::thread::current().id());
+                        conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
+                            .map_err(db_error)?;
+                        std::thread::sleep(Duration::from_millis(2));
+                        Ok(())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for read in reads {
+            read.await.unwrap().unwrap();
+        }
+        // The connections, and the thread that opened the file, idle by then.
+        let used = threads.lock().unwrap().len();
+        assert!(used <= READERS as usize + 1, "{used} blocking threads read");
+    }
+
+    fn db_error(e: rusqlite::Error) -> triggerline::Error {
+        db(e).into()
+    }
+}
