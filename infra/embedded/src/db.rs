@@ -254,10 +254,7 @@ mod tests {
                 let threads = Arc::clone(&threads);
                 tokio::spawn(async move {
                     db.read(move |conn| {
-                        threads
-                            .lock()
-                            .unwrap()
-                            .insert(std::thread::current().id());
+                        threads.lock().unwrap().insert(std::thread::current().id());
                         conn.query_row("SELECT 1", [], |r| r.get::<_, i64>(0))
                             .map_err(db_error)?;
                         std::thread::sleep(Duration::from_millis(2));
@@ -270,12 +267,14 @@ mod tests {
         for read in reads {
             read.await.unwrap().unwrap();
         }
-        // The connections, and the thread that opened the file, idle by then.
+        // Not exactly READERS: a read hands its permit on from its blocking thread before that
+        // thread is idle again, so the next read may start a thread of its own (5 to 7 seen).
+        // Without the permits: 63 or 64.
         let used = threads.lock().unwrap().len();
-        assert!(used <= READERS as usize + 1, "{used} blocking threads read");
+        assert!(used < 16, "{used} blocking threads read");
     }
 
     fn db_error(e: rusqlite::Error) -> triggerline::Error {
-        db(e).into()
+        db(e)
     }
 }
