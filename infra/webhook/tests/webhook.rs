@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::io::ReaderStream;
 use triggerline::delivery::{MAX_RESPONSE_BYTES, Reply};
 use triggerline::ports::{WebhookClient, WebhookRequest};
-use triggerline_webhook::HttpWebhookClient;
+use triggerline_webhook::{HttpWebhookClient, MAX_IN_FLIGHT_PER_URL};
 
 /// What a receiver got.
 #[derive(Debug)]
@@ -374,4 +374,52 @@ fn the_host_an_attempt_records_comes_from_the_kept_target_or_the_url() {
     // A target the guarded client refuses is not kept; its host comes from the URL.
     assert_eq!(guarded_client().host_of("http://10.0.0.7/hook"), "10.0.0.7");
     assert_eq!(local_client().host_of("http://[::1]:9/hook"), "[::1]");
+}
+
+/// At most [`MAX_IN_FLIGHT_PER_URL`] requests are in flight to one URL: the next attempt is sent
+/// only once one of them has ended (here: timed out, the receiver never answers), while another
+/// URL is served at once. The probe starts after the held requests, so its own timeout ends
+/// after theirs and it can wait them out.
+#[tokio::test]
+async fn requests_in_flight_to_one_url_are_capped_and_another_url_does_not_wait() {
+    let mut held = Receiver::start(Answer::Never).await;
+    let mut other = Receiver::start(Answer::Json("{}")).await;
+    let client = HttpWebhookClient::with_timeout(true, Duration::from_secs(1));
+    let url = held.url("/");
+
+    let holding: Vec<_> = (0..MAX_IN_FLIGHT_PER_URL)
+        .map(|_| {
+            let client = client.clone();
+            let request = request(&url);
+            tokio::spawn(async move { client.post(request).await })
+        })
+        .collect();
+    for _ in 0..MAX_IN_FLIGHT_PER_URL {
+        held.next().await;
+    }
+
+    let probe = {
+        let client = client.clone();
+        let request = request(&url);
+        tokio::spawn(async move { client.post(request).await })
+    };
+    assert!(matches!(
+        client.post(request(&other.url("/"))).await,
+        Reply::Answered { status: 200, .. }
+    ));
+    other.next().await;
+    assert!(
+        holding.iter().all(|h| !h.is_finished()),
+        "the other URL was answered while all of the first's were still held"
+    );
+
+    held.next().await;
+    assert!(
+        holding.iter().any(|h| h.is_finished()),
+        "the probe arrived while {MAX_IN_FLIGHT_PER_URL} requests to its URL were in flight"
+    );
+    for h in holding {
+        assert_eq!(h.await.unwrap(), Reply::TimedOut);
+    }
+    assert_eq!(probe.await.unwrap(), Reply::TimedOut);
 }
