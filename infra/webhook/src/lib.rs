@@ -48,9 +48,9 @@ const POOL_MAX_IDLE_PER_HOST: usize = 1024;
 /// costs memory in the client (its dispatch channel and buffers, about 20 KiB) as well as a
 /// socket at the receiver. With the local worker's 512 deliveries at once going to one
 /// receiver, 512 connections made the 10-way fan-out's peak RSS 65.5 MiB; capped at 128 it was
-/// 54 MiB, and the fan-out ran 5 % faster (docs/performance.md, 2026-12-06 10:00 UTC). A
+/// 54 MiB, and the fan-out ran 5 % faster (docs/performance.md, 2026-12-06 09:05-10:10 UTC). A
 /// receiver that slows down holds 128 connections, not all of them, and another URL's
-/// deliveries do not wait behind it.
+/// deliveries do not wait for its slots.
 pub const MAX_IN_FLIGHT_PER_URL: usize = 128;
 
 /// URLs whose judgement a client keeps. Past this the memo starts over: it is there for the
