@@ -17,6 +17,10 @@ use crate::writer::Writer;
 /// blocking pool from piling up behind them without holding many file handles.
 const READERS: u32 = 4;
 
+/// The most connections kept for point lookups ([`Sqlite::lookup`]): one per runtime worker
+/// (tokio starts one per core) up to this, at least two.
+const MAX_LOOKUP_CONNECTIONS: usize = 8;
+
 /// How long a connection waits for a lock held by another connection (another process on the
 /// same file, or a WAL checkpoint) before giving up with `SQLITE_BUSY`.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -26,7 +30,8 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Handle to one SQLite database file; cheap to clone.
 ///
-/// Reads run on a pool of read-only connections through `spawn_blocking`; writes are queued to
+/// Reads run on a pool of read-only connections through `spawn_blocking`, point lookups on
+/// read-only connections of their own on the calling thread; writes are queued to
 /// one writer thread that commits them in groups (see the crate doc). The writer thread ends once
 /// every clone (and every store built on one) is dropped.
 #[derive(Clone)]
@@ -37,6 +42,10 @@ pub struct Sqlite {
 struct Inner {
     path: PathBuf,
     readers: Pool<SqliteConnectionManager>,
+    /// Connections for point lookups only, which hold one for microseconds: a lookup runs on a
+    /// runtime thread, and waiting there for a pooled reader held by a page read would stall
+    /// every task on that thread.
+    lookups: Pool<SqliteConnectionManager>,
     /// One permit per pooled connection: a read waits for one here, on the runtime, before it
     /// takes a blocking thread. Without it a burst of reads (64 producers' first `start`s
     /// missing the subscription cache at once) took a blocking thread each, to wait for one of
@@ -93,8 +102,8 @@ impl Sqlite {
         .map_err(StoreError::from)?
     }
 
-    /// Runs a point lookup (`read` must read a handful of rows by key) on a pooled read-only
-    /// connection on the calling thread. Such a read takes microseconds, less than handing it
+    /// Runs a point lookup (`read` must read a handful of rows by key) on a read-only
+    /// connection kept for lookups, on the calling thread. Such a read takes microseconds, less than handing it
     /// to the blocking pool and back, which showed as much of a callback's cost; pages and
     /// scans go through [`Sqlite::read`]. Like that, it first waits for the writes made soon
     /// before it.
@@ -103,7 +112,7 @@ impl Sqlite {
         F: FnOnce(&mut Connection) -> Result<T, triggerline::Error>,
     {
         self.flushed().await?;
-        let mut conn = self.inner.readers.get().map_err(StoreError::from)?;
+        let mut conn = self.inner.lookups.get().map_err(StoreError::from)?;
         read(&mut conn)
     }
 
@@ -168,25 +177,31 @@ fn open_blocking(path: PathBuf) -> Result<Sqlite, triggerline::Error> {
     .map_err(db)?;
     let checkpoints = crate::checkpoint::spawn(&path)?;
 
-    let manager = SqliteConnectionManager::file(&path).with_init(|c| {
-        c.busy_timeout(BUSY_TIMEOUT)?;
-        // Every write must go through the writer, or group commit and the single-writer
-        // reasoning of the conditional writes would silently stop holding.
-        c.execute_batch("PRAGMA query_only = ON; PRAGMA foreign_keys = ON;")
-    });
-    let readers = Pool::builder()
-        .max_size(READERS)
-        .connection_timeout(POOL_TIMEOUT)
-        // A local file connection does not go stale; a probe query per checkout is pure cost.
-        .test_on_check_out(false)
-        .build(manager)
-        .map_err(StoreError::from)?;
+    let pool = |size: u32| {
+        let manager = SqliteConnectionManager::file(&path).with_init(|c| {
+            c.busy_timeout(BUSY_TIMEOUT)?;
+            // Every write must go through the writer, or group commit and the single-writer
+            // reasoning of the conditional writes would silently stop holding.
+            c.execute_batch("PRAGMA query_only = ON; PRAGMA foreign_keys = ON;")
+        });
+        Pool::builder()
+            .max_size(size)
+            .connection_timeout(POOL_TIMEOUT)
+            // A local file connection does not go stale; a probe query per checkout is pure cost.
+            .test_on_check_out(false)
+            .build(manager)
+            .map_err(StoreError::from)
+    };
+    let readers = pool(READERS)?;
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let lookups = pool(cores.clamp(2, MAX_LOOKUP_CONNECTIONS) as u32)?;
     let writer = Writer::spawn_with(conn, Some(checkpoints))?;
     tracing::debug!(path = %path.display(), "sqlite database open");
     Ok(Sqlite {
         inner: Arc::new(Inner {
             path,
             readers,
+            lookups,
             reads: Arc::new(Semaphore::new(READERS as usize)),
             writer,
         }),
@@ -272,6 +287,48 @@ mod tests {
         // Without the permits: 63 or 64.
         let used = threads.lock().unwrap().len();
         assert!(used < 16, "{used} blocking threads read");
+    }
+
+    /// A point lookup does not wait for the pooled reads: with every pooled connection held by
+    /// a long read (a status page over a large table), a lookup (a callback's or a cache
+    /// miss's, on a runtime thread) still answers, from a connection of its own. Before, it
+    /// blocked its runtime thread until a read ended, or failed after the pool's 10 s.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_lookup_does_not_wait_for_reads_holding_every_pooled_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = Sqlite::open(&dir.path().join("t.db")).await.unwrap();
+        let (held, mut holding) = tokio::sync::mpsc::unbounded_channel();
+        let release = Arc::new(std::sync::Barrier::new(READERS as usize + 1));
+        let reads: Vec<_> = (0..READERS)
+            .map(|_| {
+                let (db, held, release) = (db.clone(), held.clone(), Arc::clone(&release));
+                tokio::spawn(async move {
+                    db.read(move |_conn| {
+                        held.send(()).unwrap();
+                        release.wait();
+                        Ok(())
+                    })
+                    .await
+                })
+            })
+            .collect();
+        for _ in 0..READERS {
+            holding.recv().await.unwrap();
+        }
+        let looked_up = db
+            .lookup(|conn| {
+                conn.query_row("SELECT 42", [], |r| r.get::<_, i64>(0))
+                    .map_err(db_error)
+            })
+            .await;
+        // Released before asserting, so that a failure does not leave the reads blocked.
+        tokio::task::spawn_blocking(move || release.wait())
+            .await
+            .unwrap();
+        for read in reads {
+            read.await.unwrap().unwrap();
+        }
+        assert_eq!(looked_up.unwrap(), 42);
     }
 
     fn db_error(e: rusqlite::Error) -> triggerline::Error {
