@@ -310,13 +310,14 @@ pub fn url_host(url: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::catalog::Catalog;
     use crate::model::InvocationType;
     use chrono::TimeZone;
 
-    fn invocation(trigger: &str, mode: Option<DispatchMode>) -> Invocation {
+    /// An invocation of `trigger` as raised, with the trigger's example input.
+    pub(crate) fn invocation(trigger: &str, mode: Option<DispatchMode>) -> Invocation {
         let entry = Catalog::builtin().get(trigger).unwrap();
         Invocation {
             heartbeat: None,
