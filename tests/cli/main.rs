@@ -619,6 +619,83 @@ fn a_service_that_is_not_there_exits_3() {
     );
 }
 
+#[tokio::test]
+async fn invoke_inputs_raises_one_start_per_line_through_start_batch() {
+    let server = Server::start();
+    let state = tempfile::tempdir().unwrap();
+    let mut listener = server.listen(state.path(), &["idn:identity-created", "--count", "3"]);
+    let files = tempfile::tempdir().unwrap();
+    let person = |name: &str| {
+        serde_json::json!({"identity": {"id": name, "name": name, "type": "IDENTITY"},
+                           "attributes": {}})
+        .to_string()
+    };
+    let good = files.path().join("good.jsonl");
+    let lines = [person("ann"), String::new(), person("bob"), person("cy")];
+    std::fs::write(&good, lines.join("\n")).unwrap();
+    let bad = files.path().join("bad.jsonl");
+    std::fs::write(&bad, format!("{}\n\n{{\"identity\": 5}}\n", person("dee"))).unwrap();
+    let broken = files.path().join("broken.jsonl");
+    std::fs::write(&broken, format!("{}\nnot json\n", person("eve"))).unwrap();
+
+    let raised = server
+        .cli(&[
+            "invoke",
+            "idn:identity-created",
+            "--inputs",
+            good.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let mut delivered: Vec<String> = (0..3)
+        .map(|_| {
+            let delivery = listener.next("delivery");
+            delivery["body"]["identity"]["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    delivered.sort();
+    let refused = server.cli(&[
+        "invoke",
+        "idn:identity-created",
+        "--inputs",
+        bad.to_str().unwrap(),
+    ]);
+    let unreadable = server.cli(&[
+        "invoke",
+        "idn:identity-created",
+        "--inputs",
+        broken.to_str().unwrap(),
+    ]);
+    let listed = server.api("/trigger-invocations/v1/status?limit=250").await;
+
+    let starts = raised["starts"].as_array().unwrap();
+    assert_eq!(starts.len(), 3, "{raised}");
+    for start in starts {
+        assert_eq!(
+            start["invocations"].as_array().unwrap().len(),
+            1,
+            "{raised}"
+        );
+    }
+    assert_eq!(delivered, ["ann", "bob", "cy"]);
+    // The server checks every start before it writes any: a bad line raises nothing.
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains("starts[1]") && refused.stderr.contains("is line 3"),
+        "{refused:?}"
+    );
+    assert_eq!(unreadable.code, Some(2), "{unreadable:?}");
+    assert!(
+        unreadable.stderr.contains("broken.jsonl:2"),
+        "{unreadable:?}"
+    );
+    assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+}
+
 #[test]
 fn usage_errors_exit_2() {
     let server = Server::start();

@@ -259,6 +259,10 @@ pub struct Invoke {
     /// The input as a JSON file (`-` for stdin); the trigger's example input when left out.
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
+    /// Many events: one input per line of this JSON Lines file (`-` for stdin), raised through
+    /// `start-batch`, 100 to a request.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "test", "sync"])]
+    pub inputs: Option<PathBuf>,
     /// A test invocation: reaches every subscription of the trigger, enabled or not.
     #[arg(long, conflicts_with_all = ["sync", "delay"])]
     pub test: bool,

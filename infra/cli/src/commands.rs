@@ -405,6 +405,9 @@ async fn filter(command: Filter) -> Result<Outcome> {
 async fn invoke(invoke: Invoke) -> Result<Outcome> {
     let api = Api::new(&invoke.connection)?;
     let json = invoke.connection.json;
+    if let Some(path) = &invoke.inputs {
+        return invoke_batch(&api, &invoke, path).await;
+    }
     let input = match &invoke.input {
         Some(path) => Some(read_json(path).await?),
         None => None,
@@ -505,6 +508,73 @@ async fn invoke(invoke: Invoke) -> Result<Outcome> {
             Outcome::Ok
         },
     )
+}
+
+/// The most starts one `start-batch` request takes (the server's `MAX_BATCH_STARTS`).
+const BATCH_STARTS: usize = 100;
+
+/// `invoke --inputs`: one start per line, sent as `start-batch` requests of [`BATCH_STARTS`].
+/// Every line is read and parsed before anything is sent. A refused request stops the command;
+/// the requests before it stay raised, as the server keeps a batch's accepted groups.
+async fn invoke_batch(api: &Api, invoke: &Invoke, path: &Path) -> Result<Outcome> {
+    let delay = match &invoke.delay {
+        Some(delay) => {
+            Some(crate::duration::to_iso(delay).map_err(|e| Error::usage("--delay", e))?)
+        }
+        None => None,
+    };
+    let starts = read_json_lines(path)
+        .await?
+        .into_iter()
+        .map(|(line, input)| {
+            let mut start = json!({"triggerId": invoke.trigger, "input": input});
+            if let Some(delay) = &delay {
+                start["delay"] = json!(delay);
+            }
+            (line, start)
+        })
+        .collect::<Vec<_>>();
+    if starts.is_empty() {
+        return Err(Error::usage(
+            path.display().to_string(),
+            "holds no input (one JSON value per line)",
+        ));
+    }
+    let mut raised = Vec::with_capacity(starts.len());
+    let mut rows = Vec::new();
+    for chunk in starts.chunks(BATCH_STARTS) {
+        let body = json!({"starts": chunk.iter().map(|(_, start)| start).collect::<Vec<_>>()});
+        let answer = api
+            .post(&format!("{INVOCATIONS}/start-batch"), &body)
+            .await
+            .map_err(|e| naming_lines(e, chunk))?;
+        let answered = answer.body["starts"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        for ((line, _), started) in chunk.iter().zip(answered) {
+            for invocation in items(&started["invocations"], INVOCATIONS)? {
+                rows.push(vec![
+                    line.to_string(),
+                    field(invocation, "id"),
+                    field(invocation, "subscriptionName"),
+                ]);
+            }
+            raised.push(started);
+        }
+    }
+    if invoke.connection.json {
+        print_json(&json!({"starts": raised}));
+    } else if rows.is_empty() {
+        outln!(
+            "no enabled subscription of {} matched any of the {} inputs",
+            invoke.trigger,
+            starts.len()
+        );
+    } else {
+        outln!("{}", table(&["line", "invocation", "subscription"], rows));
+    }
+    Ok(Outcome::Ok)
 }
 
 async fn status(status: Status) -> Result<Outcome> {
@@ -650,7 +720,14 @@ fn timeline(detail: &Value) -> String {
 
 /// A JSON document from a file, or from stdin for `-`.
 pub async fn read_json(path: &Path) -> Result<Value> {
-    let text = if path == Path::new("-") {
+    let text = read_text(path).await?;
+    serde_json::from_str(&text)
+        .map_err(|e| Error::usage(path.display().to_string(), format!("not JSON: {e}")))
+}
+
+/// A file's text, or stdin's for `-`.
+async fn read_text(path: &Path) -> Result<String> {
+    Ok(if path == Path::new("-") {
         let mut text = String::new();
         tokio::io::AsyncReadExt::read_to_string(&mut tokio::io::stdin(), &mut text)
             .await
@@ -666,9 +743,65 @@ pub async fn read_json(path: &Path) -> Result<Value> {
                 path: path.to_owned(),
                 source,
             })?
+    })
+}
+
+/// A refusal of one `start-batch` request, saying which line of the file each `starts[i]` it
+/// names came from: the server counts within its request, and blank lines are skipped.
+fn naming_lines(error: Error, chunk: &[(usize, Value)]) -> Error {
+    let Error::Refused {
+        method,
+        path,
+        status,
+        mut message,
+    } = error
+    else {
+        return error;
     };
-    serde_json::from_str(&text)
-        .map_err(|e| Error::usage(path.display().to_string(), format!("not JSON: {e}")))
+    let mut named = Vec::new();
+    for (at, _) in message.match_indices("starts[") {
+        let from = &message[at + "starts[".len()..];
+        let digits = from.bytes().take_while(u8::is_ascii_digit).count();
+        if let Some((line, _)) = from[..digits]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| chunk.get(i))
+        {
+            let said = format!("starts[{}] is line {line}", &from[..digits]);
+            if !named.contains(&said) {
+                named.push(said);
+            }
+        }
+    }
+    if !named.is_empty() {
+        message = format!("{message} ({})", named.join(", "));
+    }
+    Error::Refused {
+        method,
+        path,
+        status,
+        message,
+    }
+}
+
+/// The JSON values of a JSON Lines file (`-` for stdin), each with its line number (from 1);
+/// blank lines are skipped.
+async fn read_json_lines(path: &Path) -> Result<Vec<(usize, Value)>> {
+    let text = read_text(path).await?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(index, line)| {
+            serde_json::from_str(line)
+                .map(|value| (index + 1, value))
+                .map_err(|e| {
+                    Error::usage(
+                        format!("{}:{}", path.display(), index + 1),
+                        format!("not JSON: {e}"),
+                    )
+                })
+        })
+        .collect()
 }
 
 #[cfg(test)]
