@@ -671,6 +671,30 @@ async fn invoke_inputs_raises_one_start_per_line_through_start_batch() {
         broken.to_str().unwrap(),
     ]);
     let listed = server.api("/trigger-invocations/v1/status?limit=250").await;
+    // Twenty 100 KB inputs are two MB: more than one request's 1 MiB body.
+    let large = files.path().join("large.jsonl");
+    let blob = serde_json::json!({"identity": {"id": "big", "name": "big", "type": "IDENTITY"},
+                                  "attributes": {"blob": "x".repeat(100_000)}})
+    .to_string();
+    std::fs::write(&large, vec![blob; 20].join("\n")).unwrap();
+    let split = server
+        .cli(&[
+            "invoke",
+            "idn:identity-created",
+            "--inputs",
+            large.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+    let empty = files.path().join("empty.jsonl");
+    std::fs::write(&empty, "\n\n").unwrap();
+    let nothing = server.cli(&[
+        "invoke",
+        "idn:identity-created",
+        "--inputs",
+        empty.to_str().unwrap(),
+    ]);
 
     let starts = raised["starts"].as_array().unwrap();
     assert_eq!(starts.len(), 3, "{raised}");
@@ -694,6 +718,9 @@ async fn invoke_inputs_raises_one_start_per_line_through_start_batch() {
         "{unreadable:?}"
     );
     assert_eq!(listed.as_array().unwrap().len(), 3, "{listed}");
+    assert_eq!(split["starts"].as_array().unwrap().len(), 20);
+    assert_eq!(nothing.code, Some(2), "{nothing:?}");
+    assert!(nothing.stderr.contains("holds no input"), "{nothing:?}");
 }
 
 #[test]

@@ -260,7 +260,7 @@ pub struct Invoke {
     #[arg(long, value_name = "FILE")]
     pub input: Option<PathBuf>,
     /// Many events: one input per line of this JSON Lines file (`-` for stdin), raised through
-    /// `start-batch`, 100 to a request.
+    /// `start-batch`, at most 100 starts and 1 MiB to a request.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["input", "test", "sync"])]
     pub inputs: Option<PathBuf>,
     /// A test invocation: reaches every subscription of the trigger, enabled or not.

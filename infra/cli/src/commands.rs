@@ -513,9 +513,15 @@ async fn invoke(invoke: Invoke) -> Result<Outcome> {
 /// The most starts one `start-batch` request takes (the server's `MAX_BATCH_STARTS`).
 const BATCH_STARTS: usize = 100;
 
-/// `invoke --inputs`: one start per line, sent as `start-batch` requests of [`BATCH_STARTS`].
-/// Every line is read and parsed before anything is sent. A refused request stops the command;
-/// the requests before it stay raised, as the server keeps a batch's accepted groups.
+/// The most bytes of starts the CLI puts in one `start-batch` request: under the server's 1 MiB
+/// request body (`MAX_BODY_BYTES`), with room for the wrapper. A start larger than this on its
+/// own goes alone, and the server says what is too large.
+const BATCH_BYTES: usize = 1024 * 1024 - 1024;
+
+/// `invoke --inputs`: one start per line, sent as `start-batch` requests of at most
+/// [`BATCH_STARTS`] starts and [`BATCH_BYTES`]. Every line is read and parsed before anything is
+/// sent. A refused request stops the command; the requests before it stay raised, as the
+/// server keeps a batch's accepted groups.
 async fn invoke_batch(api: &Api, invoke: &Invoke, path: &Path) -> Result<Outcome> {
     let delay = match &invoke.delay {
         Some(delay) => {
@@ -542,7 +548,7 @@ async fn invoke_batch(api: &Api, invoke: &Invoke, path: &Path) -> Result<Outcome
     }
     let mut raised = Vec::with_capacity(starts.len());
     let mut rows = Vec::new();
-    for chunk in starts.chunks(BATCH_STARTS) {
+    for chunk in batches(&starts) {
         let body = json!({"starts": chunk.iter().map(|(_, start)| start).collect::<Vec<_>>()});
         let answer = api
             .post(&format!("{INVOCATIONS}/start-batch"), &body)
@@ -746,6 +752,26 @@ async fn read_text(path: &Path) -> Result<String> {
     })
 }
 
+/// `starts` cut into consecutive requests' worth: at most [`BATCH_STARTS`] each and, but for a
+/// start too large alone, at most [`BATCH_BYTES`] of JSON.
+fn batches(starts: &[(usize, Value)]) -> Vec<&[(usize, Value)]> {
+    let mut batches = Vec::new();
+    let (mut first, mut bytes) = (0, 0);
+    for (i, (_, start)) in starts.iter().enumerate() {
+        // The start and the comma before it.
+        let size = start.to_string().len() + 1;
+        if i > first && (i - first == BATCH_STARTS || bytes + size > BATCH_BYTES) {
+            batches.push(&starts[first..i]);
+            (first, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if first < starts.len() {
+        batches.push(&starts[first..]);
+    }
+    batches
+}
+
 /// A refusal of one `start-batch` request, saying which line of the file each `starts[i]` it
 /// names came from: the server counts within its request, and blank lines are skipped.
 fn naming_lines(error: Error, chunk: &[(usize, Value)]) -> Error {
@@ -807,6 +833,22 @@ async fn read_json_lines(path: &Path) -> Result<Vec<(usize, Value)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn batches_hold_at_most_100_starts_and_fit_the_request_body() {
+        let start = |bytes: usize| json!({"input": "x".repeat(bytes)});
+        let small: Vec<_> = (1..=250).map(|line| (line, start(10))).collect();
+        let large: Vec<_> = (1..=7).map(|line| (line, start(300_000))).collect();
+        let huge = vec![(1, start(10)), (2, start(2_000_000)), (3, start(10))];
+
+        let sizes = |starts| batches(starts).iter().map(|b| b.len()).collect::<Vec<_>>();
+
+        assert_eq!(sizes(&small), [100, 100, 50]);
+        assert_eq!(sizes(&large), [3, 3, 1]);
+        // Too large alone: sent alone, for the server to refuse by name.
+        assert_eq!(sizes(&huge), [1, 1, 1]);
+        assert!(batches(&[]).is_empty());
+    }
 
     #[test]
     fn the_timeline_orders_creation_attempts_and_completion() {

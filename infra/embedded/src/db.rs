@@ -103,10 +103,10 @@ impl Sqlite {
     }
 
     /// Runs a point lookup (`read` must read a handful of rows by key) on a read-only
-    /// connection kept for lookups, on the calling thread. Such a read takes microseconds, less than handing it
-    /// to the blocking pool and back, which showed as much of a callback's cost; pages and
-    /// scans go through [`Sqlite::read`]. Like that, it first waits for the writes made soon
-    /// before it.
+    /// connection kept for lookups, on the calling thread. Such a read takes microseconds, less
+    /// than handing it to the blocking pool and back, which showed as much of a callback's
+    /// cost; pages and scans go through [`Sqlite::read`]. Like that, it first waits for the
+    /// writes made soon before it.
     pub(crate) async fn lookup<T, F>(&self, read: F) -> Result<T, triggerline::Error>
     where
         F: FnOnce(&mut Connection) -> Result<T, triggerline::Error>,
