@@ -1,9 +1,9 @@
-//! Health, unknown routes and methods.
+//! Health, unknown routes and methods, and what one client may hold of the server.
 
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use crate::helpers::{expect_error, spawn_app};
+use crate::helpers::{expect_error, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn health_needs_no_token() {
@@ -67,4 +67,113 @@ async fn header_names_go_out_in_canonical_case() {
     );
     assert!(!head.contains("x-total-count"), "{head}");
     assert!(!head.contains("content-type"), "{head}");
+}
+
+/// Sends `head` (and whatever of a body it carries) on a new connection and reads until the
+/// server closes it; `None` if it is still open after [`PATIENCE`].
+async fn send_and_read_to_close(app: &crate::helpers::TestApp, head: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = app.base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut raw = Vec::new();
+    tokio::time::timeout(PATIENCE, stream.read_to_end(&mut raw))
+        .await
+        .ok()?
+        .unwrap();
+    Some(String::from_utf8_lossy(&raw).into_owned())
+}
+
+fn system_clock() -> std::sync::Arc<dyn triggerline::time::Clock> {
+    std::sync::Arc::new(triggerline::time::SystemClock)
+}
+
+fn one_second() -> triggerline::duration::IsoDuration {
+    triggerline::duration::IsoDuration::parse("read_timeout", "PT1S").unwrap()
+}
+
+/// How long a test here lets the server take (a bound, not a wait).
+const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
+
+// The callback takes requests from anyone who can reach it: a body that never comes must not
+// hold its connection (an open file) for as long as the client likes.
+#[tokio::test]
+async fn a_request_body_that_never_arrives_is_answered_408_and_its_connection_closed() {
+    let app = spawn_app_with(|c| c.read_timeout = one_second(), system_clock()).await;
+    let callback = "/trigger-invocations/v1/0190a0a0-0000-7000-8000-000000000000/complete";
+
+    let answer = send_and_read_to_close(
+        &app,
+        &format!(
+            "POST {callback} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             Content-Length: 100\r\n\r\n{{\"secret\":"
+        ),
+    )
+    .await
+    .expect("the connection was still open");
+
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        answer.contains("\"detailCode\":\"408 Request Timeout\""),
+        "{answer}"
+    );
+    assert!(answer.contains("did not arrive within 1 s"), "{answer}");
+
+    // Nothing was harmed: the next caller is served as before.
+    let health = app.client.get(format!("{}/health", app.base)).send().await;
+    assert_eq!(health.unwrap().status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_refused_request_does_not_wait_for_its_body_either() {
+    let app = spawn_app_with(|c| c.read_timeout = one_second(), system_clock()).await;
+
+    // No token: refused before the body is read, and the rest of it is not waited for.
+    let answer = send_and_read_to_close(
+        &app,
+        "POST /trigger-invocations/v1/start HTTP/1.1\r\nHost: x\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await
+    .expect("the connection was still open");
+
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_connection_that_sends_nothing_is_closed_after_the_read_timeout() {
+    let app = spawn_app_with(|c| c.read_timeout = one_second(), system_clock()).await;
+
+    let answer = send_and_read_to_close(&app, "").await;
+
+    assert_eq!(answer.as_deref(), Some(""), "closed without an answer");
+}
+
+#[tokio::test]
+async fn connections_over_the_limit_wait_until_one_closes() {
+    let app = spawn_app_with(|c| c.max_connections = Some(2), system_clock()).await;
+    let address = app.base.trim_start_matches("http://");
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        held.push(tokio::net::TcpStream::connect(address).await.unwrap());
+    }
+    let health = || {
+        app.client
+            .get(format!("{}/health", app.base))
+            .timeout(PATIENCE)
+            .send()
+    };
+
+    // Both slots are taken (by clients that send nothing); a third caller is not served...
+    let mut waiting = tokio::spawn(health());
+    let early = tokio::time::timeout(std::time::Duration::from_millis(500), &mut waiting).await;
+    assert!(
+        early.is_err(),
+        "served past the connection limit: {early:?}"
+    );
+
+    // ...until one of them goes.
+    drop(held.pop());
+    let answer = waiting.await.unwrap().unwrap();
+    assert_eq!(answer.status(), StatusCode::OK);
 }

@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+mod flood;
+
 const TOKEN: &str = "cli-test-token";
 const PRE_APPROVAL: &str = "idn:access-request-pre-approval";
 /// How long anything here may take before the test gives up (a deadline, not a wait).
@@ -48,14 +50,18 @@ impl Server {
 
     /// The server with `leading` before its flags (`["serve"]`, or nothing for the default).
     fn start_with(leading: &[&str]) -> Server {
-        let data = tempfile::tempdir().unwrap();
-        let mut child = binary()
-            .args(leading)
+        let mut command = binary();
+        command.args(leading).stderr(Stdio::null());
+        Server::spawn(command, tempfile::tempdir().unwrap())
+    }
+
+    /// `command` (the binary and what comes before the flags), serving over `data`.
+    fn spawn(mut command: Command, data: TempDir) -> Server {
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data.path())
             .env("TRIGGERLINE_API_TOKEN", TOKEN)
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
             .spawn()
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();

@@ -39,8 +39,11 @@ use triggerline_http::ApiAuth;
 use triggerline_webhook::HttpWebhookClient;
 
 pub mod metrics;
+mod read_deadline;
 pub mod runtime;
 mod server;
+
+pub use server::{ClientLimits, DEFAULT_MAX_CONNECTIONS, default_max_connections};
 
 use triggerline::cache::CachedSubscriptions;
 
@@ -64,6 +67,8 @@ pub mod env {
     pub const DELIVERY_LEASE: &str = "TRIGGERLINE_DELIVERY_LEASE";
     pub const BACKEND: &str = "TRIGGERLINE_BACKEND";
     pub const METRICS_TOKEN: &str = "TRIGGERLINE_METRICS_TOKEN";
+    pub const READ_TIMEOUT: &str = "TRIGGERLINE_READ_TIMEOUT";
+    pub const MAX_CONNECTIONS: &str = "TRIGGERLINE_MAX_CONNECTIONS";
 }
 
 /// The local stack's configuration, read once at the edge (`main.rs`: flags, then environment).
@@ -150,10 +155,29 @@ pub struct Config {
     /// token: a scraper should not hold the keys to the API.
     #[arg(long, env = env::METRICS_TOKEN, hide_env_values = true)]
     pub metrics_token: Option<Secret>,
+    /// How long a client has to send a request's head, and then its whole body (ISO-8601, PT1S
+    /// to PT10M). A body later than that is answered 408 and its connection closed; an idle
+    /// keep-alive connection is closed after it.
+    #[arg(long, env = env::READ_TIMEOUT, default_value = "PT30S", value_parser = read_timeout)]
+    pub read_timeout: IsoDuration,
+    /// Connections served at once (1 to 1,000,000); more wait to be accepted. Unset: the
+    /// open-file limit less what deliveries and the store may hold, at most 4,096.
+    #[arg(long, env = env::MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: Option<u32>,
 }
 
 fn duration(text: &str) -> Result<IsoDuration, String> {
     IsoDuration::parse("duration", text).map_err(|e| e.to_string())
+}
+
+/// Long enough for a slow client on a slow link, short enough that a stalled one soon lets go.
+fn read_timeout(text: &str) -> Result<IsoDuration, String> {
+    let timeout = duration(text)?;
+    if !(1_000..=600_000).contains(&timeout.as_millis()) {
+        return Err("must be from PT1S to PT10M".to_owned());
+    }
+    Ok(timeout)
 }
 
 /// A lease that outlasts one attempt, so that work is never handed to a second process while
@@ -311,6 +335,8 @@ pub struct App {
     retention: Retention,
     sweep_interval: std::time::Duration,
     purge_interval: std::time::Duration,
+    /// What each client is allowed: time to send a request, connections at once.
+    pub client_limits: server::ClientLimits,
     worker: Arc<std::sync::Mutex<Option<Worker>>>,
 }
 
@@ -487,6 +513,7 @@ impl App {
             },
             sweep_interval: std::time::Duration::from_millis(config.sweep_interval.as_millis()),
             purge_interval: std::time::Duration::from_millis(config.purge_interval.as_millis()),
+            client_limits: server::ClientLimits::from_config(config),
             worker: Arc::new(std::sync::Mutex::new(Some(worker))),
         })
     }
@@ -522,7 +549,7 @@ impl App {
             }
             .run(stop.clone()),
         );
-        let served = server::serve(listener, self.router, shutdown).await;
+        let served = server::serve(listener, self.router, self.client_limits, shutdown).await;
         stop.cancel();
         if let Some(worker) = worker {
             let _ = worker.await;
@@ -589,6 +616,57 @@ mod tests {
         assert!(refused.contains("at most PT12H"), "{refused}");
         assert!(parse("PT12H").is_ok());
         assert!(parse("soon").is_err());
+    }
+
+    #[test]
+    fn the_read_timeout_and_connection_limit_are_bounded() {
+        let parse = |flags: &[&str]| {
+            Config::try_parse_from(std::iter::once("triggerline").chain(flags.iter().copied()))
+        };
+
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.read_timeout.as_millis(), 30_000);
+        assert_eq!(config.max_connections, None);
+        assert_eq!(
+            parse(&["--read-timeout", "PT10M"])
+                .unwrap()
+                .read_timeout
+                .as_millis(),
+            600_000
+        );
+        for refused in ["PT0.5S", "PT0S", "PT10M1S", "P1D", "30"] {
+            let error = parse(&["--read-timeout", refused]).unwrap_err().to_string();
+            assert!(error.contains("--read-timeout"), "{refused}: {error}");
+        }
+        assert_eq!(
+            parse(&["--max-connections", "1"]).unwrap().max_connections,
+            Some(1)
+        );
+        for refused in ["0", "-1", "1000001", "many", "18446744073709551616"] {
+            let flag = format!("--max-connections={refused}");
+            let error = parse(&[&flag]).unwrap_err().to_string();
+            assert!(error.contains("--max-connections"), "{refused}: {error}");
+        }
+    }
+
+    #[test]
+    fn connections_get_what_deliveries_and_the_store_leave_of_the_open_files() {
+        use super::{DEFAULT_MAX_CONNECTIONS, default_max_connections};
+
+        // 1,024 files, 128 deliveries: 256 for them and their idle pool, 128 for the rest.
+        assert_eq!(default_max_connections(1024, 128), 640);
+        assert_eq!(default_max_connections(256, 16), 96);
+        // A high limit still holds stalled connections to a bounded memory.
+        assert_eq!(
+            default_max_connections(1 << 20, 512),
+            DEFAULT_MAX_CONNECTIONS
+        );
+        assert_eq!(
+            default_max_connections(u64::MAX, usize::MAX),
+            16,
+            "nothing left: the floor"
+        );
+        assert_eq!(default_max_connections(0, 0), 16);
     }
 
     #[test]

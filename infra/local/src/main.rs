@@ -68,6 +68,7 @@ async fn main() -> ExitCode {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     init_tracing(config.log_format);
+    raise_open_file_limit(&config);
 
     let listener = TcpListener::bind(config.listen).await?;
     let address = listener.local_addr()?;
@@ -100,6 +101,30 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     app.serve(listener, stop).await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Lifts the soft limit on open files to the hard one, as servers do (Go's runtime does it for
+/// every program): connections, deliveries and the store all hold files, and the soft limit is
+/// often 1,024. A limit still too low for the configured delivery concurrency is logged, since
+/// deliveries would then fail to connect under load.
+fn raise_open_file_limit(config: &Config) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(open_files) => {
+            let needed = (config.delivery_concurrency as u64)
+                .saturating_mul(2)
+                .saturating_add(256);
+            if open_files < needed {
+                tracing::warn!(
+                    open_files,
+                    needed,
+                    delivery_concurrency = config.delivery_concurrency,
+                    "the open-file limit is low for this delivery concurrency; raise it \
+                     (ulimit -n) or lower TRIGGERLINE_DELIVERY_CONCURRENCY"
+                );
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot read or raise the open-file limit"),
+    }
 }
 
 fn init_tracing(format: LogFormat) {

@@ -1,8 +1,9 @@
 //! The local HTTP server: HTTP/1.1 with header names in canonical case, a trace layer that
-//! knows 542 is an answer, and graceful shutdown.
+//! knows 542 is an answer, bounds on what a client may hold, and graceful shutdown.
 
 use std::fmt::Display;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
@@ -11,12 +12,68 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tower::Layer;
 use tower_http::classify::{
     ClassifiedResponse, ClassifyResponse, NeverClassifyEos, ServerErrorsAsFailures,
     ServerErrorsFailureClass, SharedClassifier,
 };
 use tower_http::trace::TraceLayer;
+
+use crate::Config;
+use crate::read_deadline::ReadDeadline;
+
+/// What one client may hold of the server, so that stalled or abandoned connections cannot
+/// take what other callers and the deliveries need (each connection is an open file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// For a request's head (hyper's header read timeout, which also closes an idle keep-alive
+    /// connection), and then for its whole body ([`ReadDeadline`]).
+    pub read_timeout: Duration,
+    /// Connections served at once; the next waits in the listen backlog until one closes.
+    pub max_connections: usize,
+}
+
+/// The most connections served at once unless configured: far more than producers with
+/// keep-alive need, and few enough that stalled ones cannot use up memory (each holds its
+/// buffers and a task) when the open-file limit is high.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
+
+/// Open files kept for everything but connections and deliveries: the database, its WAL and
+/// shared memory on each pooled connection, the events file, the listener, the runtime's own.
+const RESERVED_FILES: u64 = 128;
+
+impl ClientLimits {
+    /// The configured limits, with the connection limit worked out from the process's
+    /// open-file limit when it is not set ([`default_max_connections`]).
+    pub fn from_config(config: &Config) -> ClientLimits {
+        let max_connections = match config.max_connections {
+            Some(max) => max as usize,
+            None => {
+                let (open_files, _) = rlimit::getrlimit(rlimit::Resource::NOFILE)
+                    .unwrap_or((rlimit::INFINITY, rlimit::INFINITY));
+                default_max_connections(open_files, config.delivery_concurrency)
+            }
+        };
+        ClientLimits {
+            read_timeout: Duration::from_millis(config.read_timeout.as_millis()),
+            max_connections,
+        }
+    }
+}
+
+/// The open-file limit less what deliveries may hold (a connection per delivery in flight and
+/// as many idle in the client's pool) and [`RESERVED_FILES`]; at most
+/// [`DEFAULT_MAX_CONNECTIONS`], at least 16 (a limit that low is logged at start).
+pub fn default_max_connections(open_files: u64, delivery_concurrency: usize) -> usize {
+    let deliveries = u64::try_from(delivery_concurrency)
+        .unwrap_or(u64::MAX)
+        .saturating_mul(2);
+    let left = open_files.saturating_sub(deliveries.saturating_add(RESERVED_FILES));
+    usize::try_from(left)
+        .unwrap_or(usize::MAX)
+        .clamp(16, DEFAULT_MAX_CONNECTIONS)
+}
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets the
 /// requests in flight finish and closes idle connections.
@@ -30,19 +87,40 @@ use tower_http::trace::TraceLayer;
 pub async fn serve(
     listener: TcpListener,
     router: Router,
+    limits: ClientLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.title_case_headers(true)
-        // With a timer, a client that never finishes its headers is dropped after hyper's
-        // header read timeout (30 s) instead of holding a connection forever.
-        .timer(TokioTimer::new());
+        // With a timer, a client that never finishes its headers (or sends no next request on
+        // a kept-alive connection) is dropped after this instead of holding it forever.
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.read_timeout);
     // Around the whole router rather than through `Router::layer`, which would wrap each route
     // in one more boxed service that axum clones on every request.
-    let service = trace_layer().layer(router);
+    let service = trace_layer().layer(ReadDeadline::new(router, limits.read_timeout));
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut warned: Option<tokio::time::Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
+        // A slot before the accept: over the limit, connections wait in the listen backlog
+        // rather than take the open files that deliveries and the store need.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
+        // Once a minute at most: under a flood the limit is met again with every connection.
+        if slots.available_permits() == 0 && warned.is_none_or(|at| at.elapsed() >= FULL_WARNING) {
+            warned = Some(tokio::time::Instant::now());
+            tracing::warn!(
+                max_connections = limits.max_connections,
+                "serving as many connections as allowed; new ones wait until one closes"
+            );
+        }
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => stream,
@@ -64,12 +142,16 @@ pub async fn serve(
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
     graceful.shutdown().await;
     Ok(())
 }
+
+/// How often reaching the connection limit is logged at most.
+const FULL_WARNING: Duration = Duration::from_secs(60);
 
 /// A failed accept: the client's own trouble (it reset or gave up) is nothing to report; any
 /// other failure (out of file descriptors) is logged and accepting resumes after a pause, so
