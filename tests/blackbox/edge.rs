@@ -89,7 +89,7 @@ fn system_clock() -> std::sync::Arc<dyn triggerline::time::Clock> {
 }
 
 fn one_second() -> triggerline::duration::IsoDuration {
-    triggerline::duration::IsoDuration::parse("read_timeout", "PT1S").unwrap()
+    triggerline::duration::IsoDuration::parse("client_timeout", "PT1S").unwrap()
 }
 
 /// How long a test here lets the server take (a bound, not a wait).
@@ -99,7 +99,7 @@ const PATIENCE: std::time::Duration = std::time::Duration::from_secs(20);
 // hold its connection (an open file) for as long as the client likes.
 #[tokio::test]
 async fn a_request_body_that_never_arrives_is_answered_408_and_its_connection_closed() {
-    let app = spawn_app_with(|c| c.read_timeout = one_second(), system_clock()).await;
+    let app = spawn_app_with(|c| c.client_timeout = one_second(), system_clock()).await;
     let callback = "/trigger-invocations/v1/0190a0a0-0000-7000-8000-000000000000/complete";
 
     let answer = send_and_read_to_close(
@@ -126,7 +126,7 @@ async fn a_request_body_that_never_arrives_is_answered_408_and_its_connection_cl
 
 #[tokio::test]
 async fn a_refused_request_does_not_wait_for_its_body_either() {
-    let app = spawn_app_with(|c| c.read_timeout = one_second(), system_clock()).await;
+    let app = spawn_app_with(|c| c.client_timeout = one_second(), system_clock()).await;
 
     // No token: refused before the body is read, and the rest of it is not waited for.
     let answer = send_and_read_to_close(
@@ -141,8 +141,8 @@ async fn a_refused_request_does_not_wait_for_its_body_either() {
 }
 
 #[tokio::test]
-async fn a_connection_that_sends_nothing_is_closed_after_the_read_timeout() {
-    let app = spawn_app_with(|c| c.read_timeout = one_second(), system_clock()).await;
+async fn a_connection_that_sends_nothing_is_closed_after_the_client_timeout() {
+    let app = spawn_app_with(|c| c.client_timeout = one_second(), system_clock()).await;
 
     let answer = send_and_read_to_close(&app, "").await;
 
@@ -176,4 +176,44 @@ async fn connections_over_the_limit_wait_until_one_closes() {
     drop(held.pop());
     let answer = waiting.await.unwrap().unwrap();
     assert_eq!(answer.status(), StatusCode::OK);
+}
+
+// Requests sent one after another without reading the answers fill the socket's buffers; the
+// server then waits to write. That wait must end, or the connection holds its slot for good.
+#[tokio::test]
+async fn a_client_that_takes_no_answers_is_let_go_and_its_slot_given_to_the_next() {
+    use tokio::io::AsyncWriteExt;
+    let app = spawn_app_with(
+        |c| {
+            c.client_timeout = one_second();
+            c.max_connections = Some(1);
+        },
+        system_clock(),
+    )
+    .await;
+    let address = app.base.trim_start_matches("http://").parse().unwrap();
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let stream = socket.connect(address).await.unwrap();
+    let (_unread, mut requests) = stream.into_split();
+
+    // The OpenAPI document (over 200 KB, no token) again and again until the server hangs up:
+    // a write fails once it has closed the connection.
+    let hung_up = tokio::time::timeout(PATIENCE, async {
+        let request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n";
+        while requests.write_all(request).await.is_ok() {}
+    })
+    .await;
+    let next = app
+        .client
+        .get(format!("{}/health", app.base))
+        .timeout(PATIENCE)
+        .send()
+        .await;
+
+    assert!(
+        hung_up.is_ok(),
+        "the server still waits on a client that reads nothing"
+    );
+    assert_eq!(next.unwrap().status(), StatusCode::OK);
 }

@@ -46,7 +46,7 @@ fn stalled_callback(base: &str) -> TcpStream {
 async fn stalled_clients_cannot_take_the_open_files_that_requests_and_deliveries_need() {
     let (server, log) = limited_server(
         256,
-        &["--read-timeout", "PT1S", "--delivery-concurrency", "16"],
+        &["--client-timeout", "PT1S", "--delivery-concurrency", "16"],
     );
     let state = tempfile::tempdir().unwrap();
     let mut listener = server.listen(state.path(), &["idn:identity-created", "--count", "1"]);

@@ -42,6 +42,7 @@ pub mod metrics;
 mod read_deadline;
 pub mod runtime;
 mod server;
+mod write_stall;
 
 pub use server::{ClientLimits, DEFAULT_MAX_CONNECTIONS, default_max_connections};
 
@@ -67,7 +68,7 @@ pub mod env {
     pub const DELIVERY_LEASE: &str = "TRIGGERLINE_DELIVERY_LEASE";
     pub const BACKEND: &str = "TRIGGERLINE_BACKEND";
     pub const METRICS_TOKEN: &str = "TRIGGERLINE_METRICS_TOKEN";
-    pub const READ_TIMEOUT: &str = "TRIGGERLINE_READ_TIMEOUT";
+    pub const CLIENT_TIMEOUT: &str = "TRIGGERLINE_CLIENT_TIMEOUT";
     pub const MAX_CONNECTIONS: &str = "TRIGGERLINE_MAX_CONNECTIONS";
 }
 
@@ -155,11 +156,12 @@ pub struct Config {
     /// token: a scraper should not hold the keys to the API.
     #[arg(long, env = env::METRICS_TOKEN, hide_env_values = true)]
     pub metrics_token: Option<Secret>,
-    /// How long a client has to send a request's head, and then its whole body (ISO-8601, PT1S
-    /// to PT10M). A body later than that is answered 408 and its connection closed; an idle
-    /// keep-alive connection is closed after it.
-    #[arg(long, env = env::READ_TIMEOUT, default_value = "PT30S", value_parser = read_timeout)]
-    pub read_timeout: IsoDuration,
+    /// How long a client has to send a request's head, then its whole body, and to take each
+    /// part of an answer (ISO-8601, PT1S to PT10M). A body later than that is answered 408; a
+    /// client that takes nothing of an answer for this long, or keeps a connection open without
+    /// a next request, has its connection closed.
+    #[arg(long, env = env::CLIENT_TIMEOUT, default_value = "PT30S", value_parser = client_timeout)]
+    pub client_timeout: IsoDuration,
     /// Connections served at once (1 to 1,000,000); more wait to be accepted. Unset: the
     /// open-file limit less what deliveries and the store may hold, at most 4,096.
     #[arg(long, env = env::MAX_CONNECTIONS,
@@ -172,7 +174,7 @@ fn duration(text: &str) -> Result<IsoDuration, String> {
 }
 
 /// Long enough for a slow client on a slow link, short enough that a stalled one soon lets go.
-fn read_timeout(text: &str) -> Result<IsoDuration, String> {
+fn client_timeout(text: &str) -> Result<IsoDuration, String> {
     let timeout = duration(text)?;
     if !(1_000..=600_000).contains(&timeout.as_millis()) {
         return Err("must be from PT1S to PT10M".to_owned());
@@ -619,24 +621,26 @@ mod tests {
     }
 
     #[test]
-    fn the_read_timeout_and_connection_limit_are_bounded() {
+    fn the_client_timeout_and_connection_limit_are_bounded() {
         let parse = |flags: &[&str]| {
             Config::try_parse_from(std::iter::once("triggerline").chain(flags.iter().copied()))
         };
 
         let config = parse(&[]).unwrap();
-        assert_eq!(config.read_timeout.as_millis(), 30_000);
+        assert_eq!(config.client_timeout.as_millis(), 30_000);
         assert_eq!(config.max_connections, None);
         assert_eq!(
-            parse(&["--read-timeout", "PT10M"])
+            parse(&["--client-timeout", "PT10M"])
                 .unwrap()
-                .read_timeout
+                .client_timeout
                 .as_millis(),
             600_000
         );
         for refused in ["PT0.5S", "PT0S", "PT10M1S", "P1D", "30"] {
-            let error = parse(&["--read-timeout", refused]).unwrap_err().to_string();
-            assert!(error.contains("--read-timeout"), "{refused}: {error}");
+            let error = parse(&["--client-timeout", refused])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("--client-timeout"), "{refused}: {error}");
         }
         assert_eq!(
             parse(&["--max-connections", "1"]).unwrap().max_connections,

@@ -22,14 +22,16 @@ use tower_http::trace::TraceLayer;
 
 use crate::Config;
 use crate::read_deadline::ReadDeadline;
+use crate::write_stall::WriteStall;
 
 /// What one client may hold of the server, so that stalled or abandoned connections cannot
 /// take what other callers and the deliveries need (each connection is an open file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientLimits {
     /// For a request's head (hyper's header read timeout, which also closes an idle keep-alive
-    /// connection), and then for its whole body ([`ReadDeadline`]).
-    pub read_timeout: Duration,
+    /// connection), then for its whole body ([`ReadDeadline`]), and for each part of an answer
+    /// to be taken ([`WriteStall`]).
+    pub timeout: Duration,
     /// Connections served at once; the next waits in the listen backlog until one closes.
     pub max_connections: usize,
 }
@@ -56,7 +58,7 @@ impl ClientLimits {
             }
         };
         ClientLimits {
-            read_timeout: Duration::from_millis(config.read_timeout.as_millis()),
+            timeout: Duration::from_millis(config.client_timeout.as_millis()),
             max_connections,
         }
     }
@@ -95,10 +97,10 @@ pub async fn serve(
         // With a timer, a client that never finishes its headers (or sends no next request on
         // a kept-alive connection) is dropped after this instead of holding it forever.
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.read_timeout);
+        .header_read_timeout(limits.timeout);
     // Around the whole router rather than through `Router::layer`, which would wrap each route
     // in one more boxed service that axum clones on every request.
-    let service = trace_layer().layer(ReadDeadline::new(router, limits.read_timeout));
+    let service = trace_layer().layer(ReadDeadline::new(router, limits.timeout));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut warned: Option<tokio::time::Instant> = None;
@@ -134,7 +136,7 @@ pub async fn serve(
         // Small answers go out at once instead of waiting on the client's delayed ACK.
         let _ = stream.set_nodelay(true);
         let connection = http.serve_connection(
-            TokioIo::new(stream),
+            TokioIo::new(WriteStall::new(stream, limits.timeout)),
             TowerToHyperService::new(service.clone()),
         );
         let connection = graceful.watch(connection);

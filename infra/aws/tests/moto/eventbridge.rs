@@ -117,7 +117,12 @@ async fn receive_events(clients: &Clients, url: &str, n: usize) -> Vec<Value> {
             .await
             .unwrap();
         for message in out.messages.unwrap_or_default() {
-            events.push(serde_json::from_str(message.body().unwrap()).unwrap());
+            let event: Value = serde_json::from_str(message.body().unwrap()).unwrap();
+            // SQS delivers at least once: a copy of an event already received (the same
+            // EventBridge id) is the queue's redelivery, not a second event.
+            if !events.iter().any(|e: &Value| e["id"] == event["id"]) {
+                events.push(event);
+            }
             clients
                 .sqs()
                 .delete_message()
