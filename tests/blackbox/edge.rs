@@ -217,3 +217,37 @@ async fn a_client_that_takes_no_answers_is_let_go_and_its_slot_given_to_the_next
     );
     assert_eq!(next.unwrap().status(), StatusCode::OK);
 }
+
+// Each body may be 1 MiB; thousands sent slowly at once must not be gigabytes held.
+#[tokio::test]
+async fn bodies_past_the_memory_budget_are_refused_503_and_the_rest_still_served() {
+    let app = spawn_app_with(
+        |c| {
+            c.client_timeout = one_second();
+            c.max_body_memory = 1;
+        },
+        system_clock(),
+    )
+    .await;
+    // Two callbacks that each send 600 KiB of a 700 KiB body and stop: together over 1 MiB.
+    let head = format!(
+        "POST /trigger-invocations/v1/0190a0a0-0000-7000-8000-000000000000/complete HTTP/1.1\r\n\
+         Host: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
+        700 * 1024,
+        " ".repeat(600 * 1024)
+    );
+
+    let (one, other) = tokio::join!(
+        send_and_read_to_close(&app, &head),
+        send_and_read_to_close(&app, &head)
+    );
+
+    let mut statuses: Vec<String> = [one, other]
+        .into_iter()
+        .map(|answer| answer.expect("the connection was still open")[..12].to_owned())
+        .collect();
+    statuses.sort();
+    assert_eq!(statuses, ["HTTP/1.1 408", "HTTP/1.1 503"]);
+    let health = app.client.get(format!("{}/health", app.base)).send().await;
+    assert_eq!(health.unwrap().status(), StatusCode::OK);
+}

@@ -38,8 +38,8 @@ use triggerline_embedded::{
 use triggerline_http::ApiAuth;
 use triggerline_webhook::HttpWebhookClient;
 
+mod body_bounds;
 pub mod metrics;
-mod read_deadline;
 pub mod runtime;
 mod server;
 mod write_stall;
@@ -70,6 +70,7 @@ pub mod env {
     pub const METRICS_TOKEN: &str = "TRIGGERLINE_METRICS_TOKEN";
     pub const CLIENT_TIMEOUT: &str = "TRIGGERLINE_CLIENT_TIMEOUT";
     pub const MAX_CONNECTIONS: &str = "TRIGGERLINE_MAX_CONNECTIONS";
+    pub const MAX_BODY_MEMORY: &str = "TRIGGERLINE_MAX_BODY_MEMORY";
 }
 
 /// The local stack's configuration, read once at the edge (`main.rs`: flags, then environment).
@@ -167,6 +168,11 @@ pub struct Config {
     #[arg(long, env = env::MAX_CONNECTIONS,
         value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_connections: Option<u32>,
+    /// MiB of request bodies held at once while they are read, over all connections (1 to
+    /// 65,536). A body that would take it over is answered 503 with `Retry-After`.
+    #[arg(long, env = env::MAX_BODY_MEMORY, default_value_t = 256,
+        value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_body_memory: u32,
 }
 
 fn duration(text: &str) -> Result<IsoDuration, String> {
@@ -629,6 +635,7 @@ mod tests {
         let config = parse(&[]).unwrap();
         assert_eq!(config.client_timeout.as_millis(), 30_000);
         assert_eq!(config.max_connections, None);
+        assert_eq!(config.max_body_memory, 256);
         assert_eq!(
             parse(&["--client-timeout", "PT10M"])
                 .unwrap()
@@ -650,6 +657,15 @@ mod tests {
             let flag = format!("--max-connections={refused}");
             let error = parse(&[&flag]).unwrap_err().to_string();
             assert!(error.contains("--max-connections"), "{refused}: {error}");
+        }
+        assert_eq!(
+            parse(&["--max-body-memory", "1"]).unwrap().max_body_memory,
+            1
+        );
+        for refused in ["0", "-5", "65537", "1.5", "256MiB"] {
+            let flag = format!("--max-body-memory={refused}");
+            let error = parse(&[&flag]).unwrap_err().to_string();
+            assert!(error.contains("--max-body-memory"), "{refused}: {error}");
         }
     }
 

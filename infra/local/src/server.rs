@@ -21,7 +21,7 @@ use tower_http::classify::{
 use tower_http::trace::TraceLayer;
 
 use crate::Config;
-use crate::read_deadline::ReadDeadline;
+use crate::body_bounds::BoundedBodies;
 use crate::write_stall::WriteStall;
 
 /// What one client may hold of the server, so that stalled or abandoned connections cannot
@@ -29,9 +29,11 @@ use crate::write_stall::WriteStall;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientLimits {
     /// For a request's head (hyper's header read timeout, which also closes an idle keep-alive
-    /// connection), then for its whole body ([`ReadDeadline`]), and for each part of an answer
+    /// connection), then for its whole body ([`BoundedBodies`]), and for each part of an answer
     /// to be taken ([`WriteStall`]).
     pub timeout: Duration,
+    /// Bytes of request bodies held at once while they are read, over all connections.
+    pub body_memory: usize,
     /// Connections served at once; the next waits in the listen backlog until one closes.
     pub max_connections: usize,
 }
@@ -59,6 +61,7 @@ impl ClientLimits {
         };
         ClientLimits {
             timeout: Duration::from_millis(config.client_timeout.as_millis()),
+            body_memory: config.max_body_memory as usize * 1024 * 1024,
             max_connections,
         }
     }
@@ -100,7 +103,11 @@ pub async fn serve(
         .header_read_timeout(limits.timeout);
     // Around the whole router rather than through `Router::layer`, which would wrap each route
     // in one more boxed service that axum clones on every request.
-    let service = trace_layer().layer(ReadDeadline::new(router, limits.timeout));
+    let service = trace_layer().layer(BoundedBodies::new(
+        router,
+        limits.timeout,
+        limits.body_memory,
+    ));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let mut warned: Option<tokio::time::Instant> = None;
