@@ -70,6 +70,23 @@ async fn stalled_clients_cannot_take_the_open_files_that_requests_and_deliveries
         "idn:identity-created"
     );
     drop(stalled);
+    let metrics = reqwest::get(format!("{}/metrics", server.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {name} in {metrics}"))
+            .parse()
+            .unwrap()
+    };
+    // 256 files less twice the 16 deliveries and 128 for the store and the rest.
+    assert_eq!(series("triggerline_connections_max"), 96.0);
+    assert!(series("triggerline_requests_cut_total{reason=\"body_late\"}") >= 96.0);
     // Read while the server's data dir, where the log is, still exists.
     let logged = std::fs::read_to_string(&log).unwrap();
     assert!(!logged.contains("Too many open files"), "{logged}");

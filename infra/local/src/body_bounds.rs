@@ -94,27 +94,31 @@ where
             // Whatever the handler made of the failed read (axum's "failed to buffer"), the
             // client is told what happened, and the connection is not reused: the rest of the
             // body may still be on its way.
-            let mut response = match stopped.0.load(Ordering::Relaxed) {
-                PAST_DEADLINE => triggerline_http::ApiError::Http(
+            let stopped = stopped.0.load(Ordering::Relaxed);
+            let reason = match stopped {
+                PAST_DEADLINE => "body_late",
+                OVER_BUDGET => "body_memory",
+                _ => return Ok(response),
+            };
+            metrics::counter!(crate::metrics::CUT, "reason" => reason).increment(1);
+            let mut response = if stopped == PAST_DEADLINE {
+                triggerline_http::ApiError::Http(
                     StatusCode::REQUEST_TIMEOUT,
                     format!(
                         "the request body did not arrive within {} s of the request",
                         timeout.as_secs_f64()
                     ),
                 )
-                .into_response(),
-                OVER_BUDGET => {
-                    let mut busy = triggerline_http::ApiError::Http(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "too many request bodies are being received at once; retry later"
-                            .to_owned(),
-                    )
-                    .into_response();
-                    busy.headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    busy
-                }
-                _ => return Ok(response),
+                .into_response()
+            } else {
+                let mut busy = triggerline_http::ApiError::Http(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "too many request bodies are being received at once; retry later".to_owned(),
+                )
+                .into_response();
+                busy.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                busy
             };
             response
                 .headers_mut()

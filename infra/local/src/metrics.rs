@@ -29,6 +29,15 @@ pub const QUEUE_DEPTH: &str = "triggerline_queue_depth";
 /// Open invocations, by `status` (`PENDING`, `ACKNOWLEDGED`); read at scrape time.
 pub const OPEN: &str = "triggerline_invocations_open";
 
+/// Connections being served now; set by the server as they open and close.
+pub const CONNECTIONS_OPEN: &str = "triggerline_connections_open";
+/// The most connections served at once (`--max-connections` or its default).
+pub const CONNECTIONS_MAX: &str = "triggerline_connections_max";
+/// Requests and answers the server gave up on, by `reason`: `body_late` (the body missed the
+/// client timeout: 408), `body_memory` (the bodies' memory budget was spent: 503),
+/// `answer_untaken` (the client took nothing of an answer for the client timeout).
+pub const CUT: &str = "triggerline_requests_cut_total";
+
 /// Upper bounds of the latency histograms' buckets, in seconds: from a local store write
 /// (about a millisecond) to a synchronous start's longest wait.
 const LATENCY_BUCKETS: &[f64] = &[
@@ -76,6 +85,21 @@ fn install() -> Option<PrometheusHandle> {
         OPEN,
         metrics::Unit::Count,
         "Open invocations, by status; read at scrape time."
+    );
+    metrics::describe_gauge!(
+        CONNECTIONS_OPEN,
+        metrics::Unit::Count,
+        "Connections being served now."
+    );
+    metrics::describe_gauge!(
+        CONNECTIONS_MAX,
+        metrics::Unit::Count,
+        "The most connections served at once; more wait to be accepted."
+    );
+    metrics::describe_counter!(
+        CUT,
+        metrics::Unit::Count,
+        "Requests and answers given up on, by reason (body_late, body_memory, answer_untaken)."
     );
     let upkeep = handle.clone();
     let spawned = std::thread::Builder::new()

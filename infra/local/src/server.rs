@@ -110,6 +110,8 @@ pub async fn serve(
     ));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    metrics::gauge!(crate::metrics::CONNECTIONS_MAX).set(limits.max_connections as f64);
+    let open = metrics::gauge!(crate::metrics::CONNECTIONS_OPEN);
     let mut warned: Option<tokio::time::Instant> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -147,10 +149,13 @@ pub async fn serve(
             TowerToHyperService::new(service.clone()),
         );
         let connection = graceful.watch(connection);
+        let open = open.clone();
+        open.increment(1.0);
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection closed with an error");
             }
+            open.decrement(1.0);
             drop(slot);
         });
     }

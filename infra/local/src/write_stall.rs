@@ -42,6 +42,7 @@ impl<T> WriteStall<T> {
             .stalled
             .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         ready!(stalled.as_mut().poll(cx));
+        metrics::counter!(crate::metrics::CUT, "reason" => "answer_untaken").increment(1);
         Poll::Ready(Err(io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
