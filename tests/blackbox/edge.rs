@@ -251,3 +251,29 @@ async fn bodies_past_the_memory_budget_are_refused_503_and_the_rest_still_served
     let health = app.client.get(format!("{}/health", app.base)).send().await;
     assert_eq!(health.unwrap().status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn an_outsized_head_is_refused_and_a_body_larger_than_the_buffer_still_read() {
+    let app = spawn_app().await;
+
+    // hyper reads a head in growing parts and gives up once an incomplete one fills its
+    // buffer: with 64 KiB, a head can reach about twice that at most.
+    let huge = app
+        .client
+        .get(format!("{}/health", app.base))
+        .header("X-Padding", "x".repeat(200 * 1024))
+        .send()
+        .await
+        .unwrap();
+    // 1 MiB of JSON, read through the 64 KiB buffer in parts, reaches the handler whole (and
+    // is refused for what it is: a start with no trigger).
+    let large = app
+        .post(
+            "/trigger-invocations/v1/start",
+            &serde_json::json!({"padding": "x".repeat(1000 * 1024)}),
+        )
+        .await;
+
+    assert_eq!(huge.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    expect_error(large, StatusCode::BAD_REQUEST, "triggerId").await;
+}

@@ -43,6 +43,11 @@ pub struct ClientLimits {
 /// buffers and a task) when the open-file limit is high.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
+/// What a connection buffers of what it reads or writes: a head still incomplete once it fills
+/// this is refused (431; hyper reads in growing parts, so a head may reach about twice this),
+/// a body is read through it in parts.
+const MAX_BUFFER: usize = 64 * 1024;
+
 /// Open files kept for everything but connections and deliveries: the database, its WAL and
 /// shared memory on each pooled connection, the events file, the listener, the runtime's own.
 const RESERVED_FILES: u64 = 128;
@@ -100,7 +105,11 @@ pub async fn serve(
         // With a timer, a client that never finishes its headers (or sends no next request on
         // a kept-alive connection) is dropped after this instead of holding it forever.
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.timeout);
+        .header_read_timeout(limits.timeout)
+        // hyper's default is about 400 KB per connection, of which only pipelined requests
+        // and outsized heads use more than a few: at the connection limit that was 1.6 GB a
+        // client could make the process hold outside the bodies' budget.
+        .max_buf_size(MAX_BUFFER);
     // Around the whole router rather than through `Router::layer`, which would wrap each route
     // in one more boxed service that axum clones on every request.
     let service = trace_layer().layer(BoundedBodies::new(

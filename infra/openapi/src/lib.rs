@@ -190,6 +190,13 @@ fn shared_responses() -> Vec<(&'static str, Response)> {
             dto("The body is over 1 MiB, or a value is over its limit (the message names it)"),
         ),
         (
+            "RequestTimeout",
+            dto(
+                "The body did not arrive within the client timeout of the request (the local \
+                 server's `--client-timeout`); the connection is closed",
+            ),
+        ),
+        (
             "TooManyRequests",
             shaped(
                 "Rate-limited",
@@ -201,7 +208,13 @@ fn shared_responses() -> Vec<(&'static str, Response)> {
             "InternalError",
             dto("An unexpected error; the cause is logged under the `trackingId`"),
         ),
-        ("Unavailable", dto("The store is unavailable; retry later")),
+        (
+            "Unavailable",
+            dto(
+                "The store is unavailable, or (the local server, with `Retry-After`) too many \
+                 request bodies are being received at once; retry later",
+            ),
+        ),
     ]
 }
 
@@ -233,6 +246,7 @@ fn add_shared_answers(path: &str, item: &mut PathItem) {
         ];
         if op.request_body.is_some() {
             shared.push(("413", "PayloadTooLarge"));
+            shared.push(("408", "RequestTimeout"));
         }
         if path.contains('{') {
             shared.push(("404", "NotFound"));
