@@ -76,26 +76,20 @@ fn install() -> Option<PrometheusHandle> {
         return None;
     }
     triggerline::telemetry::describe();
-    metrics::describe_gauge!(
-        QUEUE_DEPTH,
-        metrics::Unit::Count,
-        "Work in the delivery queue, by state (due, scheduled, leased); read at scrape time."
-    );
-    metrics::describe_gauge!(
-        OPEN,
-        metrics::Unit::Count,
-        "Open invocations, by status; read at scrape time."
-    );
-    metrics::describe_gauge!(
-        CONNECTIONS_OPEN,
-        metrics::Unit::Count,
-        "Connections being served now."
-    );
-    metrics::describe_gauge!(
-        CONNECTIONS_MAX,
-        metrics::Unit::Count,
-        "The most connections served at once; more wait to be accepted."
-    );
+    for (gauge, help) in [
+        (
+            QUEUE_DEPTH,
+            "Work in the delivery queue, by state (due, scheduled, leased); read at scrape time.",
+        ),
+        (OPEN, "Open invocations, by status; read at scrape time."),
+        (CONNECTIONS_OPEN, "Connections being served now."),
+        (
+            CONNECTIONS_MAX,
+            "The most connections served at once; more wait to be accepted.",
+        ),
+    ] {
+        metrics::describe_gauge!(gauge, metrics::Unit::Count, help);
+    }
     metrics::describe_counter!(
         CUT,
         metrics::Unit::Count,
