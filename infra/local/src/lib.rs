@@ -44,7 +44,9 @@ pub mod runtime;
 mod server;
 mod write_stall;
 
-pub use server::{ClientLimits, DEFAULT_MAX_CONNECTIONS, default_max_connections};
+pub use server::{
+    ClientLimits, DEFAULT_MAX_CONNECTIONS, default_max_connections, open_files_needed,
+};
 
 use triggerline::cache::CachedSubscriptions;
 
@@ -643,7 +645,7 @@ mod tests {
                 .as_millis(),
             600_000
         );
-        for refused in ["PT0.5S", "PT0S", "PT10M1S", "P1D", "30"] {
+        for refused in ["PT0.5S", "PT0S", "PT10M1S", "P1D", "30", ""] {
             let error = parse(&["--client-timeout", refused])
                 .unwrap_err()
                 .to_string();
@@ -653,7 +655,7 @@ mod tests {
             parse(&["--max-connections", "1"]).unwrap().max_connections,
             Some(1)
         );
-        for refused in ["0", "-1", "1000001", "many", "18446744073709551616"] {
+        for refused in ["0", "-1", "1000001", "many", "18446744073709551616", ""] {
             let flag = format!("--max-connections={refused}");
             let error = parse(&[&flag]).unwrap_err().to_string();
             assert!(error.contains("--max-connections"), "{refused}: {error}");
@@ -662,7 +664,7 @@ mod tests {
             parse(&["--max-body-memory", "1"]).unwrap().max_body_memory,
             1
         );
-        for refused in ["0", "-5", "65537", "1.5", "256MiB"] {
+        for refused in ["0", "-5", "65537", "1.5", "256MiB", ""] {
             let flag = format!("--max-body-memory={refused}");
             let error = parse(&[&flag]).unwrap_err().to_string();
             assert!(error.contains("--max-body-memory"), "{refused}: {error}");
@@ -687,6 +689,8 @@ mod tests {
             "nothing left: the floor"
         );
         assert_eq!(default_max_connections(0, 0), 16);
+        // Below this the floor is used, and the start warns.
+        assert_eq!(super::open_files_needed(16), 32 + 128 + 16);
     }
 
     #[test]

@@ -110,9 +110,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 fn raise_open_file_limit(config: &Config) {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(open_files) => {
-            let needed = (config.delivery_concurrency as u64)
-                .saturating_mul(2)
-                .saturating_add(256);
+            let needed = triggerline_local::open_files_needed(config.delivery_concurrency);
             if open_files < needed {
                 tracing::warn!(
                     open_files,

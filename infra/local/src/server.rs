@@ -72,17 +72,31 @@ impl ClientLimits {
     }
 }
 
-/// The open-file limit less what deliveries may hold (a connection per delivery in flight and
-/// as many idle in the client's pool) and [`RESERVED_FILES`]; at most
-/// [`DEFAULT_MAX_CONNECTIONS`], at least 16 (a limit that low is logged at start).
-pub fn default_max_connections(open_files: u64, delivery_concurrency: usize) -> usize {
-    let deliveries = u64::try_from(delivery_concurrency)
+/// The fewest connections served at once by default, whatever the open-file limit.
+const MIN_CONNECTIONS: usize = 16;
+
+/// Open files the process needs besides connections: a connection per delivery in flight and
+/// as many idle in the client's pool, and [`RESERVED_FILES`].
+fn files_besides_connections(delivery_concurrency: usize) -> u64 {
+    u64::try_from(delivery_concurrency)
         .unwrap_or(u64::MAX)
-        .saturating_mul(2);
-    let left = open_files.saturating_sub(deliveries.saturating_add(RESERVED_FILES));
+        .saturating_mul(2)
+        .saturating_add(RESERVED_FILES)
+}
+
+/// The open-file limit less [`files_besides_connections`]; at most
+/// [`DEFAULT_MAX_CONNECTIONS`], at least [`MIN_CONNECTIONS`].
+pub fn default_max_connections(open_files: u64, delivery_concurrency: usize) -> usize {
+    let left = open_files.saturating_sub(files_besides_connections(delivery_concurrency));
     usize::try_from(left)
         .unwrap_or(usize::MAX)
-        .clamp(16, DEFAULT_MAX_CONNECTIONS)
+        .clamp(MIN_CONNECTIONS, DEFAULT_MAX_CONNECTIONS)
+}
+
+/// The open-file limit the process needs for `delivery_concurrency` and the fewest
+/// connections; below it deliveries can fail to connect under load.
+pub fn open_files_needed(delivery_concurrency: usize) -> u64 {
+    files_besides_connections(delivery_concurrency).saturating_add(MIN_CONNECTIONS as u64)
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves; then stops accepting, lets the
