@@ -23,6 +23,15 @@
 //!   than one 4 MB transaction takes. The DynamoDB store splits such a fan-out into several
 //!   transactions of at most 4 MB (see `infra/aws/src/dynamo/invocations.rs`), so the limit
 //!   here is per invocation, not per fan-out.
+//! - A subscription item holds its name (255 characters: at most 1,020 bytes of UTF-8), its
+//!   `description` ([`MAX_DESCRIPTION_CHARS`]: at most 8,000 bytes), its webhook URL
+//!   ([`MAX_URL_BYTES`]), its filter (4,096 bytes, `crate::jsonpath`), its credentials
+//!   ([`MAX_CREDENTIAL_BYTES`] each, a user name and a password or one bearer token; sealed at
+//!   rest, which adds a nonce, a tag and base64's third: under 11 KiB each) and under 2 KiB of
+//!   ids, times, secrets and health. Even counted twice (the DynamoDB item keeps the model as
+//!   JSON beside the attributes it is queried by) that is under 100 KiB of the 400 KiB item.
+//!   Without these bounds only the request body's 1 MiB held, and DynamoDB refused a larger
+//!   item with a `ValidationException` that reached the caller as a 503 to retry.
 
 use crate::Error;
 
@@ -41,6 +50,16 @@ pub const SQS_MESSAGE_BYTES: usize = 256 * 1024;
 pub const MAX_INPUT_BYTES: usize = 128 * 1024;
 /// The most bytes of a subscriber's output, as compact JSON (a SYNC answer or a callback).
 pub const MAX_OUTPUT_BYTES: usize = 128 * 1024;
+
+/// The most characters of a subscription's `description`.
+pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
+/// The most bytes of a webhook URL (`httpConfig.url`), as many as an EventBridge API
+/// destination's endpoint takes; longer ones are more than many receivers' servers accept in a
+/// request line anyway.
+pub const MAX_URL_BYTES: usize = 2_048;
+/// The most bytes of each webhook credential (`userName`, `password`, `bearerToken`). Sent in an
+/// `Authorization` header: most servers refuse a header line over 8 KiB.
+pub const MAX_CREDENTIAL_BYTES: usize = 8_192;
 
 /// The most starts in one `/start-batch` request. The request body's limit (1 MiB) still holds
 /// for the batch as a whole; each start's input keeps [`MAX_INPUT_BYTES`].

@@ -6,7 +6,9 @@
 
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use triggerline::limits::{MAX_INPUT_BYTES, MAX_OUTPUT_BYTES};
+use triggerline::limits::{
+    MAX_CREDENTIAL_BYTES, MAX_DESCRIPTION_CHARS, MAX_INPUT_BYTES, MAX_OUTPUT_BYTES, MAX_URL_BYTES,
+};
 
 use crate::delivery::{CREATED, PRE, approval, example, is};
 use crate::helpers::{TestApp, expect_error, http_subscription, spawn_app};
@@ -158,4 +160,95 @@ async fn a_callback_output_over_the_limit_is_a_413_and_the_invocation_stays_open
         .callback(&id, &json!({"secret": secret, "output": approval()}))
         .await;
     assert_eq!(response.status(), StatusCode::NO_CONTENT);
+}
+
+/// A webhook subscription with every free-text field at its bound: a 255-character name of
+/// four-byte characters, a description of three-byte ones, the longest URL, a bearer token of
+/// the most bytes.
+fn largest_subscription() -> Value {
+    let url = format!("https://example.test/{}", "p".repeat(MAX_URL_BYTES - 21));
+    assert_eq!(url.len(), MAX_URL_BYTES);
+    let mut body = http_subscription("idn:identity-created", &url, "SYNC");
+    body["name"] = json!("\u{1F600}".repeat(255));
+    body["description"] = json!("\u{20AC}".repeat(MAX_DESCRIPTION_CHARS));
+    body["httpConfig"]["httpAuthenticationType"] = json!("BEARER_TOKEN");
+    body["httpConfig"]["bearerTokenAuthConfig"] =
+        json!({"bearerToken": "t".repeat(MAX_CREDENTIAL_BYTES)});
+    body
+}
+
+#[tokio::test]
+async fn a_subscription_at_every_bound_is_stored_and_one_over_any_is_refused() {
+    // On DynamoDB (moto holds items to 400 KB, as DynamoDB does) the largest subscription the
+    // bounds allow fits one item; before them a 500 KB description, URL or token was a 503
+    // "retry later" from DynamoDB's item limit, and the same request was stored on SQLite.
+    let app = spawn_app().await;
+    let huge = 500 * 1024;
+    let mut cases: Vec<(Value, &str)> = Vec::new();
+    for chars in [MAX_DESCRIPTION_CHARS + 1, huge] {
+        let mut body = largest_subscription();
+        body["description"] = json!("d".repeat(chars));
+        cases.push((body, "description"));
+    }
+    for bytes in [MAX_URL_BYTES + 1, huge] {
+        let mut body = largest_subscription();
+        let url = format!("https://example.test/{}", "p".repeat(bytes - 21));
+        body["httpConfig"]["url"] = json!(url);
+        cases.push((body, "httpConfig.url"));
+    }
+    for bytes in [MAX_CREDENTIAL_BYTES + 1, huge] {
+        let mut body = largest_subscription();
+        body["httpConfig"]["bearerTokenAuthConfig"]["bearerToken"] = json!("t".repeat(bytes));
+        cases.push((body, "httpConfig.bearerTokenAuthConfig.bearerToken"));
+        let mut body = largest_subscription();
+        body["httpConfig"]["httpAuthenticationType"] = json!("BASIC_AUTH");
+        body["httpConfig"]["basicAuthConfig"] =
+            json!({"userName": "u".repeat(bytes), "password": "p"});
+        cases.push((body, "httpConfig.basicAuthConfig.userName"));
+        let mut body = largest_subscription();
+        body["httpConfig"]["httpAuthenticationType"] = json!("BASIC_AUTH");
+        body["httpConfig"]["basicAuthConfig"] =
+            json!({"userName": "u", "password": "p".repeat(bytes)});
+        cases.push((body, "httpConfig.basicAuthConfig.password"));
+    }
+    for (body, field) in &cases {
+        let response = app.post("/trigger-subscriptions/v1", body).await;
+        let text = expect_error(response, StatusCode::BAD_REQUEST, field).await;
+        assert!(
+            text.len() < 2048,
+            "the answer echoes the value: {} bytes",
+            text.len()
+        );
+        assert!(app.all_subscriptions().await.is_empty(), "state changed");
+    }
+
+    let created = app.create(&largest_subscription()).await;
+    assert_eq!(
+        created["description"].as_str().unwrap().chars().count(),
+        MAX_DESCRIPTION_CHARS
+    );
+    let id = created["id"].as_str().unwrap();
+    // Read back whole, and changed in another field through a JSON Patch, which sends every
+    // field back as it is.
+    let read = app
+        .get(&format!("/trigger-subscriptions/v1?filters=id eq \"{id}\""))
+        .await;
+    let read: Vec<Value> = read.json().await.unwrap();
+    assert_eq!(
+        read[0]["httpConfig"]["url"],
+        largest_subscription()["httpConfig"]["url"]
+    );
+    let patched = app
+        .patch(
+            &format!("/trigger-subscriptions/v1/{id}"),
+            &json!([{"op": "replace", "path": "/enabled", "value": false}]),
+        )
+        .await;
+    assert_eq!(patched.status(), StatusCode::OK);
+    let over = json!([{"op": "replace", "path": "/description", "value": "d".repeat(MAX_DESCRIPTION_CHARS + 1)}]);
+    let response = app
+        .patch(&format!("/trigger-subscriptions/v1/{id}"), &over)
+        .await;
+    expect_error(response, StatusCode::BAD_REQUEST, "description").await;
+    assert_eq!(app.all_subscriptions().await.len(), 1);
 }

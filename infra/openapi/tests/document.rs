@@ -125,3 +125,31 @@ fn operation_ids_are_unique() {
         }
     }
 }
+
+#[test]
+fn the_documented_lengths_are_the_limits_the_domain_holds() {
+    use triggerline::limits::{MAX_CREDENTIAL_BYTES, MAX_DESCRIPTION_CHARS, MAX_URL_BYTES};
+    let doc: serde_json::Value = serde_json::from_str(&triggerline_openapi::json()).unwrap();
+    let schemas = &doc["components"]["schemas"];
+    let max = |schema: &str, property: &str| {
+        schemas[schema]["properties"][property]["maxLength"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or_else(|| panic!("{schema}.{property} has no maxLength"))
+    };
+    assert_eq!(max("HttpConfig", "url"), MAX_URL_BYTES);
+    assert_eq!(max("BasicAuthConfig", "userName"), MAX_CREDENTIAL_BYTES);
+    assert_eq!(max("BasicAuthConfig", "password"), MAX_CREDENTIAL_BYTES);
+    assert_eq!(
+        max("BearerTokenAuthConfig", "bearerToken"),
+        MAX_CREDENTIAL_BYTES
+    );
+    assert_eq!(
+        max("SubscriptionPostRequest", "description"),
+        MAX_DESCRIPTION_CHARS
+    );
+    assert_eq!(
+        max("SubscriptionPutRequest", "description"),
+        MAX_DESCRIPTION_CHARS
+    );
+}

@@ -95,7 +95,7 @@ impl Subscriptions {
         let subscription = Subscription {
             id: self.ids.id(),
             name,
-            description: request.description,
+            description: validate::description("description", request.description, None)?,
             trigger_id: entry.trigger.id.clone(),
             trigger_name: entry.trigger.name.clone(),
             target,
@@ -235,7 +235,11 @@ impl Subscriptions {
         let now = self.clock.now();
         let mut updated = Subscription {
             name,
-            description: request.description,
+            description: validate::description(
+                "description",
+                request.description,
+                current.description.as_deref(),
+            )?,
             target,
             response_deadline,
             heartbeat_timeout,

@@ -3,10 +3,11 @@
 use url::Url;
 
 use crate::Error;
+use crate::limits::{MAX_CREDENTIAL_BYTES, MAX_DESCRIPTION_CHARS, MAX_URL_BYTES};
 use crate::model::{
     DispatchMode, EventBridgeTarget, HttpAuth, HttpTarget, SubscriptionType, Target,
 };
-use crate::secrets::REDACTED;
+use crate::secrets::{REDACTED, Secret};
 use crate::wire::{EventBridgeConfig, HttpAuthenticationType, HttpConfig};
 
 /// Every AWS region EventBridge runs in (commercial, GovCloud, China, European Sovereign Cloud).
@@ -108,13 +109,16 @@ fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTa
     let mut url = Url::parse(&http.url).map_err(|e| {
         Error::invalid(
             "httpConfig.url",
-            format!("`{}` is not a URL: {e}", http.url),
+            format!("`{}` is not a URL: {e}", shown(&http.url)),
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(Error::invalid(
             "httpConfig.url",
-            format!("`{}` must be an http or https URL with a host", http.url),
+            format!(
+                "`{}` must be an http or https URL with a host",
+                shown(&http.url)
+            ),
         ));
     }
     let previous_url = previous.and_then(|p| Url::parse(&p.url).ok());
@@ -123,6 +127,8 @@ fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTa
         .is_some_and(|p| p.origin() == url.origin());
     let url_text = restore_userinfo(&mut url, previous_url.as_ref().filter(|_| same_origin))?
         .unwrap_or(http.url);
+    let stored_url = previous.map(|p| p.url.as_str());
+    at_most_bytes("httpConfig.url", &url_text, MAX_URL_BYTES, stored_url)?;
     let previous = previous.map(|p| &p.auth);
     // The secret field a stored credential was kept for, if one was.
     let mut kept_for = None;
@@ -144,10 +150,27 @@ fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTa
                     "is required when httpAuthenticationType is BASIC_AUTH",
                 )
             })?;
-            let kept = match previous {
-                Some(HttpAuth::Basic { password, .. }) => Some(password.clone()),
-                _ => None,
+            let (stored_user, kept) = match previous {
+                Some(HttpAuth::Basic {
+                    user_name,
+                    password,
+                }) => (Some(user_name.as_str()), Some(password.clone())),
+                _ => (None, None),
             };
+            at_most_bytes(
+                "httpConfig.basicAuthConfig.userName",
+                &user_name,
+                MAX_CREDENTIAL_BYTES,
+                stored_user,
+            )?;
+            if let Some(sent) = &config.password {
+                at_most_bytes(
+                    "httpConfig.basicAuthConfig.password",
+                    sent.expose(),
+                    MAX_CREDENTIAL_BYTES,
+                    kept.as_ref().map(Secret::expose),
+                )?;
+            }
             if config.password.is_none() && kept.is_some() {
                 kept_for = Some("httpConfig.basicAuthConfig.password");
             }
@@ -168,6 +191,14 @@ fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTa
                 _ => None,
             };
             let sent = http.bearer_token_auth_config.and_then(|c| c.bearer_token);
+            if let Some(sent) = &sent {
+                at_most_bytes(
+                    "httpConfig.bearerTokenAuthConfig.bearerToken",
+                    sent.expose(),
+                    MAX_CREDENTIAL_BYTES,
+                    kept.as_ref().map(Secret::expose),
+                )?;
+            }
             if sent.is_none() && kept.is_some() {
                 kept_for = Some("httpConfig.bearerTokenAuthConfig.bearerToken");
             }
@@ -236,19 +267,67 @@ fn event_bridge_target(eb: EventBridgeConfig) -> Result<EventBridgeTarget, Error
     if eb.aws_account.len() != 12 || !eb.aws_account.bytes().all(|b| b.is_ascii_digit()) {
         return Err(Error::invalid(
             "eventBridgeConfig.awsAccount",
-            format!("`{}` is not a 12-digit AWS account id", eb.aws_account),
+            format!(
+                "`{}` is not a 12-digit AWS account id",
+                shown(&eb.aws_account)
+            ),
         ));
     }
     if !AWS_REGIONS.contains(&eb.aws_region.as_str()) {
         return Err(Error::invalid(
             "eventBridgeConfig.awsRegion",
-            format!("`{}` is not an AWS region (e.g. us-east-1)", eb.aws_region),
+            format!(
+                "`{}` is not an AWS region (e.g. us-east-1)",
+                shown(&eb.aws_region)
+            ),
         ));
     }
     Ok(EventBridgeTarget {
         aws_account: eb.aws_account,
         aws_region: eb.aws_region,
     })
+}
+
+/// A subscription's `description`: at most [`MAX_DESCRIPTION_CHARS`] characters, unless it is
+/// the one already `stored`.
+pub fn description(
+    field: &str,
+    description: Option<String>,
+    stored: Option<&str>,
+) -> Result<Option<String>, Error> {
+    if let Some(text) = &description {
+        let chars = text.chars().count();
+        if chars > MAX_DESCRIPTION_CHARS && stored != Some(text.as_str()) {
+            return Err(Error::invalid(
+                field,
+                format!("must be at most {MAX_DESCRIPTION_CHARS} characters (has {chars})"),
+            ));
+        }
+    }
+    Ok(description)
+}
+
+/// Refuses `value` over `max` bytes, naming `field`, unless it is the value already `stored`:
+/// a subscription saved before a bound existed keeps what it has and can still be changed in
+/// its other fields (a JSON Patch sends every field back).
+fn at_most_bytes(field: &str, value: &str, max: usize, stored: Option<&str>) -> Result<(), Error> {
+    if value.len() > max && stored != Some(value) {
+        return Err(Error::invalid(
+            field,
+            format!("must be at most {max} bytes (has {})", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// `value` as an error message quotes it: whole up to 100 characters, else its start and how
+/// long it was, so that an answer never echoes a megabyte back.
+fn shown(value: &str) -> String {
+    const SHOWN: usize = 100;
+    match value.char_indices().nth(SHOWN) {
+        None => value.to_owned(),
+        Some((end, _)) => format!("{}… ({} bytes)", &value[..end], value.len()),
+    }
 }
 
 /// A subscription name: present and not blank.
@@ -415,6 +494,129 @@ mod tests {
             Ok(Target::Http(h)) => h,
             other => panic!("not an HTTP target: {other:?}"),
         }
+    }
+
+    fn basic(user: &str, password: &str) -> HttpConfig {
+        HttpConfig {
+            http_authentication_type: Some(HttpAuthenticationType::BasicAuth),
+            basic_auth_config: Some(crate::wire::BasicAuthConfig {
+                user_name: Some(user.into()),
+                password: Some(password.into()),
+            }),
+            ..http("https://a.example.com/hook")
+        }
+    }
+
+    fn bearer(token: &str) -> HttpConfig {
+        HttpConfig {
+            http_authentication_type: Some(HttpAuthenticationType::BearerToken),
+            bearer_token_auth_config: Some(crate::wire::BearerTokenAuthConfig {
+                bearer_token: Some(token.into()),
+            }),
+            ..http("https://a.example.com/hook")
+        }
+    }
+
+    fn checked(config: HttpConfig, previous: Option<&Target>) -> Result<Target, Error> {
+        target(SubscriptionType::Http, Some(config), None, previous)
+    }
+
+    #[test]
+    fn each_webhook_field_is_held_to_its_bound_and_named() {
+        // A URL of exactly the bound, and one byte over it.
+        let at = format!("https://a.example.com/{}", "p".repeat(MAX_URL_BYTES - 22));
+        assert_eq!(at.len(), MAX_URL_BYTES);
+        assert!(checked(http(&at), None).is_ok());
+        let over = format!("{at}q");
+        assert_eq!(
+            field_of(checked(http(&over), None).unwrap_err()),
+            "httpConfig.url"
+        );
+        let at = "c".repeat(MAX_CREDENTIAL_BYTES);
+        let over = "c".repeat(MAX_CREDENTIAL_BYTES + 1);
+        let huge = "c".repeat(1024 * 1024);
+        assert!(checked(basic(&at, &at), None).is_ok());
+        assert!(checked(bearer(&at), None).is_ok());
+        for value in [&over, &huge] {
+            assert_eq!(
+                field_of(checked(basic(value, "pw"), None).unwrap_err()),
+                "httpConfig.basicAuthConfig.userName"
+            );
+            assert_eq!(
+                field_of(checked(basic("u", value), None).unwrap_err()),
+                "httpConfig.basicAuthConfig.password"
+            );
+            assert_eq!(
+                field_of(checked(bearer(value), None).unwrap_err()),
+                "httpConfig.bearerTokenAuthConfig.bearerToken"
+            );
+        }
+        // Multi-byte characters count as the bytes they take.
+        let wide = "é".repeat(MAX_CREDENTIAL_BYTES / 2 + 1);
+        assert!(checked(bearer(&wide), None).is_err());
+    }
+
+    #[test]
+    fn a_description_is_held_to_its_characters_not_its_bytes() {
+        let at = "é".repeat(MAX_DESCRIPTION_CHARS);
+        assert_eq!(
+            description("description", Some(at.clone()), None).unwrap(),
+            Some(at)
+        );
+        let over = "e".repeat(MAX_DESCRIPTION_CHARS + 1);
+        let err = description("description", Some(over), None).unwrap_err();
+        assert!(
+            err.to_string().contains("2000 characters (has 2001)"),
+            "{err}"
+        );
+        assert_eq!(description("description", None, None).unwrap(), None);
+    }
+
+    #[test]
+    fn values_stored_before_the_bounds_are_kept_by_an_update() {
+        // What a JSON Patch of another field sends back: the stored URL, user name and
+        // description as they are; the secrets left out.
+        let long_url = format!("https://a.example.com/{}", "p".repeat(MAX_URL_BYTES));
+        let long_user = "u".repeat(MAX_CREDENTIAL_BYTES + 1);
+        let previous = stored(
+            &long_url,
+            HttpAuth::Basic {
+                user_name: long_user.clone(),
+                password: "p".repeat(MAX_CREDENTIAL_BYTES + 1).into(),
+            },
+        );
+        let patched = HttpConfig {
+            http_authentication_type: Some(HttpAuthenticationType::BasicAuth),
+            basic_auth_config: Some(crate::wire::BasicAuthConfig {
+                user_name: Some(long_user),
+                password: None,
+            }),
+            ..http(&long_url)
+        };
+        assert!(checked(patched, Some(&previous)).is_ok());
+        let long_text = "d".repeat(MAX_DESCRIPTION_CHARS + 1);
+        assert!(description("description", Some(long_text.clone()), Some(&long_text)).is_ok());
+        // A new value over the bound is refused all the same.
+        let other = format!("{long_url}x");
+        assert_eq!(
+            field_of(checked(http(&other), Some(&previous)).unwrap_err()),
+            "httpConfig.url"
+        );
+    }
+
+    #[test]
+    fn an_error_quotes_at_most_the_start_of_a_huge_value() {
+        let huge = format!("not a url {}", "x".repeat(1024 * 1024));
+        let message = checked(http(&huge), None).unwrap_err().to_string();
+        assert!(message.len() < 400, "{} bytes", message.len());
+        assert!(message.contains("(1048586 bytes)"), "{message}");
+        let account = EventBridgeConfig {
+            aws_account: "1".repeat(1024 * 1024),
+            aws_region: "us-east-1".into(),
+        };
+        let err = target(SubscriptionType::Eventbridge, None, Some(account), None).unwrap_err();
+        assert!(err.to_string().len() < 400);
+        assert_eq!(shown("short"), "short");
     }
 
     #[test]

@@ -63,9 +63,13 @@ impl<'a> From<&'a CatalogEntry> for Trigger<'a> {
 pub struct HttpConfig {
     #[cfg_attr(
         feature = "openapi",
-        schema(format = "uri", example = "https://hr.example.com/hooks/identity")
+        schema(
+            format = "uri",
+            max_length = 2048,
+            example = "https://hr.example.com/hooks/identity"
+        )
     )]
-    /// URL of the external/custom integration.
+    /// URL of the external/custom integration: at most 2,048 bytes (`limits::MAX_URL_BYTES`).
     pub url: String,
     pub http_dispatch_mode: DispatchMode,
     #[serde(default)]
@@ -101,12 +105,13 @@ pub enum HttpAuthenticationType {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BasicAuthConfig {
-    /// The username to authenticate.
+    /// The username to authenticate: at most 8,192 bytes (`limits::MAX_CREDENTIAL_BYTES`).
+    #[cfg_attr(feature = "openapi", schema(max_length = 8192))]
     #[serde(default)]
     pub user_name: Option<String>,
-    /// The password to authenticate. On response, this field is set to null as to not return
-    /// secrets.
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    /// The password to authenticate, at most 8,192 bytes. On response, this field is set to
+    /// null as to not return secrets.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 8192))]
     #[serde(default)]
     pub password: Option<Secret>,
 }
@@ -115,8 +120,8 @@ pub struct BasicAuthConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BearerTokenAuthConfig {
-    /// Bearer token
-    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
+    /// Bearer token, at most 8,192 bytes (`limits::MAX_CREDENTIAL_BYTES`).
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<String>, max_length = 8192))]
     #[serde(default)]
     pub bearer_token: Option<Secret>,
 }
@@ -154,7 +159,8 @@ pub struct EventBridgeConfig {
 pub struct SubscriptionPostRequest {
     /// Subscription name.
     pub name: String,
-    /// Subscription description.
+    /// Subscription description: at most 2,000 characters (`limits::MAX_DESCRIPTION_CHARS`).
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     #[serde(default)]
     pub description: Option<String>,
     /// ID of trigger subscribed to.
@@ -200,7 +206,8 @@ pub struct SubscriptionPutRequest {
     /// Subscription name.
     #[serde(default)]
     pub name: Option<String>,
-    /// Subscription description.
+    /// Subscription description: at most 2,000 characters (`limits::MAX_DESCRIPTION_CHARS`).
+    #[cfg_attr(feature = "openapi", schema(max_length = 2000))]
     #[serde(default)]
     pub description: Option<String>,
     #[serde(rename = "type", default)]
