@@ -16,6 +16,11 @@ pub const MAX_LIMIT: usize = 250;
 /// page or count reads more than this many rows, however many the store holds.
 pub const MAX_REACHABLE: usize = 2000;
 
+/// The most conditions one `filters` joins with `and`. An endpoint filters on at most three
+/// fields, so a real filter has a handful; without a bound, SQLite refused a chain of about
+/// 1,000 (its expression depth limit) and the list answered 503.
+pub const MAX_CONDITIONS: usize = 16;
+
 /// Collection parameters exactly as they arrived in the query string.
 #[derive(Debug, Clone, Default)]
 pub struct RawCollection {
@@ -340,6 +345,12 @@ fn parse_filters<F: QueryField>(s: &str) -> Result<Vec<Condition<F>>, Error> {
                 ));
             }
         };
+        if conditions.len() == MAX_CONDITIONS {
+            return Err(Error::invalid(
+                "filters",
+                format!("at most {MAX_CONDITIONS} conditions may be joined with `and`"),
+            ));
+        }
         conditions.push(Condition {
             field: *field,
             op,
@@ -365,39 +376,39 @@ fn parse_filters<F: QueryField>(s: &str) -> Result<Vec<Condition<F>>, Error> {
 }
 
 fn parse_sorters<F: QueryField>(s: &str) -> Result<Vec<SortKey<F>>, Error> {
-    let sortable = || {
-        F::SORTABLE
-            .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(", ")
+    let mut keys: Vec<SortKey<F>> = Vec::new();
+    for part in s.split(',').map(str::trim).filter(|part| !part.is_empty()) {
+        let key = sort_key(part)?;
+        // A field sorted on again never changes the order its first key gave, so only the first
+        // is kept: the keys are then at most the sortable fields, however long `sorters` is
+        // (SQLite refuses an ORDER BY of 1,000 terms and more).
+        if !keys.iter().any(|k| k.field == key.field) {
+            keys.push(key);
+        }
+    }
+    Ok(keys)
+}
+
+/// One term of `sorters`: a sortable field, `-` before it for descending.
+fn sort_key<F: QueryField>(part: &str) -> Result<SortKey<F>, Error> {
+    let (descending, name) = match part.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, part),
     };
-    s.split(',')
-        .map(str::trim)
-        .filter(|part| !part.is_empty())
-        .map(|part| {
-            let (descending, name) = match part.strip_prefix('-') {
-                Some(rest) => (true, rest),
-                None => (false, part),
-            };
-            F::SORTABLE
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, field)| SortKey {
-                    field: *field,
-                    descending,
-                })
-                .ok_or_else(|| {
-                    Error::invalid(
-                        "sorters",
-                        format!(
-                            "`{name}` cannot be sorted on here; sortable: {}",
-                            sortable()
-                        ),
-                    )
-                })
-        })
-        .collect()
+    let Some((_, field)) = F::SORTABLE.iter().find(|(n, _)| *n == name) else {
+        let sortable: Vec<_> = F::SORTABLE.iter().map(|(n, _)| *n).collect();
+        return Err(Error::invalid(
+            "sorters",
+            format!(
+                "`{name}` cannot be sorted on here; sortable: {}",
+                sortable.join(", ")
+            ),
+        ));
+    };
+    Ok(SortKey {
+        field: *field,
+        descending,
+    })
 }
 
 /// Fields of `GET /triggers/v1`.
@@ -697,6 +708,34 @@ mod tests {
             ..Default::default()
         };
         assert!(err_of::<TriggerField>(count).starts_with("count:"));
+    }
+
+    #[test]
+    fn long_filters_and_sorters_are_bounded() {
+        let chain = |n: usize| vec![r#"id eq "a""#; n].join(" and ");
+        let at = SubscriptionQuery::parse(&raw(&chain(MAX_CONDITIONS))).unwrap();
+        assert_eq!(at.conditions.len(), MAX_CONDITIONS);
+        for n in [MAX_CONDITIONS + 1, 2000] {
+            let err = err_of::<SubscriptionField>(raw(&chain(n)));
+            assert!(err.starts_with("filters: at most 16 conditions"), "{err}");
+        }
+        // Repeats add nothing to the order: the first key of each field is kept.
+        let sorters = |s: &str| RawCollection {
+            sorters: Some(s.into()),
+            ..Default::default()
+        };
+        let many = vec!["-created", "completed", "created"]
+            .repeat(700)
+            .join(",");
+        let q = InvocationQuery::parse(&sorters(&many)).unwrap();
+        let keys: Vec<_> = q.sorters.iter().map(|k| (k.field, k.descending)).collect();
+        assert_eq!(
+            keys,
+            [
+                (InvocationField::Created, true),
+                (InvocationField::Completed, false)
+            ]
+        );
     }
 
     #[test]

@@ -294,3 +294,57 @@ async fn a_batch_with_one_bad_start_names_it_and_raises_nothing() {
     let key = [("Idempotency-Key", "k-1")];
     batch_is_refused(&app, &one, &key, StatusCode::BAD_REQUEST, "Idempotency-Key").await;
 }
+
+#[tokio::test]
+async fn a_filter_of_many_conditions_is_refused_and_repeated_sorters_are_harmless() {
+    // SQLite refused both with an error the list answered as a 503 "retry later" (expression
+    // tree over 1,000 deep; ORDER BY of 2,000 terms), while DynamoDB's lists, sorted in memory,
+    // answered 200.
+    let app = spawn_app().await;
+    let created = app.create(&valid()).await;
+    let id = created["id"].as_str().unwrap();
+    // Chains long enough to pass SQLite's 1,000 levels, still under the 64 KiB a URI takes.
+    let chain = |field: &str, value: &str, n: usize| {
+        vec![format!("{field} eq \"{value}\""); n].join(" and ")
+    };
+    for path in [
+        format!(
+            "/trigger-subscriptions/v1?filters={}",
+            chain("id", "a", 2000)
+        ),
+        format!(
+            "/trigger-invocations/v1/status?filters={}",
+            chain("subscriptionId", "a", 1500)
+        ),
+        format!(
+            "/trigger-invocations/v1/status?filters={}",
+            chain("subscriptionId", id, 17)
+        ),
+    ] {
+        let response = app.get(&path).await;
+        let text = expect_error(response, StatusCode::BAD_REQUEST, "filters").await;
+        assert!(text.contains("at most 16 conditions"), "{text}");
+    }
+    let response = app
+        .get(&format!(
+            "/trigger-subscriptions/v1?filters={}",
+            chain("id", id, 16)
+        ))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let found: Vec<Value> = response.json().await.unwrap();
+    assert_eq!(found.len(), 1);
+
+    let sorters = vec!["-created", "completed", "subscriptionName"]
+        .repeat(700)
+        .join(",");
+    let response = app
+        .get(&format!("/trigger-invocations/v1/status?sorters={sorters}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let sorters = vec!["-triggerName", "triggerId"].repeat(1000).join(",");
+    let response = app
+        .get(&format!("/trigger-subscriptions/v1?sorters={sorters}"))
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
