@@ -724,9 +724,7 @@ mod tests {
             sorters: Some(s.into()),
             ..Default::default()
         };
-        let many = vec!["-created", "completed", "created"]
-            .repeat(700)
-            .join(",");
+        let many = ["-created", "completed", "created"].repeat(700).join(",");
         let q = InvocationQuery::parse(&sorters(&many)).unwrap();
         let keys: Vec<_> = q.sorters.iter().map(|k| (k.field, k.descending)).collect();
         assert_eq!(

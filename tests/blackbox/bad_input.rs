@@ -335,14 +335,14 @@ async fn a_filter_of_many_conditions_is_refused_and_repeated_sorters_are_harmles
     let found: Vec<Value> = response.json().await.unwrap();
     assert_eq!(found.len(), 1);
 
-    let sorters = vec!["-created", "completed", "subscriptionName"]
+    let sorters = ["-created", "completed", "subscriptionName"]
         .repeat(700)
         .join(",");
     let response = app
         .get(&format!("/trigger-invocations/v1/status?sorters={sorters}"))
         .await;
     assert_eq!(response.status(), StatusCode::OK);
-    let sorters = vec!["-triggerName", "triggerId"].repeat(1000).join(",");
+    let sorters = ["-triggerName", "triggerId"].repeat(1000).join(",");
     let response = app
         .get(&format!("/trigger-subscriptions/v1?sorters={sorters}"))
         .await;
