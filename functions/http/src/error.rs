@@ -64,8 +64,25 @@ fn detail_code(status: StatusCode) -> String {
     }
 }
 
+/// The most characters of an error message. Messages quote what they refuse (an id, a path, a
+/// filter), and a request may carry up to 1 MiB of such text; an answer, and the log line beside
+/// it, quote at most this much of it.
+pub const MAX_MESSAGE_CHARS: usize = 1_000;
+
+/// `text` cut to [`MAX_MESSAGE_CHARS`], saying how much was left out.
+fn bounded(text: String) -> String {
+    match text.char_indices().nth(MAX_MESSAGE_CHARS) {
+        None => text,
+        Some((end, _)) => {
+            let left_out = text[end..].chars().count();
+            format!("{}… ({left_out} more characters)", &text[..end])
+        }
+    }
+}
+
 /// Builds the `ErrorResponseDto` response for `status` with one message.
 pub fn error_response(status: StatusCode, text: String) -> Response {
+    let text = bounded(text);
     let tracking_id = tracking_id();
     if status.is_server_error() {
         tracing::error!(%tracking_id, status = status.as_u16(), "{text}");
@@ -204,6 +221,25 @@ mod tests {
         assert_eq!(dto.messages[0].locale.as_deref(), Some("en-US"));
         assert_eq!(dto.messages[0].locale_origin.as_deref(), Some("DEFAULT"));
         assert!(dto.causes.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_message_quoting_a_huge_value_is_cut_and_says_so() {
+        let id = "é".repeat(30_000);
+        let error = ApiError::Domain(Error::invalid(
+            "subscriptionIds",
+            format!("`{id}` is not a subscription"),
+        ));
+        let (status, dto) = body(error.into_response()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let text = &dto.messages[0].text;
+        assert!(text.starts_with("subscriptionIds: `éé"), "{text}");
+        assert!(text.ends_with("… (29041 more characters)"), "{text}");
+        assert_eq!(text.chars().count(), MAX_MESSAGE_CHARS + 25);
+        // A message at the bound is left whole.
+        let whole = "x".repeat(MAX_MESSAGE_CHARS);
+        let error = ApiError::Http(StatusCode::NOT_FOUND, whole.clone());
+        assert_eq!(body(error.into_response()).await.1.messages[0].text, whole);
     }
 
     #[tokio::test]
