@@ -64,6 +64,16 @@ pub const MAX_CREDENTIAL_BYTES: usize = 8_192;
 /// The most starts in one `/start-batch` request. The request body's limit (1 MiB) still holds
 /// for the batch as a whole; each start's input keeps [`MAX_INPUT_BYTES`].
 pub const MAX_BATCH_STARTS: usize = 100;
+/// The most invocations one `/start-batch` request raises, summed over its starts' fan-outs:
+/// twenty full fan-outs. Without it, 100 starts to a trigger with 50 subscriptions raised 5,000
+/// invocations in one request (about 50 MB of items at 9 KB of input each), a request that held
+/// the local writer for its whole commit and broke the AWS emulator.
+pub const MAX_BATCH_INVOCATIONS: usize = 1_000;
+/// The most bytes of `input` and `contentJson` one `/start-batch` request writes, summed over
+/// its invocations (each start's input counted once per matched subscription): what the largest
+/// single start writes, [`MAX_INPUT_BYTES`] to 50 subscriptions (6.25 MiB), so that a batch
+/// costs a store no more than one start already may.
+pub const MAX_BATCH_WRITE_BYTES: usize = MAX_INPUT_BYTES * 50;
 
 /// The size of `value` as compact JSON.
 pub fn json_bytes(value: &serde_json::Value) -> usize {
@@ -83,13 +93,13 @@ pub fn json_bytes(value: &serde_json::Value) -> usize {
     counter.0
 }
 
-/// Checks that an invocation's input and content fit [`MAX_INPUT_BYTES`].
+/// Checks that an invocation's input and content fit [`MAX_INPUT_BYTES`]; returns their size.
 ///
 /// Errors: [`Error::TooLarge`] naming `input` and the limit.
 pub fn check_input(
     input: &serde_json::Value,
     content: Option<&serde_json::Value>,
-) -> Result<(), Error> {
+) -> Result<usize, Error> {
     let size = json_bytes(input) + content.map_or(0, json_bytes);
     if size > MAX_INPUT_BYTES {
         return Err(Error::TooLarge {
@@ -99,7 +109,7 @@ pub fn check_input(
             name: "MAX_INPUT_BYTES",
         });
     }
-    Ok(())
+    Ok(size)
 }
 
 /// Checks that an output fits [`MAX_OUTPUT_BYTES`].
@@ -125,6 +135,12 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn a_batch_writes_at_most_what_one_start_to_a_full_fan_out_may() {
+        let fan_out = crate::model::TriggerType::FireAndForget.max_subscriptions();
+        assert_eq!(MAX_BATCH_WRITE_BYTES, MAX_INPUT_BYTES * fan_out);
+    }
 
     #[test]
     fn json_bytes_counts_compact_json() {

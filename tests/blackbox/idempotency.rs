@@ -28,7 +28,7 @@ impl TestApp {
     }
 
     /// How many invocations the status list holds.
-    async fn invocation_count(&self) -> usize {
+    pub(crate) async fn invocation_count(&self) -> usize {
         let response = self.get("/trigger-invocations/v1/status?count=true").await;
         assert_eq!(response.status(), StatusCode::OK);
         response.headers()["x-total-count"]

@@ -625,6 +625,54 @@ fn a_service_that_is_not_there_exits_3() {
     );
 }
 
+// A server batch raises at most 1,000 invocations: 100 starts to 11 subscriptions would be
+// 1,100, so the CLI sends them in requests sized to the trigger's fan-out (90, then 10).
+#[tokio::test]
+async fn invoke_inputs_to_a_wide_fan_out_stays_within_a_batchs_invocations() {
+    let server = Server::start();
+    for i in 0..11 {
+        let name = format!("S{i}");
+        server
+            .cli(&[
+                "subscriptions",
+                "create",
+                "--trigger",
+                "idn:identity-created",
+                "--name",
+                &name,
+                "--target",
+                // Nothing listens there: the deliveries fail on 127.0.0.1, never leave it.
+                "http://127.0.0.1:9/hook",
+            ])
+            .ok();
+    }
+    let files = tempfile::tempdir().unwrap();
+    let inputs = files.path().join("inputs.jsonl");
+    let line = serde_json::json!({"identity": {"id": "a", "name": "a", "type": "IDENTITY"},
+                                  "attributes": {}})
+    .to_string();
+    std::fs::write(&inputs, vec![line; 100].join("\n")).unwrap();
+
+    let raised = server
+        .cli(&[
+            "invoke",
+            "idn:identity-created",
+            "--inputs",
+            inputs.to_str().unwrap(),
+            "--json",
+        ])
+        .ok()
+        .json();
+
+    let starts = raised["starts"].as_array().unwrap();
+    assert_eq!(starts.len(), 100);
+    assert!(
+        starts
+            .iter()
+            .all(|s| s["invocations"].as_array().unwrap().len() == 11)
+    );
+}
+
 #[tokio::test]
 async fn invoke_inputs_raises_one_start_per_line_through_start_batch() {
     let server = Server::start();

@@ -117,7 +117,9 @@ pub async fn start(
         (`isSynchronous` is refused). Every start is checked first: one bad start is a 400 \
         naming it (`starts[2].input`) and nothing is created. The answer lists each start's \
         invocations in the request's order: 202 when any were queued, 200 when none matched. \
-        The 1 MiB body limit is for the whole batch. No `Idempotency-Key` (400): a batch that \
+        The 1 MiB body limit is for the whole batch; matched, its starts raise at most 1,000 \
+        invocations (400 naming `starts`) carrying at most 6.25 MiB of input, each start's \
+        counted once per matching subscription (413). No `Idempotency-Key` (400): a batch that \
         failed may be sent again, and its starts accepted before the failure are raised twice \
         (delivery is at least once).",
     params(("traceparent" = Option<String>, Header, description = "W3C trace context: kept \

@@ -513,13 +513,45 @@ async fn invoke(invoke: Invoke) -> Result<Outcome> {
 /// The most starts one `start-batch` request takes (the server's `MAX_BATCH_STARTS`).
 const BATCH_STARTS: usize = 100;
 
+/// The most invocations one `start-batch` request raises, each start once per matching
+/// subscription (the server's `MAX_BATCH_INVOCATIONS`).
+const BATCH_INVOCATIONS: usize = 1_000;
+
+/// The most bytes of input one `start-batch` request writes, each start's once per matching
+/// subscription (the server's `MAX_BATCH_WRITE_BYTES`).
+const BATCH_WRITE_BYTES: usize = 128 * 1024 * 50;
+
 /// The most bytes of starts the CLI puts in one `start-batch` request: under the server's 1 MiB
 /// request body (`MAX_BODY_BYTES`), with room for the wrapper. A start larger than this on its
 /// own goes alone, and the server says what is too large.
 const BATCH_BYTES: usize = 1024 * 1024 - 1024;
 
+/// How many starts and bytes of starts go in one request when each start may raise `fan_out`
+/// invocations (the trigger's enabled subscriptions; a filter can only make it fewer).
+fn batch_limits(fan_out: usize) -> (usize, usize) {
+    let fan_out = fan_out.max(1);
+    (
+        BATCH_STARTS.min(BATCH_INVOCATIONS / fan_out).max(1),
+        BATCH_BYTES.min(BATCH_WRITE_BYTES / fan_out),
+    )
+}
+
+/// How many enabled subscriptions `trigger` has: the most invocations one start to it raises.
+async fn fan_out(api: &Api, trigger: &str) -> Result<usize> {
+    let query = [
+        ("filters", eq_filter("triggerId", trigger)?),
+        ("limit", "250".to_owned()),
+    ];
+    let list = api.get(SUBSCRIPTIONS, &query).await?;
+    Ok(items(&list, SUBSCRIPTIONS)?
+        .iter()
+        .filter(|s| s["enabled"] != Value::Bool(false))
+        .count())
+}
+
 /// `invoke --inputs`: one start per line, sent as `start-batch` requests of at most
-/// [`BATCH_STARTS`] starts and [`BATCH_BYTES`]. Every line is read and parsed before anything is
+/// [`BATCH_STARTS`] starts and [`BATCH_BYTES`], fewer to a trigger with many subscriptions
+/// ([`batch_limits`]). Every line is read and parsed before anything is
 /// sent. A refused request stops the command; the requests before it stay raised, as the
 /// server keeps a batch's accepted groups.
 async fn invoke_batch(api: &Api, invoke: &Invoke, path: &Path) -> Result<Outcome> {
@@ -546,9 +578,10 @@ async fn invoke_batch(api: &Api, invoke: &Invoke, path: &Path) -> Result<Outcome
             "holds no input (one JSON value per line)",
         ));
     }
+    let limits = batch_limits(fan_out(api, &invoke.trigger).await?);
     let mut raised = Vec::with_capacity(starts.len());
     let mut rows = Vec::new();
-    for chunk in batches(&starts) {
+    for chunk in batches(&starts, limits) {
         let body = json!({"starts": chunk.iter().map(|(_, start)| start).collect::<Vec<_>>()});
         let answer = api
             .post(&format!("{INVOCATIONS}/start-batch"), &body)
@@ -754,13 +787,16 @@ async fn read_text(path: &Path) -> Result<String> {
 
 /// `starts` cut into consecutive requests' worth: at most [`BATCH_STARTS`] each and, but for a
 /// start too large alone, at most [`BATCH_BYTES`] of JSON.
-fn batches(starts: &[(usize, Value)]) -> Vec<&[(usize, Value)]> {
+fn batches(
+    starts: &[(usize, Value)],
+    (most, most_bytes): (usize, usize),
+) -> Vec<&[(usize, Value)]> {
     let mut batches = Vec::new();
     let (mut first, mut bytes) = (0, 0);
     for (i, (_, start)) in starts.iter().enumerate() {
         // The start and the comma before it.
         let size = start.to_string().len() + 1;
-        if i > first && (i - first == BATCH_STARTS || bytes + size > BATCH_BYTES) {
+        if i > first && (i - first == most || bytes + size > most_bytes) {
             batches.push(&starts[first..i]);
             (first, bytes) = (i, 0);
         }
@@ -841,13 +877,29 @@ mod tests {
         let large: Vec<_> = (1..=7).map(|line| (line, start(300_000))).collect();
         let huge = vec![(1, start(10)), (2, start(2_000_000)), (3, start(10))];
 
-        let sizes = |starts| batches(starts).iter().map(|b| b.len()).collect::<Vec<_>>();
+        let sizes = |starts, fan_out| {
+            batches(starts, batch_limits(fan_out))
+                .iter()
+                .map(|b| b.len())
+                .collect::<Vec<_>>()
+        };
 
-        assert_eq!(sizes(&small), [100, 100, 50]);
-        assert_eq!(sizes(&large), [3, 3, 1]);
+        assert_eq!(sizes(&small, 1), [100, 100, 50]);
+        assert_eq!(sizes(&large, 1), [3, 3, 1]);
         // Too large alone: sent alone, for the server to refuse by name.
-        assert_eq!(sizes(&huge), [1, 1, 1]);
-        assert!(batches(&[]).is_empty());
+        assert_eq!(sizes(&huge, 1), [1, 1, 1]);
+        assert!(batches(&[], batch_limits(1)).is_empty());
+        // No subscription yet: as for one (nothing will match, and nothing is refused).
+        assert_eq!(sizes(&small, 0), [100, 100, 50]);
+        // 50 subscriptions: 20 starts raise the most invocations a request may, and 300 KB
+        // starts one each (two would write 30 MB of fan-out).
+        assert_eq!(
+            sizes(&small, 50),
+            [20; 12].iter().copied().chain([10]).collect::<Vec<_>>()
+        );
+        assert_eq!(sizes(&large, 50), [1; 7]);
+        // 11: 90 starts (990 invocations).
+        assert_eq!(sizes(&small, 11), [90, 90, 70]);
     }
 
     #[test]

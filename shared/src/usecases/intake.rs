@@ -10,7 +10,7 @@ use crate::delivery::ATTEMPT_TIMEOUT;
 use crate::duration::IsoDuration;
 use crate::idempotency::{self, IdempotencyRecord, Keyed, Raised};
 use crate::jsonpath::cost::Size;
-use crate::limits::MAX_BATCH_STARTS;
+use crate::limits::{MAX_BATCH_INVOCATIONS, MAX_BATCH_STARTS, MAX_BATCH_WRITE_BYTES};
 use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, LazyJson, Subscription, Target,
     TriggerType,
@@ -134,6 +134,8 @@ struct Prepared {
     /// When its invocations are first due.
     not_before: DateTime<Utc>,
     ordering_key: Option<String>,
+    /// The bytes of its `input` and `contentJson`, as compact JSON.
+    input_bytes: usize,
     /// The enabled subscriptions whose filter matched, and one invocation for each.
     subscriptions: Vec<Arc<Subscription>>,
     invocations: Vec<Invocation>,
@@ -182,6 +184,38 @@ fn writes_of(prepared: &mut [Prepared], one_each: bool) -> Vec<Write> {
         }
     }
     writes
+}
+
+/// Checks that a batch's starts, matched, raise at most [`MAX_BATCH_INVOCATIONS`] invocations
+/// carrying at most [`MAX_BATCH_WRITE_BYTES`] of input between them, so that one request never
+/// writes more than the largest single start may.
+///
+/// Errors: [`Error::Invalid`] or [`Error::TooLarge`] naming `starts`, with the counts.
+fn check_batch_size(prepared: &[Prepared]) -> Result<()> {
+    let invocations: usize = prepared.iter().map(|p| p.invocations.len()).sum();
+    if invocations > MAX_BATCH_INVOCATIONS {
+        return Err(Error::invalid(
+            "starts",
+            format!(
+                "raise {invocations} invocations between them (each start once per matching \
+                 subscription); a batch raises at most {MAX_BATCH_INVOCATIONS}: send fewer \
+                 starts to a request"
+            ),
+        ));
+    }
+    let bytes: usize = prepared
+        .iter()
+        .map(|p| p.input_bytes.saturating_mul(p.invocations.len()))
+        .sum();
+    if bytes > MAX_BATCH_WRITE_BYTES {
+        return Err(Error::TooLarge {
+            field: "starts".to_owned(),
+            size: bytes,
+            limit: MAX_BATCH_WRITE_BYTES,
+            name: "MAX_BATCH_WRITE_BYTES",
+        });
+    }
+    Ok(())
 }
 
 /// What `start` did.
@@ -436,6 +470,7 @@ impl Intake {
             }
             prepared.push(self.prepare(start, now).await.map_err(at)?);
         }
+        check_batch_size(&prepared)?;
         // Ordered starts are written one after the other, so that a key keeps the batch's order.
         let ordered = prepared.iter().any(|p| p.ordering_key.is_some());
         let mut writes = writes_of(&mut prepared, ordered);
@@ -475,7 +510,8 @@ impl Intake {
     async fn prepare(&self, request: StartInvocation, now: DateTime<Utc>) -> Result<Prepared> {
         let catalog = self.delivery.catalog;
         let entry = catalog.require("triggerId", &request.trigger_id)?;
-        crate::limits::check_input(&request.input, request.content_json.as_ref())?;
+        let input_bytes =
+            crate::limits::check_input(&request.input, request.content_json.as_ref())?;
         entry.check_input("input", &request.input)?;
         let not_before = scheduled_at(now, request.delay.as_deref(), request.timestamp)?;
         let ordering_key = ordering_key(request.ordering_key)?;
@@ -518,6 +554,7 @@ impl Intake {
             now,
             not_before,
             ordering_key,
+            input_bytes,
             subscriptions,
             invocations,
         })
@@ -537,6 +574,7 @@ impl Intake {
             ordering_key,
             subscriptions,
             invocations,
+            ..
         } = self.prepare(request, self.delivery.clock.now()).await?;
         if invocations.is_empty() {
             self.record_raised(claim, &invocations).await;

@@ -7,7 +7,9 @@ use chrono::Duration as Span;
 use serde_json::json;
 use triggerline::Error;
 use triggerline::health::Circuit;
-use triggerline::limits::MAX_BATCH_STARTS;
+use triggerline::limits::{
+    MAX_BATCH_INVOCATIONS, MAX_BATCH_STARTS, MAX_BATCH_WRITE_BYTES, MAX_INPUT_BYTES,
+};
 use triggerline::memory::RecordingEvents;
 use triggerline::model::{InvocationState, InvocationType};
 use triggerline::ports::{InvocationScans, SubscriptionStore};
@@ -747,6 +749,67 @@ async fn a_batch_of_the_most_starts_is_accepted_and_one_that_matches_nothing_rai
     assert_eq!(raised.len(), MAX_BATCH_STARTS);
     assert!(raised.iter().all(|one| one.len() == 1));
     assert_eq!(stack.signal.handoffs().len(), MAX_BATCH_STARTS);
+}
+
+#[tokio::test]
+async fn a_batch_raises_at_most_its_invocations_and_bytes_and_over_either_nothing() {
+    let stack = Stack::new();
+    for _ in 0..11 {
+        stack.webhook(FIRE, "SYNC").await;
+    }
+    // 100 starts to 11 subscriptions: 1,100 invocations, over the 1,000 a batch raises.
+    let starts = (0..MAX_BATCH_STARTS)
+        .map(|_| start(FIRE, json!({})))
+        .collect();
+    match stack.intake().start_batch(batch(starts)).await {
+        Err(Error::Invalid { field, reason }) => {
+            assert_eq!(field, "starts");
+            assert!(
+                reason.contains("1100") && reason.contains("1000"),
+                "{reason}"
+            );
+        }
+        other => panic!("1,100 invocations gave {other:?}"),
+    }
+    assert_eq!(stored(&stack).await, 0);
+    assert!(stack.signal.handoffs().is_empty());
+
+    // 90 starts are 990: all raised.
+    let starts = (0..90).map(|_| start(FIRE, json!({}))).collect();
+    let raised = stack.intake().start_batch(batch(starts)).await.unwrap();
+    assert_eq!(raised.iter().map(Vec::len).sum::<usize>(), 990);
+    const { assert!(990 <= MAX_BATCH_INVOCATIONS) };
+
+    // Bytes: a start of 100 KiB of content to 11 subscriptions writes 1.1 MB; six of them
+    // write 6.6 MB, more than the largest single start (128 KiB to 50 subscriptions) may.
+    let stack = Stack::new();
+    for _ in 0..11 {
+        stack.webhook(FIRE, "SYNC").await;
+    }
+    let big = || start(FIRE, json!({"contentJson": {"x": "y".repeat(100 * 1024)}}));
+    match stack
+        .intake()
+        .start_batch(batch((0..6).map(|_| big()).collect()))
+        .await
+    {
+        Err(Error::TooLarge {
+            field, size, limit, ..
+        }) => {
+            assert_eq!(field, "starts");
+            assert_eq!(limit, MAX_BATCH_WRITE_BYTES);
+            assert!(size > 6 * 11 * 100 * 1024, "{size}");
+        }
+        other => panic!("6.6 MB of fan-out gave {other:?}"),
+    }
+    assert_eq!(stored(&stack).await, 0);
+    // Five are 5.5 MB: raised.
+    let raised = stack
+        .intake()
+        .start_batch(batch((0..5).map(|_| big()).collect()))
+        .await
+        .unwrap();
+    assert_eq!(raised.iter().map(Vec::len).sum::<usize>(), 55);
+    const { assert!(55 * 100 * 1024 < MAX_BATCH_WRITE_BYTES && 100 * 1024 < MAX_INPUT_BYTES) };
 }
 
 #[tokio::test]
