@@ -333,15 +333,33 @@ pub(crate) fn state_of(conn: &Connection, id: &str) -> Result<Option<InvocationS
 
 /// The invocation's state and how many attempts it has recorded, if it exists (inside a write
 /// job). Attempts are stored one JSON line each, and JSON escapes newlines inside strings.
+/// The number of attempts a row holds: one line each.
+const ATTEMPT_COUNT: &str =
+    "coalesce(length(attempts) - length(replace(attempts, char(10), '')), 0)";
+
+/// A write's condition on the row: that it is still in this state, with no attempt yet (a
+/// first delivery's settle, the common case). Without one, a write applies to the row as it
+/// is. Only that case is conditional: a condition on a count of attempts would call SQL
+/// functions, which make SQLite keep a statement journal for the write (the cost `OR FAIL`
+/// avoids in [`write_outcome`]), where `attempts IS NULL` does not.
+pub(crate) type Seen = Option<InvocationState>;
+
+/// The `WHERE` terms of a [`Seen`] condition, its state bound as parameter `n`.
+fn seen_terms(seen: Seen, n: usize) -> String {
+    match seen {
+        None => String::new(),
+        Some(_) => format!(" AND state = ?{n} AND attempts IS NULL"),
+    }
+}
+
 pub(crate) fn state_and_attempts(
     conn: &Connection,
     id: &str,
 ) -> Result<Option<(InvocationState, usize)>, Error> {
     let row: Option<(String, i64)> = conn
-        .prepare_cached(
-            "SELECT state, coalesce(length(attempts) - length(replace(attempts, char(10), '')), 0)
-             FROM invocations WHERE id = ?1",
-        )
+        .prepare_cached(&format!(
+            "SELECT state, {ATTEMPT_COUNT} FROM invocations WHERE id = ?1"
+        ))
         .and_then(|mut stmt| {
             stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
@@ -395,7 +413,8 @@ pub(crate) fn write_outcome(
     attempt: Option<&str>,
     outcome: &Outcome,
     work: &WorkChange,
-) -> Result<(), Error> {
+    seen: Seen,
+) -> Result<bool, Error> {
     let mut params: Vec<&dyn ToSql> = vec![
         &id,
         &attempt,
@@ -405,6 +424,9 @@ pub(crate) fn write_outcome(
         &outcome.error,
     ];
     params.extend(work.retry_at().map(|at| at as &dyn ToSql));
+    let state = seen.map(InvocationState::as_str);
+    let terms = seen_terms(seen, params.len() + 1);
+    params.extend(state.as_ref().map(|s| s as &dyn ToSql));
     // `OR FAIL`: with the ordering triggers on `state` (schema version 8), SQLite would
     // otherwise keep a statement journal for this UPDATE, a copy of every page it touches
     // (about 30 of the 250 mallocs of a delivery, measured). FAIL keeps what a failing
@@ -413,30 +435,35 @@ pub(crate) fn write_outcome(
     conn.prepare_cached(&format!(
         "UPDATE OR FAIL invocations SET attempts = coalesce(attempts, '') || coalesce(?2, ''),
                                 state = ?3, completed = ?4, output = ?5, error = ?6{}
-         WHERE id = ?1",
+         WHERE id = ?1{terms}",
         work.set(7)
     ))
     .and_then(|mut stmt| stmt.execute(params.as_slice()))
-    .map(drop)
+    .map(|changed| changed > 0)
     .map_err(db)
 }
 
-/// Appends one attempt (a JSON line) to the row and changes its work as `work` says.
+/// Appends one attempt (a JSON line) to the row and changes its work as `work` says, if the
+/// row is as `seen` (any row, without). Whether it wrote.
 pub(crate) fn write_attempt(
     conn: &Connection,
     id: &str,
     line: &str,
     work: &WorkChange,
-) -> Result<(), Error> {
+    seen: Seen,
+) -> Result<bool, Error> {
     let mut params: Vec<&dyn ToSql> = vec![&id, &line];
     params.extend(work.retry_at().map(|at| at as &dyn ToSql));
+    let state = seen.map(InvocationState::as_str);
+    let terms = seen_terms(seen, params.len() + 1);
+    params.extend(state.as_ref().map(|s| s as &dyn ToSql));
     conn.prepare_cached(&format!(
         "UPDATE invocations SET attempts = coalesce(attempts, '') || ?2{}
-         WHERE id = ?1",
+         WHERE id = ?1{terms}",
         work.set(3)
     ))
     .and_then(|mut stmt| stmt.execute(params.as_slice()))
-    .map(drop)
+    .map(|changed| changed > 0)
     .map_err(db)
 }
 
@@ -611,7 +638,7 @@ fn apply_if_held(
             status: current,
         });
     }
-    write_outcome(conn, id, None, outcome, &WorkChange::Keep)?;
+    write_outcome(conn, id, None, outcome, &WorkChange::Keep, None)?;
     if held == Some((current, attempts)) {
         return Ok(None);
     }
@@ -664,6 +691,7 @@ fn judge_and_apply(
         None,
         &Outcome::of(&transition)?,
         &WorkChange::Keep,
+        None,
     )?;
     transition.apply_to(&mut invocation);
     Ok(InJob::Judged(Judged::Written {

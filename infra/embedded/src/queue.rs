@@ -19,7 +19,7 @@ use triggerline::time::format_time;
 use crate::Sqlite;
 use crate::error::{db, parse_time, to_sql_int};
 use crate::invocations::{
-    Outcome, Queued, Row, Stored, WorkChange, attempt_line, decoded, insert_all, read_back,
+    Outcome, Queued, Row, Seen, Stored, WorkChange, attempt_line, decoded, insert_all, read_back,
     state_and_attempts, state_of, write_attempt, write_outcome,
 };
 use crate::quarantine::{self, Unreadable};
@@ -195,14 +195,26 @@ fn record_attempt(
     next: &WorkChange,
     held: Option<(InvocationState, usize)>,
 ) -> Result<Recorded, Error> {
+    // Appends the attempt, with the outcome when `state` (the row's) is one of `from`, if the
+    // row is as `seen`; whether it wrote.
+    let write = |state: InvocationState, seen: Seen| match outcome.filter(|_| from.contains(&state))
+    {
+        Some(outcome) => write_outcome(conn, id, Some(attempt), outcome, next, seen),
+        None => write_attempt(conn, id, attempt, next, seen),
+    };
+    // The common case: a first attempt, the row as the caller holds it. The write is then
+    // conditional on that, which spares reading the row first; a row that changed meanwhile
+    // (or is gone), and any later attempt, take the longer way below.
+    if let Some((state, 0)) = held
+        && write(state, Some(state))?
+    {
+        return Ok(Recorded::AsHeld);
+    }
     // A deleted invocation took its work with it, so without one there is nothing to settle.
     let Some(current) = state_and_attempts(conn, id)? else {
         return Ok(Recorded::Gone);
     };
-    match outcome.filter(|_| from.contains(&current.0)) {
-        Some(outcome) => write_outcome(conn, id, Some(attempt), outcome, next)?,
-        None => write_attempt(conn, id, attempt, next)?,
-    }
+    write(current.0, None)?;
     if held == Some(current) {
         return Ok(Recorded::AsHeld);
     }

@@ -664,6 +664,46 @@ async fn queue_settle_held_answers_as_a_fresh_read_would(
         "a missing invocation: the held copy, unchanged"
     );
     assert_eq!(invocations.get("queue-held-never").await.unwrap(), None);
+
+    // A copy held since the accept, with no attempt, while a callback settled the row: the
+    // row's state stands, the attempt is appended, and the answer is the row.
+    let open = fresh("queue-held-answered", PRE_APPROVAL);
+    queue
+        .accept(std::slice::from_ref(&open), at(854), None)
+        .await
+        .unwrap();
+    queue.claim_due(at(854), at(855), 10).await.unwrap();
+    let answered = invocations
+        .transition("queue-held-answered", &OPEN, &completion(855))
+        .await
+        .unwrap();
+    let failed = attempt(855, Some(502), AttemptOutcome::Failed);
+    let give_up = Transition {
+        to: InvocationState::Failed,
+        completed: Some(at(856)),
+        output: None,
+        error: Some("the subscriber answered 502".to_owned()),
+    };
+    let written = queue
+        .settle_held(open, &failed, &OPEN, Some(&give_up), &NextStep::Done)
+        .await
+        .unwrap();
+    assert_eq!(
+        written,
+        Invocation {
+            attempts: vec![failed],
+            ..answered
+        },
+        "a held copy whose row was settled meanwhile gets the row, its state kept"
+    );
+    assert_eq!(
+        Some(&written),
+        invocations
+            .get("queue-held-answered")
+            .await
+            .unwrap()
+            .as_ref()
+    );
 }
 
 /// What the synchronous fast path relies on when it answers before its outcome is durable: a
