@@ -91,6 +91,38 @@ fn completion(minutes: i64) -> Transition {
     }
 }
 
+/// Giving up after a 502 at `minutes`: the transition a delivery's last attempt asks for.
+fn gave_up(minutes: i64) -> Transition {
+    Transition {
+        to: InvocationState::Failed,
+        completed: Some(at(minutes)),
+        output: None,
+        error: Some("the subscriber answered 502".to_owned()),
+    }
+}
+
+/// `id` accepted at `minutes`, claimed, and then completed by a callback a minute later, as a
+/// delivery still in flight does not know: the invocation as the callback left it.
+async fn answered_while_delivering(
+    queue: &Arc<dyn WorkSource>,
+    invocations: &Arc<dyn InvocationScans>,
+    id: &str,
+    minutes: i64,
+) -> Invocation {
+    queue
+        .accept(&[fresh(id, PRE_APPROVAL)], at(minutes), None)
+        .await
+        .unwrap();
+    queue
+        .claim_due(at(minutes), at(minutes + 10), 10)
+        .await
+        .unwrap();
+    invocations
+        .transition(id, &OPEN, &completion(minutes + 1))
+        .await
+        .unwrap()
+}
+
 async fn assert_no_work(queue: &Arc<dyn WorkSource>, why: &str) {
     assert_eq!(
         queue.next_due().await.unwrap(),
@@ -426,25 +458,11 @@ async fn queue_settle_keeps_a_state_not_in_from(
     queue: &Arc<dyn WorkSource>,
     invocations: &Arc<dyn InvocationScans>,
 ) {
-    let open = fresh("queue-late", PRE_APPROVAL);
-    queue
-        .accept(std::slice::from_ref(&open), at(600), None)
-        .await
-        .unwrap();
-    queue.claim_due(at(600), at(610), 10).await.unwrap();
     // The callback answers before the delivery reports.
-    let answered = invocations
-        .transition("queue-late", &OPEN, &completion(601))
-        .await
-        .unwrap();
+    let answered = answered_while_delivering(queue, invocations, "queue-late", 600).await;
 
     let failed = attempt(600, Some(502), AttemptOutcome::Failed);
-    let give_up = Transition {
-        to: InvocationState::Failed,
-        completed: Some(at(602)),
-        output: None,
-        error: Some("the subscriber answered 502".to_owned()),
-    };
+    let give_up = gave_up(602);
     let written = queue
         .settle(
             "queue-late",
@@ -667,23 +685,10 @@ async fn queue_settle_held_answers_as_a_fresh_read_would(
 
     // A copy held since the accept, with no attempt, while a callback settled the row: the
     // row's state stands, the attempt is appended, and the answer is the row.
+    let answered = answered_while_delivering(queue, invocations, "queue-held-answered", 854).await;
     let open = fresh("queue-held-answered", PRE_APPROVAL);
-    queue
-        .accept(std::slice::from_ref(&open), at(854), None)
-        .await
-        .unwrap();
-    queue.claim_due(at(854), at(855), 10).await.unwrap();
-    let answered = invocations
-        .transition("queue-held-answered", &OPEN, &completion(855))
-        .await
-        .unwrap();
     let failed = attempt(855, Some(502), AttemptOutcome::Failed);
-    let give_up = Transition {
-        to: InvocationState::Failed,
-        completed: Some(at(856)),
-        output: None,
-        error: Some("the subscriber answered 502".to_owned()),
-    };
+    let give_up = gave_up(856);
     let written = queue
         .settle_held(open, &failed, &OPEN, Some(&give_up), &NextStep::Done)
         .await
