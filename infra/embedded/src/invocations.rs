@@ -331,12 +331,6 @@ pub(crate) fn state_of(conn: &Connection, id: &str) -> Result<Option<InvocationS
         .transpose()
 }
 
-/// The invocation's state and how many attempts it has recorded, if it exists (inside a write
-/// job). Attempts are stored one JSON line each, and JSON escapes newlines inside strings.
-/// The number of attempts a row holds: one line each.
-const ATTEMPT_COUNT: &str =
-    "coalesce(length(attempts) - length(replace(attempts, char(10), '')), 0)";
-
 /// A write's condition on the row: that it is still in this state, with no attempt yet (a
 /// first delivery's settle, the common case). Without one, a write applies to the row as it
 /// is. Only that case is conditional: a condition on a count of attempts would call SQL
@@ -352,14 +346,17 @@ fn seen_terms(seen: Seen, n: usize) -> String {
     }
 }
 
+/// The invocation's state and how many attempts it has recorded, if it exists (inside a write
+/// job). Attempts are stored one JSON line each, and JSON escapes newlines inside strings.
 pub(crate) fn state_and_attempts(
     conn: &Connection,
     id: &str,
 ) -> Result<Option<(InvocationState, usize)>, Error> {
     let row: Option<(String, i64)> = conn
-        .prepare_cached(&format!(
-            "SELECT state, {ATTEMPT_COUNT} FROM invocations WHERE id = ?1"
-        ))
+        .prepare_cached(
+            "SELECT state, coalesce(length(attempts) - length(replace(attempts, char(10), '')), 0)
+             FROM invocations WHERE id = ?1",
+        )
         .and_then(|mut stmt| {
             stmt.query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
                 .optional()
