@@ -10,6 +10,7 @@
 //! already has; those gauges are left out there.
 
 use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
@@ -20,6 +21,7 @@ use axum::routing::get;
 use axum::{Router, middleware};
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use metrics_util::KeyHasher;
 use triggerline::time::Clock;
 use triggerline_embedded::Sqlite;
 use triggerline_http::ApiAuth;
@@ -118,10 +120,14 @@ fn install() -> Option<PrometheusHandle> {
 /// stay as small as the registry itself.
 struct KeptHandles<R> {
     inner: R,
-    counters: RwLock<HashMap<Key, Counter>>,
-    gauges: RwLock<HashMap<Key, Gauge>>,
-    histograms: RwLock<HashMap<Key, Histogram>>,
+    counters: RwLock<Handles<Counter>>,
+    gauges: RwLock<Handles<Gauge>>,
+    histograms: RwLock<Handles<Histogram>>,
 }
+
+/// Handles by key. A `Key` hashes as the hash it computed when it was made, so the map uses
+/// that instead of running SipHash over it on every `counter!` call.
+type Handles<H> = HashMap<Key, H, BuildHasherDefault<KeyHasher>>;
 
 impl<R> KeptHandles<R> {
     fn new(inner: R) -> Self {
@@ -135,7 +141,7 @@ impl<R> KeptHandles<R> {
 }
 
 /// The handle kept for `key`, or the one `register` makes, kept from now on.
-fn kept<H: Clone>(map: &RwLock<HashMap<Key, H>>, key: &Key, register: impl FnOnce() -> H) -> H {
+fn kept<H: Clone>(map: &RwLock<Handles<H>>, key: &Key, register: impl FnOnce() -> H) -> H {
     if let Some(handle) = map.read().unwrap_or_else(PoisonError::into_inner).get(key) {
         return handle.clone();
     }

@@ -4,11 +4,12 @@ use chrono::Duration as Span;
 use serde_json::json;
 use triggerline::Error;
 use triggerline::model::{Invocation, InvocationState};
+use triggerline::secrets::hash_secret;
 use triggerline::time::format_time;
 use triggerline::usecases::complete::complete;
 use triggerline::usecases::intake::Started;
 use triggerline::usecases::notify::COMPLETED_EVENT;
-use triggerline::wire::{CompleteInvocation, StartInvocation};
+use triggerline::wire::{CompleteInvocation, StartInvocation, TestInvocation};
 
 use crate::support::{FIRE, RESPOND, Stack, example_input, example_output, t0};
 
@@ -180,21 +181,60 @@ async fn a_completion_after_the_deadline_is_refused() {
 async fn a_fire_and_forget_invocation_is_not_completed() {
     let stack = Stack::new();
     stack.webhook(FIRE, "SYNC").await;
-    let request: StartInvocation =
-        serde_json::from_value(json!({"triggerId": FIRE, "input": example_input(FIRE)})).unwrap();
-    let Started::Queued(raised) = stack.intake().start(request).await.unwrap() else {
-        panic!("queued");
-    };
-    let secret = stack.key.callback_secret(&raised[0].id);
+    // A test is answered with its secret, so its caller can present the right one.
+    let request: TestInvocation = serde_json::from_value(json!({"triggerId": FIRE})).unwrap();
+    let tested = stack.intake().test(request).await.unwrap();
+    let (invocation, secret) = &tested[0];
 
     match complete(
         &stack.completion(),
-        &raised[0].id,
-        answer(&secret, json!({})),
+        &invocation.id,
+        answer(secret, json!({})),
     )
     .await
     {
         Err(Error::Invalid { field, .. }) => assert_eq!(field, "id"),
         other => panic!("{other:?}"),
+    }
+}
+
+/// FIRE_AND_FORGET and SYNC subscribers are never sent a secret, so their invocations keep no
+/// hash of one, and no secret (not even the one the key would derive) completes them.
+#[tokio::test]
+async fn an_invocation_never_sent_a_secret_refuses_every_secret() {
+    for (trigger, mode, sent_a_secret) in [
+        (FIRE, "SYNC", false),
+        (RESPOND, "SYNC", false),
+        (RESPOND, "ASYNC", true),
+        (RESPOND, "DYNAMIC", true),
+    ] {
+        let stack = Stack::new();
+        stack.webhook(trigger, mode).await;
+        let request: StartInvocation =
+            serde_json::from_value(json!({"triggerId": trigger, "input": example_input(trigger)}))
+                .unwrap();
+        let Started::Queued(raised) = stack.intake().start(request).await.unwrap() else {
+            panic!("queued");
+        };
+        let stored = stack.invocation(&raised[0].id).await;
+        let derived = stack.key.callback_secret(&stored.id);
+        let result = complete(
+            &stack.completion(),
+            &stored.id,
+            answer(&derived, json!({"output": example_output(RESPOND)})),
+        )
+        .await;
+        if sent_a_secret {
+            assert_eq!(stored.secret_hash, hash_secret(&derived), "{mode}");
+            assert!(result.is_ok(), "{mode}: {result:?}");
+        } else {
+            assert_eq!(stored.secret_hash, "", "{trigger} {mode}");
+            assert!(
+                matches!(result, Err(Error::Unauthenticated)),
+                "{mode}: {result:?}"
+            );
+            let empty = complete(&stack.completion(), &stored.id, answer("", json!({}))).await;
+            assert!(matches!(empty, Err(Error::Unauthenticated)), "{empty:?}");
+        }
     }
 }
