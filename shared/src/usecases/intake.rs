@@ -824,23 +824,9 @@ impl Intake {
                 subscription.response_deadline.as_chrono().min(max_ahead()),
             )
         });
-        // Only a subscriber that is sent the callback secret (ASYNC and DYNAMIC; EventBridge
-        // is ASYNC) or the caller of a test (who is answered with it) can ever present one.
-        // The others store no hash, which no secret matches: the HMAC, the hash and its hex
-        // are spared on every FIRE_AND_FORGET and SYNC invocation.
-        let callable = raise.invocation_type == InvocationType::Test
-            || matches!(
-                response_mode,
-                Some(DispatchMode::Async | DispatchMode::Dynamic)
-            );
-        let secret_hash = if callable {
-            hash_secret(&self.delivery.key.callback_secret(&id))
-        } else {
-            String::new()
-        };
-        Invocation {
+        let mut invocation = Invocation {
             ordering_key: raise.ordering_key.clone(),
-            secret_hash,
+            secret_hash: String::new(),
             id,
             trigger_id: subscription.trigger_id.clone(),
             trigger_type,
@@ -868,7 +854,17 @@ impl Intake {
                     due: None,
                 }),
             deadline,
+        };
+        // Only a subscriber sent the callback secret (ASYNC, DYNAMIC; EventBridge is ASYNC) or
+        // the caller of a test, answered with it, can ever present one. The others keep no
+        // hash, which no secret matches, and the HMAC, the hash and its hex are spared.
+        if invocation.invocation_type == InvocationType::Test
+            || crate::delivery::calls_back(&invocation)
+        {
+            invocation.secret_hash =
+                hash_secret(&self.delivery.key.callback_secret(&invocation.id));
         }
+        invocation
     }
 
     /// Writes the invocations and their work durably. Work that is due now is leased to whoever
