@@ -61,6 +61,9 @@ pub const MAX_URL_BYTES: usize = 2_048;
 /// `Authorization` header: most servers refuse a header line over 8 KiB.
 pub const MAX_CREDENTIAL_BYTES: usize = 8_192;
 
+/// The largest request body any route accepts (a 413 beyond), a `start-batch` included.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
 /// The most starts in one `/start-batch` request. The request body's limit (1 MiB) still holds
 /// for the batch as a whole; each start's input keeps [`MAX_INPUT_BYTES`].
 pub const MAX_BATCH_STARTS: usize = 100;

@@ -7,8 +7,7 @@ use axum::{Router, middleware};
 
 use crate::ApiError;
 
-/// The largest request body accepted (413 beyond).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+pub use triggerline::limits::MAX_BODY_BYTES;
 
 /// The prefixed forms SailPoint publishes next to `/…/v1`: `/beta/triggers`,
 /// `/v2025/trigger-subscriptions/{id}`, ….

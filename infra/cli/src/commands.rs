@@ -4,6 +4,13 @@ use std::path::Path;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
+// The server's own bounds on one `start-batch` request, from the crate that enforces them: the
+// most starts, the most invocations they raise (each start once per matching subscription)
+// and the most bytes of input they write (counted the same way).
+use triggerline::limits::{
+    MAX_BATCH_INVOCATIONS as BATCH_INVOCATIONS, MAX_BATCH_STARTS as BATCH_STARTS,
+    MAX_BATCH_WRITE_BYTES as BATCH_WRITE_BYTES, MAX_BODY_BYTES,
+};
 
 use crate::Outcome;
 use crate::args::{Command, Create, Filter, Invoke, Status, Subscriptions, Triggers, Update};
@@ -510,21 +517,10 @@ async fn invoke(invoke: Invoke) -> Result<Outcome> {
     )
 }
 
-/// The most starts one `start-batch` request takes (the server's `MAX_BATCH_STARTS`).
-const BATCH_STARTS: usize = 100;
-
-/// The most invocations one `start-batch` request raises, each start once per matching
-/// subscription (the server's `MAX_BATCH_INVOCATIONS`).
-const BATCH_INVOCATIONS: usize = 1_000;
-
-/// The most bytes of input one `start-batch` request writes, each start's once per matching
-/// subscription (the server's `MAX_BATCH_WRITE_BYTES`).
-const BATCH_WRITE_BYTES: usize = 128 * 1024 * 50;
-
-/// The most bytes of starts the CLI puts in one `start-batch` request: under the server's 1 MiB
-/// request body (`MAX_BODY_BYTES`), with room for the wrapper. A start larger than this on its
-/// own goes alone, and the server says what is too large.
-const BATCH_BYTES: usize = 1024 * 1024 - 1024;
+/// The most bytes of starts the CLI puts in one `start-batch` request: under the server's
+/// request body limit, with room for the wrapper. A start larger than this on its own goes
+/// alone, and the server says what is too large.
+const BATCH_BYTES: usize = MAX_BODY_BYTES - 1024;
 
 /// How many starts and bytes of starts go in one request when each start may raise `fan_out`
 /// invocations (the trigger's enabled subscriptions; a filter can only make it fewer).
