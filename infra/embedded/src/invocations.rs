@@ -238,7 +238,15 @@ impl Stored {
 
     /// The invocation: the body as created, with the columns' values and every attempt.
     pub(crate) fn decode(self) -> Result<Invocation, Error> {
+        self.decode_as(Inputs::Checked)
+    }
+
+    fn decode_as(self, inputs: Inputs) -> Result<Invocation, Error> {
         let body: BodyIn = from_body(WHAT, &self.body)?;
+        let member = |what, text| match inputs {
+            Inputs::Checked => lazy(what, text),
+            Inputs::Unchecked => Ok(LazyJson::from_text_unchecked(text)),
+        };
         let mut invocation = Invocation {
             id: self.id,
             trigger_id: self.trigger_id,
@@ -258,8 +266,8 @@ impl Stored {
                 .deadline
                 .map(|t| parse_time("invocation deadline", t))
                 .transpose()?,
-            input: lazy("invocation input", body.input)?,
-            content_json: lazy("invocation content", body.content_json)?,
+            input: member("invocation input", body.input)?,
+            content_json: member("invocation content", body.content_json)?,
             output: self
                 .output
                 .map(|o| from_body("invocation output", &o))
@@ -291,9 +299,22 @@ impl Stored {
 
     /// [`Stored::decode`], or the row as [`Unreadable`] for the quarantine.
     pub(crate) fn read(self) -> Result<Invocation, Unreadable> {
-        let id = self.id.clone();
-        self.decode().map_err(|e| Unreadable::new(id, &e))
+        self.read_as(Inputs::Checked)
     }
+
+    fn read_as(self, inputs: Inputs) -> Result<Invocation, Unreadable> {
+        let id = self.id.clone();
+        self.decode_as(inputs).map_err(|e| Unreadable::new(id, &e))
+    }
+}
+
+/// Whether a read checks now that the input and content will parse when looked at
+/// ([`LazyJson::from_text`]), or leaves them unchecked for a reader that never looks
+/// ([`LazyJson::from_text_unchecked`]).
+#[derive(Clone, Copy)]
+enum Inputs {
+    Checked,
+    Unchecked,
 }
 
 /// What a transition writes, encoded before the write is queued.
@@ -659,7 +680,8 @@ fn judge_and_apply(
     let Some(stored) = find(conn, id)? else {
         return Ok(InJob::Judged(Judged::Missing));
     };
-    let mut invocation = match stored.read() {
+    // The judge and the callback's telemetry and notices never look at the input.
+    let mut invocation = match stored.read_as(Inputs::Unchecked) {
         Ok(invocation) => invocation,
         Err(unreadable) => {
             quarantine::move_invocations(conn, std::slice::from_ref(&unreadable))?;
