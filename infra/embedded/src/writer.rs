@@ -313,10 +313,11 @@ impl Lingering {
     /// meanwhile, until one that somebody waits on arrives, the batch is full, or every handle
     /// is dropped.
     ///
-    /// The jobs run as they arrive, in the batch's open transaction, so that the awaited job
-    /// that ends the linger finds only its own work and the commit ahead of it: a synchronous
-    /// start's outcome (the usual job made soon) costs more to write than the next start's
-    /// accept, which would otherwise wait for it. The open transaction holds only the write
+    /// It polls the queue for [`SPIN`] before it sleeps for the rest. The jobs run as they
+    /// arrive, in the batch's open transaction, so that the awaited job that ends the linger
+    /// finds only its own work and the commit ahead of it: a synchronous start's outcome (the
+    /// usual job made soon) costs more to write than the next start's accept, which would
+    /// otherwise wait for it. The open transaction holds only the write
     /// lock, which no other connection takes (readers and the PASSIVE checkpoints never wait
     /// for it).
     fn wait_for_more(
@@ -325,10 +326,15 @@ impl Lingering {
         jobs: &mut mpsc::Receiver<Box<dyn Job>>,
         batch: &mut Batch,
     ) {
+        let spin_until = std::time::Instant::now() + SPIN;
         self.timer.block_on(async {
             let until = tokio::time::Instant::now() + self.linger;
             while batch.jobs.len() < MAX_BATCH && batch.all_soon() {
                 batch.run_ahead(conn);
+                if let Some(job) = spin_for_job(jobs, spin_until) {
+                    batch.jobs.push(job);
+                    continue;
+                }
                 let room = MAX_BATCH - batch.jobs.len();
                 match tokio::time::timeout_at(until, jobs.recv_many(&mut batch.jobs, room)).await {
                     Ok(0) | Err(_) => break,
@@ -336,6 +342,31 @@ impl Lingering {
                 }
             }
         });
+    }
+}
+
+/// How long a lingering writer polls its queue before it sleeps. The accept that ends a linger
+/// is usually the next synchronous start of the same producer, 100-250 µs after the answer
+/// whose outcome lingers; waking a sleeping thread for it cost the start about 100 µs of its
+/// round trip on the 2-vCPU VM of docs/performance.md (its idle vCPUs halt at once, so a
+/// wake-up is an interrupt through the host). Polling costs at most this much CPU per linger,
+/// and only batches made of writes nobody waits on linger.
+const SPIN: Duration = Duration::from_micros(250);
+
+/// The next queued job, polled for until `until` without sleeping.
+fn spin_for_job(
+    jobs: &mut mpsc::Receiver<Box<dyn Job>>,
+    until: std::time::Instant,
+) -> Option<Box<dyn Job>> {
+    loop {
+        match jobs.try_recv() {
+            Ok(job) => return Some(job),
+            Err(mpsc::error::TryRecvError::Disconnected) => return None,
+            Err(mpsc::error::TryRecvError::Empty) if std::time::Instant::now() >= until => {
+                return None;
+            }
+            Err(mpsc::error::TryRecvError::Empty) => std::hint::spin_loop(),
+        }
     }
 }
 
@@ -749,5 +780,38 @@ mod tests {
             Err(triggerline::Error::Unavailable(_))
         ));
         assert!(keys(&w).await.is_empty());
+    }
+
+    fn job() -> Box<dyn Job> {
+        let (reply, _answer) = oneshot::channel::<Result<(), triggerline::Error>>();
+        Box::new(Pending {
+            work: |_: &Connection| Ok(()),
+            result: None,
+            reply,
+            span: Span::none(),
+            soon: None,
+        })
+    }
+
+    /// The lingering writer's poll takes a job already queued, and gives up at its deadline on
+    /// an empty queue or at once on a closed one, so that the timed wait takes over.
+    #[test]
+    fn the_spin_takes_a_queued_job_and_ends_at_its_deadline_or_a_closed_queue() {
+        let (queue, mut jobs) = mpsc::channel(4);
+        queue.try_send(job()).unwrap();
+        let far = std::time::Instant::now() + Duration::from_secs(60);
+        assert!(spin_for_job(&mut jobs, far).is_some(), "the queued job");
+
+        let past = std::time::Instant::now();
+        assert!(
+            spin_for_job(&mut jobs, past).is_none(),
+            "empty, deadline passed"
+        );
+
+        drop(queue);
+        assert!(
+            spin_for_job(&mut jobs, far).is_none(),
+            "closed: no spinning to the deadline"
+        );
     }
 }
