@@ -317,9 +317,8 @@ impl Lingering {
     /// arrive, in the batch's open transaction, so that the awaited job that ends the linger
     /// finds only its own work and the commit ahead of it: a synchronous start's outcome (the
     /// usual job made soon) costs more to write than the next start's accept, which would
-    /// otherwise wait for it. The open transaction holds only the write
-    /// lock, which no other connection takes (readers and the PASSIVE checkpoints never wait
-    /// for it).
+    /// otherwise wait for it. The open transaction holds only the write lock, which no other
+    /// connection takes (readers and the PASSIVE checkpoints never wait for it).
     fn wait_for_more(
         &self,
         conn: &Connection,

@@ -44,8 +44,8 @@ impl LazyJson {
     /// JSON text as a store read it, without [`LazyJson::from_text`]'s check: for a reader
     /// that hands the invocation only to code that never looks at this value (a callback judges
     /// the secret, the state and the due times, and writes the outcome). The check is a full
-    /// parse of the text, about a tenth of a callback's instructions, for a guarantee such a
-    /// reader never uses. Should the text not parse when looked at after all (only a damaged
+    /// parse of the text, about 5 % of a callback's instructions, for a guarantee such a reader
+    /// never uses. Should the text not parse when looked at after all (only a damaged
     /// row can fail to), the value reads as `null` and the log says so; every reader that
     /// answers with the input or sends it uses [`LazyJson::from_text`].
     pub fn from_text_unchecked(text: Box<RawValue>) -> Self {
