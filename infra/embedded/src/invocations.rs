@@ -445,20 +445,32 @@ pub(crate) fn write_outcome(
     let state = seen.map(InvocationState::as_str);
     let terms = seen_terms(seen, params.len() + 1);
     params.extend(state.as_ref().map(|s| s as &dyn ToSql));
-    // `OR FAIL`: with the ordering triggers on `state` (schema version 8), SQLite would
-    // otherwise keep a statement journal for this UPDATE, a copy of every page it touches
-    // (about 30 of the 250 mallocs of a delivery, measured). FAIL keeps what a failing
-    // statement changed instead of undoing it, and nothing is lost by that: a failed job makes
-    // the writer roll the batch back and rerun it with a savepoint per job (`writer.rs`).
-    conn.prepare_cached(&format!(
-        "UPDATE OR FAIL invocations SET attempts = coalesce(attempts, '') || coalesce(?2, ''),
-                                state = ?3, completed = ?4, output = ?5, error = ?6{}
-         WHERE id = ?1{terms}",
-        work.set(7)
-    ))
-    .and_then(|mut stmt| stmt.execute(params.as_slice()))
-    .map(|changed| changed > 0)
-    .map_err(db)
+    // An unordered row first, with the statement that leaves the unparking trigger out (schema
+    // version 11): nearly every row is one. A row with an ordering key (or one not as `seen`,
+    // or gone) changes nothing there and takes the statement that names the key, which fires
+    // the trigger.
+    for ordered in [false, true] {
+        // `OR FAIL`: with the ordering trigger, SQLite would otherwise keep a statement journal
+        // for this UPDATE, a copy of every page it touches (about 30 of the 250 mallocs of a
+        // delivery, measured). FAIL keeps what a failing statement changed instead of undoing
+        // it, and nothing is lost by that: a failed job makes the writer roll the batch back and
+        // rerun it with a savepoint per job (`writer.rs`).
+        let changed = conn
+            .prepare_cached(&format!(
+                "UPDATE OR FAIL invocations SET attempts = coalesce(attempts, '') || coalesce(?2, ''),
+                                state = ?3, completed = ?4, output = ?5, error = ?6{}{}
+         WHERE id = ?1{}{terms}",
+                work.set(7),
+                if ordered { ", ordering_key = ordering_key" } else { "" },
+                if ordered { "" } else { " AND ordering_key IS NULL" },
+            ))
+            .and_then(|mut stmt| stmt.execute(params.as_slice()))
+            .map_err(db)?;
+        if changed > 0 {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 /// Appends one attempt (a JSON line) to the row and changes its work as `work` says, if the
@@ -1024,5 +1036,73 @@ mod tests {
 
     fn db_error(e: rusqlite::Error) -> Error {
         crate::error::db(e)
+    }
+
+    /// The outcome's write takes the statement without the unparking trigger for an unordered
+    /// row and the one with it for an ordered row (schema version 11): finishing an ordered
+    /// invocation still unparks the next of its key, and a write whose row is not as seen
+    /// changes nothing either way.
+    #[test]
+    fn an_outcome_unparks_the_next_in_order_and_writes_unordered_rows_alike() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        crate::schema::migrate(&mut conn).unwrap();
+        let due = "2026-01-01T00:00:00.000Z";
+        for (id, key, lease) in [
+            ("head", Some("k"), None),
+            ("next", Some("k"), Some(crate::queue::PARKED)),
+            ("plain", None, None),
+        ] {
+            conn.execute(
+                "INSERT INTO invocations (id, trigger_id, subscription_id, subscription_name,
+                                          state, created, body, not_before, leased_until,
+                                          ordering_key)
+                 VALUES (?1, 't', 's', 'n', 'PENDING', ?2, '{}', ?2, ?3, ?4)",
+                rusqlite::params![id, due, lease, key],
+            )
+            .unwrap();
+        }
+        let row = |id: &str| -> (String, Option<String>, Option<String>) {
+            conn.query_row(
+                "SELECT state, leased_until, attempts FROM invocations WHERE id = ?1",
+                [id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .unwrap()
+        };
+        let done = Outcome {
+            state: "COMPLETED",
+            completed: Some("2026-01-01T00:00:01.000Z".to_owned()),
+            output: None,
+            error: None,
+        };
+        let attempt = Some("{}\n");
+        let pending = Some(InvocationState::Pending);
+
+        // Not as seen: a state it does not have.
+        let acked = Some(InvocationState::Acknowledged);
+        for id in ["plain", "head"] {
+            let wrote =
+                write_outcome(&conn, id, attempt, &done, &WorkChange::Remove, acked).unwrap();
+            assert!(!wrote, "{id}");
+            assert_eq!(row(id).0, "PENDING", "{id}");
+        }
+        assert_eq!(row("next").1.as_deref(), Some(crate::queue::PARKED));
+
+        let wrote = write_outcome(&conn, "plain", attempt, &done, &WorkChange::Remove, pending);
+        assert!(wrote.unwrap());
+        assert_eq!(
+            row("plain"),
+            ("COMPLETED".to_owned(), None, Some("{}\n".to_owned()))
+        );
+        assert_eq!(row("next").1.as_deref(), Some(crate::queue::PARKED));
+
+        let wrote = write_outcome(&conn, "head", attempt, &done, &WorkChange::Remove, pending);
+        assert!(wrote.unwrap());
+        assert_eq!(
+            row("head"),
+            ("COMPLETED".to_owned(), None, Some("{}\n".to_owned()))
+        );
+        assert_eq!(row("next").1, None, "the next in order is unparked");
+        assert!(!write_outcome(&conn, "gone", attempt, &done, &WorkChange::Remove, None).unwrap());
     }
 }

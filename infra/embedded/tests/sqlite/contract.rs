@@ -248,7 +248,7 @@ async fn opening_twice_migrates_once() {
     let version: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 10, "the schema version after two opens");
+    assert_eq!(version, 11, "the schema version after two opens");
     let mode: String = conn
         .query_row("PRAGMA journal_mode", [], |r| r.get(0))
         .unwrap();
