@@ -46,13 +46,15 @@ impl WorkSignal for ChannelSignal {
     }
 }
 
-/// Runs `job` on a task of its own, holding `permit` until it is settled.
+/// Runs `job` on a task of its own, holding `permit` until it is settled. The delivery's future
+/// is about 5 KiB; boxed first, the spawn moves a pointer instead of copying it into the task
+/// (the copies were about 1 % of the F&F profile's samples).
 fn spawn_delivery(delivery: &Arc<Delivery>, job: Job, permit: OwnedSemaphorePermit) {
     let delivery = Arc::clone(delivery);
-    tokio::spawn(async move {
+    tokio::spawn(Box::pin(async move {
         job.run(&delivery).await;
         drop(permit);
-    });
+    }));
 }
 
 /// Nudges the worker to look at the queue (its `poke`).
