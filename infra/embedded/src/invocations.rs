@@ -1,5 +1,7 @@
 //! [`InvocationStore`] on the `invocations` table.
 
+use std::sync::{LazyLock, OnceLock};
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, ToSql, params};
@@ -193,6 +195,10 @@ struct BodyIn {
 pub(crate) const SELECT: &str = "id, body, state, completed, deadline, output, error, attempts, \
                                  last_heartbeat, heartbeat_due, trigger_id, subscription_id, \
                                  subscription_name, created, ordering_key";
+
+/// One whole invocation by id (made once: the callback's judge and every read back use it).
+static BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {SELECT} FROM invocations WHERE id = ?1"));
 
 /// One invocation as read, not yet decoded: rows are decoded after they leave the writer thread
 /// or the read transaction, so neither spends its time in JSON.
@@ -443,27 +449,14 @@ pub(crate) fn write_outcome(
     ];
     params.extend(work.retry_at().map(|at| at as &dyn ToSql));
     let state = seen.map(InvocationState::as_str);
-    let terms = seen_terms(seen, params.len() + 1);
     params.extend(state.as_ref().map(|s| s as &dyn ToSql));
     // An unordered row first, with the statement that leaves the unparking trigger out (schema
     // version 11): nearly every row is one. A row with an ordering key (or one not as `seen`,
     // or gone) changes nothing there and takes the statement that names the key, which fires
     // the trigger.
     for ordered in [false, true] {
-        // `OR FAIL`: with the ordering trigger, SQLite would otherwise keep a statement journal
-        // for this UPDATE, a copy of every page it touches (about 30 of the 250 mallocs of a
-        // delivery, measured). FAIL keeps what a failing statement changed instead of undoing
-        // it, and nothing is lost by that: a failed job makes the writer roll the batch back and
-        // rerun it with a savepoint per job (`writer.rs`).
         let changed = conn
-            .prepare_cached(&format!(
-                "UPDATE OR FAIL invocations SET attempts = coalesce(attempts, '') || coalesce(?2, ''),
-                                state = ?3, completed = ?4, output = ?5, error = ?6{}{}
-         WHERE id = ?1{}{terms}",
-                work.set(7),
-                if ordered { ", ordering_key = ordering_key" } else { "" },
-                if ordered { "" } else { " AND ordering_key IS NULL" },
-            ))
+            .prepare_cached(outcome_sql(work, seen, ordered))
             .and_then(|mut stmt| stmt.execute(params.as_slice()))
             .map_err(db)?;
         if changed > 0 {
@@ -471,6 +464,43 @@ pub(crate) fn write_outcome(
         }
     }
     Ok(false)
+}
+
+/// [`write_outcome`]'s statement for `work`, with or without a seen state's condition, for an
+/// unordered or an ordered row: each made once, not formatted on every write.
+fn outcome_sql(work: &WorkChange, seen: Seen, ordered: bool) -> &'static str {
+    static MADE: [OnceLock<String>; 12] = [const { OnceLock::new() }; 12];
+    let kind = match work {
+        WorkChange::Keep => 0,
+        WorkChange::Remove => 1,
+        WorkChange::RetryAt(_) => 2,
+    };
+    let slot = kind * 4 + usize::from(seen.is_some()) * 2 + usize::from(ordered);
+    MADE[slot].get_or_init(|| {
+        // The seen state follows the six outcome parameters and the retry time, if any.
+        let terms = seen_terms(seen, 7 + usize::from(work.retry_at().is_some()));
+        // `OR FAIL`: with the ordering trigger, SQLite would otherwise keep a statement journal
+        // for this UPDATE, a copy of every page it touches (about 30 of the 250 mallocs of a
+        // delivery, measured). FAIL keeps what a failing statement changed instead of undoing
+        // it, and nothing is lost by that: a failed job makes the writer roll the batch back and
+        // rerun it with a savepoint per job (`writer.rs`).
+        format!(
+            "UPDATE OR FAIL invocations SET attempts = coalesce(attempts, '') || coalesce(?2, ''),
+                                state = ?3, completed = ?4, output = ?5, error = ?6{}{}
+         WHERE id = ?1{}{terms}",
+            work.set(7),
+            if ordered {
+                ", ordering_key = ordering_key"
+            } else {
+                ""
+            },
+            if ordered {
+                ""
+            } else {
+                " AND ordering_key IS NULL"
+            },
+        )
+    })
 }
 
 /// Appends one attempt (a JSON line) to the row and changes its work as `work` says, if the
@@ -501,7 +531,7 @@ pub(crate) fn write_attempt(
 /// which SQLite implements by buffering the rows in an ephemeral table: a b-tree and its page
 /// cache set up and torn down per write, several KiB of allocations each time.
 pub(crate) fn read_back(conn: &Connection, id: &str) -> Result<Stored, Error> {
-    conn.prepare_cached(&format!("SELECT {SELECT} FROM invocations WHERE id = ?1"))
+    conn.prepare_cached(&BY_ID)
         .and_then(|mut stmt| stmt.query_row([id], Stored::from_row))
         .map_err(db)
 }
@@ -631,7 +661,7 @@ fn park_behind_open(
 
 /// The invocation's row, undecoded (inside a write job: including the batch's earlier writes).
 pub(crate) fn find(conn: &Connection, id: &str) -> Result<Option<Stored>, Error> {
-    conn.prepare_cached(&format!("SELECT {SELECT} FROM invocations WHERE id = ?1"))
+    conn.prepare_cached(&BY_ID)
         .and_then(|mut stmt| stmt.query_row([id], Stored::from_row).optional())
         .map_err(db)
 }
