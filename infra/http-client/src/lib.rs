@@ -315,20 +315,41 @@ fn find<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Optio
     None
 }
 
-/// rustls on ring, trusting the system's root certificates (`/etc/ssl`, or the Lambda image's
-/// bundle), read and parsed once per process: reading them is most of a function's init (a
-/// few ms on Debian, whose 146 certificates are read twice, as the bundle and one by one), and
-/// the dispatcher builds two connectors (the SDK's and the webhooks'). Clones share the parsed
+/// rustls on ring, trusting the system's root certificates ([`system_roots`]), read and parsed
+/// once per process: reading them is a large part of a function's init (a few ms), and the
+/// dispatcher builds two connectors (the SDK's and the webhooks'). Clones share the parsed
 /// store.
 fn tls_config() -> rustls::ClientConfig {
     static CONFIG: OnceLock<rustls::ClientConfig> = OnceLock::new();
     CONFIG.get_or_init(system_roots_config).clone()
 }
 
+/// The system's root certificates: its bundle file alone when it has one, else what
+/// `rustls_native_certs` finds (the bundle and the certificate directories, or what
+/// `SSL_CERT_FILE` and `SSL_CERT_DIR` name, which it honours first, and so does this).
+///
+/// The directory beside a bundle holds the same roots again: Debian's 146, one file each, read
+/// and decoded a second time; on Amazon Linux, the Lambda image, the bundle's trust-flagged twin.
+/// Reading it too was about 2 ms of a Lambda function's init (docs/performance.md, 2026-12-07),
+/// for nothing the bundle does not have: the tools that add a root (`update-ca-certificates`,
+/// `update-ca-trust`) write it to the bundle.
+fn system_roots() -> rustls_native_certs::CertificateResult {
+    if openssl_probe::has_ssl_cert_env_vars() {
+        return rustls_native_certs::load_native_certs();
+    }
+    if let Some(bundle) = openssl_probe::probe().cert_file {
+        let found = rustls_native_certs::load_certs_from_paths(Some(&bundle), None);
+        if !found.certs.is_empty() {
+            return found;
+        }
+    }
+    rustls_native_certs::load_native_certs()
+}
+
 /// A certificate that does not parse is skipped, as the SDK's connector skips it.
 fn system_roots_config() -> rustls::ClientConfig {
     let mut roots = rustls::RootCertStore::empty();
-    let found = rustls_native_certs::load_native_certs();
+    let found = system_roots();
     for error in &found.errors {
         tracing::warn!(%error, "a system root certificate could not be read");
     }
@@ -378,6 +399,48 @@ impl tower_service::Service<Name> for Resolve {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    /// Where the system has a bundle (Debian's `ca-certificates` package, which every machine
+    /// this runs on has) and no `SSL_CERT_*` variable names another, the roots are exactly the
+    /// bundle's certificates (what skipping the directory saves is the bench's to show). Run by [`the_roots_are_the_system_bundles`] in a child
+    /// process without those variables, which a test cannot remove from its own.
+    #[test]
+    #[ignore = "run by the_roots_are_the_system_bundles without SSL_CERT_FILE and SSL_CERT_DIR"]
+    fn roots_without_ssl_cert_variables() {
+        assert!(
+            !openssl_probe::has_ssl_cert_env_vars(),
+            "SSL_CERT_FILE or SSL_CERT_DIR is set: run the_roots_are_the_system_bundles instead"
+        );
+        let bundle = openssl_probe::probe()
+            .cert_file
+            .expect("a system CA bundle (apt install ca-certificates)");
+        let from_bundle = rustls_native_certs::load_certs_from_paths(Some(&bundle), None);
+        let roots = super::system_roots();
+        assert!(roots.certs.len() > 100, "{} roots", roots.certs.len());
+        assert_eq!(roots.certs, from_bundle.certs);
+        assert!(roots.errors.is_empty(), "{:?}", roots.errors);
+    }
+
+    #[test]
+    fn the_roots_are_the_system_bundles() {
+        let child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--ignored",
+                "--exact",
+                "tests::roots_without_ssl_cert_variables",
+            ])
+            .env_remove("SSL_CERT_FILE")
+            .env_remove("SSL_CERT_DIR")
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&child.stdout);
+        assert!(
+            child.status.success(),
+            "{out}{}",
+            String::from_utf8_lossy(&child.stderr)
+        );
+        assert!(out.contains("1 passed"), "{out}");
+    }
+
     use std::sync::atomic::{AtomicUsize, Ordering};
 
     use aws_smithy_runtime_api::client::dns::DnsFuture;
