@@ -399,10 +399,20 @@ impl tower_service::Service<Name> for Resolve {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use aws_smithy_runtime_api::client::dns::DnsFuture;
+    use http_body_util::BodyExt;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
     /// Where the system has a bundle (Debian's `ca-certificates` package, which every machine
     /// this runs on has) and no `SSL_CERT_*` variable names another, the roots are exactly the
-    /// bundle's certificates (what skipping the directory saves is the bench's to show). Run by [`the_roots_are_the_system_bundles`] in a child
-    /// process without those variables, which a test cannot remove from its own.
+    /// bundle's certificates (what skipping the directory saves is the bench's to show). Run
+    /// by [`the_roots_are_the_system_bundles`] in a child process without those variables,
+    /// which a test cannot remove from its own.
     #[test]
     #[ignore = "run by the_roots_are_the_system_bundles without SSL_CERT_FILE and SSL_CERT_DIR"]
     fn roots_without_ssl_cert_variables() {
@@ -414,7 +424,7 @@ mod tests {
             .cert_file
             .expect("a system CA bundle (apt install ca-certificates)");
         let from_bundle = rustls_native_certs::load_certs_from_paths(Some(&bundle), None);
-        let roots = super::system_roots();
+        let roots = system_roots();
         assert!(roots.certs.len() > 100, "{} roots", roots.certs.len());
         assert_eq!(roots.certs, from_bundle.certs);
         assert!(roots.errors.is_empty(), "{:?}", roots.errors);
@@ -440,15 +450,6 @@ mod tests {
         );
         assert!(out.contains("1 passed"), "{out}");
     }
-
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use aws_smithy_runtime_api::client::dns::DnsFuture;
-    use http_body_util::BodyExt;
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
-
-    use super::*;
 
     /// A keep-alive HTTP/1.1 server on 127.0.0.1 that answers every request with `answer` and
     /// counts the connections it accepted.
