@@ -17,7 +17,10 @@
 //! - One invocation item then holds at most 128 KiB of input (stored deflated: never more than
 //!   the text plus 0.1 %), 128 KiB of output, the attempts (each under 2 KiB; the retry policy
 //!   makes a handful) and about 1 KiB of ids, times and names: at most ~260 KiB plus attempts,
-//!   which leaves over 100 KiB, 50 attempts' worth, under DynamoDB's 400 KiB item limit.
+//!   which leaves over 100 KiB, 50 attempts' worth, under DynamoDB's 400 KiB item limit. So
+//!   an invocation keeps at most [`MAX_KEPT_ATTEMPTS`] over all its rounds: the retry policy's
+//!   attempts per round (`TRIGGERLINE_MAX_ATTEMPTS`) are bounded by it, and a `/retry` (a new
+//!   round, which keeps the earlier attempts) that could pass it is refused.
 //! - A fan-out writes one item per subscription: at most 50 (a FIRE_AND_FORGET trigger's
 //!   subscription limit) of at most ~130 KiB each when written, 6.5 MiB in the worst case, more
 //!   than one 4 MB transaction takes. The DynamoDB store splits such a fan-out into several
@@ -50,6 +53,10 @@ pub const SQS_MESSAGE_BYTES: usize = 256 * 1024;
 pub const MAX_INPUT_BYTES: usize = 128 * 1024;
 /// The most bytes of a subscriber's output, as compact JSON (a SYNC answer or a callback).
 pub const MAX_OUTPUT_BYTES: usize = 128 * 1024;
+
+/// The most delivery attempts one invocation keeps, its `/retry` rounds included: the room
+/// for attempts that the item limit leaves (above).
+pub const MAX_KEPT_ATTEMPTS: usize = 50;
 
 /// The most characters of a subscription's `description`.
 pub const MAX_DESCRIPTION_CHARS: usize = 2_000;

@@ -19,6 +19,7 @@ use triggerline::cache::CachedSubscriptions;
 use triggerline::catalog::Catalog;
 use triggerline::duration::IsoDuration;
 use triggerline::health::{HealthPolicy, env as health_env};
+use triggerline::limits::MAX_KEPT_ATTEMPTS;
 use triggerline::ports::{EventPublisher, InvocationWatch, WatchSubscription, WebhookClient};
 use triggerline::secrets::{CredentialKey, SecretKey};
 use triggerline::time::{RandomJitter, SystemClock};
@@ -121,7 +122,7 @@ pub struct FunctionEnv {
     pub secret_key: Option<SecretKey>,
     /// [`env::SECRET_KEY_ARN`], if set.
     pub secret_key_arn: Option<String>,
-    /// [`env::MAX_ATTEMPTS`], at least 1.
+    /// [`env::MAX_ATTEMPTS`], 1 to [`MAX_KEPT_ATTEMPTS`].
     pub max_attempts: u32,
     /// [`env::SYNC_WAIT`].
     pub sync_wait: Duration,
@@ -250,7 +251,7 @@ impl FunctionEnv {
                 reason: format!("set it or {}, not both", env::SECRET_KEY),
             });
         }
-        let max_attempts = count(&get, env::MAX_ATTEMPTS, DEFAULT_MAX_ATTEMPTS)?;
+        let max_attempts = attempts(&get)?;
         let max_receive_count = count(
             &get,
             env::MAX_RECEIVE_COUNT,
@@ -353,6 +354,22 @@ impl FunctionEnv {
 }
 
 /// A count: `default` when unset, at least 1.
+/// [`env::MAX_ATTEMPTS`]: 1 to [`MAX_KEPT_ATTEMPTS`], the most attempts an invocation keeps
+/// (more would not fit its DynamoDB item with the largest input and output).
+fn attempts(get: &impl Fn(&str) -> Option<String>) -> Result<u32, EnvError> {
+    let Some(text) = get(env::MAX_ATTEMPTS) else {
+        return Ok(DEFAULT_MAX_ATTEMPTS);
+    };
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_KEPT_ATTEMPTS).contains(&(*n as usize)))
+        .ok_or_else(|| EnvError::Invalid {
+            name: env::MAX_ATTEMPTS,
+            reason: format!("`{text}` is not a count from 1 to {MAX_KEPT_ATTEMPTS}"),
+        })
+}
+
 fn count(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
@@ -704,6 +721,8 @@ mod tests {
             (env::SECRET_KEY, short.as_str()),
             (env::SECRET_KEY, "not base64!"),
             (env::MAX_ATTEMPTS, "many"),
+            (env::MAX_ATTEMPTS, "0"),
+            (env::MAX_ATTEMPTS, "51"),
             (env::MAX_RECEIVE_COUNT, "-1"),
             (env::SYNC_WAIT, "25s"),
             (env::ALLOW_PRIVATE_TARGETS, "yes"),

@@ -107,8 +107,9 @@ pub struct Config {
     /// How long a synchronous `start` waits before answering 542 (ISO-8601 duration).
     #[arg(long, env = env::SYNC_WAIT, default_value = "PT25S", value_parser = duration)]
     pub sync_wait: IsoDuration,
-    /// Delivery attempts per invocation, the first included.
-    #[arg(long, env = env::MAX_ATTEMPTS, default_value_t = 8)]
+    /// Delivery attempts per invocation, the first included: 1 to 50, the most attempts an
+    /// invocation keeps over all its rounds (`triggerline::limits::MAX_KEPT_ATTEMPTS`).
+    #[arg(long, env = env::MAX_ATTEMPTS, default_value_t = 8, value_parser = max_attempts)]
     pub max_attempts: u32,
     /// Whether deliveries may go to loopback, private and link-local addresses (true locally,
     /// so that receivers on localhost work; set false when subscribers are untrusted).
@@ -175,6 +176,15 @@ pub struct Config {
     #[arg(long, env = env::MAX_BODY_MEMORY, default_value_t = 256,
         value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_body_memory: u32,
+}
+
+fn max_attempts(text: &str) -> Result<u32, String> {
+    let most = triggerline::limits::MAX_KEPT_ATTEMPTS;
+    text.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=most).contains(&(*n as usize)))
+        .ok_or_else(|| format!("`{text}` is not a count from 1 to {most}"))
 }
 
 fn duration(text: &str) -> Result<IsoDuration, String> {
@@ -442,7 +452,7 @@ impl App {
             key,
             policy: DeliveryPolicy {
                 public_url,
-                max_attempts: config.max_attempts.max(1),
+                max_attempts: config.max_attempts,
                 event_source,
                 subscriber_bus,
                 lease: std::time::Duration::from_millis(config.delivery_lease.as_millis()),
@@ -668,6 +678,24 @@ mod tests {
             let flag = format!("--max-body-memory={refused}");
             let error = parse(&[&flag]).unwrap_err().to_string();
             assert!(error.contains("--max-body-memory"), "{refused}: {error}");
+        }
+    }
+
+    #[test]
+    fn attempts_per_invocation_fit_what_an_invocation_keeps() {
+        let parse = |flags: &[&str]| {
+            Config::try_parse_from(std::iter::once("triggerline").chain(flags.iter().copied()))
+        };
+        assert_eq!(parse(&[]).unwrap().max_attempts, 8);
+        assert_eq!(parse(&["--max-attempts", "1"]).unwrap().max_attempts, 1);
+        assert_eq!(parse(&["--max-attempts", "50"]).unwrap().max_attempts, 50);
+        for refused in ["0", "51", "4294967296", "-1", "3.5", "many", ""] {
+            let flag = format!("--max-attempts={refused}");
+            let error = parse(&[&flag]).unwrap_err().to_string();
+            assert!(
+                error.contains("--max-attempts") && error.contains("from 1 to 50"),
+                "{refused}: {error}"
+            );
         }
     }
 

@@ -10,7 +10,9 @@ use crate::delivery::ATTEMPT_TIMEOUT;
 use crate::duration::IsoDuration;
 use crate::idempotency::{self, IdempotencyRecord, Keyed, Raised};
 use crate::jsonpath::cost::Size;
-use crate::limits::{MAX_BATCH_INVOCATIONS, MAX_BATCH_STARTS, MAX_BATCH_WRITE_BYTES};
+use crate::limits::{
+    MAX_BATCH_INVOCATIONS, MAX_BATCH_STARTS, MAX_BATCH_WRITE_BYTES, MAX_KEPT_ATTEMPTS,
+};
 use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, LazyJson, Subscription, Target,
     TriggerType,
@@ -739,6 +741,18 @@ impl Intake {
                 format!(
                     "only FAILED invocations can be retried; {id} is {}",
                     invocation.state
+                ),
+            ));
+        }
+        let kept = invocation.attempts.len();
+        let round = self.delivery.policy.max_attempts as usize;
+        if kept + round > MAX_KEPT_ATTEMPTS {
+            return Err(Error::invalid(
+                "id",
+                format!(
+                    "{id} has had {kept} delivery attempts, and another round of up to {round} \
+                     could pass the {MAX_KEPT_ATTEMPTS} an invocation keeps; start a new \
+                     invocation with its input instead"
                 ),
             ));
         }

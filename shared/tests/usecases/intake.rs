@@ -9,6 +9,7 @@ use triggerline::Error;
 use triggerline::health::Circuit;
 use triggerline::limits::{
     MAX_BATCH_INVOCATIONS, MAX_BATCH_STARTS, MAX_BATCH_WRITE_BYTES, MAX_INPUT_BYTES,
+    MAX_KEPT_ATTEMPTS,
 };
 use triggerline::memory::RecordingEvents;
 use triggerline::model::{InvocationState, InvocationType};
@@ -598,6 +599,57 @@ async fn only_a_failed_invocation_is_retried_with_a_deadline_as_long_as_before()
     {
         Err(Error::Invalid { field, .. }) => assert_eq!(field, "id"),
         other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_retry_that_could_pass_the_attempts_an_invocation_keeps_is_refused() {
+    let mut stack = Stack::new();
+    stack.max_attempts = 10;
+    // Every round fails; the subscriber's circuit must not hold the next one back.
+    stack.health.failures_to_open = u32::MAX;
+    // A SYNC subscriber of a REQUEST_RESPONSE trigger is never retried within a round.
+    stack.webhook(RESPOND, "SYNC").await;
+    let Started::Queued(raised) = stack
+        .intake()
+        .start(start(RESPOND, json!({})))
+        .await
+        .unwrap()
+    else {
+        panic!("queued");
+    };
+    let id = raised[0].id.clone();
+    let intake = Arc::new(stack.intake());
+    // Each round is one attempt: the subscriber refuses, then the invocation is retried. With 10 attempts a round, a retry is taken while 10 more keep it within 50.
+    for round in 1..=MAX_KEPT_ATTEMPTS - 9 {
+        stack.webhooks.reply(answered(404, json!({})));
+        stack
+            .delivery()
+            .deliver(&queued(&stack, &id).item)
+            .await
+            .unwrap();
+        let failed = stack.invocation(&id).await;
+        assert_eq!(failed.state, InvocationState::Failed, "round {round}");
+        assert_eq!(failed.attempts.len(), round);
+        let handed_off = stack.signal.handoffs().len();
+        match intake.retry(&id).await {
+            Ok(replayed) => {
+                assert!(round + 10 <= MAX_KEPT_ATTEMPTS, "round {round} was retried");
+                assert_eq!(replayed.state, InvocationState::Pending);
+            }
+            Err(Error::Invalid { field, reason }) => {
+                assert_eq!(round, MAX_KEPT_ATTEMPTS - 9, "round {round} was refused");
+                assert_eq!(field, "id");
+                assert!(reason.contains("41 delivery attempts"), "{reason}");
+                assert_eq!(stack.invocation(&id).await, failed, "nothing changed");
+                assert_eq!(
+                    stack.signal.handoffs().len(),
+                    handed_off,
+                    "nothing handed off"
+                );
+            }
+            Err(other) => panic!("{other:?}"),
+        }
     }
 }
 

@@ -102,6 +102,7 @@ pub struct Stack {
     pub webhooks: ScriptedWebhooks,
     pub key: SecretKey,
     pub max_attempts: u32,
+    pub health: triggerline::health::HealthPolicy,
     pub keys: MemoryIdempotency,
 }
 
@@ -119,6 +120,7 @@ impl Stack {
             webhooks: ScriptedWebhooks::default(),
             key: SecretKey::new(vec![7; 32]),
             max_attempts: 3,
+            health: Default::default(),
             keys: MemoryIdempotency::default(),
         }
     }
@@ -151,7 +153,7 @@ impl Stack {
                 event_source: "triggerline".into(),
                 subscriber_bus: "default".into(),
                 lease: Duration::from_secs(60),
-                health: Default::default(),
+                health: self.health.clone(),
             },
             notifier: self.notifier(),
         }

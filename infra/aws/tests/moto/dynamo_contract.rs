@@ -594,6 +594,89 @@ async fn a_typical_invocation_is_one_write_unit() {
     );
 }
 
+/// The largest invocation the bounds allow (`triggerline::limits`) fits one item, written as
+/// the store writes it: input at `MAX_INPUT_BYTES` of text that hardly compresses, then
+/// `MAX_KEPT_ATTEMPTS` attempts of about 2 KiB each (the longest host name and a long error),
+/// each recorded with its own write, the last one completing it with a `MAX_OUTPUT_BYTES`
+/// output. DynamoDB (and moto) refuse an item over 400 KB; the count below says by how much it
+/// stays under.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_largest_invocation_the_bounds_allow_fits_one_item() {
+    use triggerline::limits::{
+        DYNAMODB_ITEM_BYTES, MAX_INPUT_BYTES, MAX_KEPT_ATTEMPTS, MAX_OUTPUT_BYTES, json_bytes,
+    };
+    let (_moto, clients, settings) = dynamo_tables().await;
+    let store = invocations(&clients, &settings);
+    let t0 = now();
+    let mut invocation = pending("largest", t0);
+    let input = json!({"noise": noise(MAX_INPUT_BYTES - 16, 1)});
+    assert!(
+        json_bytes(&input) + 2 <= MAX_INPUT_BYTES,
+        "input and content fit the bound"
+    );
+    invocation.input = input.into();
+    store
+        .create_all(std::slice::from_ref(&invocation))
+        .await
+        .unwrap();
+
+    let long = |outcome: AttemptOutcome, n: usize| Attempt {
+        target: format!("{}.example.com", "h".repeat(240)),
+        error: Some(noise(1_700, n as u64 + 2)),
+        ..attempt(t0 + Duration::seconds(n as i64), Some(500), outcome)
+    };
+    for n in 1..MAX_KEPT_ATTEMPTS {
+        let recorded = store
+            .record_attempt("largest", &long(AttemptOutcome::Failed, n), &OPEN, None)
+            .await
+            .unwrap();
+        assert!(recorded.is_some(), "attempt {n} recorded");
+    }
+    let output = json!({"noise": noise(MAX_OUTPUT_BYTES - 16, 99)});
+    assert!(json_bytes(&output) <= MAX_OUTPUT_BYTES);
+    let done = Transition {
+        to: InvocationState::Completed,
+        completed: Some(t0 + Duration::hours(1)),
+        output: Some(output),
+        error: None,
+    };
+    let last = long(AttemptOutcome::Completed, MAX_KEPT_ATTEMPTS);
+    let finished = store
+        .record_attempt("largest", &last, &OPEN, Some(&done))
+        .await
+        .unwrap()
+        .expect("the last attempt recorded");
+    assert_eq!(finished.state, InvocationState::Completed);
+    assert_eq!(finished.attempts.len(), MAX_KEPT_ATTEMPTS);
+
+    let item = raw(&clients, &settings, "largest").await.unwrap();
+    let size: usize = item
+        .iter()
+        .map(|(name, value)| name.len() + value_size(value))
+        .sum();
+    assert!(
+        size <= DYNAMODB_ITEM_BYTES,
+        "the largest invocation takes {size} bytes of the {DYNAMODB_ITEM_BYTES}"
+    );
+    eprintln!("the largest invocation the bounds allow: {size} of {DYNAMODB_ITEM_BYTES} bytes");
+}
+
+/// `len` characters of printable ASCII that deflate can hardly shrink (a fixed sequence, so
+/// that a failure repeats), seeded by `seed`.
+fn noise(len: usize, seed: u64) -> String {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            // Letters and digits only: nothing JSON escapes, so the text is its own size.
+            const SET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            char::from(SET[(state % SET.len() as u64) as usize])
+        })
+        .collect()
+}
+
 /// DynamoDB's item-size accounting, near enough for strings, numbers and lists of strings.
 fn value_size(value: &AttributeValue) -> usize {
     match value {

@@ -141,3 +141,20 @@ async fn the_template_declares_the_tables_the_stores_create() {
         );
     }
 }
+
+/// `MaxAttempts` allows what the functions accept: 1 to `MAX_KEPT_ATTEMPTS`, the attempts that
+/// fit an invocation's item with the largest input and output
+/// (`the_largest_invocation_the_bounds_allow_fits_one_item`). The template once allowed 100,
+/// and an invocation past 50 attempts of that size could no longer record one.
+#[test]
+fn the_template_bounds_max_attempts_as_the_functions_do() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../template.yaml");
+    let text = std::fs::read_to_string(path).unwrap();
+    let template = YamlLoader::load_from_str(&text).unwrap().remove(0);
+    let parameter = &template["Parameters"]["MaxAttempts"];
+    assert_eq!(parameter["MinValue"].as_i64(), Some(1));
+    assert_eq!(
+        parameter["MaxValue"].as_i64(),
+        Some(triggerline::limits::MAX_KEPT_ATTEMPTS as i64)
+    );
+}
