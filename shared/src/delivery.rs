@@ -230,9 +230,12 @@ pub fn judge(entry: &CatalogEntry, invocation: &Invocation, reply: &Reply) -> Ve
     }
 }
 
+/// A failed verdict. Its error is kept with the attempt (and, for the last, as the
+/// invocation's), so it is bounded: it may quote what the subscriber sent (an output that
+/// breaks the schema is quoted by the violation), up to 128 KiB.
 fn failed(error: String, retry: bool) -> Verdict {
     Verdict::Failed {
-        error,
+        error: crate::limits::bounded_error(error),
         retry,
         retry_after: None,
     }
@@ -416,6 +419,29 @@ pub(crate) mod tests {
                 }
                 other => panic!("{why}: {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn an_invalid_output_quoting_a_huge_value_is_kept_short() {
+        let entry = Catalog::builtin().get(PRE).unwrap();
+        let sync = invocation(PRE, Some(DispatchMode::Sync));
+        // The schema's violation quotes the value: 100 KiB of it, within MAX_OUTPUT_BYTES.
+        let huge = format!(
+            r#"{{"approved": "{}", "comment": "c", "approver": "a"}}"#,
+            "y".repeat(100 * 1024)
+        );
+        match judge(entry, &sync, &answered(200, &huge)) {
+            Verdict::Failed { error, retry, .. } => {
+                assert!(error.starts_with("invalid output"), "{error}");
+                assert!(
+                    error.len() <= crate::limits::MAX_ATTEMPT_ERROR_BYTES,
+                    "{}",
+                    error.len()
+                );
+                assert!(!retry);
+            }
+            other => panic!("{other:?}"),
         }
     }
 

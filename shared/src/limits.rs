@@ -15,12 +15,15 @@
 //!   a 512-character `tracestate` (a longer one is dropped): under 1 KiB more in its item, its
 //!   SQS work message and the event an EVENTBRIDGE subscription receives, within the room above.
 //! - One invocation item then holds at most 128 KiB of input (stored deflated: never more than
-//!   the text plus 0.1 %), 128 KiB of output, the attempts (each under 2 KiB; the retry policy
-//!   makes a handful) and about 1 KiB of ids, times and names: at most ~260 KiB plus attempts,
-//!   which leaves over 100 KiB, 50 attempts' worth, under DynamoDB's 400 KiB item limit. So
-//!   an invocation keeps at most [`MAX_KEPT_ATTEMPTS`] over all its rounds: the retry policy's
-//!   attempts per round (`TRIGGERLINE_MAX_ATTEMPTS`) are bounded by it, and a `/retry` (a new
-//!   round, which keeps the earlier attempts) that could pass it is refused.
+//!   the text plus 0.1 %), 128 KiB of output (or of a callback's error), the attempts (each
+//!   under 2 KiB: a host name, an error of at most [`MAX_ATTEMPT_ERROR_BYTES`], times and a
+//!   status; the retry policy makes a handful a round) and about 1 KiB of ids, times and
+//!   names: at most ~260 KiB plus attempts, which leaves over 100 KiB, 50 attempts' worth,
+//!   under DynamoDB's 400 KiB item limit. So an invocation keeps at most
+//!   [`MAX_KEPT_ATTEMPTS`] over all its rounds: the retry policy's attempts per round
+//!   (`TRIGGERLINE_MAX_ATTEMPTS`) are bounded by it, and a `/retry` (a new round, which keeps
+//!   the earlier attempts) that could pass it is refused. Written on moto, that largest
+//!   invocation is 299,798 bytes (`the_largest_invocation_the_bounds_allow_fits_one_item`).
 //! - A fan-out writes one item per subscription: at most 50 (a FIRE_AND_FORGET trigger's
 //!   subscription limit) of at most ~130 KiB each when written, 6.5 MiB in the worst case, more
 //!   than one 4 MB transaction takes. The DynamoDB store splits such a fan-out into several
@@ -57,6 +60,24 @@ pub const MAX_OUTPUT_BYTES: usize = 128 * 1024;
 /// The most delivery attempts one invocation keeps, its `/retry` rounds included: the room
 /// for attempts that the item limit leaves (above).
 pub const MAX_KEPT_ATTEMPTS: usize = 50;
+
+/// The most bytes of an attempt's `error` (and of the error a failed delivery leaves on its
+/// invocation): with the longest host name and the attempt's other fields, an attempt stays
+/// under the 2 KiB each of the item calculation above counts.
+pub const MAX_ATTEMPT_ERROR_BYTES: usize = 1_024;
+
+/// `error` cut to at most [`MAX_ATTEMPT_ERROR_BYTES`] (at a character boundary), saying so.
+pub fn bounded_error(error: String) -> String {
+    const CUT: &str = "… (cut)";
+    if error.len() <= MAX_ATTEMPT_ERROR_BYTES {
+        return error;
+    }
+    let mut end = MAX_ATTEMPT_ERROR_BYTES - CUT.len();
+    while !error.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{CUT}", &error[..end])
+}
 
 /// The most characters of a subscription's `description`.
 pub const MAX_DESCRIPTION_CHARS: usize = 2_000;
@@ -145,6 +166,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn an_attempt_error_is_cut_at_its_bound_and_says_so() {
+        let whole = "x".repeat(MAX_ATTEMPT_ERROR_BYTES);
+        assert_eq!(bounded_error(whole.clone()), whole, "at the bound: whole");
+        // Two-byte characters across the cut: it falls on a boundary, under the bound.
+        for long in ["é".repeat(100_000), format!("x{}", "é".repeat(100_000))] {
+            let cut = bounded_error(long.clone());
+            assert!(cut.len() <= MAX_ATTEMPT_ERROR_BYTES, "{}", cut.len());
+            assert!(cut.len() >= MAX_ATTEMPT_ERROR_BYTES - 12, "{}", cut.len());
+            assert!(cut.ends_with("… (cut)"), "{cut}");
+            assert!(long.starts_with(cut.trim_end_matches("… (cut)")));
+        }
+    }
 
     #[test]
     fn a_batch_writes_at_most_what_one_start_to_a_full_fan_out_may() {

@@ -596,14 +596,15 @@ async fn a_typical_invocation_is_one_write_unit() {
 
 /// The largest invocation the bounds allow (`triggerline::limits`) fits one item, written as
 /// the store writes it: input at `MAX_INPUT_BYTES` of text that hardly compresses, then
-/// `MAX_KEPT_ATTEMPTS` attempts of about 2 KiB each (the longest host name and a long error),
+/// `MAX_KEPT_ATTEMPTS` attempts with the longest host name and error (`MAX_ATTEMPT_ERROR_BYTES`),
 /// each recorded with its own write, the last one completing it with a `MAX_OUTPUT_BYTES`
 /// output. DynamoDB (and moto) refuse an item over 400 KB; the count below says by how much it
 /// stays under.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_largest_invocation_the_bounds_allow_fits_one_item() {
     use triggerline::limits::{
-        DYNAMODB_ITEM_BYTES, MAX_INPUT_BYTES, MAX_KEPT_ATTEMPTS, MAX_OUTPUT_BYTES, json_bytes,
+        DYNAMODB_ITEM_BYTES, MAX_ATTEMPT_ERROR_BYTES, MAX_INPUT_BYTES, MAX_KEPT_ATTEMPTS,
+        MAX_OUTPUT_BYTES, json_bytes,
     };
     let (_moto, clients, settings) = dynamo_tables().await;
     let store = invocations(&clients, &settings);
@@ -622,7 +623,7 @@ async fn the_largest_invocation_the_bounds_allow_fits_one_item() {
 
     let long = |outcome: AttemptOutcome, n: usize| Attempt {
         target: format!("{}.example.com", "h".repeat(240)),
-        error: Some(noise(1_700, n as u64 + 2)),
+        error: Some(noise(MAX_ATTEMPT_ERROR_BYTES, n as u64 + 2)),
         ..attempt(t0 + Duration::seconds(n as i64), Some(500), outcome)
     };
     for n in 1..MAX_KEPT_ATTEMPTS {
