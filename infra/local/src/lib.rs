@@ -121,8 +121,9 @@ pub struct Config {
     /// How long failed and timed-out invocations stay listable (ISO-8601 duration).
     #[arg(long, env = env::RETENTION_FAILED, default_value = "PT48H", value_parser = duration)]
     pub retention_failed: IsoDuration,
-    /// Deliveries in flight at once.
-    #[arg(long, env = env::DELIVERY_CONCURRENCY, default_value_t = 512)]
+    /// Deliveries in flight at once: 1 to 100,000.
+    #[arg(long, env = env::DELIVERY_CONCURRENCY, default_value_t = 512,
+          value_parser = delivery_concurrency)]
     pub delivery_concurrency: usize,
     /// How often open invocations past their deadline are timed out (ISO-8601 duration).
     #[arg(long, env = env::SWEEP_INTERVAL, default_value = "PT1S", value_parser = duration)]
@@ -176,6 +177,19 @@ pub struct Config {
     #[arg(long, env = env::MAX_BODY_MEMORY, default_value_t = 256,
         value_parser = clap::value_parser!(u32).range(1..=65_536))]
     pub max_body_memory: u32,
+}
+
+/// The most deliveries in flight. Each holds a connection (two open files with its pooled
+/// twin); past this the open-file limit, not the setting, decides, and a count beyond tokio's
+/// semaphore (2^61 permits) stopped the server with a panic at start.
+pub const MAX_DELIVERY_CONCURRENCY: usize = 100_000;
+
+fn delivery_concurrency(text: &str) -> Result<usize, String> {
+    text.trim()
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=MAX_DELIVERY_CONCURRENCY).contains(n))
+        .ok_or_else(|| format!("`{text}` is not a count from 1 to {MAX_DELIVERY_CONCURRENCY}"))
 }
 
 fn max_attempts(text: &str) -> Result<u32, String> {
@@ -469,7 +483,7 @@ impl App {
         let (worker, signal) = Worker::new(
             delivery.clone(),
             queue.clone(),
-            config.delivery_concurrency.max(1),
+            config.delivery_concurrency,
             poke.clone(),
         );
         let intake = Intake {
@@ -619,7 +633,7 @@ mod tests {
 
     use clap::Parser;
 
-    use super::Config;
+    use super::{Config, MAX_DELIVERY_CONCURRENCY};
 
     #[test]
     fn a_delivery_lease_must_outlast_one_attempt() {
@@ -678,6 +692,27 @@ mod tests {
             let flag = format!("--max-body-memory={refused}");
             let error = parse(&[&flag]).unwrap_err().to_string();
             assert!(error.contains("--max-body-memory"), "{refused}: {error}");
+        }
+    }
+
+    #[test]
+    fn delivery_concurrency_is_a_count_the_runtime_can_hold() {
+        let parse = |flags: &[&str]| {
+            Config::try_parse_from(std::iter::once("triggerline").chain(flags.iter().copied()))
+        };
+        assert_eq!(parse(&[]).unwrap().delivery_concurrency, 512);
+        let most = format!("--delivery-concurrency={MAX_DELIVERY_CONCURRENCY}");
+        assert_eq!(
+            parse(&[&most]).unwrap().delivery_concurrency,
+            MAX_DELIVERY_CONCURRENCY
+        );
+        for refused in ["0", "100001", "4611686018427387904", "-1", "1e3", ""] {
+            let flag = format!("--delivery-concurrency={refused}");
+            let error = parse(&[&flag]).unwrap_err().to_string();
+            assert!(
+                error.contains("--delivery-concurrency") && error.contains("from 1 to 100000"),
+                "{refused}: {error}"
+            );
         }
     }
 
