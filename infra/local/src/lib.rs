@@ -654,10 +654,6 @@ mod tests {
 
     #[test]
     fn the_client_timeout_and_connection_limit_are_bounded() {
-        let parse = |flags: &[&str]| {
-            Config::try_parse_from(std::iter::once("triggerline").chain(flags.iter().copied()))
-        };
-
         let config = parse(&[]).unwrap();
         assert_eq!(config.client_timeout.as_millis(), 30_000);
         assert_eq!(config.max_connections, None);
@@ -695,43 +691,50 @@ mod tests {
         }
     }
 
+    /// The configuration of `triggerline` with `flags`.
+    fn parse(flags: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("triggerline").chain(flags.iter().copied()))
+    }
+
+    /// Checks that each of `values` for `--{flag}` is refused with an error naming the flag and
+    /// saying `says`.
+    fn refused(flag: &str, values: &[&str], says: &str) {
+        for value in values {
+            let error = parse(&[&format!("--{flag}={value}")])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                error.contains(&format!("--{flag}")) && error.contains(says),
+                "{value}: {error}"
+            );
+        }
+    }
+
     #[test]
     fn delivery_concurrency_is_a_count_the_runtime_can_hold() {
-        let parse = |flags: &[&str]| {
-            Config::try_parse_from(std::iter::once("triggerline").chain(flags.iter().copied()))
-        };
         assert_eq!(parse(&[]).unwrap().delivery_concurrency, 512);
         let most = format!("--delivery-concurrency={MAX_DELIVERY_CONCURRENCY}");
         assert_eq!(
             parse(&[&most]).unwrap().delivery_concurrency,
             MAX_DELIVERY_CONCURRENCY
         );
-        for refused in ["0", "100001", "4611686018427387904", "-1", "1e3", ""] {
-            let flag = format!("--delivery-concurrency={refused}");
-            let error = parse(&[&flag]).unwrap_err().to_string();
-            assert!(
-                error.contains("--delivery-concurrency") && error.contains("from 1 to 100000"),
-                "{refused}: {error}"
-            );
-        }
+        refused(
+            "delivery-concurrency",
+            &["0", "100001", "4611686018427387904", "-1", "1e3", ""],
+            "from 1 to 100000",
+        );
     }
 
     #[test]
     fn attempts_per_invocation_fit_what_an_invocation_keeps() {
-        let parse = |flags: &[&str]| {
-            Config::try_parse_from(std::iter::once("triggerline").chain(flags.iter().copied()))
-        };
         assert_eq!(parse(&[]).unwrap().max_attempts, 8);
         assert_eq!(parse(&["--max-attempts", "1"]).unwrap().max_attempts, 1);
         assert_eq!(parse(&["--max-attempts", "50"]).unwrap().max_attempts, 50);
-        for refused in ["0", "51", "4294967296", "-1", "3.5", "many", ""] {
-            let flag = format!("--max-attempts={refused}");
-            let error = parse(&[&flag]).unwrap_err().to_string();
-            assert!(
-                error.contains("--max-attempts") && error.contains("from 1 to 50"),
-                "{refused}: {error}"
-            );
-        }
+        refused(
+            "max-attempts",
+            &["0", "51", "4294967296", "-1", "3.5", "many", ""],
+            "from 1 to 50",
+        );
     }
 
     #[test]

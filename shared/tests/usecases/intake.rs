@@ -561,15 +561,7 @@ async fn a_test_of_an_unknown_subscription_names_it_and_writes_nothing() {
 async fn only_a_failed_invocation_is_retried_with_a_deadline_as_long_as_before() {
     let stack = Stack::new();
     stack.webhook(RESPOND, "ASYNC").await;
-    let Started::Queued(raised) = stack
-        .intake()
-        .start(start(RESPOND, json!({})))
-        .await
-        .unwrap()
-    else {
-        panic!("queued");
-    };
-    let id = raised[0].id.clone();
+    let id = queued_id(&stack, RESPOND).await;
     match stack.intake().retry(&id).await {
         Err(Error::Invalid { field, .. }) => assert_eq!(field, "id"),
         other => panic!("a PENDING invocation is not retried: {other:?}"),
@@ -610,17 +602,10 @@ async fn a_retry_that_could_pass_the_attempts_an_invocation_keeps_is_refused() {
     stack.health.failures_to_open = u32::MAX;
     // A SYNC subscriber of a REQUEST_RESPONSE trigger is never retried within a round.
     stack.webhook(RESPOND, "SYNC").await;
-    let Started::Queued(raised) = stack
-        .intake()
-        .start(start(RESPOND, json!({})))
-        .await
-        .unwrap()
-    else {
-        panic!("queued");
-    };
-    let id = raised[0].id.clone();
+    let id = queued_id(&stack, RESPOND).await;
     let intake = Arc::new(stack.intake());
-    // Each round is one attempt: the subscriber refuses, then the invocation is retried. With 10 attempts a round, a retry is taken while 10 more keep it within 50.
+    // Each round is one attempt: the subscriber refuses, then the invocation is retried. With
+    // 10 attempts a round, a retry is taken while 10 more keep it within 50.
     for round in 1..=MAX_KEPT_ATTEMPTS - 9 {
         stack.webhooks.reply(answered(404, json!({})));
         stack
@@ -650,6 +635,14 @@ async fn a_retry_that_could_pass_the_attempts_an_invocation_keeps_is_refused() {
             }
             Err(other) => panic!("{other:?}"),
         }
+    }
+}
+
+/// The id of the one invocation a start of `trigger_id` queues.
+async fn queued_id(stack: &Stack, trigger_id: &str) -> String {
+    match stack.intake().start(start(trigger_id, json!({}))).await {
+        Ok(Started::Queued(raised)) if raised.len() == 1 => raised[0].id.clone(),
+        other => panic!("one invocation queued: {other:?}"),
     }
 }
 
