@@ -353,7 +353,6 @@ impl FunctionEnv {
     }
 }
 
-/// A count: `default` when unset, at least 1.
 /// [`env::MAX_ATTEMPTS`]: 1 to [`MAX_KEPT_ATTEMPTS`], the most attempts an invocation keeps
 /// (more would not fit its DynamoDB item with the largest input and output).
 fn attempts(get: &impl Fn(&str) -> Option<String>) -> Result<u32, EnvError> {
@@ -370,6 +369,7 @@ fn attempts(get: &impl Fn(&str) -> Option<String>) -> Result<u32, EnvError> {
         })
 }
 
+/// A count: `default` when unset, at least 1.
 fn count(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
