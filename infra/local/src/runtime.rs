@@ -121,39 +121,86 @@ impl WatchSubscription for BroadcastSubscription {
 /// queued up in one go, so publishing never blocks the runtime and bursts cost one write. Like
 /// EventBridge's `PutEvents`, publishing does not wait for the disk; an event in the channel
 /// when the process is killed is lost (the invocation's outcome itself is already durable).
+///
+/// The file is rotated like a log once it holds [`EVENTS_FILE_MAX_BYTES`]: renamed to
+/// `events.jsonl.1` (replacing the one before) and started anew, so the outbox takes at most
+/// about twice that on disk, as retention bounds the database (`tail -F` follows the rename).
 #[derive(Debug, Clone)]
 pub struct JsonlEvents {
     lines: std::sync::mpsc::Sender<Vec<u8>>,
 }
 
+/// How large `events.jsonl` grows before it is rotated: 64 MiB, hundreds of thousands of
+/// completion events, each at most an output of 128 KiB and its envelope.
+pub const EVENTS_FILE_MAX_BYTES: u64 = 64 * 1024 * 1024;
+
 impl JsonlEvents {
     /// Opens (creating it owner-only, 0600: events carry invocation outputs) the outbox file.
     pub fn open(path: PathBuf) -> std::io::Result<Self> {
-        let mut options = std::fs::OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(path)?;
+        Self::open_rotating(path, EVENTS_FILE_MAX_BYTES)
+    }
+
+    /// [`JsonlEvents::open`], rotating the file once it holds `max_bytes`.
+    pub fn open_rotating(path: PathBuf, max_bytes: u64) -> std::io::Result<Self> {
+        let mut outbox = Outbox::open(path, max_bytes)?;
         let (lines, queued) = std::sync::mpsc::channel::<Vec<u8>>();
         std::thread::Builder::new()
             .name("events-jsonl".into())
             .spawn(move || {
-                let mut out = std::io::BufWriter::new(file);
                 while let Ok(first) = queued.recv() {
                     // Under load events come one per callback: waiting a moment lets one write
                     // carry the burst, and spares the senders a wake-up each (they only wake
                     // this thread while it waits in `recv`).
                     std::thread::sleep(GATHER);
-                    let mut result = out.write_all(&first);
-                    while let (Ok(()), Ok(next)) = (&result, queued.try_recv()) {
-                        result = out.write_all(&next);
-                    }
-                    if let Err(e) = result.and_then(|()| out.flush()) {
+                    let burst = std::iter::once(first).chain(queued.try_iter());
+                    if let Err(e) = outbox.append(burst) {
                         tracing::error!(error = %e, "cannot append to events.jsonl");
                     }
                 }
             })?;
         Ok(JsonlEvents { lines })
+    }
+}
+
+/// The open `events.jsonl`, how much it holds, and when it is rotated.
+struct Outbox {
+    path: PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    written: u64,
+    max_bytes: u64,
+}
+
+impl Outbox {
+    fn open(path: PathBuf, max_bytes: u64) -> std::io::Result<Outbox> {
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options.open(&path)?;
+        let written = file.metadata()?.len();
+        Ok(Outbox {
+            path,
+            out: std::io::BufWriter::new(file),
+            written,
+            max_bytes,
+        })
+    }
+
+    /// Writes `lines` and flushes them; then rotates the file if it is full. A burst is never
+    /// split between two files.
+    fn append(&mut self, lines: impl Iterator<Item = Vec<u8>>) -> std::io::Result<()> {
+        for line in lines {
+            self.out.write_all(&line)?;
+            self.written += line.len() as u64;
+        }
+        self.out.flush()?;
+        if self.written >= self.max_bytes {
+            let mut rotated = self.path.clone().into_os_string();
+            rotated.push(".1");
+            std::fs::rename(&self.path, rotated)?;
+            *self = Outbox::open(self.path.clone(), self.max_bytes)?;
+        }
+        Ok(())
     }
 }
 
@@ -455,6 +502,38 @@ mod tests {
     use triggerline_webhook::HttpWebhookClient;
 
     use super::*;
+
+    #[test]
+    fn the_outbox_is_rotated_once_full_and_keeps_the_file_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("events.jsonl");
+        let rotated = dir.path().join("events.jsonl.1");
+        let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).ok();
+        let line = |n: usize| [vec![b'x'; n - 1], b"\n".to_vec()].concat();
+
+        let mut outbox = Outbox::open(path.clone(), 100).unwrap();
+        outbox.append([line(60)].into_iter()).unwrap();
+        assert_eq!((size(&path), size(&rotated)), (Some(60), None));
+        // A burst that fills the file stays whole in it; the next line starts a new file.
+        outbox.append([line(30), line(20)].into_iter()).unwrap();
+        assert_eq!((size(&path), size(&rotated)), (Some(0), Some(110)));
+        outbox.append([line(40)].into_iter()).unwrap();
+        assert_eq!((size(&path), size(&rotated)), (Some(40), Some(110)));
+        // Reopened (a restart), it counts what the file already holds; the rotated file is
+        // replaced, so the outbox never holds more than two files.
+        drop(outbox);
+        let mut outbox = Outbox::open(path.clone(), 100).unwrap();
+        outbox.append([line(70)].into_iter()).unwrap();
+        assert_eq!((size(&path), size(&rotated)), (Some(0), Some(110)));
+        let kept = std::fs::read_to_string(&rotated).unwrap();
+        assert_eq!(kept.lines().map(str::len).collect::<Vec<_>>(), [39, 69]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "the new file is owner-only too");
+        }
+    }
 
     /// A webhook receiver on 127.0.0.1 that answers 200 and counts what it gets.
     async fn receiver() -> (String, Arc<AtomicUsize>) {
