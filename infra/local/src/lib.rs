@@ -184,21 +184,23 @@ pub struct Config {
 /// semaphore (2^61 permits) stopped the server with a panic at start.
 pub const MAX_DELIVERY_CONCURRENCY: usize = 100_000;
 
-fn delivery_concurrency(text: &str) -> Result<usize, String> {
+/// A whole number from 1 to `most`, or the message clap shows beside the flag.
+fn count_up_to(text: &str, most: usize) -> Result<usize, String> {
     text.trim()
         .parse::<usize>()
         .ok()
-        .filter(|n| (1..=MAX_DELIVERY_CONCURRENCY).contains(n))
-        .ok_or_else(|| format!("`{text}` is not a count from 1 to {MAX_DELIVERY_CONCURRENCY}"))
+        .filter(|n| (1..=most).contains(n))
+        .ok_or_else(|| format!("`{text}` is not a count from 1 to {most}"))
+}
+
+fn delivery_concurrency(text: &str) -> Result<usize, String> {
+    count_up_to(text, MAX_DELIVERY_CONCURRENCY)
 }
 
 fn max_attempts(text: &str) -> Result<u32, String> {
     let most = triggerline::limits::MAX_KEPT_ATTEMPTS;
-    text.trim()
-        .parse::<u32>()
-        .ok()
-        .filter(|n| (1..=most).contains(&(*n as usize)))
-        .ok_or_else(|| format!("`{text}` is not a count from 1 to {most}"))
+    // Within u32: `most` is 50.
+    count_up_to(text, most).map(|n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 
 fn duration(text: &str) -> Result<IsoDuration, String> {
