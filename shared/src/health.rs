@@ -101,7 +101,11 @@ impl HealthPolicy {
             let value = crate::duration::IsoDuration::parse(name, text)
                 .map_err(|e| SettingError {
                     name,
-                    reason: e.to_string(),
+                    // The error names the setting already; this one names it once.
+                    reason: match e {
+                        crate::Error::Invalid { reason, .. } => reason,
+                        other => other.to_string(),
+                    },
                 })?
                 .as_chrono();
             if value < min || value > max {
@@ -596,6 +600,7 @@ mod tests {
             let (f, c, m, d) = settings;
             let e = HealthPolicy::from_settings(f, c, m, d).unwrap_err();
             assert_eq!(e.name, name, "{settings:?}: {e}");
+            assert_eq!(e.to_string().matches(name).count(), 1, "named once: {e}");
         }
     }
 

@@ -235,13 +235,22 @@ fn lease(text: &str) -> Result<IsoDuration, String> {
 
 impl Config {
     /// The circuit breaker's and automatic disabling's settings, checked.
+    /// An error names the flag as well as its variable: either may have set it.
     pub fn health_policy(&self) -> anyhow::Result<HealthPolicy> {
-        Ok(HealthPolicy::from_settings(
+        HealthPolicy::from_settings(
             Some(&self.circuit_failures),
             Some(&self.circuit_cool_down),
             Some(&self.circuit_max_cool_down),
             Some(&self.disable_after),
-        )?)
+        )
+        .map_err(|e| {
+            let flag = e
+                .name
+                .trim_start_matches("TRIGGERLINE_")
+                .to_lowercase()
+                .replace('_', "-");
+            anyhow::anyhow!("invalid value for --{flag} ({}): {}", e.name, e.reason)
+        })
     }
 }
 
@@ -737,6 +746,25 @@ mod tests {
             &["0", "51", "4294967296", "-1", "3.5", "many", ""],
             "from 1 to 50",
         );
+    }
+
+    #[test]
+    fn a_refused_health_setting_names_its_flag_and_variable_once() {
+        for (flag, value, says) in [
+            ("circuit-failures", "0", "not a whole number from 1 to 1000"),
+            ("circuit-cool-down", "PT0S", "longer than zero"),
+            ("circuit-cool-down", "30", "not an ISO-8601 duration"),
+            ("circuit-max-cool-down", "P99999999D", "out of range"),
+            ("disable-after", "PT1M", "out of range"),
+        ] {
+            let config = parse(&[&format!("--{flag}={value}")]).unwrap();
+            let error = config.health_policy().unwrap_err().to_string();
+            let variable = format!("TRIGGERLINE_{}", flag.to_uppercase().replace('-', "_"));
+            assert!(error.contains(&format!("--{flag} ")), "{error}");
+            assert_eq!(error.matches(&variable).count(), 1, "{error}");
+            assert!(error.contains(says), "{error}");
+        }
+        assert!(parse(&[]).unwrap().health_policy().is_ok());
     }
 
     #[test]
