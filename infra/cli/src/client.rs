@@ -9,8 +9,9 @@ use serde_json::Value;
 use crate::args::{Connection, Sensitive};
 use crate::error::{Error, Result};
 
-/// Longer than the server's longest synchronous wait (`--sync-wait`, PT25S by default), so that a
-/// synchronous `invoke` gets its 200 or 542 rather than a client-side timeout.
+/// Well over the server's synchronous wait (`--sync-wait`, PT25S by default; on AWS under 29 s),
+/// so that a synchronous `invoke` gets its 200 or 542 rather than a client-side timeout. A local
+/// server set to wait longer (up to PT10M) outlasts it: `status ID --wait` follows from there.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 

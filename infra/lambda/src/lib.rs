@@ -124,7 +124,7 @@ pub struct FunctionEnv {
     pub secret_key_arn: Option<String>,
     /// [`env::MAX_ATTEMPTS`], 1 to [`MAX_KEPT_ATTEMPTS`].
     pub max_attempts: u32,
-    /// [`env::SYNC_WAIT`].
+    /// [`env::SYNC_WAIT`], under [`MAX_SYNC_WAIT`].
     pub sync_wait: Duration,
     /// [`env::ALLOW_PRIVATE_TARGETS`]: false unless set to `true`/`1`, because on AWS a
     /// private address is the VPC or the metadata endpoint, never a subscriber.
@@ -180,6 +180,11 @@ pub const DEFAULT_MAX_ATTEMPTS: u32 = 8;
 /// [`env::SYNC_WAIT`] when unset: under API Gateway's 30 s integration timeout, so that a
 /// waiting `start` answers 542 itself instead of the gateway answering 503.
 pub const DEFAULT_SYNC_WAIT: &str = "PT25S";
+/// [`env::SYNC_WAIT`] must be shorter than this. The functions that wait stop at 30 s (their
+/// `Timeout` in template.yaml) and so does API Gateway's integration: a wait any longer is
+/// answered by them (a 502 or 503) instead of the 542 a producer expects, and the invocations'
+/// ids with it. The template's `SyncWait` pattern allows the same (at most 28.999... s).
+pub const MAX_SYNC_WAIT: Duration = Duration::from_secs(29);
 /// The shortest secret key accepted, in bytes (HMAC-SHA256's block of entropy).
 const MIN_SECRET_KEY_BYTES: usize = 32;
 /// [`env::RETENTION_SUCCEEDED`] when unset (the local stack's default).
@@ -260,9 +265,20 @@ impl FunctionEnv {
         let sync_wait_text = get(env::SYNC_WAIT).unwrap_or_else(|| DEFAULT_SYNC_WAIT.to_owned());
         let sync_wait = IsoDuration::parse(env::SYNC_WAIT, sync_wait_text.trim())
             .map(|d| Duration::from_millis(d.as_millis()))
-            .map_err(|e| EnvError::Invalid {
+            .map_err(|e| e.to_string())
+            .and_then(|wait| {
+                if wait < MAX_SYNC_WAIT {
+                    Ok(wait)
+                } else {
+                    Err(format!(
+                        "`{sync_wait_text}` must be under PT29S: the functions and API \
+                         Gateway stop waiting at 30 s"
+                    ))
+                }
+            })
+            .map_err(|reason| EnvError::Invalid {
                 name: env::SYNC_WAIT,
-                reason: e.to_string(),
+                reason,
             })?;
         let allow_private_targets = flag(&get, env::ALLOW_PRIVATE_TARGETS)?;
         let inline_completion_events = flag(&get, env::INLINE_COMPLETION_EVENTS)?;
@@ -725,6 +741,9 @@ mod tests {
             (env::MAX_ATTEMPTS, "51"),
             (env::MAX_RECEIVE_COUNT, "-1"),
             (env::SYNC_WAIT, "25s"),
+            (env::SYNC_WAIT, "PT29S"),
+            (env::SYNC_WAIT, "PT1H"),
+            (env::SYNC_WAIT, "P99999999D"),
             (env::ALLOW_PRIVATE_TARGETS, "yes"),
             (env::COMPLETION_EVENTS, "sometimes"),
             (env::RETENTION_SUCCEEDED, "24h"),
@@ -735,6 +754,42 @@ mod tests {
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }
+    }
+
+    /// The template's `SyncWait` allows exactly the waits the functions take: a stack cannot be
+    /// deployed with one they refuse at start, and a value set by hand in the console is held to
+    /// the same bound.
+    #[test]
+    fn the_template_bounds_sync_wait_as_the_functions_do() {
+        let template = include_str!("../../../template.yaml");
+        let pattern = template
+            .split("\n  SyncWait:\n")
+            .nth(1)
+            .and_then(|rest| {
+                rest.lines()
+                    .find_map(|l| l.trim().strip_prefix("AllowedPattern: "))
+            })
+            .expect("SyncWait has an AllowedPattern");
+        // The YAML string's quotes and its escaped backslashes.
+        let pattern = pattern.trim_matches('"').replace("\\\\", "\\");
+        let allowed = regex_lite::Regex::new(&pattern).unwrap();
+        for wait in [
+            "PT1S",
+            "PT25S",
+            "PT28S",
+            "PT28.999S",
+            "PT29S",
+            "PT30S",
+            "PT60S",
+            "PT1M",
+        ] {
+            assert_eq!(
+                allowed.is_match(wait),
+                read(&[(env::SYNC_WAIT, wait)]).is_ok(),
+                "{wait}: the template and the functions disagree"
+            );
+        }
+        assert!(allowed.is_match(DEFAULT_SYNC_WAIT));
     }
 
     #[test]

@@ -104,8 +104,9 @@ pub struct Config {
     /// Log format: `text` or `json`.
     #[arg(long, env = env::LOG_FORMAT, default_value = "text")]
     pub log_format: LogFormat,
-    /// How long a synchronous `start` waits before answering 542 (ISO-8601 duration).
-    #[arg(long, env = env::SYNC_WAIT, default_value = "PT25S", value_parser = duration)]
+    /// How long a synchronous `start` waits before answering 542 (ISO-8601 duration, at most
+    /// PT10M).
+    #[arg(long, env = env::SYNC_WAIT, default_value = "PT25S", value_parser = sync_wait)]
     pub sync_wait: IsoDuration,
     /// Delivery attempts per invocation, the first included: 1 to 50, the most attempts an
     /// invocation keeps over all its rounds (`triggerline::limits::MAX_KEPT_ATTEMPTS`).
@@ -205,6 +206,18 @@ fn max_attempts(text: &str) -> Result<u32, String> {
 
 fn duration(text: &str) -> Result<IsoDuration, String> {
     IsoDuration::parse("duration", text).map_err(|e| e.to_string())
+}
+
+/// The longest the server holds one request, as `--client-timeout`'s longest is what it waits
+/// on a client: a producer that waits longer should poll the status instead. Unbounded, a
+/// wait of years was taken, and each such start held its connection until every invocation
+/// finished.
+fn sync_wait(text: &str) -> Result<IsoDuration, String> {
+    let wait = duration(text)?;
+    if wait.as_millis() > 600_000 {
+        return Err("must be at most PT10M".to_owned());
+    }
+    Ok(wait)
 }
 
 /// Long enough for a slow client on a slow link, short enough that a stalled one soon lets go.
@@ -746,6 +759,20 @@ mod tests {
             &["0", "51", "4294967296", "-1", "3.5", "many", ""],
             "from 1 to 50",
         );
+    }
+
+    #[test]
+    fn a_synchronous_start_waits_at_most_ten_minutes() {
+        let wait = |flags: &[&str]| parse(flags).unwrap().sync_wait.as_millis();
+        assert_eq!(wait(&[]), 25_000);
+        assert_eq!(wait(&["--sync-wait", "PT10M"]), 600_000);
+        assert_eq!(wait(&["--sync-wait", "PT0.5S"]), 500);
+        refused(
+            "sync-wait",
+            &["PT10M0.001S", "PT11M", "P1D", "P99999999D"],
+            "at most PT10M",
+        );
+        refused("sync-wait", &["PT0S", "25", "P1Y"], "duration");
     }
 
     #[test]
