@@ -129,6 +129,35 @@ fn failed() -> Transition {
     }
 }
 
+/// Records a delivered attempt of a PENDING `id`: COMPLETED, its work done. The invocation as
+/// written (`None`: there is none).
+async fn settle_completed(queue: &SqsDeliveryQueue, id: &str) -> Option<Invocation> {
+    queue
+        .settle(
+            id,
+            &attempt(AttemptOutcome::Completed),
+            &[InvocationState::Pending],
+            Some(&completed()),
+            &NextStep::Done,
+        )
+        .await
+        .unwrap()
+}
+
+/// Records a failed attempt of a PENDING `id`, to be made again at `at`.
+async fn settle_retry(queue: &SqsDeliveryQueue, id: &str, at: DateTime<Utc>) -> Option<Invocation> {
+    queue
+        .settle(
+            id,
+            &attempt(AttemptOutcome::Failed),
+            &[InvocationState::Pending],
+            None,
+            &NextStep::RetryAt(at),
+        )
+        .await
+        .unwrap()
+}
+
 /// Visible, in flight and delayed messages of the queue (moto keeps these exact).
 async fn counts(clients: &Clients, url: &str) -> (u64, u64, u64) {
     let attributes = clients
@@ -458,17 +487,7 @@ async fn settled_work_is_gone_and_unsettled_work_comes_back_after_its_lease() {
         .unwrap();
     assert_eq!(claimed.len(), 2);
 
-    let settled = queue
-        .settle(
-            &ids[0],
-            &attempt(AttemptOutcome::Completed),
-            &[InvocationState::Pending],
-            Some(&completed()),
-            &NextStep::Done,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let settled = settle_completed(&queue, &ids[0]).await.unwrap();
     assert_eq!(settled.state, InvocationState::Completed);
     assert_eq!(settled.attempts.len(), 1);
     assert_eq!(store.get(&ids[0]).await.unwrap().unwrap(), settled);
@@ -497,17 +516,7 @@ async fn a_retry_is_a_new_message_with_one_more_attempt() {
     assert_eq!(claimed[0].attempts, 0);
 
     let retry_at = Utc::now().trunc_subsecs(3) + chrono::Duration::seconds(1);
-    let settled = queue
-        .settle(
-            id,
-            &attempt(AttemptOutcome::Failed),
-            &[InvocationState::Pending],
-            None,
-            &NextStep::RetryAt(retry_at),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let settled = settle_retry(&queue, id, retry_at).await.unwrap();
     assert_eq!(settled.state, InvocationState::Pending);
     assert_eq!(store.get(id).await.unwrap().unwrap().attempts.len(), 1);
     // The claimed message is deleted, the retry waits for its time.
@@ -527,16 +536,7 @@ async fn a_retry_is_a_new_message_with_one_more_attempt() {
 
     // The second failure counts on from there.
     let final_retry = Utc::now().trunc_subsecs(3);
-    queue
-        .settle(
-            id,
-            &attempt(AttemptOutcome::Failed),
-            &[InvocationState::Pending],
-            None,
-            &NextStep::RetryAt(final_retry),
-        )
-        .await
-        .unwrap();
+    settle_retry(&queue, id, final_retry).await;
     let third = claim_until(&queue, chrono::Duration::seconds(60), |i| !i.is_empty()).await;
     assert_eq!(third[0].attempts, 2);
 }
@@ -562,26 +562,8 @@ async fn the_safety_net_of_a_delivered_lease_is_dropped() {
         "leased items are not claimable"
     );
     // ids[0] completes in memory, ids[1] fails and retries, ids[2]'s process "dies".
-    queue
-        .settle(
-            &ids[0],
-            &attempt(AttemptOutcome::Completed),
-            &[InvocationState::Pending],
-            Some(&completed()),
-            &NextStep::Done,
-        )
-        .await
-        .unwrap();
-    queue
-        .settle(
-            &ids[1],
-            &attempt(AttemptOutcome::Failed),
-            &[InvocationState::Pending],
-            None,
-            &NextStep::RetryAt(Utc::now()),
-        )
-        .await
-        .unwrap();
+    settle_completed(&queue, &ids[0]).await;
+    settle_retry(&queue, &ids[1], Utc::now()).await;
 
     let mut seen: Vec<WorkItem> = Vec::new();
     let started = Instant::now();
@@ -690,16 +672,7 @@ async fn a_failed_invocation_is_replayed_with_a_fresh_retry_budget() {
 async fn settling_a_missing_invocation_is_none() {
     let moto = Moto::start();
     let (_clients, queue, _store) = full_queue(&moto).await;
-    let settled = queue
-        .settle(
-            "no-such-id",
-            &attempt(AttemptOutcome::Failed),
-            &[InvocationState::Pending],
-            None,
-            &NextStep::RetryAt(Utc::now()),
-        )
-        .await
-        .unwrap();
+    let settled = settle_retry(&queue, "no-such-id", Utc::now()).await;
     assert_eq!(settled, None);
     let now = Utc::now();
     assert!(
@@ -748,16 +721,7 @@ async fn the_consumer_admits_only_due_and_current_work() {
     let (_, _, delayed_after) = counts(&clients, queue.queue_url()).await;
     assert_eq!(delayed_after, delayed_before + 1, "deferred");
 
-    queue
-        .settle(
-            id,
-            &attempt(AttemptOutcome::Failed),
-            &[InvocationState::Pending],
-            None,
-            &NextStep::RetryAt(later),
-        )
-        .await
-        .unwrap();
+    settle_retry(&queue, id, later).await;
     assert_eq!(
         queue.admit(&body(now, 0), now).await.unwrap(),
         None,
@@ -930,17 +894,7 @@ async fn an_unrecorded_accept_is_written_once_with_its_outcome() {
 
     let admitted = queue.admit_received(&body, now, 1).await.unwrap().unwrap();
     assert_eq!(admitted.invocation.id, *id);
-    let settled = queue
-        .settle(
-            id,
-            &attempt(AttemptOutcome::Completed),
-            &[InvocationState::Pending],
-            Some(&completed()),
-            &NextStep::Done,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let settled = settle_completed(&queue, id).await.unwrap();
     assert_eq!(settled.state, InvocationState::Completed);
     let stored = store.get(id).await.unwrap().unwrap();
     assert_eq!(stored.state, InvocationState::Completed);
@@ -949,17 +903,7 @@ async fn an_unrecorded_accept_is_written_once_with_its_outcome() {
 
     // A duplicate copy, first receive: delivered unread, then refused by the write.
     assert!(queue.admit_received(&body, now, 1).await.unwrap().is_some());
-    let again = queue
-        .settle(
-            id,
-            &attempt(AttemptOutcome::Failed),
-            &[InvocationState::Pending],
-            None,
-            &NextStep::RetryAt(now),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let again = settle_retry(&queue, id, now).await.unwrap();
     assert_eq!(again.attempts.len(), 1, "the first outcome stands");
     assert!(
         receive_all(&clients, queue.queue_url()).await.is_empty(),
@@ -985,17 +929,7 @@ async fn a_carried_retry_is_queued_once_and_marked_until_attempted() {
         .to_owned();
     for copy in 0..2 {
         assert!(queue.admit_received(&body, now, 1).await.unwrap().is_some());
-        let settled = queue
-            .settle(
-                id,
-                &attempt(AttemptOutcome::Failed),
-                &[InvocationState::Pending],
-                None,
-                &NextStep::RetryAt(now),
-            )
-            .await
-            .unwrap()
-            .unwrap();
+        let settled = settle_retry(&queue, id, now).await.unwrap();
         assert_eq!(settled.attempts.len(), 1, "copy {copy}");
     }
     let retries = receive_all(&clients, queue.queue_url()).await;
@@ -1020,16 +954,7 @@ async fn a_carried_retry_is_queued_once_and_marked_until_attempted() {
         .unwrap()
         .unwrap();
     assert_eq!(admitted.item.attempts, 1);
-    queue
-        .settle(
-            id,
-            &attempt(AttemptOutcome::Completed),
-            &[InvocationState::Pending],
-            Some(&completed()),
-            &NextStep::Done,
-        )
-        .await
-        .unwrap();
+    settle_completed(&queue, id).await;
     let stored = store.get(id).await.unwrap().unwrap();
     assert_eq!(
         (stored.state, stored.attempts.len()),
@@ -1199,17 +1124,7 @@ async fn a_claim_writes_the_invocation_an_unrecorded_message_carries() {
         (written.state, written.attempts.len()),
         (InvocationState::Pending, 0)
     );
-    let settled = queue
-        .settle(
-            id,
-            &attempt(AttemptOutcome::Completed),
-            &[InvocationState::Pending],
-            Some(&completed()),
-            &NextStep::Done,
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let settled = settle_completed(&queue, id).await.unwrap();
     assert_eq!(settled.state, InvocationState::Completed);
 }
 
@@ -1227,16 +1142,7 @@ async fn the_sweep_sends_a_carried_retry_whose_message_was_lost() {
         .unwrap()
         .to_owned();
     queue.admit_received(&body, now, 1).await.unwrap().unwrap();
-    queue
-        .settle(
-            id,
-            &attempt(AttemptOutcome::Failed),
-            &[InvocationState::Pending],
-            None,
-            &NextStep::RetryAt(now),
-        )
-        .await
-        .unwrap();
+    settle_retry(&queue, id, now).await;
     // Lost: received and deleted unprocessed.
     for lost in receive_all(&clients, queue.queue_url()).await {
         clients
@@ -1264,16 +1170,7 @@ async fn the_sweep_sends_a_carried_retry_whose_message_was_lost() {
         .unwrap()
         .expect("current: the record holds the one attempt it was sent after");
     assert_eq!(admitted.item.attempts, 1);
-    queue
-        .settle(
-            id,
-            &attempt(AttemptOutcome::Completed),
-            &[InvocationState::Pending],
-            Some(&completed()),
-            &NextStep::Done,
-        )
-        .await
-        .unwrap();
+    settle_completed(&queue, id).await;
     let stored = store.get(id).await.unwrap().unwrap();
     assert_eq!(
         (stored.state, stored.attempts.len()),
@@ -1355,26 +1252,8 @@ async fn leased_work_of_the_lambda_intake_sends_nothing_and_is_recovered_if_neve
     assert_eq!(unsent, ids, "each written and marked unsent");
 
     // ids[0] is delivered, ids[1] fails and retries, ids[2]'s process dies.
-    queue
-        .settle(
-            &ids[0],
-            &attempt(AttemptOutcome::Completed),
-            &[InvocationState::Pending],
-            Some(&completed()),
-            &NextStep::Done,
-        )
-        .await
-        .unwrap();
-    queue
-        .settle(
-            &ids[1],
-            &attempt(AttemptOutcome::Failed),
-            &[InvocationState::Pending],
-            None,
-            &NextStep::RetryAt(now),
-        )
-        .await
-        .unwrap();
+    settle_completed(&queue, &ids[0]).await;
+    settle_retry(&queue, &ids[1], now).await;
     let retry = receive_all(&clients, queue.queue_url()).await;
     assert_eq!(retry.len(), 1, "only the retry is sent");
     let message = parse_message(retry[0].body().unwrap()).unwrap();
