@@ -222,6 +222,11 @@ async fn health_is_read_only_and_the_settings_are_checked() {
             _ => config.disable_after = value.into(),
         }
         let error = config.health_policy().unwrap_err().to_string();
-        assert!(error.starts_with("TRIGGERLINE_"), "{flag}={value}: {error}");
+        let named = format!(
+            "--{} (TRIGGERLINE_{})",
+            flag.replace('_', "-"),
+            flag.to_uppercase()
+        );
+        assert!(error.contains(&named), "{flag}={value}: {error}");
     }
 }
