@@ -51,10 +51,11 @@ pub fn verify(
             "webhook-timestamp `{timestamp}` is not unix seconds"
         ));
     };
-    if (now - seconds).abs() > TOLERANCE_SECS {
+    // `abs_diff`: a sender's timestamp may be any i64, and `now - seconds` can overflow.
+    let away = now.abs_diff(seconds);
+    if away > TOLERANCE_SECS.unsigned_abs() {
         return Verdict::Invalid(format!(
-            "webhook-timestamp is {} s away from this clock (tolerance {TOLERANCE_SECS} s)",
-            now - seconds
+            "webhook-timestamp is {away} s away from this clock (tolerance {TOLERANCE_SECS} s)"
         ));
     }
     let Some(key) = secret
@@ -148,6 +149,22 @@ mod tests {
             panic!("{verdict:?}");
         };
         assert!(reason.contains("webhook-timestamp"), "{reason}");
+    }
+
+    /// Timestamps at the ends of i64: `now - seconds` overflowed there (a panic in a debug
+    /// build; in a release build `i64::MIN + now` wrapped so that its distance read as negative,
+    /// within the tolerance).
+    #[test]
+    fn a_timestamp_at_the_ends_of_i64_is_far_away() {
+        let now = 1614265330;
+        for far in [i64::MIN, i64::MIN + 1, now - i64::MAX, i64::MAX] {
+            let ts = far.to_string();
+            let verdict = verify(SECRET, Some(ID), Some(&ts), Some(SIG), BODY, now);
+            let Verdict::Invalid(reason) = verdict else {
+                panic!("{ts}: {verdict:?}");
+            };
+            assert!(reason.contains("away from this clock"), "{ts}: {reason}");
+        }
     }
 
     #[test]

@@ -141,7 +141,9 @@ fn expiry(
         InvocationState::Failed | InvocationState::TimedOut => retention.failed,
         InvocationState::Pending | InvocationState::Acknowledged => return None,
     };
-    Some((completed.unwrap_or_else(Utc::now) + keep).timestamp())
+    // Saturating: a retention of a few hundred thousand years is a valid setting.
+    let completed = completed.unwrap_or_else(Utc::now);
+    Some(triggerline::time::later(completed, keep).timestamp())
 }
 
 /// The body is stored deflated: it carries the trigger's input, most of an item's size, and an
@@ -2030,6 +2032,28 @@ impl InvocationScans for DynamoInvocationStore {
 mod tests {
     use super::*;
     use InvocationField::{Completed, Created, SubscriptionId, SubscriptionName, TriggerId};
+
+    /// A retention as long as the variables take (any positive ISO-8601 duration) puts the TTL
+    /// past the last time chrono can hold: it is then that last time, an item that never
+    /// expires, where `+` panicked on every finished invocation's write.
+    #[test]
+    fn a_retention_past_chrono_s_years_never_expires_and_does_not_panic() {
+        let far = Duration::days(99_999_999);
+        let retention = Some(Retention {
+            succeeded: far,
+            failed: Duration::hours(48),
+        });
+        let now = Utc::now();
+        let last = DateTime::<Utc>::MAX_UTC.timestamp();
+        let ttl = |state| expiry(retention, state, Some(now));
+        assert_eq!(ttl(InvocationState::Completed), Some(last));
+        assert_eq!(
+            ttl(InvocationState::Failed),
+            Some((now + Duration::hours(48)).timestamp())
+        );
+        assert_eq!(ttl(InvocationState::Pending), None);
+        assert_eq!(expiry(None, InvocationState::Completed, Some(now)), None);
+    }
 
     fn sized(n: usize, size: usize) -> Vec<(usize, Item, usize)> {
         (0..n).map(|i| (i, Item::new(), size)).collect()
