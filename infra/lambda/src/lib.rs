@@ -135,7 +135,7 @@ pub struct FunctionEnv {
     pub completion_events: bool,
     /// [`env::SUBSCRIPTION_CACHE`].
     pub subscription_cache: Duration,
-    /// [`env::MAX_RECEIVE_COUNT`], at least 1.
+    /// [`env::MAX_RECEIVE_COUNT`], 1 to 1,000 (what SQS's redrive policy takes).
     pub max_receive_count: u32,
     /// The circuit breaker and automatic disabling ([`health_env`]'s variables).
     pub health: HealthPolicy,
@@ -393,13 +393,15 @@ fn count(
 ) -> Result<u32, EnvError> {
     match get(name) {
         None => Ok(default),
+        // 0 used to be taken as 1 without a word; the redrive policy it mirrors takes 1 to 1,000.
         Some(text) => text
             .trim()
             .parse::<u32>()
-            .map(|n| n.max(1))
-            .map_err(|e| EnvError::Invalid {
+            .ok()
+            .filter(|n| (1..=1000).contains(n))
+            .ok_or_else(|| EnvError::Invalid {
                 name,
-                reason: format!("`{text}` is not a count: {e}"),
+                reason: format!("`{text}` is not a whole number from 1 to 1000"),
             }),
     }
 }
@@ -740,6 +742,8 @@ mod tests {
             (env::MAX_ATTEMPTS, "0"),
             (env::MAX_ATTEMPTS, "51"),
             (env::MAX_RECEIVE_COUNT, "-1"),
+            (env::MAX_RECEIVE_COUNT, "0"),
+            (env::MAX_RECEIVE_COUNT, "1001"),
             (env::SYNC_WAIT, "25s"),
             (env::SYNC_WAIT, "PT29S"),
             (env::SYNC_WAIT, "PT1H"),
