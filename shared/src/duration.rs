@@ -1,6 +1,7 @@
 //! ISO-8601 durations (`PT1H`, `P2D`), as `responseDeadline` and `delay` carry them.
 
 use std::fmt;
+use std::sync::LazyLock;
 
 use crate::Error;
 use crate::time::MAX_AHEAD_DAYS;
@@ -21,12 +22,16 @@ impl IsoDuration {
     ///
     /// Years and months have no fixed length, so they are refused rather than guessed.
     pub fn parse(field: &str, text: &str) -> Result<Self, Error> {
-        let parsed = iso8601::duration(text).map_err(|_| {
+        let not_a_duration = || {
             Error::invalid(
                 field,
                 format!("`{text}` is not an ISO-8601 duration (e.g. PT1H, PT30M, P1D)"),
             )
-        })?;
+        };
+        if !well_formed(text) {
+            return Err(not_a_duration());
+        }
+        let parsed = iso8601::duration(text).map_err(|_| not_a_duration())?;
         let millis = match parsed {
             iso8601::Duration::Weeks(w) => u64::from(w) * 7 * 86_400_000,
             iso8601::Duration::YMDHMS {
@@ -81,14 +86,8 @@ impl IsoDuration {
     pub fn parse_millis_or_zero(field: &str, text: &str) -> Result<u64, Error> {
         match Self::parse(field, text) {
             Ok(duration) => Ok(duration.millis),
-            // iso8601 also reads `P`, `PT` and `PT0` as zero: a zero must be written with a
-            // digit and its unit (`PT0S`, `P0D`).
-            Err(e)
-                if !text.bytes().any(|b| b.is_ascii_digit())
-                    || !text.ends_with(['W', 'D', 'H', 'M', 'S']) =>
-            {
-                Err(e)
-            }
+            // Only a well-formed text can be a zero (`PT0S`, `P0D`; not `P`, `PT` or `PT0`).
+            Err(e) if !well_formed(text) => Err(e),
             Err(e) => match iso8601::duration(text) {
                 Ok(iso8601::Duration::Weeks(0))
                 | Ok(iso8601::Duration::YMDHMS {
@@ -140,6 +139,29 @@ impl fmt::Display for IsoDuration {
     }
 }
 
+/// Whether `text` is, whole, an ISO-8601 duration of the kinds this reads: weeks alone, or
+/// years, months and days and a time part (`T` then hours, minutes and seconds, seconds with an
+/// optional fraction), in that order, at least one of them, each number within `u32`. (Years
+/// and months are read here only to be refused by name.) `iso8601` alone stops at the first
+/// thing it cannot read and keeps what it read (`PT5Sxyz` was 5 s, `PT1H5` an hour), and takes
+/// a number past `u32` for an absent part: `PT4294967296S`, 136 years, was zero, which a
+/// `delay` took for "now".
+fn well_formed(text: &str) -> bool {
+    static GRAMMAR: LazyLock<regex_lite::Regex> = LazyLock::new(|| {
+        regex_lite::Regex::new(
+            r"^P(?:\d+W|(?:\d+Y)?(?:\d+M)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:[.,]\d+)?S)?)?)$",
+        )
+        .expect("the pattern is valid")
+    });
+    text != "P"
+        && !text.ends_with('T')
+        && GRAMMAR.is_match(text)
+        && text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|digits| !digits.is_empty())
+            .all(|digits| digits.parse::<u32>().is_ok())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +200,53 @@ mod tests {
             assert!(err.to_string().starts_with("delay:"), "{long}: {err}");
             assert!(err.to_string().contains("P365D"), "{long}: {err}");
         }
+    }
+
+    /// What `iso8601` alone read wrongly: trailing text dropped, a part without its unit
+    /// dropped, a number past `u32` read as an absent part (zero).
+    #[test]
+    fn the_whole_text_is_read_or_refused() {
+        for bad in [
+            "PT5Sxyz",
+            "PT1H5",
+            "P1D2",
+            "P1DT",
+            "PT4294967296S",
+            "PT1H4294967296S",
+            "PT99999999999M",
+            "PT99999999999H",
+            "P4294967296D",
+            "P1WT1H",
+            "PT1.5M",
+            "pt1h",
+            " PT1H",
+        ] {
+            let err = IsoDuration::parse("delay", bad).unwrap_err();
+            assert!(
+                err.to_string().contains("is not an ISO-8601"),
+                "{bad}: {err}"
+            );
+            assert!(
+                IsoDuration::parse_millis_or_zero("delay", bad).is_err(),
+                "{bad} is not a zero either"
+            );
+        }
+        for (good, millis) in [
+            ("PT4294967295S", 4_294_967_295_000),
+            ("P1Y", 0),
+            ("PT1,5S", 1_500),
+            ("PT0.5S", 500),
+            ("P2W", 1_209_600_000),
+            ("P1DT1H1M1.001S", 90_061_001),
+        ] {
+            match IsoDuration::parse("d", good) {
+                Ok(d) => assert_eq!(d.as_millis(), millis, "{good}"),
+                // Years are read, then refused by name.
+                Err(e) => assert!(e.to_string().contains("years or months"), "{good}: {e}"),
+            }
+        }
+        assert_eq!(IsoDuration::parse_millis_or_zero("g", "PT0S").unwrap(), 0);
+        assert_eq!(IsoDuration::parse_millis_or_zero("g", "P0D").unwrap(), 0);
     }
 
     #[test]

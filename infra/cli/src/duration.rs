@@ -20,7 +20,14 @@ pub fn to_iso(text: &str) -> Result<String, String> {
     }
     let duration = humantime::parse_duration(text)
         .map_err(|e| format!("`{text}`: {e} (write e.g. 10m or PT10M)"))?;
-    Ok(format!("PT{}S", duration.as_secs()))
+    // Whole days apart: ISO-8601's numbers are read within u32, and a long wait or delay in
+    // seconds alone would be refused as no duration at all instead of as too long.
+    let seconds = duration.as_secs();
+    Ok(match (seconds / 86_400, seconds % 86_400) {
+        (0, _) => format!("PT{seconds}S"),
+        (days, 0) => format!("P{days}D"),
+        (days, rest) => format!("P{days}DT{rest}S"),
+    })
 }
 
 /// `2S`, `1M30S`, `1H`, `0.5S` (the part after `PT`).
@@ -70,6 +77,9 @@ mod tests {
     #[test]
     fn invoke_delays_become_iso_seconds() {
         assert_eq!(to_iso("10m").unwrap(), "PT600S");
+        assert_eq!(to_iso("2d").unwrap(), "P2D");
+        assert_eq!(to_iso("1d 1s").unwrap(), "P1DT1S");
+        assert_eq!(to_iso("99999999d").unwrap(), "P99999999D");
         assert_eq!(to_iso("PT10M").unwrap(), "PT10M");
         assert!(to_iso("later").is_err());
     }
