@@ -50,7 +50,10 @@ fn iso_seconds(text: &str) -> Option<Duration> {
             _ => return None,
         }
     }
-    (number.is_empty() && !text.is_empty()).then(|| Duration::from_secs_f64(total))
+    // `try_`: a number past what a Duration holds is refused, not a panic.
+    (number.is_empty() && !text.is_empty())
+        .then(|| Duration::try_from_secs_f64(total).ok())
+        .flatten()
 }
 
 #[cfg(test)]
@@ -72,6 +75,9 @@ mod tests {
         assert!(parse("soon").unwrap_err().contains("2s"));
         assert!(parse("PT2").is_err());
         assert!(parse("PT").is_err());
+        // Past what a Duration holds: refused (it panicked).
+        assert!(parse("PT99999999999999999999S").is_err());
+        assert!(parse("PT99999999999999999999H").is_err());
     }
 
     #[test]
