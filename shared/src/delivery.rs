@@ -303,6 +303,30 @@ pub fn state_after(verdict: &Verdict) -> InvocationState {
     }
 }
 
+/// Checks the public base URL that callback and status URLs are made from
+/// (`{base}/trigger-invocations/v1/{id}/complete`), and returns it without a trailing slash.
+/// Every ASYNC subscriber is sent a URL built on it, so one it cannot call (no scheme, another
+/// scheme, a query or fragment the path would be appended after, or credentials, which every
+/// subscriber would be sent) is refused at start rather than found when callbacks never come.
+pub fn public_base_url(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text.trim())
+        .map_err(|e| format!("`{text}` is not an absolute URL ({e})"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("`{text}` is not an http or https URL with a host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!(
+            "`{text}` has a query or fragment; give the base URL alone"
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(format!(
+            "`{text}` carries credentials, which every subscriber would be sent"
+        ));
+    }
+    Ok(text.trim().trim_end_matches('/').to_owned())
+}
+
 /// The host of `url`, as an attempt records its target: empty when it has none or does not
 /// parse.
 pub fn url_host(url: &str) -> String {
@@ -318,6 +342,34 @@ pub(crate) mod tests {
     use crate::catalog::Catalog;
     use crate::model::InvocationType;
     use chrono::TimeZone;
+
+    #[test]
+    fn a_public_base_url_is_one_a_subscriber_can_call() {
+        for (good, base) in [
+            ("https://api.example.com", "https://api.example.com"),
+            ("https://api.example.com/", "https://api.example.com"),
+            ("http://127.0.0.1:8080", "http://127.0.0.1:8080"),
+            (
+                "https://example.com/triggerline/",
+                "https://example.com/triggerline",
+            ),
+        ] {
+            assert_eq!(public_base_url(good).as_deref(), Ok(base), "{good}");
+        }
+        for bad in [
+            "notaurl",
+            "api.example.com",
+            "ftp://example.com",
+            "https://",
+            "file:///tmp",
+            "https://example.com/?a=b",
+            "https://example.com/#x",
+            "https://user:pw@example.com",
+            "",
+        ] {
+            assert!(public_base_url(bad).is_err(), "{bad}");
+        }
+    }
 
     /// An invocation of `trigger` as raised, with the trigger's example input.
     pub(crate) fn invocation(trigger: &str, mode: Option<DispatchMode>) -> Invocation {

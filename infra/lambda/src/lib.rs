@@ -280,6 +280,14 @@ impl FunctionEnv {
                 name: env::SYNC_WAIT,
                 reason,
             })?;
+        let public_url = get(env::PUBLIC_URL)
+            .map(|text| {
+                triggerline::delivery::public_base_url(&text).map_err(|reason| EnvError::Invalid {
+                    name: env::PUBLIC_URL,
+                    reason,
+                })
+            })
+            .transpose()?;
         let allow_private_targets = flag(&get, env::ALLOW_PRIVATE_TARGETS)?;
         let inline_completion_events = flag(&get, env::INLINE_COMPLETION_EVENTS)?;
         let completion_events = flag(&get, env::COMPLETION_EVENTS)?;
@@ -323,7 +331,7 @@ impl FunctionEnv {
         }
         Ok(FunctionEnv {
             aws,
-            public_url: get(env::PUBLIC_URL).map(|u| u.trim().to_owned()),
+            public_url,
             secret_key,
             secret_key_arn,
             max_attempts,
@@ -744,6 +752,8 @@ mod tests {
             (env::MAX_RECEIVE_COUNT, "-1"),
             (env::MAX_RECEIVE_COUNT, "0"),
             (env::MAX_RECEIVE_COUNT, "1001"),
+            (env::PUBLIC_URL, "api.example.com"),
+            (env::PUBLIC_URL, "https://api.example.com/?stage=prod"),
             (env::SYNC_WAIT, "25s"),
             (env::SYNC_WAIT, "PT29S"),
             (env::SYNC_WAIT, "PT1H"),

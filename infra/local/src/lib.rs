@@ -94,9 +94,9 @@ pub struct Config {
     /// Folder for the SQLite database and the callback secret key (created if missing).
     #[arg(long, env = env::DATA_DIR, default_value = "./.triggerline")]
     pub data_dir: PathBuf,
-    /// Base URL subscribers use to reach this service (callback URLs); defaults to the listen
-    /// address.
-    #[arg(long, env = env::PUBLIC_URL)]
+    /// Base URL subscribers use to reach this service (callback URLs): http or https, with a
+    /// host and no query; defaults to the listen address.
+    #[arg(long, env = env::PUBLIC_URL, value_parser = triggerline::delivery::public_base_url)]
     pub public_url: Option<String>,
     /// Bearer token the management API accepts; generated and printed at start when unset.
     #[arg(long, env = env::API_TOKEN, hide_env_values = true)]
@@ -759,6 +759,18 @@ mod tests {
             &["0", "51", "4294967296", "-1", "3.5", "many", ""],
             "from 1 to 50",
         );
+    }
+
+    #[test]
+    fn the_public_url_is_one_subscribers_can_call_back() {
+        let url = |flags: &[&str]| parse(flags).unwrap().public_url;
+        assert_eq!(url(&[]), None);
+        assert_eq!(
+            url(&["--public-url", "https://tl.example.com/"]).as_deref(),
+            Some("https://tl.example.com")
+        );
+        refused("public-url", &["notaurl", "ftp://x"], "is not");
+        refused("public-url", &["http://x/y?z"], "query or fragment");
     }
 
     #[test]
