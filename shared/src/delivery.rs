@@ -308,7 +308,16 @@ pub fn state_after(verdict: &Verdict) -> InvocationState {
 /// Every ASYNC subscriber is sent a URL built on it, so one it cannot call (no scheme, another
 /// scheme, a query or fragment the path would be appended after, or credentials, which every
 /// subscriber would be sent) is refused at start rather than found when callbacks never come.
+/// Blank is unset (an empty environment variable), returned as empty for the caller's default.
 pub fn public_base_url(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        return Ok(String::new());
+    }
+    // Room for `/trigger-invocations/v1/{id}/complete` within a URL a subscriber takes.
+    let most = crate::limits::MAX_URL_BYTES - 128;
+    if text.trim().len() > most {
+        return Err(format!("is longer than {most} bytes"));
+    }
     let url = url::Url::parse(text.trim())
         .map_err(|e| format!("`{text}` is not an absolute URL ({e})"))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
@@ -365,10 +374,12 @@ pub(crate) mod tests {
             "https://example.com/?a=b",
             "https://example.com/#x",
             "https://user:pw@example.com",
-            "",
         ] {
             assert!(public_base_url(bad).is_err(), "{bad}");
         }
+        let long = format!("https://{}.com", "a".repeat(2_000));
+        assert!(public_base_url(&long).unwrap_err().contains("longer than"));
+        assert_eq!(public_base_url(" ").as_deref(), Ok(""), "blank is unset");
     }
 
     /// An invocation of `trigger` as raised, with the trigger's example input.

@@ -465,6 +465,7 @@ impl App {
         let public_url = config
             .public_url
             .clone()
+            .filter(|url| !url.is_empty())
             .unwrap_or_else(|| format!("http://{address}"));
 
         // Locally an event is a line in a file: announce everything.
@@ -771,6 +772,8 @@ mod tests {
         );
         refused("public-url", &["notaurl", "ftp://x"], "is not");
         refused("public-url", &["http://x/y?z"], "query or fragment");
+        // An empty variable is unset: the listen address is the default, as on Lambda.
+        assert_eq!(url(&["--public-url", ""]).as_deref(), Some(""));
     }
 
     #[test]
