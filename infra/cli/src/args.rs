@@ -359,8 +359,8 @@ pub struct Listen {
     /// Where the receiver remembers its subscriptions' signing secrets (`listen-secrets.json`).
     #[arg(long, env = env::DATA_DIR, default_value = "./.triggerline")]
     pub data_dir: PathBuf,
-    /// Exit after this many deliveries (each answered, and completed when asked).
-    #[arg(long, value_name = "N")]
+    /// Exit after this many deliveries (each answered, and completed when asked); at least 1.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     pub count: Option<u64>,
     /// Leave the subscription enabled at exit (by default it is disabled, so that real
     /// invocations do not pile up retries against a receiver that is gone).
@@ -396,5 +396,21 @@ mod tests {
             }
             assert!(shown.contains("<redacted>"), "{shown}");
         }
+    }
+
+    /// `--count 0` would wait for a delivery it then cannot stop at (the count is checked
+    /// after each), so it is refused with the others a `u64` cannot hold.
+    #[test]
+    fn listen_count_is_at_least_one() {
+        for bad in ["0", "-1", "18446744073709551616", "1.5", ""] {
+            let count = format!("--count={bad}");
+            let err = Cli::try_parse_from(["x", "listen", "idn:t", &count]).expect_err(bad);
+            assert!(err.to_string().contains("--count"), "{bad}: {err}");
+        }
+        let cli = Cli::try_parse_from(["x", "listen", "idn:t", "--count", "1"]).unwrap();
+        let Command::Listen(listen) = cli.command else {
+            panic!("not listen: {cli:?}")
+        };
+        assert_eq!(listen.count, Some(1));
     }
 }

@@ -71,6 +71,7 @@ pub mod env {
     /// How long a warm function trusts the subscriptions it read for a trigger (ISO-8601,
     /// default PT5S): a subscription change reaches deliveries within this time, and a `start`
     /// on a warm function reads no subscription.
+    /// Longer than zero and at most [`super::MAX_SUBSCRIPTION_CACHE`].
     pub const SUBSCRIPTION_CACHE: &str = "TRIGGERLINE_SUBSCRIPTION_CACHE";
     /// The work queue's `maxReceiveCount` (default 5), from the same template value as its
     /// redrive policy: the queue consumer moves a message failing on that receive to the
@@ -185,6 +186,11 @@ pub const DEFAULT_SYNC_WAIT: &str = "PT25S";
 /// answered by them (a 502 or 503) instead of the 542 a producer expects, and the invocations'
 /// ids with it. The template's `SyncWait` pattern allows the same (at most 28.999... s).
 pub const MAX_SYNC_WAIT: Duration = Duration::from_secs(29);
+/// The longest [`env::SUBSCRIPTION_CACHE`]. Lambda keeps a warm function for hours, and until
+/// its cache entry expires it delivers to a subscription as it read it: one deleted, disabled
+/// or pointed elsewhere meanwhile still gets events. Five minutes bounds that to about what a
+/// person changing a subscription waits before looking again; a cold read is half a read unit.
+pub const MAX_SUBSCRIPTION_CACHE: Duration = Duration::from_secs(300);
 /// The shortest secret key accepted, in bytes (HMAC-SHA256's block of entropy).
 const MIN_SECRET_KEY_BYTES: usize = 32;
 /// [`env::RETENTION_SUCCEEDED`] when unset (the local stack's default).
@@ -214,18 +220,25 @@ fn decode_secret_key(name: &'static str, text: &str) -> Result<SecretKey, EnvErr
 
 /// A retention variable: an ISO-8601 duration of at least a minute (DynamoDB deletes expired
 /// items within about two days anyway; less than a minute is a mistake, not a policy).
+/// Reads variable `name` as an ISO-8601 duration. The refusal names the variable once: the
+/// duration's own error already names it, and [`EnvError::Invalid`] names it again.
+fn duration(name: &'static str, text: &str) -> Result<IsoDuration, EnvError> {
+    IsoDuration::parse(name, text.trim()).map_err(|e| EnvError::Invalid {
+        name,
+        reason: match e {
+            triggerline::Error::Invalid { reason, .. } => reason,
+            other => other.to_string(),
+        },
+    })
+}
+
 fn retention(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
     default: &str,
 ) -> Result<chrono::Duration, EnvError> {
     let text = get(name).unwrap_or_else(|| default.to_owned());
-    let span = IsoDuration::parse(name, text.trim())
-        .map_err(|e| EnvError::Invalid {
-            name,
-            reason: e.to_string(),
-        })?
-        .as_chrono();
+    let span = duration(name, &text)?.as_chrono();
     if span < chrono::Duration::minutes(1) {
         return Err(EnvError::Invalid {
             name,
@@ -263,23 +276,17 @@ impl FunctionEnv {
             triggerline_aws::sqs::MAX_RECEIVE_COUNT,
         )?;
         let sync_wait_text = get(env::SYNC_WAIT).unwrap_or_else(|| DEFAULT_SYNC_WAIT.to_owned());
-        let sync_wait = IsoDuration::parse(env::SYNC_WAIT, sync_wait_text.trim())
-            .map(|d| Duration::from_millis(d.as_millis()))
-            .map_err(|e| e.to_string())
-            .and_then(|wait| {
-                if wait < MAX_SYNC_WAIT {
-                    Ok(wait)
-                } else {
-                    Err(format!(
-                        "`{sync_wait_text}` must be under PT29S: the functions and API \
-                         Gateway stop waiting at 30 s"
-                    ))
-                }
-            })
-            .map_err(|reason| EnvError::Invalid {
+        let sync_wait =
+            Duration::from_millis(duration(env::SYNC_WAIT, &sync_wait_text)?.as_millis());
+        if sync_wait >= MAX_SYNC_WAIT {
+            return Err(EnvError::Invalid {
                 name: env::SYNC_WAIT,
-                reason,
-            })?;
+                reason: format!(
+                    "`{sync_wait_text}` must be under PT29S: the functions and API Gateway stop \
+                     waiting at 30 s"
+                ),
+            });
+        }
         let public_url = get(env::PUBLIC_URL)
             .map(|text| {
                 triggerline::delivery::public_base_url(&text).map_err(|reason| EnvError::Invalid {
@@ -292,12 +299,17 @@ impl FunctionEnv {
         let inline_completion_events = flag(&get, env::INLINE_COMPLETION_EVENTS)?;
         let completion_events = flag(&get, env::COMPLETION_EVENTS)?;
         let cache_text = get(env::SUBSCRIPTION_CACHE).unwrap_or_else(|| "PT5S".to_owned());
-        let subscription_cache = IsoDuration::parse(env::SUBSCRIPTION_CACHE, cache_text.trim())
-            .map(|d| Duration::from_millis(d.as_millis()))
-            .map_err(|e| EnvError::Invalid {
+        let subscription_cache =
+            Duration::from_millis(duration(env::SUBSCRIPTION_CACHE, &cache_text)?.as_millis());
+        if subscription_cache > MAX_SUBSCRIPTION_CACHE {
+            return Err(EnvError::Invalid {
                 name: env::SUBSCRIPTION_CACHE,
-                reason: e.to_string(),
-            })?;
+                reason: format!(
+                    "`{cache_text}` is longer than PT5M: a warm function would go on delivering \
+                     to a deleted or disabled subscription for that long"
+                ),
+            });
+        }
         let health = HealthPolicy::from_settings(
             get(health_env::CIRCUIT_FAILURES).as_deref(),
             get(health_env::CIRCUIT_COOL_DOWN).as_deref(),
@@ -741,6 +753,15 @@ mod tests {
         assert!(env.completion_events);
         assert_eq!(env.aws.work_queue, "https://sqs/q");
         assert_eq!(env.policy().public_url, "https://api.example.com");
+        assert_eq!(
+            env.subscription_cache,
+            Duration::from_secs(5),
+            "the default"
+        );
+        for (text, age) in [("PT1S", 1), ("PT60S", 60), ("PT5M", 300)] {
+            let env = read(&[(env::SUBSCRIPTION_CACHE, text)]).unwrap();
+            assert_eq!(env.subscription_cache, Duration::from_secs(age), "{text}");
+        }
 
         let short = base64::engine::general_purpose::STANDARD.encode([7u8; 16]);
         for bad in [
@@ -762,9 +783,18 @@ mod tests {
             (env::COMPLETION_EVENTS, "sometimes"),
             (env::RETENTION_SUCCEEDED, "24h"),
             (env::RETENTION_FAILED, "PT30S"),
+            (env::SUBSCRIPTION_CACHE, "5s"),
+            (env::SUBSCRIPTION_CACHE, "PT0S"),
+            (env::SUBSCRIPTION_CACHE, "PT5M0.001S"),
+            (env::SUBSCRIPTION_CACHE, "P1D"),
+            (env::SUBSCRIPTION_CACHE, "P99999999D"),
         ] {
             match read(&[bad]) {
-                Err(EnvError::Invalid { name, .. }) => assert_eq!(name, bad.0),
+                Err(e @ EnvError::Invalid { name, .. }) => {
+                    assert_eq!(name, bad.0);
+                    let said = e.to_string();
+                    assert_eq!(said.matches(name).count(), 1, "named once: {said}");
+                }
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }
