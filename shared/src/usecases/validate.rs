@@ -118,6 +118,17 @@ fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTa
             format!("`{}` must be an http or https URL with a host", http.url),
         ));
     }
+    // Nothing listens on port 0: every delivery would fail to connect. (A URL stored before
+    // this check is kept by an update that sends it back, as every bound's is.)
+    if url.port() == Some(0) && previous.is_none_or(|p| p.url != http.url) {
+        return Err(Error::invalid(
+            "httpConfig.url",
+            format!(
+                "`{}` has port 0; give the port the webhook listens on",
+                http.url
+            ),
+        ));
+    }
     let previous_url = previous.and_then(|p| Url::parse(&p.url).ok());
     let same_origin = previous_url
         .as_ref()
@@ -154,17 +165,24 @@ fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTa
                 }) => (Some(user_name.as_str()), Some(password.clone())),
                 _ => (None, None),
             };
-            at_most_bytes(
+            credential(
                 "httpConfig.basicAuthConfig.userName",
                 &user_name,
-                MAX_CREDENTIAL_BYTES,
                 stored_user,
             )?;
+            // RFC 7617: the receiver splits `user:password` at the first colon, so a user name
+            // with one would reach it as another user with another password.
+            if user_name.contains(':') && stored_user != Some(user_name.as_str()) {
+                return Err(Error::invalid(
+                    "httpConfig.basicAuthConfig.userName",
+                    "must not contain `:` (basic auth sends `user:password`, split at the first \
+                     colon)",
+                ));
+            }
             if let Some(sent) = &config.password {
-                at_most_bytes(
+                credential(
                     "httpConfig.basicAuthConfig.password",
                     sent.expose(),
-                    MAX_CREDENTIAL_BYTES,
                     kept.as_ref().map(Secret::expose),
                 )?;
             }
@@ -189,10 +207,9 @@ fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTa
             };
             let sent = http.bearer_token_auth_config.and_then(|c| c.bearer_token);
             if let Some(sent) = &sent {
-                at_most_bytes(
+                credential(
                     "httpConfig.bearerTokenAuthConfig.bearerToken",
                     sent.expose(),
-                    MAX_CREDENTIAL_BYTES,
                     kept.as_ref().map(Secret::expose),
                 )?;
             }
@@ -306,6 +323,20 @@ fn at_most_bytes(field: &str, value: &str, max: usize, stored: Option<&str>) -> 
         return Err(Error::invalid(
             field,
             format!("must be at most {max} bytes (has {})", value.len()),
+        ));
+    }
+    Ok(())
+}
+
+/// A webhook credential: at most [`MAX_CREDENTIAL_BYTES`], and no control character (tab
+/// aside), which no `Authorization` header can carry: every delivery would fail building it.
+/// The message never quotes the value. A `stored` value sent back unchanged is kept.
+fn credential(field: &str, value: &str, stored: Option<&str>) -> Result<(), Error> {
+    at_most_bytes(field, value, MAX_CREDENTIAL_BYTES, stored)?;
+    if stored != Some(value) && value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(Error::invalid(
+            field,
+            "must not contain control characters (an HTTP header cannot carry them)",
         ));
     }
     Ok(())
@@ -535,6 +566,45 @@ mod tests {
         // Multi-byte characters count as the bytes they take.
         let wide = "é".repeat(MAX_CREDENTIAL_BYTES / 2 + 1);
         assert!(checked(bearer(&wide), None).is_err());
+    }
+
+    /// Each would have been stored and then failed every delivery (no `Authorization` header
+    /// holds a line break), or reached the receiver as another user.
+    #[test]
+    fn credentials_no_header_can_carry_are_refused_and_named() {
+        let token = "httpConfig.bearerTokenAuthConfig.bearerToken";
+        let user = "httpConfig.basicAuthConfig.userName";
+        let password = "httpConfig.basicAuthConfig.password";
+        for bad in ["a\r\nX-Evil: 1", "a\nb", "\0", "a\u{7f}"] {
+            let err = checked(bearer(bad), None).unwrap_err();
+            assert!(!err.to_string().contains(bad), "never quoted: {err}");
+            assert_eq!(field_of(err), token, "{bad:?}");
+            assert_eq!(field_of(checked(basic(bad, "pw"), None).unwrap_err()), user);
+            assert_eq!(
+                field_of(checked(basic("u", bad), None).unwrap_err()),
+                password
+            );
+        }
+        assert_eq!(
+            field_of(checked(basic("a:b", "pw"), None).unwrap_err()),
+            user
+        );
+        // A tab, a colon in the password and any printable text are fine.
+        assert!(checked(bearer("a\tb"), None).is_ok());
+        assert!(checked(basic("ü ser", "p:w\té"), None).is_ok());
+        assert!(checked(bearer("abc-._~+/=é"), None).is_ok());
+    }
+
+    #[test]
+    fn a_url_with_port_zero_is_refused() {
+        for url in ["http://127.0.0.1:0/hook", "https://a.example.com:0/"] {
+            assert_eq!(
+                field_of(checked(http(url), None).unwrap_err()),
+                "httpConfig.url"
+            );
+        }
+        assert!(checked(http("https://a.example.com:1/"), None).is_ok());
+        assert!(checked(http("https://a.example.com:65535/"), None).is_ok());
     }
 
     #[test]
