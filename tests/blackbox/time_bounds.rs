@@ -28,7 +28,7 @@ async fn invocation_count(app: &TestApp) -> usize {
 }
 
 #[tokio::test]
-async fn a_timestamp_in_microseconds_or_seconds_is_a_400_naming_it_and_the_service_goes_on() {
+async fn a_timestamp_in_microseconds_is_a_400_naming_it_and_the_service_goes_on() {
     let app = spawn_app().await;
     app.create(&http_subscription(
         CREATED,
@@ -38,27 +38,19 @@ async fn a_timestamp_in_microseconds_or_seconds_is_a_400_naming_it_and_the_servi
     .await;
 
     let now_ms = chrono::Utc::now().timestamp_millis();
-    // Microseconds and seconds (January 1970 read as milliseconds) alike.
-    for bad in [
-        now_ms * 1000,
-        i64::MAX,
-        now_ms + 366 * 86_400_000,
-        now_ms / 1000,
-        1,
-        i64::MIN,
-    ] {
+    for bad in [now_ms * 1000, i64::MAX, now_ms + 366 * 86_400_000] {
         let response = start(&app, CREATED, json!({"timestamp": bad})).await;
         let text = expect_error(response, StatusCode::BAD_REQUEST, "timestamp").await;
         assert!(text.contains("epoch milliseconds"), "{text}");
     }
     assert_eq!(invocation_count(&app).await, 0, "nothing was stored");
 
-    // Within a year either way: accepted, and due now when in the past.
-    for good in [now_ms + 60_000, now_ms - 60_000, now_ms - 364 * 86_400_000] {
+    // In range, and in the past (even before 1970): accepted, due now.
+    for good in [now_ms + 60_000, 1, -5_000_000_000_000_000, i64::MIN] {
         let response = start(&app, CREATED, json!({"timestamp": good})).await;
         assert_eq!(response.status(), StatusCode::ACCEPTED, "{good}");
     }
-    assert_eq!(invocation_count(&app).await, 3);
+    assert_eq!(invocation_count(&app).await, 4);
 }
 
 #[tokio::test]

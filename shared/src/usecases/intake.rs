@@ -20,7 +20,7 @@ use crate::model::{
 use crate::ports::{Handoff, IdempotencyStore, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
 use crate::telemetry;
-use crate::time::{IdGenerator, MAX_AHEAD_DAYS, earlier, later, max_ahead};
+use crate::time::{IdGenerator, MAX_AHEAD_DAYS, later, max_ahead};
 use crate::trace::TraceContext;
 use crate::usecases::delivery::{Delivery, Settling};
 use crate::wire::{StartBatch, StartInvocation, TestInvocation};
@@ -1130,11 +1130,8 @@ async fn release_on_error<T>(claim: &Claim, result: Result<T>) -> Result<T> {
 }
 
 /// When a `start` is due: `delay` after now, at `timestamp` (epoch milliseconds), or now. A time
-/// in the past means now (a producer's clock runs behind, or the start waited in its queue);
-/// one more than [`max_ahead`] away either way is refused, naming the field: ahead, so that no
-/// stored time leaves the range the stores sort and parse; behind, because that is a time in
-/// the wrong unit (epoch seconds read as milliseconds are in January 1970, so a start meant
-/// for an hour later was delivered at once) rather than a late one.
+/// in the past means now; one more than [`max_ahead`] away is refused, naming the field, so that
+/// no stored time leaves the range the stores sort and parse.
 fn scheduled_at(
     now: DateTime<Utc>,
     delay: Option<&str>,
@@ -1165,18 +1162,7 @@ fn scheduled_at(
                     ),
                 ));
             }
-            let earliest = earlier(now, max_ahead());
-            if ms < earliest.timestamp_millis() {
-                return Err(Error::invalid(
-                    "timestamp",
-                    format!(
-                        "`{ms}` is more than {MAX_AHEAD_DAYS} days ago; give epoch milliseconds \
-                         (now is {})",
-                        now.timestamp_millis()
-                    ),
-                ));
-            }
-            // Within the bounds every time converts.
+            // Below the bound, only times before chrono's earliest fail to convert: the past.
             Ok(Utc
                 .timestamp_millis_opt(ms)
                 .single()

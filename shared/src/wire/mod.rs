@@ -669,8 +669,7 @@ pub struct StartInvocation {
     #[serde(default)]
     pub delay: Option<String>,
     #[cfg_attr(feature = "openapi", schema(example = json!(1764777600000_i64)))]
-    /// Epoch milliseconds before which nothing is delivered: within a year of now either way
-    /// (a time in the past means now; one further off is refused as a wrong unit).
+    /// Epoch milliseconds before which nothing is delivered.
     #[serde(default)]
     pub timestamp: Option<i64>,
     /// Extension: invocations of one subscription with the same key are delivered one at a
