@@ -70,8 +70,8 @@ pub mod env {
     pub const COMPLETION_EVENTS: &str = "TRIGGERLINE_COMPLETION_EVENTS";
     /// How long a warm function trusts the subscriptions it read for a trigger (ISO-8601,
     /// default PT5S): a subscription change reaches deliveries within this time, and a `start`
-    /// on a warm function reads no subscription.
-    /// Longer than zero and at most [`super::MAX_SUBSCRIPTION_CACHE`].
+    /// on a warm function reads no subscription. Longer than zero and at most
+    /// [`super::MAX_SUBSCRIPTION_CACHE`].
     pub const SUBSCRIPTION_CACHE: &str = "TRIGGERLINE_SUBSCRIPTION_CACHE";
     /// The work queue's `maxReceiveCount` (default 5), from the same template value as its
     /// redrive policy: the queue consumer moves a message failing on that receive to the
@@ -218,8 +218,6 @@ fn decode_secret_key(name: &'static str, text: &str) -> Result<SecretKey, EnvErr
     Ok(SecretKey::new(bytes))
 }
 
-/// A retention variable: an ISO-8601 duration of at least a minute (DynamoDB deletes expired
-/// items within about two days anyway; less than a minute is a mistake, not a policy).
 /// Reads variable `name` as an ISO-8601 duration. The refusal names the variable once: the
 /// duration's own error already names it, and [`EnvError::Invalid`] names it again.
 fn duration(name: &'static str, text: &str) -> Result<IsoDuration, EnvError> {
@@ -232,6 +230,8 @@ fn duration(name: &'static str, text: &str) -> Result<IsoDuration, EnvError> {
     })
 }
 
+/// A retention variable: an ISO-8601 duration of at least a minute (DynamoDB deletes expired
+/// items within about two days anyway; less than a minute is a mistake, not a policy).
 fn retention(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
