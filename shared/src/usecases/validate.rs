@@ -329,15 +329,14 @@ fn at_most_bytes(field: &str, value: &str, max: usize, stored: Option<&str>) -> 
 }
 
 /// A webhook credential: at most [`MAX_CREDENTIAL_BYTES`], and no control character (tab
-/// aside), which no `Authorization` header can carry: every delivery would fail building it.
-/// The message never quotes the value. A `stored` value sent back unchanged is kept.
+/// aside). A bearer token goes into the `Authorization` header as it is, where a line break
+/// cannot go, so every delivery would fail building it; basic credentials are base64-encoded,
+/// but RFC 7617 rules control characters out of them, and receivers refuse them. The message
+/// never quotes the value. A `stored` value sent back unchanged is kept.
 fn credential(field: &str, value: &str, stored: Option<&str>) -> Result<(), Error> {
     at_most_bytes(field, value, MAX_CREDENTIAL_BYTES, stored)?;
     if stored != Some(value) && value.chars().any(|c| c.is_control() && c != '\t') {
-        return Err(Error::invalid(
-            field,
-            "must not contain control characters (an HTTP header cannot carry them)",
-        ));
+        return Err(Error::invalid(field, "must not contain control characters"));
     }
     Ok(())
 }
@@ -568,8 +567,8 @@ mod tests {
         assert!(checked(bearer(&wide), None).is_err());
     }
 
-    /// Each would have been stored and then failed every delivery (no `Authorization` header
-    /// holds a line break), or reached the receiver as another user.
+    /// Each was stored before: a bearer token with a line break then failed every delivery (no
+    /// header holds one), and a user name with a colon reached the receiver as another user.
     #[test]
     fn credentials_no_header_can_carry_are_refused_and_named() {
         let token = "httpConfig.bearerTokenAuthConfig.bearerToken";
