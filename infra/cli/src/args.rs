@@ -398,8 +398,8 @@ mod tests {
         }
     }
 
-    /// `--count 0` would wait for a delivery it then cannot stop at (the count is checked
-    /// after each), so it is refused with the others a `u64` cannot hold.
+    /// `--count 0` was taken as 1 (the count is checked after each delivery); it is refused
+    /// with the values a `u64` cannot hold.
     #[test]
     fn listen_count_is_at_least_one() {
         for bad in ["0", "-1", "18446744073709551616", "1.5", ""] {
