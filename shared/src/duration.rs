@@ -29,6 +29,13 @@ impl IsoDuration {
             )
         };
         if !well_formed(text) {
+            if grammatical(text) {
+                // Written right, but with a number past `u32`: say which rule it broke.
+                return Err(Error::invalid(
+                    field,
+                    format!("`{text}` has a number larger than {}", u32::MAX),
+                ));
+            }
             return Err(not_a_duration());
         }
         let parsed = iso8601::duration(text).map_err(|_| not_a_duration())?;
@@ -147,19 +154,22 @@ impl fmt::Display for IsoDuration {
 /// a number past `u32` for an absent part: `PT4294967296S`, 136 years, was zero, which a
 /// `delay` took for "now".
 fn well_formed(text: &str) -> bool {
+    grammatical(text)
+        && text
+            .split(|c: char| !c.is_ascii_digit())
+            .filter(|digits| !digits.is_empty())
+            .all(|digits| digits.parse::<u32>().is_ok())
+}
+
+/// [`well_formed`]'s grammar, whatever the size of the numbers.
+fn grammatical(text: &str) -> bool {
     static GRAMMAR: LazyLock<regex_lite::Regex> = LazyLock::new(|| {
         regex_lite::Regex::new(
             r"^P(?:\d+W|(?:\d+Y)?(?:\d+M)?(?:\d+D)?(?:T(?:\d+H)?(?:\d+M)?(?:\d+(?:[.,]\d+)?S)?)?)$",
         )
         .expect("the pattern is valid")
     });
-    text != "P"
-        && !text.ends_with('T')
-        && GRAMMAR.is_match(text)
-        && text
-            .split(|c: char| !c.is_ascii_digit())
-            .filter(|digits| !digits.is_empty())
-            .all(|digits| digits.parse::<u32>().is_ok())
+    text != "P" && !text.ends_with('T') && GRAMMAR.is_match(text)
 }
 
 #[cfg(test)]
@@ -206,26 +216,24 @@ mod tests {
     /// dropped, a number past `u32` read as an absent part (zero).
     #[test]
     fn the_whole_text_is_read_or_refused() {
-        for bad in [
-            "PT5Sxyz",
-            "PT1H5",
-            "P1D2",
-            "P1DT",
-            "PT4294967296S",
-            "PT1H4294967296S",
-            "PT99999999999M",
-            "PT99999999999H",
-            "P4294967296D",
-            "P1WT1H",
-            "PT1.5M",
-            "pt1h",
-            " PT1H",
+        for (bad, said) in [
+            ("PT5Sxyz", "is not an ISO-8601"),
+            ("PT1H5", "is not an ISO-8601"),
+            ("P1D2", "is not an ISO-8601"),
+            ("P1DT", "is not an ISO-8601"),
+            ("PT4294967296S", "has a number larger than 4294967295"),
+            ("PT1H4294967296S", "has a number larger than 4294967295"),
+            ("PT99999999999M", "has a number larger than 4294967295"),
+            ("PT99999999999H", "has a number larger than 4294967295"),
+            ("P4294967296D", "has a number larger than 4294967295"),
+            ("PT1.99999999999S", "has a number larger than 4294967295"),
+            ("P1WT1H", "is not an ISO-8601"),
+            ("PT1.5M", "is not an ISO-8601"),
+            ("pt1h", "is not an ISO-8601"),
+            (" PT1H", "is not an ISO-8601"),
         ] {
             let err = IsoDuration::parse("delay", bad).unwrap_err();
-            assert!(
-                err.to_string().contains("is not an ISO-8601"),
-                "{bad}: {err}"
-            );
+            assert!(err.to_string().contains(said), "{bad}: {err}");
             assert!(
                 IsoDuration::parse_millis_or_zero("delay", bad).is_err(),
                 "{bad} is not a zero either"
