@@ -142,6 +142,36 @@ async fn basic_auth_without_a_password() {
     create_is_refused(&app, &body, "httpConfig.basicAuthConfig.password").await;
 }
 
+/// Credentials a delivery could not send as they are, and a port nothing listens on: each was
+/// stored, and then every delivery failed or reached the receiver as another user.
+#[tokio::test]
+async fn credentials_with_control_characters_a_colon_in_a_user_name_and_port_zero() {
+    let app = spawn_app().await;
+    let mut bearer = valid();
+    bearer["httpConfig"]["httpAuthenticationType"] = json!("BEARER_TOKEN");
+    bearer["httpConfig"]["bearerTokenAuthConfig"] = json!({"bearerToken": "t\r\nX-Evil: 1"});
+    let text = create_is_refused(
+        &app,
+        &bearer,
+        "httpConfig.bearerTokenAuthConfig.bearerToken",
+    )
+    .await;
+    assert!(!text.contains("X-Evil"), "the value is not quoted: {text}");
+    for (user, password, field) in [
+        ("a:b", "pw", "httpConfig.basicAuthConfig.userName"),
+        ("u\n", "pw", "httpConfig.basicAuthConfig.userName"),
+        ("u", "p\u{0}w", "httpConfig.basicAuthConfig.password"),
+    ] {
+        let mut basic = valid();
+        basic["httpConfig"]["httpAuthenticationType"] = json!("BASIC_AUTH");
+        basic["httpConfig"]["basicAuthConfig"] = json!({"userName": user, "password": password});
+        create_is_refused(&app, &basic, field).await;
+    }
+    let mut port_zero = valid();
+    port_zero["httpConfig"]["url"] = json!("http://127.0.0.1:0/hook");
+    create_is_refused(&app, &port_zero, "httpConfig.url").await;
+}
+
 #[tokio::test]
 async fn limit_over_250() {
     let app = spawn_app().await;
