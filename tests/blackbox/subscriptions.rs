@@ -236,6 +236,11 @@ async fn patch_that_fails_validation_changes_nothing() {
             json!([{"op": "replace", "path": "/filter", "value": "$[?("}]),
             "filter",
         ),
+        (json!([{"op": "remove", "path": "/name"}]), "name"),
+        (
+            json!([{"op": "replace", "path": "/type", "value": null}]),
+            "type",
+        ),
         (json!([{"op": "explode", "path": "/name"}]), "[0]"),
         (
             json!([{"op": "move", "from": "/nothing", "path": "/name"}]),

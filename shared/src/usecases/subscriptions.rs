@@ -279,6 +279,17 @@ fn patched(
             format!("`{}`: {}", path.unwrap_or_default(), e.kind),
         )
     })?;
+    // A PUT without `name` or `type` keeps the stored one (SailPoint's PUT requires no field),
+    // but a patch's result is the whole subscription, where both are required: removing one
+    // (or setting it to null, or moving it away) must not answer 200 with the field unchanged.
+    for required in ["name", "type"] {
+        if document.get(required).is_none_or(Value::is_null) {
+            return Err(Error::invalid(
+                required,
+                "is required in a subscription; a patch may replace it but not remove it",
+            ));
+        }
+    }
     coerce_boolean(&mut document, "enabled")?;
     let request: SubscriptionPutRequest = serde_path_to_error::deserialize(document)
         .map_err(|e| Error::invalid(e.path().to_string(), e.inner().to_string()))?;

@@ -15,6 +15,7 @@ mod lists;
 mod ordering;
 mod rotate;
 mod status;
+mod subscriptions;
 mod support;
 mod sweep;
 mod trace;
