@@ -85,6 +85,32 @@ async fn malformed_json() {
 }
 
 #[tokio::test]
+async fn a_compressed_body_is_a_415_naming_content_encoding() {
+    let app = spawn_app().await;
+    let send = |coding: &'static str| {
+        app.request(Method::POST, "/trigger-subscriptions/v1")
+            .header("Content-Type", "application/json")
+            .header("Content-Encoding", coding)
+            .body(valid().to_string())
+            .send()
+    };
+    for coding in ["gzip", "br", "gzip, identity"] {
+        let text = expect_error(
+            send(coding).await.unwrap(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "Content-Encoding",
+        )
+        .await;
+        assert!(text.contains(coding), "{text}");
+        assert!(app.all_subscriptions().await.is_empty(), "state changed");
+    }
+    assert_eq!(
+        send("identity").await.unwrap().status(),
+        StatusCode::CREATED
+    );
+}
+
+#[tokio::test]
 async fn missing_required_field() {
     let app = spawn_app().await;
     let mut body = valid();

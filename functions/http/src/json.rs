@@ -3,6 +3,7 @@
 
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
+use axum::http::header::CONTENT_ENCODING;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use triggerline::Error;
@@ -45,6 +46,21 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for JsonBodyO
 }
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    // A compressed body would otherwise be read as JSON and refused as "not valid JSON", which
+    // sends its sender looking in the wrong place; the status says what is wrong (RFC 9110
+    // 15.5.16). No SDK compresses requests, so none are decoded.
+    if let Some(coding) = req.headers().get(CONTENT_ENCODING) {
+        let coding = String::from_utf8_lossy(coding.as_bytes());
+        if !coding.trim().eq_ignore_ascii_case("identity") {
+            return Err(ApiError::Http(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "Content-Encoding: `{}` is not supported; send the body uncompressed",
+                    coding.trim()
+                ),
+            ));
+        }
+    }
     Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
