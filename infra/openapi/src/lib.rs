@@ -58,7 +58,8 @@ struct ErrorTooManyRequests {
             `signingSecret` with its rotation (`rotate-secret`). Every route is served at its `/…/v1` path and under the prefixes \
             `/beta`, `/v2024`, `/v2025`, `/v2026` (`/beta/triggers`, \
             `/v2025/trigger-subscriptions/{id}`, …). The `X-SailPoint-Experimental` header older \
-            SDKs send is accepted and ignored. Request bodies over 1 MiB get 413.",
+            SDKs send is accepted and ignored. Request bodies over 1 MiB get 413, and bodies \
+            sent with a `Content-Encoding` 415.",
         license(name = "Apache-2.0", identifier = "Apache-2.0"),
     ),
     servers((url = "http://127.0.0.1:8080", description = "The local server's default address")),
@@ -190,6 +191,13 @@ fn shared_responses() -> Vec<(&'static str, Response)> {
             dto("The body is over 1 MiB, or a value is over its limit (the message names it)"),
         ),
         (
+            "UnsupportedMediaType",
+            dto(
+                "The body was sent with a `Content-Encoding` (gzip, br, ...); none is decoded, so \
+                 send it uncompressed",
+            ),
+        ),
+        (
             "RequestTimeout",
             dto(
                 "The body did not arrive within the client timeout of the request (the local \
@@ -247,6 +255,7 @@ fn add_shared_answers(path: &str, item: &mut PathItem) {
         if op.request_body.is_some() {
             shared.push(("413", "PayloadTooLarge"));
             shared.push(("408", "RequestTimeout"));
+            shared.push(("415", "UnsupportedMediaType"));
         }
         if path.contains('{') {
             shared.push(("404", "NotFound"));
