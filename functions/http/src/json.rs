@@ -51,12 +51,12 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
     // 15.5.16). No SDK compresses requests, so none are decoded.
     if let Some(coding) = req.headers().get(CONTENT_ENCODING) {
         let coding = String::from_utf8_lossy(coding.as_bytes());
-        if !coding.trim().eq_ignore_ascii_case("identity") {
+        let coding = coding.trim();
+        if !coding.is_empty() && !coding.eq_ignore_ascii_case("identity") {
             return Err(ApiError::Http(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 format!(
-                    "Content-Encoding: `{}` is not supported; send the body uncompressed",
-                    coding.trim()
+                    "Content-Encoding: `{coding}` is not supported; send the body uncompressed"
                 ),
             ));
         }
