@@ -211,6 +211,22 @@ async fn limit_over_250() {
 }
 
 #[tokio::test]
+async fn a_repeated_list_parameter_is_a_400_naming_it() {
+    let app = spawn_app().await;
+    for (query, field) in [
+        ("limit=1&limit=2", "limit"),
+        ("count=true&count=false", "count"),
+        ("sorters=created&sorters=-created", "sorters"),
+    ] {
+        let response = app
+            .get(&format!("/trigger-invocations/v1/status?{query}"))
+            .await;
+        let text = expect_error(response, StatusCode::BAD_REQUEST, field).await;
+        assert!(text.contains("more than once"), "{text}");
+    }
+}
+
+#[tokio::test]
 async fn unsupported_filter_field() {
     let app = spawn_app().await;
     let response = app

@@ -52,8 +52,19 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequestParts<S> for Que
 }
 
 fn query_params<T: serde::de::DeserializeOwned>(parts: &Parts) -> Result<T, ApiError> {
-    serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
-        .map_err(|e| ApiError::Http(StatusCode::BAD_REQUEST, format!("query: {e}")))
+    serde_urlencoded::from_str(parts.uri.query().unwrap_or("")).map_err(|e| {
+        let text = e.to_string();
+        // serde words a repeated parameter as "duplicate field `limit`": the message then
+        // starts with the parameter's name, as every other refusal of a field does.
+        let message = match text
+            .strip_prefix("duplicate field `")
+            .and_then(|rest| rest.strip_suffix('`'))
+        {
+            Some(name) => format!("{name}: is given more than once; give it once"),
+            None => format!("query: {text}"),
+        };
+        ApiError::Http(StatusCode::BAD_REQUEST, message)
+    })
 }
 
 /// 200 with the items, and `X-Total-Count` when the caller asked for `count=true`.
