@@ -110,6 +110,22 @@ async fn a_compressed_body_is_a_415_naming_content_encoding() {
 }
 
 #[tokio::test]
+async fn a_byte_order_mark_before_the_json_is_skipped() {
+    let app = spawn_app().await;
+    let mut body = b"\xEF\xBB\xBF".to_vec();
+    body.extend(valid().to_string().into_bytes());
+    let created = app
+        .request(Method::POST, "/trigger-subscriptions/v1")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), StatusCode::CREATED);
+    assert_eq!(app.all_subscriptions().await.len(), 1);
+}
+
+#[tokio::test]
 async fn missing_required_field() {
     let app = spawn_app().await;
     let mut body = valid();

@@ -61,7 +61,7 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
             ));
         }
     }
-    Bytes::from_request(req, state).await.map_err(|rejection| {
+    let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::PayloadTooLarge
         } else {
@@ -70,7 +70,22 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Ap
                 format!("body: {}", rejection.body_text()),
             )
         }
-    })
+    })?;
+    Ok(without_bom(bytes))
+}
+
+/// The UTF-8 byte-order mark some Windows tools write before a file's text.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// `bytes` without a leading byte-order mark. RFC 8259 (8.1) lets a parser ignore one, and a
+/// body saved by such a tool and sent as it is would otherwise be "not valid JSON" although
+/// its JSON is.
+fn without_bom(bytes: Bytes) -> Bytes {
+    if bytes.starts_with(BOM) {
+        bytes.slice(BOM.len()..)
+    } else {
+        bytes
+    }
 }
 
 /// Parses `bytes` as `T`; the error's field is the JSON path (`httpConfig.url`) of the problem.
@@ -168,5 +183,31 @@ mod tests {
         );
         assert!(err(r#"{"name": "#).starts_with("body: the body is not valid JSON"));
         assert!(err(r#"{"name": "n"} trailing"#).starts_with("body: the body is not valid JSON"));
+    }
+
+    async fn body_of(bytes: &'static [u8]) -> Result<Option<String>, String> {
+        #[derive(Debug, Default, Deserialize)]
+        struct Named {
+            name: Option<String>,
+        }
+        let request = Request::new(axum::body::Body::from(bytes));
+        JsonBodyOrDefault::<Named>::from_request(request, &())
+            .await
+            .map(|JsonBodyOrDefault(body)| body.name)
+            .map_err(|e| format!("{e:?}"))
+    }
+
+    #[tokio::test]
+    async fn a_leading_byte_order_mark_is_skipped() {
+        assert_eq!(
+            body_of(b"\xEF\xBB\xBF{\"name\": \"n\"}").await,
+            Ok(Some("n".to_owned()))
+        );
+        // A mark alone is an empty body; one anywhere else is still not JSON.
+        assert_eq!(body_of(b"\xEF\xBB\xBF").await, Ok(None));
+        let inside = body_of(b"{\"name\": \"n\"}\xEF\xBB\xBF").await.unwrap_err();
+        assert!(inside.contains("not valid JSON"), "{inside}");
+        let twice = body_of(b"\xEF\xBB\xBF\xEF\xBB\xBF{}").await.unwrap_err();
+        assert!(twice.contains("not valid JSON"), "{twice}");
     }
 }
