@@ -112,6 +112,26 @@ fn the_document_is_openapi_3_1_with_the_sailpoint_models() {
     );
 }
 
+/// A callback answers an unknown id with the 401 of a wrong secret (the routes' tests and the
+/// black-box suite check that), so its operations list no 404; every other operation on an id
+/// does.
+#[test]
+fn only_operations_that_answer_404_list_it() {
+    let doc: serde_json::Value = serde_json::from_str(&triggerline_openapi::json()).unwrap();
+    for (path, item) in doc["paths"].as_object().unwrap() {
+        let callback = path.ends_with("/complete") || path.ends_with("/heartbeat");
+        for (method, op) in item.as_object().unwrap() {
+            let lists_404 = op["responses"].get("404").is_some();
+            if callback {
+                assert!(!lists_404, "{method} {path} lists a 404 it never answers");
+                assert!(op["responses"].get("401").is_some(), "{method} {path}");
+            } else if path.contains('{') {
+                assert!(lists_404, "{method} {path} answers 404 for an unknown id");
+            }
+        }
+    }
+}
+
 #[test]
 fn operation_ids_are_unique() {
     let doc: serde_json::Value = serde_json::from_str(&triggerline_openapi::json()).unwrap();
