@@ -165,9 +165,22 @@ async fn sync_answer_with_output_completes_a_synchronous_start() {
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["invocations"][0]["status"], "COMPLETED");
     assert_eq!(body["invocations"][0]["output"], approval());
+    // A finished invocation carries both keys (api.md), `error` null when it succeeded.
+    let finished = body["invocations"][0].as_object().unwrap();
+    assert_eq!(finished.get("error"), Some(&Value::Null), "{finished:?}");
     let id = body["invocations"][0]["id"].as_str().unwrap();
     let status = app.status(id).await;
     assert_eq!(status["completeInvocationInput"]["output"], approval());
+
+    // A queued one has neither: it has no outcome yet.
+    let queued = app.start(PRE, false).await;
+    assert_eq!(queued.status(), StatusCode::ACCEPTED);
+    let body: Value = queued.json().await.unwrap();
+    let queued = body["invocations"][0].as_object().unwrap();
+    assert!(
+        !queued.contains_key("output") && !queued.contains_key("error"),
+        "{queued:?}"
+    );
 }
 
 #[tokio::test]

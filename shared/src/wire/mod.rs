@@ -840,11 +840,15 @@ pub struct StartedInvocation {
     pub subscription_id: String,
     pub subscription_name: String,
     pub status: InvocationState,
+    /// Left out of a queued answer; in a finished one always there, `null` when the subscriber
+    /// gave none (as `error` is when it did), so that a client can read both keys of every
+    /// finished invocation.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub output: Option<Value>,
+    pub output: Option<Option<Value>>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<LocalizedMessage>))]
     #[serde(skip_serializing_if = "Option::is_none", default)]
-    pub error: Option<LocalizedMessage>,
+    pub error: Option<Option<LocalizedMessage>>,
 }
 
 impl StartedInvocation {
@@ -862,8 +866,8 @@ impl StartedInvocation {
 
     pub fn finished(i: &model::Invocation) -> Self {
         StartedInvocation {
-            output: i.output.clone(),
-            error: i.error.as_ref().map(LocalizedMessage::en_us),
+            output: Some(i.output.clone()),
+            error: Some(i.error.as_ref().map(LocalizedMessage::en_us)),
             ..Self::queued(i)
         }
     }
