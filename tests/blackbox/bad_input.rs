@@ -151,6 +151,23 @@ async fn unknown_enum_value() {
 }
 
 #[tokio::test]
+async fn an_enum_value_that_is_not_a_string_is_named() {
+    let app = spawn_app().await;
+    for (pointer, wrong) in [
+        ("/type", json!(null)),
+        ("/type", json!(0)),
+        ("/httpConfig/httpDispatchMode", json!(null)),
+        ("/httpConfig/httpAuthenticationType", json!(5)),
+    ] {
+        let mut body = valid();
+        *body.pointer_mut(pointer).unwrap() = wrong;
+        let field = pointer.trim_start_matches('/').replace('/', ".");
+        let text = create_is_refused(&app, &body, &field).await;
+        assert!(!text.contains("not valid JSON"), "{text}");
+    }
+}
+
+#[tokio::test]
 async fn bad_url() {
     let app = spawn_app().await;
     let mut body = valid();

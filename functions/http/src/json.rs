@@ -107,10 +107,19 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         let message = strip_position(&inner.to_string());
+        let parent = if path == "." { String::new() } else { path };
         if inner.is_syntax() || inner.is_eof() {
+            // serde_json reports a value other than a string or an object where an enum's
+            // name goes (`"type": null`) as a syntax error although the body is valid JSON.
+            let valid = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
+            if valid && !parent.is_empty() {
+                return Error::invalid(
+                    parent,
+                    "invalid type: expected a string naming one of its values",
+                );
+            }
             return Error::invalid("body", format!("the body is not valid JSON: {message}"));
         }
-        let parent = if path == "." { String::new() } else { path };
         // serde reports a missing field at its parent; name the field itself.
         if let Some(field) = message
             .strip_prefix("missing field `")
@@ -181,6 +190,14 @@ mod tests {
             err(r#"{"name": "n", "inner": {"url": "u", "mode": "FAST"}}"#)
                 .starts_with("inner.mode: unknown variant `FAST`")
         );
+        for wrong in ["null", "0", "[]", "true"] {
+            assert_eq!(
+                err(&format!(
+                    r#"{{"name": "n", "inner": {{"url": "u", "mode": {wrong}}}}}"#
+                )),
+                "inner.mode: invalid type: expected a string naming one of its values"
+            );
+        }
         assert!(err(r#"{"name": "#).starts_with("body: the body is not valid JSON"));
         assert!(err(r#"{"name": "n"} trailing"#).starts_with("body: the body is not valid JSON"));
     }
