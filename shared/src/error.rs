@@ -32,7 +32,8 @@ pub enum Error {
     Conflict { kind: ResourceKind, id: String },
 
     /// An `Idempotency-Key` came again with a different request (`in_progress: false`), or
-    /// while the request that first used it is still being accepted (`in_progress: true`).
+    /// while the request that first used it still holds it after the wait for it
+    /// (`in_progress: true`).
     #[error("Idempotency-Key: {}", reused(.key, *.in_progress))]
     IdempotencyKeyReused { key: String, in_progress: bool },
 

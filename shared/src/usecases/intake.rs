@@ -17,7 +17,7 @@ use crate::model::{
     DispatchMode, Invocation, InvocationState, InvocationType, LazyJson, Subscription, Target,
     TriggerType,
 };
-use crate::ports::{Handoff, IdempotencyStore, NextStep, WorkSignal};
+use crate::ports::{Handoff, IdempotencyStore, InvocationWatch, NextStep, WorkSignal};
 use crate::secrets::hash_secret;
 use crate::telemetry;
 use crate::time::{IdGenerator, MAX_AHEAD_DAYS, later, max_ahead};
@@ -77,7 +77,14 @@ struct Claim {
     store: Arc<dyn IdempotencyStore>,
     key: String,
     created: DateTime<Utc>,
+    /// Told when the key's record changes (raised recorded, or released), so that a repeat
+    /// waiting on the key ([`Intake::claim`]) looks again at once.
+    watch: Arc<dyn InvocationWatch>,
 }
+
+/// How often a repeat waiting on a key still held by its first request looks again at most,
+/// where nothing tells it that the record changed (the Lambda functions' watch only paces).
+const HELD_KEY_RECHECK: Duration = Duration::from_millis(250);
 
 /// What claiming a key found.
 enum Claimed {
@@ -342,7 +349,11 @@ impl Intake {
         }
     }
 
-    /// Claims `keyed`'s key, or tells what an earlier request with it left.
+    /// Claims `keyed`'s key, or tells what an earlier request with it left. While the first
+    /// request with the same body still holds the key (it has not yet accepted its
+    /// invocations), a repeat waits for it, up to the synchronous wait limit, and then answers
+    /// as a repeat (or, if the first failed and gave the key back, as the first); still held
+    /// then, it is refused as in progress.
     async fn claim(&self, keyed: &Keyed) -> Result<Claimed> {
         let Some(store) = &self.keys else {
             return Err(Error::invalid(
@@ -350,43 +361,70 @@ impl Intake {
                 "this intake takes no Idempotency-Key",
             ));
         };
-        // To the millisecond, as the stores keep times, so that the record is found again by it.
-        let now = self.delivery.clock.now();
-        let now = Utc
-            .timestamp_millis_opt(now.timestamp_millis())
-            .single()
-            .unwrap_or(now);
         let keep = chrono::Duration::from_std(idempotency::KEEP_FOR).unwrap_or_default();
-        let record = IdempotencyRecord {
-            key: keyed.record_key(),
-            request_hash: keyed.request_hash.clone(),
-            created: now,
-            expires: later(now, keep),
-            raised: None,
-        };
+        let key = keyed.record_key();
         let reused = |in_progress| Error::IdempotencyKeyReused {
             key: keyed.key.as_str().to_owned(),
             in_progress,
         };
-        match store.claim(&record, now).await? {
-            None => Ok(Claimed::Fresh(Claim {
-                store: Arc::clone(store),
-                key: record.key,
+        // Counted in the waits' bounds rather than read off a clock, so that a wait ended
+        // early by a change (which the next look then finds) spends its whole step.
+        let mut left = self.sync_wait;
+        let mut changes = None;
+        loop {
+            // To the millisecond, as the stores keep times, so that the record is found again
+            // by it.
+            let now = self.delivery.clock.now();
+            let now = Utc
+                .timestamp_millis_opt(now.timestamp_millis())
+                .single()
+                .unwrap_or(now);
+            let record = IdempotencyRecord {
+                key: key.clone(),
+                request_hash: keyed.request_hash.clone(),
                 created: now,
-            })),
-            Some(found) if found.request_hash != keyed.request_hash => Err(reused(false)),
-            Some(IdempotencyRecord {
-                created,
-                raised: Some(raised),
-                ..
-            }) => Ok(Claimed::Repeat { created, raised }),
-            Some(_) => Err(reused(true)),
+                expires: later(now, keep),
+                raised: None,
+            };
+            match store.claim(&record, now).await? {
+                None => {
+                    return Ok(Claimed::Fresh(Claim {
+                        store: Arc::clone(store),
+                        key,
+                        created: now,
+                        watch: Arc::clone(&self.delivery.notifier.watch),
+                    }));
+                }
+                Some(found) if found.request_hash != keyed.request_hash => {
+                    return Err(reused(false));
+                }
+                Some(IdempotencyRecord {
+                    created,
+                    raised: Some(raised),
+                    ..
+                }) => return Ok(Claimed::Repeat { created, raised }),
+                Some(_) => {
+                    if left.is_zero() {
+                        return Err(reused(true));
+                    }
+                    match &mut changes {
+                        // Listen before looking again, so that a change in between wakes us.
+                        None => changes = Some(self.delivery.notifier.watch.subscribe()),
+                        Some(changes) => {
+                            let step = left.min(HELD_KEY_RECHECK);
+                            changes.wait(std::slice::from_ref(&key), step).await;
+                            left = left.saturating_sub(step);
+                        }
+                    }
+                }
+            }
         }
     }
 
     /// Records under `claim` the invocations its request raised (now durable). A failure is
     /// logged, not returned: the invocations are accepted and this request's answer stands; a
-    /// repeat then finds the key still in progress (409) rather than raising a second set.
+    /// repeat then finds the key still held (and after its wait a 409) rather than raising a
+    /// second set.
     async fn record_raised(&self, claim: Option<&Claim>, invocations: &[Invocation]) {
         let Some(claim) = claim else { return };
         let raised: Vec<Raised> = invocations
@@ -404,6 +442,7 @@ impl Intake {
         {
             tracing::warn!(error = %e, "the invocations of an Idempotency-Key could not be recorded");
         }
+        claim.watch.changed(&claim.key);
     }
 
     /// An invocation as the first answer showed it: just raised, PENDING.
@@ -1045,7 +1084,14 @@ impl Intake {
                 .find(|s| s.id == invocation.subscription_id)
                 .map(|s| &**s)
         };
-        let accepting = self.accept(&invocations, subscriptions, submitted, DeliveredBy::Caller);
+        let accepting = async {
+            self.accept(&invocations, subscriptions, submitted, DeliveredBy::Caller)
+                .await?;
+            // Recorded once accepted, not once answered: a repeat of this request then waits
+            // on these invocations' outcome rather than on the key.
+            self.record_raised(claim, &invocations).await;
+            Ok::<(), Error>(())
+        };
         let tries = futures_join_all(
             invocations
                 .iter()
@@ -1055,7 +1101,6 @@ impl Intake {
         // Delivered but not accepted: the producer gets the error and may start again, which
         // at least once allows.
         accepted?;
-        self.record_raised(claim, &invocations).await;
         let ids: Vec<String> = invocations.iter().map(|i| i.id.clone()).collect();
         let mut settled = Vec::with_capacity(invocations.len());
         for (invocation, tried) in invocations.into_iter().zip(&tried) {
@@ -1125,6 +1170,7 @@ async fn release_on_error<T>(claim: &Claim, result: Result<T>) -> Result<T> {
         if let Err(e) = claim.store.release(&claim.key, claim.created).await {
             tracing::warn!(error = %e, "an Idempotency-Key could not be released");
         }
+        claim.watch.changed(&claim.key);
     }
     result
 }

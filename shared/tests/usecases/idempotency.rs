@@ -240,15 +240,10 @@ async fn a_synchronous_repeat_still_running_waits_again_and_answers_542_with_the
     assert_eq!(stored(&stack).await, 1);
 }
 
-#[tokio::test]
-async fn a_repeat_while_the_first_is_being_accepted_is_refused_as_in_progress() {
-    let stack = Stack::new();
-    stack.webhook(FIRE, "SYNC").await;
-    let request = start(FIRE, json!({}));
-    let k = keyed_start("busy", &request);
-    // The first request claimed the key and has not accepted anything yet.
+/// The first request claimed `k` and has not accepted anything yet; returns when it claimed.
+async fn held_by_a_first_request(stack: &Stack, k: &Keyed) -> chrono::DateTime<chrono::Utc> {
     let now = stack.clock.now();
-    stack
+    let claimed = stack
         .keys
         .claim(
             &IdempotencyRecord {
@@ -262,12 +257,74 @@ async fn a_repeat_while_the_first_is_being_accepted_is_refused_as_in_progress() 
         )
         .await
         .unwrap();
+    assert!(claimed.is_none());
+    now
+}
 
-    let err = stack
-        .intake()
-        .start_keyed(&k, request.clone())
+#[tokio::test(start_paused = true)]
+async fn a_repeat_while_the_first_is_being_accepted_waits_for_its_answer() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    let request = start(FIRE, json!({}));
+    let k = keyed_start("busy", &request);
+    let created = held_by_a_first_request(&stack, &k).await;
+    let intake = stack.intake();
+    let repeat = {
+        let (intake, k, request) = (intake.clone(), k.clone(), request.clone());
+        tokio::spawn(async move { intake.start_keyed(&k, request).await })
+    };
+    // The first request accepts its invocation and records it, a second later.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let first = triggerline::idempotency::Raised {
+        id: "0190f7b5-7c2f-7d2e-8a4b-2c1d3e4f5a6b".to_owned(),
+        subscription_id: "s".to_owned(),
+        subscription_name: "n".to_owned(),
+    };
+    stack
+        .keys
+        .record_raised(&k.record_key(), created, std::slice::from_ref(&first))
         .await
-        .unwrap_err();
+        .unwrap();
+
+    let answered = repeat.await.unwrap().unwrap();
+
+    assert_eq!(ids(&answered), vec![first.id]);
+    assert_eq!(stored(&stack).await, 0, "the repeat raised nothing");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_repeat_whose_first_fails_meanwhile_is_the_first() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    let request = start(FIRE, json!({}));
+    let k = keyed_start("retried", &request);
+    let created = held_by_a_first_request(&stack, &k).await;
+    let repeat = {
+        let (intake, k, request) = (stack.intake(), k.clone(), request.clone());
+        tokio::spawn(async move { intake.start_keyed(&k, request).await })
+    };
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    stack.keys.release(&k.record_key(), created).await.unwrap();
+
+    let answered = repeat.await.unwrap().unwrap();
+
+    assert_eq!(ids(&answered).len(), 1);
+    assert_eq!(stored(&stack).await, 1, "raised by the repeat");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_held_past_the_wait_limit_is_refused_as_in_progress() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    let request = start(FIRE, json!({}));
+    let k = keyed_start("busy", &request);
+    held_by_a_first_request(&stack, &k).await;
+    let intake = stack.intake();
+    let began = tokio::time::Instant::now();
+
+    let err = intake.start_keyed(&k, request.clone()).await.unwrap_err();
+
+    assert!(began.elapsed() >= intake.sync_wait, "{:?}", began.elapsed());
 
     assert!(
         matches!(
@@ -298,26 +355,9 @@ async fn concurrent_requests_with_one_key_raise_one_set() {
         });
     }
     let results = racers.join_all().await;
-    let answered: Vec<Vec<String>> = results
-        .iter()
-        .filter_map(|r| r.as_ref().ok().map(ids))
-        .collect();
-    assert!(!answered.is_empty());
+    // The ones that found the key held waited for the first's answer.
+    let answered: Vec<Vec<String>> = results.iter().map(|r| ids(r.as_ref().unwrap())).collect();
     assert!(answered.iter().all(|a| a == &answered[0]), "{answered:?}");
-    for r in &results {
-        if let Err(e) = r {
-            assert!(
-                matches!(
-                    e,
-                    Error::IdempotencyKeyReused {
-                        in_progress: true,
-                        ..
-                    }
-                ),
-                "{e:?}"
-            );
-        }
-    }
     assert_eq!(stored(&stack).await, 1, "one set");
 }
 
