@@ -1208,6 +1208,19 @@ fn scheduled_at(
                     ),
                 ));
             }
+            // A future time in epoch seconds reads as a moment of 1970 in milliseconds, which
+            // would be "now": delivered at once instead of when the caller meant. Milliseconds
+            // below `SECONDS_BELOW` are before March 1973, so no caller means them as such.
+            if ms > now.timestamp() && ms < SECONDS_BELOW {
+                return Err(Error::invalid(
+                    "timestamp",
+                    format!(
+                        "`{ms}` reads as epoch seconds (as milliseconds it is in 1970); give epoch \
+                         milliseconds (now is {})",
+                        now.timestamp_millis()
+                    ),
+                ));
+            }
             // Below the bound, only times before chrono's earliest fail to convert: the past.
             Ok(Utc
                 .timestamp_millis_opt(ms)
@@ -1217,6 +1230,10 @@ fn scheduled_at(
         (None, None) => Ok(now),
     }
 }
+
+/// Epoch milliseconds of 1973-03-03: a `timestamp` below it that is a future time in epoch
+/// seconds was sent in seconds ([`scheduled_at`]).
+const SECONDS_BELOW: i64 = 100_000_000_000;
 
 /// A start's `orderingKey`: 1 to 255 characters, none of them a control character.
 fn ordering_key(key: Option<String>) -> Result<Option<String>> {

@@ -110,8 +110,10 @@ async fn a_start_out_of_bounds_names_its_field_and_writes_nothing() {
     let stack = Stack::new();
     stack.webhook(FIRE, "SYNC").await;
     let micros = t0().timestamp_millis() * 1000;
+    let seconds_ahead = (t0() + Span::hours(1)).timestamp();
     for (extra, field) in [
         (json!({"timestamp": micros}), "timestamp"),
+        (json!({"timestamp": seconds_ahead}), "timestamp"),
         (json!({"delay": "P400D"}), "delay"),
         (json!({"delay": "soon"}), "delay"),
         (json!({"delay": "PT1M", "timestamp": 0}), "delay"),
@@ -141,6 +143,27 @@ async fn a_timestamp_in_the_past_means_now() {
         .unwrap();
 
     assert_eq!(stack.queue.queued()[0].item.not_before, t0());
+}
+
+#[tokio::test]
+async fn a_timestamp_of_zero_or_in_past_seconds_means_now() {
+    let stack = Stack::new();
+    stack.webhook(FIRE, "SYNC").await;
+    // Only a seconds value that is in the future is refused (it was meant for later).
+    for past in [0, -1, (t0() - Span::hours(1)).timestamp(), i64::MIN] {
+        stack
+            .intake()
+            .start(start(FIRE, json!({"timestamp": past})))
+            .await
+            .unwrap();
+    }
+    assert!(
+        stack
+            .queue
+            .queued()
+            .iter()
+            .all(|q| q.item.not_before == t0())
+    );
 }
 
 #[tokio::test]
