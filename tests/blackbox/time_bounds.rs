@@ -38,7 +38,14 @@ async fn a_timestamp_in_microseconds_is_a_400_naming_it_and_the_service_goes_on(
     .await;
 
     let now_ms = chrono::Utc::now().timestamp_millis();
-    for bad in [now_ms * 1000, i64::MAX, now_ms + 366 * 86_400_000] {
+    // Microseconds, beyond any bound, a year and a day ahead, and a future time in seconds.
+    let seconds_ahead = now_ms / 1000 + 600;
+    for bad in [
+        now_ms * 1000,
+        i64::MAX,
+        now_ms + 366 * 86_400_000,
+        seconds_ahead,
+    ] {
         let response = start(&app, CREATED, json!({"timestamp": bad})).await;
         let text = expect_error(response, StatusCode::BAD_REQUEST, "timestamp").await;
         assert!(text.contains("epoch milliseconds"), "{text}");
