@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tempfile::TempDir;
 
 mod flood;
@@ -508,6 +508,100 @@ async fn a_test_invocation_of_a_fire_and_forget_trigger_reaches_listen_and_shows
     assert!(
         row.contains("TEST") && row.contains("triggerline listen"),
         "{row}"
+    );
+}
+
+/// POST `body` to the API as JSON, for setting up what the CLI then shows.
+async fn post(server: &Server, path: &str, body: &Value) -> Value {
+    let response = reqwest::Client::new()
+        .post(format!("{}{path}", server.base))
+        .bearer_auth(TOKEN)
+        .json(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "POST {path}: {}",
+        response.status()
+    );
+    response.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn text_from_others_is_shown_escaped_never_acting_on_the_terminal() {
+    let server = Server::start();
+    let hostile = "evil\u{1b}[2J\u{1b}]0;pwned\u{7}\r\nFAKE: all good";
+    post(
+        &server,
+        "/trigger-subscriptions/v1",
+        &json!({"name": hostile, "triggerId": "idn:identity-created", "type": "HTTP",
+            "httpConfig": {"url": "http://127.0.0.1:9/hook", "httpDispatchMode": "SYNC"}}),
+    )
+    .await;
+
+    let listed = server.cli(&["subscriptions", "list"]).ok();
+
+    assert!(
+        !listed.stdout.chars().any(|c| c.is_control() && c != '\n'),
+        "{:?}",
+        listed.stdout
+    );
+    assert!(
+        listed.stdout.contains("evil\\u{1b}[2J"),
+        "{}",
+        listed.stdout
+    );
+    assert!(
+        !listed.stdout.lines().any(|l| l.starts_with("FAKE")),
+        "{}",
+        listed.stdout
+    );
+}
+
+#[tokio::test]
+async fn an_invocation_with_the_deepest_input_the_server_takes_is_still_listed() {
+    let server = Server::start();
+    let levels = 125;
+    let deep: Value = serde_json::from_str(&format!(
+        "{}1{}",
+        "{\"a\":".repeat(levels),
+        "}".repeat(levels)
+    ))
+    .unwrap();
+    let triggers = server.api("/triggers/v1").await;
+    let created = triggers
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == "idn:identity-created")
+        .unwrap();
+    let mut input = created["exampleInput"].clone();
+    input["attributes"] = deep;
+    post(
+        &server,
+        "/trigger-subscriptions/v1",
+        &json!({"name": "deep", "triggerId": "idn:identity-created", "type": "HTTP",
+            "httpConfig": {"url": "http://127.0.0.1:9/hook", "httpDispatchMode": "SYNC"}}),
+    )
+    .await;
+    let started = post(
+        &server,
+        "/trigger-invocations/v1/start",
+        &json!({"triggerId": "idn:identity-created", "input": input}),
+    )
+    .await;
+    let id = started["invocations"][0]["id"].as_str().unwrap();
+
+    let listed = server.cli(&["status"]).ok();
+    let shown = server.cli(&["status", id, "--json"]).ok();
+
+    assert!(listed.stdout.contains(id), "{}", listed.stdout);
+    // Printed whole (too deep for this test's own JSON reader).
+    assert!(
+        shown.stdout.contains(&format!("\"id\": \"{id}\"")),
+        "{}",
+        shown.stdout
     );
 }
 

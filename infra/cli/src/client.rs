@@ -116,7 +116,7 @@ impl Api {
         let body = if text.trim().is_empty() {
             Value::Null
         } else {
-            serde_json::from_str(&text).map_err(|e| Error::BadResponse {
+            crate::output::parse_json(&text).map_err(|e| Error::BadResponse {
                 path: path.to_owned(),
                 reason: format!("{status} with a body that is not JSON ({e})"),
             })?
@@ -168,13 +168,13 @@ pub fn error_message(body: &Value) -> Option<String> {
             .filter_map(|m| m.get("text").and_then(Value::as_str))
             .collect();
         if !texts.is_empty() {
-            return Some(texts.join("; "));
+            return Some(crate::output::printable(&texts.join("; ")));
         }
     }
     ["error", "message"]
         .iter()
         .find_map(|key| body.get(key).and_then(Value::as_str))
-        .map(str::to_owned)
+        .map(crate::output::printable)
 }
 
 /// A SailPoint filter matching one id (`id eq "…"`); the ids Triggerline makes never hold a

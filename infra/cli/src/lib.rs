@@ -14,7 +14,8 @@
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+        let line = crate::output::printable_lines(&format!($($arg)*));
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
     }};
 }
 
@@ -49,7 +50,7 @@ pub async fn run(command: Command) -> ExitCode {
         Ok(Outcome::Ok) => ExitCode::SUCCESS,
         Ok(Outcome::Negative) => ExitCode::from(error::NEGATIVE),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", output::printable_lines(&e.to_string()));
             ExitCode::from(e.exit_code())
         }
     }

@@ -400,8 +400,9 @@ async fn receive(
         ),
         None => Verdict::Unverified,
     };
-    let delivery: Value = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let text = String::from_utf8_lossy(&body);
+    let delivery: Value =
+        crate::output::parse_json(&text).unwrap_or_else(|_| Value::String(text.into_owned()));
     let metadata = &delivery["_metadata"];
     let invocation = field(metadata, "invocationId");
     let reason = match &verdict {
