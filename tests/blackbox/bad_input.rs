@@ -189,6 +189,17 @@ async fn bad_response_deadline() {
     let mut body = valid();
     body["responseDeadline"] = json!("one hour");
     create_is_refused(&app, &body, "responseDeadline").await;
+    // Shorter than a second, every invocation would time out before it could be answered.
+    for short in ["PT0.001S", "PT0.5S"] {
+        body["responseDeadline"] = json!(short);
+        let text = create_is_refused(&app, &body, "responseDeadline").await;
+        assert!(text.contains("PT1S"), "{text}");
+    }
+    body["responseDeadline"] = json!("PT1S");
+    assert_eq!(
+        app.post("/trigger-subscriptions/v1", &body).await.status(),
+        StatusCode::CREATED
+    );
 }
 
 #[tokio::test]

@@ -307,11 +307,21 @@ pub fn validate_filter(request: &ValidateFilterInputDto) -> Result<ValidateFilte
     })
 }
 
+/// The shortest `responseDeadline` taken, as for [`MIN_HEARTBEAT_TIMEOUT_MILLIS`]: an
+/// invocation with a shorter one times out before a subscriber could call back, so every start
+/// of the trigger would fail.
+pub const MIN_RESPONSE_DEADLINE_MILLIS: u64 = 1000;
+
 fn deadline(text: Option<&str>) -> Result<IsoDuration> {
-    IsoDuration::parse_bounded(
-        "responseDeadline",
-        text.unwrap_or(DEFAULT_RESPONSE_DEADLINE),
-    )
+    let text = text.unwrap_or(DEFAULT_RESPONSE_DEADLINE);
+    let deadline = IsoDuration::parse_bounded("responseDeadline", text)?;
+    if deadline.as_millis() < MIN_RESPONSE_DEADLINE_MILLIS {
+        return Err(Error::invalid(
+            "responseDeadline",
+            format!("`{text}` is shorter than the least allowed, PT1S"),
+        ));
+    }
+    Ok(deadline)
 }
 
 /// `gracePeriod`: an ISO-8601 duration from PT0S to [`MAX_GRACE_PERIOD_DAYS`] days.

@@ -51,3 +51,26 @@ async fn a_patch_that_leaves_no_name_or_type_is_refused_and_changes_nothing() {
         .unwrap();
     assert_eq!(renamed.name, "renamed");
 }
+
+#[tokio::test]
+async fn a_response_deadline_under_a_second_is_refused_and_changes_nothing() {
+    let stack = Stack::new();
+    let created = stack.webhook(FIRE, "SYNC").await;
+
+    let err = stack
+        .subscription_uses()
+        .patch(
+            &created.id,
+            patch(json!([{"op": "replace", "path": "/responseDeadline", "value": "PT0.5S"}])),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+
+    assert!(
+        err.starts_with("responseDeadline: `PT0.5S` is shorter"),
+        "{err}"
+    );
+    let stored = stack.subscriptions.get(&created.id).await.unwrap().unwrap();
+    assert_eq!(stored, created);
+}
