@@ -116,21 +116,23 @@ pub struct Config {
     /// so that receivers on localhost work; set false when subscribers are untrusted).
     #[arg(long, env = env::ALLOW_PRIVATE_TARGETS, default_value_t = true, action = clap::ArgAction::Set)]
     pub allow_private_targets: bool,
-    /// How long completed invocations stay listable (ISO-8601 duration).
-    #[arg(long, env = env::RETENTION_SUCCEEDED, default_value = "PT24H", value_parser = duration)]
+    /// How long completed invocations stay listable (ISO-8601 duration, PT1S to P3660D).
+    #[arg(long, env = env::RETENTION_SUCCEEDED, default_value = "PT24H", value_parser = retention)]
     pub retention_succeeded: IsoDuration,
-    /// How long failed and timed-out invocations stay listable (ISO-8601 duration).
-    #[arg(long, env = env::RETENTION_FAILED, default_value = "PT48H", value_parser = duration)]
+    /// How long failed and timed-out invocations stay listable (ISO-8601 duration, PT1S to
+    /// P3660D).
+    #[arg(long, env = env::RETENTION_FAILED, default_value = "PT48H", value_parser = retention)]
     pub retention_failed: IsoDuration,
     /// Deliveries in flight at once: 1 to 100,000.
     #[arg(long, env = env::DELIVERY_CONCURRENCY, default_value_t = 512,
           value_parser = delivery_concurrency)]
     pub delivery_concurrency: usize,
-    /// How often open invocations past their deadline are timed out (ISO-8601 duration).
-    #[arg(long, env = env::SWEEP_INTERVAL, default_value = "PT1S", value_parser = duration)]
+    /// How often open invocations past their deadline are timed out (ISO-8601 duration,
+    /// PT0.1S to PT1H).
+    #[arg(long, env = env::SWEEP_INTERVAL, default_value = "PT1S", value_parser = sweep_interval)]
     pub sweep_interval: IsoDuration,
-    /// How often retention purges old invocations (ISO-8601 duration).
-    #[arg(long, env = env::PURGE_INTERVAL, default_value = "PT5M", value_parser = duration)]
+    /// How often retention purges old invocations (ISO-8601 duration, PT1S to P1D).
+    #[arg(long, env = env::PURGE_INTERVAL, default_value = "PT5M", value_parser = purge_interval)]
     pub purge_interval: IsoDuration,
     /// How long work taken up for delivery stays reserved to this process (ISO-8601 duration,
     /// longer than one 10 s attempt, at most PT12H). Work a process took and never settled,
@@ -206,6 +208,49 @@ fn max_attempts(text: &str) -> Result<u32, String> {
 
 fn duration(text: &str) -> Result<IsoDuration, String> {
     IsoDuration::parse("duration", text).map_err(|e| e.to_string())
+}
+
+/// A duration from `least` to `most` milliseconds, the bounds said as `range` when refused.
+fn bounded(text: &str, least: u64, most: u64, range: &str) -> Result<IsoDuration, String> {
+    let value = duration(text)?;
+    if !(least..=most).contains(&value.as_millis()) {
+        return Err(format!("must be from {range}"));
+    }
+    Ok(value)
+}
+
+/// Short enough that invocations past their deadline time out soon after it, as the sweep is
+/// what times them out (an interval of weeks left them open for weeks); long enough not to
+/// spin.
+fn sweep_interval(text: &str) -> Result<IsoDuration, String> {
+    bounded(text, 100, 3_600_000, "PT0.1S to PT1H")
+}
+
+fn purge_interval(text: &str) -> Result<IsoDuration, String> {
+    bounded(text, 1_000, 86_400_000, "PT1S to P1D")
+}
+
+/// At least a second, so that a finished invocation can still be read by whoever waits on it
+/// (a synchronous start reads its outcome back); at most ten years.
+fn retention(text: &str) -> Result<IsoDuration, String> {
+    bounded(text, 1_000, 3660 * 86_400_000, "PT1S to P3660D")
+}
+
+/// Checks that `token` (given as `--{flag}` or `variable`) is one a client can send as
+/// `Authorization: Bearer <token>`: visible ASCII, no spaces (a token of blanks was taken, and
+/// no request could then carry it). Empty means none given (the API token is then generated;
+/// the metrics need none). Checked here rather than by clap, whose error would print the value.
+fn check_bearer_token(token: Option<&Secret>, flag: &str, variable: &str) -> anyhow::Result<()> {
+    let Some(text) = token.map(Secret::expose) else {
+        return Ok(());
+    };
+    if text.len() > 4096 || !text.bytes().all(|b| b.is_ascii_graphic()) {
+        anyhow::bail!(
+            "invalid value for --{flag} ({variable}): must be up to 4,096 visible ASCII \
+             characters, without spaces (it is sent as `Authorization: Bearer <token>`)"
+        );
+    }
+    Ok(())
 }
 
 /// The longest the server holds one request, as `--client-timeout`'s longest is what it waits
@@ -431,6 +476,15 @@ impl App {
         clock: Arc<dyn Clock>,
         storage: Storage,
     ) -> anyhow::Result<App> {
+        // Every setting is checked before anything is written: a refused one leaves no data
+        // dir, database or key behind.
+        let health = config.health_policy()?;
+        check_bearer_token(config.api_token.as_ref(), "api-token", env::API_TOKEN)?;
+        check_bearer_token(
+            config.metrics_token.as_ref(),
+            "metrics-token",
+            env::METRICS_TOKEN,
+        )?;
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
         // On SQLite each commit waits on an fsync: the accept's runs while the subscriber
@@ -495,7 +549,7 @@ impl App {
                 event_source,
                 subscriber_bus,
                 lease: std::time::Duration::from_millis(config.delivery_lease.as_millis()),
-                health: config.health_policy()?,
+                health,
             },
             notifier: notifier.clone(),
         };
@@ -658,7 +712,7 @@ mod tests {
 
     use clap::Parser;
 
-    use super::{Config, MAX_DELIVERY_CONCURRENCY};
+    use super::{Config, MAX_DELIVERY_CONCURRENCY, Secret, check_bearer_token, env};
 
     #[test]
     fn a_delivery_lease_must_outlast_one_attempt() {
@@ -774,6 +828,45 @@ mod tests {
         refused("public-url", &["http://x/y?z"], "query or fragment");
         // An empty variable is unset: the listen address is the default, as on Lambda.
         assert_eq!(url(&["--public-url", ""]).as_deref(), Some(""));
+    }
+
+    #[test]
+    fn tokens_are_what_a_bearer_header_can_carry_and_a_refusal_does_not_show_them() {
+        let check = |value: &str| {
+            check_bearer_token(Some(&Secret::from(value)), "api-token", env::API_TOKEN)
+                .map_err(|e| e.to_string())
+        };
+        assert!(check("s3cr3t-._~+/=").is_ok());
+        assert!(check("").is_ok(), "empty: none given");
+        assert!(check_bearer_token(None, "api-token", env::API_TOKEN).is_ok());
+        let long = "x".repeat(4097);
+        for bad in [" ", "two words", "tab\there", "caf\u{e9}", long.as_str()] {
+            let err = check(bad).unwrap_err();
+            assert!(
+                err.contains("--api-token (TRIGGERLINE_API_TOKEN)"),
+                "{bad:?}: {err}"
+            );
+            assert!(err.contains("visible ASCII"), "{err}");
+            assert!(
+                bad.trim().is_empty() || !err.contains(bad),
+                "the token is shown: {err}"
+            );
+        }
+    }
+
+    #[test]
+    fn intervals_and_retention_are_bounded() {
+        let refused = |flag: &str, value: &str| parse(&[&format!("--{flag}={value}")]).is_err();
+        for (flag, too_small, too_large, ok) in [
+            ("sweep-interval", "PT0.01S", "P4294967295W", "PT1H"),
+            ("purge-interval", "PT0.5S", "P2D", "PT1S"),
+            ("retention-succeeded", "PT0.5S", "PT4294967295H", "P3660D"),
+            ("retention-failed", "PT0.5S", "P3661D", "PT1S"),
+        ] {
+            assert!(refused(flag, too_small), "{flag} {too_small}");
+            assert!(refused(flag, too_large), "{flag} {too_large}");
+            assert!(!refused(flag, ok), "{flag} {ok}");
+        }
     }
 
     #[test]
