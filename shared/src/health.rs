@@ -342,9 +342,9 @@ pub fn after_attempt(
                 ));
             } else if failing_for >= policy.disable_after {
                 change = Some(Change::Disabled(format!(
-                    "every attempt failed since {} ({} days)",
+                    "every attempt failed since {} (for {})",
                     crate::time::format_time(&since),
-                    policy.disable_after.num_days()
+                    span(failing_for)
                 )));
             } else if health.circuit == Circuit::HalfOpen
                 || (health.circuit == Circuit::Closed
@@ -425,6 +425,19 @@ pub fn on_enabled(updated: &mut Subscription, was_enabled: bool, now: DateTime<U
     }
 }
 
+/// A span for people, to the minute: `5 days 3 h`, `2 h 10 min`, `45 min` (`under a minute`).
+fn span(d: chrono::Duration) -> String {
+    let minutes = d.num_minutes().max(0);
+    let (days, hours, minutes) = (minutes / 1440, minutes / 60 % 24, minutes % 60);
+    match (days, hours, minutes) {
+        (0, 0, 0) => "under a minute".to_owned(),
+        (0, 0, m) => format!("{m} min"),
+        (0, h, m) => format!("{h} h {m} min"),
+        (1, h, _) => format!("1 day {h} h"),
+        (d, h, _) => format!("{d} days {h} h"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,6 +462,20 @@ mod tests {
 
     fn fail(s: &Subscription, now: DateTime<Utc>) -> (Subscription, Option<Change>) {
         after_attempt(s, Outcome::Failed, now, &HealthPolicy::default()).unwrap()
+    }
+
+    #[test]
+    fn a_span_for_people_reads_to_the_minute() {
+        use chrono::Duration as D;
+        assert_eq!(span(D::seconds(59)), "under a minute");
+        assert_eq!(span(D::minutes(45)), "45 min");
+        assert_eq!(span(D::minutes(130)), "2 h 10 min");
+        assert_eq!(span(D::hours(27)), "1 day 3 h");
+        assert_eq!(
+            span(D::days(5) + D::hours(3) + D::minutes(59)),
+            "5 days 3 h"
+        );
+        assert_eq!(span(D::seconds(-5)), "under a minute");
     }
 
     #[test]

@@ -239,7 +239,7 @@ async fn test_invocations_are_not_held_back_and_a_subscription_failing_for_five_
             .as_ref()
             .unwrap()
             .reason
-            .contains("every attempt failed since 2026-12-03T12:00:00.000Z"),
+            .contains("every attempt failed since 2026-12-03T12:00:00.000Z (for 5 days 0 h)"),
         "{:?}",
         disabled.health
     );
