@@ -39,11 +39,12 @@ const STILL_RUNNING: u16 = 542;
             with the invocations and sent with every delivery; without one (or an invalid one, \
             which is ignored) a new trace is started"),
         ("tracestate" = Option<String>, Header, description = "W3C trace state, passed on as \
-            received (dropped when invalid, over 512 characters or 32 members)")),
-    request_body = StartInvocation,
-    params(("Idempotency-Key" = Option<String>, Header,
+            received (dropped when invalid, over 512 characters or 32 members)"),
+        ("Idempotency-Key" = Option<String>, Header,
         description = "1 to 255 printable ASCII characters: within 24 h a repeat with the same \
-            body answers the same and creates nothing; another body is a 409")),
+            body answers the same and creates nothing (one that comes while the first is still \
+            being accepted waits for it); another body is a 409")),
+    request_body = StartInvocation,
     responses(
         (status = 200, description = "Nothing matched, or (synchronous) every invocation finished",
             body = StartResponse),
@@ -194,11 +195,12 @@ pub async fn retry(
             with the invocations and sent with every delivery; without one (or an invalid one, \
             which is ignored) a new trace is started"),
         ("tracestate" = Option<String>, Header, description = "W3C trace state, passed on as \
-            received (dropped when invalid, over 512 characters or 32 members)")),
-    request_body = TestInvocation,
-    params(("Idempotency-Key" = Option<String>, Header,
+            received (dropped when invalid, over 512 characters or 32 members)"),
+        ("Idempotency-Key" = Option<String>, Header,
         description = "1 to 255 printable ASCII characters: within 24 h a repeat with the same \
-            body answers the same and creates nothing; another body is a 409")),
+            body answers the same and creates nothing (one that comes while the first is still \
+            being accepted waits for it); another body is a 409")),
+    request_body = TestInvocation,
     responses(
         (status = 200, description = "The invocations started", body = [wire::Invocation]),
         (status = 204, description = "No subscription matched"))))]

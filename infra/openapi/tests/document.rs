@@ -112,6 +112,34 @@ fn the_document_is_openapi_3_1_with_the_sailpoint_models() {
     );
 }
 
+/// Every route that starts invocations takes the W3C trace headers (and the keyed ones an
+/// `Idempotency-Key`), as the server does.
+#[test]
+fn the_routes_that_raise_invocations_list_the_headers_they_read() {
+    let doc: serde_json::Value = serde_json::from_str(&triggerline_openapi::json()).unwrap();
+    for (path, keyed) in [
+        ("/trigger-invocations/v1/start", true),
+        ("/trigger-invocations/v1/test", true),
+        ("/trigger-invocations/v1/start-batch", false),
+    ] {
+        let names: Vec<&str> = doc["paths"][path]["post"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|p| p["name"].as_str())
+            .collect();
+        assert!(
+            names.contains(&"traceparent") && names.contains(&"tracestate"),
+            "{path}: {names:?}"
+        );
+        assert_eq!(
+            names.contains(&"Idempotency-Key"),
+            keyed,
+            "{path}: {names:?}"
+        );
+    }
+}
+
 /// A callback answers an unknown id with the 401 of a wrong secret (the routes' tests and the
 /// black-box suite check that), so its operations list no 404; every other operation on an id
 /// does.
