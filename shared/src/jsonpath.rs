@@ -34,6 +34,7 @@
 //! readable and can be fixed), but matches nothing.
 
 pub mod cost;
+mod jayway;
 pub mod regex;
 
 use std::collections::HashSet;
@@ -73,6 +74,10 @@ enum Compiled {
     Ready {
         path: JsonPath,
         shape: Arc<cost::Query>,
+        /// Whether the query runs on the input inside a one-element array ([`FilterInput`]),
+        /// as every filter read as Jayway does; an RFC 9535 text the reader did not take runs
+        /// on the input itself.
+        wrapped: bool,
     },
     /// A stored filter that breaks a limit: kept, shown, never evaluated.
     Refused(String),
@@ -112,7 +117,7 @@ impl JsonPathFilter {
     }
 
     fn parse_request(text: &str) -> Result<Self, Rejection> {
-        let (path, shape, patterns) = compile(text)?;
+        let (path, shape, patterns, wrapped) = compile(text)?;
         let reference = cost::Size {
             nodes: REFERENCE_NODES,
             height: REFERENCE_HEIGHT,
@@ -134,6 +139,7 @@ impl JsonPathFilter {
             compiled: Compiled::Ready {
                 path,
                 shape: Arc::new(shape),
+                wrapped,
             },
         })
     }
@@ -142,9 +148,10 @@ impl JsonPathFilter {
     /// no longer passes the text limits (saved before they existed) is kept, but never runs.
     fn from_stored(text: String) -> Self {
         let compiled = match compile(&text) {
-            Ok((path, shape, _)) => Compiled::Ready {
+            Ok((path, shape, _, wrapped)) => Compiled::Ready {
                 path,
                 shape: Arc::new(shape),
+                wrapped,
             },
             Err(r) => Compiled::Refused(r.reason()),
         };
@@ -158,13 +165,12 @@ impl JsonPathFilter {
     /// True when the expression selects at least one node of `input`. A filter over its budget
     /// for this input does not match; that is logged once per filter, at WARN.
     pub fn matches(&self, input: &Value) -> bool {
-        self.matches_sized(input, cost::Size::of(input))
+        self.matches_in(&FilterInput::new(input.clone()))
     }
 
-    /// As [`JsonPathFilter::matches`], with `size` measured once by [`cost::Size::of`] on this
-    /// same `input`.
-    pub fn matches_sized(&self, input: &Value, size: cost::Size) -> bool {
-        match self.evaluate_sized(input, size) {
+    /// As [`JsonPathFilter::matches`], on an input prepared once for every filter of a start.
+    pub fn matches_in(&self, subject: &FilterInput) -> bool {
+        match self.evaluate_in(subject) {
             Outcome::Match => true,
             Outcome::NoMatch => false,
             Outcome::OverBudget(reason) => {
@@ -176,16 +182,25 @@ impl JsonPathFilter {
 
     /// Evaluates the filter over `input` within the budgets.
     pub fn evaluate(&self, input: &Value) -> Outcome {
-        self.evaluate_sized(input, cost::Size::of(input))
+        self.evaluate_in(&FilterInput::new(input.clone()))
     }
 
-    /// As [`JsonPathFilter::evaluate`], with `size` already measured by [`cost::Size::of`] on
-    /// this same `input` (a fan-out measures its input once for all its subscriptions' filters;
-    /// the walk is linear in the input).
-    pub fn evaluate_sized(&self, input: &Value, size: cost::Size) -> Outcome {
-        let (path, shape) = match &self.compiled {
-            Compiled::Ready { path, shape } => (path, shape),
+    /// As [`JsonPathFilter::evaluate`], on an input prepared once ([`FilterInput`]: a fan-out
+    /// measures its input once for all its subscriptions' filters; the walk is linear in the
+    /// input).
+    pub fn evaluate_in(&self, subject: &FilterInput) -> Outcome {
+        let (path, shape, wrapped) = match &self.compiled {
+            Compiled::Ready {
+                path,
+                shape,
+                wrapped,
+            } => (path, shape, *wrapped),
             Compiled::Refused(reason) => return Outcome::OverBudget(reason.clone()),
+        };
+        let (input, size) = if wrapped {
+            (&subject.wrapped, subject.wrapped_size)
+        } else {
+            (subject.input(), subject.size)
         };
         let estimate = shape.cost(size);
         if !within_budget(estimate) {
@@ -211,6 +226,47 @@ impl JsonPathFilter {
     }
 }
 
+/// An input as filters read it. Held inside a one-element array, where a filter on the array
+/// has the input as its one candidate: that is how a filter on the input itself (Jayway's
+/// `$[?(@.a == 1)]`) is written in RFC 9535 ([`jayway`]).
+#[derive(Debug, Clone)]
+pub struct FilterInput {
+    wrapped: Value,
+    /// The input's size, and the array's (one node and one level more).
+    size: cost::Size,
+    wrapped_size: cost::Size,
+}
+
+impl FilterInput {
+    /// Takes `input` (a move, not a copy), and measures it once.
+    pub fn new(input: Value) -> FilterInput {
+        let size = cost::Size::of(&input);
+        FilterInput {
+            wrapped: Value::Array(vec![input]),
+            size,
+            wrapped_size: cost::Size {
+                nodes: size.nodes + 1.0,
+                height: size.height + 1.0,
+            },
+        }
+    }
+
+    pub fn input(&self) -> &Value {
+        match &self.wrapped {
+            Value::Array(items) => items.first().unwrap_or(&Value::Null),
+            other => other,
+        }
+    }
+
+    /// The input back.
+    pub fn into_input(self) -> Value {
+        match self.wrapped {
+            Value::Array(mut items) => items.pop().unwrap_or(Value::Null),
+            other => other,
+        }
+    }
+}
+
 /// Whether a cost bound is within [`EVALUATION_BUDGET`]; a NaN bound is not.
 fn within_budget(estimate: f64) -> bool {
     estimate
@@ -218,27 +274,68 @@ fn within_budget(estimate: f64) -> bool {
         .is_some_and(|o| o.is_le())
 }
 
-/// Checks the text limits, parses, and reads the cost shape (with the literal regex patterns).
-fn compile(text: &str) -> Result<(JsonPath, cost::Query, Vec<String>), Rejection> {
-    scan_structure(text).map_err(Rejection::Limit)?;
-    let path = JsonPath::parse(text).map_err(|e| {
+/// Checks the text limits, reads the filter as Jayway does ([`jayway`]), parses the RFC 9535
+/// query that means the same, and reads its cost shape (with the literal regex patterns).
+fn compile(text: &str) -> Result<(JsonPath, cost::Query, Vec<String>, bool), Rejection> {
+    scan_structure(text, Limits::WRITTEN).map_err(Rejection::Limit)?;
+    let (rfc, wrapped) = match jayway::to_rfc9535(text) {
+        Some(translated) => (
+            translated.map_err(|e| {
+                Rejection::Syntax(format!("`{text}` is not a valid JSONPath expression: {e}"))
+            })?,
+            true,
+        ),
+        None => (text.to_owned(), false),
+    };
+    // The translation writes each filter on a node twice (as an array, as an object), so its
+    // limits are looser than the text's; past them the filter is refused as too complex.
+    scan_structure(&rfc, Limits::TRANSLATED)
+        .map_err(|e| Rejection::Limit(format!("`{text}`, read as Jayway JSONPath, {e}")))?;
+    let path = JsonPath::parse(&rfc).map_err(|e| {
         Rejection::Syntax(format!("`{text}` is not a valid JSONPath expression: {e}"))
     })?;
     let mut patterns = Vec::new();
-    let shape = cost::Query::read(text, &mut patterns).ok_or_else(|| {
+    let shape = cost::Query::read(&rfc, &mut patterns).ok_or_else(|| {
         Rejection::Limit(format!(
             "`{text}` is JSONPath, but not in a form whose cost Triggerline can bound"
         ))
     })?;
-    Ok((path, shape, patterns))
+    Ok((path, shape, patterns, wrapped))
+}
+
+/// Bounds on a filter's text: what was written, and the RFC 9535 text it is read as.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    bytes: usize,
+    nesting: usize,
+    filters: usize,
+}
+
+impl Limits {
+    const WRITTEN: Limits = Limits {
+        bytes: MAX_FILTER_BYTES,
+        nesting: MAX_FILTER_NESTING,
+        filters: MAX_NESTED_FILTERS,
+    };
+    /// Each filter on a named node is written twice, inside one more filter.
+    const TRANSLATED: Limits = Limits {
+        bytes: 8 * MAX_FILTER_BYTES,
+        nesting: 2 * MAX_FILTER_NESTING,
+        filters: 2 * MAX_NESTED_FILTERS,
+    };
 }
 
 /// The limits checked before the text reaches the parser: length, nesting of parentheses and
 /// brackets, and nesting of filters (string literals skipped).
-fn scan_structure(text: &str) -> Result<(), String> {
-    if text.len() > MAX_FILTER_BYTES {
+fn scan_structure(text: &str, limits: Limits) -> Result<(), String> {
+    let Limits {
+        bytes: max_bytes,
+        nesting: max_nesting,
+        filters: max_filters,
+    } = limits;
+    if text.len() > max_bytes {
         return Err(format!(
-            "is {} bytes long; a filter may be at most {MAX_FILTER_BYTES}",
+            "is {} bytes long; a filter may be at most {max_bytes}",
             text.len()
         ));
     }
@@ -259,9 +356,9 @@ fn scan_structure(text: &str) -> Result<(), String> {
             }
             b'(' | b'[' => {
                 open.push(false);
-                if open.len() > MAX_FILTER_NESTING {
+                if open.len() > max_nesting {
                     return Err(format!(
-                        "nests parentheses and brackets more than {MAX_FILTER_NESTING} deep"
+                        "nests parentheses and brackets more than {max_nesting} deep"
                     ));
                 }
             }
@@ -273,9 +370,9 @@ fn scan_structure(text: &str) -> Result<(), String> {
                     *in_filter = true;
                     // At most one per byte of a text held to MAX_FILTER_BYTES.
                     filters += 1;
-                    if filters > MAX_NESTED_FILTERS {
+                    if filters > max_filters {
                         return Err(format!(
-                            "nests filters (`[?…]`) more than {MAX_NESTED_FILTERS} deep"
+                            "nests filters (`[?…]`) more than {max_filters} deep"
                         ));
                     }
                 }
@@ -346,6 +443,129 @@ fn search(value: ValueType, pattern: ValueType) -> LogicalType {
     regex_test(&value, &pattern, false)
 }
 
+// Jayway's operators and its reading of a filter on an object ([`jayway`]). A missing value
+// (`Nothing`) or one of the wrong type makes each of them false, but `jw_nin`, which is the
+// negation of `jw_in`. A list argument is the JSON text the translation wrote.
+
+/// Is the node an array?
+#[serde_json_path::function]
+fn jw_is_array(value: ValueType) -> LogicalType {
+    matches!(value.as_value(), Some(Value::Array(_))).into()
+}
+
+/// Is the node an object?
+#[serde_json_path::function]
+fn jw_is_object(value: ValueType) -> LogicalType {
+    matches!(value.as_value(), Some(Value::Object(_))).into()
+}
+
+/// Jayway `in`: the value is one of the list's.
+#[serde_json_path::function]
+fn jw_in(value: ValueType, list: ValueType) -> LogicalType {
+    let (Some(value), Some(list)) = (value.as_value(), list_of(&list)) else {
+        return LogicalType::False;
+    };
+    list.iter().any(|item| same(item, value)).into()
+}
+
+/// Jayway `nin`: not `in` (a missing value is in no list).
+#[serde_json_path::function]
+fn jw_nin(value: ValueType, list: ValueType) -> LogicalType {
+    let (value, Some(list)) = (value.as_value(), list_of(&list)) else {
+        return LogicalType::False;
+    };
+    (!value.is_some_and(|v| list.iter().any(|item| same(item, v)))).into()
+}
+
+/// Jayway `subsetof`: every element of the array value is in the list.
+#[serde_json_path::function]
+fn jw_subsetof(value: ValueType, list: ValueType) -> LogicalType {
+    array_against(&value, &list, |items, list| {
+        items.iter().all(|i| list.iter().any(|l| same(i, l)))
+    })
+}
+
+/// Jayway `anyof`: some element of the array value is in the list.
+#[serde_json_path::function]
+fn jw_anyof(value: ValueType, list: ValueType) -> LogicalType {
+    array_against(&value, &list, |items, list| {
+        items.iter().any(|i| list.iter().any(|l| same(i, l)))
+    })
+}
+
+/// Jayway `noneof`: no element of the array value is in the list.
+#[serde_json_path::function]
+fn jw_noneof(value: ValueType, list: ValueType) -> LogicalType {
+    array_against(&value, &list, |items, list| {
+        !items.iter().any(|i| list.iter().any(|l| same(i, l)))
+    })
+}
+
+/// Jayway `size`: the string's characters or the array's elements number `size`.
+#[serde_json_path::function]
+fn jw_size(value: ValueType, size: ValueType) -> LogicalType {
+    let Some(size) = size.as_value().and_then(Value::as_f64) else {
+        return LogicalType::False;
+    };
+    let length = match value.as_value() {
+        Some(Value::String(s)) => s.chars().count(),
+        Some(Value::Array(a)) => a.len(),
+        _ => return LogicalType::False,
+    };
+    (length as f64 == size).into()
+}
+
+/// Jayway `empty true|false`: whether the string or array is empty.
+#[serde_json_path::function]
+fn jw_empty(value: ValueType, empty: ValueType) -> LogicalType {
+    let Some(Value::Bool(empty)) = empty.as_value() else {
+        return LogicalType::False;
+    };
+    let is_empty = match value.as_value() {
+        Some(Value::String(s)) => s.is_empty(),
+        Some(Value::Array(a)) => a.is_empty(),
+        _ => return LogicalType::False,
+    };
+    (is_empty == *empty).into()
+}
+
+/// Jayway `contains`: the string holds the substring, or the array the element.
+#[serde_json_path::function]
+fn jw_contains(value: ValueType, part: ValueType) -> LogicalType {
+    match (value.as_value(), part.as_value()) {
+        (Some(Value::String(s)), Some(Value::String(part))) => s.contains(part.as_str()).into(),
+        (Some(Value::Array(items)), Some(part)) => items.iter().any(|i| same(i, part)).into(),
+        _ => LogicalType::False,
+    }
+}
+
+/// The list a translated filter passes as JSON text.
+fn list_of(list: &ValueType) -> Option<Vec<Value>> {
+    match list.as_value() {
+        Some(Value::String(text)) => serde_json::from_str(text).ok(),
+        _ => None,
+    }
+}
+
+fn array_against(
+    value: &ValueType,
+    list: &ValueType,
+    test: impl Fn(&[Value], &[Value]) -> bool,
+) -> LogicalType {
+    match (value.as_value(), list_of(list)) {
+        (Some(Value::Array(items)), Some(list)) => test(items, &list).into(),
+        _ => LogicalType::False,
+    }
+}
+
+/// Equal as Jayway compares: numbers by value (`1` is `1.0`), anything else as JSON.
+fn same(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
+        _ => a == b,
+    }
+}
+
 /// True when both arguments are strings and the pattern compiles, is affordable and matches.
 /// Anything else (a non-string argument, an invalid pattern) is false, as the RFC says.
 fn regex_test(value: &ValueType, pattern: &ValueType, whole: bool) -> LogicalType {
@@ -400,6 +620,167 @@ pub fn check_filter(filter: &str, input: &Value) -> Result<FilterCheck, Error> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    /// The Identity Attributes Changed input of SailPoint's `filtering-events.md`.
+    fn attributes_changed() -> Value {
+        json!({
+            "identity": {"id": "ee769173319b41d19ccec6cea52f237b", "name": "john.doe",
+                "type": "IDENTITY", "attributes": {"email": "john@example.com"}},
+            "changes": [
+                {"attribute": "department", "oldValue": "Sales", "newValue": "Marketing"},
+                {"attribute": "manager",
+                    "oldValue": {"id": "ee76", "name": "robert.brown", "type": "IDENTITY"},
+                    "newValue": {"id": "ee77", "name": "mary.johnson", "type": "IDENTITY"}},
+                {"attribute": "cloudLifecycleState", "oldValue": "active",
+                    "newValue": "terminated"}
+            ],
+            "warnings": ["Account skipped"]
+        })
+    }
+
+    /// Every example of SailPoint's filter documentation, read as Jayway reads it.
+    #[test]
+    fn sailpoint_documented_filters_mean_what_jayway_makes_them_mean() {
+        let input = attributes_changed();
+        let selects = |filter: &str| match JsonPathFilter::parse("filter", filter) {
+            Ok(f) => f.matches(&input),
+            Err(e) => panic!("{filter}: {e}"),
+        };
+        for (filter, expected) in [
+            (r#"$[?($.identity.name == "john.doe")]"#, true),
+            (r#"$[?($.identity.name != "george.washington")]"#, true),
+            (r#"$[?($.identity.name != "john.doe")]"#, false),
+            (r#"$.changes[?(@.attribute == "department")]"#, true),
+            (r#"$.changes[?(@.attribute == "title")]"#, false),
+            (
+                r#"$.changes[?(@.attribute == "department" && @.newValue =~ /mark.*/i)]"#,
+                true,
+            ),
+            (
+                r#"$.changes[?(@.attribute == "department" && @.newValue =~ /mark.*/)]"#,
+                false,
+            ),
+            (r#"$.changes[?(@.newValue =~ /Market/)]"#, false),
+            (
+                "$.changes[?(@.attribute == 'department' && @.newValue in ['sales','Marketing'])]",
+                true,
+            ),
+            (
+                "$.changes[?(@.attribute == 'department' && @.newValue nin ['sales','Marketing'])]",
+                false,
+            ),
+            (
+                "$.changes[?(@.attribute == 'department' && @.newValue nin ['sales','engineering'])]",
+                true,
+            ),
+            (
+                "$[?($.warnings subsetof ['Account skipped','Invalid account'])]",
+                true,
+            ),
+            (
+                "$[?($.warnings anyof ['Account skipped','Invalid account'])]",
+                true,
+            ),
+            (
+                "$[?($.warnings noneof ['Account skipped','Invalid account'])]",
+                false,
+            ),
+            ("$[?($.warnings size 1)]", true),
+            ("$[?($.warnings size 2)]", false),
+            ("$[?($.warnings empty false)]", true),
+            ("$[?($.changes.length() >= 3)]", true),
+            ("$[?($.changes.length() >= 4)]", false),
+            (r#"$[?($.identity.name contains "john")]"#, true),
+            (r#"$[?($.identity.name contains "archer")]"#, false),
+            (
+                r#"$.changes[?(@.attribute == "cloudLifecycleState" && @.newValue == "terminated")]"#,
+                true,
+            ),
+            (
+                r#"$.changes[?(@.attribute == "cloudLifecycleState" || @.attribute == "department")]"#,
+                true,
+            ),
+            ("$.identity.attributes[?(!@.alternateEmail)]", true),
+            ("$.identity.attributes[?(@.email)]", true),
+            ("$..id", true),
+            ("$.changes[1].attribute", true),
+            ("$.changes[-1:]", true),
+            ("$.changes[0,1,2]", true),
+            ("$.identity", true),
+            ("$.nothing", false),
+        ] {
+            assert_eq!(selects(filter), expected, "{filter}");
+        }
+    }
+
+    /// Jayway tests a filter on an object against the object itself, where RFC 9535 would
+    /// test each of its members.
+    #[test]
+    fn a_filter_on_an_object_tests_the_object_as_jayway_does() {
+        let input = attributes_changed();
+        let selects = |filter: &str| {
+            JsonPathFilter::parse("filter", filter)
+                .unwrap()
+                .matches(&input)
+        };
+        assert!(selects(r#"$[?(@.identity.type == "IDENTITY")]"#));
+        assert!(
+            !selects(r#"$[?(@.type == "IDENTITY")]"#),
+            "the input has no type"
+        );
+        assert!(selects(r#"$.identity[?(@.type == "IDENTITY")]"#));
+        assert!(selects(r#"$.identity[?(@.type == "IDENTITY")].name"#));
+        assert!(!selects(r#"$.identity[?(@.type == "IDENTITY")].nickname"#));
+        assert!(!selects(r#"$.identity[?(@.type == "MACHINE")]"#));
+        // Filters one after another: each object is tested itself.
+        assert!(selects(
+            r#"$.identity[?(@.type == "IDENTITY")].attributes[?(@.email)]"#
+        ));
+        assert!(!selects(
+            r#"$.identity[?(@.type == "IDENTITY")].attributes[?(@.phone)]"#
+        ));
+        // An array's elements are tested one by one, in both readings.
+        assert!(selects(
+            r#"$.changes[?(@.attribute == "manager")].newValue.name"#
+        ));
+        // A primitive passes no filter.
+        assert!(!selects(r#"$.identity.name[?(@ == "john.doe")]"#));
+        // RFC 9535's own syntax keeps RFC 9535's reading.
+        assert!(selects(r#"$[?@.type == "IDENTITY"]"#));
+        // Names RFC 9535's dot notation refuses.
+        let dashed = json!({"first-name": "Ada"});
+        let f = JsonPathFilter::parse("filter", r#"$[?($.first-name == "Ada")]"#).unwrap();
+        assert!(f.matches(&dashed));
+    }
+
+    #[test]
+    fn jayway_operators_that_cannot_apply_refuse_or_do_not_match() {
+        let bad = |filter: &str| {
+            JsonPathFilter::parse("filter", filter)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(bad("$[?(@.a in 'x')]").starts_with("filter:"));
+        assert!(bad("$[?(@.a =~ 'x')]").starts_with("filter:"));
+        assert!(bad("$[?(@.a =~ /x/q)]").starts_with("filter:"));
+        assert!(bad("$.changes.length()").contains("length()"));
+        let input = json!({"a": 5, "s": "text", "l": [1, 2]});
+        let selects = |filter: &str| {
+            JsonPathFilter::parse("filter", filter)
+                .unwrap()
+                .matches(&input)
+        };
+        assert!(selects("$[?(@.a in [1, 5.0])]"), "numbers compare by value");
+        assert!(!selects("$[?(@.missing in [1, 5])]"));
+        assert!(selects("$[?(@.missing nin [1, 5])]"));
+        assert!(
+            !selects("$[?(@.a contains 5)]"),
+            "a number contains nothing"
+        );
+        assert!(selects("$[?(@.l contains 2)]"));
+        assert!(!selects("$[?(@.s anyof ['text'])]"), "anyof takes an array");
+        assert!(selects("$[?(@.s size 4)]"));
+    }
 
     #[test]
     fn sailpoint_style_root_filter_matches_on_value() {

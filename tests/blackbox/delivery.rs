@@ -364,6 +364,44 @@ async fn filters_and_disabled_subscriptions_decide_who_gets_real_time_events() {
     assert_eq!(invocations[0]["subscriptionId"], matching["id"]);
 }
 
+/// Filters written as SailPoint's documentation writes them (Jayway JSONPath): a filter on the
+/// event or an object in it tests that object, and Jayway's operators work.
+#[tokio::test]
+async fn sailpoint_style_filters_pick_the_subscriptions_jayway_would() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start(vec![Answer::Empty(200)]).await;
+    let mut chosen = Vec::new();
+    for (filter, matches) in [
+        (r#"$[?(@.identity.type == "IDENTITY")]"#, true),
+        (r#"$.identity[?(@.type == "IDENTITY")]"#, true),
+        (r#"$[?(@.type == "IDENTITY")]"#, false),
+        (r#"$[?($.identity.name contains "Michael")]"#, true),
+        ("$[?($.identity.type in ['IDENTITY','MACHINE'])]", true),
+        ("$[?($.identity.type nin ['IDENTITY','MACHINE'])]", false),
+        ("$[?($.identity.name =~ /michael.*/i)]", true),
+        ("$[?($.identity.name =~ /michael/)]", false),
+    ] {
+        let mut subscription = http_subscription(CREATED, &receiver.url, "SYNC");
+        subscription["filter"] = json!(filter);
+        let created = app.create(&subscription).await;
+        if matches {
+            chosen.push(created["id"].as_str().unwrap().to_owned());
+        }
+    }
+
+    let body: Value = app.start(CREATED, false).await.json().await.unwrap();
+
+    let mut raised: Vec<String> = body["invocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["subscriptionId"].as_str().unwrap().to_owned())
+        .collect();
+    raised.sort();
+    chosen.sort();
+    assert_eq!(raised, chosen, "{body}");
+}
+
 #[tokio::test]
 async fn test_invocations_reach_disabled_subscriptions_with_the_example_input() {
     let app = spawn_app().await;

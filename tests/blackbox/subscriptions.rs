@@ -355,6 +355,10 @@ async fn validate_filter_answers_the_three_booleans() {
         (r#"$[?($.identity.type == "IDENTITY")]"#, true, true),
         ("$.identity.manager", true, false),
         ("$[?(", false, false),
+        // Jayway, as SailPoint reads filters: an object's filter tests the object itself.
+        (r#"$.identity[?(@.type == "IDENTITY")]"#, true, true),
+        (r#"$[?(@.type == "IDENTITY")]"#, true, false),
+        ("$[?($.identity.name in ['Ann','Bob'])]", true, true),
     ];
 
     for (filter, valid_path, exists) in cases {

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::delivery::ATTEMPT_TIMEOUT;
 use crate::duration::IsoDuration;
 use crate::idempotency::{self, IdempotencyRecord, Keyed, Raised};
-use crate::jsonpath::cost::Size;
+use crate::jsonpath::FilterInput;
 use crate::limits::{
     MAX_BATCH_INVOCATIONS, MAX_BATCH_STARTS, MAX_BATCH_WRITE_BYTES, MAX_KEPT_ATTEMPTS,
 };
@@ -562,27 +562,23 @@ impl Intake {
                 "not supported by this backend (its delivery queue keeps no order)",
             ));
         }
-        // Measured once for every subscription's filter: the walk is linear in the input.
-        let size = Size::of(&request.input);
+        // Prepared (and measured) once for every subscription's filter: the walk is linear in
+        // the input.
+        let subject = FilterInput::new(request.input);
         let subscriptions: Vec<Arc<Subscription>> = self
             .delivery
             .subscriptions
             .list_for_trigger(&entry.trigger.id)
             .await?
             .into_iter()
-            .filter(|s| {
-                s.enabled
-                    && s.filter
-                        .as_ref()
-                        .is_none_or(|f| f.matches_sized(&request.input, size))
-            })
+            .filter(|s| s.enabled && s.filter.as_ref().is_none_or(|f| f.matches_in(&subject)))
             .collect();
         let invocations = self.invocations(
             &subscriptions,
             &Raise {
                 trigger_type: entry.trigger.trigger_type,
                 invocation_type: InvocationType::RealTime,
-                input: LazyJson::from(request.input),
+                input: LazyJson::from(subject.into_input()),
                 content: LazyJson::from(request.content_json.unwrap_or_else(|| json!({}))),
                 now,
                 not_before,

@@ -273,7 +273,7 @@ function filterTester({ filter, trigger, catalog, app }) {
   const fieldset = h("fieldset", { class: "stack" },
     h("legend", {}, "Filter"),
     field("JSONPath filter (optional)", filter, {
-      hint: "RFC 9535 JSONPath. The event is delivered only when it selects something in the input.",
+      hint: "JSONPath as SailPoint documents it (Jayway). The event is delivered only when it selects something in the input.",
     }),
     h("div", { class: "choices", role: "radiogroup", "aria-label": "Test the filter against" },
       h("span", { class: "label" }, "Test against:"),
@@ -340,7 +340,7 @@ function filterTester({ filter, trigger, catalog, app }) {
       });
       if (data.isValid) show("ok", `✓ Matches ${against}: an event like it is delivered.`);
       else if (data.isValidJSONPath) show("warn", `Selects nothing in ${against}: an event like it is not delivered.`);
-      else show("err", "✗ Not valid JSONPath (RFC 9535). Check brackets, quotes and the leading $.");
+      else show("err", "✗ Not valid JSONPath. Check brackets, quotes and the leading $.");
     } catch (failure) {
       if (failure.name === "AbortError") return;
       show("err", `✗ ${failure.messages?.map((m) => splitField(m.full ?? m.text).text).join("; ") ?? failure.message}`);
