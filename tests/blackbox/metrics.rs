@@ -221,6 +221,17 @@ async fn deliveries_move_the_counters_histograms_and_gauges_and_each_state_chang
         value(&before, "triggerline_delivery_attempts_total", &[]),
         0.0
     );
+    // Every documented reason of a cut request is there at zero before any cut.
+    for reason in ["body_late", "body_memory", "answer_untaken"] {
+        assert!(
+            before
+                .iter()
+                .any(|s| s.name == "triggerline_requests_cut_total"
+                    && s.labels.get("reason").map(String::as_str) == Some(reason)
+                    && s.value == 0.0),
+            "no {reason} series"
+        );
+    }
 
     // Delivered, refused (a 400 is not retried: FAILED after one attempt), acknowledged, and
     // one for an hour from now.

@@ -97,6 +97,11 @@ fn install() -> Option<PrometheusHandle> {
         metrics::Unit::Count,
         "Requests and answers given up on, by reason (body_late, body_memory, answer_untaken)."
     );
+    // Shown at zero from the start, as documented, rather than from the first cut on: a
+    // dashboard or alert on a reason then has a series before anything went wrong.
+    for reason in ["body_late", "body_memory", "answer_untaken"] {
+        metrics::counter!(CUT, "reason" => reason).absolute(0);
+    }
     let upkeep = handle.clone();
     let spawned = std::thread::Builder::new()
         .name("metrics-upkeep".into())
