@@ -337,11 +337,15 @@ async fn a_subscription_is_created_changed_and_deleted_from_the_command_line() {
             "HR 2",
             "--mode",
             "async",
+            "--deadline",
+            "10m",
             "--json",
         ])
         .ok()
         .json();
     let stored = server.api("/trigger-subscriptions/v1").await;
+    // The same duration forms as --delay: sent as ISO-8601.
+    assert_eq!(renamed["responseDeadline"], "PT600S");
     let deleted = server.cli(&["subscriptions", "delete", &id]).ok();
     let gone = server.cli(&["subscriptions", "show", &id]);
 

@@ -204,8 +204,9 @@ pub struct Fields {
     /// JSONPath filter: deliver only when it selects something in the input.
     #[arg(long)]
     pub filter: Option<String>,
-    /// How long a REQUEST_RESPONSE subscriber has to answer (ISO-8601, e.g. PT1H).
-    #[arg(long, value_name = "DURATION")]
+    /// How long a REQUEST_RESPONSE subscriber has to answer (ISO-8601, e.g. PT1H, or 10m, 1h,
+    /// as `--delay` takes).
+    #[arg(long, value_name = "DURATION", value_parser = crate::duration::to_iso)]
     pub deadline: Option<String>,
 }
 
