@@ -6,7 +6,7 @@
 //! expands every route into each form [`triggerline_http::Versioned`] mounts it at (the same
 //! [`path_forms`]), adds the answers every route shares (`ErrorResponseDto`, 401 `{error}`,
 //! 429 `{message}`) and the security schemes, and describes the local server's own
-//! `/health` and `/openapi.json`.
+//! `/health`, `/openapi.json` and `/metrics`.
 //!
 //! The local server serves [`json`] at `GET /openapi.json`; `docs/openapi.json` is the same text,
 //! written by `cargo run -p triggerline-openapi -- docs/openapi.json`.
@@ -29,8 +29,14 @@ pub const DOCUMENT_PATH: &str = "/openapi.json";
 /// The local server's health check.
 pub const HEALTH_PATH: &str = "/health";
 
+/// The local server's Prometheus metrics (on AWS, CloudWatch has them: no such route).
+pub const METRICS_PATH: &str = "/metrics";
+
 /// The name of the bearer security scheme of the management API.
 const BEARER: &str = "bearer";
+
+/// The bearer scheme of `/metrics` when `--metrics-token` is set: not the management token.
+const METRICS_BEARER: &str = "metricsToken";
 
 /// The body of a 401: SailPoint's spec fixes it as `{"error": …}`, not an `ErrorResponseDto`.
 #[derive(Debug, utoipa::ToSchema)]
@@ -86,6 +92,10 @@ pub fn document() -> utoipa::openapi::OpenApi {
         BEARER,
         SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
     );
+    components.add_security_scheme(
+        METRICS_BEARER,
+        SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)),
+    );
     for (name, response) in shared_responses() {
         components
             .responses
@@ -102,6 +112,7 @@ pub fn document() -> utoipa::openapi::OpenApi {
     }
     paths.insert(HEALTH_PATH.to_owned(), health());
     paths.insert(DOCUMENT_PATH.to_owned(), this_document());
+    paths.insert(METRICS_PATH.to_owned(), metrics());
     api.paths.paths = paths;
     api
 }
@@ -368,4 +379,43 @@ fn this_document() -> PathItem {
             )
             .build(),
     )
+}
+
+fn metrics() -> PathItem {
+    let text = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "text/plain",
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            )
+            .build()
+    };
+    let op = OperationBuilder::new()
+        .tag("Service")
+        .operation_id(Some("getMetrics"))
+        .summary(Some("Prometheus metrics (local server)"))
+        .description(Some(
+            "The counters, histograms and gauges of the README's metrics table, in Prometheus' \
+             text format 0.0.4. Open, or behind `--metrics-token` (its own bearer token, not \
+             the management API's) when one is set. The AWS stack has no such route: its \
+             functions write CloudWatch metrics.",
+        ))
+        .security(SecurityRequirement::default())
+        .security(SecurityRequirement::new(
+            METRICS_BEARER,
+            Vec::<String>::new(),
+        ))
+        .response("200", text("The metrics"))
+        .response(
+            "401",
+            RefOr::Ref(utoipa::openapi::Ref::new(
+                "#/components/responses/Unauthorized",
+            )),
+        )
+        .response("503", text("Metrics are off in this process"))
+        .build();
+    PathItem::new(HttpMethod::Get, op)
 }

@@ -7,9 +7,13 @@
 
 use std::collections::BTreeSet;
 
-/// Served by the local server only: API Gateway has no route to them (the health check and
-/// the document are the local process's own).
-const LOCAL_ONLY: [(&str, &str); 2] = [("GET", "/health"), ("GET", "/openapi.json")];
+/// Served by the local server only: API Gateway has no route to them (the health check, the
+/// document and the Prometheus metrics are the local process's own).
+const LOCAL_ONLY: [(&str, &str); 3] = [
+    ("GET", "/health"),
+    ("GET", "/openapi.json"),
+    ("GET", "/metrics"),
+];
 
 /// `(METHOD, path)` of every `RouteKey: "METHOD path"` in the template's text.
 fn template_routes() -> BTreeSet<(String, String)> {
