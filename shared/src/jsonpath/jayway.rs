@@ -355,7 +355,11 @@ impl Reader<'_> {
     }
 
     fn eat(&mut self, token: &str) -> bool {
-        if self.s[self.i..].starts_with(token.as_bytes()) {
+        if self
+            .s
+            .get(self.i..)
+            .is_some_and(|rest| rest.starts_with(token.as_bytes()))
+        {
             self.i += token.len();
             true
         } else {
@@ -369,7 +373,7 @@ impl Reader<'_> {
     }
 
     fn text(&self, from: usize) -> Option<String> {
-        std::str::from_utf8(&self.s[from..self.i])
+        std::str::from_utf8(self.s.get(from..self.i)?)
             .ok()
             .map(str::to_owned)
     }
@@ -775,6 +779,24 @@ mod tests {
              || (jw_is_object(@['identity']) && ((@['identity']['type'] == 'IDENTITY')) && \
              @['identity']['name'])]"
         );
+    }
+
+    /// Cut anywhere, or with an escape at its very end, a filter gives an answer, not a panic.
+    #[test]
+    fn any_prefix_of_a_filter_is_read_without_panicking() {
+        let filters = [
+            r#"$.changes[?(@.attribute == "department" && @.newValue =~ /US.*Sup\/port/i)]"#,
+            "$.changes[?(@.newValue in ['sa\\'les','engineering'])].x[0,1]",
+            r#"$[?($.identity.name contains "jo\"hn" || !@.a)]"#,
+            "$['a\\']..b[?(@.c size 2)]",
+        ];
+        for filter in filters {
+            for end in 0..=filter.len() {
+                if filter.is_char_boundary(end) {
+                    let _ = to_rfc9535(&filter[..end]);
+                }
+            }
+        }
     }
 
     #[test]
