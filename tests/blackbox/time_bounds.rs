@@ -61,6 +61,35 @@ async fn a_timestamp_in_microseconds_is_a_400_naming_it_and_the_service_goes_on(
 }
 
 #[tokio::test]
+async fn an_integer_beyond_64_bits_in_an_input_is_a_400_naming_it_not_rounded() {
+    let app = spawn_app().await;
+    app.create(&http_subscription(
+        CREATED,
+        "http://127.0.0.1:9/hook",
+        "SYNC",
+    ))
+    .await;
+    let mut input = example(CREATED);
+    input["identity"]["id"] = json!(0);
+    // serde_json's `json!` cannot hold the number either: written into the text.
+    let body = json!({"triggerId": CREATED, "input": input})
+        .to_string()
+        .replace(r#""id":0"#, r#""id":123456789012345678901234567890"#);
+
+    let response = app
+        .request(reqwest::Method::POST, "/trigger-invocations/v1/start")
+        .header("Content-Type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+
+    let text = expect_error(response, StatusCode::BAD_REQUEST, "input.identity.id").await;
+    assert!(text.contains("beyond 64 bits"), "{text}");
+    assert_eq!(invocation_count(&app).await, 0, "nothing was stored");
+}
+
+#[tokio::test]
 async fn a_delay_over_a_year_is_a_400_naming_it_and_a_zero_delay_is_now() {
     let app = spawn_app().await;
     app.create(&http_subscription(
