@@ -36,10 +36,23 @@ fn input_of(bytes: usize) -> Value {
     input
 }
 
+/// Every invocation, a page of 10 at a time: a page of large invocations must fit one answer
+/// (`triggerline_http::collection::MAX_PAGE_BYTES`).
 async fn invocations(app: &TestApp) -> Vec<Value> {
-    let response = app.get("/trigger-invocations/v1/status?limit=250").await;
-    assert_eq!(response.status(), StatusCode::OK);
-    response.json().await.unwrap()
+    let mut all = Vec::new();
+    loop {
+        let path = format!(
+            "/trigger-invocations/v1/status?limit=10&offset={}",
+            all.len()
+        );
+        let response = app.get(&path).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let page: Vec<Value> = response.json().await.unwrap();
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
 }
 
 #[tokio::test]
