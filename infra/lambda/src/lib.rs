@@ -245,6 +245,13 @@ fn retention(
             reason: format!("`{text}` is shorter than a minute"),
         });
     }
+    // Ten years, as locally: data is not kept for ever by a slip of the unit.
+    if span > chrono::Duration::days(3660) {
+        return Err(EnvError::Invalid {
+            name,
+            reason: format!("`{text}` is longer than the most allowed, P3660D"),
+        });
+    }
     Ok(span)
 }
 
@@ -834,6 +841,67 @@ mod tests {
             );
         }
         assert!(allowed.is_match(DEFAULT_SYNC_WAIT));
+    }
+
+    /// The template's `AllowedPattern` of `parameter`, as a regex.
+    fn template_pattern(parameter: &str) -> regex_lite::Regex {
+        let template = include_str!("../../../template.yaml");
+        let pattern = template
+            .split(&format!("\n  {parameter}:\n"))
+            .nth(1)
+            .and_then(|rest| {
+                rest.lines()
+                    .find_map(|l| l.trim().strip_prefix("AllowedPattern: "))
+            })
+            .unwrap_or_else(|| panic!("{parameter} has an AllowedPattern"));
+        regex_lite::Regex::new(&pattern.trim_matches('"').replace("\\\\", "\\")).unwrap()
+    }
+
+    /// A value the template lets through must start the functions: else a deploy succeeds and
+    /// every function fails at its start.
+    #[test]
+    fn the_template_bounds_order_recheck_and_the_public_url_as_the_functions_do() {
+        let allowed = template_pattern("OrderRecheck");
+        for recheck in [
+            "PT1S", "PT30S", "PT9999S", "PT10000S", "PT39999S", "PT42999S", "PT43000S", "PT43199S",
+            "PT43200S", "PT43201S", "PT50000S", "PT1M", "PT99M", "PT699M", "PT719M", "PT720M",
+            "PT721M", "PT999M", "PT1H", "PT12H", "PT13H", "PT0S", "PT0.5S",
+        ] {
+            assert_eq!(
+                allowed.is_match(recheck),
+                read(&[(triggerline_aws::settings::env::ORDER_RECHECK, recheck)]).is_ok(),
+                "{recheck}: the template and the functions disagree"
+            );
+        }
+        let template = include_str!("../../../template.yaml");
+        let most = template
+            .split("\n  PublicUrl:\n")
+            .nth(1)
+            .and_then(|rest| {
+                rest.lines()
+                    .find_map(|l| l.trim().strip_prefix("MaxLength: "))
+            })
+            .and_then(|n| n.parse::<usize>().ok())
+            .expect("PublicUrl has a MaxLength");
+        let url = |length: usize| format!("https://{}", "a".repeat(length - "https://".len()));
+        assert!(read(&[(env::PUBLIC_URL, &url(most))]).is_ok());
+        assert!(read(&[(env::PUBLIC_URL, &url(most + 1))]).is_err());
+    }
+
+    #[test]
+    fn retention_is_a_minute_to_ten_years() {
+        for (text, ok) in [
+            ("PT59S", false),
+            ("PT1M", true),
+            ("P3660D", true),
+            ("P3661D", false),
+        ] {
+            assert_eq!(
+                read(&[(env::RETENTION_SUCCEEDED, text)]).is_ok(),
+                ok,
+                "{text}"
+            );
+        }
     }
 
     #[test]
