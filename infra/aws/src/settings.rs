@@ -80,6 +80,21 @@ pub fn order_recheck(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_millis(ms))
 }
 
+/// Checks an event `source` against EventBridge's rules: 1 to 256 characters, and not in the
+/// `aws.` namespace, which AWS keeps for its own services. Every `PutEvents` with another would
+/// fail while running; a function refuses it at start instead.
+pub fn event_source(text: &str) -> Result<(), String> {
+    if text.is_empty() || text.chars().count() > 256 {
+        return Err(format!("`{text}` must be 1 to 256 characters"));
+    }
+    if text.to_ascii_lowercase().starts_with("aws.") {
+        return Err(format!(
+            "`{text}` is in the `aws.` namespace, which AWS keeps for itself"
+        ));
+    }
+    Ok(())
+}
+
 impl Default for AwsSettings {
     fn default() -> Self {
         AwsSettings {

@@ -328,6 +328,12 @@ impl FunctionEnv {
             reason: e.reason,
         })?;
         let mut aws = AwsSettings::from_lookup(&lookup);
+        triggerline_aws::settings::event_source(&aws.event_source).map_err(|reason| {
+            EnvError::Invalid {
+                name: triggerline_aws::settings::env::EVENT_SOURCE,
+                reason,
+            }
+        })?;
         if let Some(text) = get(triggerline_aws::settings::env::ORDER_RECHECK) {
             aws.order_recheck =
                 triggerline_aws::settings::order_recheck(&text).map_err(|reason| {
@@ -886,6 +892,32 @@ mod tests {
         let url = |length: usize| format!("https://{}", "a".repeat(length - "https://".len()));
         assert!(read(&[(env::PUBLIC_URL, &url(most))]).is_ok());
         assert!(read(&[(env::PUBLIC_URL, &url(most + 1))]).is_err());
+    }
+
+    #[test]
+    fn the_event_source_is_one_eventbridge_takes_in_the_template_and_the_functions() {
+        let allowed = template_pattern("EventSource");
+        for (source, ok) in [
+            ("triggerline", true),
+            ("com.example.triggerline", true),
+            ("aws.triggerline", false),
+            ("AWS.events", false),
+            (&"a".repeat(256), true),
+            (&"a".repeat(257), false),
+            ("aws", true),
+            ("awsome", true),
+            ("a", true),
+            ("aws-events", true),
+        ] {
+            let name = triggerline_aws::settings::env::EVENT_SOURCE;
+            assert_eq!(read(&[(name, source)]).is_ok(), ok, "{source}");
+            // The template's MaxLength (256) holds the length, its pattern the rest.
+            assert_eq!(
+                allowed.is_match(source) && source.len() <= 256,
+                ok,
+                "{source}: the template disagrees"
+            );
+        }
     }
 
     #[test]
