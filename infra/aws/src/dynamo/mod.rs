@@ -129,7 +129,7 @@
 //! (DynamoDB has no atomic write beyond 100 items; a fan-out is at most 50, a trigger's
 //! subscription limit). One transaction takes at most 4 MB: the use cases bound an input to
 //! 128 KiB ([`triggerline::limits`]), so a 50-way fan-out can reach ~6.5 MB, and the store
-//! splits it into transactions of at most 3.6 MB (a tenth spare for what its size estimate
+//! splits it into transactions of at most 3.6 MiB (3.77 MB: a tenth spare for what its size estimate
 //! does not count). Those are not one atomic step: if one fails, the ones already written are
 //! deleted again (nobody else knows their ids yet), and only a process dying between two of
 //! them leaves a part written (the intake event's redelivery then finds that part and makes
