@@ -818,18 +818,7 @@ mod tests {
     /// the same bound.
     #[test]
     fn the_template_bounds_sync_wait_as_the_functions_do() {
-        let template = include_str!("../../../template.yaml");
-        let pattern = template
-            .split("\n  SyncWait:\n")
-            .nth(1)
-            .and_then(|rest| {
-                rest.lines()
-                    .find_map(|l| l.trim().strip_prefix("AllowedPattern: "))
-            })
-            .expect("SyncWait has an AllowedPattern");
-        // The YAML string's quotes and its escaped backslashes.
-        let pattern = pattern.trim_matches('"').replace("\\\\", "\\");
-        let allowed = regex_lite::Regex::new(&pattern).unwrap();
+        let allowed = template_pattern("SyncWait");
         for wait in [
             "PT1S",
             "PT25S",
@@ -849,17 +838,23 @@ mod tests {
         assert!(allowed.is_match(DEFAULT_SYNC_WAIT));
     }
 
-    /// The template's `AllowedPattern` of `parameter`, as a regex.
-    fn template_pattern(parameter: &str) -> regex_lite::Regex {
+    /// The template's `property` of `parameter`, as written.
+    fn template_property(parameter: &str, property: &str) -> &'static str {
         let template = include_str!("../../../template.yaml");
-        let pattern = template
+        template
             .split(&format!("\n  {parameter}:\n"))
             .nth(1)
             .and_then(|rest| {
                 rest.lines()
-                    .find_map(|l| l.trim().strip_prefix("AllowedPattern: "))
+                    .find_map(|l| l.trim().strip_prefix(&format!("{property}: ")))
             })
-            .unwrap_or_else(|| panic!("{parameter} has an AllowedPattern"));
+            .unwrap_or_else(|| panic!("{parameter} has no {property}"))
+    }
+
+    /// The template's `AllowedPattern` of `parameter`, as a regex (less the YAML string's
+    /// quotes and its escaped backslashes).
+    fn template_pattern(parameter: &str) -> regex_lite::Regex {
+        let pattern = template_property(parameter, "AllowedPattern");
         regex_lite::Regex::new(&pattern.trim_matches('"').replace("\\\\", "\\")).unwrap()
     }
 
@@ -879,16 +874,7 @@ mod tests {
                 "{recheck}: the template and the functions disagree"
             );
         }
-        let template = include_str!("../../../template.yaml");
-        let most = template
-            .split("\n  PublicUrl:\n")
-            .nth(1)
-            .and_then(|rest| {
-                rest.lines()
-                    .find_map(|l| l.trim().strip_prefix("MaxLength: "))
-            })
-            .and_then(|n| n.parse::<usize>().ok())
-            .expect("PublicUrl has a MaxLength");
+        let most: usize = template_property("PublicUrl", "MaxLength").parse().unwrap();
         let url = |length: usize| format!("https://{}", "a".repeat(length - "https://".len()));
         assert!(read(&[(env::PUBLIC_URL, &url(most))]).is_ok());
         assert!(read(&[(env::PUBLIC_URL, &url(most + 1))]).is_err());
@@ -897,6 +883,9 @@ mod tests {
     #[test]
     fn the_event_source_is_one_eventbridge_takes_in_the_template_and_the_functions() {
         let allowed = template_pattern("EventSource");
+        let most: usize = template_property("EventSource", "MaxLength")
+            .parse()
+            .unwrap();
         for (source, ok) in [
             ("triggerline", true),
             ("com.example.triggerline", true),
@@ -911,9 +900,9 @@ mod tests {
         ] {
             let name = triggerline_aws::settings::env::EVENT_SOURCE;
             assert_eq!(read(&[(name, source)]).is_ok(), ok, "{source}");
-            // The template's MaxLength (256) holds the length, its pattern the rest.
+            // The template's MaxLength holds the length, its pattern the rest.
             assert_eq!(
-                allowed.is_match(source) && source.len() <= 256,
+                allowed.is_match(source) && source.len() <= most,
                 ok,
                 "{source}: the template disagrees"
             );

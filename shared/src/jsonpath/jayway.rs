@@ -399,14 +399,9 @@ impl Reader<'_> {
                     // Nothing may follow it.
                     break;
                 }
-                let selector = if self.eat("*") {
-                    Selector::Wildcard
-                } else {
-                    Selector::Name(self.name()?)
-                };
                 segments.push(Segment {
                     descendant,
-                    selector,
+                    selector: self.member()?,
                 });
             } else if self.peek() == Some(b'[') {
                 segments.push(Segment {
@@ -414,14 +409,9 @@ impl Reader<'_> {
                     selector: self.bracket()?,
                 });
             } else if descendant {
-                let selector = if self.eat("*") {
-                    Selector::Wildcard
-                } else {
-                    Selector::Name(self.name()?)
-                };
                 segments.push(Segment {
                     descendant,
-                    selector,
+                    selector: self.member()?,
                 });
             } else {
                 break;
@@ -429,6 +419,14 @@ impl Reader<'_> {
         }
         self.depth -= 1;
         Some(Query { current, segments })
+    }
+
+    /// What follows `.` or `..`: `*`, or a member name.
+    fn member(&mut self) -> Option<Selector> {
+        if self.eat("*") {
+            return Some(Selector::Wildcard);
+        }
+        Some(Selector::Name(self.name()?))
     }
 
     /// A member name after `.`: up to the next character that ends a path.
