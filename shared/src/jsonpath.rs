@@ -444,8 +444,8 @@ fn search(value: ValueType, pattern: ValueType) -> LogicalType {
 }
 
 // Jayway's operators and its reading of a filter on an object ([`jayway`]). A missing value
-// (`Nothing`) or one of the wrong type makes each of them false, but `jw_nin`, which is the
-// negation of `jw_in`. A list argument is the JSON text the translation wrote.
+// (`Nothing`) or one of the wrong type makes each of them false, as a missing path fails every
+// comparison in Jayway. A list argument is the JSON text the translation wrote.
 
 /// Is the node an array?
 #[serde_json_path::function]
@@ -468,13 +468,14 @@ fn jw_in(value: ValueType, list: ValueType) -> LogicalType {
     list.iter().any(|item| same(item, value)).into()
 }
 
-/// Jayway `nin`: not `in` (a missing value is in no list).
+/// Jayway `nin`: a value that is not one of the list's (a missing value passes no comparison
+/// in Jayway, this one included).
 #[serde_json_path::function]
 fn jw_nin(value: ValueType, list: ValueType) -> LogicalType {
-    let (value, Some(list)) = (value.as_value(), list_of(&list)) else {
+    let (Some(value), Some(list)) = (value.as_value(), list_of(&list)) else {
         return LogicalType::False;
     };
-    (!value.is_some_and(|v| list.iter().any(|item| same(item, v)))).into()
+    (!list.iter().any(|item| same(item, value))).into()
 }
 
 /// Jayway `subsetof`: every element of the array value is in the list.
@@ -772,7 +773,17 @@ mod tests {
         };
         assert!(selects("$[?(@.a in [1, 5.0])]"), "numbers compare by value");
         assert!(!selects("$[?(@.missing in [1, 5])]"));
-        assert!(selects("$[?(@.missing nin [1, 5])]"));
+        assert!(
+            !selects("$[?(@.missing nin [1, 5])]"),
+            "a missing value passes nothing"
+        );
+        assert!(selects("$[?(@.a nin [1, 2])]"));
+        // As in Jayway, a comparison with a missing path is false, `!=` too.
+        assert!(!selects("$[?(@.missing != 'x')]"));
+        assert!(!selects("$[?(@.missing == @.absent)]"));
+        assert!(!selects("$[?(@.missing <= @.absent)]"));
+        assert!(selects("$[?(@.s != 'x')]"));
+        assert!(selects("$[?(!@.missing)]"));
         assert!(
             !selects("$[?(@.a contains 5)]"),
             "a number contains nothing"

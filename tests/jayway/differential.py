@@ -74,6 +74,22 @@ AGAINST_JAYWAY = [
     "$[?(@.n > 4)]",
     "$[?(@.n < 5)]",
     "$[?(@.warnings[0] == 'Account skipped')]",
+    # A comparison with a path that selects nothing is false in Jayway, `!=` too.
+    "$.changes[?(@.newValue.type != 'IDENTITY')]",
+    "$.changes[?(@.missing != 'x')]",
+    "$[?(@.missing != 'x')]",
+    "$[?(@.missing == null)]",
+    "$.changes[?(@.oldValue)]",
+    "$.changes[?(!@.oldValue)]",
+    "$['identity'][?(@.name == 'john.doe')]",
+    "$.changes[0][?(@.attribute == 'department')]",
+    "$.changes[0][?(@.attribute == 'title')]",
+    "$.l[?(@ > 1)]",
+    "$.warnings[?(@ == 'Account skipped')]",
+    "$[?((@.n == 4 || @.n == 5) && @.s == 'text')]",
+    "$.identity[?(@.attributes.email =~ /.*@example\\.com/)]",
+    "$..changes[?(@.attribute == 'manager')]",
+    "$.changes[?(@.attribute == $.changes[0].attribute)]",
     "$..id",
     "$..[?(@.type == 'IDENTITY')]",
     "$.changes[1].attribute",
@@ -100,6 +116,15 @@ AS_DOCUMENTED = [
 ]
 
 
+# Where Triggerline knowingly reads otherwise (README, "Filters are Jayway JSONPath"): a filter
+# after an array filter (or a wildcard, slice or descendant) keeps RFC 9535's reading, testing
+# an object's members rather than the object. Triggerline's answer is recorded, so that a change
+# to either side is seen.
+KNOWN_DIFFERENCES = [
+    ("$.changes[?(@.attribute == 'manager')].newValue[?(@.type == 'IDENTITY')]", "nomatch"),
+]
+
+
 def jayway(classpath, filters):
     lines = "".join(f"{f}\t{json.dumps(EVENT)}\n" for f in filters)
     out = subprocess.run(["java", "-cp", classpath, "Reference"], input=lines, text=True,
@@ -123,8 +148,14 @@ def triggerline(base, flt):
 def main():
     classpath = sys.argv[1]
     reference = jayway(classpath, AGAINST_JAYWAY)
+    known = jayway(classpath, [f for f, _ in KNOWN_DIFFERENCES])
     wrong = []
     with running(TOKEN) as base:
+        for (flt, ours), theirs in zip(KNOWN_DIFFERENCES, known):
+            got = triggerline(base, flt)
+            if got != ours or got == theirs:
+                wrong.append(f"{flt}: a known difference moved: Jayway {theirs}, Triggerline "
+                             f"{got} (recorded {ours})")
         for flt, expected in zip(AGAINST_JAYWAY, reference):
             got = triggerline(base, flt)
             if got != expected:
@@ -136,7 +167,8 @@ def main():
                 wrong.append(f"{flt}: documented {expected}, Triggerline {got}")
     print(f"tests/jayway: {len(AGAINST_JAYWAY)} filters against Jayway "
           f"({len(AGAINST_JAYWAY) - sum(1 for w in wrong if 'Jayway' in w)} agree), "
-          f"{len(AS_DOCUMENTED)} against SailPoint's documentation")
+          f"{len(AS_DOCUMENTED)} against SailPoint's documentation, "
+          f"{len(KNOWN_DIFFERENCES)} known difference(s) as recorded")
     for w in wrong:
         print(f"  DIFFERS: {w}")
     return 1 if wrong else 0

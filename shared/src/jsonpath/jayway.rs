@@ -292,8 +292,24 @@ fn expr_text(expr: &Expr, ctx: Ctx) -> String {
         Expr::Not(e) => format!("!{}", expr_text(e, ctx)),
         Expr::Paren(e) => format!("({})", expr_text(e, ctx)),
         Expr::Operand(o) => operand_text(o, ctx),
+        // Jayway's comparison with a path that selects nothing is false, whatever the operator
+        // (the missing path throws, and the filter refuses the candidate); in RFC 9535 `!=` is
+        // then true, and so are `==`, `<=` and `>=` between two missing paths. There, each path
+        // compared must exist first (elsewhere RFC 9535 is already false, and a guard would
+        // only add work).
         Expr::Compare(a, op, b) => {
-            format!("{} {op} {}", operand_text(a, ctx), operand_text(b, ctx))
+            let compared = format!("{} {op} {}", operand_text(a, ctx), operand_text(b, ctx));
+            let both_paths = matches!((a, b), (Operand::Query(_), Operand::Query(_)));
+            let guarded = *op == "!=" || (both_paths && matches!(*op, "==" | "<=" | ">="));
+            let exist: Vec<String> = [a, b]
+                .into_iter()
+                .filter_map(|o| existence_text(o, ctx))
+                .collect();
+            if !guarded || exist.is_empty() {
+                compared
+            } else {
+                format!("({} && {compared})", exist.join(" && "))
+            }
         }
         Expr::Regex(a, pattern) => {
             format!(
@@ -317,6 +333,28 @@ fn expr_text(expr: &Expr, ctx: Ctx) -> String {
             )
         }
     }
+}
+
+/// The existence test of an operand that is a path (less a `.length()` suffix); none for a
+/// literal.
+fn existence_text(operand: &Operand, ctx: Ctx) -> Option<String> {
+    let Operand::Query(q) = operand else {
+        return None;
+    };
+    let segments = match q.segments.last() {
+        Some(Segment {
+            selector: Selector::Length,
+            ..
+        }) => &q.segments[..q.segments.len() - 1],
+        _ => &q.segments[..],
+    };
+    Some(query_text(
+        &Query {
+            current: q.current,
+            segments: segments.to_vec(),
+        },
+        ctx,
+    ))
 }
 
 /// `value` as an RFC 9535 single-quoted string literal.
@@ -798,6 +836,20 @@ mod tests {
     }
 
     #[test]
+    fn a_comparison_rfc_9535_would_pass_on_a_missing_path_first_asks_that_it_exists() {
+        assert!(rfc("$.a[?(@.b != 'x')]").contains("(@['b'] && @['b'] != 'x')"));
+        assert!(
+            rfc("$.a[?(@.b == 'x')]").contains("?(@['b'] == 'x')"),
+            "false anyway"
+        );
+        assert!(rfc("$.a[?(@.b <= @.c)]").contains("(@['b'] && @['c'] && @['b'] <= @['c'])"));
+        assert!(
+            rfc("$.a[?(@.b < @.c)]").contains("?(@['b'] < @['c'])"),
+            "false anyway"
+        );
+    }
+
+    #[test]
     fn paths_without_a_filter_on_a_named_node_start_at_the_input() {
         assert_eq!(
             rfc("$.changes[0].attribute"),
@@ -806,7 +858,7 @@ mod tests {
         assert_eq!(rfc("$..id"), "$[0]..['id']");
         assert_eq!(
             rfc("$.changes[*][?(@.a == $.b)]"),
-            "$[0]['changes'][*][?(@['a'] == $[0]['b'])]"
+            "$[0]['changes'][*][?((@['a'] && $[0]['b'] && @['a'] == $[0]['b']))]"
         );
         assert!(
             to_rfc9535("$[?match(@.a, 'x.*')]").is_none(),
