@@ -131,16 +131,16 @@ fn top(query: &Query) -> Result<String, String> {
              `$[?(@.changes.length() >= 3)]`"
             .to_owned());
     }
-    Ok(match first_filter(query) {
-        Some(k) => format!("$[?{}]", condition(query, k)),
+    Ok(match first_filter(&query.segments) {
+        Some(_) => format!("$[?{}]", condition(false, &query.segments, Ctx::Top)),
         None => query_text(query, Ctx::Outer),
     })
 }
 
 /// The first filter segment whose path before it names one node (member names and single
 /// indexes, no descendant segment).
-fn first_filter(query: &Query) -> Option<usize> {
-    for (k, segment) in query.segments.iter().enumerate() {
+fn first_filter(segments: &[Segment]) -> Option<usize> {
+    for (k, segment) in segments.iter().enumerate() {
         if segment.descendant {
             return None;
         }
@@ -153,64 +153,62 @@ fn first_filter(query: &Query) -> Option<usize> {
     None
 }
 
-/// In the top filter: whether `query`, whose segment `k` is a filter on a named node, selects
-/// something as Jayway reads it. The node is an array with an element that passes (then the
-/// rest of the path from that element), or an object that passes itself (then the rest of
-/// the path from it, read the same way again).
-fn condition(query: &Query, k: usize) -> String {
-    let Selector::Filter(expr) = &query.segments[k].selector else {
-        return query_text(query, Ctx::Top);
+/// Whether the path `segments`, read from `base` as Jayway reads it, selects something: a
+/// condition for a filter. `base` is the input in the top filter (`current` false, [`Ctx::Top`])
+/// or the candidate of a filter (`current` true, [`Ctx::Nested`]). At the first filter on a
+/// named node: the node is an array with an element that passes it (and the rest of the path,
+/// read the same way from that element), or an object that passes it itself (and the rest of
+/// the path from it). Without such a filter, the path's existence.
+fn condition(current: bool, segments: &[Segment], ctx: Ctx) -> String {
+    let path = |segments: &[Segment]| Query {
+        current,
+        segments: segments.to_vec(),
     };
-    let prefix = &query.segments[..k];
-    let rest = &query.segments[k + 1..];
-    let node = query_text(
-        &Query {
-            current: false,
-            segments: prefix.to_vec(),
-        },
-        Ctx::Top,
-    );
-    let array = format!(
-        "{node}[?{}]{}",
-        expr_text(expr, Ctx::Nested),
-        segments_text(rest)
-    );
-    let itself = expr_text(&at(expr, prefix), Ctx::Top);
+    let Some(k) = first_filter(segments) else {
+        return query_text(&path(segments), ctx);
+    };
+    let Selector::Filter(expr) = &segments[k].selector else {
+        return query_text(&path(segments), ctx);
+    };
+    let (prefix, rest) = (&segments[..k], &segments[k + 1..]);
+    let node = query_text(&path(prefix), ctx);
+    let test = expr_text(expr, Ctx::Nested);
+    let array = if rest.is_empty() {
+        format!("{node}[?{test}]")
+    } else {
+        format!(
+            "{node}[?({test}) && ({})]",
+            condition(true, rest, Ctx::Nested)
+        )
+    };
+    let itself = expr_text(&at(expr, prefix, current), ctx);
     let then = if rest.is_empty() {
         String::new()
     } else {
-        let mut segments = prefix.to_vec();
-        segments.extend(rest.iter().cloned());
-        let continued = Query {
-            current: false,
-            segments,
-        };
-        match first_filter(&continued) {
-            Some(next) => format!(" && ({})", condition(&continued, next)),
-            None => format!(" && {}", query_text(&continued, Ctx::Top)),
-        }
+        let mut continued = prefix.to_vec();
+        continued.extend(rest.iter().cloned());
+        format!(" && ({})", condition(current, &continued, ctx))
     };
     format!("(jw_is_array({node}) && {array}) || (jw_is_object({node}) && ({itself}){then})")
 }
 
-/// `expr` with its own `@` (not that of filters inside it) read as the node at `$` + `prefix`.
-fn at(expr: &Expr, prefix: &[Segment]) -> Expr {
+/// `expr` with its own `@` (not that of filters inside it) read as the node at `prefix` from
+/// the base (`current`: the candidate `@`, else the input `$`).
+fn at(expr: &Expr, prefix: &[Segment], current: bool) -> Expr {
     let operand = |o: &Operand| match o {
         Operand::Query(q) if q.current => {
             let mut segments = prefix.to_vec();
             segments.extend(q.segments.iter().cloned());
-            Operand::Query(Query {
-                current: false,
-                segments,
-            })
+            Operand::Query(Query { current, segments })
         }
         other => other.clone(),
     };
+    let at = |e: &Expr| at(e, prefix, current);
     match expr {
-        Expr::Or(parts) => Expr::Or(parts.iter().map(|p| at(p, prefix)).collect()),
-        Expr::And(parts) => Expr::And(parts.iter().map(|p| at(p, prefix)).collect()),
-        Expr::Not(e) => Expr::Not(Box::new(at(e, prefix))),
-        Expr::Paren(e) => Expr::Paren(Box::new(at(e, prefix))),
+        Expr::Or(parts) => Expr::Or(parts.iter().map(at).collect()),
+        Expr::And(parts) => Expr::And(parts.iter().map(at).collect()),
+        Expr::Not(e) => Expr::Not(Box::new(at(e))),
+        Expr::Paren(e) => Expr::Paren(Box::new(at(e))),
         Expr::Operand(o) => Expr::Operand(operand(o)),
         Expr::Compare(a, op, b) => Expr::Compare(operand(a), op, operand(b)),
         Expr::Regex(a, p) => Expr::Regex(operand(a), p.clone()),
@@ -811,9 +809,9 @@ mod tests {
     fn a_filter_on_an_object_tests_the_object() {
         assert_eq!(
             rfc("$.identity[?(@.type == 'IDENTITY')].name"),
-            "$[?(jw_is_array(@['identity']) && @['identity'][?(@['type'] == 'IDENTITY')]['name']) \
-             || (jw_is_object(@['identity']) && ((@['identity']['type'] == 'IDENTITY')) && \
-             @['identity']['name'])]"
+            "$[?(jw_is_array(@['identity']) && @['identity'][?((@['type'] == 'IDENTITY')) && \
+             (@['name'])]) || (jw_is_object(@['identity']) && ((@['identity']['type'] == \
+             'IDENTITY')) && (@['identity']['name']))]"
         );
     }
 
