@@ -27,8 +27,8 @@ async fn invocation_count(app: &TestApp) -> usize {
     response.json::<Vec<Value>>().await.unwrap().len()
 }
 
-#[tokio::test]
-async fn a_timestamp_in_microseconds_is_a_400_naming_it_and_the_service_goes_on() {
+/// An app with one subscription to identity-created, at an address nothing answers on.
+async fn subscribed_to_created() -> TestApp {
     let app = spawn_app().await;
     app.create(&http_subscription(
         CREATED,
@@ -36,6 +36,12 @@ async fn a_timestamp_in_microseconds_is_a_400_naming_it_and_the_service_goes_on(
         "SYNC",
     ))
     .await;
+    app
+}
+
+#[tokio::test]
+async fn a_timestamp_in_microseconds_is_a_400_naming_it_and_the_service_goes_on() {
+    let app = subscribed_to_created().await;
 
     let now_ms = chrono::Utc::now().timestamp_millis();
     // Microseconds, beyond any bound, a year and a day ahead, and a future time in seconds.
@@ -62,13 +68,7 @@ async fn a_timestamp_in_microseconds_is_a_400_naming_it_and_the_service_goes_on(
 
 #[tokio::test]
 async fn an_integer_beyond_64_bits_in_an_input_is_a_400_naming_it_not_rounded() {
-    let app = spawn_app().await;
-    app.create(&http_subscription(
-        CREATED,
-        "http://127.0.0.1:9/hook",
-        "SYNC",
-    ))
-    .await;
+    let app = subscribed_to_created().await;
     let mut input = example(CREATED);
     input["identity"]["id"] = json!(0);
     // serde_json's `json!` cannot hold the number either: written into the text.
@@ -91,13 +91,7 @@ async fn an_integer_beyond_64_bits_in_an_input_is_a_400_naming_it_not_rounded() 
 
 #[tokio::test]
 async fn a_delay_over_a_year_is_a_400_naming_it_and_a_zero_delay_is_now() {
-    let app = spawn_app().await;
-    app.create(&http_subscription(
-        CREATED,
-        "http://127.0.0.1:9/hook",
-        "SYNC",
-    ))
-    .await;
+    let app = subscribed_to_created().await;
 
     for bad in ["P96000000D", "P366D", "PT4294967295H", "P4294967295W"] {
         let response = start(&app, CREATED, json!({"delay": bad})).await;

@@ -555,37 +555,35 @@ impl Reader<'_> {
 
     fn or(&mut self) -> Option<Expr> {
         self.enter()?;
-        let mut parts = vec![self.and()?];
-        loop {
-            self.ws();
-            if !self.eat("||") {
-                break;
-            }
-            self.ws();
-            parts.push(self.and()?);
-        }
+        let expr = self.joined("||", Self::and, Expr::Or);
         self.depth -= 1;
-        Some(if parts.len() == 1 {
-            parts.pop()?
-        } else {
-            Expr::Or(parts)
-        })
+        expr
     }
 
     fn and(&mut self) -> Option<Expr> {
-        let mut parts = vec![self.unary()?];
+        self.joined("&&", Self::unary, Expr::And)
+    }
+
+    /// One or more `part`s joined by `op`: the part alone, or `all` of them.
+    fn joined(
+        &mut self,
+        op: &str,
+        part: fn(&mut Self) -> Option<Expr>,
+        all: fn(Vec<Expr>) -> Expr,
+    ) -> Option<Expr> {
+        let mut parts = vec![part(self)?];
         loop {
             self.ws();
-            if !self.eat("&&") {
+            if !self.eat(op) {
                 break;
             }
             self.ws();
-            parts.push(self.unary()?);
+            parts.push(part(self)?);
         }
         Some(if parts.len() == 1 {
             parts.pop()?
         } else {
-            Expr::And(parts)
+            all(parts)
         })
     }
 
