@@ -133,8 +133,7 @@ impl EventPublisher for EventBridgePublisher {
     /// request fails or EventBridge rejects any entry (the error names their codes); entries of
     /// other requests may have been put by then, and a retry puts them again.
     async fn publish(&self, events: &[Event]) -> Result<(), Error> {
-        let mut requests: Vec<(Client, Vec<PutEventsRequestEntry>, usize)> = Vec::new();
-        let mut open: HashMap<String, usize> = HashMap::new();
+        let mut entries = Vec::with_capacity(events.len());
         for event in events {
             let bus = event.bus.as_deref().unwrap_or(&self.bus);
             let entry = PutEventsRequestEntry::builder()
@@ -154,31 +153,54 @@ impl EventPublisher for EventBridgePublisher {
                     name: "EVENTBRIDGE_ENTRY_BYTES",
                 });
             }
-            let region = bus_region(bus).unwrap_or("").to_owned();
-            let fits = open.get(&region).is_some_and(|&i| {
-                let (_, entries, bytes) = &requests[i];
-                entries.len() < MAX_ENTRIES && bytes + size <= MAX_REQUEST_BYTES
-            });
-            match open.get(&region) {
-                Some(&i) if fits => {
-                    requests[i].1.push(entry);
-                    requests[i].2 += size;
-                }
-                _ => {
-                    open.insert(region, requests.len());
-                    requests.push((self.client_for(bus), vec![entry], size));
-                }
-            }
+            entries.push((bus, entry, size));
         }
-        let puts = requests
+        let grouped = requests(
+            entries
+                .iter()
+                .map(|(bus, _, size)| (bus_region(bus), *size)),
+        );
+        let mut entries: Vec<Option<PutEventsRequestEntry>> = entries
             .into_iter()
-            .map(|(client, entries, _)| self.put(client, entries));
-        futures::future::join_all(puts)
+            .map(|(_, entry, _)| Some(entry))
+            .collect();
+        let puts = grouped.into_iter().map(|indexes| {
+            let bus = events[indexes[0]].bus.as_deref().unwrap_or(&self.bus);
+            let client = self.client_for(bus);
+            let batch = indexes.iter().filter_map(|&i| entries[i].take()).collect();
+            self.put(client, batch)
+        });
+        futures::future::join_all(puts.collect::<Vec<_>>())
             .await
             .into_iter()
             .collect::<Result<Vec<()>, Error>>()
             .map(drop)
     }
+}
+
+/// Groups entries, given as (region of their bus, size), into `PutEvents` requests: one region
+/// each, at most [`MAX_ENTRIES`] entries and [`MAX_REQUEST_BYTES`] bytes, in the order given.
+/// Each request is the indexes of its entries; an entry is never over the limit by itself
+/// (`publish` refuses it first).
+fn requests<'a>(entries: impl Iterator<Item = (Option<&'a str>, usize)>) -> Vec<Vec<usize>> {
+    let mut requests: Vec<(Vec<usize>, usize)> = Vec::new();
+    let mut open: HashMap<Option<&str>, usize> = HashMap::new();
+    for (i, (region, size)) in entries.enumerate() {
+        match open.get(&region) {
+            Some(&r)
+                if requests[r].0.len() < MAX_ENTRIES
+                    && requests[r].1 + size <= MAX_REQUEST_BYTES =>
+            {
+                requests[r].0.push(i);
+                requests[r].1 += size;
+            }
+            _ => {
+                open.insert(region, requests.len());
+                requests.push((vec![i], size));
+            }
+        }
+    }
+    requests.into_iter().map(|(indexes, _)| indexes).collect()
 }
 
 #[cfg(test)]
@@ -198,5 +220,50 @@ mod tests {
         assert_eq!(bus_region("triggerline"), None);
         assert_eq!(bus_region("arn:aws:sqs:us-east-1:123456789012:q"), None);
         assert_eq!(bus_region("arn:aws:events::123456789012:event-bus/x"), None);
+    }
+
+    /// EventBridge takes at most 10 entries and 256 KiB per request, counted as
+    /// `entry_size` counts (source, detail type and detail in UTF-8 bytes).
+    #[test]
+    fn a_put_is_split_at_ten_entries_or_256_kib_per_region() {
+        let kib = 1024;
+        // Ten entries of 30 KiB are 300 KiB: eight fit (240 KiB), the ninth would be 270.
+        let big = requests(std::iter::repeat_n((None, 30 * kib), 10));
+        assert_eq!(big, vec![(0..8).collect::<Vec<_>>(), vec![8, 9]]);
+        // Exactly 256 KiB fits; a byte more does not.
+        let exact = requests([(None, 128 * kib), (None, 128 * kib), (None, 1)].into_iter());
+        assert_eq!(exact, vec![vec![0, 1], vec![2]]);
+        // The largest entry EventBridge takes fills a request by itself.
+        let largest = requests(std::iter::repeat_n((None, EVENTBRIDGE_ENTRY_BYTES), 3));
+        assert_eq!(largest, vec![vec![0], vec![1], vec![2]]);
+        // Small entries: ten to a request.
+        let small = requests(std::iter::repeat_n((None, 300), 25));
+        assert_eq!(
+            small.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![10, 10, 5]
+        );
+        // Each region's requests fill on their own, in the order given.
+        let mixed = requests(
+            [
+                (None, 200 * kib),
+                (Some("eu-west-1"), 200 * kib),
+                (None, 50 * kib),
+                (Some("eu-west-1"), 100 * kib),
+                (None, 10 * kib),
+            ]
+            .into_iter(),
+        );
+        assert_eq!(mixed, vec![vec![0, 2], vec![1], vec![3], vec![4]]);
+    }
+
+    #[test]
+    fn an_entry_counts_its_source_detail_type_and_detail_in_bytes() {
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name("a-long-bus-name-that-is-not-counted")
+            .source("triggerline")
+            .detail_type("Trigger Invocation Completed")
+            .detail(r#"{"name":"Zoë"}"#)
+            .build();
+        assert_eq!(entry_size(&entry), 11 + 28 + 15);
     }
 }
