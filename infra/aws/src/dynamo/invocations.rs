@@ -129,21 +129,34 @@ fn attempt_value(attempt: &Attempt) -> Result<AttributeValue, Error> {
     Ok(s(json_text("encode attempt", attempt)?))
 }
 
-/// The TTL of an invocation finished at `completed` in state `state`, if retention is on.
+/// How long an open invocation is kept after it was created or last moved into an open state,
+/// before its TTL lets DynamoDB delete it. Nothing legitimate keeps one open and untouched that
+/// long: a start waits at most a year (`delay`, `timestamp`), an acknowledgement at most its
+/// response deadline (`P365D` at most, and the sweep times it out then), a FIRE_AND_FORGET
+/// delivery held for a disabled subscription at most `disable_after` from its creation (366
+/// days at most), its retries hours, and a lost work message the dead-letter queue's 14 days
+/// and the work queue's 4. What it bounds is an invocation whose work was dead-lettered and
+/// never redriven: without it, such an item (input and all) was kept for ever.
+pub const OPEN_BACKSTOP: Duration = Duration::days(400);
+
+/// The TTL of an invocation in `state` as of `since` (when it finished, or when it was created
+/// or last reopened while open), if retention is on: the retention of its outcome after it
+/// finished, or [`OPEN_BACKSTOP`] plus the failed retention while it is open.
 fn expiry(
     retention: Option<Retention>,
     state: InvocationState,
-    completed: Option<DateTime<Utc>>,
+    since: DateTime<Utc>,
 ) -> Option<i64> {
     let retention = retention?;
     let keep = match state {
         InvocationState::Completed => retention.succeeded,
         InvocationState::Failed | InvocationState::TimedOut => retention.failed,
-        InvocationState::Pending | InvocationState::Acknowledged => return None,
+        InvocationState::Pending | InvocationState::Acknowledged => OPEN_BACKSTOP
+            .checked_add(&retention.failed)
+            .unwrap_or(Duration::MAX),
     };
     // Saturating: a retention of a few hundred thousand years is a valid setting.
-    let completed = completed.unwrap_or_else(Utc::now);
-    Some(triggerline::time::later(completed, keep).timestamp())
+    Some(triggerline::time::later(since, keep).timestamp())
 }
 
 /// The body is stored deflated: it carries the trigger's input, most of an item's size, and an
@@ -261,10 +274,11 @@ fn item_of(invocation: &Invocation, retention: Option<Retention>) -> Result<Item
         INV_OPEN_STATE,
         state.is_open().then(|| s(sharded(INV_OPEN_VALUE, shard))),
     );
-    optional(
-        INV_EXPIRES,
-        expiry(retention, state, invocation.completed).map(n),
-    );
+    let since = match invocation.completed {
+        Some(completed) if !state.is_open() => completed,
+        _ => invocation.created,
+    };
+    optional(INV_EXPIRES, expiry(retention, state, since).map(n));
     Ok(item)
 }
 
@@ -443,19 +457,19 @@ impl Update {
         let to = transition.to;
         let shard = shard_of(id);
         self.set(INV_STATE, s(to.as_str()));
+        let since = match transition.completed {
+            Some(completed) if !to.is_open() => completed,
+            _ => Utc::now(),
+        };
         if to.is_open() {
             self.set(INV_OPEN_STATE, s(sharded(INV_OPEN_VALUE, shard)));
-            self.remove(INV_EXPIRES);
         } else {
             self.remove(INV_OPEN_STATE);
             self.remove(INV_UNSENT);
             self.remove(INV_DUE);
             self.remove(INV_ORDERING_KEY);
-            self.set_or_remove(
-                INV_EXPIRES,
-                expiry(retention, to, transition.completed).map(n),
-            );
         }
+        self.set_or_remove(INV_EXPIRES, expiry(retention, to, since).map(n));
         self.set_or_remove(
             INV_COMPLETED,
             transition.completed.as_ref().map(|t| s(format_time(t))),
@@ -2045,14 +2059,18 @@ mod tests {
         });
         let now = Utc::now();
         let last = DateTime::<Utc>::MAX_UTC.timestamp();
-        let ttl = |state| expiry(retention, state, Some(now));
+        let ttl = |state| expiry(retention, state, now);
         assert_eq!(ttl(InvocationState::Completed), Some(last));
         assert_eq!(
             ttl(InvocationState::Failed),
             Some((now + Duration::hours(48)).timestamp())
         );
-        assert_eq!(ttl(InvocationState::Pending), None);
-        assert_eq!(expiry(None, InvocationState::Completed, Some(now)), None);
+        assert_eq!(
+            ttl(InvocationState::Pending),
+            Some((now + OPEN_BACKSTOP + Duration::hours(48)).timestamp()),
+            "an open invocation expires after the backstop and the failed retention"
+        );
+        assert_eq!(expiry(None, InvocationState::Completed, now), None);
     }
 
     fn sized(n: usize, size: usize) -> Vec<(usize, Item, usize)> {

@@ -77,9 +77,13 @@
 //! the 2,000 newest matching items (that many rows at most) and sorts it in memory: the total
 //! is that window's size, at most 2,000.
 //!
-//! The invocations table has TTL on `x` (epoch seconds), set on a final transition (or a
-//! create of a finished invocation) when the store was given a retention
-//! ([`DynamoInvocationStore::with_retention`]) and removed when one is reopened. DynamoDB
+//! The invocations table has TTL on `x` (epoch seconds), written when the store was given a
+//! retention ([`DynamoInvocationStore::with_retention`]): on a final transition (or a create
+//! of a finished invocation) the retention of its outcome after it finished; on a create or a
+//! transition into an open state (PENDING, ACKNOWLEDGED: a reopen, an acknowledgement, a
+//! retry) a backstop, [`OPEN_BACKSTOP`] (400 days) plus the failed retention, so that an
+//! invocation whose work was lost for good (dead-lettered and never redriven) does not stay
+//! for ever. DynamoDB
 //! deletes expired items only eventually (and moto never does), so `get` and `list` skip items
 //! whose `x` has passed, and `purge` (the local server's, on its timer) deletes for real
 //! instead of trusting TTL.
@@ -176,7 +180,7 @@ mod subscriptions;
 pub mod tables;
 
 pub use idempotency::DynamoIdempotencyStore;
-pub use invocations::{DynamoInvocationStore, OrderedBy, Recorded, Unsent};
+pub use invocations::{DynamoInvocationStore, OPEN_BACKSTOP, OrderedBy, Recorded, Unsent};
 pub use subscriptions::DynamoSubscriptionStore;
 
 /// Subscriptions table: the partition key (`sub#<id>` or `trigger#<triggerId>`).

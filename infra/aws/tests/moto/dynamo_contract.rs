@@ -357,13 +357,14 @@ async fn retention_sets_the_ttl_and_expired_items_are_not_read() {
         .create_all(&[old.clone(), recent.clone(), failed.clone()])
         .await
         .unwrap();
+    let backstop = dynamo::OPEN_BACKSTOP + Duration::hours(2);
     assert_eq!(
         number(
             &raw(&clients, &settings, "recent").await.unwrap(),
             dynamo::INV_EXPIRES
         ),
-        None,
-        "open invocations never expire"
+        Some((t0 + backstop).timestamp()),
+        "an open invocation expires only long after anything could still finish it"
     );
 
     let long_ago = t0 - Duration::hours(4);
@@ -466,11 +467,17 @@ async fn retention_sets_the_ttl_and_expired_items_are_not_read() {
         )
         .await
         .unwrap();
+    // Open past the backstop (its work dead-lettered and never redriven): gone like the rest.
+    let stranded = pending("stranded", t0 - backstop - Duration::minutes(1));
+    store.create_all(&[stranded]).await.unwrap();
+    assert_eq!(store.get("stranded").await.unwrap(), None);
+
+    let before = now();
     store.reopen("failed", None).await.unwrap();
-    assert_eq!(
-        ttl("failed").await,
-        None,
-        "a reopened invocation no longer expires"
+    let reopened = ttl("failed").await.unwrap();
+    assert!(
+        (before + backstop).timestamp() <= reopened && reopened <= (now() + backstop).timestamp(),
+        "a reopened invocation is kept the backstop from its reopening: {reopened}"
     );
 }
 
