@@ -217,6 +217,21 @@ pub fn judge(entry: &CatalogEntry, invocation: &Invocation, reply: &Reply) -> Ve
         Ok(v) => v,
         Err(e) => return failed(format!("the answer is not JSON: {e}"), false),
     };
+    // It would be recorded and handed on rounded, as a request's input would be if taken.
+    if let Some((path, number)) = crate::numbers::integer_beyond_64_bits(body) {
+        let field = if path.is_empty() {
+            "output".to_owned()
+        } else {
+            format!("output.{path}")
+        };
+        return failed(
+            format!(
+                "invalid output: {field}: `{number}` is an integer beyond 64 bits, which would \
+                 not be kept as sent; answer it as a string"
+            ),
+            false,
+        );
+    }
     // An output that would not fit the invocation's record is a failed attempt, not a store
     // failure after the subscriber already acted.
     if let Err(e) = crate::limits::check_output("output", &output) {
@@ -459,6 +474,14 @@ pub(crate) mod tests {
             (
                 answered(200, r#"{"approved": "yes"}"#),
                 "invalid output",
+                false,
+            ),
+            (
+                answered(
+                    200,
+                    r#"{"approved": true, "comment": "ok", "approver": "bot", "n": [123456789012345678901234567890]}"#,
+                ),
+                "invalid output: output.n[0]: `123456789012345678901234567890` is an integer beyond 64 bits",
                 false,
             ),
             (answered(500, ""), "answered 500", true),

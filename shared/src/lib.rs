@@ -17,6 +17,7 @@ pub mod idempotency;
 pub mod jsonpath;
 pub mod limits;
 pub mod model;
+pub mod numbers;
 pub mod ports;
 pub mod query;
 pub mod secrets;

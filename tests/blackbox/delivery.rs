@@ -287,6 +287,32 @@ async fn an_invalid_sync_output_fails_without_retry() {
     assert!(status["completeInvocationInput"]["localizedError"]["message"].is_string());
 }
 
+/// serde_json would read the number as the nearest double: recorded and handed to the producer
+/// rounded. The answer is refused as an input holding one is.
+#[tokio::test]
+async fn a_sync_output_with_an_integer_beyond_64_bits_fails_naming_it() {
+    let app = spawn_app().await;
+    let receiver = Receiver::start(vec![Answer::Text(
+        200,
+        r#"{"approved": true, "comment": "ok", "approver": "bot", "ticket": 123456789012345678901234567890}"#,
+    )])
+    .await;
+    app.subscribe(PRE, &receiver.url, "SYNC").await;
+
+    let body: Value = app.start(PRE, true).await.json().await.unwrap();
+
+    let invocation = &body["invocations"][0];
+    assert_eq!(invocation["status"], "FAILED", "{body}");
+    assert_eq!(invocation["output"], Value::Null, "{body}");
+    let message = invocation["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains(
+            "output.ticket: `123456789012345678901234567890` is an integer beyond 64 bits"
+        ),
+        "{message}"
+    );
+}
+
 #[tokio::test]
 async fn connection_refused_is_a_failed_attempt() {
     let app = spawn_app().await;

@@ -16,6 +16,8 @@ use tokio::sync::mpsc;
 #[derive(Debug, Clone)]
 pub enum Answer {
     Json(u16, Value),
+    /// A JSON text as written, for what `Value` cannot hold.
+    Text(u16, &'static str),
     Empty(u16),
     /// Never answers (the dispatcher's 10 s timeout ends it).
     Hang,
@@ -107,6 +109,12 @@ fn respond(
             Answer::Json(status, body) => {
                 (StatusCode::from_u16(status).unwrap(), axum::Json(body)).into_response()
             }
+            Answer::Text(status, text) => (
+                StatusCode::from_u16(status).unwrap(),
+                [("Content-Type", "application/json")],
+                text,
+            )
+                .into_response(),
             Answer::Empty(status) => StatusCode::from_u16(status).unwrap().into_response(),
             Answer::Hang => std::future::pending().await,
             Answer::After(pause, then) => {
