@@ -230,6 +230,8 @@ mod tests {
         );
         assert!(refused(r#"{"a\"b": -99999999999999999999}"#).starts_with("a\"b: `-9999"));
         assert!(refused("18446744073709551616").starts_with("body: "));
+        // Nineteen digits, one below i64::MIN.
+        assert!(refused(r#"{"n": -9223372036854775809}"#).starts_with("n: "));
         // What 64 bits hold, floats, and digits in strings pass.
         for fine in [
             r#"{"n": 18446744073709551615, "m": -9223372036854775808}"#,
