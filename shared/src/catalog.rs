@@ -250,4 +250,27 @@ mod tests {
             "{violation}"
         );
     }
+
+    /// The SDK's `AccessRequestDynamicApprovalResponse` says, for each field: "If there is
+    /// none, send an empty value \"\"": a receiver adding no approver answers that way.
+    #[test]
+    fn the_dynamic_approver_takes_the_documented_empty_answer() {
+        let entry = Catalog::builtin()
+            .get("idn:access-request-dynamic-approver")
+            .unwrap();
+        for fine in [
+            serde_json::json!({"id": "", "name": "", "type": ""}),
+            serde_json::json!({"id": "2c9180", "name": "Ann", "type": "IDENTITY"}),
+            serde_json::json!({"id": "7f3a", "name": "Admins", "type": "GOVERNANCE_GROUP"}),
+            Value::Null,
+        ] {
+            assert!(entry.check_output("output", &fine).is_ok(), "{fine}");
+        }
+        let wrong = serde_json::json!({"id": "1", "name": "x", "type": "ROLE"});
+        let violation = entry.check_output("output", &wrong).unwrap_err();
+        assert!(
+            violation.to_string().starts_with("output.type:"),
+            "{violation}"
+        );
+    }
 }

@@ -90,3 +90,47 @@ def test_async_test_invocation_completed_through_the_sdk(api, receiver):
         assert status.complete_invocation_input.localized_error is None
     finally:
         api.delete_subscription_v1(subscription.id)
+
+
+DYNAMIC_APPROVER = "idn:access-request-dynamic-approver"
+
+
+def test_dynamic_approver_declines_with_the_sdks_empty_answer(api, receiver):
+    """The SDK's AccessRequestDynamicApprovalResponse: "If there is none, send an empty value"
+    for each field. A receiver that adds no approver answers so, built with the SDK's model."""
+    from sailpoint.triggers.models.access_request_dynamic_approval_response import (
+        AccessRequestDynamicApprovalResponse,
+    )
+
+    url, bodies = receiver
+    subscription = api.create_subscription_v1(
+        SubscriptionPostRequest(
+            name="Approver picker",
+            trigger_id=DYNAMIC_APPROVER,
+            type=SubscriptionType.HTTP,
+            http_config=HttpConfig(url=url, http_dispatch_mode="ASYNC"),
+        )
+    )
+    try:
+        [invocation] = api.start_test_trigger_invocation_v1(
+            TestInvocationRequest(trigger_id=DYNAMIC_APPROVER, content_json={})
+        )
+        metadata = bodies.get(timeout=20)["_metadata"]
+        none = AccessRequestDynamicApprovalResponse(id="", type="", name="")
+
+        api.complete_trigger_invocation_v1(
+            invocation.id,
+            CompleteInvocation(secret=metadata["secret"], output=none.to_dict()),
+        )
+
+        [status] = [
+            s
+            for s in api.list_trigger_invocation_status_v1(
+                filters=f'subscriptionId eq "{subscription.id}"'
+            )
+            if s.id == invocation.id
+        ]
+        assert status.complete_invocation_input.output == {"id": "", "type": "", "name": ""}
+        assert status.complete_invocation_input.localized_error is None
+    finally:
+        api.delete_subscription_v1(subscription.id)
