@@ -106,6 +106,40 @@ pub const MAX_BATCH_INVOCATIONS: usize = 1_000;
 /// costs a store no more than one start already may.
 pub const MAX_BATCH_WRITE_BYTES: usize = MAX_INPUT_BYTES * 50;
 
+/// The most operations in one JSON Patch (`PATCH /trigger-subscriptions/v1/{id}`). A
+/// subscription has a dozen patchable fields; each operation costs a look at the patched
+/// document's size (below), so their number bounds the request's work.
+pub const MAX_PATCH_OPERATIONS: usize = 100;
+
+/// The largest a subscription's document may grow while a patch is applied: what a PUT may
+/// send. A `copy` doubles what it copies, so thirty of them, 1.3 KB of patch, would make a
+/// document of gigabytes.
+pub const MAX_PATCHED_BYTES: usize = MAX_BODY_BYTES;
+
+/// The size of `value` as compact JSON if it is at most `limit` bytes, `None` past it (found
+/// without writing more than `limit + 1` bytes' worth).
+pub fn json_bytes_within(value: &serde_json::Value, limit: usize) -> Option<usize> {
+    struct Counter {
+        written: usize,
+        limit: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.written += buf.len();
+            if self.written > self.limit {
+                return Err(std::io::ErrorKind::Other.into());
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { written: 0, limit };
+    serde_json::to_writer(&mut counter, value).ok()?;
+    Some(counter.written)
+}
+
 /// The size of `value` as compact JSON.
 pub fn json_bytes(value: &serde_json::Value) -> usize {
     struct Counter(usize);

@@ -463,3 +463,49 @@ async fn a_filter_of_many_conditions_is_refused_and_repeated_sorters_are_harmles
         .await;
     assert_eq!(response.status(), StatusCode::OK);
 }
+
+/// Each `copy` of a member into itself doubles the document: 30 of them, 1.3 KB of patch, made
+/// gigabytes and the kernel killed the process. The document is held to what a PUT may send.
+#[tokio::test]
+async fn a_patch_that_doubles_the_subscription_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let created = app.create(&valid()).await;
+    let path = format!(
+        "/trigger-subscriptions/v1/{}",
+        created["id"].as_str().unwrap()
+    );
+    let before = app.all_subscriptions().await;
+
+    let doubling: Vec<Value> = (0..30)
+        .map(|i| json!({"op": "copy", "from": "/httpConfig", "path": format!("/httpConfig/x{i}")}))
+        .collect();
+    let text = expect_error(
+        app.patch(&path, &json!(doubling)).await,
+        StatusCode::BAD_REQUEST,
+        "[",
+    )
+    .await;
+    assert!(text.contains("MAX_PATCHED_BYTES"), "{text}");
+
+    let many: Vec<Value> = (0..101)
+        .map(|_| json!({"op": "test", "path": "/name", "value": created["name"]}))
+        .collect();
+    let text = expect_error(
+        app.patch(&path, &json!(many)).await,
+        StatusCode::BAD_REQUEST,
+        "body",
+    )
+    .await;
+    assert!(text.contains("at most 100 operations"), "{text}");
+
+    let after = app.all_subscriptions().await;
+    assert_eq!(after, before, "nothing was written");
+    // A patch within both bounds still applies.
+    let renamed = app
+        .patch(
+            &path,
+            &json!([{"op": "replace", "path": "/name", "value": "renamed"}]),
+        )
+        .await;
+    assert_eq!(renamed.status(), StatusCode::OK);
+}

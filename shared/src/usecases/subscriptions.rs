@@ -10,6 +10,7 @@ use crate::catalog::Catalog;
 use crate::duration::IsoDuration;
 use crate::error::ResourceKind;
 use crate::jsonpath::{JsonPathFilter, check_filter};
+use crate::limits;
 use crate::model::{PreviousSigningSecret, Subscription};
 use crate::ports::SubscriptionAdmin;
 use crate::query::{Page, SubscriptionQuery};
@@ -142,6 +143,16 @@ impl Subscriptions {
     /// PATCH: applies RFC 6902 operations to the subscription's PUT view, then validates the
     /// result exactly as a PUT.
     pub async fn patch(&self, id: &str, patch: SubscriptionPatchRequest) -> Result<Subscription> {
+        if patch.0.len() > limits::MAX_PATCH_OPERATIONS {
+            return Err(Error::invalid(
+                "body",
+                format!(
+                    "a patch holds at most {} operations (MAX_PATCH_OPERATIONS); this one has {}",
+                    limits::MAX_PATCH_OPERATIONS,
+                    patch.0.len()
+                ),
+            ));
+        }
         for (i, op) in patch.0.iter().enumerate() {
             check_patch_path(i, op)?;
         }
@@ -272,13 +283,32 @@ fn patched(
     // `patch_unsafe`: on a failure the document is dropped, so nothing needs undoing, and
     // json-patch's undo panics on some patches it applied (a `move` into a parent followed
     // by a failing op: "unable to undo applied patches"), which a request must never do.
-    json_patch::patch_unsafe(&mut document, &patch.0).map_err(|e| {
-        let path = patch.0.get(e.operation).map(|op| op.path().to_string());
-        Error::invalid(
-            format!("[{}].path", e.operation),
-            format!("`{}`: {}", path.unwrap_or_default(), e.kind),
-        )
-    })?;
+    // One operation at a time, so that a document grown past what a PUT may send is refused
+    // before the next operation can double it again.
+    for (i, op) in patch.0.iter().enumerate() {
+        json_patch::patch_unsafe(&mut document, std::slice::from_ref(op)).map_err(|e| {
+            Error::invalid(
+                format!("[{i}].path"),
+                format!("`{}`: {}", op.path(), e.kind),
+            )
+        })?;
+        let grows = matches!(
+            op,
+            json_patch::PatchOperation::Add(_)
+                | json_patch::PatchOperation::Replace(_)
+                | json_patch::PatchOperation::Copy(_)
+        );
+        if grows && limits::json_bytes_within(&document, limits::MAX_PATCHED_BYTES).is_none() {
+            return Err(Error::invalid(
+                format!("[{i}]"),
+                format!(
+                    "the patched subscription would be over {} bytes (MAX_PATCHED_BYTES), more \
+                     than a PUT may send",
+                    limits::MAX_PATCHED_BYTES
+                ),
+            ));
+        }
+    }
     // A PUT without `name` or `type` keeps the stored one (SailPoint's PUT requires no field),
     // but a patch's result is the whole subscription, where both are required: removing one
     // (or setting it to null, or moving it away) must not answer 200 with the field unchanged.
