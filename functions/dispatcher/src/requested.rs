@@ -24,6 +24,7 @@ use triggerline::trace::TraceContext;
 use triggerline::usecases::delivery::Delivery;
 use triggerline::usecases::intake::{Intake, SyncRecord};
 use triggerline::wire::StartInvocation;
+use triggerline::wire::strict::Strict;
 use triggerline_aws::sqs::SqsDeliveryQueue;
 
 /// The `detail-type` of an intake event.
@@ -54,7 +55,7 @@ pub fn parse(body: &str) -> Option<Result<Requested, Error>> {
     }
     let trace = trace_of(&envelope.detail);
     Some(
-        serde_json::from_value::<StartInvocation>(envelope.detail)
+        StartInvocation::deserialize(Strict(envelope.detail))
             .map(|request| Requested {
                 event_id: envelope.id,
                 request: StartInvocation { trace, ..request },

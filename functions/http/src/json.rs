@@ -7,6 +7,7 @@ use axum::http::header::CONTENT_ENCODING;
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 use triggerline::Error;
+use triggerline::wire::strict::{self, Strict};
 
 use crate::ApiError;
 
@@ -92,7 +93,7 @@ fn without_bom(bytes: Bytes) -> Bytes {
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     // Most bodies are valid: parse them without tracking the path, which costs an allocation
     // per nested field, and go over a bad body again only to name where it went wrong.
-    if let Ok(value) = serde_json::from_slice(bytes) {
+    if let Ok(value) = strict::from_slice(bytes) {
         if let Some((path, number)) = triggerline::numbers::integer_beyond_64_bits(bytes) {
             let field = if path.is_empty() {
                 "body".to_owned()
@@ -110,7 +111,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         return Ok(value);
     }
     let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: Result<T, _> = serde_path_to_error::deserialize(&mut de);
+    let value: Result<T, _> = serde_path_to_error::deserialize(Strict(&mut de));
     if value.is_ok() {
         de.end().map_err(|e| {
             let message = strip_position(&e.to_string());
@@ -124,15 +125,25 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
         let parent = if path == "." { String::new() } else { path };
         if inner.is_syntax() || inner.is_eof() {
             // serde_json reports a value other than a string or an object where an enum's
-            // name goes (`"type": null`) as a syntax error although the body is valid JSON.
-            let valid = serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok();
-            if valid && !parent.is_empty() {
+            // name goes (`"type": null`) as a syntax error ("expected value") although the
+            // body is valid JSON.
+            if !parent.is_empty()
+                && message.starts_with("expected value")
+                && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+            {
                 return Error::invalid(
                     parent,
                     "invalid type: expected a string naming one of its values",
                 );
             }
-            return Error::invalid("body", format!("the body is not valid JSON: {message}"));
+            // Where it is known, the field is named (a lone surrogate, invalid UTF-8 or
+            // nesting past the limit inside `input.x`).
+            let field = if parent.is_empty() || inner.is_eof() {
+                "body".to_owned()
+            } else {
+                parent
+            };
+            return Error::invalid(field, format!("the body is not valid JSON: {message}"));
         }
         // serde reports a missing field at its parent; name the field itself.
         if let Some(field) = message
@@ -214,6 +225,19 @@ mod tests {
         }
         assert!(err(r#"{"name": "#).starts_with("body: the body is not valid JSON"));
         assert!(err(r#"{"name": "n"} trailing"#).starts_with("body: the body is not valid JSON"));
+        // Not an enum's value: what is wrong, where it is.
+        let surrogate = err(r#"{"name": "\ud800"}"#);
+        assert!(
+            surrogate.starts_with("name: the body is not valid JSON: "),
+            "{surrogate}"
+        );
+        let invalid_utf8 = parse::<Outer>(b"{\"name\": \"n\xff\"}")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            invalid_utf8.starts_with("name: the body is not valid JSON: invalid unicode"),
+            "{invalid_utf8}"
+        );
     }
 
     #[test]

@@ -321,8 +321,9 @@ fn patched(
         }
     }
     coerce_boolean(&mut document, "enabled")?;
-    let request: SubscriptionPutRequest = serde_path_to_error::deserialize(document)
-        .map_err(|e| Error::invalid(e.path().to_string(), e.inner().to_string()))?;
+    let request: SubscriptionPutRequest =
+        serde_path_to_error::deserialize(crate::wire::strict::Strict(document))
+            .map_err(|e| Error::invalid(e.path().to_string(), e.inner().to_string()))?;
     Ok(request)
 }
 

@@ -3,6 +3,8 @@
 //! Names are SailPoint's, including the `Dto` suffixes, so that a reader can hold them next to
 //! the published spec.
 
+pub mod strict;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
