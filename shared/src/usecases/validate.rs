@@ -105,17 +105,39 @@ pub fn target(
     }
 }
 
+/// A webhook URL as an error may quote it: without the credentials its userinfo may hold,
+/// which every response redacts. One that does not parse is not quoted when it has an `@`.
+fn quoted_url(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(_) => format!("`{}`", crate::secrets::redacted_url(url)),
+        Err(_) if url.contains('@') => "the URL (not quoted: it may hold credentials)".to_owned(),
+        Err(_) => format!("`{url}`"),
+    }
+}
+
 fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTarget, Error> {
+    // The URL parser drops tabs and line breaks, so the text stored and shown would not be the
+    // URL delivered to. (One stored before this check is kept by an update that sends it
+    // back, as every bound's is.)
+    if http.url.chars().any(char::is_control) && previous.is_none_or(|p| p.url != http.url) {
+        return Err(Error::invalid(
+            "httpConfig.url",
+            "holds a control character (a line break or tab); send the URL alone",
+        ));
+    }
     let mut url = Url::parse(&http.url).map_err(|e| {
         Error::invalid(
             "httpConfig.url",
-            format!("`{}` is not a URL: {e}", http.url),
+            format!("{} is not a URL: {e}", quoted_url(&http.url)),
         )
     })?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(Error::invalid(
             "httpConfig.url",
-            format!("`{}` must be an http or https URL with a host", http.url),
+            format!(
+                "{} must be an http or https URL with a host",
+                quoted_url(&http.url)
+            ),
         ));
     }
     // Nothing listens on port 0: every delivery would fail to connect. (A URL stored before
@@ -124,8 +146,8 @@ fn http_target(http: HttpConfig, previous: Option<&HttpTarget>) -> Result<HttpTa
         return Err(Error::invalid(
             "httpConfig.url",
             format!(
-                "`{}` has port 0; give the port the webhook listens on",
-                http.url
+                "{} has port 0; give the port the webhook listens on",
+                quoted_url(&http.url)
             ),
         ));
     }
