@@ -64,6 +64,11 @@ pub trait QueryField: Copy + Eq + std::fmt::Debug + Send + Sync + 'static {
     const FILTERABLE: &'static [(&'static str, Self, &'static [Op])];
     /// `(wire name, field)` for every sortable field.
     const SORTABLE: &'static [(&'static str, Self)];
+
+    /// The values an `eq` on this field can match, when they are an enum's; empty for any.
+    fn values(self) -> &'static [&'static str] {
+        &[]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -345,6 +350,18 @@ fn parse_filters<F: QueryField>(s: &str) -> Result<Vec<Condition<F>>, Error> {
                 ));
             }
         };
+        // An enum's unknown value matches nothing: a misspelt `type eq "HTPP"` would answer
+        // an empty list as if there were no such subscriptions.
+        let values = field.values();
+        if op == Op::Eq && !values.is_empty() && !values.contains(&value.as_str()) {
+            return Err(Error::invalid(
+                "filters",
+                format!(
+                    "`{value}` is not a value of `{field_name}`; values: {}",
+                    values.join(", ")
+                ),
+            ));
+        }
         if conditions.len() == MAX_CONDITIONS {
             return Err(Error::invalid(
                 "filters",
@@ -444,6 +461,13 @@ impl QueryField for SubscriptionField {
         ("triggerId", SubscriptionField::TriggerId),
         ("triggerName", SubscriptionField::TriggerName),
     ];
+
+    fn values(self) -> &'static [&'static str] {
+        match self {
+            SubscriptionField::Type => &["HTTP", "EVENTBRIDGE", "INLINE", "SCRIPT", "WORKFLOW"],
+            _ => &[],
+        }
+    }
 }
 
 /// Fields of `GET /trigger-invocations/v1/status`.
@@ -708,6 +732,14 @@ mod tests {
             ..Default::default()
         };
         assert!(err_of::<TriggerField>(count).starts_with("count:"));
+        // An enum's field takes its values only, for `eq`; `le` compares with any text.
+        let unknown = err_of::<SubscriptionField>(raw(r#"type eq "FOO""#));
+        assert!(
+            unknown.starts_with("filters: `FOO` is not a value of `type`; values: HTTP,"),
+            "{unknown}"
+        );
+        assert!(SubscriptionQuery::parse(&raw(r#"type eq "EVENTBRIDGE""#)).is_ok());
+        assert!(SubscriptionQuery::parse(&raw(r#"type le "H""#)).is_ok());
     }
 
     #[test]

@@ -14,7 +14,10 @@ use crate::ApiError;
 #[derive(Debug, Clone, Default)]
 pub struct Collection(pub RawCollection);
 
+/// Every list takes these and nothing else: another parameter is a 400 naming it, not
+/// ignored (a misspelt `filter=` would otherwise list everything).
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Params {
     limit: Option<String>,
     offset: Option<String>,
@@ -56,12 +59,18 @@ fn query_params<T: serde::de::DeserializeOwned>(parts: &Parts) -> Result<T, ApiE
         let text = e.to_string();
         // serde words a repeated parameter as "duplicate field `limit`": the message then
         // starts with the parameter's name, as every other refusal of a field does.
-        let message = match text
+        let duplicate = text
             .strip_prefix("duplicate field `")
-            .and_then(|rest| rest.strip_suffix('`'))
-        {
-            Some(name) => format!("{name}: is given more than once; give it once"),
-            None => format!("query: {text}"),
+            .and_then(|rest| rest.strip_suffix('`'));
+        let unknown = text
+            .strip_prefix("unknown field `")
+            .and_then(|rest| rest.split_once("`, expected "));
+        let message = match (duplicate, unknown) {
+            (Some(name), _) => format!("{name}: is given more than once; give it once"),
+            (None, Some((name, expected))) => {
+                format!("{name}: is not a parameter here; expected {expected}")
+            }
+            (None, None) => format!("query: {text}"),
         };
         ApiError::Http(StatusCode::BAD_REQUEST, message)
     })
