@@ -259,10 +259,17 @@ impl Delivery {
         if let Some(t) = &tried.transition {
             // The write applies the transition only to a PENDING invocation: one a callback or
             // the sweep settled meanwhile keeps its state, and this delivery changed nothing.
-            if settled.state == t.to {
-                telemetry::delivered(&settled);
-                telemetry::transitioned(&settled, InvocationState::Pending);
+            // Whoever settled it announced it then (a second `Trigger Invocation Completed`
+            // would reach every consumer twice). The same state with another completion time
+            // is such a case too: a callback that completed it before this answer was read.
+            let same_ms = |a: Option<DateTime<Utc>>| a.map(|a| a.timestamp_millis());
+            let applied =
+                settled.state == t.to && same_ms(settled.completed) == same_ms(t.completed);
+            if !applied {
+                return Ok(settled);
             }
+            telemetry::delivered(&settled);
+            telemetry::transitioned(&settled, InvocationState::Pending);
             match settling {
                 Settling::Durable => self.notifier.finished(&settled).await,
                 // Made soon only for an outcome its producer is answered with.

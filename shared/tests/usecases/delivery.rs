@@ -6,6 +6,7 @@ use triggerline::delivery::Reply;
 use triggerline::model::{AttemptOutcome, Invocation, InvocationState};
 use triggerline::ports::{Handoff, SubscriptionAdmin, WorkItem};
 use triggerline::secrets::{secret_matches, webhook_signature};
+use triggerline::usecases::complete::complete;
 use triggerline::usecases::intake::Started;
 use triggerline::usecases::notify::COMPLETED_EVENT;
 use triggerline::wire::StartInvocation;
@@ -200,6 +201,35 @@ async fn a_sync_answer_completes_and_announces_the_invocation() {
     let detail = events[0].detail_value();
     assert_eq!(detail["invocationId"], invocation.id.as_str());
     assert_eq!(detail["status"], "COMPLETED");
+}
+
+/// A subscriber that calls back before it acknowledges (or a sweep that times the invocation
+/// out meanwhile) settles it first; the acknowledgement then changes nothing and must not
+/// announce the invocation a second time.
+#[tokio::test]
+async fn a_callback_before_the_acknowledgement_is_announced_once() {
+    let stack = Stack::new();
+    stack.webhook(RESPOND, "ASYNC").await;
+    let (invocation, item) = raised(&stack, RESPOND).await;
+    let completion = stack.completion();
+    let secret = stack.key.callback_secret(&invocation.id);
+    let id = invocation.id.clone();
+    stack.webhooks.during_next(Box::new(move || {
+        Box::pin(async move {
+            let body = json!({"secret": secret, "output": example_output(RESPOND)});
+            complete(&completion, &id, serde_json::from_value(body).unwrap())
+                .await
+                .unwrap();
+        })
+    }));
+
+    stack.delivery().deliver(&item).await.unwrap();
+
+    let stored = stack.invocation(&invocation.id).await;
+    assert_eq!(stored.state, InvocationState::Completed);
+    let events = stack.events.published();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].detail_value()["status"], "COMPLETED");
 }
 
 #[tokio::test]

@@ -29,16 +29,32 @@ pub const FIRE: &str = "idn:identity-created";
 pub const RESPOND: &str = "idn:access-request-pre-approval";
 pub const PUBLIC_URL: &str = "https://triggerline.example.com";
 
+/// What a subscriber does while it holds a request, before it answers.
+pub type During = Box<dyn FnOnce() -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
 /// A webhook client that answers from a script (then `200 {}`) and keeps every request.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ScriptedWebhooks {
     replies: Arc<Mutex<VecDeque<Reply>>>,
     requests: Arc<Mutex<Vec<WebhookRequest>>>,
+    during: Arc<Mutex<Option<During>>>,
+}
+
+impl std::fmt::Debug for ScriptedWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ScriptedWebhooks").finish_non_exhaustive()
+    }
 }
 
 impl ScriptedWebhooks {
     pub fn reply(&self, reply: Reply) {
         self.replies.lock().unwrap().push_back(reply);
+    }
+
+    /// Runs `act` when the next request arrives, before it is answered: a subscriber that
+    /// calls back first, or a sweep that runs meanwhile.
+    pub fn during_next(&self, act: During) {
+        *self.during.lock().unwrap() = Some(act);
     }
 
     pub fn requests(&self) -> Vec<WebhookRequest> {
@@ -50,6 +66,10 @@ impl ScriptedWebhooks {
 impl WebhookClient for ScriptedWebhooks {
     async fn post(&self, request: WebhookRequest) -> Reply {
         self.requests.lock().unwrap().push(request);
+        let during = self.during.lock().unwrap().take();
+        if let Some(act) = during {
+            act().await;
+        }
         self.replies
             .lock()
             .unwrap()
