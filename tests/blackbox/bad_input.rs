@@ -239,6 +239,19 @@ async fn credentials_with_control_characters_a_colon_in_a_user_name_and_port_zer
     let mut port_zero = valid();
     port_zero["httpConfig"]["url"] = json!("http://127.0.0.1:0/hook");
     create_is_refused(&app, &port_zero, "httpConfig.url").await;
+    // A refused URL is quoted as every response shows a URL: without its credentials.
+    for url in [
+        "http://alice:PWLEAK@127.0.0.1:0/hook",
+        "ftp://alice:PWLEAK@example.test/",
+        "http://alice:PWLEAK@h x/",
+        "http://alice:PWLEAK@h:99999/",
+        "http://alice:PWLEAK@example.test/\nX-Injected: 1",
+    ] {
+        let mut leaky = valid();
+        leaky["httpConfig"]["url"] = json!(url);
+        let text = create_is_refused(&app, &leaky, "httpConfig.url").await;
+        assert!(!text.contains("PWLEAK"), "{url}: {text}");
+    }
 }
 
 #[tokio::test]
@@ -268,6 +281,32 @@ async fn a_repeated_list_parameter_is_a_400_naming_it() {
         let text = expect_error(response, StatusCode::BAD_REQUEST, field).await;
         assert!(text.contains("more than once"), "{text}");
     }
+}
+
+/// A misspelt parameter was ignored: `filter=` listed everything, `type eq "HTPP"` nothing.
+#[tokio::test]
+async fn an_unknown_list_parameter_or_enum_value_is_a_400_naming_it() {
+    let app = spawn_app().await;
+    for path in [
+        "/triggers/v1?bogus=1",
+        "/trigger-subscriptions/v1?filter=id%20eq%20%22x%22",
+        "/trigger-invocations/v1/status?limit=5&Limit=6",
+    ] {
+        let field = path
+            .rsplit_once(['?', '&'])
+            .unwrap()
+            .1
+            .split('=')
+            .next()
+            .unwrap();
+        let text = expect_error(app.get(path).await, StatusCode::BAD_REQUEST, field).await;
+        assert!(text.contains("is not a parameter here"), "{text}");
+    }
+    let response = app
+        .get("/trigger-subscriptions/v1?filters=type%20eq%20%22HTPP%22")
+        .await;
+    let text = expect_error(response, StatusCode::BAD_REQUEST, "filters").await;
+    assert!(text.contains("`HTPP` is not a value of `type`"), "{text}");
 }
 
 #[tokio::test]
@@ -390,8 +429,9 @@ async fn a_batch_with_one_bad_start_names_it_and_raises_nothing() {
         (json!({"starts": []}), "starts"),
         (json!({"starts": vec![good.clone(); 101]}), "starts"),
         (json!({"starts": good}), "starts"),
-        // serde reads a struct from an array too, by position: `starts` is its first member.
-        (json!([good]), "[0]"),
+        // An array where the object goes is a wrong type (serde alone would read it by
+        // position, `starts` being its first member).
+        (json!([good]), "body"),
     ];
     for (body, field) in &cases {
         batch_is_refused(&app, body, &[], StatusCode::BAD_REQUEST, field).await;
@@ -508,4 +548,44 @@ async fn a_patch_that_doubles_the_subscription_is_refused_and_changes_nothing() 
         )
         .await;
     assert_eq!(renamed.status(), StatusCode::OK);
+}
+
+/// serde reads a struct from an array of its fields in order as readily as from an object, so
+/// `["idn:identity-created", {…}]` raised an invocation. An array where an object goes is a
+/// wrong type, named like any other.
+#[tokio::test]
+async fn an_array_where_an_object_goes_is_a_400_naming_it() {
+    let app = spawn_app().await;
+    let mut body = valid();
+    body["httpConfig"] = json!(["https://example.test/hook", "SYNC"]);
+    let text = create_is_refused(&app, &body, "httpConfig").await;
+    assert!(text.contains("invalid type: sequence"), "{text}");
+    let positional = json!(["n", null, "idn:identity-created", "HTTP"]);
+    create_is_refused(&app, &positional, "body").await;
+
+    app.create(&http_subscription(
+        "idn:identity-created",
+        "http://127.0.0.1:9/hook",
+        "SYNC",
+    ))
+    .await;
+    let input = crate::delivery::example("idn:identity-created");
+    for (path, body) in [
+        (
+            "/trigger-invocations/v1/start",
+            json!(["idn:identity-created", input]),
+        ),
+        (
+            "/trigger-invocations/v1/test",
+            json!(["idn:identity-created"]),
+        ),
+        (
+            "/trigger-subscriptions/v1/validate-filter",
+            json!([input, "$.identity"]),
+        ),
+    ] {
+        let response = app.post(path, &body).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "body").await;
+    }
+    assert!(app.all_statuses().await.is_empty(), "nothing was raised");
 }

@@ -169,7 +169,7 @@ pub async fn start_batch(
 
 #[cfg_attr(feature = "openapi", utoipa::path(post, path = "/trigger-invocations/v1/{id}/retry",
     tag = "Invocations", operation_id = "retryTriggerInvocation",
-    summary = "Deliver a finished invocation again, as a new one (extension)",
+    summary = "Deliver a FAILED invocation again, as the same invocation (extension)",
     description = "A FAILED invocation only, back to PENDING with a fresh deadline of the same \
         length and a new round of attempts; its earlier attempts are kept. An invocation keeps \
         at most 50 attempts: a retry whose round could pass that is refused (400 naming `id`).",

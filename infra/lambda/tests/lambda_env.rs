@@ -210,7 +210,12 @@ async fn functions_write_the_ttl_of_finished_invocations_by_default() {
         ])
         .await
         .unwrap();
-    assert_eq!(ttl(&clients, &settings, "ok").await, None, "open: no TTL");
+    let backstop = triggerline_aws::dynamo::OPEN_BACKSTOP + Duration::hours(48);
+    assert_eq!(
+        ttl(&clients, &settings, "ok").await,
+        Some((t0 + backstop).timestamp()),
+        "open: the backstop, past anything that could still finish it"
+    );
     backend
         .invocations
         .transition("ok", &OPEN, &finish(InvocationState::Completed, t0))
