@@ -142,20 +142,8 @@ pub fn json_bytes_within(value: &serde_json::Value, limit: usize) -> Option<usiz
 
 /// The size of `value` as compact JSON.
 pub fn json_bytes(value: &serde_json::Value) -> usize {
-    struct Counter(usize);
-    impl std::io::Write for Counter {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0 += buf.len();
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let mut counter = Counter(0);
-    // Writing a `Value` to a sink that never fails cannot fail.
-    let _ = serde_json::to_writer(&mut counter, value);
-    counter.0
+    // With no limit the count never stops early, so there is always a size.
+    json_bytes_within(value, usize::MAX).unwrap_or(usize::MAX)
 }
 
 /// Checks that an invocation's input and content fit [`MAX_INPUT_BYTES`]; returns their size.

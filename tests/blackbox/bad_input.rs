@@ -302,6 +302,15 @@ async fn an_unknown_list_parameter_or_enum_value_is_a_400_naming_it() {
         let text = expect_error(app.get(path).await, StatusCode::BAD_REQUEST, field).await;
         assert!(text.contains("is not a parameter here"), "{text}");
     }
+    for odd in [
+        "=1".to_owned(),
+        format!("{}=1", "a".repeat(3000)),
+        "x%00=1".to_owned(),
+    ] {
+        let response = app.get(&format!("/triggers/v1?{odd}")).await;
+        let text = expect_error(response, StatusCode::BAD_REQUEST, "query").await;
+        assert!(!text.contains("aaaa"), "not echoed: {text}");
+    }
     let response = app
         .get("/trigger-subscriptions/v1?filters=type%20eq%20%22HTPP%22")
         .await;

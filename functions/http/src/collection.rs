@@ -67,8 +67,14 @@ fn query_params<T: serde::de::DeserializeOwned>(parts: &Parts) -> Result<T, ApiE
             .and_then(|rest| rest.split_once("`, expected "));
         let message = match (duplicate, unknown) {
             (Some(name), _) => format!("{name}: is given more than once; give it once"),
-            (None, Some((name, expected))) => {
+            // Named when it reads as a name; an empty, long or unprintable one is not echoed.
+            (None, Some((name, expected)))
+                if (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_graphic()) =>
+            {
                 format!("{name}: is not a parameter here; expected {expected}")
+            }
+            (None, Some((_, expected))) => {
+                format!("query: holds a parameter that is not one here; expected {expected}")
             }
             (None, None) => format!("query: {text}"),
         };
